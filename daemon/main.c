@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+int main(void)
+{
+    fputs("espstation: not built yet\n", stderr);
+    return 1;
+}
