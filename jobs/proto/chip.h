@@ -104,6 +104,9 @@ int chip_flash_freq_code(const chip_info_t *c, const char *name);
 int chip_flash_size_code(const chip_info_t *c, uint32_t bytes);
 /* Parse "4MB", "512KB", "2MB-c1"(ESP8266 only as a code) into bytes; 0 if invalid. */
 uint32_t chip_parse_size(const char *s);
+/* Size code from a size name, including the ESP8266-only "2MB-c1" / "4MB-c1" layouts (codes 5, 6);
+ * -1 if the name is not valid for the chip. */
+int chip_flash_size_code_name(const chip_info_t *c, const char *name);
 
 /* The READ_REG/WRITE_REG program that runs one SPI flash "user command" (§7.2). The job runs
  * the steps in order; CHIP_SPI_POLL re-reads `addr` until (value & mask) == 0, at most 10 times.

@@ -17,28 +17,21 @@
 const char *est_strerror(int err)
 {
     switch (err) {
-    case 0:
-        return "success";
+    case 0: return "success";
 #define XX(name, val, text)                                                                        \
-    case (val):                                                                                    \
-        return (text);
+    case (val): return (text);
         EST_ERRNO_MAP(XX)
 #undef XX
-    case EST__UV_EOF:
-        return "end of file";
-    case EST__UV_ECHARSET:
-        return "invalid Unicode character";
-    default:
-        break;
+    case EST__UV_EOF: return "end of file";
+    case EST__UV_ECHARSET: return "invalid Unicode character";
+    default: break;
     }
-    if (err >= EST__UV_EAI_MIN && err <= EST__UV_EAI_MAX)
-        return "address resolution failed";
+    if (err >= EST__UV_EAI_MIN && err <= EST__UV_EAI_MAX) return "address resolution failed";
     if (err < 0 && err > -4096) {
         /* strerrordesc_np (glibc >= 2.32) returns a pointer into the C library's constant table:
          * unlike strerror() it never formats into a shared buffer, so it is thread-safe. */
         const char *s = strerrordesc_np(-err);
-        if (s)
-            return s;
+        if (s) return s;
     }
     return "unknown error";
 }
@@ -57,24 +50,20 @@ static const char *const est__class_hints[] = {
 
 const char *est_class_name(est_class_t c)
 {
-    if ((unsigned)c >= EST_CLASS__COUNT)
-        return "internal";
+    if ((unsigned)c >= EST_CLASS__COUNT) return "internal";
     return est__class_names[c];
 }
 
 const char *est_class_hint(est_class_t c)
 {
-    if ((unsigned)c >= EST_CLASS__COUNT)
-        return "";
+    if ((unsigned)c >= EST_CLASS__COUNT) return "";
     return est__class_hints[c];
 }
 
 est_class_t est_class_from_name(const char *name)
 {
-    if (!name)
-        return EST_CLASS__COUNT;
+    if (!name) return EST_CLASS__COUNT;
     for (unsigned i = 0; i < EST_CLASS__COUNT; i++)
-        if (strcmp(est__class_names[i], name) == 0)
-            return (est_class_t)i;
+        if (strcmp(est__class_names[i], name) == 0) return (est_class_t)i;
     return EST_CLASS__COUNT;
 }

@@ -16,8 +16,7 @@ size_t slip_encode(uint8_t *out, size_t cap, const uint8_t *in, size_t n)
     size_t need = 2;
     for (size_t i = 0; i < n; i++)
         need += (in[i] == SLIP_END || in[i] == SLIP_ESC) ? 2 : 1;
-    if (need > cap)
-        return 0;
+    if (need > cap) return 0;
     size_t o = 0;
     out[o++] = SLIP_END;
     for (size_t i = 0; i < n; i++) {
@@ -75,16 +74,14 @@ void slip_dec_feed(slip_dec_t *d, const uint8_t *in, size_t n, slip_frame_cb cb,
                 d->bad_escape++;
             } else if (d->state == SLIP__ST_DATA && d->len > 0) {
                 d->frames++;
-                if (cb)
-                    cb(ud, d->buf, d->len);
+                if (cb) cb(ud, d->buf, d->len);
             }
             d->len = 0;
             d->state = SLIP__ST_DATA;
             continue;
         }
         switch (d->state) {
-        case SLIP__ST_DROP:
-            break;
+        case SLIP__ST_DROP: break;
         case SLIP__ST_ESC:
             if (b == SLIP_ESC_END) {
                 slip_dec_put(d, SLIP_END);
