@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# test_flash.py — `espstation flash` against `espsim`, end to end: every chip over every
+# transport writes a bootloader (header-patched, reference §11.4), a small odd-sized blob and a
+# 1 MiB image; the sim's flash dump must equal the test's own expected flash byte for byte.
+# Must not: derive any expected value from espstation's output (esp_image.py is the oracle).
+# Run one case: test_flash.py --build BUILD --case esp32-pty (--list prints the cases).
+
+import hashlib
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import esp_image as img  # noqa: E402
+from harness import (Sim, check, expect_success, main, run_espstation)  # noqa: E402
+
+CHIPS = ("esp8266", "esp32", "esp32s3", "esp32c3")
+TRANSPORTS = ("pty", "tcp", "rfc2217")
+
+# Each transport also exercises a different set of options, so that every header field and
+# every option value is covered somewhere. jedec None = the sim's default flash.
+VARIANTS = {
+    "pty": {"mode": "dio", "size": "detect", "freq": "keep", "jedec": 0xEF4016,
+            "extra": []},
+    "tcp": {"mode": "qio", "size": "detect", "freq": "80m", "jedec": 0xEF4015,
+            "extra": ["--before", "no_reset", "--after", "no_reset"], "explicit_chip": True},
+    "rfc2217": {"mode": "dout", "size": "keep", "freq": "20m", "jedec": None,
+                "extra": []},
+}
+
+# Distinct, fixed MACs per case: the reported MAC must be the sim's, not a constant.
+MAC_PREFIX = {"esp8266": {"pty": "18:fe:34", "tcp": "ac:d0:74", "rfc2217": "5c:cf:7f"}}
+DEFAULT_PREFIX = "24:0a:c4"
+
+APP_OFFSET = 0x10000
+BLOB_OFFSET = 0x8000
+BLOB_SIZE = 3001  # not a multiple of 4: padding must show in the flash and in the MD5
+
+
+def mac_for(chip, transport):
+    prefix = MAC_PREFIX.get(chip, {}).get(transport, DEFAULT_PREFIX)
+    n = CHIPS.index(chip) * 16 + TRANSPORTS.index(transport)
+    return "%s:%02x:%02x:%02x" % (prefix, 0xA0 + n % 32, 0x5A, 0x10 + n)
+
+
+def opt_args(mode, size, freq):
+    args = []
+    if mode != "keep":
+        args += ["--flash-mode", mode]
+    if size != "keep":
+        args += ["--flash-size", size]
+    if freq != "keep":
+        args += ["--flash-freq", freq]
+    return args
+
+
+def as_int(v):
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, str):
+        try:
+            return int(v, 0)
+        except ValueError:
+            return None
+    return None
+
+
+def check_identity(obj, sim, chip, mac):
+    r = sim.ready
+    check(r["chip"] == chip, "SIM: ready chip %r, expected %r" % (r["chip"], chip))
+    if mac is not None:
+        check(r["mac"] == mac, "SIM: ready mac %r, expected the --mac %r" % (r["mac"], mac))
+    check(obj.get("chip") == chip, "HOST: chip %r, expected %r" % (obj.get("chip"), chip))
+    check(obj.get("mac") == r["mac"], "HOST: mac %r, sim has %r" % (obj.get("mac"), r["mac"]))
+    check(obj.get("flash_id") == r["flash_id"],
+          "HOST: flash_id %r, sim has %r" % (obj.get("flash_id"), r["flash_id"]))
+    fs = obj.get("flash_size")
+    check(isinstance(fs, int) and not isinstance(fs, bool) and fs == r["flash_size"],
+          "HOST: flash_size %r, sim has %r" % (fs, r["flash_size"]))
+
+
+def check_images(obj, files, compressed_expect):
+    """files: [(offset, raw bytes, expected written bytes, is_app)]. compressed_expect:
+    'yes' (compressed_size must be smaller for the 1 MiB image), 'no' (must not be), None."""
+    imgs = obj.get("images")
+    check(isinstance(imgs, list) and len(imgs) == len(files),
+          "HOST: images %r: expected a list of %d entries" % (imgs, len(files)))
+    by_off = {}
+    for e in imgs:
+        check(isinstance(e, dict), "HOST: images entry %r is not an object" % (e,))
+        off = as_int(e.get("offset"))
+        check(off is not None, "HOST: images entry without a usable offset: %r" % (e,))
+        by_off[off] = e
+    for off, raw, written, is_app in files:
+        e = by_off.get(off)
+        check(e is not None, "HOST: no images entry for offset 0x%x: %r" % (off, imgs))
+        want_md5 = hashlib.md5(written).hexdigest()
+        check(str(e.get("md5", "")).lower() == want_md5,
+              "HOST: images[0x%x].md5 %r, MD5 of the padded/patched data is %s"
+              % (off, e.get("md5"), want_md5))
+        size = as_int(e.get("size"))
+        # The contract does not say whether size is before or after the 4-byte padding.
+        check(size in (len(raw), len(written)),
+              "HOST: images[0x%x].size %r, file is %d bytes (%d padded)"
+              % (off, e.get("size"), len(raw), len(written)))
+        csize = as_int(e.get("compressed_size"))
+        if is_app and compressed_expect == "yes":
+            check(csize is not None and 0 < csize < len(written),
+                  "HOST: images[0x%x].compressed_size %r: the 1 MiB half-compressible image "
+                  "must be sent compressed by default" % (off, e.get("compressed_size")))
+        if compressed_expect == "no":
+            check(csize is None or csize == 0 or csize >= len(raw),
+                  "HOST: images[0x%x].compressed_size %r with --no-compress"
+                  % (off, e.get("compressed_size")))
+    dur = obj.get("duration_ms")
+    check(isinstance(dur, int) and not isinstance(dur, bool) and dur >= 0,
+          "HOST: duration_ms %r is not a non-negative integer" % (dur,))
+
+
+def compare_flash(dump, expected):
+    check(len(dump) == len(expected),
+          "SIM/HOST: flash dump is %d bytes, flash size is %d" % (len(dump), len(expected)))
+    diff = img.first_difference(dump, expected)
+    if diff is not None:
+        off, count = diff
+        raise_msg = ("FLASH CONTENT: %d bytes differ, first at 0x%x (dump %s, expected %s)"
+                     % (count, off, dump[off:off + 16].hex(), expected[off:off + 16].hex()))
+        check(False, raise_msg)
+
+
+def flash_case(chip, transport):
+    v = VARIANTS[transport]
+
+    def run(ctx):
+        ctx.require_executables("espsim", "espstation")
+        mac = mac_for(chip, transport)
+        sim = Sim(ctx, chip, transport, mac=mac, jedec=v["jedec"])
+        flash_size = sim.ready["flash_size"]
+        if v["jedec"] is not None:
+            check(flash_size == img.jedec_size(v["jedec"]),
+                  "SIM: ready flash_size %r for JEDEC 0x%06x" % (flash_size, v["jedec"]))
+            check(sim.ready["flash_id"] == img.jedec_str(v["jedec"]),
+                  "SIM: ready flash_id %r for JEDEC 0x%06x" % (sim.ready["flash_id"], v["jedec"]))
+        boot_off = img.CHIPS[chip]["boot_offset"]
+        # ESP32-S3 bootloader carries bytes after the digest (merged-binary style, odd length):
+        # they must be kept as they are, and padded (reference §11.4).
+        trailer = img.prng_bytes("trailer", 37) if chip == "esp32s3" else b""
+        boot = img.bootloader_image(chip, "%s-%s" % (chip, transport), trailer=trailer)
+        blob = img.prng_bytes("blob-%s-%s" % (chip, transport), BLOB_SIZE)
+        app = img.app_image("app-%s-%s" % (chip, transport))
+        p_boot = ctx.write_file("boot.bin", boot)
+        p_blob = ctx.write_file("blob.bin", blob)
+        p_app = ctx.write_file("app.bin", app)
+
+        w_boot = img.expected_written(chip, boot_off, boot, v["mode"], v["size"], v["freq"],
+                                      detected_size=flash_size)
+        w_blob = img.expected_written(chip, BLOB_OFFSET, blob, v["mode"], v["size"], v["freq"],
+                                      detected_size=flash_size)
+        w_app = img.expected_written(chip, APP_OFFSET, app, v["mode"], v["size"], v["freq"],
+                                     detected_size=flash_size)
+        # Self-check of the test: the options really change the header, and the digest.
+        check(w_boot[2:4] != boot[2:4], "TEST: options do not change the header")
+        check(w_app == app, "TEST: the app image must not be patched")
+
+        args = ["flash", "--port", sim.port, "--json"] + opt_args(v["mode"], v["size"], v["freq"])
+        if v.get("explicit_chip"):
+            args += ["--chip", chip]
+        args += v["extra"]
+        # Deliberately not sorted by offset.
+        args += ["0x%x" % APP_OFFSET, p_app, "0x%x" % boot_off, p_boot,
+                 "0x%x" % BLOB_OFFSET, p_blob]
+        r = run_espstation(ctx, args, timeout=100)
+        obj = expect_success(r)
+        check_identity(obj, sim, chip, mac)
+        files = [(boot_off, boot, w_boot, False), (BLOB_OFFSET, blob, w_blob, False),
+                 (APP_OFFSET, app, w_app, True)]
+        check_images(obj, files, "yes" if chip != "esp8266" else None)
+        dump = sim.stop_and_dump()
+        expected = img.expected_flash(flash_size, [(boot_off, w_boot), (BLOB_OFFSET, w_blob),
+                                                   (APP_OFFSET, w_app)])
+        compare_flash(dump, expected)
+
+    return run
+
+
+def case_no_compress(ctx):
+    """--no-compress on an ESP32-family chip (plain FLASH_BEGIN/FLASH_DATA path), with only the
+    frequency changed in the header."""
+    ctx.require_executables("espsim", "espstation")
+    chip = "esp32s3"
+    mac = "7c:df:a1:00:0c:01"
+    sim = Sim(ctx, chip, "pty", mac=mac, jedec=0xEF4016)
+    flash_size = sim.ready["flash_size"]
+    boot = img.bootloader_image(chip, "nocompress")
+    app = img.app_image("app-nocompress")
+    p_boot = ctx.write_file("boot.bin", boot)
+    p_app = ctx.write_file("app.bin", app)
+    w_boot = img.expected_written(chip, 0x0, boot, freq="40m", detected_size=flash_size)
+    check(w_boot != boot, "TEST: --flash-freq 40m must change the header")
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--no-compress",
+                             "--flash-freq", "40m", "0x0", p_boot, "0x%x" % APP_OFFSET, p_app],
+                       timeout=100)
+    obj = expect_success(r)
+    check_identity(obj, sim, chip, mac)
+    check_images(obj, [(0x0, boot, w_boot, False), (APP_OFFSET, app, app, True)], "no")
+    dump = sim.stop_and_dump()
+    compare_flash(dump, img.expected_flash(flash_size, [(0x0, w_boot), (APP_OFFSET, app)]))
+
+
+def case_invalid_boot_unpatched(ctx):
+    """An image at the bootloader offset that starts with 0xE9 but is not a valid image (wrong
+    checksum byte) is written unchanged even with --flash-mode (reference §11.4 rule 3)."""
+    ctx.require_executables("espsim", "espstation")
+    chip = "esp32"
+    sim = Sim(ctx, chip, "tcp", mac="24:0a:c4:0b:ad:01", jedec=0xEF4016)
+    flash_size = sim.ready["flash_size"]
+    boot = bytearray(img.bootloader_image(chip, "badsum"))
+    parsed = img.parse_image(chip, bytes(boot))
+    boot[parsed["data_len"] - 1] ^= 0x5A  # break the XOR checksum
+    boot = bytes(boot)
+    check(not img.parse_image(chip, boot)["valid"], "TEST: corrupted image still valid")
+    w_boot = img.expected_written(chip, 0x1000, boot, mode="dio", size="detect",
+                                  detected_size=flash_size)
+    check(w_boot == boot, "TEST: invalid image must be left alone by the oracle")
+    p_boot = ctx.write_file("boot.bin", boot)
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--flash-mode", "dio",
+                             "--flash-size", "detect", "0x1000", p_boot], timeout=60)
+    obj = expect_success(r)
+    check_images(obj, [(0x1000, boot, w_boot, False)], None)
+    dump = sim.stop_and_dump()
+    compare_flash(dump, img.expected_flash(flash_size, [(0x1000, w_boot)]))
+
+
+def reflash_case(chip, transport):
+    """Two espstation runs against one sim (the sim keeps its flash). Run 1 fills the app
+    region with other random data and puts a marker right behind the app's end; run 2 writes
+    the app (and, all options 'keep', an unpatched bootloader) over it. Every byte of the old
+    data under the new images must be gone (erase not too short: NOR programming only clears
+    bits) and the marker must survive (erase not too long). On the ESP8266 ROM this is the
+    erase-size work-around of reference §4.5.3; on the ESP32 ROM the exact size must be sent."""
+
+    def run(ctx):
+        ctx.require_executables("espsim", "espstation")
+        mac = "18:fe:34:c0:ff:ee" if chip == "esp8266" else "24:0a:c4:c0:ff:ee"
+        sim = Sim(ctx, chip, transport, mac=mac, jedec=0xEF4016)
+        flash_size = sim.ready["flash_size"]
+        boot_off = img.CHIPS[chip]["boot_offset"]
+        old_boot = img.bootloader_image(chip, "reflash-old")
+        old_app = img.prng_bytes("reflash-old-app", 1 * img.MIB)
+        marker_off = APP_OFFSET + 1 * img.MIB
+        marker = img.prng_bytes("reflash-marker", 8 * 1024)
+        new_boot = img.bootloader_image(chip, "reflash-new")
+        new_app = img.app_image("reflash-new-app")
+        paths = {n: ctx.write_file(n + ".bin", d) for n, d in
+                 (("old_boot", old_boot), ("old_app", old_app), ("marker", marker),
+                  ("new_boot", new_boot), ("new_app", new_app))}
+        r1 = run_espstation(ctx, ["flash", "--port", sim.port, "--json",
+                                  "0x%x" % boot_off, paths["old_boot"],
+                                  "0x%x" % APP_OFFSET, paths["old_app"],
+                                  "0x%x" % marker_off, paths["marker"]], timeout=100)
+        expect_success(r1)
+        r2 = run_espstation(ctx, ["flash", "--port", sim.port, "--json",
+                                  "0x%x" % APP_OFFSET, paths["new_app"],
+                                  "0x%x" % boot_off, paths["new_boot"]], timeout=100)
+        obj = expect_success(r2)
+        check_identity(obj, sim, chip, mac)
+        check_images(obj, [(boot_off, new_boot, new_boot, False),
+                           (APP_OFFSET, new_app, new_app, True)], None)
+        dump = sim.stop_and_dump()
+        expected = img.expected_flash(flash_size, [(boot_off, old_boot), (APP_OFFSET, old_app),
+                                                   (marker_off, marker)])
+        expected = img.expected_flash(flash_size, [(boot_off, new_boot), (APP_OFFSET, new_app)],
+                                      base=expected)
+        compare_flash(dump, expected)
+
+    return run
+
+
+CASES = {}
+for _chip in CHIPS:
+    for _tr in TRANSPORTS:
+        CASES["%s-%s" % (_chip, _tr)] = flash_case(_chip, _tr)
+CASES["esp32s3-pty-no-compress"] = case_no_compress
+CASES["esp32-invalid-boot-unpatched"] = case_invalid_boot_unpatched
+CASES["reflash-esp8266-tcp"] = reflash_case("esp8266", "tcp")
+CASES["reflash-esp32-rfc2217"] = reflash_case("esp32", "rfc2217")
+
+if __name__ == "__main__":
+    sys.exit(main(CASES, "espstation flash integration tests against espsim"))
