@@ -1,1 +1,478 @@
 /* SPDX-License-Identifier: MIT */
+/* cli_flash.c — `espstation flash` and `espstation info`: one job on one port, run to the end
+ * on a private libuv loop, with human progress or one JSON object as the result.
+ * Must not: implement protocol steps (jobs/ does) or keep state beyond one run. */
+#include <cJSON.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "cmd.h"
+#include "job.h"
+#include "plan.h"
+
+typedef struct cli_run_s {
+    bool json;
+    bool verbose;
+    bool tty;
+    const plan_t *plan;
+    int last_pct;
+    uint64_t t0_ms;
+    uv_signal_t sigint, sigterm;
+    job_t *job;
+    int exit_code;
+} cli_run_t;
+
+static const char cli_flash_help[] =
+    "usage: espstation flash --port PORT [options] OFFSET FILE [OFFSET FILE ...]\n"
+    "\n"
+    "Write each FILE at flash OFFSET (a multiple of 0x1000), verify it with MD5 where the\n"
+    "loader can, then reset the chip.\n"
+    "\n"
+    "  --port PORT          /dev/ttyUSB0, /dev/serial/by-path/..., usb-serial:<serial number>,\n"
+    "                       a pty, socket://HOST:PORT (raw TCP) or rfc2217://HOST:PORT\n"
+    "  --chip NAME          auto (default) or esp8266, esp32, esp32s2, esp32s3, esp32c2,\n"
+    "                       esp32c3, esp32c6, esp32h2: the job fails (wrong_chip) otherwise\n"
+    "  --before MODE        default_reset (DTR/RTS into the bootloader), usb_reset, no_reset\n"
+    "  --after MODE         hard_reset (default: RTS pulse, runs the application), no_reset\n"
+    "  --flash-mode MODE    keep (default), qio, qout, dio, dout  } written into the header\n"
+    "  --flash-size SIZE    keep (default), detect, 1MB, 2MB, 4MB } of the image at the chip's\n"
+    "  --flash-freq FREQ    keep (default), 80m, 40m, 26m, 20m... } bootloader offset\n"
+    "  --no-compress        send uncompressed data (default: compressed where supported)\n"
+    "  --no-verify          skip the MD5 check after writing\n"
+    "  --connect-attempts N reset+sync attempts before giving up (default 7)\n"
+    "  --json               print one JSON object with the result on stdout\n"
+    "  -v, --verbose        more detail on stderr\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Exit status: 0 pass, 1 the job failed (see error class and hint), 2 usage error.\n";
+
+static const char cli_info_help[] =
+    "usage: espstation info --port PORT [--chip NAME] [--before MODE] [--after MODE] [--json]\n"
+    "\n"
+    "Identify the device: chip, revision, MAC, flash JEDEC ID and flash size.\n"
+    "Options as for 'espstation flash'. Exit status: 0 ok, 1 failed, 2 usage error.\n";
+
+/* ---- output ---- */
+
+static void cli_hex(const uint8_t *d, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
+{
+    cli_run_t *r = job_data(j);
+    (void)from;
+    if (r->verbose)
+        fprintf(stderr, "[%s] -> %s\n", job_port_spec(j), job_state_name(to));
+    if (!r->json && to == JOB_ST_SYNC && from != JOB_ST_SYNC && from != JOB_ST_RESET)
+        printf("Connecting to %s...\n", job_port_spec(j));
+    if (!r->json && to == JOB_ST_BEGIN) {
+        const job_report_t *rep = job_report(j);
+        const job_image_stat_t *is = &rep->images[rep->n_images - 1];
+        const plan_image_t *im = &r->plan->images[rep->n_images - 1];
+        printf("Writing %s at 0x%08x: %u bytes", im->path, is->offset, is->size);
+        if (is->compressed_size != is->size)
+            printf(" (%u compressed)", is->compressed_size);
+        printf("%s\n", is->patched ? ", flash parameters patched" : "");
+        r->last_pct = -1;
+    }
+    if (to == JOB_ST_FLASH_ID && !r->json) {
+        const job_report_t *rep = job_report(j);
+        char mac[18];
+        printf("Chip: %s (revision v%u.%u)", rep->chip ? rep->chip->pretty : "?",
+               rep->chip_rev / 100, rep->chip_rev % 100);
+        if (rep->have_mac)
+            printf(", MAC %s", job_fmt_mac(rep->mac, mac));
+        printf("\n");
+    }
+    if (to == JOB_ST_PARAMS && !r->json) {
+        const job_report_t *rep = job_report(j);
+        char sz[32];
+        printf("Flash: JEDEC ID %06x, %s\n", rep->flash_id,
+               rep->flash_size ? plan_fmt_size(rep->flash_size, sz, sizeof sz) : "unknown size");
+    }
+    fflush(stdout);
+}
+
+static void cli_progress_cb(job_t *j, size_t idx, uint64_t done, uint64_t total)
+{
+    cli_run_t *r = job_data(j);
+    int pct = total ? (int)(done * 100 / total) : 100;
+    (void)idx;
+    if (r->json)
+        return;
+    if (r->tty || pct / 10 != r->last_pct / 10 || pct == 100) {
+        if (pct == r->last_pct)
+            return;
+        printf(r->tty ? "\r  %3d%% (%llu of %llu bytes)" : "  %3d%% (%llu of %llu bytes)\n", pct,
+               (unsigned long long)done, (unsigned long long)total);
+        if (r->tty && pct == 100)
+            printf("\n");
+        fflush(stdout);
+        r->last_pct = pct;
+    }
+}
+
+static void cli_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
+{
+    cli_run_t *r = job_data(j);
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    if (lvl == JOB_LOG_ERROR)
+        return; /* the result says it */
+    if (lvl == JOB_LOG_DEBUG && !r->verbose)
+        return;
+    if (lvl == JOB_LOG_INFO && !r->verbose)
+        return;
+    fprintf(stderr, "%s: %s\n", names[lvl], msg);
+}
+
+static cJSON *cli_report_json(const job_report_t *rep, const char *port)
+{
+    cJSON *o = cJSON_CreateObject(), *imgs, *st;
+    char buf[64];
+    cJSON_AddStringToObject(o, "result", job_result_name(rep->result));
+    cJSON_AddStringToObject(o, "port", port);
+    if (rep->chip) {
+        cJSON_AddStringToObject(o, "chip", rep->chip->name);
+        cJSON_AddStringToObject(o, "chip_name", rep->chip->pretty);
+        snprintf(buf, sizeof buf, "v%u.%u", rep->chip_rev / 100, rep->chip_rev % 100);
+        cJSON_AddStringToObject(o, "revision", buf);
+    } else {
+        cJSON_AddNullToObject(o, "chip");
+    }
+    if (rep->have_mac)
+        cJSON_AddStringToObject(o, "mac", job_fmt_mac(rep->mac, buf));
+    else
+        cJSON_AddNullToObject(o, "mac");
+    if (rep->have_flash_id) {
+        snprintf(buf, sizeof buf, "%06x", rep->flash_id);
+        cJSON_AddStringToObject(o, "flash_id", buf);
+    } else {
+        cJSON_AddNullToObject(o, "flash_id");
+    }
+    if (rep->flash_size)
+        cJSON_AddNumberToObject(o, "flash_size", rep->flash_size);
+    else
+        cJSON_AddNullToObject(o, "flash_size");
+    cJSON_AddNumberToObject(o, "duration_ms", (double)(rep->finished_ms - rep->started_ms));
+    imgs = cJSON_AddArrayToObject(o, "images");
+    for (size_t i = 0; i < rep->n_images; i++) {
+        const job_image_stat_t *is = &rep->images[i];
+        cJSON *im = cJSON_CreateObject();
+        char md5[33];
+        snprintf(buf, sizeof buf, "0x%x", is->offset);
+        cJSON_AddStringToObject(im, "offset", buf);
+        cJSON_AddNumberToObject(im, "size", is->size);
+        cJSON_AddNumberToObject(im, "compressed_size", is->compressed_size);
+        cli_hex(is->md5, 16, md5);
+        cJSON_AddStringToObject(im, "md5", md5);
+        cJSON_AddBoolToObject(im, "verified", is->verified);
+        cJSON_AddBoolToObject(im, "patched", is->patched);
+        cJSON_AddNumberToObject(im, "duration_ms", (double)is->duration_ms);
+        cJSON_AddItemToArray(imgs, im);
+    }
+    cJSON_AddNumberToObject(o, "bytes_written", (double)rep->bytes_written);
+    cJSON_AddNumberToObject(o, "bytes_sent", (double)rep->bytes_sent);
+    cJSON_AddNumberToObject(o, "retries", rep->retries);
+    st = cJSON_AddObjectToObject(o, "state_ms");
+    for (int s = 0; s < JOB_ST__COUNT; s++)
+        if (rep->state_ms[s])
+            cJSON_AddNumberToObject(st, job_state_name((job_state_t)s), (double)rep->state_ms[s]);
+    if (rep->result != JOB_RESULT_PASS) {
+        cJSON_AddStringToObject(o, "error_class", est_class_name(rep->error_class));
+        cJSON_AddStringToObject(o, "message", rep->message);
+        cJSON_AddStringToObject(o, "hint", est_class_hint(rep->error_class));
+        cJSON_AddStringToObject(o, "failed_state", job_state_name(rep->failed_state));
+        if (rep->error_class == EST_CLASS_NAK) {
+            cJSON *nak = cJSON_AddObjectToObject(o, "nak");
+            cJSON_AddStringToObject(nak, "command", cmd_op_name(rep->nak_op));
+            snprintf(buf, sizeof buf, "0x%04x", rep->nak_code);
+            cJSON_AddStringToObject(nak, "status", buf);
+        }
+    }
+    return o;
+}
+
+/* A failure before any device was touched (bad arguments, missing file). */
+static int cli_early_fail(bool json, est_class_t cls, const char *msg)
+{
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        char *s;
+        cJSON_AddStringToObject(o, "result", "fail");
+        cJSON_AddStringToObject(o, "error_class", est_class_name(cls));
+        cJSON_AddStringToObject(o, "message", msg);
+        cJSON_AddStringToObject(o, "hint", est_class_hint(cls));
+        s = cJSON_PrintUnformatted(o);
+        puts(s);
+        free(s);
+        cJSON_Delete(o);
+    }
+    fprintf(stderr, "espstation: %s\n", msg);
+    if (!json && cls != EST_CLASS_USAGE)
+        fprintf(stderr, "FAIL [%s]\nHint: %s\n", est_class_name(cls), est_class_hint(cls));
+    return cls == EST_CLASS_USAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+}
+
+static void cli_done_cb(job_t *j, const job_report_t *rep)
+{
+    cli_run_t *r = job_data(j);
+    if (r->json) {
+        cJSON *o = cli_report_json(rep, job_port_spec(j));
+        char *s = cJSON_PrintUnformatted(o);
+        puts(s);
+        free(s);
+        cJSON_Delete(o);
+    } else if (rep->result == JOB_RESULT_PASS) {
+        uint64_t ms = rep->finished_ms - rep->started_ms;
+        for (size_t i = 0; i < rep->n_images; i++) {
+            const job_image_stat_t *is = &rep->images[i];
+            double s = is->duration_ms / 1000.0;
+            printf("0x%08x: %u bytes in %.1f s (%.1f kbit/s effective), %s\n", is->offset,
+                   is->size, s, s > 0 ? is->size * 8 / s / 1000 : 0.0,
+                   is->verified ? "MD5 verified" : "not verified");
+        }
+        printf("PASS in %.1f s\n", ms / 1000.0);
+    } else {
+        printf("%s [%s] in state %s: %s\nHint: %s\n",
+               rep->result == JOB_RESULT_CANCELLED ? "CANCELLED" : "FAIL",
+               est_class_name(rep->error_class), job_state_name(rep->failed_state), rep->message,
+               est_class_hint(rep->error_class));
+    }
+    fflush(stdout);
+    r->exit_code = rep->result == JOB_RESULT_PASS ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static void cli_signal_cb(uv_signal_t *s, int signum)
+{
+    cli_run_t *r = s->data;
+    (void)signum;
+    if (r->job)
+        job_cancel(r->job);
+}
+
+/* ---- option parsing ---- */
+
+static int cli_parse_before(const char *s, plan_before_t *out)
+{
+    if (!strcmp(s, "default_reset") || !strcmp(s, "default-reset"))
+        *out = PLAN_BEFORE_DEFAULT;
+    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
+        *out = PLAN_BEFORE_NO_RESET;
+    else if (!strcmp(s, "usb_reset") || !strcmp(s, "usb-reset"))
+        *out = PLAN_BEFORE_USB_RESET;
+    else
+        return -1;
+    return 0;
+}
+
+static int cli_parse_after(const char *s, plan_after_t *out)
+{
+    if (!strcmp(s, "hard_reset") || !strcmp(s, "hard-reset"))
+        *out = PLAN_AFTER_HARD_RESET;
+    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
+        *out = PLAN_AFTER_NO_RESET;
+    else
+        return -1;
+    return 0;
+}
+
+enum {
+    OPT_PORT = 256,
+    OPT_CHIP,
+    OPT_BEFORE,
+    OPT_AFTER,
+    OPT_MODE,
+    OPT_SIZE,
+    OPT_FREQ,
+    OPT_NO_COMPRESS,
+    OPT_NO_VERIFY,
+    OPT_ATTEMPTS,
+    OPT_JSON
+};
+
+static const struct option cli_opts[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"chip", required_argument, NULL, OPT_CHIP},
+    {"before", required_argument, NULL, OPT_BEFORE},
+    {"after", required_argument, NULL, OPT_AFTER},
+    {"flash-mode", required_argument, NULL, OPT_MODE},
+    {"flash_mode", required_argument, NULL, OPT_MODE},
+    {"flash-size", required_argument, NULL, OPT_SIZE},
+    {"flash_size", required_argument, NULL, OPT_SIZE},
+    {"flash-freq", required_argument, NULL, OPT_FREQ},
+    {"flash_freq", required_argument, NULL, OPT_FREQ},
+    {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
+    {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
+    {"connect-attempts", required_argument, NULL, OPT_ATTEMPTS},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+/* Parse shared options into plan/run; images (flash only) from the positional arguments. */
+static int cli_run(int argc, char **argv, bool flash)
+{
+    plan_t plan;
+    plan_err_t perr;
+    cli_run_t run;
+    const char *port = NULL;
+    char msg[600];
+    int c, rc;
+
+    memset(&run, 0, sizeof run);
+    plan_init(&plan);
+    /* find --json first so early errors are reported in the requested form */
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--json"))
+            run.json = true;
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+vh", cli_opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_PORT: port = optarg; break;
+        case OPT_CHIP:
+            if (!strcmp(optarg, "auto")) {
+                plan.chip = CHIP_UNKNOWN;
+            } else if (chip_by_name(optarg)) {
+                plan.chip = chip_by_name(optarg)->id;
+            } else {
+                snprintf(msg, sizeof msg, "unknown chip '%s' (auto, %s)", optarg,
+                         chip_names_list());
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            break;
+        case OPT_BEFORE:
+            if (cli_parse_before(optarg, &plan.before) != 0) {
+                snprintf(msg, sizeof msg,
+                         "unknown --before '%s' (default_reset, usb_reset, no_reset)", optarg);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            break;
+        case OPT_AFTER:
+            if (cli_parse_after(optarg, &plan.after) != 0) {
+                snprintf(msg, sizeof msg, "unknown --after '%s' (hard_reset, no_reset)", optarg);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            break;
+        case OPT_MODE:
+            if (!strcmp(optarg, "keep")) {
+                plan.flash_mode = -1;
+            } else if ((plan.flash_mode = chip_flash_mode_code(optarg)) < 0) {
+                snprintf(msg, sizeof msg, "unknown --flash-mode '%s' (keep, qio, qout, dio, dout)",
+                         optarg);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            break;
+        case OPT_SIZE:
+            if (strcmp(optarg, "keep") && strcmp(optarg, "detect") && !chip_parse_size(optarg)) {
+                snprintf(msg, sizeof msg,
+                         "unknown --flash-size '%s' (keep, detect, 256KB ... 128MB)", optarg);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            snprintf(plan.flash_size, sizeof plan.flash_size, "%s", optarg);
+            break;
+        case OPT_FREQ:
+            if (strlen(optarg) >= sizeof plan.flash_freq) {
+                snprintf(msg, sizeof msg, "unknown --flash-freq '%s'", optarg);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            snprintf(plan.flash_freq, sizeof plan.flash_freq, "%s", optarg);
+            break;
+        case OPT_NO_COMPRESS: plan.compress = false; break;
+        case OPT_NO_VERIFY: plan.verify = false; break;
+        case OPT_ATTEMPTS: {
+            uint32_t n;
+            if (plan_parse_u32(optarg, &n) != 0 || n == 0 || n > 100) {
+                snprintf(msg, sizeof msg, "--connect-attempts needs a number from 1 to 100");
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            plan.connect_attempts = n;
+            break;
+        }
+        case OPT_JSON: run.json = true; break;
+        case 'v': run.verbose = true; break;
+        case 'h': fputs(flash ? cli_flash_help : cli_info_help, stdout); return CLI_EXIT_OK;
+        default:
+            snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (see --help)",
+                     argv[optind - 1]);
+            return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+        }
+    }
+    if (!port)
+        return cli_early_fail(run.json, EST_CLASS_USAGE, "--port is required (see --help)");
+    if (flash) {
+        if (optind >= argc || (argc - optind) % 2 != 0)
+            return cli_early_fail(run.json, EST_CLASS_USAGE,
+                                  "expected OFFSET FILE pairs after the options (see --help)");
+        for (int i = optind; i + 1 < argc; i += 2) {
+            uint32_t off;
+            if (plan_parse_u32(argv[i], &off) != 0) {
+                snprintf(msg, sizeof msg, "'%s' is not a flash offset (e.g. 0x10000)", argv[i]);
+                plan_free(&plan);
+                return cli_early_fail(run.json, EST_CLASS_BAD_OFFSET, msg);
+            }
+            if (plan_add_image(&plan, off, argv[i + 1], &perr) != 0) {
+                plan_free(&plan);
+                return cli_early_fail(run.json, perr.cls, perr.msg);
+            }
+        }
+        if (plan_finish(&plan, &perr) != 0) {
+            plan_free(&plan);
+            return cli_early_fail(run.json, perr.cls, perr.msg);
+        }
+    } else if (optind < argc) {
+        return cli_early_fail(run.json, EST_CLASS_USAGE, "info takes no positional arguments");
+    }
+
+    uv_loop_t *loop = uv_default_loop();
+    static const job_cbs_t cbs = {.state_cb = cli_state_cb,
+                                  .progress_cb = cli_progress_cb,
+                                  .log_cb = cli_log_cb,
+                                  .done_cb = cli_done_cb};
+    run.plan = &plan;
+    run.tty = !run.json && isatty(STDOUT_FILENO);
+    run.exit_code = CLI_EXIT_FAIL;
+    run.t0_ms = uv_now(loop);
+    signal(SIGPIPE, SIG_IGN);
+    uv_signal_init(loop, &run.sigint);
+    uv_signal_init(loop, &run.sigterm);
+    run.sigint.data = run.sigterm.data = &run;
+    uv_signal_start(&run.sigint, cli_signal_cb, SIGINT);
+    uv_signal_start(&run.sigterm, cli_signal_cb, SIGTERM);
+    uv_unref((uv_handle_t *)&run.sigint);
+    uv_unref((uv_handle_t *)&run.sigterm);
+    run.job = job_new(loop, port, &plan, &cbs, NULL, &run);
+    if (!run.job) {
+        plan_free(&plan);
+        return cli_early_fail(run.json, EST_CLASS_INTERNAL, "out of memory");
+    }
+    rc = job_start(run.job);
+    if (rc == 0)
+        uv_run(loop, UV_RUN_DEFAULT);
+    job_free(run.job);
+    uv_run(loop, UV_RUN_DEFAULT); /* let the close callbacks run */
+    plan_free(&plan);
+    uv_loop_close(loop);
+    return run.exit_code;
+}
+
+int cli_flash(int argc, char **argv)
+{
+    return cli_run(argc, argv, true);
+}
+
+int cli_info(int argc, char **argv)
+{
+    return cli_run(argc, argv, false);
+}

@@ -1,7 +1,47 @@
 /* SPDX-License-Identifier: MIT */
+/* main.c — espstation's entry point: dispatches to the subcommands.
+ * Must not: contain subcommand logic (see cli_*.c). */
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+#include "cli.h"
+
+static void main_usage(FILE *f)
 {
-    fputs("espstation: not built yet\n", stderr);
-    return 1;
+    fputs("usage: espstation <command> [options]\n"
+          "\n"
+          "Production-station tool for flashing Espressif chips (ESP8266, ESP32 family) over\n"
+          "their ROM serial bootloader.\n"
+          "\n"
+          "commands:\n"
+          "  flash   write images to one device and verify them\n"
+          "  info    identify one device: chip, revision, MAC, flash ID and size\n"
+          "\n"
+          "Run 'espstation <command> --help' for the options of a command.\n"
+          "Documentation: docs/ in the source tree (docs/CLI.md).\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        main_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        main_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("espstation %s\n", ESTN_VERSION);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "flash") == 0)
+        return cli_flash(argc - 1, argv + 1);
+    if (strcmp(argv[1], "info") == 0)
+        return cli_info(argc - 1, argv + 1);
+    fprintf(stderr, "espstation: unknown command '%s'\n\n", argv[1]);
+    main_usage(stderr);
+    return CLI_EXIT_USAGE;
 }

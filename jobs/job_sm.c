@@ -1,1 +1,1077 @@
 /* SPDX-License-Identifier: MIT */
+/* job_sm.c — the flashing job's state machine: one device from port open through reset, sync,
+ * chip detection, eFuse reads, flash attach and ID, parameters, and per image
+ * prepare → begin → data… → verify, to the final reset. States and their timeouts and retry
+ * budgets are listed once in job.h (JOB_STATE_MAP); docs/PROTOCOL.md shows the same table.
+ * Every transition goes through job_enter(); job_step() switches on the state with no default so
+ * the compiler flags a state without a handler. Must not: block, do I/O except through job.c. */
+#include "job_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "image.h"
+
+#define SYNC_TRIES 5          /* SYNC tries per connect attempt (esptool) */
+#define SYNC_PAUSE_MS 50      /* pause after a failed SYNC try (esptool) */
+#define UNSUPP_DRAIN_MS 200   /* wait for the ROM's extra "invalid message" frames (§3.7) */
+#define SPI_POLLS 10          /* CMD USR-bit polls before giving up (§7.2) */
+#define DEFAULT_FLASH 0x400000u /* esptool's fallback when the JEDEC size is unknown */
+
+/* ---- reset sequences (reference §2.2), run as timer steps ---- */
+
+enum { RS_END, RS_LINES, RS_DTR, RS_RTS, RS_WAIT, RS_WAIT_DELAY };
+typedef struct {
+    uint8_t op;
+    int8_t a, b;
+    uint16_t ms;
+} rs_step_t;
+
+/* ClassicReset: D0|R1|W0.1|D1|R0|W(delay)|D0 */
+static const rs_step_t rs_classic[] = {
+    {RS_DTR, 0, 0, 0}, {RS_RTS, 1, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 1, 0, 0},
+    {RS_RTS, 0, 0, 0}, {RS_WAIT_DELAY, 0, 0, 0}, {RS_DTR, 0, 0, 0}, {RS_END, 0, 0, 0}};
+/* UnixTightReset: both lines per step with one TIOCMSET: (0,0) (1,1) (0,1) W0.1 (1,0) W(delay)
+ * (0,0), then DTR=0 once more */
+static const rs_step_t rs_unix_tight[] = {
+    {RS_LINES, 0, 0, 0}, {RS_LINES, 1, 1, 0},  {RS_LINES, 0, 1, 0},      {RS_WAIT, 0, 0, 100},
+    {RS_LINES, 1, 0, 0}, {RS_WAIT_DELAY, 0, 0, 0}, {RS_LINES, 0, 0, 0}, {RS_DTR, 0, 0, 0},
+    {RS_END, 0, 0, 0}};
+/* USBJTAGSerialReset */
+static const rs_step_t rs_usb_jtag[] = {
+    {RS_RTS, 0, 0, 0}, {RS_DTR, 0, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 1, 0, 0},
+    {RS_RTS, 0, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_RTS, 1, 0, 0}, {RS_DTR, 0, 0, 0},
+    {RS_RTS, 1, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 0, 0, 0}, {RS_RTS, 0, 0, 0},
+    {RS_END, 0, 0, 0}};
+/* HardReset: R1|W0.1|R0 */
+static const rs_step_t rs_hard[] = {
+    {RS_RTS, 1, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_RTS, 0, 0, 0}, {RS_END, 0, 0, 0}};
+
+typedef struct {
+    const rs_step_t *seq;
+    uint16_t delay_ms;
+    const char *name;
+} rs_strategy_t;
+
+/* esptool on POSIX, non-RFC2217: UnixTight(0.05), UnixTight(0.55), Classic(0.05),
+ * Classic(0.55); attempt i uses i mod 4. Over RFC 2217 the lines travel as separate telnet
+ * commands anyway, so only the classic sequences are used (as esptool does). */
+static const rs_strategy_t rs_default[] = {{rs_unix_tight, 50, "unix-tight 50 ms"},
+                                          {rs_unix_tight, 550, "unix-tight 550 ms"},
+                                          {rs_classic, 50, "classic 50 ms"},
+                                          {rs_classic, 550, "classic 550 ms"}};
+static const rs_strategy_t rs_rfc2217[] = {{rs_classic, 50, "classic 50 ms"},
+                                           {rs_classic, 550, "classic 550 ms"}};
+static const rs_strategy_t rs_usb[] = {{rs_usb_jtag, 0, "usb-jtag-serial"}};
+static const rs_strategy_t rs_after_hard = {rs_hard, 0, "hard reset"};
+
+static const rs_strategy_t *job_reset_strategy(job_t *j)
+{
+    if (j->st == JOB_ST_AFTER_RESET)
+        return &rs_after_hard;
+    if (j->plan->before == PLAN_BEFORE_USB_RESET)
+        return &rs_usb[0];
+    if (strncmp(j->spec, "rfc2217://", 10) == 0)
+        return &rs_rfc2217[j->attempt % 2];
+    return &rs_default[j->attempt % 4];
+}
+
+/* ---- helpers ---- */
+
+static uint32_t timeout_per_mb(uint32_t secs_per_mb, uint64_t bytes)
+{
+    /* esptool: max(3 s, secs × bytes / 10^6), "MB" = 10^6 bytes (reference §4.4) */
+    uint64_t ms = (uint64_t)secs_per_mb * bytes / 1000;
+    return ms < 3000 ? 3000 : ms > 240000 ? 240000 : (uint32_t)ms;
+}
+
+void job_fail(job_t *j, est_class_t cls, int code, const char *fmt, ...)
+{
+    va_list ap;
+    if (j->failing || j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE)
+        return;
+    j->failing = true;
+    j->rep.result = cls == EST_CLASS_CANCELLED ? JOB_RESULT_CANCELLED : JOB_RESULT_FAIL;
+    j->rep.error_class = cls;
+    j->rep.error_code = code;
+    j->rep.failed_state = j->st;
+    va_start(ap, fmt);
+    vsnprintf(j->rep.message, sizeof j->rep.message, fmt, ap);
+    va_end(ap);
+    job__log(j, cls == EST_CLASS_CANCELLED ? JOB_LOG_INFO : JOB_LOG_ERROR, "%s: %s",
+             est_class_name(cls), j->rep.message);
+    job_enter(j, JOB_ST_CLOSING);
+}
+
+/* A device NAK: keep the command and status for the report (design §3). */
+static void job_nak(job_t *j, const char *what)
+{
+    char st[160];
+    j->rep.nak_op = j->expect_op;
+    j->rep.nak_code = cmd_resp_code(&j->resp);
+    cmd_status_text(j->resp.status, j->resp.error, j->stub, st, sizeof st);
+    job_fail(j, EST_CLASS_NAK, EST_ENAK, "%s %s rejected by the %s: %s", cmd_op_name(j->expect_op),
+             what, j->stub ? "stub" : "ROM loader", st);
+}
+
+static void job_send_or_fail(job_t *j, uint8_t op, size_t out_len, uint32_t timeout_ms)
+{
+    int rc;
+    if (j->req_len == 0) {
+        job_fail(j, EST_CLASS_INTERNAL, EST_EPROTO, "request %s does not fit", cmd_op_name(op));
+        return;
+    }
+    rc = job__send(j, op, out_len, timeout_ms);
+    if (rc == UV_ENOBUFS)
+        job_fail(j, EST_CLASS_TIMEOUT, rc, "port %s does not take data (output stalled)", j->spec);
+    else if (rc != 0)
+        job_fail(j, EST_CLASS_PORT_GONE, rc, "write to %s failed: %s", j->spec, uv_strerror(rc));
+}
+
+/* Re-send the request in flight after a timeout, within the state's retry budget. */
+static void job_retry_or_fail(job_t *j, const char *what)
+{
+    if (j->tries < job_state_retries(j->st)) {
+        j->tries++;
+        j->rep.retries++;
+        job__log(j, JOB_LOG_WARN, "no reply to %s (%s), retry %u", cmd_op_name(j->expect_op),
+                 what, j->tries);
+        job_send_or_fail(j, j->expect_op, j->expect_out, j->req_timeout_ms);
+        return;
+    }
+    job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT, "no reply to %s (%s) within %u ms%s",
+             cmd_op_name(j->expect_op), what, j->req_timeout_ms,
+             job_state_retries(j->st) ? " after retries" : "");
+}
+
+static void job_read_reg(job_t *j, uint32_t addr)
+{
+    j->req_len = cmd_build_read_reg(j->req, sizeof j->req, addr);
+    job_send_or_fail(j, CMD_READ_REG, 0, job_state_timeout_ms(j->st));
+}
+
+static void job_write_reg(job_t *j, uint32_t addr, uint32_t value)
+{
+    j->req_len = cmd_build_write_reg(j->req, sizeof j->req, addr, value, 0xFFFFFFFFu, 0);
+    job_send_or_fail(j, CMD_WRITE_REG, 0, job_state_timeout_ms(j->st));
+}
+
+/* ---- raw text: boot-log classification and brown-out detection ---- */
+
+static bool job_bootlog_has(const job_t *j, const char *needle)
+{
+    return memmem(j->bootlog, j->bootlog_len, needle, strlen(needle)) != NULL;
+}
+
+void job__on_text(job_t *j, const uint8_t *buf, size_t n)
+{
+    if (j->st == JOB_ST_RESET || j->st == JOB_ST_SYNC) {
+        for (size_t i = 0; i < n; i++) {
+            uint8_t c = buf[i];
+            if ((c >= 0x20 && c < 0x7F) || c == '\r' || c == '\n')
+                j->text_bytes++;
+        }
+        if (j->bootlog_len + n > sizeof j->bootlog) {
+            /* keep the newest half: a boot log is a few hundred bytes */
+            size_t keep = sizeof j->bootlog / 2;
+            if (n >= keep) {
+                buf += n - keep;
+                n = keep;
+            }
+            size_t drop = j->bootlog_len + n - sizeof j->bootlog;
+            memmove(j->bootlog, j->bootlog + drop, j->bootlog_len - drop);
+            j->bootlog_len -= drop;
+        }
+        memcpy(j->bootlog + j->bootlog_len, buf, n);
+        j->bootlog_len += n;
+        return;
+    }
+    if (j->watch_banner) {
+        /* A ROM banner after sync means the chip reset under us (brown-out, watchdog, EN
+         * glitch). Replies are short binary frames, so "rst:0x" cannot occur in them. The
+         * window keeps the tail of the previous read for a banner split across reads. */
+        static const char *const marks[] = {"rst:0x", "ets Jun", "ets Jan", "ESP-ROM:"};
+        uint8_t win[sizeof j->banner_tail + 256];
+        size_t tl = j->banner_len;
+        while (n > 0) {
+            size_t take = n < 256 ? n : 256, wl, keep;
+            memcpy(win, j->banner_tail, tl);
+            memcpy(win + tl, buf, take);
+            wl = tl + take;
+            for (size_t m = 0; m < sizeof marks / sizeof marks[0]; m++) {
+                if (memmem(win, wl, marks[m], strlen(marks[m]))) {
+                    j->watch_banner = false;
+                    job_fail(j, EST_CLASS_BROWNOUT, EST_EBROWNOUT,
+                             "the chip printed its ROM boot banner in state %s: it reset during "
+                             "the job",
+                             job_state_name(j->st));
+                    return;
+                }
+            }
+            keep = wl < sizeof j->banner_tail ? wl : sizeof j->banner_tail;
+            memcpy(j->banner_tail, win + wl - keep, keep);
+            tl = keep;
+            buf += take;
+            n -= take;
+        }
+        j->banner_len = (uint8_t)tl;
+    }
+}
+
+/* After all connect attempts failed: tell a dead line from an application that runs. */
+static void job_fail_no_sync(job_t *j)
+{
+    const char *b = memmem(j->bootlog, j->bootlog_len, "boot:0x", 7);
+    unsigned strap = 0;
+    if (b)
+        sscanf(b + 7, "%x", &strap);
+    if (b && job_bootlog_has(j, "waiting for download")) {
+        job_fail(j, EST_CLASS_NO_SYNC, EST_ESYNC,
+                 "download mode detected (boot:0x%02x), but no sync reply after %u attempts: the "
+                 "serial TX path (host to chip) seems to be down",
+                 strap, j->attempt);
+    } else if (b) {
+        job_fail(j, EST_CLASS_WRONG_BOOT_MODE, EST_EBOOTMODE,
+                 "wrong boot mode detected (boot:0x%02x): the chip boots from flash instead of "
+                 "the ROM download mode, so nothing answered the sync",
+                 strap);
+    } else if (j->text_bytes >= 32 && !j->saw_frame) {
+        job_fail(j, EST_CLASS_WRONG_BOOT_MODE, EST_EBOOTMODE,
+                 "the device sends text (%u bytes) but never answered the sync: it is most likely "
+                 "running its application, not the ROM bootloader",
+                 j->text_bytes);
+    } else {
+        job_fail(j, EST_CLASS_NO_SYNC, EST_ESYNC,
+                 "no sync reply from %s after %u attempts (%s)", j->spec, j->attempt,
+                 j->lines_ok ? "reset via DTR/RTS each time" : "port cannot reset the chip");
+    }
+}
+
+/* ---- per-state handlers ---- */
+
+static void st_open(job_t *j, job_event_t ev)
+{
+    int status;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        status = j->io->open(j, j->spec, j->plan->baud);
+        if (status != 0) {
+            job_fail(j, EST_CLASS_PORT_NOT_FOUND, status, "cannot open port %s: %s", j->spec,
+                     uv_strerror(status));
+            return;
+        }
+        j->io_active = true;
+        job__arm(j, job_state_timeout_ms(JOB_ST_OPEN));
+        return;
+    case JOB_EV_IO_OPENED:
+        job__disarm(j);
+        status = (int)j->resp.value;
+        if (status == 0) {
+            job_enter(j, j->plan->before == PLAN_BEFORE_NO_RESET ? JOB_ST_SYNC : JOB_ST_RESET);
+            return;
+        }
+        if (status == UV_ENOENT || status == UV_ENODEV || status == UV_ENXIO ||
+            status == UV_ECONNREFUSED || status == UV_EHOSTUNREACH || status == UV_EAI_NONAME)
+            job_fail(j, EST_CLASS_PORT_NOT_FOUND, status, "cannot open port %s: %s", j->spec,
+                     uv_strerror(status));
+        else if (status == UV_EBUSY || status == UV_EAGAIN)
+            job_fail(j, EST_CLASS_PORT_BUSY, status,
+                     "port %s is in use by another program or job", j->spec);
+        else
+            job_fail(j, EST_CLASS_PORT_ERROR, status, "cannot open port %s: %s", j->spec,
+                     uv_strerror(status));
+        return;
+    case JOB_EV_TIMEOUT:
+        job_fail(j, EST_CLASS_PORT_ERROR, UV_ETIMEDOUT, "opening port %s timed out", j->spec);
+        return;
+    case JOB_EV_RESP:
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+/* Run reset steps until one waits or the sequence ends. Returns true when the sequence ended. */
+static bool job_run_reset_steps(job_t *j)
+{
+    const rs_strategy_t *s = job_reset_strategy(j);
+    for (;;) {
+        const rs_step_t *st = &s->seq[j->step];
+        int rc = 0;
+        switch (st->op) {
+        case RS_END: return true;
+        case RS_WAIT:
+            j->step++;
+            job__arm(j, st->ms);
+            return false;
+        case RS_WAIT_DELAY:
+            j->step++;
+            job__arm(j, s->delay_ms);
+            return false;
+        case RS_LINES: rc = j->io->set_lines(j, st->a, st->b); break;
+        case RS_DTR: rc = j->io->set_lines(j, st->a, -1); break;
+        case RS_RTS: rc = j->io->set_lines(j, -1, st->a); break;
+        }
+        j->step++;
+        if (rc == UV_ENOTSUP) {
+            /* esptool warns once and goes on without reset (reference §2.2) */
+            j->lines_ok = false;
+            if (!j->lines_warned) {
+                j->lines_warned = true;
+                job__log(j, JOB_LOG_WARN,
+                         "port %s cannot drive DTR/RTS: not resetting the chip; it must already "
+                         "be in download mode",
+                         j->spec);
+            }
+            return true;
+        }
+        if (rc != 0) {
+            job_fail(j, EST_CLASS_PORT_GONE, rc, "setting DTR/RTS on %s failed: %s", j->spec,
+                     uv_strerror(rc));
+            return false;
+        }
+    }
+}
+
+static void st_reset(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->io->flush_input(j);
+        slip_dec_reset(&j->dec);
+        j->bootlog_len = 0;
+        if (!j->lines_ok) {
+            job_enter(j, JOB_ST_SYNC);
+            return;
+        }
+        job__log(j, JOB_LOG_DEBUG, "reset attempt %u: %s", j->attempt + 1,
+                 job_reset_strategy(j)->name);
+        /* fall through */
+    case JOB_EV_TIMEOUT:
+        if (job_run_reset_steps(j))
+            job_enter(j, JOB_ST_SYNC);
+        return;
+    case JOB_EV_RESP:
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void job_send_sync(job_t *j)
+{
+    j->step = 0; /* waiting for a reply */
+    j->req_len = cmd_build_sync(j->req, sizeof j->req);
+    job_send_or_fail(j, CMD_SYNC, 0, job_state_timeout_ms(JOB_ST_SYNC));
+}
+
+static void st_sync(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        job_send_sync(j);
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0)
+            return; /* keep waiting for a good reply until the timeout */
+        j->rep.sync_attempts = j->attempt + 1;
+        /* A stub answers SYNC with value 0 (reference §4.2); the ROM path ignores it here. */
+        job__log(j, JOB_LOG_INFO, "synced after %u attempt(s)", j->attempt + 1);
+        job_enter(j, JOB_ST_DETECT);
+        return;
+    case JOB_EV_TIMEOUT:
+        if (j->step == 0) {
+            j->awaiting = false;
+            j->tries++;
+            if (j->tries < SYNC_TRIES) {
+                j->step = 1; /* pause, then the next try */
+                job__arm(j, SYNC_PAUSE_MS);
+                return;
+            }
+            j->attempt++;
+            if (j->attempt < j->plan->connect_attempts) {
+                job_enter(j, j->plan->before == PLAN_BEFORE_NO_RESET ? JOB_ST_SYNC : JOB_ST_RESET);
+                return;
+            }
+            job_fail_no_sync(j);
+            return;
+        }
+        j->io->flush_input(j); /* esptool flushes before each try */
+        job_send_sync(j);
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void job_detected(job_t *j, const chip_info_t *c, const char *how)
+{
+    j->chip = c;
+    j->rep.chip = c;
+    j->status_len = c->rom_status_len;
+    job__log(j, JOB_LOG_INFO, "chip is %s (%s)", c->pretty, how);
+    if (j->plan->chip != CHIP_UNKNOWN && j->plan->chip != c->id) {
+        job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP, "this chip is %s, not %s", c->pretty,
+                 chip_get(j->plan->chip)->pretty);
+        return;
+    }
+    job_enter(j, JOB_ST_READ_EFUSE);
+}
+
+/* DETECT sub-steps: 0 GET_SECURITY_INFO sent, 1 draining "unsupported" residue, 2 magic read. */
+static void st_detect(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->step = 0;
+        j->watch_banner = true;
+        j->banner_len = 0;
+        j->req_len = cmd_build_get_security_info(j->req, sizeof j->req);
+        job_send_or_fail(j, CMD_GET_SECURITY_INFO, JOB_SECINFO_OUT, job_state_timeout_ms(j->st));
+        return;
+    case JOB_EV_RESP:
+        if (j->step == 0) {
+            cmd_secinfo_t si;
+            if (j->resp.status == 0 && cmd_parse_secinfo(&j->resp, &si) == 0) {
+                const chip_info_t *c;
+                j->rep.have_sec_info = true;
+                j->rep.sec_flags = si.flags;
+                c = si.has_chip_id ? chip_by_image_id(si.chip_id) : chip_get(CHIP_ESP32S2);
+                if (c) {
+                    job_detected(j, c, "GET_SECURITY_INFO chip ID");
+                    return;
+                }
+                job__log(j, JOB_LOG_DEBUG, "unknown chip ID %u; trying the magic word",
+                         si.chip_id);
+            }
+            /* ESP8266 / ESP32 ROMs reject the command; drain the extra error frames first */
+            j->step = 1;
+            job__arm(j, UNSUPP_DRAIN_MS);
+            return;
+        }
+        if (j->step == 2) {
+            const chip_info_t *c;
+            if (j->resp.status != 0) {
+                job_nak(j, "of the chip magic word");
+                return;
+            }
+            c = chip_by_magic(j->resp.value);
+            if (!c) {
+                job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP,
+                         "unexpected chip magic value 0x%08x: not a chip this station knows (%s)",
+                         j->resp.value, chip_names_list());
+                return;
+            }
+            job_detected(j, c, "magic word");
+        }
+        return;
+    case JOB_EV_TIMEOUT:
+        if (j->step == 0 && j->tries < job_state_retries(j->st)) {
+            job_retry_or_fail(j, "chip detection");
+            return;
+        }
+        if (j->step == 0 || j->step == 1) {
+            j->awaiting = false;
+            j->io->flush_input(j);
+            j->step = 2;
+            j->tries = 0;
+            job_read_reg(j, CHIP_MAGIC_REG);
+            return;
+        }
+        job_retry_or_fail(j, "chip magic word");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+/* READ_EFUSE sub-steps: step < n_regs reads reg_addrs[step]; phase in j->polls (0 MAC, 1 rev). */
+static void st_read_efuse(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->polls = 0;
+        j->n_regs = chip_mac_regs(j->chip, j->reg_addrs);
+        j->step = 0;
+        job_read_reg(j, j->reg_addrs[0]);
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0) {
+            job_nak(j, "of an eFuse word");
+            return;
+        }
+        j->regs[j->step++] = j->resp.value;
+        if (j->step < j->n_regs) {
+            job_read_reg(j, j->reg_addrs[j->step]);
+            return;
+        }
+        if (j->polls == 0) {
+            char m[18];
+            if (chip_mac_decode(j->chip, j->regs, j->rep.mac) == 0) {
+                j->rep.have_mac = true;
+                job__log(j, JOB_LOG_INFO, "MAC %s", job_fmt_mac(j->rep.mac, m));
+            } else {
+                job__log(j, JOB_LOG_WARN, "MAC eFuse words have an unknown OUI; MAC not recorded");
+            }
+            j->polls = 1;
+            j->n_regs = chip_rev_regs(j->chip, j->reg_addrs);
+            j->step = 0;
+            if (j->n_regs > 0) {
+                job_read_reg(j, j->reg_addrs[0]);
+                return;
+            }
+        }
+        j->rep.chip_rev = chip_rev_decode(j->chip, j->regs);
+        job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100,
+                 j->rep.chip_rev % 100);
+        job_enter(j, JOB_ST_ATTACH);
+        return;
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "eFuse read");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+/* Reserved for the stub loader and baud switching (later issues): pass straight through. */
+static void st_passthrough(job_t *j, job_event_t ev, job_state_t next)
+{
+    if (ev == JOB_EV_ENTER)
+        job_enter(j, next);
+}
+
+static void st_attach(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        if (j->chip->rom_spi_attach) {
+            /* config 0 = SPI pins from eFuse; right for standard modules (reference §4.2) */
+            j->req_len = cmd_build_spi_attach(j->req, sizeof j->req, 0, j->stub);
+            job_send_or_fail(j, CMD_SPI_ATTACH, 0, job_state_timeout_ms(j->st));
+        } else {
+            /* ESP8266 ROM: FLASH_BEGIN(0, 0) attaches the flash (reference §4.2) */
+            j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, 0, 0,
+                                         j->chip->rom_flash_block, 0, false, 0);
+            job_send_or_fail(j, CMD_FLASH_BEGIN, 0, job_state_timeout_ms(j->st));
+        }
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0) {
+            job_nak(j, "(flash attach)");
+            return;
+        }
+        job_enter(j, JOB_ST_FLASH_ID);
+        return;
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "flash attach");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void job_spi_next(job_t *j)
+{
+    const chip_spi_step_t *s;
+    if (j->step >= j->n_spi) {
+        uint32_t raw = j->spi_result & 0xFFFFFF;
+        uint32_t size;
+        char sz[32];
+        j->rep.have_flash_id = true;
+        j->rep.flash_id = (raw & 0xFF) << 16 | (raw & 0xFF00) | (raw >> 16 & 0xFF);
+        if (chip_jedec_invalid(raw)) {
+            job_fail(j, EST_CLASS_FLASH_NOT_DETECTED, EST_EFLASHID,
+                     "flash JEDEC ID reads %06x: the SPI flash is not answering",
+                     j->rep.flash_id);
+            return;
+        }
+        size = chip_flash_size_from_jedec(raw);
+        j->rep.flash_size = size;
+        if (size)
+            job__log(j, JOB_LOG_INFO, "flash %06x, %s", j->rep.flash_id,
+                     plan_fmt_size(size, sz, sizeof sz));
+        else
+            job__log(j, JOB_LOG_WARN, "flash %06x has an unknown size code; assuming 4MB",
+                     j->rep.flash_id);
+        job_enter(j, JOB_ST_PARAMS);
+        return;
+    }
+    s = &j->spi[j->step];
+    switch (s->op) {
+    case CHIP_SPI_SAVE:
+    case CHIP_SPI_POLL:
+    case CHIP_SPI_RESULT: job_read_reg(j, s->addr); return;
+    case CHIP_SPI_WRITE: job_write_reg(j, s->addr, s->value); return;
+    case CHIP_SPI_RESTORE: job_write_reg(j, s->addr, j->spi_saved[s->slot & 1]); return;
+    }
+}
+
+static void st_flash_id(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->n_spi = chip_spi_cmd_steps(j->chip, 0x9F, 24, j->spi);
+        j->step = 0;
+        j->polls = 0;
+        job_spi_next(j);
+        return;
+    case JOB_EV_RESP: {
+        const chip_spi_step_t *s = &j->spi[j->step];
+        if (j->resp.status != 0) {
+            job_nak(j, "(SPI flash register access)");
+            return;
+        }
+        switch (s->op) {
+        case CHIP_SPI_SAVE: j->spi_saved[s->slot & 1] = j->resp.value; break;
+        case CHIP_SPI_POLL:
+            if (j->resp.value & s->value) {
+                if (++j->polls >= SPI_POLLS) {
+                    job_fail(j, EST_CLASS_FLASH_NOT_DETECTED, EST_EFLASHID,
+                             "SPI flash command did not complete in time");
+                    return;
+                }
+                job_read_reg(j, s->addr);
+                return;
+            }
+            break;
+        case CHIP_SPI_RESULT: j->spi_result = j->resp.value; break;
+        case CHIP_SPI_WRITE:
+        case CHIP_SPI_RESTORE: break;
+        }
+        j->step++;
+        job_spi_next(j);
+        return;
+    }
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "SPI flash register access");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void st_params(job_t *j, job_event_t ev)
+{
+    plan_err_t perr;
+    uint32_t size;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        size = j->rep.flash_size;
+        if (strcmp(j->plan->flash_size, "keep") != 0 && strcmp(j->plan->flash_size, "detect") != 0)
+            size = chip_parse_size(j->plan->flash_size);
+        if (!size)
+            size = DEFAULT_FLASH;
+        j->flash_size_used = size;
+        /* The physical flash decides what fits; fall back to the configured size. */
+        if (plan_check_flash(j->plan, j->rep.flash_size ? j->rep.flash_size : size, &perr) != 0) {
+            job_fail(j, perr.cls, perr.cls == EST_CLASS_BAD_OFFSET ? EST_EOFFSET : EST_ETOOBIG,
+                     "%s", perr.msg);
+            return;
+        }
+        if (j->plan->n_images == 0) { /* identify only (espstation info) */
+            job_enter(j, JOB_ST_AFTER_RESET);
+            return;
+        }
+        if (!j->stub && !j->chip->rom_set_params) {
+            job_enter(j, JOB_ST_PREPARE);
+            return;
+        }
+        j->req_len = cmd_build_spi_set_params(j->req, sizeof j->req, size);
+        job_send_or_fail(j, CMD_SPI_SET_PARAMS, 0, job_state_timeout_ms(j->st));
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0) {
+            job_nak(j, "(flash size)");
+            return;
+        }
+        job_enter(j, JOB_ST_PREPARE);
+        return;
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "flash parameters");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+/* Header codes for the image at the bootloader offset; -1 keeps a field. */
+static int job_image_params(job_t *j, image_params_t *p)
+{
+    const plan_t *pl = j->plan;
+    p->mode = pl->flash_mode;
+    p->size_code = -1;
+    p->freq_code = -1;
+    if (strcmp(pl->flash_size, "keep") != 0) {
+        uint32_t sz = strcmp(pl->flash_size, "detect") == 0
+                          ? (j->rep.flash_size ? j->rep.flash_size : DEFAULT_FLASH)
+                          : chip_parse_size(pl->flash_size);
+        p->size_code = chip_flash_size_code(j->chip, sz);
+        if (p->size_code < 0) {
+            job_fail(j, EST_CLASS_USAGE, EST_EUSAGE, "flash size %s is not valid for %s",
+                     pl->flash_size, j->chip->pretty);
+            return -1;
+        }
+    }
+    if (strcmp(pl->flash_freq, "keep") != 0) {
+        p->freq_code = chip_flash_freq_code(j->chip, pl->flash_freq);
+        if (p->freq_code < 0) {
+            job_fail(j, EST_CLASS_USAGE, EST_EUSAGE, "flash frequency %s is not valid for %s",
+                     pl->flash_freq, j->chip->pretty);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void st_prepare(job_t *j, job_event_t ev)
+{
+    const plan_image_t *im = &j->plan->images[j->img];
+    job_prep_t *p = &j->prep;
+    int rc;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        job__free_prep(p);
+        memset(p, 0, sizeof *p);
+        if (job_image_params(j, &p->params) != 0)
+            return;
+        j->defl = j->plan->compress && (j->stub || j->chip->rom_defl);
+        j->block_size = j->stub ? j->chip->stub_flash_block : j->chip->rom_flash_block;
+        p->src = im->data;
+        p->src_len = im->size;
+        p->offset = im->offset;
+        p->chip = j->chip;
+        p->compress = j->defl;
+        p->block_size = j->block_size;
+        j->img_t0_ms = job__now_ms(j);
+        rc = job__queue_prep(j);
+        if (rc != 0)
+            job_fail(j, EST_CLASS_INTERNAL, rc, "cannot queue image preparation: %s",
+                     uv_strerror(rc));
+        return;
+    case JOB_EV_WORK_DONE: {
+        job_image_stat_t *is = &j->rep.images[j->img];
+        if (p->status != 0) {
+            job_fail(j, p->cls, p->status, "%s: %s", im->path, p->msg);
+            return;
+        }
+        /* esptool master sends uncompressed when deflate does not shrink the data */
+        if (j->defl && p->zlen >= p->len) {
+            j->defl = false;
+            p->nblocks = (p->len + j->block_size - 1) / j->block_size;
+        }
+        is->offset = im->offset;
+        is->size = (uint32_t)p->len;
+        is->compressed_size = (uint32_t)(j->defl ? p->zlen : p->len);
+        memcpy(is->md5, p->md5, 16);
+        is->patched = p->patched;
+        j->rep.n_images = j->img + 1;
+        if (p->patched)
+            job__log(j, JOB_LOG_INFO, "flash parameters patched in the header at 0x%x",
+                     im->offset);
+        job_enter(j, JOB_ST_BEGIN);
+        return;
+    }
+    case JOB_EV_RESP:
+    case JOB_EV_TIMEOUT:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void st_begin(job_t *j, job_event_t ev)
+{
+    const plan_image_t *im = &j->plan->images[j->img];
+    job_prep_t *p = &j->prep;
+    bool enc = j->stub || j->chip->rom_begin_enc_word;
+    uint32_t size_field;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->nblocks = (uint32_t)p->nblocks;
+        if (j->defl) {
+            /* ROM: uncompressed size rounded up to 1 KiB, which it erases now (§4.2) */
+            size_field = j->stub ? (uint32_t)p->len : (uint32_t)((p->len + 0x3FF) & ~0x3FFu);
+            j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_DEFL_BEGIN, size_field,
+                                         j->nblocks, j->block_size, im->offset, enc, 0);
+            job_send_or_fail(j, CMD_FLASH_DEFL_BEGIN, 0,
+                             j->stub ? 3000 : timeout_per_mb(30, size_field));
+        } else {
+            size_field = (uint32_t)p->len;
+            if (!j->stub && j->chip->id == CHIP_ESP8266)
+                size_field = image_esp8266_erase_size(im->offset, (uint32_t)p->len);
+            j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, size_field,
+                                         j->nblocks, j->block_size, im->offset, enc, 0);
+            job_send_or_fail(j, CMD_FLASH_BEGIN, 0,
+                             j->stub ? 3000 : timeout_per_mb(30, p->len));
+        }
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0) {
+            char what[64];
+            snprintf(what, sizeof what, "at 0x%x (%zu bytes)", im->offset, p->len);
+            job_nak(j, what);
+            return;
+        }
+        j->seq = 0;
+        j->img_done = 0;
+        job_enter(j, JOB_ST_DATA);
+        return;
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "erase before write");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void job_send_block(job_t *j)
+{
+    job_prep_t *p = &j->prep;
+    size_t start = (size_t)j->seq * j->block_size;
+    if (j->defl) {
+        size_t n = p->zlen - start < j->block_size ? p->zlen - start : j->block_size;
+        j->req_len = cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DEFL_DATA, j->seq,
+                                    p->z + start, n);
+        /* the ROM inflates and writes before it answers: scale by what the block expands to */
+        job_send_or_fail(j, CMD_FLASH_DEFL_DATA, 0, timeout_per_mb(40, p->blk_out[j->seq]));
+    } else {
+        /* every FLASH_DATA block carries block_size bytes; pad the last with 0xFF (§4.2) */
+        static uint8_t blk[0x4000];
+        size_t n = p->len - start < j->block_size ? p->len - start : j->block_size;
+        memcpy(blk, p->data + start, n);
+        memset(blk + n, 0xFF, j->block_size - n);
+        j->req_len =
+            cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DATA, j->seq, blk, j->block_size);
+        job_send_or_fail(j, CMD_FLASH_DATA, 0, timeout_per_mb(40, j->block_size));
+    }
+}
+
+static void st_data(job_t *j, job_event_t ev)
+{
+    job_prep_t *p = &j->prep;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        job_send_block(j);
+        return;
+    case JOB_EV_RESP: {
+        uint64_t add;
+        if (j->resp.status != 0) {
+            char what[48];
+            snprintf(what, sizeof what, "block %u of %u", j->seq + 1, j->nblocks);
+            job_nak(j, what);
+            return;
+        }
+        if (j->defl) {
+            add = p->blk_out[j->seq];
+        } else {
+            size_t start = (size_t)j->seq * j->block_size;
+            add = p->len - start < j->block_size ? p->len - start : j->block_size;
+        }
+        j->img_done += add;
+        j->rep.bytes_written += add;
+        if (j->cbs.progress_cb)
+            j->cbs.progress_cb(j, j->img, j->img_done, p->len);
+        j->seq++;
+        j->tries = 0;
+        if (j->seq < j->nblocks) {
+            job_send_block(j);
+            return;
+        }
+        job_enter(j, JOB_ST_VERIFY);
+        return;
+    }
+    case JOB_EV_TIMEOUT:
+        /* esptool sends each block at most 3 times with the same sequence number */
+        job_retry_or_fail(j, "data block");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void job_next_image(job_t *j)
+{
+    j->rep.images[j->img].duration_ms = job__now_ms(j) - j->img_t0_ms;
+    j->img++;
+    job_enter(j, j->img < j->plan->n_images ? JOB_ST_PREPARE : JOB_ST_AFTER_RESET);
+}
+
+static void st_verify(job_t *j, job_event_t ev)
+{
+    const plan_image_t *im = &j->plan->images[j->img];
+    job_prep_t *p = &j->prep;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        if (!j->plan->verify || (!j->stub && !j->chip->rom_md5)) {
+            if (j->plan->verify)
+                job__log(j, JOB_LOG_WARN,
+                         "the %s ROM loader cannot compute MD5: image at 0x%x not verified",
+                         j->chip->pretty, im->offset);
+            job_next_image(j);
+            return;
+        }
+        j->req_len = cmd_build_md5(j->req, sizeof j->req, im->offset, (uint32_t)p->len);
+        job_send_or_fail(j, CMD_SPI_FLASH_MD5, j->stub ? 16 : 32, timeout_per_mb(8, p->len));
+        return;
+    case JOB_EV_RESP: {
+        uint8_t dev[16];
+        if (j->resp.status != 0) {
+            job_nak(j, "(verify)");
+            return;
+        }
+        if (cmd_parse_md5(&j->resp, dev) != 0) {
+            job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO, "malformed MD5 reply");
+            return;
+        }
+        if (memcmp(dev, p->md5, 16) != 0) {
+            char a[33], b[33];
+            for (int k = 0; k < 16; k++) {
+                snprintf(a + 2 * k, 3, "%02x", p->md5[k]);
+                snprintf(b + 2 * k, 3, "%02x", dev[k]);
+            }
+            job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
+                     "MD5 of flash at 0x%x (%zu bytes) is %s, image is %s", im->offset, p->len, b,
+                     a);
+            return;
+        }
+        j->rep.images[j->img].verified = true;
+        job_next_image(j);
+        return;
+    }
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "flash MD5");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void st_after_reset(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->watch_banner = false; /* the reset we cause prints a banner */
+        j->step = 0;
+        if (j->plan->after == PLAN_AFTER_NO_RESET || !j->lines_ok) {
+            if (j->plan->after != PLAN_AFTER_NO_RESET)
+                job__log(j, JOB_LOG_WARN,
+                         "port %s cannot drive RTS: the chip stays in the loader until it is "
+                         "reset or power-cycled",
+                         j->spec);
+            j->rep.result = JOB_RESULT_PASS;
+            job_enter(j, JOB_ST_CLOSING);
+            return;
+        }
+        /* fall through */
+    case JOB_EV_TIMEOUT:
+        if (job_run_reset_steps(j)) {
+            j->rep.result = JOB_RESULT_PASS;
+            job_enter(j, JOB_ST_CLOSING);
+        }
+        return;
+    case JOB_EV_RESP:
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+static void st_closing(job_t *j, job_event_t ev)
+{
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->awaiting = false;
+        j->watch_banner = false;
+        job__disarm(j);
+        if (j->work_pending)
+            uv_cancel((uv_req_t *)&j->work); /* fine if it already runs */
+        if (j->io_active && !j->io_close_sent) {
+            j->io_close_sent = true;
+            j->io->close(j);
+        }
+        break;
+    case JOB_EV_IO_CLOSED:
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+        break;
+    case JOB_EV_RESP:
+    case JOB_EV_TIMEOUT:
+        return;
+    }
+    if (!j->io_active && !j->work_pending)
+        job_enter(j, JOB_ST_DONE);
+}
+
+static void st_done(job_t *j, job_event_t ev)
+{
+    if (ev != JOB_EV_ENTER)
+        return;
+    j->rep.finished_ms = job__now_ms(j);
+    if (j->rep.result == JOB_RESULT_NONE)
+        j->rep.result = JOB_RESULT_FAIL;
+    job__free_prep(&j->prep);
+    job__finish(j);
+}
+
+void job_step(job_t *j, job_event_t ev)
+{
+    switch (j->st) {
+    case JOB_ST_IDLE: return;
+    case JOB_ST_OPEN: st_open(j, ev); return;
+    case JOB_ST_RESET: st_reset(j, ev); return;
+    case JOB_ST_SYNC: st_sync(j, ev); return;
+    case JOB_ST_DETECT: st_detect(j, ev); return;
+    case JOB_ST_READ_EFUSE: st_read_efuse(j, ev); return;
+    case JOB_ST_STUB: st_passthrough(j, ev, JOB_ST_BAUD); return;
+    case JOB_ST_BAUD: st_passthrough(j, ev, JOB_ST_ATTACH); return;
+    case JOB_ST_ATTACH: st_attach(j, ev); return;
+    case JOB_ST_FLASH_ID: st_flash_id(j, ev); return;
+    case JOB_ST_PARAMS: st_params(j, ev); return;
+    case JOB_ST_PREPARE: st_prepare(j, ev); return;
+    case JOB_ST_BEGIN: st_begin(j, ev); return;
+    case JOB_ST_DATA: st_data(j, ev); return;
+    case JOB_ST_VERIFY: st_verify(j, ev); return;
+    case JOB_ST_AFTER_RESET: st_after_reset(j, ev); return;
+    case JOB_ST_CLOSING: st_closing(j, ev); return;
+    case JOB_ST_DONE: st_done(j, ev); return;
+    case JOB_ST__COUNT: return;
+    }
+}
+
+void job_enter(job_t *j, job_state_t next)
+{
+    job_state_t prev = j->st;
+    uint64_t now = job__now_ms(j);
+    if (prev < JOB_ST__COUNT)
+        j->rep.state_ms[prev] += now - j->st_enter_ms;
+    j->st_enter_ms = now;
+    j->st = next;
+    j->tries = 0;
+    j->step = 0;
+    job__disarm(j);
+    if (j->cbs.state_cb)
+        j->cbs.state_cb(j, prev, next);
+    job_step(j, JOB_EV_ENTER);
+}

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* job_int.h — the job object, shared by job.c (libuv glue, I/O, worker) and job_sm.c (the state
+ * machine). Must not: be included outside jobs/ (tests excepted). */
+#ifndef JOB_INT_H
+#define JOB_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "cmd.h"
+#include "image.h"
+#include "job.h"
+#include "slip.h"
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+#define JOB_RX_FRAME_MAX 4096 /* largest frame we accept (READ_FLASH data is 4 KiB) */
+#define JOB_BOOTLOG_MAX 4096  /* raw text kept for boot-mode detection */
+#define JOB_SECINFO_OUT ((size_t)-1) /* "output length depends on the frame" marker */
+
+/* One image made ready for the wire by the worker thread. */
+typedef struct job_prep_s {
+    /* inputs (copied before the work starts) */
+    const uint8_t *src;
+    size_t src_len;
+    uint32_t offset;
+    const chip_info_t *chip;
+    image_params_t params;
+    bool compress;
+    uint32_t block_size;
+    /* outputs */
+    int status;             /* 0 or negative */
+    est_class_t cls;
+    char msg[256];
+    uint8_t *data;          /* padded, patched image */
+    size_t len;
+    bool patched;
+    const char *patch_note; /* why not patched (static text) */
+    uint8_t md5[16];
+    uint8_t *z;             /* zlib stream (compress only) */
+    size_t zlen;
+    uint32_t *blk_out;      /* per compressed block: bytes it inflates to */
+    size_t nblocks;
+} job_prep_t;
+
+typedef enum {
+    JOB_EV_ENTER,
+    JOB_EV_RESP,     /* j->resp holds the awaited response */
+    JOB_EV_TIMEOUT,
+    JOB_EV_WORK_DONE,
+    JOB_EV_IO_OPENED,
+    JOB_EV_IO_CLOSED,
+} job_event_t;
+
+struct job_s {
+    uv_loop_t *loop;
+    uv_timer_t timer;
+    uv_work_t work;
+    char *spec;
+    const plan_t *plan;
+    job_cbs_t cbs;
+    const job_io_t *io;
+    void *data;
+    void *io_data;
+
+    job_state_t st;
+    uint64_t st_enter_ms;
+    unsigned tries;   /* re-sends in this state */
+    unsigned step;    /* sub-step inside a state */
+    unsigned attempt; /* connect attempt (reset + sync tries) */
+
+    /* lifecycle */
+    bool started, io_active, io_close_sent, work_pending, timer_closing, finished;
+    bool failing;
+
+    /* receive */
+    slip_dec_t dec;
+    uint8_t rxbuf[JOB_RX_FRAME_MAX];
+    char bootlog[JOB_BOOTLOG_MAX];
+    size_t bootlog_len;
+    uint32_t text_bytes;  /* printable bytes seen while connecting */
+    bool saw_frame;       /* any valid response frame seen while connecting */
+    bool watch_banner;    /* after sync: a ROM banner means the chip reset (brown-out) */
+    uint8_t banner_tail[16]; /* last bytes, to find a banner split across reads */
+    uint8_t banner_len;
+
+    /* request in flight */
+    uint8_t req[CMD_MAX_REQ];
+    size_t req_len;
+    uint8_t expect_op;
+    size_t expect_out;
+    bool awaiting;
+    uint32_t req_timeout_ms;
+    cmd_resp_t resp;
+    bool resp_unsupported;
+
+    /* device */
+    const chip_info_t *chip;
+    uint8_t status_len;
+    bool stub;
+    bool lines_ok, lines_warned;
+
+    /* register reads */
+    uint32_t reg_addrs[CHIP_MAX_REGS];
+    uint32_t regs[CHIP_MAX_REGS];
+    size_t n_regs;
+    chip_spi_step_t spi[CHIP_SPI_MAX_STEPS];
+    size_t n_spi;
+    uint32_t spi_saved[2];
+    uint32_t spi_result;
+    unsigned polls;
+    uint32_t flash_size_used; /* what SPI_SET_PARAMS got */
+
+    /* images */
+    size_t img;
+    job_prep_t prep;
+    bool defl;
+    uint32_t block_size, nblocks, seq;
+    uint64_t img_done, img_t0_ms;
+
+    job_report_t rep;
+};
+
+/* job.c: glue used by the state machine */
+uint64_t job__now_ms(const job_t *j);
+void job__arm(job_t *j, uint32_t ms);
+void job__disarm(job_t *j);
+/* SLIP-encode j->req[0..req_len) and write it; await `op` with `out_len` output bytes. */
+int job__send(job_t *j, uint8_t op, size_t out_len, uint32_t timeout_ms);
+int job__queue_prep(job_t *j);
+void job__free_prep(job_prep_t *p);
+void job__log(job_t *j, job_log_level_t lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Close the timer; done_cb follows from its close callback. */
+void job__finish(job_t *j);
+
+/* job_sm.c */
+void job_step(job_t *j, job_event_t ev);
+void job_enter(job_t *j, job_state_t next);
+void job_fail(job_t *j, est_class_t cls, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void job__on_text(job_t *j, const uint8_t *buf, size_t n);
+
+#endif

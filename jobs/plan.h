@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/* plan.h — the validated, immutable input of one flashing job: port, chip expectation, reset
+ * modes, flash parameters and the images (file contents loaded into memory).
+ * Owns: loading and checking what can be checked before touching a device (files exist and are
+ * readable, offsets aligned, no overlaps, sizes sane). Must not: talk to a device or log. */
+#ifndef PLAN_H
+#define PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chip.h"
+#include "est_err.h"
+
+#define PLAN_MAX_IMAGES 16
+#define PLAN_MAX_IMAGE_SIZE (128u * 1024 * 1024) /* largest flash any supported chip has */
+#define PLAN_SECTOR 0x1000u
+
+typedef enum { PLAN_BEFORE_DEFAULT, PLAN_BEFORE_NO_RESET, PLAN_BEFORE_USB_RESET } plan_before_t;
+typedef enum { PLAN_AFTER_HARD_RESET, PLAN_AFTER_NO_RESET } plan_after_t;
+
+typedef struct plan_image_s {
+    uint32_t offset;
+    char *path;    /* as given, for messages */
+    uint8_t *data; /* file content */
+    size_t size;
+} plan_image_t;
+
+typedef struct plan_s {
+    chip_id_t chip;       /* CHIP_UNKNOWN = auto-detect */
+    plan_before_t before;
+    plan_after_t after;
+    int flash_mode;       /* -1 keep, else 0..3 */
+    char flash_size[16];  /* "keep", "detect" or a size like "4MB" */
+    char flash_freq[8];   /* "keep" or e.g. "40m" */
+    bool compress;        /* use FLASH_DEFL_* where the loader supports it */
+    bool verify;          /* SPI_FLASH_MD5 after each image where supported */
+    uint32_t baud;        /* initial (sync) baud */
+    unsigned connect_attempts; /* reset+sync attempts (esptool: 7) */
+    size_t n_images;
+    plan_image_t images[PLAN_MAX_IMAGES];
+} plan_t;
+
+/* A failure found while building a plan: class + message (for the user). */
+typedef struct plan_err_s {
+    est_class_t cls;
+    char msg[512];
+} plan_err_t;
+
+void plan_init(plan_t *p);
+/* Load `path` to be written at `offset` (copies the path). Checks: file readable
+ * (image_missing), not empty (image_invalid), <= PLAN_MAX_IMAGE_SIZE, offset a multiple of 4 KiB
+ * (bad_offset). Returns 0 or a negative error with *err filled. */
+int plan_add_image(plan_t *p, uint32_t offset, const char *path, plan_err_t *err);
+/* Add an image from memory (the plan takes ownership of `data`, malloc'ed). */
+int plan_add_image_mem(plan_t *p, uint32_t offset, const char *label, uint8_t *data, size_t size,
+                       plan_err_t *err);
+/* Sort images by offset and refuse overlaps (bad_offset). */
+int plan_finish(plan_t *p, plan_err_t *err);
+/* Check the images against a flash of `flash_size` bytes: offset beyond the end → bad_offset;
+ * image running past the end → flash_too_small. */
+int plan_check_flash(const plan_t *p, uint32_t flash_size, plan_err_t *err);
+void plan_free(plan_t *p);
+
+/* Parse a number with base auto-detection (0x.., decimal); 0 on success. */
+int plan_parse_u32(const char *s, uint32_t *out);
+/* Human size "4MB" / "512KB" / bytes, for messages. */
+const char *plan_fmt_size(uint32_t bytes, char *buf, size_t cap);
+
+#endif
