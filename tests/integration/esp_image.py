@@ -165,7 +165,8 @@ def parse_image(chip, data):
         if hash_flag:
             if data_len + 32 > len(data):
                 return None
-            valid = valid and hashlib.sha256(data[:data_len]).digest() == data[data_len:data_len + 32]
+            digest = hashlib.sha256(data[:data_len]).digest()
+            valid = valid and digest == data[data_len:data_len + 32]
     return {"data_len": data_len, "hash_appended": hash_flag, "chip_id": chip_id,
             "checksum_ok": checksum_ok, "valid": valid}
 

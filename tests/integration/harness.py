@@ -266,7 +266,8 @@ def run_espstation(ctx, args, timeout=60.0):
         _kill(proc)
         out, err = proc.communicate()
         raise TestFailure("HOST: espstation hung: killed after %.0f s\ncommand: %s\nstdout: %s\n"
-                          "stderr: %s" % (timeout, " ".join(cmd), out.decode(errors="replace")[-2000:],
+                          "stderr: %s" % (timeout, " ".join(cmd),
+                                          out.decode(errors="replace")[-2000:],
                                           err.decode(errors="replace")[-2000:]))
     r = Result(cmd, proc.returncode, out.decode("utf-8", "replace"),
                err.decode("utf-8", "replace"), time.monotonic() - t0)
@@ -288,7 +289,8 @@ def parse_json_result(r):
     try:
         obj = json.loads(text)
     except ValueError as e:
-        raise TestFailure("HOST: stdout is not exactly one JSON object (%s)\n%s" % (e, r.describe()))
+        raise TestFailure("HOST: stdout is not exactly one JSON object (%s)\n%s"
+                          % (e, r.describe()))
     check(isinstance(obj, dict), "HOST: --json output is not an object\n" + r.describe())
     r.json = obj
     return obj
@@ -314,7 +316,8 @@ def expect_failure(r, error_class, message_parts=(), hint_parts=()):
             ok = part.lower() in obj["message"].lower()
         else:  # compiled regex
             ok = part.search(obj["message"]) is not None
-        check(ok, "HOST: message %r does not mention %r" % (obj["message"], getattr(part, "pattern", part)))
+        check(ok, "HOST: message %r does not mention %r"
+              % (obj["message"], getattr(part, "pattern", part)))
     for part in hint_parts:
         check(part.lower() in obj["hint"].lower(),
               "HOST: hint %r does not mention %r" % (obj["hint"], part))

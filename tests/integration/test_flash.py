@@ -120,15 +120,20 @@ def check_images(obj, files, compressed_expect):
           "HOST: duration_ms %r is not a non-negative integer" % (dur,))
 
 
-def compare_flash(dump, expected):
+def compare_flash(dump, expected, regions=()):
+    """regions: [(name, offset, length)] to say where a difference lies."""
     check(len(dump) == len(expected),
           "SIM/HOST: flash dump is %d bytes, flash size is %d" % (len(dump), len(expected)))
     diff = img.first_difference(dump, expected)
-    if diff is not None:
-        off, count = diff
-        raise_msg = ("FLASH CONTENT: %d bytes differ, first at 0x%x (dump %s, expected %s)"
-                     % (count, off, dump[off:off + 16].hex(), expected[off:off + 16].hex()))
-        check(False, raise_msg)
+    if diff is None:
+        return
+    off, count = diff
+    where = "outside every image (should be erased 0xFF)"
+    for name, start, length in regions:
+        if start <= off < start + length:
+            where = "in %s at 0x%x + 0x%x" % (name, start, off - start)
+    check(False, "FLASH CONTENT: %d bytes differ, first at 0x%x, %s (dump %s, expected %s)"
+          % (count, off, where, dump[off:off + 16].hex(), expected[off:off + 16].hex()))
 
 
 def flash_case(chip, transport):
@@ -181,7 +186,9 @@ def flash_case(chip, transport):
         dump = sim.stop_and_dump()
         expected = img.expected_flash(flash_size, [(boot_off, w_boot), (BLOB_OFFSET, w_blob),
                                                    (APP_OFFSET, w_app)])
-        compare_flash(dump, expected)
+        compare_flash(dump, expected, [("bootloader", boot_off, len(w_boot)),
+                                       ("blob", BLOB_OFFSET, len(w_blob)),
+                                       ("app", APP_OFFSET, len(w_app))])
 
     return run
 
@@ -207,7 +214,8 @@ def case_no_compress(ctx):
     check_identity(obj, sim, chip, mac)
     check_images(obj, [(0x0, boot, w_boot, False), (APP_OFFSET, app, app, True)], "no")
     dump = sim.stop_and_dump()
-    compare_flash(dump, img.expected_flash(flash_size, [(0x0, w_boot), (APP_OFFSET, app)]))
+    compare_flash(dump, img.expected_flash(flash_size, [(0x0, w_boot), (APP_OFFSET, app)]),
+                  [("bootloader", 0x0, len(w_boot)), ("app", APP_OFFSET, len(app))])
 
 
 def case_invalid_boot_unpatched(ctx):
@@ -231,7 +239,8 @@ def case_invalid_boot_unpatched(ctx):
     obj = expect_success(r)
     check_images(obj, [(0x1000, boot, w_boot, False)], None)
     dump = sim.stop_and_dump()
-    compare_flash(dump, img.expected_flash(flash_size, [(0x1000, w_boot)]))
+    compare_flash(dump, img.expected_flash(flash_size, [(0x1000, w_boot)]),
+                  [("bootloader", 0x1000, len(w_boot))])
 
 
 def reflash_case(chip, transport):
@@ -274,7 +283,9 @@ def reflash_case(chip, transport):
                                                    (marker_off, marker)])
         expected = img.expected_flash(flash_size, [(boot_off, new_boot), (APP_OFFSET, new_app)],
                                       base=expected)
-        compare_flash(dump, expected)
+        compare_flash(dump, expected, [("new bootloader", boot_off, len(new_boot)),
+                                       ("new app", APP_OFFSET, len(new_app)),
+                                       ("run-1 marker", marker_off, len(marker))])
 
     return run
 
