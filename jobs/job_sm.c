@@ -530,7 +530,7 @@ static void st_read_efuse(job_t *j, job_event_t ev)
         j->rep.chip_rev = chip_rev_decode(j->chip, j->regs);
         job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100,
                  j->rep.chip_rev % 100);
-        job_enter(j, JOB_ST_ATTACH);
+        job_enter(j, JOB_ST_STUB);
         return;
     case JOB_EV_TIMEOUT:
         job_retry_or_fail(j, "eFuse read");
