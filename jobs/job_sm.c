@@ -13,7 +13,8 @@
 
 #include "image.h"
 
-#define SYNC_TRIES 5          /* SYNC tries per connect attempt (esptool) */
+/* SYNC tries per connect attempt: 1 + the state's retry budget = 5, as esptool */
+#define SYNC_TRIES (job_state_retries(JOB_ST_SYNC) + 1)
 #define SYNC_PAUSE_MS 50      /* pause after a failed SYNC try (esptool) */
 #define UNSUPP_DRAIN_MS 200   /* wait for the ROM's extra "invalid message" frames (§3.7) */
 #define SPI_POLLS 10          /* CMD USR-bit polls before giving up (§7.2) */
