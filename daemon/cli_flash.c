@@ -375,7 +375,8 @@ static int cli_run(int argc, char **argv, bool flash)
             }
             break;
         case OPT_SIZE:
-            if (strcmp(optarg, "keep") && strcmp(optarg, "detect") && !chip_parse_size(optarg)) {
+            if (strcmp(optarg, "keep") && strcmp(optarg, "detect") && !chip_parse_size(optarg) &&
+                strcmp(optarg, "2MB-c1") && strcmp(optarg, "4MB-c1")) {
                 snprintf(msg, sizeof msg,
                          "unknown --flash-size '%s' (keep, detect, 256KB ... 128MB)", optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);

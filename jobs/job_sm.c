@@ -671,8 +671,12 @@ static void st_params(job_t *j, job_event_t ev)
     switch (ev) {
     case JOB_EV_ENTER:
         size = j->rep.flash_size;
-        if (strcmp(j->plan->flash_size, "keep") != 0 && strcmp(j->plan->flash_size, "detect") != 0)
-            size = chip_parse_size(j->plan->flash_size);
+        if (strcmp(j->plan->flash_size, "keep") != 0 && strcmp(j->plan->flash_size, "detect") != 0) {
+            char base[16]; /* "2MB-c1" is a 2MB ESP8266 layout */
+            snprintf(base, sizeof base, "%.*s", (int)strcspn(j->plan->flash_size, "-"),
+                     j->plan->flash_size);
+            size = chip_parse_size(base);
+        }
         if (!size)
             size = DEFAULT_FLASH;
         j->flash_size_used = size;
@@ -718,10 +722,11 @@ static int job_image_params(job_t *j, image_params_t *p)
     p->size_code = -1;
     p->freq_code = -1;
     if (strcmp(pl->flash_size, "keep") != 0) {
-        uint32_t sz = strcmp(pl->flash_size, "detect") == 0
-                          ? (j->rep.flash_size ? j->rep.flash_size : DEFAULT_FLASH)
-                          : chip_parse_size(pl->flash_size);
-        p->size_code = chip_flash_size_code(j->chip, sz);
+        if (strcmp(pl->flash_size, "detect") == 0)
+            p->size_code = chip_flash_size_code(
+                j->chip, j->rep.flash_size ? j->rep.flash_size : DEFAULT_FLASH);
+        else /* by name: also the ESP8266's "2MB-c1" / "4MB-c1" layouts */
+            p->size_code = chip_flash_size_code_name(j->chip, pl->flash_size);
         if (p->size_code < 0) {
             job_fail(j, EST_CLASS_USAGE, EST_EUSAGE, "flash size %s is not valid for %s",
                      pl->flash_size, j->chip->pretty);
