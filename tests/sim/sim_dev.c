@@ -1,0 +1,1738 @@
+// SPDX-License-Identifier: MIT
+// sim_dev: one simulated Espressif chip: reset/boot-mode model, ROM download-mode loader
+// (reference §3-§7, §9, §10), register file with eFuse/SPI controller, NOR flash, faults and the
+// optional realtime model. Bytes come in and go out through sim_dev_io_t; it never does I/O on
+// its own (only --flash-in/--flash-out files). Protocol facts and their sources: docs/SIMULATOR.md.
+#include "sim_dev.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <zlib.h>
+
+#include "sim_event.h"
+#include "sim_flash.h"
+#include "sim_md5.h"
+#include "sim_slip.h"
+
+// Opcodes (reference §4.1).
+enum {
+    OP_FLASH_BEGIN = 0x02,
+    OP_FLASH_DATA = 0x03,
+    OP_FLASH_END = 0x04,
+    OP_MEM_BEGIN = 0x05,
+    OP_MEM_END = 0x06,
+    OP_MEM_DATA = 0x07,
+    OP_SYNC = 0x08,
+    OP_WRITE_REG = 0x09,
+    OP_READ_REG = 0x0A,
+    OP_SPI_SET_PARAMS = 0x0B,
+    OP_SPI_ATTACH = 0x0D,
+    OP_READ_FLASH_SLOW = 0x0E,
+    OP_CHANGE_BAUDRATE = 0x0F,
+    OP_FLASH_DEFL_BEGIN = 0x10,
+    OP_FLASH_DEFL_DATA = 0x11,
+    OP_FLASH_DEFL_END = 0x12,
+    OP_SPI_FLASH_MD5 = 0x13,
+    OP_GET_SECURITY_INFO = 0x14,
+};
+
+// ROM error codes (reference §3.6).
+enum {
+    ROM_OK = 0x00,
+    ROM_EINVAL_MSG = 0x05, // invalid message: bad length or command not supported
+    ROM_EFAILED = 0x06,    // message fine, operation failed
+    ROM_ECHECKSUM = 0x07,
+    ROM_EFLASH_WRITE = 0x08,
+    ROM_EFLASH_READ = 0x09,
+    ROM_EINFLATE = 0x0B,
+    ROM_EADLER = 0x0C,
+    ROM_ERAM_SIZE = 0x0E,
+};
+
+static const struct {
+    const char *name;
+    int op;
+} op_names[] = {
+    {"FLASH_BEGIN", 0x02}, {"FLASH_DATA", 0x03}, {"FLASH_END", 0x04},
+    {"MEM_BEGIN", 0x05}, {"MEM_END", 0x06}, {"MEM_DATA", 0x07},
+    {"SYNC", 0x08}, {"WRITE_REG", 0x09}, {"READ_REG", 0x0A},
+    {"SPI_SET_PARAMS", 0x0B}, {"SPI_ATTACH", 0x0D}, {"READ_FLASH_SLOW", 0x0E},
+    {"CHANGE_BAUDRATE", 0x0F}, {"FLASH_DEFL_BEGIN", 0x10}, {"FLASH_DEFL_DATA", 0x11},
+    {"FLASH_DEFL_END", 0x12}, {"SPI_FLASH_MD5", 0x13}, {"GET_SECURITY_INFO", 0x14},
+    {"ERASE_FLASH", 0xD0}, {"ERASE_REGION", 0xD1}, {"READ_FLASH", 0xD2},
+    {"RUN_USER_CODE", 0xD3},
+};
+
+typedef enum {
+    MODE_RESET,    // EN held low: no output, input ignored
+    MODE_DOWNLOAD, // ROM serial loader
+    MODE_APP,      // the application from flash runs (or fails to boot)
+    MODE_DEAD,     // jumped to a RAM program we do not emulate: silent
+} dev_mode_t;
+
+// Which loader answers in download mode. Only the ROM exists today; the stub ("OHAI", 2 status
+// bytes, 16 KiB blocks, ACK-then-write) is a planned second value handled by the same dispatcher.
+typedef enum {
+    LOADER_ROM,
+} dev_loader_t;
+
+typedef struct {
+    uint32_t addr, val;
+} reg_t;
+
+typedef struct {
+    uint64_t due_us;
+    uint32_t baud;
+    size_t len, off;
+    uint8_t *data;
+} chunk_t;
+
+typedef struct {
+    uint64_t due_us;
+    size_t len;
+    uint8_t *data;
+} inframe_t;
+
+#define RAM_MAX (512u * 1024u)
+#define SPI_CMD_USR (1u << 18)
+#define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
+
+struct sim_dev_s {
+    sim_dev_cfg_t cfg;
+    const sim_chip_t *chip;
+    sim_dev_io_t io;
+    sim_flash_t flash;
+    dev_mode_t mode;
+    dev_loader_t loader;
+    uint32_t baud;       // chip UART rate
+    int baud_locked;     // ROM auto-baud done (first valid SYNC since reset)
+    uint32_t host_baud;  // 0 = unknown
+    int strict_baud;
+    int strap_download;  // boot strap latched at the last chip (EN/power) reset
+    // auto-reset circuit
+    int dtr, rts, en;
+    uint64_t sample_at_us; // 0 = no pending boot-pin sample
+    // registers written by the host (override computed values)
+    reg_t *regs;
+    size_t nregs, capregs;
+    // SPI flash state
+    int attached;
+    uint32_t rom_flash_size;
+    int dpd;
+    uint8_t sr[3];
+    int wel;
+    // flash write session
+    int fl_mode; // 0 none, 1 FLASH_BEGIN, 2 FLASH_DEFL_BEGIN
+    uint32_t fl_off, fl_erase, fl_nblocks, fl_blksize, fl_seq, fl_written;
+    z_stream z;
+    int z_init, z_end;
+    int fl_bitflip_done;
+    // RAM download
+    int mem_active;
+    uint32_t mem_total, mem_nblocks, mem_blksize, mem_addr, mem_seq, mem_written;
+    uint8_t *mem_buf;
+    // protocol bookkeeping
+    int last_op;        // opcode of the last command the ROM accepted (unsupported-op frames)
+    uint64_t requests;  // answered requests (fault counters count these)
+    uint64_t data_blocks;
+    int synced;
+    int sync_dropped;
+    int cur_drop;       // the request being handled has its reply dropped
+    int noise_done, drop_done, hangup_done, brownout_done;
+    // application model
+    uint64_t app_next_us;
+    uint64_t app_tick;
+    int app_valid;
+    uint32_t app_word;
+    // input framing
+    sim_slip_dec_t slip;
+    // time
+    uint64_t now_us; // wall time of the current entry point
+    uint64_t vt_us;  // realtime: time at which the current output becomes ready
+    uint64_t rx_clock_us;
+    uint64_t busy_until_us;
+    uint64_t tx_clock_us;
+    // realtime queues
+    chunk_t *outq;
+    size_t nout, capout;
+    inframe_t *inq;
+    size_t nin, capin;
+    uint32_t rng;
+};
+
+// ---------------------------------------------------------------------------------------------
+// small helpers
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t rng_next(sim_dev_t *d)
+{
+    // xorshift32: deterministic per --seed, good enough for noise bytes
+    uint32_t x = d->rng ? d->rng : 0x12345678u;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    d->rng = x;
+    return x;
+}
+
+static const char *op_name(int op)
+{
+    for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+        if (op_names[i].op == op)
+            return op_names[i].name;
+    return "UNKNOWN";
+}
+
+int sim_dev_opcode_from_name(const char *s)
+{
+    for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
+        if (strcasecmp(op_names[i].name, s) == 0)
+            return op_names[i].op;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (errno || end == s || *end || v < 0 || v > 0xFF)
+        return -1;
+    return (int)v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// UART model: a byte stream sent at tx_baud as seen by a receiver at rx_baud (8N1, LSB first).
+// Used for the ESP8266 boot log (74880 baud) and for baud mismatches on RFC 2217.
+
+static int uart_bit(const uint8_t *p, size_t n, uint64_t j)
+{
+    uint64_t byte = j / 10, bit = j % 10;
+    if (byte >= n)
+        return 1; // idle line
+    if (bit == 0)
+        return 0; // start bit
+    if (bit == 9)
+        return 1; // stop bit
+    return (p[byte] >> (bit - 1)) & 1;
+}
+
+static size_t uart_resample(const uint8_t *in, size_t n, uint32_t tx, uint32_t rx, uint8_t *out,
+                            size_t cap)
+{
+    size_t o = 0;
+    uint64_t nbits = (uint64_t)n * 10;
+    double t = 0.0; // seconds
+    while (o < cap) {
+        // next falling edge at or after t: a transmitted 0 bit preceded by a 1 bit
+        uint64_t j = (uint64_t)(t * tx);
+        int found = 0;
+        for (; j < nbits; j++) {
+            if ((double)j / tx < t)
+                continue;
+            if (uart_bit(in, n, j) == 0 && (j == 0 || uart_bit(in, n, j - 1) == 1)) {
+                found = 1;
+                break;
+            }
+        }
+        if (!found)
+            break;
+        double t0 = (double)j / tx;
+        uint8_t v = 0;
+        for (int b = 0; b < 8; b++) {
+            double ts = t0 + (1.5 + b) / rx;
+            if (uart_bit(in, n, (uint64_t)(ts * tx)))
+                v |= (uint8_t)(1u << b);
+        }
+        out[o++] = v; // a framing error still delivers a byte (Linux default without PARMRK)
+        t = t0 + 9.5 / rx;
+    }
+    return o;
+}
+
+static int baud_close(uint32_t a, uint32_t b)
+{
+    // UARTs tolerate a few percent of rate difference
+    double r = (double)a / (double)b;
+    return r > 0.97 && r < 1.03;
+}
+
+// ---------------------------------------------------------------------------------------------
+// output path: realtime queue or straight to the transport
+
+static void out_push(sim_dev_t *d, const uint8_t *p, size_t n, uint32_t baud)
+{
+    if (n == 0 || d->cfg.f_silent)
+        return;
+    // What a host at a different rate receives (only when the transport knows the host rate).
+    uint8_t *conv = NULL;
+    uint32_t host = d->host_baud;
+    if (host == 0 && baud != d->baud && baud != 115200)
+        host = 115200; // pty/TCP: assume the usual 115200 host for odd-rate text (ESP8266 log)
+    if (host && !baud_close(host, baud)) {
+        size_t cap = n * 10 + 16;
+        conv = malloc(cap);
+        if (!conv)
+            return;
+        n = uart_resample(p, n, baud, host, conv, cap);
+        p = conv;
+        if (n == 0) {
+            free(conv);
+            return;
+        }
+    }
+    if (!d->cfg.realtime) {
+        d->io.write(d->io.ctx, p, n, baud);
+        free(conv);
+        return;
+    }
+    if (d->nout == d->capout) {
+        size_t nc = d->capout ? d->capout * 2 : 16;
+        chunk_t *q = realloc(d->outq, nc * sizeof(*q));
+        if (!q) {
+            free(conv);
+            return;
+        }
+        d->outq = q;
+        d->capout = nc;
+    }
+    uint8_t *copy = malloc(n);
+    if (!copy) {
+        free(conv);
+        return;
+    }
+    memcpy(copy, p, n);
+    free(conv);
+    d->outq[d->nout++] = (chunk_t){.due_us = d->vt_us, .baud = baud, .len = n, .data = copy};
+}
+
+static void out_text(sim_dev_t *d, const char *text, uint32_t baud)
+{
+    out_push(d, (const uint8_t *)text, strlen(text), baud);
+}
+
+static void out_frame(sim_dev_t *d, const uint8_t *pkt, size_t len)
+{
+    uint8_t enc[2 * 256 + 8];
+    size_t n = sim_slip_encode(pkt, len, enc, sizeof(enc));
+    out_push(d, enc, n, d->baud);
+}
+
+// ---------------------------------------------------------------------------------------------
+// registers
+
+static reg_t *reg_find(sim_dev_t *d, uint32_t addr)
+{
+    for (size_t i = 0; i < d->nregs; i++)
+        if (d->regs[i].addr == addr)
+            return &d->regs[i];
+    return NULL;
+}
+
+static void reg_store(sim_dev_t *d, uint32_t addr, uint32_t val)
+{
+    reg_t *r = reg_find(d, addr);
+    if (r) {
+        r->val = val;
+        return;
+    }
+    if (d->nregs == d->capregs) {
+        size_t nc = d->capregs ? d->capregs * 2 : 64;
+        reg_t *q = realloc(d->regs, nc * sizeof(*q));
+        if (!q)
+            return;
+        d->regs = q;
+        d->capregs = nc;
+    }
+    d->regs[d->nregs++] = (reg_t){addr, val};
+}
+
+static uint32_t uart_clkdiv(const sim_dev_t *d)
+{
+    uint32_t clk = d->chip->uart_clk_hz, b = d->baud ? d->baud : 115200;
+    uint32_t integ = clk / b;
+    uint32_t frag = (uint32_t)(((uint64_t)(clk % b) * 16) / b);
+    return (integ & 0xFFFFF) | (frag & 0xF) << 20;
+}
+
+// eFuse words holding the chip revision (reference §5.5).
+static uint32_t rev_bits(const sim_dev_t *d, uint32_t addr)
+{
+    const sim_chip_t *c = d->chip;
+    uint32_t maj = (uint32_t)d->cfg.rev_major, min = (uint32_t)d->cfg.rev_minor, v = 0;
+    switch (c->rev_kind) {
+    case SIM_REV_NONE:
+        break;
+    case SIM_REV_ESP32: {
+        static const uint32_t code[4] = {0, 1, 3, 7}; // major -> b2b1b0
+        uint32_t b = code[maj & 3];
+        if (addr == c->rev_w_a && (b & 1))
+            v |= 1u << 15;
+        if (addr == c->rev_w_b) {
+            if (b & 2)
+                v |= 1u << 20;
+            v |= (min & 3) << 24;
+        }
+        if (addr == 0x3FF6607C && (b & 4)) // APB_CTL_DATE bit 31
+            v |= 1u << 31;
+        break;
+    }
+    case SIM_REV_S2:
+        if (addr == c->rev_w_a)
+            v |= (maj & 3) << 18 | ((min >> 3) & 1) << 20;
+        if (addr == c->rev_w_b)
+            v |= (min & 7) << 4;
+        break;
+    case SIM_REV_S3C3:
+        if (addr == c->rev_w_a)
+            v |= (min & 7) << 18;
+        if (addr == c->rev_w_b)
+            v |= (maj & 3) << 24 | ((min >> 3) & 1) << 23;
+        break;
+    case SIM_REV_C2:
+        if (addr == c->rev_w_a)
+            v |= (maj & 3) << 20 | (min & 0xF) << 16;
+        break;
+    case SIM_REV_C6:
+        if (addr == c->rev_w_a)
+            v |= (maj & 3) << 22 | (min & 0xF) << 18;
+        break;
+    case SIM_REV_H2:
+        if (addr == c->rev_w_a)
+            v |= (maj & 3) << 21 | (min & 7) << 18;
+        break;
+    }
+    return v;
+}
+
+// Value of a register nobody wrote: ROM constants, eFuse, clocks (reference §5, §6, §9).
+static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
+{
+    const sim_chip_t *c = d->chip;
+    const uint8_t *m = d->cfg.mac;
+    uint32_t v = 0;
+    if (addr == 0x40001000)
+        return c->magic;
+    if (addr == c->uart_clkdiv_reg)
+        return uart_clkdiv(d);
+    if (c->fam == SIM_FAM_8266) {
+        // OTP MAC words and OUI rules (reference §6, esptool ESP8266ROM.read_mac)
+        int oui_fe34 = m[0] == 0x18 && m[1] == 0xFE && m[2] == 0x34;
+        int oui_acd0 = m[0] == 0xAC && m[1] == 0xD0 && m[2] == 0x74;
+        if (addr == 0x3FF00050)
+            return (uint32_t)m[5] << 24;
+        if (addr == 0x3FF00054)
+            return (uint32_t)(oui_acd0 ? 1 : 0) << 16 | (uint32_t)m[3] << 8 | m[4];
+        if (addr == 0x3FF0005C)
+            return (oui_fe34 || oui_acd0) ? 0
+                                         : ((uint32_t)m[0] << 16 | (uint32_t)m[1] << 8 | m[2]);
+        return 0;
+    }
+    if (addr == c->mac_reg)
+        v |= (uint32_t)m[2] << 24 | (uint32_t)m[3] << 16 | (uint32_t)m[4] << 8 | m[5];
+    if (addr == c->mac_reg + 4) {
+        v |= (uint32_t)m[0] << 8 | m[1];
+        if (c->mac_ext)
+            v |= 0xFFFEu << 16; // MAC_EXT FF:FE (reference §6)
+    }
+    v |= rev_bits(d, addr);
+    if (c->fam == SIM_FAM_ESP32) {
+        // ROM baud correction inputs (reference §9): chosen so that the ROM's computed clock is
+        // exactly 40 MHz, i.e. the corrected rate esptool sends equals the real rate.
+        if (addr == 0x3FF5F06C)
+            v |= 1024u << 7; // RTC calibration value
+        if (addr == 0x3FF5A010)
+            v |= 100; // eFuse CK8M_FREQ: 1024 * 15625 * 100 / 40 = 40 MHz
+        if (addr == 0x60000078)
+            v |= 0x15122500; // UART_DATE, seen in esptool traces of ESP32 ROMs
+    }
+    return v;
+}
+
+static uint32_t reg_read(sim_dev_t *d, uint32_t addr)
+{
+    reg_t *r = reg_find(d, addr);
+    return r ? r->val : reg_default(d, addr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SPI flash controller "user command" (reference §7.1, §7.2)
+
+static uint8_t sfdp_byte(const sim_dev_t *d, uint32_t a)
+{
+    // Minimal SFDP: signature, one parameter header pointing at a basic table whose second
+    // DWORD is the density in bits - 1. Enough for esptool's signature check (v5.3+).
+    static const uint8_t head[16] = {'S', 'F', 'D', 'P', 0x06, 0x01, 0x00, 0xFF,
+                                     0x00, 0x06, 0x01, 0x10, 0x30, 0x00, 0x00, 0xFF};
+    if (a < sizeof(head))
+        return head[a];
+    if (a >= 0x30 && a < 0x70) {
+        uint32_t off = a - 0x30;
+        if (off >= 4 && off < 8) {
+            uint32_t bits = d->flash.size * 8u - 1u;
+            return (uint8_t)(bits >> (8 * (off - 4)));
+        }
+        if (off < 4) {
+            static const uint8_t dw1[4] = {0xE5, 0x20, 0xF1, 0xFF};
+            return dw1[off];
+        }
+        return 0xFF;
+    }
+    return 0xFF;
+}
+
+static void spi_run_user_cmd(sim_dev_t *d)
+{
+    const sim_chip_t *c = d->chip;
+    uint32_t base = c->spi_base;
+    uint32_t user = reg_read(d, base + c->off_user);
+    uint32_t user1 = reg_read(d, base + c->off_user1);
+    uint32_t user2 = reg_read(d, base + c->off_user2);
+    uint8_t opcode = (uint8_t)(user2 & 0xFF);
+    int has_addr = (user >> 30) & 1, miso = (user >> 28) & 1, mosi = (user >> 27) & 1;
+    uint32_t miso_bits = 0, mosi_bits = 0;
+    if (c->fam == SIM_FAM_8266) {
+        // ESP8266 keeps the data lengths in USER1 (reference §7.1)
+        if (miso)
+            miso_bits = ((user1 >> 8) & 0x1FF) + 1;
+        if (mosi)
+            mosi_bits = ((user1 >> 17) & 0x1FF) + 1;
+    } else {
+        if (miso)
+            miso_bits = (reg_read(d, base + c->off_miso_dlen) & 0xFFFFFF) + 1;
+        if (mosi)
+            mosi_bits = (reg_read(d, base + c->off_mosi_dlen) & 0xFFFFFF) + 1;
+    }
+    uint32_t addr_bits = has_addr ? ((user1 >> 26) & 0x3F) + 1 : 0;
+    uint32_t addr = reg_read(d, base + 0x04);
+    if (addr_bits) {
+        if (c->addr_msb)
+            addr = addr_bits >= 32 ? addr : addr >> (32 - addr_bits);
+        else if (addr_bits < 32)
+            addr &= (1u << addr_bits) - 1;
+    }
+    uint8_t tx[64] = {0}, rx[64];
+    uint32_t ntx = (mosi_bits + 7) / 8, nrx = (miso_bits + 7) / 8;
+    if (ntx > 64)
+        ntx = 64;
+    if (nrx > 64)
+        nrx = 64;
+    for (uint32_t i = 0; i < ntx; i++)
+        tx[i] = (uint8_t)(reg_read(d, base + c->off_w0 + (i & ~3u)) >> (8 * (i & 3)));
+    memset(rx, 0xFF, sizeof(rx)); // MISO idles high when nothing drives it
+    int responding = d->attached && !d->dpd;
+    if (d->dpd && opcode == 0xAB)
+        d->dpd = 0; // release from deep power-down
+    if (responding) {
+        uint32_t jedec = d->cfg.jedec;
+        switch (opcode) {
+        case 0x9F: // RDID: manufacturer, memory type, capacity (reference §7.2)
+            rx[0] = (uint8_t)(jedec >> 16);
+            rx[1] = (uint8_t)(jedec >> 8);
+            rx[2] = (uint8_t)jedec;
+            break;
+        case 0x05:
+            rx[0] = (uint8_t)(d->sr[0] | (d->wel ? 0x02 : 0));
+            rx[1] = rx[0];
+            break;
+        case 0x35:
+            rx[0] = d->sr[1];
+            break;
+        case 0x15:
+            rx[0] = d->sr[2];
+            break;
+        case 0x06:
+            d->wel = 1;
+            break;
+        case 0x50:
+            d->wel = 1; // volatile status write enable
+            break;
+        case 0x04:
+            d->wel = 0;
+            break;
+        case 0x01:
+            if (d->wel) {
+                d->sr[0] = (uint8_t)(tx[0] & 0xFC);
+                if (ntx > 1)
+                    d->sr[1] = tx[1];
+            }
+            d->wel = 0;
+            break;
+        case 0x31:
+            if (d->wel)
+                d->sr[1] = tx[0];
+            d->wel = 0;
+            break;
+        case 0x11:
+            if (d->wel)
+                d->sr[2] = tx[0];
+            d->wel = 0;
+            break;
+        case 0x5A: // RDSFDP
+            for (uint32_t i = 0; i < nrx; i++)
+                rx[i] = sfdp_byte(d, addr + i);
+            break;
+        case 0x03: // READ
+        case 0x0B: // FAST_READ
+            sim_flash_read(&d->flash, addr % d->flash.size, rx, nrx);
+            break;
+        case 0x4B: // unique ID: derived from the seed so each simulated part differs
+            for (uint32_t i = 0; i < nrx; i++)
+                rx[i] = (uint8_t)((d->cfg.seed >> (8 * (i & 3))) ^ (0x5A + i));
+            break;
+        case 0xB9:
+            d->dpd = 1; // deep power-down: ignores everything but 0xAB
+            break;
+        default: // 0x66/0x99 reset, 0x79/0xFF/0xAB etc.: accepted, no visible effect
+            break;
+        }
+    }
+    // the controller shifts MISO bytes into W0.. (only the bytes it read)
+    for (uint32_t i = 0; i < nrx; i++) {
+        uint32_t waddr = base + c->off_w0 + (i & ~3u);
+        uint32_t w = reg_read(d, waddr);
+        unsigned sh = 8 * (i & 3);
+        w = (w & ~(0xFFu << sh)) | (uint32_t)rx[i] << sh;
+        reg_store(d, waddr, w);
+    }
+}
+
+static void reg_write(sim_dev_t *d, uint32_t addr, uint32_t val, uint32_t mask)
+{
+    uint32_t old = reg_read(d, addr);
+    uint32_t nv = (val & mask) | (old & ~mask);
+    reg_store(d, addr, nv);
+    if (addr == d->chip->spi_base && (nv & SPI_CMD_USR)) {
+        spi_run_user_cmd(d);
+        reg_store(d, addr, nv & ~SPI_CMD_USR); // "hardware clears it when done"
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// replies
+
+static int status_len(const sim_dev_t *d)
+{
+    return d->chip->status_len; // ROM; a stub loader would answer with 2
+}
+
+static void send_raw_reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t *out,
+                           size_t outlen, uint8_t st, uint8_t err)
+{
+    uint8_t pkt[8 + 128];
+    size_t sl = (size_t)status_len(d);
+    if (outlen > 128 - sl)
+        outlen = 128 - sl;
+    pkt[0] = 0x01;
+    pkt[1] = op;
+    pkt[2] = (uint8_t)(outlen + sl);
+    pkt[3] = (uint8_t)((outlen + sl) >> 8);
+    put32(pkt + 4, val);
+    if (outlen)
+        memcpy(pkt + 8, out, outlen);
+    memset(pkt + 8 + outlen, 0, sl);
+    pkt[8 + outlen] = st;
+    pkt[8 + outlen + 1] = err;
+    if (d->cur_drop)
+        return;
+    out_frame(d, pkt, 8 + outlen + sl);
+}
+
+static void reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t *out, size_t outlen,
+                  uint8_t err)
+{
+    send_raw_reply(d, op, val, out, outlen, err ? 1 : 0, err);
+}
+
+// ---------------------------------------------------------------------------------------------
+// resets and boot
+
+static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text);
+
+static void loader_state_clear(sim_dev_t *d)
+{
+    d->loader = LOADER_ROM;
+    d->baud = 115200;
+    d->baud_locked = 0;
+    d->attached = 0;
+    d->rom_flash_size = ROM_DEFAULT_FLASH_SIZE;
+    d->dpd = 0;
+    d->wel = 0;
+    if (d->z_init) {
+        inflateEnd(&d->z);
+        d->z_init = 0;
+    }
+    d->fl_mode = 0;
+    d->mem_active = 0;
+    free(d->mem_buf);
+    d->mem_buf = NULL;
+    d->nregs = 0; // registers return to their reset values
+    d->last_op = 0;
+    d->sync_dropped = 0;
+    sim_slip_dec_init(&d->slip);
+}
+
+static void ev_reset(const char *mode, const char *reason)
+{
+    sim_ev_t e;
+    sim_ev_begin(&e, "reset");
+    sim_ev_str(&e, "mode", mode);
+    sim_ev_str(&e, "reason", reason);
+    sim_ev_end(&e);
+}
+
+// A chip reset: EN/power (strap sampled), software or brown-out (strap latched earlier).
+static void chip_boot(sim_dev_t *d, int download, const char *rst_text, const char *reason)
+{
+    loader_state_clear(d);
+    const sim_chip_t *c = d->chip;
+    if (download && !d->cfg.f_app) {
+        d->mode = MODE_DOWNLOAD;
+        ev_reset("download", reason);
+        char banner[512];
+        snprintf(banner, sizeof(banner), "%s%s%s", c->rom_header, rst_text, c->boot_download);
+        out_text(d, banner, c->rom_log_baud);
+        return;
+    }
+    ev_reset("app", reason);
+    app_begin(d, 1, rst_text);
+}
+
+static void app_line(sim_dev_t *d)
+{
+    char line[512];
+    if (!d->app_valid && !d->cfg.f_app) {
+        snprintf(line, sizeof(line), "invalid header: 0x%08x\r\n", d->app_word);
+    } else if (d->cfg.app_text) {
+        snprintf(line, sizeof(line), "%s\r\n", d->cfg.app_text);
+    } else {
+        const uint8_t *m = d->cfg.mac;
+        snprintf(line, sizeof(line),
+                 "I (%llu) espsim: app running on %s, mac %02x:%02x:%02x:%02x:%02x:%02x, "
+                 "tick %llu\r\n",
+                 (unsigned long long)(300 + d->app_tick * d->cfg.app_period_ms), d->chip->display,
+                 m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)d->app_tick);
+    }
+    d->app_tick++;
+    out_text(d, line, 115200);
+}
+
+static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
+{
+    const sim_chip_t *c = d->chip;
+    d->mode = MODE_APP;
+    uint8_t hdr[4];
+    sim_flash_read(&d->flash, c->bootloader_off, hdr, 4);
+    d->app_word = get32(hdr);
+    d->app_valid = hdr[0] == 0xE9; // image magic (reference §11.1)
+    if (with_rom_banner) {
+        char banner[512];
+        snprintf(banner, sizeof(banner), "%s%s%s", c->rom_header, rst_text, c->boot_flash);
+        out_text(d, banner, c->rom_log_baud);
+    }
+    if (d->app_valid || d->cfg.f_app) {
+        if (d->cfg.boot_log) {
+            out_text(d, d->cfg.boot_log, 115200);
+            out_text(d, "\r\n", 115200);
+        } else if (c->fam == SIM_FAM_8266) {
+            out_text(d, "load 0x40100000, len 27728, room 16 \r\ntail 0\r\nchksum 0x2a\r\n"
+                        "load 0x3ffe8000, len 2124, room 8 \r\ntail 4\r\nchksum 0x93\r\n",
+                     c->rom_log_baud);
+            out_text(d, "\r\nI (42) espsim: application started\r\n", 115200);
+        } else {
+            char log[1024];
+            snprintf(log, sizeof(log),
+                     "%smode:DIO, clock div:%d\r\nload:0x3fff0030,len:7104\r\n"
+                     "load:0x40078000,len:15576\r\nentry 0x40080650\r\n"
+                     "I (29) boot: ESP-IDF v5.1.2 2nd stage bootloader\r\n"
+                     "I (29) boot: chip revision: v%d.%d\r\n"
+                     "I (31) boot: Loaded app from partition at offset 0x10000\r\n"
+                     "I (240) cpu_start: Starting scheduler.\r\n"
+                     "I (250) espsim: application started on %s\r\n",
+                     c->fam == SIM_FAM_ESP32 ? "configsip: 0, SPIWP:0xee\r\n" : "SPIWP:0xee\r\n",
+                     c->fam == SIM_FAM_ESP32 ? 2 : 1, d->cfg.rev_major, d->cfg.rev_minor,
+                     c->display);
+            out_text(d, log, 115200);
+        }
+    }
+    d->app_tick = 0;
+    d->app_next_us = d->now_us + (uint64_t)d->cfg.app_period_ms * 1000;
+}
+
+// ---------------------------------------------------------------------------------------------
+// flash helpers
+
+static uint32_t erase_cost_us(uint32_t first, uint32_t count)
+{
+    // design.md §5: ~45 ms per 4 KiB sector, ~200 ms per 64 KiB block (ROM uses blocks when
+    // the region is block aligned)
+    uint64_t us = 0;
+    uint32_t s = first, end = first + count;
+    while (s < end) {
+        if (s % 16 == 0 && end - s >= 16) {
+            us += 200000;
+            s += 16;
+        } else {
+            us += 45000;
+            s++;
+        }
+    }
+    return us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static void do_erase(sim_dev_t *d, uint32_t first, uint32_t count)
+{
+    if (count == 0)
+        return;
+    sim_flash_erase_sectors(&d->flash, first, count);
+    if (d->cfg.realtime)
+        d->vt_us += erase_cost_us(first, count);
+}
+
+static int do_program(sim_dev_t *d, uint32_t off, const uint8_t *p, uint32_t n)
+{
+    int ok = sim_flash_program(&d->flash, off, p, n);
+    if (d->cfg.realtime)
+        d->vt_us += (uint64_t)((n + 255) / 256) * 500; // 0.5 ms per 256-byte page
+    if (d->cfg.f_bitflip && !d->fl_bitflip_done && n > 0 && off < d->flash.size) {
+        // fault bitflip: one bit rots after the ROM's write check, so only MD5 notices
+        sim_flash_flip_bit(&d->flash, off, 0);
+        d->fl_bitflip_done = 1;
+        sim_ev_t e;
+        sim_ev_begin(&e, "fault");
+        sim_ev_str(&e, "fault", "bitflip");
+        sim_ev_hex(&e, "offset", off);
+        sim_ev_end(&e);
+    }
+    return ok;
+}
+
+// Region check for ROM flash operations: 24-bit addressing and the size the ROM believes.
+static int rom_range_ok(const sim_dev_t *d, uint32_t off, uint32_t len)
+{
+    uint64_t end = (uint64_t)off + len;
+    if (end > d->rom_flash_size || end > d->flash.size)
+        return 0;
+    if (end > 16u * 1024u * 1024u)
+        return 0; // ROM flash commands use 24-bit addresses (reference §14.12)
+    return 1;
+}
+
+// ---------------------------------------------------------------------------------------------
+// fault hooks after a data block
+
+static void after_data_block(sim_dev_t *d)
+{
+    d->data_blocks++;
+    if (d->cfg.f_hangup_after >= 0 && !d->hangup_done &&
+        d->data_blocks >= (uint64_t)d->cfg.f_hangup_after) {
+        d->hangup_done = 1;
+        sim_ev_t e;
+        sim_ev_begin(&e, "fault");
+        sim_ev_str(&e, "fault", "hangup");
+        sim_ev_num(&e, "block", (int64_t)d->data_blocks);
+        sim_ev_end(&e);
+        if (d->io.hangup)
+            d->io.hangup(d->io.ctx);
+        return;
+    }
+    if (d->cfg.f_brownout_after >= 0 && !d->brownout_done &&
+        d->data_blocks >= (uint64_t)d->cfg.f_brownout_after) {
+        d->brownout_done = 1;
+        sim_ev_t e;
+        sim_ev_begin(&e, "fault");
+        sim_ev_str(&e, "fault", "brownout");
+        sim_ev_num(&e, "block", (int64_t)d->data_blocks);
+        sim_ev_end(&e);
+        chip_boot(d, d->strap_download, d->chip->rst_brownout, "brownout");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ROM command handlers. Each returns after sending exactly one reply (or none when it must not).
+
+static int rom_supports(const sim_dev_t *d, int op)
+{
+    switch (d->chip->fam) {
+    case SIM_FAM_8266:
+        return op >= 0x02 && op <= 0x0A;
+    case SIM_FAM_ESP32:
+        return (op >= 0x02 && op <= 0x0B) || (op >= 0x0D && op <= 0x13);
+    case SIM_FAM_S2PLUS:
+        return (op >= 0x02 && op <= 0x0B) || (op >= 0x0D && op <= 0x14);
+    }
+    return 0;
+}
+
+// Checks the data-packet sub-header (reference §3.4). Returns the ROM error or 0.
+static int check_data_packet(const uint8_t *data, size_t len, uint32_t chk, uint32_t *seq,
+                             const uint8_t **payload, uint32_t *plen)
+{
+    if (len < 16)
+        return ROM_EINVAL_MSG;
+    uint32_t n = get32(data);
+    if (n != len - 16)
+        return ROM_EINVAL_MSG;
+    *seq = get32(data + 4);
+    *payload = data + 16;
+    *plen = n;
+    uint8_t x = 0xEF;
+    for (uint32_t i = 0; i < n; i++)
+        x ^= data[16 + i];
+    if ((chk & 0xFF) != x)
+        return ROM_ECHECKSUM;
+    return 0;
+}
+
+static void ev_flash_begin(const char *name, uint32_t size, uint32_t nblocks,
+                           uint32_t blk, uint32_t off, uint32_t er_first, uint32_t er_count,
+                           int enc)
+{
+    sim_ev_t e;
+    sim_ev_begin(&e, name);
+    sim_ev_hex(&e, "offset", off);
+    sim_ev_num(&e, "size", size);
+    sim_ev_num(&e, "blocks", nblocks);
+    sim_ev_num(&e, "block_size", blk);
+    sim_ev_hex(&e, "erase_start", er_first * SIM_FLASH_SECTOR);
+    sim_ev_num(&e, "erase_len", (int64_t)er_count * SIM_FLASH_SECTOR);
+    if (enc >= 0)
+        sim_ev_num(&e, "encrypted", enc);
+    sim_ev_end(&e);
+}
+
+static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    const sim_chip_t *c = d->chip;
+    // S2+ ROMs need the 5th "encrypted" word, older ROMs reject it (reference §4.2, §14.5)
+    size_t want = c->fam == SIM_FAM_S2PLUS ? 20 : 16;
+    if (len != want) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t size = get32(data), nblocks = get32(data + 4), blk = get32(data + 8);
+    uint32_t off = get32(data + 12);
+    int enc = len == 20 ? (int)get32(data + 16) : -1;
+    if (c->fam == SIM_FAM_8266)
+        d->attached = 1; // FLASH_BEGIN attaches the SPI flash on the ESP8266 ROM (§4.2)
+    if (!d->attached || (op == OP_FLASH_DEFL_BEGIN && c->fam == SIM_FAM_8266)) {
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
+    }
+    if (blk == 0 || blk > 0x4000 || (size > 0 && !rom_range_ok(d, off, size))) {
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
+    }
+    uint32_t first = off / SIM_FLASH_SECTOR, count = 0;
+    if (c->fam == SIM_FAM_8266) {
+        // ESP8266 ROM erase bug (reference §4.5.3): SPIEraseArea erases the sectors up to the
+        // next 64 KiB boundary ("head") and then still the full requested count after them,
+        // i.e. n + min(head, n) sectors. esptool's get_erase_size() sends a reduced size so
+        // that this covers the data; a host that sends the plain size erases too much.
+        uint32_t n = (size + SIM_FLASH_SECTOR - 1) / SIM_FLASH_SECTOR;
+        uint32_t head = 16 - (first % 16);
+        if (head > n)
+            head = n;
+        count = n + head;
+    } else if (size > 0) {
+        uint64_t end = (uint64_t)off + size;
+        count = (uint32_t)((end + SIM_FLASH_SECTOR - 1) / SIM_FLASH_SECTOR) - first;
+    }
+    do_erase(d, first, count);
+    if (d->z_init) {
+        inflateEnd(&d->z);
+        d->z_init = 0;
+    }
+    d->fl_mode = op == OP_FLASH_DEFL_BEGIN ? 2 : 1;
+    d->fl_off = off;
+    d->fl_erase = size;
+    d->fl_nblocks = nblocks;
+    d->fl_blksize = blk;
+    d->fl_seq = 0;
+    d->fl_written = 0;
+    d->z_end = 0;
+    d->fl_bitflip_done = 0;
+    if (d->fl_mode == 2) {
+        memset(&d->z, 0, sizeof(d->z));
+        if (inflateInit(&d->z) != Z_OK) {
+            d->fl_mode = 0;
+            reply(d, op, 0, NULL, 0, ROM_EFAILED);
+            return;
+        }
+        d->z_init = 1;
+    }
+    ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
+                   off, first, count, enc);
+    reply(d, op, 0, NULL, 0, ROM_OK);
+}
+
+static void ev_write_done(sim_dev_t *d)
+{
+    sim_ev_t e;
+    sim_ev_begin(&e, d->fl_mode == 2 ? "defl_done" : "flash_done");
+    sim_ev_hex(&e, "offset", d->fl_off);
+    sim_ev_num(&e, "written", d->fl_written);
+    sim_ev_num(&e, "blocks", d->fl_seq);
+    sim_ev_end(&e);
+}
+
+static void h_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
+{
+    uint32_t seq = 0, plen = 0;
+    const uint8_t *pl = NULL;
+    int err = check_data_packet(data, len, chk, &seq, &pl, &plen);
+    if (err) {
+        reply(d, op, 0, NULL, 0, (uint8_t)err);
+        return;
+    }
+    int want_mode = op == OP_FLASH_DEFL_DATA ? 2 : 1;
+    if (d->fl_mode != want_mode) {
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
+    }
+    if (seq != d->fl_seq) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    if (plen > d->fl_blksize) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    if (want_mode == 1) {
+        uint32_t at = d->fl_off + seq * d->fl_blksize;
+        // the ROM writes the block before it answers and reads it back (error 0x08)
+        int ok = do_program(d, at, pl, plen);
+        d->fl_written += plen;
+        d->fl_seq++;
+        reply(d, op, 0, NULL, 0, ok ? ROM_OK : ROM_EFLASH_WRITE);
+    } else {
+        uint8_t outbuf[16384];
+        int zerr = Z_OK, ok = 1;
+        d->z.next_in = (Bytef *)(uintptr_t)pl;
+        d->z.avail_in = plen;
+        while (!d->z_end && (d->z.avail_in > 0 || zerr == Z_OK)) {
+            d->z.next_out = outbuf;
+            d->z.avail_out = sizeof(outbuf);
+            zerr = inflate(&d->z, Z_NO_FLUSH);
+            size_t got = sizeof(outbuf) - d->z.avail_out;
+            if (got) {
+                if (!do_program(d, d->fl_off + d->fl_written, outbuf, (uint32_t)got))
+                    ok = 0;
+                d->fl_written += (uint32_t)got;
+            }
+            if (zerr == Z_STREAM_END) {
+                d->z_end = 1;
+                break;
+            }
+            if (zerr == Z_BUF_ERROR || (zerr == Z_OK && got == 0 && d->z.avail_in == 0))
+                break;
+            if (zerr != Z_OK)
+                break;
+        }
+        d->fl_seq++;
+        if (zerr == Z_DATA_ERROR || zerr == Z_NEED_DICT || zerr == Z_MEM_ERROR ||
+            zerr == Z_STREAM_ERROR) {
+            int adler = zerr == Z_DATA_ERROR && d->z.msg &&
+                        strstr(d->z.msg, "incorrect data check") != NULL;
+            reply(d, op, 0, NULL, 0, adler ? ROM_EADLER : ROM_EINFLATE);
+            return;
+        }
+        reply(d, op, 0, NULL, 0, ok ? ROM_OK : ROM_EFLASH_WRITE);
+    }
+    if (d->fl_seq == d->fl_nblocks)
+        ev_write_done(d);
+}
+
+static void h_flash_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 4) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t flag = get32(data);
+    sim_ev_t e;
+    sim_ev_begin(&e, op == OP_FLASH_DEFL_END ? "defl_end" : "flash_end");
+    sim_ev_num(&e, "flag", flag);
+    sim_ev_end(&e);
+    reply(d, op, 0, NULL, 0, ROM_OK);
+    // Sending FLASH_END to a ROM leaves the loader (reference §4.2): 0 reboots (the strap was
+    // latched at the last chip reset, so a download-strapped chip comes back to download mode),
+    // 1 runs the user code from flash without a reset.
+    if (flag == 0)
+        chip_boot(d, d->strap_download, d->chip->rst_sw, "flash_end");
+    else {
+        loader_state_clear(d);
+        ev_reset("app", "run_user_code");
+        app_begin(d, 0, NULL);
+    }
+}
+
+static void h_mem_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 16) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t total = get32(data), nblocks = get32(data + 4), blk = get32(data + 8);
+    uint32_t addr = get32(data + 12);
+    if (total > RAM_MAX || blk == 0) {
+        reply(d, op, 0, NULL, 0, ROM_ERAM_SIZE);
+        return;
+    }
+    free(d->mem_buf);
+    d->mem_buf = calloc(1, total ? total : 1);
+    if (!d->mem_buf) {
+        d->mem_active = 0;
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
+    }
+    d->mem_active = 1;
+    d->mem_total = total;
+    d->mem_nblocks = nblocks;
+    d->mem_blksize = blk;
+    d->mem_addr = addr;
+    d->mem_seq = 0;
+    d->mem_written = 0;
+    sim_ev_t e;
+    sim_ev_begin(&e, "mem_begin");
+    sim_ev_hex(&e, "addr", addr);
+    sim_ev_num(&e, "size", total);
+    sim_ev_end(&e);
+    reply(d, op, 0, NULL, 0, ROM_OK);
+}
+
+static void h_mem_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
+{
+    uint32_t seq = 0, plen = 0;
+    const uint8_t *pl = NULL;
+    int err = check_data_packet(data, len, chk, &seq, &pl, &plen);
+    if (err) {
+        reply(d, op, 0, NULL, 0, (uint8_t)err);
+        return;
+    }
+    if (!d->mem_active) {
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
+    }
+    if (seq != d->mem_seq) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint64_t at = (uint64_t)seq * d->mem_blksize;
+    if (at + plen > d->mem_total) {
+        reply(d, op, 0, NULL, 0, ROM_ERAM_SIZE);
+        return;
+    }
+    memcpy(d->mem_buf + at, pl, plen);
+    d->mem_written += plen;
+    d->mem_seq++;
+    reply(d, op, 0, NULL, 0, ROM_OK);
+}
+
+static void h_mem_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 8) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t flag = get32(data), entry = get32(data + 4);
+    sim_ev_t e;
+    sim_ev_begin(&e, "mem_end");
+    sim_ev_num(&e, "flag", flag);
+    sim_ev_hex(&e, "entry", entry);
+    sim_ev_num(&e, "loaded", d->mem_written);
+    sim_ev_end(&e);
+    reply(d, op, 0, NULL, 0, ROM_OK);
+    if (flag == 0) {
+        // The ROM jumps to the entry point. Running uploaded code (the flasher stub) is not
+        // emulated yet: the chip behaves as if the program hung (silent until reset).
+        d->mode = MODE_DEAD;
+        sim_event_simple("jump", "RAM program started; not emulated, chip silent until reset");
+    }
+}
+
+static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    static const uint8_t hdr[4] = {0x07, 0x07, 0x12, 0x20};
+    if (len != 36 || memcmp(data, hdr, 4) != 0)
+        return; // not a SYNC pattern: the ROM's baud detection does not lock, no answer
+    for (int i = 4; i < 36; i++)
+        if (data[i] != 0x55)
+            return;
+    if (d->sync_dropped < d->cfg.f_sync_drop) {
+        d->sync_dropped++; // the first SYNCs after reset may be lost while the ROM auto-bauds
+        return;
+    }
+    if (!d->baud_locked && d->host_baud)
+        d->baud = d->host_baud; // auto-baud: the ROM adopts the host's rate
+    d->baud_locked = 1;
+    int first = !d->synced;
+    for (int i = 0; i < 8; i++) // 8 replies per SYNC (reference §4.2)
+        reply(d, op, d->chip->sync_value, NULL, 0, ROM_OK);
+    d->synced = 1;
+    if (first)
+        sim_event_simple("sync", NULL);
+}
+
+static void h_read_reg(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 4) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    reply(d, op, reg_read(d, get32(data)), NULL, 0, ROM_OK);
+}
+
+static void h_write_reg(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len == 0 || len % 16 != 0) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    for (size_t i = 0; i < len; i += 16) {
+        uint32_t delay = get32(data + i + 12);
+        if (d->cfg.realtime)
+            d->vt_us += delay;
+        reg_write(d, get32(data + i), get32(data + i + 4), get32(data + i + 8));
+    }
+    reply(d, op, 0, NULL, 0, ROM_OK);
+}
+
+static void h_spi_set_params(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 24) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    d->rom_flash_size = get32(data + 4);
+    sim_ev_t e;
+    sim_ev_begin(&e, "spi_set_params");
+    sim_ev_num(&e, "size", d->rom_flash_size);
+    sim_ev_end(&e);
+    reply(d, op, 0, NULL, 0, ROM_OK);
+}
+
+static void h_spi_attach(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    // ROM form: {config, is_legacy, 0, 0, 0} = 8 bytes; the 4-byte stub form is invalid here
+    if (len != 8) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t cfg = get32(data);
+    // Only the default pins (0) reach the simulated module's flash; other pin sets "attach"
+    // but nothing answers on them, as on a real module.
+    d->attached = cfg == 0;
+    sim_ev_t e;
+    sim_ev_begin(&e, "spi_attach");
+    sim_ev_hex(&e, "config", cfg);
+    sim_ev_bool(&e, "flash_reachable", d->attached);
+    sim_ev_end(&e);
+    reply(d, op, 0, NULL, 0, ROM_OK);
+}
+
+static void h_read_flash_slow(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    uint8_t buf[64];
+    memset(buf, 0, sizeof(buf));
+    if (len != 8) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t off = get32(data), n = get32(data + 4);
+    if (n > 64) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    if (!d->attached || !rom_range_ok(d, off, n)) {
+        reply(d, op, 0, NULL, 0, ROM_EFLASH_READ);
+        return;
+    }
+    sim_flash_read(&d->flash, off, buf, n);
+    if (d->cfg.realtime)
+        d->vt_us += 25000; // ~20 kbit/s observed (reference §4.2)
+    reply(d, op, 0, buf, 64, ROM_OK); // always 64 data bytes, then status
+}
+
+static void h_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 8) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t nb = get32(data), old = get32(data + 4);
+    if (nb == 0) {
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
+    }
+    reply(d, op, 0, NULL, 0, ROM_OK); // the reply still goes out at the old rate (§9)
+    uint32_t prev = d->baud;
+    d->baud = nb;
+    d->baud_locked = 1;
+    sim_ev_t e;
+    sim_ev_begin(&e, "change_baudrate");
+    sim_ev_num(&e, "baud", nb);
+    sim_ev_num(&e, "old_field", old);
+    sim_ev_num(&e, "previous", prev);
+    sim_ev_end(&e);
+}
+
+static void h_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 16) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint32_t off = get32(data), n = get32(data + 4);
+    if (!d->attached || !rom_range_ok(d, off, n)) {
+        reply(d, op, 0, NULL, 0, ROM_EFLASH_READ);
+        return;
+    }
+    sim_md5_t m;
+    sim_md5_init(&m);
+    uint8_t buf[4096];
+    for (uint32_t done = 0; done < n;) {
+        uint32_t k = n - done < sizeof(buf) ? n - done : (uint32_t)sizeof(buf);
+        sim_flash_read(&d->flash, off + done, buf, k);
+        sim_md5_update(&m, buf, k);
+        done += k;
+    }
+    uint8_t dig[16];
+    sim_md5_final(&m, dig);
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    if (d->cfg.realtime)
+        d->vt_us += (uint64_t)n / 1000; // ROM MD5 runs at roughly 1 MB/s
+    sim_ev_t e;
+    sim_ev_begin(&e, "md5");
+    sim_ev_hex(&e, "offset", off);
+    sim_ev_num(&e, "size", n);
+    sim_ev_str(&e, "md5", hex);
+    sim_ev_end(&e);
+    // ROM: 32 lower-case hex characters then the status (reference §10)
+    reply(d, op, 0, (const uint8_t *)hex, 32, ROM_OK);
+}
+
+static void h_security_info(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    (void)data;
+    if (len != 0) {
+        reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        return;
+    }
+    uint8_t out[20];
+    memset(out, 0, sizeof(out)); // flags 0, crypt count 0, key purposes 0: a virgin chip
+    if (d->chip->secinfo_len == 20) {
+        put32(out + 12, (uint32_t)d->chip->chip_id);
+        put32(out + 16, 0); // api/eco version
+    }
+    reply(d, op, 0, out, (size_t)d->chip->secinfo_len, ROM_OK);
+}
+
+// The ROM's answer to an opcode it does not implement. esptool (loader.py command()) documents
+// that the "unsupported command" response is sent 8 times, 14 bytes each on the wire for the
+// ESP32 family, and recognises it only because its opcode differs from the request's while the
+// status is (non-zero, 0x05). We echo the last accepted command's opcode (see SIMULATOR.md).
+static void rom_unsupported(sim_dev_t *d, int op)
+{
+    sim_ev_t e;
+    sim_ev_begin(&e, "unsupported");
+    sim_ev_hex(&e, "op", (uint32_t)op);
+    sim_ev_str(&e, "name", op_name(op));
+    sim_ev_end(&e);
+    for (int i = 0; i < 8; i++)
+        send_raw_reply(d, (uint8_t)d->last_op, 0, NULL, 0, 1, ROM_EINVAL_MSG);
+}
+
+static void rom_dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
+{
+    if (flen < 8 || frame[0] != 0x00)
+        return; // not a request: ignored like any malformed frame
+    uint8_t op = frame[1];
+    uint32_t size = (uint32_t)frame[2] | (uint32_t)frame[3] << 8;
+    uint32_t chk = get32(frame + 4);
+    const uint8_t *data = frame + 8;
+    size_t len = flen - 8;
+    if (size != len)
+        return; // size field disagrees with the frame: malformed, dropped
+    d->requests++;
+    d->cur_drop = 0;
+    if (d->cfg.f_drop_reply >= 0 && !d->drop_done &&
+        d->requests == (uint64_t)d->cfg.f_drop_reply) {
+        d->cur_drop = 1;
+        d->drop_done = 1;
+        sim_ev_t e;
+        sim_ev_begin(&e, "fault");
+        sim_ev_str(&e, "fault", "drop-reply");
+        sim_ev_hex(&e, "op", op);
+        sim_ev_end(&e);
+    }
+    if (d->cfg.f_drop_replies && d->synced && op != OP_SYNC)
+        d->cur_drop = 1;
+    for (int i = 0; i < d->cfg.n_naks; i++) {
+        if (d->cfg.naks[i].op == op) {
+            sim_ev_t e;
+            sim_ev_begin(&e, "fault");
+            sim_ev_str(&e, "fault", "nak");
+            sim_ev_hex(&e, "op", op);
+            sim_ev_str(&e, "name", op_name(op));
+            sim_ev_hex(&e, "code", (uint32_t)d->cfg.naks[i].code);
+            sim_ev_end(&e);
+            send_raw_reply(d, op, 0, NULL, 0, 1, (uint8_t)d->cfg.naks[i].code);
+            goto done;
+        }
+    }
+    if (!rom_supports(d, op)) {
+        rom_unsupported(d, op);
+        goto done;
+    }
+    switch (op) {
+    case OP_FLASH_BEGIN:
+    case OP_FLASH_DEFL_BEGIN:
+        h_flash_begin(d, op, data, len);
+        break;
+    case OP_FLASH_DATA:
+    case OP_FLASH_DEFL_DATA:
+        h_flash_data(d, op, data, len, chk);
+        break;
+    case OP_FLASH_END:
+    case OP_FLASH_DEFL_END:
+        h_flash_end(d, op, data, len);
+        break;
+    case OP_MEM_BEGIN:
+        h_mem_begin(d, op, data, len);
+        break;
+    case OP_MEM_DATA:
+        h_mem_data(d, op, data, len, chk);
+        break;
+    case OP_MEM_END:
+        h_mem_end(d, op, data, len);
+        break;
+    case OP_SYNC:
+        h_sync(d, op, data, len);
+        break;
+    case OP_WRITE_REG:
+        h_write_reg(d, op, data, len);
+        break;
+    case OP_READ_REG:
+        h_read_reg(d, op, data, len);
+        break;
+    case OP_SPI_SET_PARAMS:
+        h_spi_set_params(d, op, data, len);
+        break;
+    case OP_SPI_ATTACH:
+        h_spi_attach(d, op, data, len);
+        break;
+    case OP_READ_FLASH_SLOW:
+        h_read_flash_slow(d, op, data, len);
+        break;
+    case OP_CHANGE_BAUDRATE:
+        h_change_baud(d, op, data, len);
+        break;
+    case OP_SPI_FLASH_MD5:
+        h_md5(d, op, data, len);
+        break;
+    case OP_GET_SECURITY_INFO:
+        h_security_info(d, op, data, len);
+        break;
+    default:
+        rom_unsupported(d, op);
+        goto done;
+    }
+    if (d->mode == MODE_DOWNLOAD)
+        d->last_op = op;
+    if (op == OP_FLASH_DATA || op == OP_FLASH_DEFL_DATA)
+        after_data_block(d); // faults counted in data blocks (hangup, brown-out)
+done:
+    if (d->cfg.f_noise_after >= 0 && !d->noise_done &&
+        d->requests >= (uint64_t)d->cfg.f_noise_after) {
+        d->noise_done = 1;
+        uint8_t noise[24];
+        for (size_t i = 0; i < sizeof(noise); i++) {
+            uint8_t b = (uint8_t)rng_next(d);
+            noise[i] = b == 0xC0 ? 0x3F : b; // garbage between frames, never a frame delimiter
+        }
+        sim_ev_t e;
+        sim_ev_begin(&e, "fault");
+        sim_ev_str(&e, "fault", "noise");
+        sim_ev_num(&e, "bytes", (int64_t)sizeof(noise));
+        sim_ev_end(&e);
+        out_push(d, noise, sizeof(noise), d->baud);
+    }
+    d->cur_drop = 0;
+}
+
+static void process_frame(sim_dev_t *d, const uint8_t *frame, size_t len)
+{
+    if (d->mode != MODE_DOWNLOAD || d->cfg.f_silent)
+        return;
+    rom_dispatch(d, frame, len);
+}
+
+// ---------------------------------------------------------------------------------------------
+// public API
+
+sim_dev_t *sim_dev_new(const sim_dev_cfg_t *cfg, const sim_dev_io_t *io, char *err, size_t errlen)
+{
+    sim_dev_t *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    d->cfg = *cfg;
+    d->chip = cfg->chip;
+    d->io = *io;
+    d->rng = cfg->seed ? cfg->seed : 1;
+    d->strap_download = 1;
+    d->dtr = 0;
+    d->rts = 0;
+    d->en = 1;
+    d->mode = MODE_RESET;
+    if (sim_flash_init(&d->flash, cfg->flash_size) != 0) {
+        snprintf(err, errlen, "cannot allocate %u bytes of flash", cfg->flash_size);
+        free(d);
+        return NULL;
+    }
+    if (cfg->flash_in) {
+        int r = sim_flash_load(&d->flash, cfg->flash_in);
+        if (r) {
+            snprintf(err, errlen, "cannot read --flash-in %s: %s", cfg->flash_in, strerror(-r));
+            sim_flash_free(&d->flash);
+            free(d);
+            return NULL;
+        }
+    }
+    sim_slip_dec_init(&d->slip);
+    loader_state_clear(d);
+    return d;
+}
+
+void sim_dev_free(sim_dev_t *d)
+{
+    if (!d)
+        return;
+    if (d->z_init)
+        inflateEnd(&d->z);
+    free(d->mem_buf);
+    free(d->regs);
+    for (size_t i = 0; i < d->nout; i++)
+        free(d->outq[i].data);
+    free(d->outq);
+    for (size_t i = 0; i < d->nin; i++)
+        free(d->inq[i].data);
+    free(d->inq);
+    sim_flash_free(&d->flash);
+    free(d);
+}
+
+void sim_dev_start(sim_dev_t *d, uint64_t now_us)
+{
+    d->now_us = now_us;
+    d->vt_us = now_us;
+    d->tx_clock_us = now_us;
+    d->strap_download = 1;
+    if (d->cfg.f_app) {
+        loader_state_clear(d);
+        ev_reset("app", "start");
+        app_begin(d, 1, d->chip->rst_poweron);
+    } else {
+        // "as if the host had reset it": in download mode. The banner went out before anybody
+        // listened, so it is not printed.
+        loader_state_clear(d);
+        d->mode = MODE_DOWNLOAD;
+        ev_reset("download", "start");
+    }
+}
+
+static void queue_frame(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t due)
+{
+    if (d->nin == d->capin) {
+        size_t nc = d->capin ? d->capin * 2 : 16;
+        inframe_t *q = realloc(d->inq, nc * sizeof(*q));
+        if (!q)
+            return;
+        d->inq = q;
+        d->capin = nc;
+    }
+    uint8_t *copy = malloc(n);
+    if (!copy)
+        return;
+    memcpy(copy, p, n);
+    d->inq[d->nin++] = (inframe_t){.due_us = due, .len = n, .data = copy};
+}
+
+void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us)
+{
+    d->now_us = now_us;
+    if (d->mode == MODE_RESET || d->mode == MODE_DEAD)
+        return;
+    uint8_t *conv = NULL;
+    if (d->strict_baud && d->host_baud && d->baud_locked && !baud_close(d->host_baud, d->baud)) {
+        // the host talks at another rate than the chip listens: the chip receives garbage
+        size_t cap = n * 10 + 16;
+        conv = malloc(cap);
+        if (!conv)
+            return;
+        n = uart_resample(p, n, d->host_baud, d->baud, conv, cap);
+        p = conv;
+    }
+    uint32_t wire_baud = d->host_baud ? d->host_baud : d->baud;
+    for (size_t i = 0; i < n; i++) {
+        if (d->cfg.realtime) {
+            uint64_t start = d->rx_clock_us > now_us ? d->rx_clock_us : now_us;
+            d->rx_clock_us = start + 10000000ull / (wire_baud ? wire_baud : 115200);
+        }
+        if (!sim_slip_dec_feed(&d->slip, p[i]))
+            continue;
+        if (d->cfg.realtime) {
+            queue_frame(d, d->slip.buf, d->slip.len, d->rx_clock_us);
+        } else {
+            d->vt_us = now_us;
+            process_frame(d, d->slip.buf, d->slip.len);
+        }
+    }
+    free(conv);
+}
+
+void sim_dev_set_host_baud(sim_dev_t *d, uint32_t baud, int strict)
+{
+    d->host_baud = baud;
+    d->strict_baud = strict;
+}
+
+void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us)
+{
+    d->now_us = now_us;
+    d->vt_us = now_us;
+    // Usual two-transistor auto-reset circuit (reference §2.1)
+    int en = !(rts && !dtr);
+    if (d->en && !en) {
+        d->mode = MODE_RESET; // chip held in reset: silent, deaf
+        d->sample_at_us = 0;
+        sim_slip_dec_init(&d->slip);
+        ev_reset("hold", "en_low");
+    } else if (!d->en && en) {
+        // EN rises through the RC network: the boot pin is sampled a few ms later
+        d->sample_at_us = now_us + (uint64_t)d->cfg.en_delay_ms * 1000;
+    }
+    d->en = en;
+    d->dtr = dtr;
+    d->rts = rts;
+}
+
+void sim_dev_client_connected(sim_dev_t *d, uint64_t now_us)
+{
+    d->now_us = now_us;
+    d->vt_us = now_us;
+    if (d->mode == MODE_APP && d->cfg.f_app) {
+        // fault app: a host that connects sees the application's boot log (reference §2.4)
+        ev_reset("app", "connect");
+        app_begin(d, 1, d->chip->rst_poweron);
+    }
+}
+
+static void realtime_pump(sim_dev_t *d, uint64_t now)
+{
+    // process received frames whose last byte has arrived, one command at a time
+    while (d->nin > 0 && d->inq[0].due_us <= now) {
+        inframe_t f = d->inq[0];
+        uint64_t start = f.due_us > d->busy_until_us ? f.due_us : d->busy_until_us;
+        if (start > now)
+            break;
+        memmove(d->inq, d->inq + 1, (d->nin - 1) * sizeof(*d->inq));
+        d->nin--;
+        d->vt_us = start;
+        process_frame(d, f.data, f.len);
+        d->busy_until_us = d->vt_us;
+        free(f.data);
+    }
+    // transmit queued output at the chip's UART rate, 10 bits per byte
+    while (d->nout > 0) {
+        chunk_t *c = &d->outq[0];
+        uint64_t start = c->due_us > d->tx_clock_us ? c->due_us : d->tx_clock_us;
+        if (start > now)
+            break;
+        uint64_t per = 10000000ull / (c->baud ? c->baud : 115200);
+        if (per == 0)
+            per = 1;
+        uint64_t can = (now - start) / per + 1;
+        size_t left = c->len - c->off;
+        size_t k = can < left ? (size_t)can : left;
+        d->io.write(d->io.ctx, c->data + c->off, k, c->baud);
+        c->off += k;
+        d->tx_clock_us = start + k * per;
+        if (c->off < c->len)
+            break;
+        free(c->data);
+        memmove(d->outq, d->outq + 1, (d->nout - 1) * sizeof(*d->outq));
+        d->nout--;
+    }
+}
+
+uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us)
+{
+    d->now_us = now_us;
+    d->vt_us = now_us;
+    uint64_t next = UINT64_MAX;
+    if (d->sample_at_us && now_us >= d->sample_at_us) {
+        d->sample_at_us = 0;
+        int boot_low = d->dtr && !d->rts;
+        d->strap_download = boot_low;
+        chip_boot(d, boot_low, d->chip->rst_poweron, "en");
+    }
+    if (d->sample_at_us && d->sample_at_us < next)
+        next = d->sample_at_us;
+    if (d->mode == MODE_APP && !d->cfg.f_silent && d->cfg.app_period_ms > 0) {
+        if (now_us >= d->app_next_us) {
+            d->vt_us = now_us;
+            app_line(d);
+            d->app_next_us = now_us + (uint64_t)d->cfg.app_period_ms * 1000;
+        }
+        if (d->app_next_us < next)
+            next = d->app_next_us;
+    }
+    if (d->cfg.realtime) {
+        realtime_pump(d, now_us);
+        if (d->nin > 0) {
+            uint64_t due = d->inq[0].due_us > d->busy_until_us ? d->inq[0].due_us
+                                                                : d->busy_until_us;
+            if (due < next)
+                next = due;
+        }
+        if (d->nout > 0) {
+            chunk_t *c = &d->outq[0];
+            uint64_t start = c->due_us > d->tx_clock_us ? c->due_us : d->tx_clock_us;
+            uint64_t per = 10000000ull / (c->baud ? c->baud : 115200);
+            uint64_t t = start > now_us ? start : now_us + (per ? per : 1);
+            if (t < next)
+                next = t;
+        }
+    }
+    return next;
+}
+
+uint32_t sim_dev_baud(const sim_dev_t *d)
+{
+    return d->baud;
+}
+
+uint32_t sim_dev_flash_size(const sim_dev_t *d)
+{
+    return d->flash.size;
+}
+
+int sim_dev_dump_flash(sim_dev_t *d, const char *path)
+{
+    return sim_flash_dump(&d->flash, path);
+}

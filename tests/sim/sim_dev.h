@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: MIT
+// sim_dev: the simulated chip (boot modes, ROM loader protocol, registers, SPI flash controller,
+// faults, timing). Transport-agnostic: bytes in via sim_dev_input(), bytes out via a callback.
+// Must not touch file descriptors other than for --flash-in/--flash-out.
+#ifndef ESPSIM_DEV_H
+#define ESPSIM_DEV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim_chip.h"
+
+#define SIM_MAX_NAKS 16
+
+typedef struct {
+    const sim_chip_t *chip;
+    uint8_t mac[6];
+    uint32_t jedec;      // 0xMMTTCC (JEDEC order: manufacturer, type, capacity)
+    uint32_t flash_size; // physical size in bytes
+    int rev_major, rev_minor;
+    const char *flash_in;
+    int realtime;
+    uint32_t seed;
+    // application model
+    const char *boot_log; // replaces the generated application boot log when set
+    const char *app_text; // periodic application line
+    unsigned app_period_ms;
+    unsigned en_delay_ms; // EN RC delay before the boot pin is sampled (RFC 2217)
+    // faults (docs/SIMULATOR.md)
+    int f_silent;
+    int f_app;
+    struct {
+        int op;
+        int code;
+    } naks[SIM_MAX_NAKS];
+    int n_naks;
+    long f_noise_after;    // -1 = off
+    long f_drop_reply;     // -1 = off
+    int f_drop_replies;
+    int f_bitflip;
+    long f_hangup_after;   // -1 = off
+    long f_brownout_after; // -1 = off
+    int f_sync_drop;       // SYNC requests ignored after each reset
+} sim_dev_cfg_t;
+
+typedef struct sim_dev_s sim_dev_t;
+
+typedef struct {
+    void *ctx;
+    // bytes the chip transmits, with the UART rate they are sent at
+    void (*write)(void *ctx, const uint8_t *p, size_t n, uint32_t baud);
+    // the chip asks the transport to vanish (fault hangup)
+    void (*hangup)(void *ctx);
+} sim_dev_io_t;
+
+sim_dev_t *sim_dev_new(const sim_dev_cfg_t *cfg, const sim_dev_io_t *io, char *err, size_t errlen);
+void sim_dev_free(sim_dev_t *d);
+
+// All times are microseconds of CLOCK_MONOTONIC.
+// Starts the device: download mode (as if the host had reset it) or the application (fault app).
+void sim_dev_start(sim_dev_t *d, uint64_t now_us);
+// Bytes from the host.
+void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us);
+// The host's UART rate when the transport knows it (RFC 2217 SET-BAUDRATE). With strict set,
+// a rate that differs from the chip's garbles data both ways, as on a real wire; without it
+// (pty, raw TCP) the rate is unknown and any rate is accepted (the ROM auto-bauds).
+void sim_dev_set_host_baud(sim_dev_t *d, uint32_t baud, int strict);
+// Modem lines as the host drives them (asserted = 1), for the auto-reset circuit.
+void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us);
+// A host connected (TCP/RFC 2217): the application model prints its boot log again.
+void sim_dev_client_connected(sim_dev_t *d, uint64_t now_us);
+// Time-driven work (EN delay, app output, realtime pacing). Returns the next deadline or
+// UINT64_MAX when nothing is pending.
+uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us);
+
+uint32_t sim_dev_baud(const sim_dev_t *d);
+int sim_dev_dump_flash(sim_dev_t *d, const char *path);
+uint32_t sim_dev_flash_size(const sim_dev_t *d);
+
+// Opcode from a name ("FLASH_BEGIN") or number ("0x02"); -1 if unknown.
+int sim_dev_opcode_from_name(const char *s);
+
+#endif

@@ -1,0 +1,1020 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# Self-tests of the espsim device simulator with a small independent client (stdlib only).
+# The expected values come from the protocol reference and esptool's rules, written again here
+# (not imported from the simulator). Loopback only; every wait is bounded.
+import argparse
+import hashlib
+import json
+import os
+import re
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+import tty
+import zlib
+
+ESPSIM = None
+
+SYNC_DATA = b"\x07\x07\x12\x20" + b"\x55" * 32
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+# --------------------------------------------------------------------------------------------
+# simulator process
+
+
+class Sim:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([ESPSIM, *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        self.events = []
+        self.lock = threading.Lock()
+        line = self._readline(5.0)
+        if line is None:
+            raise Fail("no ready line from espsim (stderr: %r)" % self._stderr())
+        self.ready = json.loads(line)
+        check(self.ready.get("event") == "ready", "first line is not ready: %r" % line)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _stderr(self):
+        try:
+            self.proc.kill()
+            return self.proc.stderr.read().decode(errors="replace")
+        except Exception:
+            return ""
+
+    def _readline(self, timeout):
+        buf = b""
+        end = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], max(0.0, end - time.monotonic()))
+            if not r:
+                break
+            c = os.read(fd, 1)
+            if not c:
+                return None
+            if c == b"\n":
+                return buf.decode()
+            buf += c
+        return None
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            try:
+                ev = json.loads(line)
+            except ValueError:
+                continue
+            with self.lock:
+                self.events.append(ev)
+
+    def wait_event(self, name, timeout=2.0, pred=None):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            with self.lock:
+                for ev in self.events:
+                    if ev.get("event") == name and (pred is None or pred(ev)):
+                        return ev
+            time.sleep(0.01)
+        raise Fail("no %s event within %.1fs (got %s)" % (name, timeout,
+                                                          [e.get("event") for e in self.events]))
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.thread.join(2)
+        return self.proc.returncode
+
+
+# --------------------------------------------------------------------------------------------
+# links
+
+
+class PtyLink:
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(self.fd)
+        attrs = termios.tcgetattr(self.fd)
+        attrs[4] = attrs[5] = termios.B115200
+        termios.tcsetattr(self.fd, termios.TCSANOW, attrs)
+
+    def write(self, b):
+        os.write(self.fd, b)
+
+    def read(self, timeout):
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        return os.read(self.fd, 4096) if r else b""
+
+    def close(self):
+        os.close(self.fd)
+
+
+class TcpLink:
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=2)
+
+    def write(self, b):
+        self.s.sendall(b)
+
+    def read(self, timeout):
+        r, _, _ = select.select([self.s], [], [], timeout)
+        if not r:
+            return b""
+        return self.s.recv(4096)
+
+    def close(self):
+        self.s.close()
+
+
+IAC, SB, SE, WILL, WONT, DO, DONT = 255, 250, 240, 251, 252, 253, 254
+COMPORT = 44
+
+
+class Rfc2217Link:
+    """Minimal RFC 2217 client behaving like pyserial's (requests, waits for answers)."""
+
+    def __init__(self, port):
+        self.s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        self.data = bytearray()
+        self.replies = []  # (code, value)
+        self.opts = []
+        self.state = 0
+        self.sb = bytearray()
+        self.verb = 0
+        self.s.sendall(bytes([IAC, DO, 1, IAC, WILL, 3, IAC, DO, 3, IAC, WILL, COMPORT]))
+        self._wait(lambda: (DO, COMPORT) in self.opts, "DO COM-PORT-OPTION")
+        self.set_baud(115200)
+        for code, val in ((2, 8), (3, 1), (4, 1)):  # datasize 8, parity none, stopsize 1
+            self._sb(code, bytes([val]))
+            self._wait_reply(code + 100, bytes([val]))
+
+    def _sb(self, code, val):
+        v = val.replace(b"\xff", b"\xff\xff")
+        self.s.sendall(bytes([IAC, SB, COMPORT, code]) + v + bytes([IAC, SE]))
+
+    def set_baud(self, baud):
+        v = struct.pack(">I", baud)
+        self._sb(1, v)
+        self._wait_reply(101, v)
+
+    def set_control(self, value):
+        self._sb(5, bytes([value]))
+        self._wait_reply(105, bytes([value]))
+
+    def dtr(self, on):
+        self.set_control(8 if on else 9)
+
+    def rts(self, on):
+        self.set_control(11 if on else 12)
+
+    def _wait_reply(self, code, val):
+        self._wait(lambda: (code, bytes(val)) in self.replies, "reply %d %r" % (code, val))
+        self.replies.remove((code, bytes(val)))
+
+    def _wait(self, cond, what, timeout=2.0):
+        end = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > end:
+                raise Fail("RFC 2217: no %s" % what)
+            self._pump(0.05)
+
+    def _pump(self, timeout):
+        r, _, _ = select.select([self.s], [], [], timeout)
+        if not r:
+            return
+        chunk = self.s.recv(4096)
+        if not chunk:
+            raise Fail("RFC 2217 server closed the connection")
+        for b in chunk:
+            if self.state == 0:
+                if b == IAC:
+                    self.state = 1
+                else:
+                    self.data.append(b)
+            elif self.state == 1:
+                if b == IAC:
+                    self.data.append(b)
+                    self.state = 0
+                elif b in (WILL, WONT, DO, DONT):
+                    self.verb = b
+                    self.state = 2
+                elif b == SB:
+                    self.sb = bytearray()
+                    self.state = 3
+                else:
+                    self.state = 0
+            elif self.state == 2:
+                self.opts.append((self.verb, b))
+                self.state = 0
+            elif self.state == 3:
+                if b == IAC:
+                    self.state = 4
+                else:
+                    self.sb.append(b)
+            elif self.state == 4:
+                if b == IAC:
+                    self.sb.append(b)
+                    self.state = 3
+                else:
+                    if len(self.sb) >= 2 and self.sb[0] == COMPORT:
+                        self.replies.append((self.sb[1], bytes(self.sb[2:])))
+                    self.state = 0
+
+    def write(self, b):
+        self.s.sendall(b.replace(b"\xff", b"\xff\xff"))
+
+    def read(self, timeout):
+        if not self.data:
+            self._pump(timeout)
+        out = bytes(self.data)
+        self.data.clear()
+        return out
+
+    def close(self):
+        self.s.close()
+
+
+def open_link(sim):
+    port = sim.ready["port"]
+    if port.startswith("socket://"):
+        return TcpLink(int(port.rsplit(":", 1)[1]))
+    if port.startswith("rfc2217://"):
+        return Rfc2217Link(int(port.rsplit(":", 1)[1]))
+    return PtyLink(port)
+
+
+# --------------------------------------------------------------------------------------------
+# protocol client
+
+
+def slip(pkt):
+    return b"\xc0" + pkt.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc") + b"\xc0"
+
+
+class Client:
+    def __init__(self, link, status_len=4):
+        self.link = link
+        self.buf = bytearray()
+        self.frames = []
+        self.status_len = status_len
+        self.garbage = bytearray()
+        self.in_frame = False
+        self.cur = bytearray()
+        self.esc = False
+
+    def _feed(self, data):
+        for b in data:
+            if b == 0xC0:
+                # like esptool's reader: END closes a frame; bytes after it are outside one
+                if self.in_frame and self.cur:
+                    self.frames.append(bytes(self.cur))
+                    self.in_frame = False
+                else:
+                    self.in_frame = True
+                self.cur = bytearray()
+                continue
+            if not self.in_frame:
+                self.garbage.append(b)
+                continue
+            if self.esc:
+                self.cur.append({0xDC: 0xC0, 0xDD: 0xDB}.get(b, b))
+                self.esc = False
+            elif b == 0xDB:
+                self.esc = True
+            else:
+                self.cur.append(b)
+
+    def read_frame(self, timeout):
+        end = time.monotonic() + timeout
+        while not self.frames:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self._feed(self.link.read(min(left, 0.05)))
+        return self.frames.pop(0)
+
+    def drain(self, timeout=0.15):
+        frames = []
+        while True:
+            f = self.read_frame(timeout)
+            if f is None:
+                return frames
+            frames.append(f)
+
+    def send(self, op, data=b"", chk=0):
+        self.link.write(slip(struct.pack("<BBHI", 0, op, len(data), chk) + data))
+
+    def command(self, op, data=b"", chk=0, timeout=2.0):
+        """Returns (value, data) of the first response with the same opcode."""
+        self.send(op, data, chk)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            f = self.read_frame(end - time.monotonic())
+            if f is None:
+                break
+            if len(f) < 8 or f[0] != 1:
+                continue
+            if f[1] == op:
+                return struct.unpack("<I", f[4:8])[0], f[8:]
+        raise Fail("no response to op 0x%02x" % op)
+
+    def check_ok(self, op, data=b"", chk=0, out_len=0, timeout=2.0):
+        val, d = self.command(op, data, chk, timeout)
+        st = d[out_len:out_len + 2]
+        check(len(d) == out_len + self.status_len,
+              "op 0x%02x: response data %d bytes, want %d" % (op, len(d), out_len + self.status_len))
+        check(st == b"\x00\x00", "op 0x%02x failed: status %s" % (op, st.hex()))
+        return val, d[:out_len]
+
+    def status(self, op, data=b"", chk=0, out_len=0):
+        _, d = self.command(op, data, chk)
+        return d[out_len], d[out_len + 1]
+
+    def sync(self, tries=5):
+        for _ in range(tries):
+            self.send(0x08, SYNC_DATA)
+            frames = self.drain(0.2)
+            syncs = [f for f in frames if len(f) >= 8 and f[0] == 1 and f[1] == 0x08]
+            if syncs:
+                return syncs
+        raise Fail("no SYNC reply")
+
+    def read_reg(self, addr):
+        return self.check_ok(0x0A, struct.pack("<I", addr))[0]
+
+    def write_reg(self, addr, val, mask=0xFFFFFFFF):
+        self.check_ok(0x09, struct.pack("<IIII", addr, val, mask, 0))
+
+
+def data_pkt(payload, seq):
+    chk = 0xEF
+    for b in payload:
+        chk ^= b
+    return struct.pack("<IIII", len(payload), seq, 0, 0) + payload, chk
+
+
+# Chip facts restated from the protocol reference (not from the simulator's sources).
+CHIPS = {
+    "esp8266": dict(magic=0xFFF0C101, status=2),
+    "esp32": dict(magic=0x00F01D83, status=4, spi=0x3FF42000, old_spi=True, mac0=0x3FF5A004),
+    "esp32s2": dict(magic=0x000007C6, status=4, spi=0x3F402000, mac0=0x3F41A044, secinfo=12),
+    "esp32s3": dict(magic=0x00000009, status=4, spi=0x60002000, mac0=0x60007044, chip_id=9),
+    "esp32c2": dict(magic=0x7C41A06F, status=4, spi=0x60002000, mac0=0x60008840, chip_id=12),
+    "esp32c3": dict(magic=0x1B31506F, status=4, spi=0x60002000, mac0=0x60008844, chip_id=5),
+    "esp32c6": dict(magic=0x2CE0806F, status=4, spi=0x60003000, mac0=0x600B0844, chip_id=13),
+    "esp32h2": dict(magic=0xD7B73E80, status=4, spi=0x60003000, mac0=0x600B0844, chip_id=16),
+}
+
+
+def read_mac(c, chip):
+    if chip == "esp8266":
+        mac0, mac1, mac3 = c.read_reg(0x3FF00050), c.read_reg(0x3FF00054), c.read_reg(0x3FF0005C)
+        if mac3 != 0:
+            oui = ((mac3 >> 16) & 0xFF, (mac3 >> 8) & 0xFF, mac3 & 0xFF)
+        elif ((mac1 >> 16) & 0xFF) == 0:
+            oui = (0x18, 0xFE, 0x34)
+        elif ((mac1 >> 16) & 0xFF) == 1:
+            oui = (0xAC, 0xD0, 0x74)
+        else:
+            raise Fail("unknown ESP8266 OUI")
+        return bytes(oui) + bytes([(mac1 >> 8) & 0xFF, mac1 & 0xFF, (mac0 >> 24) & 0xFF])
+    a = CHIPS[chip]["mac0"]
+    mac0, mac1 = c.read_reg(a), c.read_reg(a + 4)
+    return struct.pack(">I", mac1)[2:4] + struct.pack(">I", mac0)
+
+
+def spiflash_command(c, chip, opcode, read_bits=0, addr=None, addr_len=0, dummy_len=0):
+    """esptool's run_spiflash_command register sequence (reference §7.2)."""
+    info = CHIPS[chip]
+    base = info.get("spi", 0x60000200)
+    if chip == "esp8266":
+        USR, USR1, USR2, W0, MOSI, MISO = 0x1C, 0x20, 0x24, 0x40, None, None
+    elif info.get("old_spi"):
+        USR, USR1, USR2, W0, MOSI, MISO = 0x1C, 0x20, 0x24, 0x80, 0x28, 0x2C
+    else:
+        USR, USR1, USR2, W0, MOSI, MISO = 0x18, 0x1C, 0x20, 0x58, 0x24, 0x28
+    old_user, old_user2 = c.read_reg(base + USR), c.read_reg(base + USR2)
+    user1 = 0
+    if addr_len:
+        user1 |= (addr_len - 1) << 26
+    if dummy_len:
+        user1 |= dummy_len - 1
+    if chip == "esp8266":
+        if read_bits:
+            user1 |= (read_bits - 1) << 8
+        c.write_reg(base + USR1, user1)
+    else:
+        if read_bits:
+            c.write_reg(base + MISO, read_bits - 1)
+        if addr_len or dummy_len:
+            c.write_reg(base + USR1, user1)
+    flags = 1 << 31
+    if read_bits:
+        flags |= 1 << 28
+    if addr_len:
+        flags |= 1 << 30
+    if dummy_len:
+        flags |= 1 << 29
+    c.write_reg(base + USR, flags)
+    c.write_reg(base + USR2, (7 << 28) | opcode)
+    if addr_len:
+        a = addr << (32 - addr_len) if chip in ("esp8266", "esp32") else addr
+        c.write_reg(base + 0x04, a & 0xFFFFFFFF)
+    c.write_reg(base + W0, 0)
+    c.write_reg(base, 1 << 18)
+    for _ in range(10):
+        if c.read_reg(base) & (1 << 18) == 0:
+            break
+    else:
+        raise Fail("SPI command did not complete")
+    r = c.read_reg(base + W0)
+    c.write_reg(base + USR, old_user)
+    c.write_reg(base + USR2, old_user2)
+    return r
+
+
+def connect(sim, status_len=4):
+    link = open_link(sim)
+    c = Client(link, status_len)
+    c.sync()
+    c.drain(0.05)
+    return c
+
+
+# --------------------------------------------------------------------------------------------
+# tests
+
+
+def check_ready(ready, chip="esp32"):
+    check(ready["chip"] == chip, "ready chip %r" % ready["chip"])
+    check(re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", ready["mac"]), "mac %r" % ready["mac"])
+    check(re.fullmatch(r"[0-9a-f]{6}", ready["flash_id"]), "flash_id %r" % ready["flash_id"])
+
+
+def t_ready_pty():
+    sim = Sim("--chip", "esp32", "--pty")
+    try:
+        r = sim.ready
+        check_ready(r)
+        check(r["port"].startswith("/dev/pts/"), "pty port %r" % r["port"])
+        check(r["flash_id"] == "ef4016" and r["flash_size"] == 4 * 1024 * 1024, "flash %r" % r)
+        c = connect(sim)
+        c.link.close()
+        # the host may close and reopen the slave: the device keeps working
+        c = connect(sim)
+        check(c.read_reg(0x40001000) == 0x00F01D83, "magic after reopen")
+        c.link.close()
+    finally:
+        check(sim.stop() == 0, "exit status")
+        sim.wait_event("exit")
+
+
+def t_ready_tcp():
+    sim = Sim("--chip", "esp32s3", "--tcp", "0", "--mac", "AA:BB:CC:00:11:22",
+              "--flash-jedec", "0xC84018")
+    try:
+        r = sim.ready
+        check_ready(r, "esp32s3")
+        check(re.fullmatch(r"socket://127\.0\.0\.1:\d+", r["port"]), "tcp port %r" % r["port"])
+        check(r["mac"] == "aa:bb:cc:00:11:22", "mac %r" % r["mac"])
+        check(r["flash_id"] == "c84018" and r["flash_size"] == 16 * 1024 * 1024, "flash %r" % r)
+        c = connect(sim)
+        # a second concurrent client is closed at once
+        port = int(r["port"].rsplit(":", 1)[1])
+        s2 = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s2.settimeout(2)
+        check(s2.recv(10) == b"", "second client should be closed")
+        s2.close()
+        c.write_reg(0x60002000 + 0x58, 0x12345678)  # state persists across connections
+        c.link.close()
+        sim.wait_event("disconnect")
+        c = connect(sim)
+        check(c.read_reg(0x60002000 + 0x58) == 0x12345678, "state across connections")
+        c.link.close()
+    finally:
+        sim.stop()
+
+
+def t_ready_rfc2217():
+    sim = Sim("--chip", "esp32c3", "--rfc2217", "0")
+    try:
+        r = sim.ready
+        check_ready(r, "esp32c3")
+        check(re.fullmatch(r"rfc2217://127\.0\.0\.1:\d+", r["port"]), "rfc port %r" % r["port"])
+        c = connect(sim)  # plain client that never touches the lines: download mode
+        check(c.read_reg(0x40001000) == 0x1B31506F, "magic over rfc2217")
+        c.link.close()
+    finally:
+        sim.stop()
+
+
+def t_sync():
+    for chip in ("esp32", "esp8266"):
+        sim = Sim("--chip", chip, "--tcp", "0")
+        try:
+            c = Client(open_link(sim), CHIPS[chip]["status"])
+            c.send(0x08, SYNC_DATA)
+            frames = c.drain(0.3)
+            syncs = [f for f in frames if f[1] == 0x08]
+            check(len(syncs) == 8, "%s: %d SYNC replies, want 8" % (chip, len(syncs)))
+            for f in syncs:
+                val = struct.unpack("<I", f[4:8])[0]
+                check(val != 0, "ROM SYNC value must be non-zero")
+                check(len(f) == 8 + CHIPS[chip]["status"], "%s sync frame len %d" % (chip, len(f)))
+                check(f[8:10] == b"\x00\x00", "sync status")
+            # a malformed SYNC is not answered
+            c.send(0x08, b"\x07\x07\x12\x20" + b"\x54" * 32)
+            check(c.drain(0.2) == [], "malformed SYNC answered")
+            sim.wait_event("sync")
+        finally:
+            sim.stop()
+
+
+def t_magic():
+    for chip, info in CHIPS.items():
+        sim = Sim("--chip", chip, "--tcp", "0")
+        try:
+            c = connect(sim, info["status"])
+            m = c.read_reg(0x40001000)
+            check(m == info["magic"], "%s magic 0x%08x" % (chip, m))
+        finally:
+            sim.stop()
+
+
+def t_mac_all():
+    cases = [(chip, "24:0a:c4:12:34:56") for chip in CHIPS if chip != "esp8266"]
+    cases += [("esp8266", "18:fe:34:a1:b2:c3"), ("esp8266", "ac:d0:74:01:02:03"),
+              ("esp8266", "5c:cf:7f:de:ad:01")]
+    for chip, mac in cases:
+        sim = Sim("--chip", chip, "--tcp", "0", "--mac", mac)
+        try:
+            c = connect(sim, CHIPS[chip]["status"])
+            got = read_mac(c, chip).hex(":")
+            check(got == mac, "%s: MAC %s, want %s" % (chip, got, mac))
+            if chip in ("esp32c6", "esp32h2"):
+                mac1 = c.read_reg(CHIPS[chip]["mac0"] + 4)
+                check(mac1 >> 16 == 0xFFFE, "%s MAC_EXT" % chip)
+        finally:
+            sim.stop()
+    # seed-derived default MACs are stable and reported
+    a = Sim("--chip", "esp32", "--tcp", "0", "--seed", "42")
+    b = Sim("--chip", "esp32", "--tcp", "0", "--seed", "42")
+    try:
+        check(a.ready["mac"] == b.ready["mac"], "same seed, same MAC")
+        c = connect(a)
+        check(read_mac(c, "esp32").hex(":") == a.ready["mac"], "default MAC in eFuse")
+    finally:
+        a.stop()
+        b.stop()
+
+
+def t_jedec():
+    for chip, jedec in (("esp32", 0xEF4016), ("esp32s3", 0xC84017), ("esp32c3", 0x204016),
+                        ("esp8266", 0xEF4015)):
+        sim = Sim("--chip", chip, "--tcp", "0", "--flash-jedec", "0x%06x" % jedec)
+        try:
+            st = CHIPS[chip]["status"]
+            c = connect(sim, st)
+            before = spiflash_command(c, chip, 0x9F, read_bits=24) & 0xFFFFFF
+            check(before == 0xFFFFFF, "%s: JEDEC before attach 0x%06x" % (chip, before))
+            if chip == "esp8266":
+                c.check_ok(0x02, struct.pack("<IIII", 0, 0, 0x400, 0))  # FLASH_BEGIN(0,0)
+            else:
+                c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+            fid = spiflash_command(c, chip, 0x9F, read_bits=24) & 0xFFFFFF
+            want = ((jedec >> 16) & 0xFF) | (jedec & 0xFF00) | ((jedec & 0xFF) << 16)
+            check(fid == want, "%s: JEDEC W0 0x%06x, want 0x%06x" % (chip, fid, want))
+            if chip != "esp8266":
+                sfdp = spiflash_command(c, chip, 0x5A, read_bits=32, addr=0, addr_len=24,
+                                        dummy_len=8)
+                check(sfdp == 0x50444653, "%s: SFDP signature 0x%08x" % (chip, sfdp))
+                st1 = spiflash_command(c, chip, 0x05, read_bits=8) & 0xFF
+                check(st1 == 0, "status register 0x%02x" % st1)
+        finally:
+            sim.stop()
+
+
+def flash_write(c, chip, offset, image, compress=False):
+    blk = 0x400
+    enc = b"\x00\x00\x00\x00" if chip not in ("esp32", "esp8266") else b""
+    if compress:
+        z = zlib.compress(image, 9)
+        nblk = (len(z) + blk - 1) // blk
+        usize = (len(image) + 0x3FF) // 0x400 * 0x400
+        c.check_ok(0x10, struct.pack("<IIII", usize, nblk, blk, offset) + enc, timeout=5)
+        for i in range(nblk):
+            pkt, chk = data_pkt(z[i * blk:(i + 1) * blk], i)
+            c.check_ok(0x11, pkt, chk)
+    else:
+        nblk = (len(image) + blk - 1) // blk
+        c.check_ok(0x02, struct.pack("<IIII", len(image), nblk, blk, offset) + enc, timeout=5)
+        for i in range(nblk):
+            chunk = image[i * blk:(i + 1) * blk]
+            chunk += b"\xff" * (blk - len(chunk))
+            pkt, chk = data_pkt(chunk, i)
+            c.check_ok(0x03, pkt, chk)
+
+
+def rom_md5(c, offset, size):
+    _, out = c.check_ok(0x13, struct.pack("<IIII", offset, size, 0, 0), out_len=32)
+    return out.decode()
+
+
+def t_flash_md5_esp32(compress=False):
+    with tempfile.TemporaryDirectory() as td:
+        out = os.path.join(td, "flash.bin")
+        sim = Sim("--chip", "esp32", "--pty", "--flash-out", out)
+        try:
+            c = connect(sim)
+            c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+            c.check_ok(0x0B, struct.pack("<IIIIII", 0, 4 * 1024 * 1024, 0x10000, 0x1000, 0x100,
+                                         0xFFFF))
+            image = bytes((i * 7 + (i >> 8)) & 0xFF for i in range(70000))
+            image += b"\xff" * (-len(image) % 4)
+            flash_write(c, "esp32", 0x10000, image, compress)
+            got = rom_md5(c, 0x10000, len(image))
+            check(got == hashlib.md5(image).hexdigest(), "MD5 %s" % got)
+            check(re.fullmatch(r"[0-9a-f]{32}", got), "MD5 must be lower-case hex")
+            # a block with a bad checksum is refused with ROM error 0x07
+            blk = b"\x00" * 0x400
+            c.check_ok(0x02, struct.pack("<IIII", 0x400, 1, 0x400, 0x200000))
+            pkt, chk = data_pkt(blk, 0)
+            check(c.status(0x03, pkt, chk ^ 1) == (1, 0x07), "bad checksum must give 0x07")
+            # writing over data that was not erased fails the ROM's read-back check (0x08)
+            c.check_ok(0x02, struct.pack("<IIII", 0x400, 1, 0x400, 0x200000))
+            c.check_ok(0x03, *data_pkt(b"\x0f" * 0x400, 0))
+            c.check_ok(0x02, struct.pack("<IIII", 0, 0, 0x400, 0x200000))  # erases nothing
+            check(c.status(0x03, *data_pkt(b"\xf0" * 0x400, 0)) == (1, 0x08),
+                  "programming 0 bits to 1 must fail")
+            # MD5 beyond the ROM's default 2 MB fails until SPI_SET_PARAMS says more
+            c.link.close()
+        finally:
+            check(sim.stop() == 0, "exit status")
+        with open(out, "rb") as f:
+            dump = f.read()
+        check(len(dump) == 4 * 1024 * 1024, "dump size")
+        check(dump[0x10000:0x10000 + len(image)] == image, "flash dump content")
+        check(dump[:0x10000] == b"\xff" * 0x10000, "untouched flash stays erased")
+        check(dump[0x200000:0x200400] == b"\x00" * 0x400, "NOR AND semantics")
+
+
+def t_defl_md5_esp32():
+    t_flash_md5_esp32(compress=True)
+    # S3 needs the 5th word; ROM default flash size is 2 MB
+    sim = Sim("--chip", "esp32s3", "--tcp", "0")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        image = os.urandom(5000) + b"\x00" * 3000
+        flash_write(c, "esp32s3", 0x0, image, compress=True)
+        check(rom_md5(c, 0, len(image)) == hashlib.md5(image).hexdigest(), "S3 MD5")
+        enc = b"\x00" * 4
+        st = c.status(0x02, struct.pack("<IIII", 0x1000, 4, 0x400, 0x300000) + enc)
+        check(st == (1, 0x06), "write beyond the ROM's 2 MB default must fail, got %r" % (st,))
+        c.check_ok(0x0B, struct.pack("<IIIIII", 0, 4 << 20, 0x10000, 0x1000, 0x100, 0xFFFF))
+        c.check_ok(0x02, struct.pack("<IIII", 0x1000, 4, 0x400, 0x300000) + enc)
+        # corrupt compressed data: inflate error 0x0B
+        c.check_ok(0x10, struct.pack("<IIII", 0x1000, 1, 0x400, 0x100000) + enc)
+        bad = b"\x78\x9c" + b"\xff" * 64
+        check(c.status(0x11, *data_pkt(bad, 0)) == (1, 0x0B), "inflate error must give 0x0B")
+    finally:
+        sim.stop()
+
+
+def t_unsupported_esp32():
+    for chip, st in (("esp32", 4), ("esp8266", 2)):
+        sim = Sim("--chip", chip, "--tcp", "0")
+        try:
+            c = connect(sim, st)
+            c.read_reg(0x40001000)
+            c.send(0x14)  # GET_SECURITY_INFO: not in these ROMs
+            frames = c.drain(0.3)
+            check(len(frames) == 8, "%s: %d error frames, want 8" % (chip, len(frames)))
+            for f in frames:
+                check(f[0] == 1 and f[1] != 0x14, "error frame must not echo the opcode")
+                check(len(f) == 8 + st, "%s: error frame %d bytes" % (chip, len(f)))
+                check(f[8] != 0 and f[9] == 0x05, "status (non-zero, 0x05)")
+            # stub-only opcodes are unsupported as well
+            c.send(0xD0)
+            check(len(c.drain(0.3)) == 8, "ERASE_FLASH to ROM")
+            # and the loader still works
+            check(c.read_reg(0x40001000) == CHIPS[chip]["magic"], "ROM alive after error")
+            sim.wait_event("unsupported")
+        finally:
+            sim.stop()
+
+
+def t_status_len():
+    for chip, info in CHIPS.items():
+        sim = Sim("--chip", chip, "--tcp", "0")
+        try:
+            st = info["status"]
+            c = connect(sim, st)
+            _, d = c.command(0x0A, struct.pack("<I", 0x40001000))
+            check(len(d) == st, "%s READ_REG status bytes %d" % (chip, len(d)))
+            # size field = output + status bytes (observed in esptool traces)
+            if chip in ("esp32s2", "esp32s3", "esp32c3"):
+                _, d = c.command(0x14)
+                n = info.get("secinfo", 20)
+                check(len(d) == n + 4, "%s security info %d bytes" % (chip, len(d)))
+                if n == 20:
+                    check(struct.unpack("<I", d[12:16])[0] == info["chip_id"], "chip_id")
+                # S2+ ROMs reject a 16-byte FLASH_BEGIN
+                c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+                check(c.status(0x02, struct.pack("<IIII", 0, 0, 0x400, 0)) == (1, 0x05),
+                      "%s: 16-byte FLASH_BEGIN" % chip)
+            if chip == "esp32":
+                c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+                check(c.status(0x02, struct.pack("<IIIII", 0, 0, 0x400, 0, 0)) == (1, 0x05),
+                      "ESP32: 20-byte FLASH_BEGIN")
+                check(c.status(0x02, struct.pack("<IIII", 0x1000, 4, 0x400, 0x1000000)) ==
+                      (1, 0x06), "ESP32: beyond flash")
+            if chip == "esp8266":
+                _, d = c.command(0x02, struct.pack("<IIII", 0, 0, 0x400, 0))
+                check(d == b"\x00\x00", "ESP8266 FLASH_BEGIN status %r" % d)
+        finally:
+            sim.stop()
+
+
+def classic_reset(link):
+    link.dtr(False)
+    link.rts(True)
+    time.sleep(0.1)
+    link.dtr(True)
+    link.rts(False)
+    time.sleep(0.05)
+    link.dtr(False)
+
+
+def hard_reset(link):
+    link.rts(True)
+    time.sleep(0.1)
+    link.rts(False)
+
+
+def read_for(link, secs):
+    out = bytearray()
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        out += link.read(0.02)
+    return bytes(out)
+
+
+BOOT_RE = re.compile(rb"boot:(0x[0-9a-fA-F]+)(.*waiting for download)?", re.DOTALL)
+
+
+def t_rfc2217_reset():
+    for chip, boot in (("esp32", b"0x3"), ("esp32c3", b"0x5"), ("esp32s3", b"0x23")):
+        sim = Sim("--chip", chip, "--rfc2217", "0")
+        try:
+            link = open_link(sim)
+            link.dtr(True)  # pyserial opens with both lines asserted: no effect on the chip
+            link.rts(True)
+            classic_reset(link)
+            log = read_for(link, 0.15)
+            m = BOOT_RE.search(log)
+            check(m and m.group(2) is not None, "%s: no download boot log in %r" % (chip, log))
+            check(m.group(1) == boot, "%s boot value %r" % (chip, m.group(1)))
+            c = Client(link)
+            c.sync()
+            check(c.read_reg(0x40001000) == CHIPS[chip]["magic"], "magic after reset")
+            sim.wait_event("reset", pred=lambda e: e.get("reason") == "en")
+        finally:
+            sim.stop()
+    # ESP8266: the ROM log runs at 74880 baud, so a 115200 host sees garbage
+    sim = Sim("--chip", "esp8266", "--rfc2217", "0")
+    try:
+        link = open_link(sim)
+        classic_reset(link)
+        log = read_for(link, 0.15)
+        check(len(log) > 10, "ESP8266 banner missing")
+        check(b"boot mode" not in log and b"ets Jan" not in log, "ESP8266 log must be garbled")
+        c = Client(link, 2)
+        c.sync()
+    finally:
+        sim.stop()
+
+
+def t_rfc2217_app():
+    with tempfile.TemporaryDirectory() as td:
+        img = os.path.join(td, "in.bin")
+        with open(img, "wb") as f:
+            f.write(b"\xff" * 0x1000 + b"\xe9\x03\x02\x20" + b"\x00" * 60)
+        sim = Sim("--chip", "esp32", "--rfc2217", "0", "--flash-in", img, "--app-period", "50",
+                  "--app-text", "HELLO FROM APP")
+        try:
+            link = open_link(sim)
+            hard_reset(link)
+            log = read_for(link, 0.4)
+            m = BOOT_RE.search(log)
+            check(m and m.group(1) == b"0x13" and m.group(2) is None, "app boot log %r" % log)
+            check(log.count(b"HELLO FROM APP") >= 3, "periodic app text missing: %r" % log)
+            c = Client(link)
+            c.send(0x08, SYNC_DATA)
+            frames = c.drain(0.3)
+            check(not [f for f in frames if len(f) >= 2 and f[1] == 0x08], "app answered SYNC")
+            # back to download mode with the classic sequence
+            classic_reset(link)
+            c.garbage.clear()
+            c.sync()
+        finally:
+            sim.stop()
+    # blank flash: the ROM finds no image
+    sim = Sim("--chip", "esp32", "--rfc2217", "0", "--app-period", "50")
+    try:
+        link = open_link(sim)
+        hard_reset(link)
+        log = read_for(link, 0.3)
+        check(b"invalid header: 0xffffffff" in log, "blank flash log %r" % log)
+    finally:
+        sim.stop()
+
+
+def esp8266_erase_size(offset, size):
+    """esptool ESP8266ROM.get_erase_size, restated from the reference §4.5.3."""
+    sectors_per_block, sector = 16, 4096
+    num = (size + sector - 1) // sector
+    start = offset // sector
+    head = sectors_per_block - (start % sectors_per_block)
+    if num < head:
+        head = num
+    if num < 2 * head:
+        return (num + 1) // 2 * sector
+    return (num - head) * sector
+
+
+def t_esp8266_erase_bug():
+    with tempfile.TemporaryDirectory() as td:
+        img, out = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
+        with open(img, "wb") as f:
+            f.write(b"\x00" * (1 << 20))
+        for offset, size in ((0x0, 0x10000), (0x3000, 0x5000), (0x8000, 0x20000)):
+            for rule in ("esptool", "plain"):
+                sim = Sim("--chip", "esp8266", "--tcp", "0", "--flash-in", img,
+                          "--flash-jedec", "0xEF4014", "--flash-out", out)
+                try:
+                    c = connect(sim, 2)
+                    e = esp8266_erase_size(offset, size) if rule == "esptool" else size
+                    nblk = (size + 0x3FF) // 0x400
+                    c.check_ok(0x02, struct.pack("<IIII", e, nblk, 0x400, offset))
+                    c.link.close()
+                finally:
+                    sim.stop()
+                with open(out, "rb") as f:
+                    dump = f.read()
+                erased = [i for i in range(len(dump) // 4096)
+                          if dump[i * 4096:(i + 1) * 4096] == b"\xff" * 4096]
+                want = list(range(offset // 4096, (offset + size + 4095) // 4096))
+                if rule == "esptool":
+                    check(set(want) <= set(erased), "esptool rule must cover %r (erased %r)"
+                          % (want, erased))
+                else:
+                    check(erased != want, "plain size must not erase exactly the region")
+                    check(set(erased) > set(want), "plain size erases more than asked")
+
+
+def t_faults():
+    # silent: nothing answers
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "silent")
+    try:
+        c = Client(open_link(sim))
+        c.send(0x08, SYNC_DATA)
+        check(c.drain(0.3) == [] and not c.garbage, "silent chip answered")
+    finally:
+        sim.stop()
+    # app over TCP: boot log on connect, no SYNC answer
+    sim = Sim("--chip", "esp32c3", "--tcp", "0", "--fault", "app", "--app-period", "50")
+    try:
+        link = open_link(sim)
+        log = read_for(link, 0.3)
+        check(b"boot:0xc (SPI_FAST_FLASH_BOOT)" in log, "app boot log %r" % log)
+        c = Client(link)
+        c.send(0x08, SYNC_DATA)
+        check(not [f for f in c.drain(0.3) if f[1:2] == b"\x08"], "app answered SYNC")
+    finally:
+        sim.stop()
+    # nak by name and by number
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "nak:FLASH_BEGIN:6",
+              "--fault", "nak:0x13:0x09")
+    try:
+        c = connect(sim)
+        check(c.status(0x02, struct.pack("<IIII", 0, 0, 0x400, 0)) == (1, 6), "nak FLASH_BEGIN")
+        check(c.status(0x13, struct.pack("<IIII", 0, 16, 0, 0), out_len=0) == (1, 9), "nak MD5")
+    finally:
+        sim.stop()
+    # brownout after the 2nd block: ROM banner mid-transfer, download mode, flash kept
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "brownout:2")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        c.check_ok(0x02, struct.pack("<IIII", 0x1000, 4, 0x400, 0))
+        c.check_ok(0x03, *data_pkt(b"\x11" * 0x400, 0))
+        c.check_ok(0x03, *data_pkt(b"\x22" * 0x400, 1))
+        time.sleep(0.1)
+        c.read_frame(0.1)
+        check(b"BROWNOUT" in bytes(c.garbage) and b"waiting for download" in bytes(c.garbage),
+              "brownout banner %r" % bytes(c.garbage))
+        c.sync()
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        check(rom_md5(c, 0, 0x800) == hashlib.md5(b"\x11" * 0x400 + b"\x22" * 0x400).hexdigest(),
+              "flash kept across brown-out")
+    finally:
+        sim.stop()
+    # bitflip: the ROM accepts the block, MD5 differs
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "bitflip")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        data = b"\x5a" * 0x400
+        c.check_ok(0x02, struct.pack("<IIII", 0x400, 1, 0x400, 0x1000))
+        c.check_ok(0x03, *data_pkt(data, 0))
+        check(rom_md5(c, 0x1000, 0x400) != hashlib.md5(data).hexdigest(), "bitflip not visible")
+    finally:
+        sim.stop()
+    # hangup after the first block over TCP: the connection closes
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "hangup:1")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        c.check_ok(0x02, struct.pack("<IIII", 0x400, 1, 0x400, 0x1000))
+        c.send(0x03, *data_pkt(b"\x01" * 0x400, 0))
+        sim.wait_event("disconnect")
+    finally:
+        sim.stop()
+    # drop-reply:3 (third request unanswered once), flash-size override
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "drop-reply:3",
+              "--fault", "flash-size:1MB")
+    try:
+        check(sim.ready["flash_size"] == 1 << 20, "flash-size override")
+        c = connect(sim)  # request 1
+        c.read_reg(0x40001000)  # request 2
+        c.send(0x0A, struct.pack("<I", 0x40001000))  # request 3: dropped
+        check(c.drain(0.2) == [], "reply 3 should be dropped")
+        check(c.read_reg(0x40001000) == 0x00F01D83, "reply 4 arrives")
+    finally:
+        sim.stop()
+
+
+TESTS = {
+    "ready_pty": t_ready_pty,
+    "ready_tcp": t_ready_tcp,
+    "ready_rfc2217": t_ready_rfc2217,
+    "sync": t_sync,
+    "magic": t_magic,
+    "mac_all": t_mac_all,
+    "jedec": t_jedec,
+    "flash_md5_esp32": t_flash_md5_esp32,
+    "defl_md5_esp32": t_defl_md5_esp32,
+    "unsupported_esp32": t_unsupported_esp32,
+    "status_len": t_status_len,
+    "rfc2217_reset": t_rfc2217_reset,
+    "rfc2217_app": t_rfc2217_app,
+    "esp8266_erase_bug": t_esp8266_erase_bug,
+    "faults": t_faults,
+}
+
+
+def main():
+    global ESPSIM
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--espsim", required=True)
+    ap.add_argument("tests", nargs="*")
+    args = ap.parse_args()
+    ESPSIM = args.espsim
+    names = args.tests or list(TESTS)
+    failed = 0
+    for n in names:
+        t0 = time.monotonic()
+        try:
+            TESTS[n]()
+            print("PASS %s (%.2fs)" % (n, time.monotonic() - t0))
+        except Fail as e:
+            failed += 1
+            print("FAIL %s: %s" % (n, e))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
