@@ -287,19 +287,33 @@ function modelProgram(flash, offset, data) {
 // esptool-js helpers for what it has no ROM-mode wrapper for, built on its own command()/
 // checkCommand() so the framing and response matching stay esptool-js's.
 
-function makeTerminal(tag, opts) {
+// esptool-js's IEspLoaderTerminal; keeps the lines so checks can look at what it reported.
+function makeTerminal(tag) {
     let partial = "";
+    const lines = [];
+    const emit = (text) => {
+        for (const line of text.split(/\r?\n|\r/)) {
+            if (line.trim() !== "") {
+                if (lines.length < 5000) {
+                    lines.push(line);
+                }
+                log(`# [${tag}] ${line}`);
+            }
+        }
+    };
     return {
+        lines,
         clean() {},
         writeLine(s) {
-            log(`# [${tag}] ${partial}${s}`);
+            emit(partial + s);
             partial = "";
         },
         write(s) {
             partial += s;
-            if (partial.length > 4096 || (opts.trace && partial.includes("\n"))) {
-                log(`# [${tag}] ${partial}`);
-                partial = "";
+            if (/[\r\n]/.test(partial) || partial.length > 4096) {
+                const cut = Math.max(partial.lastIndexOf("\n"), partial.lastIndexOf("\r"));
+                emit(cut >= 0 ? partial.slice(0, cut) : partial);
+                partial = cut >= 0 ? partial.slice(cut + 1) : "";
             }
         },
     };
@@ -403,11 +417,12 @@ async function romScenario(esp, chipKey, opts, tmp) {
 
     const serial = new TcpSerialPort({ host, port });
     const transport = new esp.Transport(serial, opts.trace);
+    const terminal = makeTerminal(chipKey);
     const loader = new esp.ESPLoader({
         transport,
         baudrate: 115200,
         romBaudrate: 115200,
-        terminal: makeTerminal(chipKey, opts),
+        terminal,
         debugLogging: opts.trace,
     });
     const model = new Uint8Array(flashSize > 0 ? flashSize : 0).fill(0xff);
@@ -422,6 +437,20 @@ async function romScenario(esp, chipKey, opts, tmp) {
         check(`${chipKey}: SYNC replies come from a ROM (non-zero value)`,
             loader.syncStubDetected === false);
         check(`${chipKey}: not in Secure Download Mode`, loader.secureDownloadMode === false);
+        // How detection went: ESP32 ROM has no GET_SECURITY_INFO, and esptool-js must have
+        // recognised the ROM's "unsupported" frames (other opcode, status 1/0x05, reference
+        // §3.7) and fallen back to the magic word without its reconnect-and-retry path.
+        // ESP32-S3 answers GET_SECURITY_INFO with chip_id 9 (reference §5.3).
+        const retried = terminal.lines.some((l) => l.includes("Autodetection failed"));
+        check(`${chipKey}: detected without esptool-js's reconnect-and-retry`, !retried);
+        if (chipKey === "esp32") {
+            check(`${chipKey}: GET_SECURITY_INFO treated as unsupported`,
+                loader.securityInfoCache === null);
+        } else {
+            check(`${chipKey}: GET_SECURITY_INFO reports chip_id 9`,
+                loader.securityInfoCache?.chipId === 9,
+                `chipId ${loader.securityInfoCache?.chipId}`);
+        }
 
         // 2. What main() does before runStub(): description, features, crystal, MAC.
         const desc = await loader.chip.getChipDescription(loader);
@@ -431,6 +460,14 @@ async function romScenario(esp, chipKey, opts, tmp) {
         check(`${chipKey}: chip description names ${spec.name}`,
             typeof desc === "string" && desc.startsWith(spec.name), desc);
         check(`${chipKey}: crystal is 40 MHz`, xtal === 40, `${xtal} MHz`);
+        // ready.revision is "vMAJOR.MINOR"; esptool-js prints ESP32 revisions as the major only.
+        const rev = /^v(\d+)\.(\d+)$/.exec(String(ready.revision ?? ""));
+        if (rev) {
+            const want = chipKey === "esp32" ? `(revision ${rev[1]})` :
+                `(revision v${rev[1]}.${rev[2]})`;
+            check(`${chipKey}: revision from eFuse matches the ready line`, desc.includes(want),
+                `${desc} vs ${ready.revision}`);
+        }
         const mac = await loader.chip.readMac(loader);
         check(`${chipKey}: MAC read via eFuse matches the ready line`, mac === macFromReady(ready),
             `esptool-js ${mac}, sim ${ready.mac}`);
@@ -552,7 +589,7 @@ async function stubScenario(esp, chipKey, opts, tmp) {
     const serial = new TcpSerialPort({ host, port });
     const transport = new esp.Transport(serial, opts.trace);
     const loader = new esp.ESPLoader({ transport, baudrate: 115200, romBaudrate: 115200,
-        terminal: makeTerminal(`${chipKey}/stub`, opts), debugLogging: opts.trace });
+        terminal: makeTerminal(`${chipKey}/stub`), debugLogging: opts.trace });
     try {
         const name = await withTimeout(loader.main("default_reset"), STEP_TIMEOUT_MS, "main()");
         check(`${chipKey}/stub: main() uploads and starts the stub`, loader.IS_STUB === true,
