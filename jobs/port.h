@@ -64,6 +64,20 @@ uint32_t port_baud(const port_t *p);
 int port_set_lines(port_t *p, int dtr, int rts);
 bool port_has_lines(const port_t *p);
 
+/* One serial port found by port_list (libserialport enumeration). */
+typedef struct port_info_s {
+    char path[64];         /* e.g. /dev/ttyUSB0 */
+    char description[96];  /* product string or driver name */
+    char serial[64];       /* USB serial number ("usb-serial:<serial>"), "" when none */
+    uint16_t usb_vid, usb_pid;
+    bool usb;
+} port_info_t;
+
+/* List the machine's serial ports, sorted by path: fills up to `max` entries of `out` (may be
+ * NULL with max 0) and returns how many exist, or a negative UV error. Reads sysfs (a few ms):
+ * call it on demand, not per loop iteration. */
+int port_list(port_info_t *out, size_t max);
+
 /* Close (idempotent). Pending writes are dropped. close_cb follows asynchronously. */
 void port_close(port_t *p);
 
