@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/* store.h — the station's permanent record in SQLite: recipes (by content hash), jobs, the
+ * images each job wrote and its events; schema migrations compiled in from schema/NNN_*.sql.
+ * Owns: the database file, its pragmas and schema version, and the MES cursor (`jobs.seq`,
+ * assigned in finish order). Must not: log, know about libuv, or be used from two threads.
+ * Every function returns 0 (or a count) on success and EST_EDB on failure; store_errmsg() then
+ * says why (SQLite's message with what the store was doing). */
+#ifndef STORE_H
+#define STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "job.h"
+
+typedef struct store_s store_t;
+
+/* One migration compiled into the binary (generated from schema/NNN_name.sql). */
+typedef struct store_migration_s {
+    unsigned version; /* NNN: becomes PRAGMA user_version once applied */
+    const char *name; /* "001_init.sql" */
+    const char *sql;
+} store_migration_t;
+
+/* The migrations built into this binary, in version order (1, 2, ... without gaps). */
+const store_migration_t *store_migrations(size_t *n);
+
+/* Open or create the database at `path`: WAL, foreign keys on, synchronous NORMAL (durable
+ * writes switch to FULL, see store_job_finish), busy timeout 5 s; apply the missing migrations,
+ * each in its own transaction; then mark jobs a crash left 'running' as 'interrupted'.
+ * *out is set even on failure (unless out of memory) so that store_errmsg() can say why; the
+ * caller closes it either way. Returns the number of jobs marked interrupted (>= 0), or EST_EDB
+ * (also when the file's schema is newer than this program knows). */
+int store_open(const char *path, store_t **out);
+void store_close(store_t *s);
+/* The last error: never NULL ("" when none). */
+const char *store_errmsg(const store_t *s);
+/* PRAGMA user_version of the open database. */
+unsigned store_schema_version(const store_t *s);
+/* PRAGMA integrity_check and foreign_key_check: 0 when both are clean, EST_EDB otherwise. */
+int store_check(store_t *s);
+
+/* Wall-clock time in unix milliseconds, and its ISO-8601 UTC form "2024-05-01T12:34:56.789Z"
+ * (buf >= STORE_TIME_LEN bytes), the form stored in every *_at column. */
+#define STORE_TIME_LEN 25
+uint64_t store_now_ms(void);
+const char *store_fmt_time(uint64_t unix_ms, char *buf);
+/* A random (version 4) UUID in lower case, from OpenSSL's RAND_bytes; buf >= 37 bytes. */
+#define STORE_UUID_LEN 37
+int store_new_uuid(char *buf);
+
+/* Record a recipe by content: `hash` must be the sha256 (lower-case hex) of `json`'s exact bytes
+ * (checked: EST_EDB otherwise). Idempotent: putting the same recipe again changes nothing. */
+int store_recipe_put(store_t *s, const char *hash, const char *name, const char *version,
+                     const char *json, size_t json_len);
+
+typedef struct store_job_start_s {
+    const char *uuid;        /* from store_new_uuid() */
+    const char *slot;        /* "A1" */
+    const char *port;        /* port spec */
+    const char *recipe_hash; /* NULL when the job runs without a recipe; else must be stored */
+    uint64_t started_unix_ms; /* 0 = now */
+    uint32_t baud;           /* 0 = not recorded */
+    unsigned attempt;        /* 1 for the first try of a board; 0 is taken as 1 */
+} store_job_start_t;
+
+/* Insert the job's 'running' row. */
+int store_job_begin(store_t *s, const store_job_start_t *st);
+
+/* Append an event to a job's log: `t_ms` since the job started, `kind` e.g. "state", "log",
+ * `state` a job state name (may be NULL), `detail_json` a JSON text (may be NULL). */
+int store_job_event(store_t *s, const char *uuid, uint64_t t_ms, const char *kind,
+                    const char *state, const char *detail_json);
+
+typedef enum {
+    STORE_RESULT_RUNNING,
+    STORE_RESULT_PASS,
+    STORE_RESULT_FAIL,
+    STORE_RESULT_INTERRUPTED,
+    STORE_RESULT_CANCELLED,
+    STORE_RESULT__COUNT
+} store_result_t;
+/* "running", "pass", "fail", "interrupted", "cancelled" (the jobs.result values). */
+const char *store_result_name(store_result_t r);
+
+typedef struct store_job_end_s {
+    uint64_t finished_unix_ms; /* 0 = now */
+    /* STORE_RESULT_RUNNING = from the report (pass / fail / cancelled). The daemon may say
+     * STORE_RESULT_INTERRUPTED for a job it had to abandon (shutdown). */
+    store_result_t result;
+} store_job_end_t;
+
+/* Complete the job's running row from `r` (chip, revision, MAC, flash ID and size, result,
+ * error class, message, failed state, NAK detail, per-state durations, bytes, retries) and
+ * insert its images, in ONE transaction committed with synchronous=FULL: once this returns 0
+ * the result survives a crash or power loss and may be shown. Assigns the job's `seq` (the MES
+ * cursor, finish order) and returns it in *seq (may be NULL). `end` may be NULL. A job that is
+ * not running (unknown uuid, or already finished) is refused: a result is recorded once. */
+int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
+                     const store_job_end_t *end, int64_t *seq);
+
+/* A job row as read back (for tests, the CLI and the API). NULL columns read as "" / -1. */
+typedef struct store_job_row_s {
+    int64_t id, seq; /* seq -1 while running */
+    char uuid[STORE_UUID_LEN];
+    char slot[64];
+    char port[256];
+    char recipe_hash[65];
+    char chip[16];
+    char revision[16];
+    char mac[18];
+    char flash_id[7];
+    int64_t flash_size;
+    char started_at[STORE_TIME_LEN], finished_at[STORE_TIME_LEN];
+    int64_t duration_ms;
+    char result[16];
+    char error_class[32];
+    char message[512];
+    char failed_state[32];
+    char state_ms[1024]; /* JSON object */
+    int64_t bytes_written, bytes_sent, retries, baud, attempt;
+    int64_t n_images;
+} store_job_row_t;
+
+/* Read one job by uuid: 0 found, 1 not found, EST_EDB. */
+int store_job_get(store_t *s, const char *uuid, store_job_row_t *row);
+/* Finished jobs with seq > after, in seq order, at most `limit` (<= 1000): cb per row; a non-zero
+ * return from cb stops early. Returns the number of rows passed to cb, or EST_EDB. */
+typedef int (*store_job_cb)(const store_job_row_t *row, void *data);
+int store_jobs_after(store_t *s, int64_t after, size_t limit, store_job_cb cb, void *data);
+/* Number of jobs with the given result (NULL = all jobs) into *count. */
+int store_count_jobs(store_t *s, const char *result, int64_t *count);
+
+#endif
