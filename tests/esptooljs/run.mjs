@@ -6,6 +6,8 @@
 // It must not reimplement the loader protocol: every byte on the wire is framed by esptool-js.
 //
 // Usage: node run.mjs --espsim PATH [--chips esp32,esp32s3] [--trace] [--keep] [--stub]
+//                     [--sim-arg ARG]...   (extra espsim arguments, e.g. to check that a
+//                                           --fault makes this test fail)
 //
 // ROM-only for now: espsim does not emulate the flasher stub yet, and esptool-js's main() always
 // uploads it (runStub). So by default this test calls esptool-js's lower-level methods against
@@ -90,7 +92,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 
 function parseArgs(argv) {
     const opts = { espsim: null, chips: Object.keys(CHIPS), trace: false, keep: false,
-        stub: false };
+        stub: false, simArgs: [] };
     for (let i = 2; i < argv.length; i++) {
         const a = argv[i];
         if (a === "--espsim") {
@@ -103,6 +105,8 @@ function parseArgs(argv) {
             opts.keep = true;
         } else if (a === "--stub") {
             opts.stub = true;
+        } else if (a === "--sim-arg") {
+            opts.simArgs.push(argv[++i]);
         } else {
             throw new Error(`unknown argument ${a}`);
         }
@@ -138,8 +142,8 @@ async function loadEsptoolJs() {
 // ---------------------------------------------------------------------------------------------
 // Simulator process.
 
-async function startSim(espsim, chip, mac, flashOut) {
-    const args = ["--chip", chip, "--tcp", "0", "--mac", mac, "--flash-out", flashOut];
+async function startSim(espsim, chip, mac, flashOut, extra = []) {
+    const args = ["--chip", chip, "--tcp", "0", "--mac", mac, "--flash-out", flashOut, ...extra];
     log(`# starting ${espsim} ${args.join(" ")}`);
     const child = spawn(espsim, args, { stdio: ["ignore", "pipe", "pipe"] });
     children.add(child);
@@ -404,7 +408,7 @@ function jedecString(flashId) {
 async function romScenario(esp, chipKey, opts, tmp) {
     const spec = CHIPS[chipKey];
     const flashOut = path.join(tmp, `${chipKey}-flash.bin`);
-    const sim = await startSim(opts.espsim, chipKey, spec.mac, flashOut);
+    const sim = await startSim(opts.espsim, chipKey, spec.mac, flashOut, opts.simArgs);
     const ready = sim.ready;
     log(`# ready: ${JSON.stringify(ready)}`);
     check(`${chipKey}: ready line names the chip`, ready.chip === chipKey, `chip=${ready.chip}`);
@@ -584,7 +588,7 @@ async function romScenario(esp, chipKey, opts, tmp) {
 async function stubScenario(esp, chipKey, opts, tmp) {
     const spec = CHIPS[chipKey];
     const flashOut = path.join(tmp, `${chipKey}-stub-flash.bin`);
-    const sim = await startSim(opts.espsim, chipKey, spec.mac, flashOut);
+    const sim = await startSim(opts.espsim, chipKey, spec.mac, flashOut, opts.simArgs);
     const { host, port } = parseSocketSpec(sim.ready.port);
     const serial = new TcpSerialPort({ host, port });
     const transport = new esp.Transport(serial, opts.trace);
