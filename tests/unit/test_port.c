@@ -48,7 +48,7 @@ typedef struct ctx_s {
     int closes;
     uint8_t rx[1 << 20];
     size_t rx_len;
-    bool flush_in_read; /* call port_flush_input from read_cb (once) */
+    bool close_in_read; /* call port_close from read_cb */
 
     /* pty */
     int master;
@@ -120,10 +120,8 @@ static void on_read(port_t *p, const uint8_t *buf, size_t n)
     assert_true(c->rx_len + n <= sizeof(c->rx));
     memcpy(c->rx + c->rx_len, buf, n);
     c->rx_len += n;
-    if (c->flush_in_read) {
-        c->flush_in_read = false;
-        port_flush_input(p);
-    }
+    if (c->close_in_read)
+        port_close(p);
 }
 
 static void on_error(port_t *p, int status)
@@ -615,6 +613,109 @@ static void test_tcp_refused(void **state)
 
 }
 
+static void test_tcp_order_and_close(void **state)
+{
+    (void)state;
+    ctx_t *c = ctx_new();
+    srv_start(c, true);
+    char spec[64];
+    spec_of(spec, sizeof(spec), "socket", "127.0.0.1", c->srv.port);
+    assert_int_equal(port_open(&c->loop, spec, 115200, &cbs, c, &c->port), 0);
+    /* Written before the open finished: queued, sent once connected. Lines cannot be set
+     * before the open; the baud rate is only remembered. */
+    assert_int_equal(port_write(c->port, (const uint8_t *)"early", 5), 0);
+    assert_int_equal(port_tx_pending(c->port), 5);
+    assert_int_equal(port_set_baud(c->port, 230400), 0);
+    assert_int_equal(port_baud(c->port), 230400);
+    assert_true(run_until(c, c_opened, GUARD_MS));
+    assert_int_equal(c->open_status, 0);
+    assert_int_equal(port_write(c->port, (const uint8_t *)"+late", 5), 0);
+    want_rx = 10;
+    assert_true(run_until(c, c_rx, GUARD_MS));
+    assert_int_equal(c->rx_len, 10);
+    assert_memory_equal(c->rx, "early+late", 10);
+    assert_true(c->drains >= 1);
+
+    /* port_close from inside read_cb: no further reads, close_cb exactly once. */
+    c->close_in_read = true;
+    srv_send(c, "x", 1);
+    assert_true(run_until(c, c_closed, GUARD_MS));
+    assert_int_equal(c->rx_len, 11);
+    run_for(c, 30);
+    assert_int_equal(c->closes, 1);
+    assert_int_equal(c->rx_len, 11);
+    assert_int_equal(c->errors, 0);
+    ctx_free(c);
+}
+
+static void test_tcp_reset(void **state)
+{
+    (void)state;
+    ctx_t *c = ctx_new();
+    srv_start(c, false);
+    char spec[64];
+    spec_of(spec, sizeof(spec), "socket", "127.0.0.1", c->srv.port);
+    open_ok(c, spec, 115200);
+    assert_true(run_until(c, c_has_conn, GUARD_MS));
+    /* An abortive close (RST) is an error of its own, not an orderly end of stream. */
+    assert_int_equal(uv_tcp_close_reset(&c->srv.conn, NULL), 0);
+    assert_true(run_until(c, c_errored, GUARD_MS));
+    assert_int_equal(c->error_status, UV_ECONNRESET);
+    ctx_free(c);
+}
+
+static void test_tcp_connect_timeout(void **state)
+{
+    (void)state;
+    /* A listener that never accepts, with its accept queue full: further SYNs are dropped on
+     * loopback, so the connect neither succeeds nor fails until our timeout (~5 s). */
+    int l = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(l, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(l, 0), 0);
+    socklen_t len = sizeof(a);
+    getsockname(l, (struct sockaddr *)&a, &len);
+    int fill[4];
+    for (int i = 0; i < 4; i++) {
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        (void)connect(fill[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(50 * 1000);
+    ctx_t *c = ctx_new();
+    char spec[64];
+    spec_of(spec, sizeof(spec), "socket", "127.0.0.1", ntohs(a.sin_port));
+    assert_int_equal(port_open(&c->loop, spec, 115200, &cbs, c, &c->port), 0);
+    uint64_t t0 = uv_hrtime();
+    assert_true(run_until(c, c_closed, 15000));
+    uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+    assert_int_equal(c->opens, 1);
+    assert_int_equal(c->open_status, UV_ETIMEDOUT);
+    assert_true(ms >= 4000 && ms < 10000);
+    ctx_free(c);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(l);
+}
+
+static void test_port_list(void **state)
+{
+    (void)state;
+    /* Whatever this machine has (often nothing): a count, entries sorted, no crash. */
+    int n = port_list(NULL, 0);
+    assert_true(n >= 0);
+    if (n > 0) {
+        port_info_t *all = calloc((size_t)n, sizeof(*all));
+        assert_non_null(all);
+        assert_int_equal(port_list(all, (size_t)n), n);
+        for (int i = 1; i < n; i++)
+            assert_true(strcmp(all[i - 1].path, all[i].path) <= 0);
+        free(all);
+    }
+}
+
 /* ---- RFC 2217 backend -------------------------------------------------------------------- */
 
 #define IAC 255
@@ -675,6 +776,51 @@ static void test_rfc2217_client_bytes(void **state)
     run_for(c, 30);
     assert_int_equal(c->srv.rec_len, sizeof(want));
     assert_memory_equal(c->srv.rec, want, sizeof(want));
+    ctx_free(c);
+}
+
+static void test_rfc2217_before_open(void **state)
+{
+    (void)state;
+    ctx_t *c = ctx_new();
+    srv_start(c, false);
+    char spec[64];
+    spec_of(spec, sizeof(spec), "rfc2217", "127.0.0.1", c->srv.port);
+    assert_int_equal(port_open(&c->loop, spec, 74880, &cbs, c, &c->port), 0);
+    /* In-stream commands are queued before the open and keep their order after the initial
+     * settings; so does data. */
+    assert_int_equal(port_set_lines(c->port, 0, 1), 0);
+    assert_int_equal(port_write(c->port, (const uint8_t *)"z", 1), 0);
+    assert_true(run_until(c, c_opened, GUARD_MS));
+    assert_int_equal(c->open_status, 0);
+    static const uint8_t want_tail[] = {
+        IAC, SB, CPO, 1, 0x00, 0x01, 0x24, 0x80, IAC, SE, /* 74880 */
+        IAC, SB, CPO, 2, 8, IAC, SE,
+        IAC, SB, CPO, 3, 1, IAC, SE,
+        IAC, SB, CPO, 4, 1, IAC, SE,
+        IAC, SB, CPO, 5, 1, IAC, SE,
+        IAC, SB, CPO, 5, 9, IAC, SE,  /* DTR off */
+        IAC, SB, CPO, 5, 11, IAC, SE, /* RTS on */
+        'z',
+    };
+    want_rec = 18 + sizeof(want_tail);
+    assert_true(run_until(c, c_rec, GUARD_MS));
+    run_for(c, 20);
+    assert_int_equal(c->srv.rec_len, 18 + sizeof(want_tail));
+    assert_memory_equal(c->srv.rec + 18, want_tail, sizeof(want_tail));
+    ctx_free(c);
+
+    /* Refused like raw TCP. */
+    c = ctx_new();
+    srv_start(c, false);
+    int port = c->srv.port;
+    uv_close((uv_handle_t *)&c->srv.listener, NULL);
+    run_for(c, 10);
+    spec_of(spec, sizeof(spec), "rfc2217", "127.0.0.1", port);
+    assert_int_equal(port_open(&c->loop, spec, 115200, &cbs, c, &c->port), 0);
+    assert_true(run_until(c, c_closed, GUARD_MS));
+    assert_int_equal(c->opens, 1);
+    assert_int_equal(c->open_status, UV_ECONNREFUSED);
     ctx_free(c);
 }
 
@@ -764,7 +910,12 @@ int main(void)
         cmocka_unit_test(test_tty_hangup),
         cmocka_unit_test(test_tcp_echo_and_eof),
         cmocka_unit_test(test_tcp_refused),
+        cmocka_unit_test(test_tcp_order_and_close),
+        cmocka_unit_test(test_tcp_reset),
+        cmocka_unit_test(test_tcp_connect_timeout),
+        cmocka_unit_test(test_port_list),
         cmocka_unit_test(test_rfc2217_client_bytes),
+        cmocka_unit_test(test_rfc2217_before_open),
         cmocka_unit_test(test_rfc2217_server_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
