@@ -208,6 +208,8 @@ void job_free(job_t *j)
     /* A started job must have finished (all handles closed) before it is freed. */
     if (j->started && !j->finished)
         return;
+    if (j->io_abandoned)
+        return; /* its port may still call back into it: leak rather than use after free */
     job__free_prep(&j->prep);
     free(j->spec);
     if (!j->started) {
@@ -319,8 +321,8 @@ static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
         return; /* stale (e.g. the extra SYNC replies) */
     if (r.op != j->expect_op) {
         /* The ROMs answer an unknown command with an "invalid message" status, not always
-         * echoing the opcode (reference §3.7). Only trusted while probing GET_SECURITY_INFO. */
-        if (j->expect_op == CMD_GET_SECURITY_INFO && cmd_resp_unsupported(&r)) {
+         * echoing the opcode (reference §3.7), as esptool's command() assumes for any command. */
+        if (cmd_resp_unsupported(&r)) {
             j->awaiting = false;
             j->resp = r;
             j->resp_unsupported = true;
@@ -365,6 +367,14 @@ void job_io_error(job_t *j, int status)
 {
     if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing)
         return;
+    if (j->st == JOB_ST_AFTER_RESET) {
+        /* USB-Serial/JTAG and native-USB chips re-enumerate when reset: the work is done */
+        job__log(j, JOB_LOG_INFO, "port %s went away during the final reset (%s)", j->spec,
+                 uv_err_name(status));
+        j->rep.result = JOB_RESULT_PASS;
+        job_enter(j, JOB_ST_CLOSING);
+        return;
+    }
     if (status == UV_EOF || status == UV_EIO || status == UV_ENODEV || status == UV_ENXIO ||
         status == UV_ECONNRESET || status == UV_EPIPE)
         job_fail(j, EST_CLASS_PORT_GONE, status, "port %s disappeared (%s) in state %s", j->spec,
@@ -415,17 +425,20 @@ static int job_count_block_output(job_prep_t *p)
         uLong before = zs.total_out;
         zs.next_in = p->z + start;
         zs.avail_in = (uInt)n;
-        while (zs.avail_in > 0) {
+        for (;;) {
             int zr;
             zs.next_out = sink;
             zs.avail_out = sizeof sink;
             zr = inflate(&zs, Z_NO_FLUSH);
             if (zr == Z_STREAM_END)
                 break;
-            if (zr != Z_OK) {
+            if (zr != Z_OK && zr != Z_BUF_ERROR) {
                 rc = EST_EIMAGE;
                 break;
             }
+            /* done with this slice once the input is used up and inflate has no more output */
+            if (zs.avail_in == 0 && zs.avail_out != 0)
+                break;
         }
         p->blk_out[b] = (uint32_t)(zs.total_out - before);
     }
@@ -452,15 +465,32 @@ static void job_prep_work_cb(uv_work_t *w)
     memset(p->data + p->src_len, 0xFF, padded - p->src_len);
     p->len = padded;
 
-    rc = image_patch_params(p->data, p->len, p->chip, p->offset, &p->params, &why);
+    if (p->no_patch) {
+        static const image_params_t keep = {-1, -1, -1};
+        rc = image_patch_params(p->data, p->len, p->chip, p->offset, &keep, &why);
+    } else {
+        rc = image_patch_params(p->data, p->len, p->chip, p->offset, &p->params, &why);
+    }
     if (rc < 0) {
         p->status = rc;
-        p->cls = EST_CLASS_IMAGE_INVALID;
+        p->cls = rc == EST_EUSAGE ? EST_CLASS_USAGE : EST_CLASS_IMAGE_INVALID;
         snprintf(p->msg, sizeof p->msg, "cannot patch flash parameters: %s", why ? why : "?");
         return;
     }
     p->patched = rc == 1;
     p->patch_note = why;
+    if (p->data[0] == IMAGE_MAGIC) {
+        /* esptool refuses an image built for another chip or revision range (§11.3) */
+        image_info_t info;
+        if (image_parse(p->data, p->len, p->chip->id == CHIP_ESP8266, &info) == 0 &&
+            image_check_chip(&info, p->chip, p->chip_rev, &why) != 0) {
+            p->status = EST_ECHIP;
+            p->cls = EST_CLASS_WRONG_CHIP;
+            snprintf(p->msg, sizeof p->msg, "image does not suit this %s (v%u.%u): %s",
+                     p->chip->pretty, p->chip_rev / 100, p->chip_rev % 100, why ? why : "?");
+            return;
+        }
+    }
     job_md5(p->data, p->len, p->md5);
 
     if (p->compress) {

@@ -27,6 +27,8 @@ typedef struct job_prep_s {
     size_t src_len;
     uint32_t offset;
     const chip_info_t *chip;
+    unsigned chip_rev;
+    bool no_patch; /* Secure Boot / SDM: never touch the header (reference §11.4) */
     image_params_t params;
     bool compress;
     uint32_t block_size;
@@ -74,6 +76,10 @@ struct job_s {
     /* lifecycle */
     bool started, io_active, io_close_sent, work_pending, timer_closing, finished;
     bool failing;
+    bool io_abandoned; /* the port never confirmed its close: never free (it may call back) */
+    bool draining;     /* waiting out a late reply before restarting a register sequence */
+    unsigned restarts; /* register-sequence restarts in this state */
+    uint32_t spi_pads[2]; /* ESP32 SPI-pad eFuse words for SPI_ATTACH */
 
     /* receive */
     slip_dec_t dec;

@@ -7,18 +7,22 @@
  * the compiler flags a state without a handler. Must not: block, do I/O except through job.c. */
 #include "job_int.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image.h"
 
+#include <openssl/evp.h>
+
 /* SYNC tries per connect attempt: 1 + the state's retry budget = 5, as esptool */
 #define SYNC_TRIES (job_state_retries(JOB_ST_SYNC) + 1)
 #define SYNC_PAUSE_MS 50      /* pause after a failed SYNC try (esptool) */
 #define UNSUPP_DRAIN_MS 200   /* wait for the ROM's extra "invalid message" frames (§3.7) */
 #define SPI_POLLS 10          /* CMD USR-bit polls before giving up (§7.2) */
-#define DEFAULT_FLASH 0x400000u /* esptool's fallback when the JEDEC size is unknown */
+#define DEFAULT_FLASH 0x400000u
+#define ROM_ADDR_LIMIT 0x1000000u /* ROM flash commands use 24-bit addresses */ /* esptool's fallback when the JEDEC size is unknown */
 
 /* ---- reset sequences (reference §2.2), run as timer steps ---- */
 
@@ -112,6 +116,12 @@ static void job_nak(job_t *j, const char *what)
     j->rep.nak_op = j->expect_op;
     j->rep.nak_code = cmd_resp_code(&j->resp);
     cmd_status_text(j->resp.status, j->resp.error, j->stub, st, sizeof st);
+    if (j->resp_unsupported && j->resp.op != j->expect_op) {
+        job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
+                 "%s %s is not supported by this %s loader (%s)", cmd_op_name(j->expect_op), what,
+                 j->chip ? j->chip->pretty : "chip's", st);
+        return;
+    }
     job_fail(j, EST_CLASS_NAK, EST_ENAK, "%s %s rejected by the %s: %s", cmd_op_name(j->expect_op),
              what, j->stub ? "stub" : "ROM loader", st);
 }
@@ -146,6 +156,33 @@ static void job_retry_or_fail(job_t *j, const char *what)
              job_state_retries(j->st) ? " after retries" : "");
 }
 
+/* Register sequences (eFuse reads, SPI user command) are not re-sent piecemeal: replies carry
+ * no sequence number, so a late reply to a re-sent READ_REG would be taken for the next
+ * register's value. After a timeout, wait out any late reply, flush, and run the whole sequence
+ * again (the state's ENTER action), within the state's retry budget. */
+static void job_regs_timeout(job_t *j, const char *what)
+{
+    if (j->draining) {
+        j->draining = false;
+        j->io->flush_input(j);
+        slip_dec_reset(&j->dec);
+        job_step(j, JOB_EV_ENTER);
+        return;
+    }
+    if (j->restarts < job_state_retries(j->st)) {
+        j->restarts++;
+        j->rep.retries++;
+        j->awaiting = false;
+        j->draining = true;
+        job__log(j, JOB_LOG_WARN, "no reply to %s (%s); starting the sequence again",
+                 cmd_op_name(j->expect_op), what);
+        job__arm(j, UNSUPP_DRAIN_MS);
+        return;
+    }
+    job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT, "no reply to %s (%s) within %u ms",
+             cmd_op_name(j->expect_op), what, j->req_timeout_ms);
+}
+
 static void job_read_reg(job_t *j, uint32_t addr)
 {
     j->req_len = cmd_build_read_reg(j->req, sizeof j->req, addr);
@@ -173,13 +210,11 @@ void job__on_text(job_t *j, const uint8_t *buf, size_t n)
             if ((c >= 0x20 && c < 0x7F) || c == '\r' || c == '\n')
                 j->text_bytes++;
         }
+        if (n > sizeof j->bootlog / 2) { /* keep the newest bytes: a boot log is short */
+            buf += n - sizeof j->bootlog / 2;
+            n = sizeof j->bootlog / 2;
+        }
         if (j->bootlog_len + n > sizeof j->bootlog) {
-            /* keep the newest half: a boot log is a few hundred bytes */
-            size_t keep = sizeof j->bootlog / 2;
-            if (n >= keep) {
-                buf += n - keep;
-                n = keep;
-            }
             size_t drop = j->bootlog_len + n - sizeof j->bootlog;
             memmove(j->bootlog, j->bootlog + drop, j->bootlog_len - drop);
             j->bootlog_len -= drop;
@@ -225,9 +260,19 @@ static void job_fail_no_sync(job_t *j)
 {
     const char *b = memmem(j->bootlog, j->bootlog_len, "boot:0x", 7);
     unsigned strap = 0;
-    if (b)
-        sscanf(b + 7, "%x", &strap);
-    if (b && job_bootlog_has(j, "waiting for download")) {
+    if (b) {
+        char hex[9];
+        size_t avail = (size_t)(j->bootlog + j->bootlog_len - (b + 7)), k = 0;
+        while (k < avail && k < 8 && isxdigit((unsigned char)b[7 + k])) {
+            hex[k] = b[7 + k];
+            k++;
+        }
+        hex[k] = 0;
+        strap = (unsigned)strtoul(hex, NULL, 16);
+    }
+    /* Secure Download Mode logs say "download(secure mode)" instead (reference §14.27) */
+    if (b && (job_bootlog_has(j, "waiting for download") ||
+              job_bootlog_has(j, "download(secure mode)"))) {
         job_fail(j, EST_CLASS_NO_SYNC, EST_ESYNC,
                  "download mode detected (boot:0x%02x), but no sync reply after %u attempts: the "
                  "serial TX path (host to chip) seems to be down",
@@ -258,8 +303,13 @@ static void st_open(job_t *j, job_event_t ev)
     case JOB_EV_ENTER:
         status = j->io->open(j, j->spec, j->plan->baud);
         if (status != 0) {
-            job_fail(j, EST_CLASS_PORT_NOT_FOUND, status, "cannot open port %s: %s", j->spec,
-                     uv_strerror(status));
+            job_fail(j,
+                     status == UV_EINVAL ? EST_CLASS_USAGE
+                     : status == UV_EBUSY ? EST_CLASS_PORT_BUSY
+                                          : EST_CLASS_PORT_NOT_FOUND,
+                     status, "cannot open port %s: %s", j->spec,
+                     status == UV_EINVAL ? "not a valid port spec (see --help)"
+                                         : uv_strerror(status));
             return;
         }
         j->io_active = true;
@@ -375,8 +425,11 @@ static void st_sync(job_t *j, job_event_t ev)
         job_send_sync(j);
         return;
     case JOB_EV_RESP:
-        if (j->resp.status != 0)
-            return; /* keep waiting for a good reply until the timeout */
+        /* esptool counts any SYNC reply; a non-zero status is treated as a failed try here */
+        if (j->resp.status != 0) {
+            st_sync(j, JOB_EV_TIMEOUT);
+            return;
+        }
         j->rep.sync_attempts = j->attempt + 1;
         /* A stub answers SYNC with value 0 (reference §4.2); the ROM path ignores it here. */
         job__log(j, JOB_LOG_INFO, "synced after %u attempt(s)", j->attempt + 1);
@@ -400,6 +453,7 @@ static void st_sync(job_t *j, job_event_t ev)
             return;
         }
         j->io->flush_input(j); /* esptool flushes before each try */
+        slip_dec_reset(&j->dec);
         job_send_sync(j);
         return;
     case JOB_EV_WORK_DONE:
@@ -415,6 +469,14 @@ static void job_detected(job_t *j, const chip_info_t *c, const char *how)
     j->rep.chip = c;
     j->status_len = c->rom_status_len;
     job__log(j, JOB_LOG_INFO, "chip is %s (%s)", c->pretty, how);
+    if (j->rep.have_sec_info && (j->rep.sec_flags & 4u)) {
+        /* SDM: no READ_REG, so no MAC, no flash ID, no MD5 (reference §4.7) */
+        job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
+                 "%s is in Secure Download Mode: the station cannot read its MAC or flash ID, or "
+                 "verify what it writes; this is not supported",
+                 c->pretty);
+        return;
+    }
     if (j->plan->chip != CHIP_UNKNOWN && j->plan->chip != c->id) {
         job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP, "this chip is %s, not %s", c->pretty,
                  chip_get(j->plan->chip)->pretty);
@@ -478,6 +540,7 @@ static void st_detect(job_t *j, job_event_t ev)
         if (j->step == 0 || j->step == 1) {
             j->awaiting = false;
             j->io->flush_input(j);
+            slip_dec_reset(&j->dec);
             j->step = 2;
             j->tries = 0;
             job_read_reg(j, CHIP_MAGIC_REG);
@@ -534,7 +597,7 @@ static void st_read_efuse(job_t *j, job_event_t ev)
         job_enter(j, JOB_ST_STUB);
         return;
     case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "eFuse read");
+        job_regs_timeout(j, "eFuse read");
         return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
@@ -550,30 +613,71 @@ static void st_passthrough(job_t *j, job_event_t ev, job_state_t next)
         job_enter(j, next);
 }
 
+/* ESP32: the ROM does not attach in-package flash (PICO-D4, D2WD, U4WDH) by itself; esptool
+ * builds SPI_ATTACH's pin word from the SPI-pad eFuses (reference §4.2). */
+#define ESP32_EFUSE_RDATA5 0x3FF5A014u
+#define ESP32_EFUSE_RDATA3 0x3FF5A00Cu
+
+static uint32_t job_esp32_spi_config(uint32_t w5, uint32_t w3)
+{
+    uint32_t clk = w5 & 0x1F, q = w5 >> 5 & 0x1F, d = w5 >> 10 & 0x1F, cs = w5 >> 15 & 0x1F;
+    uint32_t hd = w3 >> 4 & 0x1F;
+    if (!clk && !q && !d && !cs && !hd)
+        return 0; /* default pins */
+    return hd << 24 | cs << 18 | d << 12 | q << 6 | clk;
+}
+
+static void job_send_attach(job_t *j, uint32_t config)
+{
+    j->step = 2;
+    if (j->chip->rom_spi_attach || j->stub) {
+        j->req_len = cmd_build_spi_attach(j->req, sizeof j->req, config, j->stub);
+        job_send_or_fail(j, CMD_SPI_ATTACH, 0, job_state_timeout_ms(j->st));
+    } else {
+        /* ESP8266 ROM: FLASH_BEGIN(0, 0) attaches the flash (reference §4.2) */
+        j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, 0, 0,
+                                     j->chip->rom_flash_block, 0, false, 0);
+        job_send_or_fail(j, CMD_FLASH_BEGIN, 0, job_state_timeout_ms(j->st));
+    }
+}
+
+/* ATTACH sub-steps: 0, 1 read the ESP32 SPI-pad eFuse words; 2 attach sent. */
 static void st_attach(job_t *j, job_event_t ev)
 {
     switch (ev) {
     case JOB_EV_ENTER:
-        if (j->chip->rom_spi_attach) {
-            /* config 0 = SPI pins from eFuse; right for standard modules (reference §4.2) */
-            j->req_len = cmd_build_spi_attach(j->req, sizeof j->req, 0, j->stub);
-            job_send_or_fail(j, CMD_SPI_ATTACH, 0, job_state_timeout_ms(j->st));
+        if (j->chip->id == CHIP_ESP32 && !j->stub) {
+            j->step = 0;
+            job_read_reg(j, ESP32_EFUSE_RDATA5);
         } else {
-            /* ESP8266 ROM: FLASH_BEGIN(0, 0) attaches the flash (reference §4.2) */
-            j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, 0, 0,
-                                         j->chip->rom_flash_block, 0, false, 0);
-            job_send_or_fail(j, CMD_FLASH_BEGIN, 0, job_state_timeout_ms(j->st));
+            job_send_attach(j, 0); /* 0 = pins from eFuse on later chips */
         }
         return;
     case JOB_EV_RESP:
         if (j->resp.status != 0) {
-            job_nak(j, "(flash attach)");
+            job_nak(j, j->step < 2 ? "(SPI pad eFuse)" : "(flash attach)");
+            return;
+        }
+        if (j->step < 2) {
+            j->spi_pads[j->step] = j->resp.value;
+            if (j->step == 0) {
+                j->step = 1;
+                job_read_reg(j, ESP32_EFUSE_RDATA3);
+            } else {
+                uint32_t cfg = job_esp32_spi_config(j->spi_pads[0], j->spi_pads[1]);
+                if (cfg)
+                    job__log(j, JOB_LOG_INFO, "SPI flash pins from eFuse: config 0x%08x", cfg);
+                job_send_attach(j, cfg);
+            }
             return;
         }
         job_enter(j, JOB_ST_FLASH_ID);
         return;
     case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "flash attach");
+        if (j->step < 2)
+            job_regs_timeout(j, "SPI pad eFuse read");
+        else
+            job_retry_or_fail(j, "flash attach");
         return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
@@ -655,7 +759,7 @@ static void st_flash_id(job_t *j, job_event_t ev)
         return;
     }
     case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "SPI flash register access");
+        job_regs_timeout(j, "SPI flash register access");
         return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
@@ -680,8 +784,14 @@ static void st_params(job_t *j, job_event_t ev)
         if (!size)
             size = DEFAULT_FLASH;
         j->flash_size_used = size;
-        /* The physical flash decides what fits; fall back to the configured size. */
-        if (plan_check_flash(j->plan, j->rep.flash_size ? j->rep.flash_size : size, &perr) != 0) {
+        /* What fits: the configured size the ROM is told, the physical flash if smaller, and
+         * the ROM loader's 24-bit addressing (writes above 16 MB wrap onto the bootloader and
+         * even verify: reference §14.12). */
+        if (j->rep.flash_size && j->rep.flash_size < size)
+            size = j->rep.flash_size;
+        if (!j->stub && size > ROM_ADDR_LIMIT)
+            size = ROM_ADDR_LIMIT;
+        if (plan_check_flash(j->plan, size, &perr) != 0) {
             job_fail(j, perr.cls, perr.cls == EST_CLASS_BAD_OFFSET ? EST_EOFFSET : EST_ETOOBIG,
                      "%s", perr.msg);
             return;
@@ -694,7 +804,7 @@ static void st_params(job_t *j, job_event_t ev)
             job_enter(j, JOB_ST_PREPARE);
             return;
         }
-        j->req_len = cmd_build_spi_set_params(j->req, sizeof j->req, size);
+        j->req_len = cmd_build_spi_set_params(j->req, sizeof j->req, j->flash_size_used);
         job_send_or_fail(j, CMD_SPI_SET_PARAMS, 0, job_state_timeout_ms(j->st));
         return;
     case JOB_EV_RESP:
@@ -761,6 +871,13 @@ static void st_prepare(job_t *j, job_event_t ev)
         p->src_len = im->size;
         p->offset = im->offset;
         p->chip = j->chip;
+        p->chip_rev = j->rep.chip_rev;
+        /* Secure Boot: a signed bootloader must never be patched (reference §11.4, §14.24) */
+        p->no_patch = j->rep.have_sec_info && (j->rep.sec_flags & 1u);
+        if (p->no_patch && (p->params.mode >= 0 || p->params.size_code >= 0 ||
+                            p->params.freq_code >= 0))
+            job__log(j, JOB_LOG_WARN,
+                     "Secure Boot is enabled: flash parameters in the header are left unchanged");
         p->compress = j->defl;
         p->block_size = j->block_size;
         j->img_t0_ms = job__now_ms(j);
@@ -880,6 +997,15 @@ static void st_data(job_t *j, job_event_t ev)
         uint64_t add;
         if (j->resp.status != 0) {
             char what[48];
+            /* esptool sends a rejected block again too (e.g. a checksum error from noise) */
+            if (!j->resp_unsupported && j->tries < job_state_retries(j->st)) {
+                j->tries++;
+                j->rep.retries++;
+                job__log(j, JOB_LOG_WARN, "block %u rejected (status 0x%04x), sending again",
+                         j->seq + 1, cmd_resp_code(&j->resp));
+                job_send_block(j);
+                return;
+            }
             snprintf(what, sizeof what, "block %u of %u", j->seq + 1, j->nblocks);
             job_nak(j, what);
             return;
@@ -921,6 +1047,24 @@ static void job_next_image(job_t *j)
     job_enter(j, j->img < j->plan->n_images ? JOB_ST_PREPARE : JOB_ST_AFTER_RESET);
 }
 
+/* True when `md5` is the MD5 of `len` bytes of 0xFF: nothing was written (esptool's check). */
+static bool job_md5_is_erased(const uint8_t md5[16], size_t len)
+{
+    static uint8_t ff[4096];
+    uint8_t want[16];
+    unsigned int ml = 16;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    bool eq;
+    memset(ff, 0xFF, sizeof ff);
+    EVP_DigestInit_ex(c, EVP_md5(), NULL);
+    for (size_t done = 0; done < len; done += sizeof ff)
+        EVP_DigestUpdate(c, ff, len - done < sizeof ff ? len - done : sizeof ff);
+    EVP_DigestFinal_ex(c, want, &ml);
+    EVP_MD_CTX_free(c);
+    eq = memcmp(want, md5, 16) == 0;
+    return eq;
+}
+
 static void st_verify(job_t *j, job_event_t ev)
 {
     const plan_image_t *im = &j->plan->images[j->img];
@@ -955,8 +1099,11 @@ static void st_verify(job_t *j, job_event_t ev)
                 snprintf(b + 2 * k, 3, "%02x", dev[k]);
             }
             job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
-                     "MD5 of flash at 0x%x (%zu bytes) is %s, image is %s", im->offset, p->len, b,
-                     a);
+                     "MD5 of flash at 0x%x (%zu bytes) is %s, image is %s%s", im->offset, p->len,
+                     b, a,
+                     job_md5_is_erased(dev, p->len)
+                         ? ": the written flash region is empty (write failed)"
+                         : "");
             return;
         }
         j->rep.images[j->img].verified = true;
@@ -1017,13 +1164,23 @@ static void st_closing(job_t *j, job_event_t ev)
             j->io_close_sent = true;
             j->io->close(j);
         }
+        job__arm(j, job_state_timeout_ms(JOB_ST_CLOSING));
         break;
     case JOB_EV_IO_CLOSED:
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
         break;
-    case JOB_EV_RESP:
     case JOB_EV_TIMEOUT:
+        /* A port that never confirms its close must not hold the job forever; a running
+         * worker must still be waited for (it owns job memory). */
+        if (j->io_active) {
+            job__log(j, JOB_LOG_WARN, "port %s did not confirm its close; finishing anyway",
+                     j->spec);
+            j->io_active = false;
+            j->io_abandoned = true;
+        }
+        break;
+    case JOB_EV_RESP:
         return;
     }
     if (!j->io_active && !j->work_pending)
@@ -1076,6 +1233,8 @@ void job_enter(job_t *j, job_state_t next)
     j->st = next;
     j->tries = 0;
     j->step = 0;
+    j->restarts = 0;
+    j->draining = false;
     job__disarm(j);
     if (j->cbs.state_cb)
         j->cbs.state_cb(j, prev, next);

@@ -35,6 +35,10 @@ typedef struct fake_s {
     int banner_at_seq;     /* print a ROM banner after this data seq (-1 none) */
     int vanish_at_seq;     /* report a port error at this data seq (-1 none) */
     int cancel_at_seq;     /* cancel the job at this data seq (-1 none) */
+    int nak_data_seq;      /* NAK this data seq once with a checksum error (-1 none) */
+    bool drop_mac1_once;   /* drop the first reply to READ_REG of the second MAC word */
+    bool big_burst;        /* one 6000-byte burst of text while connecting */
+    uint32_t jedec;        /* W0 answer of the JEDEC command */
     uint8_t expect_md5[16];
     /* observations */
     job_state_t path[64];
@@ -107,11 +111,17 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
             fake_reply(op, 0x20120707, NULL, 0, 0, 0);
         return;
     case CMD_GET_SECURITY_INFO: fake_reply(op, 0, NULL, 0, 1, 5); return; /* ESP32: unsupported */
-    case CMD_READ_REG: fake_reply(op, fake_read_reg(cmd_get_le32(f + 8)), NULL, 0, 0, 0); return;
+    case CMD_READ_REG:
+        if (F.drop_mac1_once && cmd_get_le32(f + 8) == 0x3FF5A008) {
+            F.drop_mac1_once = false;
+            return;
+        }
+        fake_reply(op, fake_read_reg(cmd_get_le32(f + 8)), NULL, 0, 0, 0);
+        return;
     case CMD_WRITE_REG: {
         uint32_t a = cmd_get_le32(f + 8), v = cmd_get_le32(f + 12);
         if (a == 0x3FF42000 && (v & (1u << 18)))
-            F.spi_w0 = 0x1640EF; /* JEDEC EF 40 16: 4 MB; the command completes at once */
+            F.spi_w0 = F.jedec; /* the command completes at once */
         if (a == 0x3FF42080)
             F.spi_w0 = v;
         fake_reply(op, 0, NULL, 0, 0, 0);
@@ -127,6 +137,11 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         if (seq == F.vanish_at_seq) {
             F.vanish_at_seq = -1;
             job_io_error(F.job, UV_EIO);
+            return;
+        }
+        if (seq == F.nak_data_seq) {
+            F.nak_data_seq = -1;
+            fake_reply(op, 0, NULL, 0, 1, 7); /* checksum error, as line noise would cause */
             return;
         }
         if (seq == F.drop_data_reply) {
@@ -155,6 +170,12 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
 static void fake_deliver_cb(uv_timer_t *t)
 {
     (void)t;
+    if (F.big_burst && !F.closed) {
+        static uint8_t burst[6000];
+        F.big_burst = false;
+        memset(burst, 'A', sizeof burst);
+        job_io_read(F.job, burst, sizeof burst);
+    }
     if (F.app_text && !F.closed) {
         static const char txt[] = "I (312) app: hello from the application, counting 42\r\n";
         job_io_read(F.job, (const uint8_t *)txt, sizeof txt - 1);
@@ -250,6 +271,8 @@ static void setup_fake(void)
 {
     memset(&F, 0, sizeof F);
     F.drop_data_reply = F.banner_at_seq = F.vanish_at_seq = F.cancel_at_seq = -1;
+    F.nak_data_seq = -1;
+    F.jedec = 0x1640EF; /* EF 40 16: 4 MB */
     uv_loop_init(&F.loop);
     slip_dec_init(&F.dec, F.decbuf, sizeof F.decbuf);
     uv_timer_init(&F.loop, &F.deliver);
@@ -448,6 +471,53 @@ static void test_image_beyond_flash(void **state)
     teardown_fake();
 }
 
+static void test_data_nak_is_sent_again(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.nak_data_seq = 2;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->retries, 1);
+    teardown_fake();
+}
+
+static void test_dropped_register_reply_restarts_sequence(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.drop_mac1_once = true;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->retries, 1);
+    static const uint8_t mac[6] = {0x00, 0x24, 0x12, 0x34, 0x56, 0x78};
+    assert_memory_equal(F.rep->mac, mac, 6); /* no reply was credited to the wrong word */
+    teardown_fake();
+}
+
+static void test_big_text_burst_while_connecting(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.big_burst = true; /* larger than the boot-log buffer in one read */
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    teardown_fake();
+}
+
+static void test_rom_cannot_reach_beyond_16mb(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.jedec = 0x1940EF; /* 32 MB flash */
+    P.images[0].offset = 0x1000000;
+    run_job();
+    assert_int_equal(F.rep->flash_size, 32 * 1024 * 1024);
+    assert_int_equal(F.rep->error_class, EST_CLASS_BAD_OFFSET);
+    assert_false(path_has(JOB_ST_BEGIN));
+    teardown_fake();
+}
+
 static void test_state_table(void **state)
 {
     (void)state;
@@ -474,6 +544,10 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_wrong_chip),
         cmocka_unit_test(test_image_beyond_flash),
+        cmocka_unit_test(test_data_nak_is_sent_again),
+        cmocka_unit_test(test_dropped_register_reply_restarts_sequence),
+        cmocka_unit_test(test_big_text_burst_while_connecting),
+        cmocka_unit_test(test_rom_cannot_reach_beyond_16mb),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
