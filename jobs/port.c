@@ -30,12 +30,9 @@ static bool port_has_prefix(const char *s, const char *prefix)
 
 port_kind_t port_kind_of_spec(const char *spec)
 {
-    if (!spec)
-        return PORT_KIND_SERIAL;
-    if (port_has_prefix(spec, "socket://"))
-        return PORT_KIND_TCP;
-    if (port_has_prefix(spec, "rfc2217://"))
-        return PORT_KIND_RFC2217;
+    if (!spec) return PORT_KIND_SERIAL;
+    if (port_has_prefix(spec, "socket://")) return PORT_KIND_TCP;
+    if (port_has_prefix(spec, "rfc2217://")) return PORT_KIND_RFC2217;
     if (port_has_prefix(spec, "usb-serial:") || port_has_prefix(spec, "/dev/serial/"))
         return PORT_KIND_SERIAL;
     /* libserialport 0.1.1 cannot open ptys (its open fails on the modem-line ioctls), and
@@ -43,22 +40,17 @@ port_kind_t port_kind_of_spec(const char *spec)
      * either: those go to the plain termios backend. */
     char real[PATH_MAX];
     const char *path = realpath(spec, real) ? real : spec;
-    if (port_has_prefix(path, "/dev/pts/") || strcmp(path, "/dev/ptmx") == 0)
-        return PORT_KIND_TTY;
+    if (port_has_prefix(path, "/dev/pts/") || strcmp(path, "/dev/ptmx") == 0) return PORT_KIND_TTY;
     return port__sp_is_usb_tty(path) ? PORT_KIND_SERIAL : PORT_KIND_TTY;
 }
 
 static const port_ops_t *port_ops_for(port_kind_t kind)
 {
     switch (kind) {
-    case PORT_KIND_SERIAL:
-        return &port__sp_ops;
-    case PORT_KIND_TTY:
-        return &port__tty_ops;
-    case PORT_KIND_TCP:
-        return &port__tcp_ops;
-    case PORT_KIND_RFC2217:
-        return &port__rfc2217_ops;
+    case PORT_KIND_SERIAL: return &port__sp_ops;
+    case PORT_KIND_TTY: return &port__tty_ops;
+    case PORT_KIND_TCP: return &port__tcp_ops;
+    case PORT_KIND_RFC2217: return &port__rfc2217_ops;
     }
     return NULL;
 }
@@ -67,18 +59,13 @@ static const port_ops_t *port_ops_for(port_kind_t kind)
 
 static void port_finish(port_t *p)
 {
-    if (p->ops->release)
-        p->ops->release(p);
-    if (p->fd >= 0)
-        close(p->fd);
-    if (p->lock_fd >= 0)
-        close(p->lock_fd);
+    if (p->ops->release) p->ops->release(p);
+    if (p->fd >= 0) close(p->fd);
+    if (p->lock_fd >= 0) close(p->lock_fd);
     p->fd = p->lock_fd = -1;
-    if (p->ai)
-        uv_freeaddrinfo(p->ai);
+    if (p->ai) uv_freeaddrinfo(p->ai);
     p->ai = p->ai_next = NULL;
-    if (p->cbs.close_cb)
-        p->cbs.close_cb(p);
+    if (p->cbs.close_cb) p->cbs.close_cb(p);
     free(p->tx);
     free(p->host);
     free(p->tn);
@@ -88,8 +75,7 @@ static void port_finish(port_t *p)
 
 void port__unref(port_t *p)
 {
-    if (--p->pending == 0)
-        port_finish(p);
+    if (--p->pending == 0) port_finish(p);
 }
 
 static void port_timer_close_cb(uv_handle_t *h)
@@ -114,8 +100,7 @@ static void port_poll_close_cb(uv_handle_t *h)
 static void port_timer_cb(uv_timer_t *t)
 {
     port_t *p = container_of(t, port_t, timer);
-    if (p->closing)
-        return;
+    if (p->closing) return;
     if (!p->started) {
         p->started = true;
         p->ops->start(p);
@@ -132,10 +117,8 @@ void port__arm_timeout(port_t *p, uint64_t ms)
 int port_open(uv_loop_t *loop, const char *spec, uint32_t baud, const port_cbs_t *cbs, void *data,
               port_t **out)
 {
-    if (out)
-        *out = NULL;
-    if (!loop || !spec || !*spec || !cbs || !out || baud == 0)
-        return UV_EINVAL;
+    if (out) *out = NULL;
+    if (!loop || !spec || !*spec || !cbs || !out || baud == 0) return UV_EINVAL;
     port_kind_t kind = port_kind_of_spec(spec);
     /* Paths must be absolute: a bare "ttyUSB0" is most likely a typo in a config file. */
     if ((kind == PORT_KIND_SERIAL || kind == PORT_KIND_TTY) && spec[0] != '/' &&
@@ -145,8 +128,7 @@ int port_open(uv_loop_t *loop, const char *spec, uint32_t baud, const port_cbs_t
         return UV_EINVAL;
 
     port_t *p = calloc(1, sizeof(*p));
-    if (!p)
-        return UV_ENOMEM;
+    if (!p) return UV_ENOMEM;
     p->spec = strdup(spec);
     if (!p->spec) {
         free(p);
@@ -181,8 +163,7 @@ int port_open(uv_loop_t *loop, const char *spec, uint32_t baud, const port_cbs_t
 
 void port_close(port_t *p)
 {
-    if (!p || p->closing)
-        return;
+    if (!p || p->closing) return;
     p->closing = true;
     p->connecting = false;
     p->tx_off = p->tx_len = 0; /* pending writes are dropped */
@@ -197,8 +178,7 @@ void port_close(port_t *p)
 
 void port__open_done(port_t *p, int status)
 {
-    if (p->closing || p->state != PORT_ST_OPENING)
-        return;
+    if (p->closing || p->state != PORT_ST_OPENING) return;
     p->connecting = false;
     uv_timer_stop(&p->timer);
     if (status == 0) {
@@ -207,22 +187,19 @@ void port__open_done(port_t *p, int status)
          * error here is seen again and reported by the poll callback. */
         (void)port__flush_tx(p);
         port__update_events(p);
-        if (p->cbs.open_cb)
-            p->cbs.open_cb(p, 0);
+        if (p->cbs.open_cb) p->cbs.open_cb(p, 0);
         return;
     }
     p->state = PORT_ST_FAILED;
     p->err = status;
     port__update_events(p);
-    if (p->cbs.open_cb)
-        p->cbs.open_cb(p, status);
+    if (p->cbs.open_cb) p->cbs.open_cb(p, status);
     port_close(p); /* port.h: after a failed open the port closes itself */
 }
 
 void port__fail(port_t *p, int status)
 {
-    if (p->closing || p->state == PORT_ST_FAILED)
-        return;
+    if (p->closing || p->state == PORT_ST_FAILED) return;
     if (p->state == PORT_ST_OPENING) {
         port__open_done(p, status);
         return;
@@ -231,8 +208,7 @@ void port__fail(port_t *p, int status)
     p->err = status;
     p->drain_due = false;
     port__update_events(p); /* stop polling: a hung-up fd would wake us forever */
-    if (p->cbs.error_cb)
-        p->cbs.error_cb(p, status);
+    if (p->cbs.error_cb) p->cbs.error_cb(p, status);
 }
 
 /* ---- accessors --------------------------------------------------------------------------- */
@@ -271,44 +247,33 @@ size_t port_tx_pending(const port_t *p)
 
 int port_set_baud(port_t *p, uint32_t baud)
 {
-    if (baud == 0)
-        return UV_EINVAL;
-    if (p->closing || p->state == PORT_ST_FAILED)
-        return p->closing ? UV_EBADF : p->err;
+    if (baud == 0) return UV_EINVAL;
+    if (p->closing || p->state == PORT_ST_FAILED) return p->closing ? UV_EBADF : p->err;
     if (p->state == PORT_ST_OPENING && !p->ops->cmds_in_stream) {
         /* Not open yet: the backend applies p->baud when it opens. */
         p->baud = baud;
         return 0;
     }
     int rc = p->ops->set_baud ? p->ops->set_baud(p, baud) : 0;
-    if (rc == 0)
-        p->baud = baud;
+    if (rc == 0) p->baud = baud;
     return rc;
 }
 
 int port_set_lines(port_t *p, int dtr, int rts)
 {
-    if (dtr < -1 || dtr > 1 || rts < -1 || rts > 1)
-        return UV_EINVAL;
-    if (p->closing)
-        return UV_EBADF;
-    if (p->state == PORT_ST_FAILED)
-        return p->err;
-    if (p->state != PORT_ST_OPEN && !p->ops->cmds_in_stream)
-        return UV_EAGAIN;
-    if (!p->ops->set_lines)
-        return UV_ENOTSUP;
-    if (dtr < 0 && rts < 0)
-        return 0;
+    if (dtr < -1 || dtr > 1 || rts < -1 || rts > 1) return UV_EINVAL;
+    if (p->closing) return UV_EBADF;
+    if (p->state == PORT_ST_FAILED) return p->err;
+    if (p->state != PORT_ST_OPEN && !p->ops->cmds_in_stream) return UV_EAGAIN;
+    if (!p->ops->set_lines) return UV_ENOTSUP;
+    if (dtr < 0 && rts < 0) return 0;
     return p->ops->set_lines(p, dtr, rts);
 }
 
 void port_flush_input(port_t *p)
 {
-    if (p->closing || p->state != PORT_ST_OPEN)
-        return;
-    if (p->ops->flush_input)
-        p->ops->flush_input(p);
+    if (p->closing || p->state != PORT_ST_OPEN) return;
+    if (p->ops->flush_input) p->ops->flush_input(p);
 }
 
 /* ---- tx ---------------------------------------------------------------------------------- */
@@ -320,8 +285,7 @@ size_t port__tx_pending(const port_t *p)
 
 int port__queue(port_t *p, const uint8_t *buf, size_t n)
 {
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     if (p->tx_off > 0 && p->tx_len + n > p->tx_cap) {
         memmove(p->tx, p->tx + p->tx_off, p->tx_len - p->tx_off);
         p->tx_len -= p->tx_off;
@@ -332,8 +296,7 @@ int port__queue(port_t *p, const uint8_t *buf, size_t n)
         while (cap < p->tx_len + n)
             cap *= 2;
         uint8_t *nb = realloc(p->tx, cap);
-        if (!nb)
-            return UV_ENOMEM;
+        if (!nb) return UV_ENOMEM;
         p->tx = nb;
         p->tx_cap = cap;
     }
@@ -344,8 +307,7 @@ int port__queue(port_t *p, const uint8_t *buf, size_t n)
 
 int port__flush_tx(port_t *p)
 {
-    if (p->fd < 0 || p->state != PORT_ST_OPEN)
-        return 0;
+    if (p->fd < 0 || p->state != PORT_ST_OPEN) return 0;
     while (p->tx_off < p->tx_len) {
         size_t left = p->tx_len - p->tx_off;
         ssize_t n = p->is_socket ? send(p->fd, p->tx + p->tx_off, left, MSG_NOSIGNAL)
@@ -354,35 +316,27 @@ int port__flush_tx(port_t *p)
             p->tx_off += (size_t)n;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            break;
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         return n < 0 ? port__errno(errno) : UV_EIO;
     }
-    if (p->tx_off == p->tx_len)
-        p->tx_off = p->tx_len = 0;
+    if (p->tx_off == p->tx_len) p->tx_off = p->tx_len = 0;
     return 0;
 }
 
 int port_write(port_t *p, const uint8_t *buf, size_t n)
 {
-    if (p->closing)
-        return UV_EBADF;
-    if (p->state == PORT_ST_FAILED)
-        return p->err;
-    if (n == 0)
-        return 0;
+    if (p->closing) return UV_EBADF;
+    if (p->state == PORT_ST_FAILED) return p->err;
+    if (n == 0) return 0;
     int rc;
     if (p->ops->write) {
         rc = p->ops->write(p, buf, n);
     } else {
-        if (port__tx_pending(p) + n > PORT_TX_MAX)
-            return UV_ENOBUFS;
+        if (port__tx_pending(p) + n > PORT_TX_MAX) return UV_ENOBUFS;
         rc = port__queue(p, buf, n);
     }
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     if (p->cbs.drain_cb)
         p->drain_due = true; /* delivered from the poll callback, never from here */
     /* A write error here is left for the poll callback to see again and report through
@@ -396,15 +350,11 @@ int port_write(port_t *p, const uint8_t *buf, size_t n)
 
 static int port_wanted_events(const port_t *p)
 {
-    if (p->closing)
-        return 0;
-    if (p->state == PORT_ST_OPENING)
-        return p->connecting ? UV_WRITABLE : 0;
-    if (p->state != PORT_ST_OPEN)
-        return 0;
+    if (p->closing) return 0;
+    if (p->state == PORT_ST_OPENING) return p->connecting ? UV_WRITABLE : 0;
+    if (p->state != PORT_ST_OPEN) return 0;
     int ev = UV_READABLE;
-    if (port__tx_pending(p) > 0 || p->drain_due)
-        ev |= UV_WRITABLE;
+    if (port__tx_pending(p) > 0 || p->drain_due) ev |= UV_WRITABLE;
     return ev;
 }
 
@@ -412,11 +362,9 @@ static void port_poll_cb(uv_poll_t *h, int status, int events);
 
 void port__update_events(port_t *p)
 {
-    if (!p->poll_inited || uv_is_closing((uv_handle_t *)&p->poll))
-        return;
+    if (!p->poll_inited || uv_is_closing((uv_handle_t *)&p->poll)) return;
     int ev = port_wanted_events(p);
-    if (ev == p->poll_events)
-        return;
+    if (ev == p->poll_events) return;
     if (ev) {
         int rc = uv_poll_start(&p->poll, ev, port_poll_cb);
         if (rc < 0) {
@@ -436,8 +384,7 @@ int port__poll_fd(port_t *p, int fd)
 {
     p->fd = fd;
     int rc = uv_poll_init(p->loop, &p->poll, fd);
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     p->poll_inited = true;
     p->poll_events = 0;
     p->pending++;
@@ -464,10 +411,8 @@ static void port_do_read(port_t *p)
     for (int i = 0; i < PORT_READS_PER_WAKE; i++) {
         ssize_t n = p->is_socket ? recv(p->fd, buf, sizeof(buf), 0) : read(p->fd, buf, sizeof(buf));
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             /* A pty slave whose master closed reads EIO: that is the pty's end of file. */
             if (errno == EIO)
                 port__fail(p, port_eof_status(p));
@@ -480,10 +425,8 @@ static void port_do_read(port_t *p)
             return;
         }
         size_t m = p->ops->filter_rx ? p->ops->filter_rx(p, buf, (size_t)n) : (size_t)n;
-        if (m > 0 && p->cbs.read_cb)
-            p->cbs.read_cb(p, buf, m);
-        if (p->closing || p->state != PORT_ST_OPEN)
-            return;
+        if (m > 0 && p->cbs.read_cb) p->cbs.read_cb(p, buf, m);
+        if (p->closing || p->state != PORT_ST_OPEN) return;
     }
 }
 
@@ -493,39 +436,32 @@ void port__drain_socket(port_t *p)
     /* Bounded: a peer that streams faster than we discard must not keep us here. */
     for (int i = 0; i < PORT_READS_PER_WAKE; i++) {
         ssize_t n = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return; /* EAGAIN, or EOF/error that the poll callback will see and report */
-        if (p->ops->filter_rx)
-            (void)p->ops->filter_rx(p, buf, (size_t)n);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return; /* EAGAIN, or EOF/error that the poll callback will see and report */
+        if (p->ops->filter_rx) (void)p->ops->filter_rx(p, buf, (size_t)n);
     }
 }
 
 static void port_poll_cb(uv_poll_t *h, int status, int events)
 {
     port_t *p = container_of(h, port_t, poll);
-    if (p->closing || p->state == PORT_ST_FAILED)
-        return;
+    if (p->closing || p->state == PORT_ST_FAILED) return;
     if (p->connecting) {
         port__tcp_connect_ready(p, status);
         return;
     }
-    if (p->state != PORT_ST_OPEN)
-        return;
+    if (p->state != PORT_ST_OPEN) return;
     if (status < 0) {
         /* libuv reports POLLERR as UV_EBADF and has stopped the handle. The fd itself knows
          * better: a pty whose master closed reads EIO (→ UV_EOF), a reset socket ECONNRESET. */
         p->poll_events = 0;
         port_do_read(p);
-        if (!p->closing && p->state == PORT_ST_OPEN)
-            port__fail(p, p->eof_is_eio ? UV_EIO : status);
+        if (!p->closing && p->state == PORT_ST_OPEN) port__fail(p, p->eof_is_eio ? UV_EIO : status);
         return;
     }
     if (events & (UV_READABLE | UV_DISCONNECT)) {
         port_do_read(p);
-        if (p->closing || p->state != PORT_ST_OPEN)
-            return;
+        if (p->closing || p->state != PORT_ST_OPEN) return;
     }
     if (port__tx_pending(p) > 0) {
         int rc = port__flush_tx(p);
@@ -537,8 +473,7 @@ static void port_poll_cb(uv_poll_t *h, int status, int events)
     if (port__tx_pending(p) == 0 && p->drain_due) {
         p->drain_due = false;
         p->cbs.drain_cb(p);
-        if (p->closing || p->state != PORT_ST_OPEN)
-            return;
+        if (p->closing || p->state != PORT_ST_OPEN) return;
     }
     port__update_events(p);
 }
@@ -547,11 +482,8 @@ static void port_poll_cb(uv_poll_t *h, int status, int events)
 
 int port__errno(int e)
 {
-    if (e == 0)
-        return UV_EIO;
-    if (e == EWOULDBLOCK)
-        return UV_EBUSY; /* only reached from flock(LOCK_NB): held elsewhere */
-    return -e;
+    /* UV codes are -errno on Linux; 0 would read as success, so an unknown failure is EIO. */
+    return e > 0 ? -e : UV_EIO;
 }
 
 int port__fd_lock(int fd, bool excl_ioctl)
@@ -560,8 +492,7 @@ int port__fd_lock(int fd, bool excl_ioctl)
         return errno == EWOULDBLOCK ? UV_EBUSY : port__errno(errno);
     /* TIOCEXCL makes further open()s fail with EBUSY (root is exempt, hence flock as well).
      * Not fatal: some drivers refuse it. */
-    if (excl_ioctl)
-        (void)ioctl(fd, TIOCEXCL);
+    if (excl_ioctl) (void)ioctl(fd, TIOCEXCL);
     return 0;
 }
 
@@ -572,7 +503,7 @@ int port__fd_set_lines(int fd, int dtr, int rts)
      * UnixTightReset). Ptys have no modem lines: ENOTTY/EINVAL → "cannot drive the lines". */
     if (ioctl(fd, TIOCMGET, &st) < 0)
         return (errno == ENOTTY || errno == EINVAL || errno == ENOTSUP) ? UV_ENOTSUP
-                                                                           : port__errno(errno);
+                                                                        : port__errno(errno);
     if (dtr == 1)
         st |= TIOCM_DTR;
     else if (dtr == 0)
@@ -583,6 +514,6 @@ int port__fd_set_lines(int fd, int dtr, int rts)
         st &= ~TIOCM_RTS;
     if (ioctl(fd, TIOCMSET, &st) < 0)
         return (errno == ENOTTY || errno == EINVAL || errno == ENOTSUP) ? UV_ENOTSUP
-                                                                           : port__errno(errno);
+                                                                        : port__errno(errno);
     return 0;
 }

@@ -66,9 +66,9 @@ bool port_has_lines(const port_t *p);
 
 /* One serial port found by port_list (libserialport enumeration). */
 typedef struct port_info_s {
-    char path[64];         /* e.g. /dev/ttyUSB0 */
-    char description[96];  /* product string or driver name */
-    char serial[64];       /* USB serial number ("usb-serial:<serial>"), "" when none */
+    char path[64];        /* e.g. /dev/ttyUSB0 */
+    char description[96]; /* product string or driver name */
+    char serial[64];      /* USB serial number ("usb-serial:<serial>"), "" when none */
     uint16_t usb_vid, usb_pid;
     bool usb;
 } port_info_t;

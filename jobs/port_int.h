@@ -38,14 +38,14 @@ typedef enum {
 
 typedef struct port_tn_s {
     port_tn_state_t st;
-    uint8_t verb;                 /* WILL/WONT/DO/DONT being parsed */
-    uint8_t sb[PORT_TN_SB_MAX];   /* subnegotiation payload (option byte first) */
-    size_t sb_len;                /* may exceed PORT_TN_SB_MAX: the rest is dropped */
-    uint8_t we[256 / 8];          /* options we announced (WILL) — no repeats, no loops */
-    uint8_t they[256 / 8];        /* options we requested (DO) */
-    uint8_t we_refused[256 / 8];  /* options we already answered WONT */
-    uint8_t they_refused[256 / 8];/* options we already answered DONT */
-    uint32_t sb_seen;             /* subnegotiations received (tests/debugging) */
+    uint8_t verb;                  /* WILL/WONT/DO/DONT being parsed */
+    uint8_t sb[PORT_TN_SB_MAX];    /* subnegotiation payload (option byte first) */
+    size_t sb_len;                 /* may exceed PORT_TN_SB_MAX: the rest is dropped */
+    uint8_t we[256 / 8];           /* options we announced (WILL) — no repeats, no loops */
+    uint8_t they[256 / 8];         /* options we requested (DO) */
+    uint8_t we_refused[256 / 8];   /* options we already answered WONT */
+    uint8_t they_refused[256 / 8]; /* options we already answered DONT */
+    uint32_t sb_seen;              /* subnegotiations received (tests/debugging) */
 } port_tn_t;
 
 typedef struct port_ops_s {
@@ -80,20 +80,20 @@ struct port_s {
     void *data;
 
     port_state_t state;
-    int err;           /* first failure, once state is FAILED */
-    bool closing;      /* port_close was called */
+    int err;      /* first failure, once state is FAILED */
+    bool closing; /* port_close was called */
     bool has_lines;
-    bool is_socket;    /* send/recv with MSG_NOSIGNAL instead of write/read */
-    bool connecting;   /* waiting for a non-blocking connect() to finish */
-    bool drain_due;    /* drain_cb owed once tx empties */
-    bool eof_is_eio;   /* read() == 0 / EIO means "device gone" (USB) rather than UV_EOF */
-    bool started;      /* the deferred start ran; the timer now guards the connect */
+    bool is_socket;  /* send/recv with MSG_NOSIGNAL instead of write/read */
+    bool connecting; /* waiting for a non-blocking connect() to finish */
+    bool drain_due;  /* drain_cb owed once tx empties */
+    bool eof_is_eio; /* read() == 0 / EIO means "device gone" (USB) rather than UV_EOF */
+    bool started;    /* the deferred start ran; the timer now guards the connect */
 
-    int fd;            /* -1 when none */
-    int lock_fd;       /* extra fd holding the flock (serial backend), -1 when none */
+    int fd;      /* -1 when none */
+    int lock_fd; /* extra fd holding the flock (serial backend), -1 when none */
 
-    unsigned pending;  /* handles and requests whose close/completion is outstanding */
-    uv_timer_t timer;  /* deferred start, then connect timeout */
+    unsigned pending; /* handles and requests whose close/completion is outstanding */
+    uv_timer_t timer; /* deferred start, then connect timeout */
     uv_poll_t poll;
     bool poll_inited;
     int poll_events;
@@ -152,8 +152,8 @@ int port__errno(int e);
 int port__fd_set_lines(int fd, int dtr, int rts);
 /* Exclusive use of a tty fd: flock(LOCK_EX|LOCK_NB) (held elsewhere → UV_EBUSY) + TIOCEXCL. */
 int port__fd_lock(int fd, bool excl_ioctl);
-/* Raw 8N1, no flow control, CLOCAL|CREAD, no HUPCL, VMIN=1 VTIME=0 (see port_tty.c) at `baud` (termios2 for rates
- * without a Bxxx constant). */
+/* Raw 8N1, no flow control, CLOCAL|CREAD, no HUPCL, VMIN=1 VTIME=0 (see port_tty.c) at `baud`
+ * (termios2 for rates without a Bxxx constant). */
 int port__fd_configure(int fd, uint32_t baud);
 int port__fd_set_baud(int fd, uint32_t baud);
 struct termios;

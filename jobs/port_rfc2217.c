@@ -56,7 +56,7 @@ static void tn_set(uint8_t *set, uint8_t opt, bool on)
     if (on)
         set[opt / 8] |= (uint8_t)(1u << (opt % 8));
     else
-        set[opt / 8] &= (uint8_t)~(1u << (opt % 8));
+        set[opt / 8] &= (uint8_t) ~(1u << (opt % 8));
 }
 
 static bool tn_supported(uint8_t opt)
@@ -81,8 +81,7 @@ static int tn_send_cpo(port_t *p, uint8_t cmd, const uint8_t *val, size_t n)
     b[k++] = cmd;
     for (size_t i = 0; i < n && i < 4; i++) {
         b[k++] = val[i];
-        if (val[i] == TN_IAC)
-            b[k++] = TN_IAC;
+        if (val[i] == TN_IAC) b[k++] = TN_IAC;
     }
     b[k++] = TN_IAC;
     b[k++] = TN_SE;
@@ -114,11 +113,9 @@ static void rfc_kick(port_t *p)
 static int rfc_prepare(port_t *p)
 {
     int rc = port__tcp_prepare(p, "rfc2217://");
-    if (rc < 0)
-        return rc;
+    if (rc < 0) return rc;
     p->tn = calloc(1, sizeof(*p->tn));
-    if (!p->tn)
-        return UV_ENOMEM;
+    if (!p->tn) return UV_ENOMEM;
     p->has_lines = true;
     /* Queued now, sent first once connected: anything written before the open follows it. We
      * offer and request each option once and remember it, so the server's answers (or its
@@ -179,15 +176,13 @@ static void tn_negotiate(port_t *p, uint8_t verb, uint8_t opt)
             (void)tn_send_verb(p, TN_DONT, opt);
         }
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
 static void tn_sb_add(port_tn_t *tn, uint8_t c)
 {
-    if (tn->sb_len < PORT_TN_SB_MAX)
-        tn->sb[tn->sb_len] = c;
+    if (tn->sb_len < PORT_TN_SB_MAX) tn->sb[tn->sb_len] = c;
     tn->sb_len++;
 }
 
@@ -247,8 +242,7 @@ static size_t rfc_filter_rx(port_t *p, uint8_t *buf, size_t n)
             break;
         }
     }
-    if (port__tx_pending(p) > 0)
-        port__update_events(p); /* negotiation replies queued above */
+    if (port__tx_pending(p) > 0) port__update_events(p); /* negotiation replies queued above */
     return out;
 }
 
@@ -257,18 +251,14 @@ static int rfc_write(port_t *p, const uint8_t *buf, size_t n)
     size_t extra = 0;
     for (size_t i = 0; i < n; i++)
         extra += buf[i] == TN_IAC;
-    if (port__tx_pending(p) + n + extra > PORT_TX_MAX)
-        return UV_ENOBUFS;
+    if (port__tx_pending(p) + n + extra > PORT_TX_MAX) return UV_ENOBUFS;
     /* 0xFF is doubled in the data stream (RFC 854). Copy the runs between them. */
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
-        if (buf[i] != TN_IAC)
-            continue;
+        if (buf[i] != TN_IAC) continue;
         int rc = port__queue(p, buf + start, i + 1 - start);
-        if (rc == 0)
-            rc = port__queue(p, buf + i, 1);
-        if (rc < 0)
-            return rc;
+        if (rc == 0) rc = port__queue(p, buf + i, 1);
+        if (rc < 0) return rc;
         start = i + 1;
     }
     return port__queue(p, buf + start, n - start);
@@ -277,8 +267,7 @@ static int rfc_write(port_t *p, const uint8_t *buf, size_t n)
 static int rfc_set_baud(port_t *p, uint32_t baud)
 {
     int rc = tn_send_baud(p, baud);
-    if (rc == 0)
-        rfc_kick(p);
+    if (rc == 0) rfc_kick(p);
     return rc;
 }
 

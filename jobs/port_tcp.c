@@ -22,39 +22,30 @@ int port__tcp_prepare(port_t *p, const char *prefix)
     size_t host_len;
     if (len > 0 && s[0] == '[') {
         const char *close = memchr(s, ']', len);
-        if (!close || close + 1 >= s + len || close[1] != ':')
-            return UV_EINVAL;
+        if (!close || close + 1 >= s + len || close[1] != ':') return UV_EINVAL;
         host = s + 1;
         host_len = (size_t)(close - host);
         colon = close + 1;
     } else {
         colon = NULL;
         for (size_t i = 0; i < len; i++)
-            if (s[i] == ':')
-                colon = s + i;
-        if (!colon)
-            return UV_EINVAL;
+            if (s[i] == ':') colon = s + i;
+        if (!colon) return UV_EINVAL;
         host_len = (size_t)(colon - s);
-        if (memchr(s, ':', host_len))
-            return UV_EINVAL; /* a bare IPv6 address needs brackets */
+        if (memchr(s, ':', host_len)) return UV_EINVAL; /* a bare IPv6 address needs brackets */
     }
-    if (host_len == 0)
-        return UV_EINVAL;
+    if (host_len == 0) return UV_EINVAL;
     const char *port = colon + 1;
     size_t port_len = (size_t)(s + len - port);
-    if (port_len == 0 || port_len > 5)
-        return UV_EINVAL;
+    if (port_len == 0 || port_len > 5) return UV_EINVAL;
     unsigned long v = 0;
     for (size_t i = 0; i < port_len; i++) {
-        if (port[i] < '0' || port[i] > '9')
-            return UV_EINVAL;
+        if (port[i] < '0' || port[i] > '9') return UV_EINVAL;
         v = v * 10 + (unsigned long)(port[i] - '0');
     }
-    if (v == 0 || v > 65535)
-        return UV_EINVAL;
+    if (v == 0 || v > 65535) return UV_EINVAL;
     p->host = strndup(host, host_len);
-    if (!p->host)
-        return UV_ENOMEM;
+    if (!p->host) return UV_ENOMEM;
     memcpy(p->service, port, port_len);
     p->service[port_len] = '\0';
     return 0;
@@ -67,16 +58,14 @@ static void port_tcp_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *
     port_t *p = container_of(req, port_t, gai);
     p->gai_busy = false;
     if (p->closing) {
-        if (res)
-            uv_freeaddrinfo(res);
+        if (res) uv_freeaddrinfo(res);
         port__unref(p);
         return;
     }
     p->pending--; /* not the last: the timer is open while we are not closing */
     if (status < 0) {
         /* An unknown host name is "no such port" to the user. */
-        port__open_done(p, status == UV_EAI_NONAME || status == UV_EAI_NODATA ? UV_ENOENT
-                                                                                : status);
+        port__open_done(p, status == UV_EAI_NONAME || status == UV_EAI_NODATA ? UV_ENOENT : status);
         return;
     }
     p->ai = p->ai_next = res;
@@ -142,8 +131,7 @@ static void port_tcp_try_next(port_t *p)
             port__open_done(p, rc);
             return;
         }
-        if (!p->connecting)
-            port_tcp_connected(p);
+        if (!p->connecting) port_tcp_connected(p);
         return;
     }
     port__open_done(p, p->conn_err);
@@ -153,10 +141,8 @@ void port__tcp_connect_ready(port_t *p, int status)
 {
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err == 0 && status < 0)
-        err = -status;
+    if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err == 0 && status < 0) err = -status;
     if (err == 0) {
         port_tcp_connected(p);
         return;
@@ -169,11 +155,9 @@ void port__tcp_connect_ready(port_t *p, int status)
 
 void port__tcp_poll_closed(port_t *p)
 {
-    if (p->fd >= 0)
-        close(p->fd);
+    if (p->fd >= 0) close(p->fd);
     p->fd = -1;
-    if (p->state == PORT_ST_OPENING)
-        port_tcp_try_next(p);
+    if (p->state == PORT_ST_OPENING) port_tcp_try_next(p);
 }
 
 void port__tcp_timeout(port_t *p)

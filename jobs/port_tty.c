@@ -60,14 +60,12 @@ static int port_tty_set_other_baud(int fd, uint32_t baud)
 {
 #if defined(TCGETS2) && defined(TCSETS2)
     struct termios2 t2;
-    if (ioctl(fd, TCGETS2, &t2) < 0)
-        return port__errno(errno);
+    if (ioctl(fd, TCGETS2, &t2) < 0) return port__errno(errno);
     t2.c_cflag &= ~(tcflag_t)(CBAUD | (CBAUD << 16)); /* output and input speed fields */
     t2.c_cflag |= BOTHER | (BOTHER << 16);
     t2.c_ispeed = baud;
     t2.c_ospeed = baud;
-    if (ioctl(fd, TCSETS2, &t2) < 0)
-        return port__errno(errno);
+    if (ioctl(fd, TCSETS2, &t2) < 0) return port__errno(errno);
     return 0;
 #else
     (void)fd;
@@ -79,17 +77,14 @@ static int port_tty_set_other_baud(int fd, uint32_t baud)
 int port__fd_set_baud(int fd, uint32_t baud)
 {
     speed_t sp = port_tty_speed_const(baud);
-    if (!sp)
-        return port_tty_set_other_baud(fd, baud);
+    if (!sp) return port_tty_set_other_baud(fd, baud);
     struct termios t;
-    if (tcgetattr(fd, &t) < 0)
-        return port__errno(errno);
+    if (tcgetattr(fd, &t) < 0) return port__errno(errno);
     cfsetispeed(&t, sp);
     cfsetospeed(&t, sp);
     /* TCSANOW: TCSADRAIN would block the loop until the output queue empties. Callers change
      * the rate after the loader's reply arrived (reference §9), when nothing is queued. */
-    if (tcsetattr(fd, TCSANOW, &t) < 0)
-        return port__errno(errno);
+    if (tcsetattr(fd, TCSANOW, &t) < 0) return port__errno(errno);
     return 0;
 }
 
@@ -105,8 +100,7 @@ void port__termios_nonblock_read(struct termios *t)
 int port__fd_configure(int fd, uint32_t baud)
 {
     struct termios t;
-    if (tcgetattr(fd, &t) < 0)
-        return port__errno(errno);
+    if (tcgetattr(fd, &t) < 0) return port__errno(errno);
     cfmakeraw(&t);
     /* No software flow control: XON/XOFF would swallow 0x11/0x13, which are loader opcodes
      * (reference §14.4). No hardware flow control, no parity, 8 bits, 1 stop bit. */
@@ -121,27 +115,23 @@ int port__fd_configure(int fd, uint32_t baud)
         cfsetispeed(&t, sp);
         cfsetospeed(&t, sp);
     }
-    if (tcsetattr(fd, TCSANOW, &t) < 0)
-        return port__errno(errno);
+    if (tcsetattr(fd, TCSANOW, &t) < 0) return port__errno(errno);
     return sp ? 0 : port_tty_set_other_baud(fd, baud);
 }
 
 static int port_tty_open_fd(const char *path, uint32_t baud, bool *has_lines, int *out)
 {
     int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return port__errno(errno);
+    if (fd < 0) return port__errno(errno);
     int rc = 0;
     if (!isatty(fd)) {
         rc = UV_ENOTTY;
         goto fail;
     }
     rc = port__fd_lock(fd, true);
-    if (rc < 0)
-        goto fail;
+    if (rc < 0) goto fail;
     rc = port__fd_configure(fd, baud);
-    if (rc < 0)
-        goto fail_excl;
+    if (rc < 0) goto fail_excl;
     int st;
     *has_lines = ioctl(fd, TIOCMGET, &st) == 0;
     tcflush(fd, TCIOFLUSH);
@@ -176,8 +166,7 @@ static int port_tty_set_baud(port_t *p, uint32_t baud)
 
 static int port_tty_set_lines(port_t *p, int dtr, int rts)
 {
-    if (!p->has_lines)
-        return UV_ENOTSUP;
+    if (!p->has_lines) return UV_ENOTSUP;
     return port__fd_set_lines(p->fd, dtr, rts);
 }
 

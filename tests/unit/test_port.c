@@ -100,10 +100,22 @@ static void run_for(ctx_t *c, uint64_t ms)
     (void)run_until(c, NULL, ms);
 }
 
-static bool c_opened(ctx_t *c) { return c->opens > 0; }
-static bool c_closed(ctx_t *c) { return c->closes > 0; }
-static bool c_errored(ctx_t *c) { return c->errors > 0; }
-static bool c_drained(ctx_t *c) { return c->drains > 0; }
+static bool c_opened(ctx_t *c)
+{
+    return c->opens > 0;
+}
+static bool c_closed(ctx_t *c)
+{
+    return c->closes > 0;
+}
+static bool c_errored(ctx_t *c)
+{
+    return c->errors > 0;
+}
+static bool c_drained(ctx_t *c)
+{
+    return c->drains > 0;
+}
 
 static void on_open(port_t *p, int status)
 {
@@ -120,8 +132,7 @@ static void on_read(port_t *p, const uint8_t *buf, size_t n)
     assert_true(c->rx_len + n <= sizeof(c->rx));
     memcpy(c->rx + c->rx_len, buf, n);
     c->rx_len += n;
-    if (c->close_in_read)
-        port_close(p);
+    if (c->close_in_read) port_close(p);
 }
 
 static void on_error(port_t *p, int status)
@@ -144,8 +155,7 @@ static void on_close(port_t *p)
     ctx_t *c = port_data(p);
     uv_stop(&c->loop);
     c->closes++;
-    if (c->port == p)
-        c->port = NULL;
+    if (c->port == p) c->port = NULL;
 }
 
 static const port_cbs_t cbs = {on_open, on_read, on_error, on_drain, on_close};
@@ -162,8 +172,7 @@ static void open_ok(ctx_t *c, const char *spec, uint32_t baud)
 static void walk_close(uv_handle_t *h, void *arg)
 {
     (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
+    if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
 static void ctx_free(ctx_t *c)
@@ -172,8 +181,7 @@ static void ctx_free(ctx_t *c)
         port_close(c->port);
         assert_true(run_until(c, c_closed, GUARD_MS));
     }
-    if (c->master >= 0)
-        close(c->master);
+    if (c->master >= 0) close(c->master);
     uv_walk(&c->loop, walk_close, NULL);
     uv_run(&c->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&c->loop), 0);
@@ -198,8 +206,7 @@ static void mpoll_cb(uv_poll_t *h, int status, int events)
     ctx_t *c = h->data;
     (void)events;
     uv_stop(&c->loop);
-    if (status < 0)
-        return;
+    if (status < 0) return;
     for (;;) {
         if (c->mrx_len == c->mrx_cap) {
             c->mrx_cap = c->mrx_cap ? c->mrx_cap * 2 : 65536;
@@ -207,8 +214,7 @@ static void mpoll_cb(uv_poll_t *h, int status, int events)
             assert_non_null(c->mrx);
         }
         ssize_t n = read(c->master, c->mrx + c->mrx_len, c->mrx_cap - c->mrx_len);
-        if (n <= 0)
-            break;
+        if (n <= 0) break;
         c->mrx_len += (size_t)n;
     }
 }
@@ -227,9 +233,15 @@ static void master_write(ctx_t *c, const void *buf, size_t n)
 }
 
 static size_t want_mrx;
-static bool c_mrx(ctx_t *c) { return c->mrx_len >= want_mrx; }
+static bool c_mrx(ctx_t *c)
+{
+    return c->mrx_len >= want_mrx;
+}
 static size_t want_rx;
-static bool c_rx(ctx_t *c) { return c->rx_len >= want_rx; }
+static bool c_rx(ctx_t *c)
+{
+    return c->rx_len >= want_rx;
+}
 
 /* ---- tty backend ------------------------------------------------------------------------- */
 
@@ -443,8 +455,7 @@ static void test_malformed_specs(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         port_t *p = (port_t *)&c; /* must be reset to NULL */
         int rc = port_open(&c->loop, bad[i], 115200, &cbs, c, &p);
-        if (rc >= 0)
-            fail_msg("spec \"%s\" accepted", bad[i]);
+        if (rc >= 0) fail_msg("spec \"%s\" accepted", bad[i]);
         assert_null(p);
     }
     port_t *p = NULL;
@@ -539,8 +550,14 @@ static void spec_of(char *out, size_t cap, const char *scheme, const char *host,
 }
 
 static size_t want_rec;
-static bool c_rec(ctx_t *c) { return c->srv.rec_len >= want_rec; }
-static bool c_has_conn(ctx_t *c) { return c->srv.has_conn; }
+static bool c_rec(ctx_t *c)
+{
+    return c->srv.rec_len >= want_rec;
+}
+static bool c_has_conn(ctx_t *c)
+{
+    return c->srv.has_conn;
+}
 
 /* ---- TCP backend ------------------------------------------------------------------------- */
 
@@ -610,7 +627,6 @@ static void test_tcp_refused(void **state)
     assert_int_equal(c->opens, 1);
     assert_int_equal(c->open_status, UV_ECONNREFUSED);
     ctx_free(c);
-
 }
 
 static void test_tcp_order_and_close(void **state)
@@ -748,6 +764,7 @@ static void test_rfc2217_client_bytes(void **state)
     assert_int_equal(port_set_baud(c->port, 0x0001FFFF), 0); /* 0xFF inside a subnegotiation */
     port_flush_input(c->port);
 
+    /* clang-format off */
     static const uint8_t want[] = {
         /* negotiation */
         IAC, WILL, 0, IAC, DO, 0, IAC, WILL, 3, IAC, DO, 3, IAC, WILL, CPO, IAC, DO, CPO,
@@ -771,6 +788,7 @@ static void test_rfc2217_client_bytes(void **state)
         /* PURGE-DATA: receive buffer */
         IAC, SB, CPO, 12, 1, IAC, SE,
     };
+    /* clang-format on */
     want_rec = sizeof(want);
     assert_true(run_until(c, c_rec, GUARD_MS));
     run_for(c, 30);
@@ -793,6 +811,7 @@ static void test_rfc2217_before_open(void **state)
     assert_int_equal(port_write(c->port, (const uint8_t *)"z", 1), 0);
     assert_true(run_until(c, c_opened, GUARD_MS));
     assert_int_equal(c->open_status, 0);
+    /* clang-format off */
     static const uint8_t want_tail[] = {
         IAC, SB, CPO, 1, 0x00, 0x01, 0x24, 0x80, IAC, SE, /* 74880 */
         IAC, SB, CPO, 2, 8, IAC, SE,
@@ -803,6 +822,7 @@ static void test_rfc2217_before_open(void **state)
         IAC, SB, CPO, 5, 11, IAC, SE, /* RTS on */
         'z',
     };
+    /* clang-format on */
     want_rec = 18 + sizeof(want_tail);
     assert_true(run_until(c, c_rec, GUARD_MS));
     run_for(c, 20);
@@ -839,6 +859,7 @@ static void test_rfc2217_server_stream(void **state)
 
     /* Answers to our own requests (no reply expected), escaped data, a server answer
      * subnegotiation, NOP, and requests for options we refuse. */
+    /* clang-format off */
     static const uint8_t s1[] = {
         IAC, WILL, CPO, IAC, DO, CPO, IAC, WILL, 0, IAC, DO, 0, IAC, WILL, 3, IAC, DO, 3,
         'A', IAC, IAC, 'B',
@@ -848,13 +869,17 @@ static void test_rfc2217_server_stream(void **state)
         IAC, SB, CPO, 107, 0x30, IAC, SE, /* NOTIFY-MODEMSTATE */
         'E', IAC,
     };
+    /* clang-format on */
     srv_send(c, s1, sizeof(s1));
     /* The trailing IAC waits in the parser for its second half. */
     want_rx = 6;
     assert_true(run_until(c, c_rx, GUARD_MS));
     run_for(c, 20);
     assert_int_equal(c->rx_len, 6);
-    assert_memory_equal(c->rx, "A\xff" "BCDE", 6);
+    assert_memory_equal(c->rx,
+                        "A\xff"
+                        "BCDE",
+                        6);
     /* Split across reads: IAC | IAC (data 0xFF) 'G' IAC SB CPO | 105 0 3 IAC | SE 'F' ... */
     static const uint8_t s2[] = {IAC, 'G', IAC, SB, CPO};
     srv_send(c, s2, sizeof(s2));
@@ -871,7 +896,11 @@ static void test_rfc2217_server_stream(void **state)
     assert_true(run_until(c, c_rx, GUARD_MS));
     run_for(c, 20);
     assert_int_equal(c->rx_len, 10);
-    assert_memory_equal(c->rx, "A\xff" "BCDE\xff" "GF\xff", 10);
+    assert_memory_equal(c->rx,
+                        "A\xff"
+                        "BCDE\xff"
+                        "GF\xff",
+                        10);
 
     /* The client refused TERMINAL-TYPE and ECHO, and sent nothing else in reply. */
     static const uint8_t reply[] = {IAC, WONT, 24, IAC, DONT, 1};
@@ -899,24 +928,15 @@ static void test_rfc2217_server_stream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kind_of_spec),
-        cmocka_unit_test(test_malformed_specs),
-        cmocka_unit_test(test_open_errors),
-        cmocka_unit_test(test_close_before_open),
-        cmocka_unit_test(test_tty_both_ways),
-        cmocka_unit_test(test_tty_large_write),
-        cmocka_unit_test(test_tty_flush_input),
-        cmocka_unit_test(test_tty_busy),
-        cmocka_unit_test(test_tty_hangup),
-        cmocka_unit_test(test_tcp_echo_and_eof),
-        cmocka_unit_test(test_tcp_refused),
-        cmocka_unit_test(test_tcp_order_and_close),
-        cmocka_unit_test(test_tcp_reset),
-        cmocka_unit_test(test_tcp_connect_timeout),
-        cmocka_unit_test(test_port_list),
-        cmocka_unit_test(test_rfc2217_client_bytes),
-        cmocka_unit_test(test_rfc2217_before_open),
-        cmocka_unit_test(test_rfc2217_server_stream),
+        cmocka_unit_test(test_kind_of_spec),        cmocka_unit_test(test_malformed_specs),
+        cmocka_unit_test(test_open_errors),         cmocka_unit_test(test_close_before_open),
+        cmocka_unit_test(test_tty_both_ways),       cmocka_unit_test(test_tty_large_write),
+        cmocka_unit_test(test_tty_flush_input),     cmocka_unit_test(test_tty_busy),
+        cmocka_unit_test(test_tty_hangup),          cmocka_unit_test(test_tcp_echo_and_eof),
+        cmocka_unit_test(test_tcp_refused),         cmocka_unit_test(test_tcp_order_and_close),
+        cmocka_unit_test(test_tcp_reset),           cmocka_unit_test(test_tcp_connect_timeout),
+        cmocka_unit_test(test_port_list),           cmocka_unit_test(test_rfc2217_client_bytes),
+        cmocka_unit_test(test_rfc2217_before_open), cmocka_unit_test(test_rfc2217_server_stream),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
