@@ -43,7 +43,11 @@ enum {
 
 enum { TN_DATA, TN_IAC, TN_OPT, TN_SB, TN_SB_IAC };
 
-#define OUTBUF_MAX (256u * 1024u) // a UART with nobody listening loses data; so do we
+// A UART with nobody listening loses data; so do we. On a pty the kernel already buffers ~4 KiB
+// for a slave nobody reads, so we keep little more: a host opening the port later must not get
+// minutes of stale application output.
+#define OUTBUF_MAX (256u * 1024u)
+#define OUTBUF_MAX_PTY (8u * 1024u)
 
 typedef struct {
     transport_t kind;
@@ -111,7 +115,7 @@ static void out_append(app_t *a, const uint8_t *p, size_t n)
     int fd = a->kind == T_PTY ? a->master : a->cfd;
     if (fd < 0 || a->gone)
         return; // nobody connected: the chip's output is lost, as on an open UART line
-    if (a->outlen + n > OUTBUF_MAX)
+    if (a->outlen + n > (a->kind == T_PTY ? OUTBUF_MAX_PTY : OUTBUF_MAX))
         return;
     if (a->outlen + n > a->outcap) {
         size_t nc = a->outcap ? a->outcap : 4096;
@@ -525,7 +529,7 @@ static void usage(FILE *f)
             "  --boot-log TEXT        application boot log (replaces the generated one)\n"
             "  --app-text TEXT        periodic application line\n"
             "  --app-period MS        period of the application line (default 200)\n"
-            "  --en-delay MS          EN RC delay before the boot pin is sampled (default 5)\n"
+            "  --en-delay MS          EN rise time; boot pin low meanwhile = download (default 100)\n"
             "  --quiet                only the ready and exit events on stdout\n"
             "  --help\n",
             sim_chip_names());
@@ -664,7 +668,7 @@ int main(int argc, char **argv)
     cfg.jedec = 0xEF4016;
     cfg.rev_major = -1;
     cfg.app_period_ms = 200;
-    cfg.en_delay_ms = 5;
+    cfg.en_delay_ms = 100;
     cfg.f_noise_after = -1;
     cfg.f_drop_reply = -1;
     cfg.f_hangup_after = -1;

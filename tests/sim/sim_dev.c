@@ -1623,12 +1623,21 @@ void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us)
         sim_slip_dec_init(&d->slip);
         ev_reset("hold", "en_low");
     } else if (!d->en && en) {
-        // EN rises through the RC network: the boot pin is sampled a few ms later
+        // EN rises through the RC network. The boot pin counts as low if it is pulled low at
+        // any moment before the rise completes (see en_delay in SIMULATOR.md: RFC 2217 clients
+        // such as pyserial take ~50 ms per line change, so esptool's classic sequence spends
+        // that long in the D=1,R=1 state before RTS is released).
         d->sample_at_us = now_us + (uint64_t)d->cfg.en_delay_ms * 1000;
     }
     d->en = en;
     d->dtr = dtr;
     d->rts = rts;
+    if (d->sample_at_us && dtr && !rts) {
+        // boot pin low while EN is still rising: the chip comes up in download mode now
+        d->sample_at_us = 0;
+        d->strap_download = 1;
+        chip_boot(d, 1, d->chip->rst_poweron, "en");
+    }
 }
 
 void sim_dev_client_connected(sim_dev_t *d, uint64_t now_us)
@@ -1686,10 +1695,10 @@ uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us)
     d->vt_us = now_us;
     uint64_t next = UINT64_MAX;
     if (d->sample_at_us && now_us >= d->sample_at_us) {
+        // EN is up and the boot pin was never low meanwhile: normal boot from flash
         d->sample_at_us = 0;
-        int boot_low = d->dtr && !d->rts;
-        d->strap_download = boot_low;
-        chip_boot(d, boot_low, d->chip->rst_poweron, "en");
+        d->strap_download = 0;
+        chip_boot(d, 0, d->chip->rst_poweron, "en");
     }
     if (d->sample_at_us && d->sample_at_us < next)
         next = d->sample_at_us;

@@ -25,7 +25,7 @@ typedef struct {
     const char *boot_log; // replaces the generated application boot log when set
     const char *app_text; // periodic application line
     unsigned app_period_ms;
-    unsigned en_delay_ms; // EN RC delay before the boot pin is sampled (RFC 2217)
+    unsigned en_delay_ms; // EN rise time: boot pin low meanwhile = download (RFC 2217)
     // faults (docs/SIMULATOR.md)
     int f_silent;
     int f_app;

@@ -97,6 +97,7 @@ class Sim:
                                                           [e.get("event") for e in self.events]))
 
     def stop(self, sig=signal.SIGTERM):
+        """Stops the simulator; fails on a non-zero exit or a sanitizer report."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -105,6 +106,9 @@ class Sim:
                 self.proc.kill()
                 self.proc.wait()
         self.thread.join(2)
+        err = self.proc.stderr.read().decode(errors="replace")
+        check("Sanitizer" not in err and "runtime error" not in err, "sanitizer: %s" % err)
+        check(self.proc.returncode == 0, "espsim exit status %r: %s" % (self.proc.returncode, err))
         return self.proc.returncode
 
 
