@@ -72,7 +72,7 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
     (void)from;
     if (r->verbose)
         fprintf(stderr, "[%s] -> %s\n", job_port_spec(j), job_state_name(to));
-    if (!r->json && to == JOB_ST_SYNC && from != JOB_ST_SYNC && from != JOB_ST_RESET)
+    if (!r->json && from == JOB_ST_OPEN && (to == JOB_ST_RESET || to == JOB_ST_SYNC))
         printf("Connecting to %s...\n", job_port_spec(j));
     if (!r->json && to == JOB_ST_BEGIN) {
         const job_report_t *rep = job_report(j);

@@ -34,7 +34,9 @@ fi
 
 # npm packages for tests/esptooljs (pinned by its package-lock.json).
 if [ -f tests/esptooljs/package-lock.json ]; then
-  if [ ! -d tests/esptooljs/node_modules/esptool-js ]; then
+  # npm ci again whenever the lock file is newer than what is installed
+  if [ ! -f tests/esptooljs/node_modules/.package-lock.json ] ||
+     [ tests/esptooljs/package-lock.json -nt tests/esptooljs/node_modules/.package-lock.json ]; then
     echo "install-deps: npm ci in tests/esptooljs"
     npm ci --prefix tests/esptooljs --no-audit --no-fund --loglevel=error
   fi
