@@ -981,6 +981,28 @@ def t_faults():
         sim.stop()
 
 
+def t_realtime():
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--realtime")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        img = bytes(range(256)) * 32  # 8 KiB = 8 blocks of 0x400
+        t0 = time.monotonic()
+        flash_write(c, "esp32", 0x10000, img)
+        dt = time.monotonic() - t0
+        # every block and reply crosses a 115200 wire: 10 bits per byte
+        wire = (len(img) + 8 * (8 + 16 + 2) + 2 * 30 + 9 * 14) * 10 / 115200
+        check(wire <= dt < wire + 1.5, "8 KiB at 115200 took %.2fs, wire floor %.2fs" % (dt, wire))
+        c.check_ok(0x0F, struct.pack("<II", 921600, 0))
+        t0 = time.monotonic()
+        flash_write(c, "esp32", 0x20000, img)
+        dt2 = time.monotonic() - t0
+        check(dt2 < dt / 2, "921600 should be faster: %.2fs vs %.2fs" % (dt2, dt))
+        check(rom_md5(c, 0x20000, len(img)) == hashlib.md5(img).hexdigest(), "realtime MD5")
+    finally:
+        sim.stop()
+
+
 TESTS = {
     "ready_pty": t_ready_pty,
     "ready_tcp": t_ready_tcp,
@@ -997,6 +1019,7 @@ TESTS = {
     "rfc2217_app": t_rfc2217_app,
     "esp8266_erase_bug": t_esp8266_erase_bug,
     "faults": t_faults,
+    "realtime": t_realtime,
 }
 
 
