@@ -272,6 +272,8 @@ def run_espstation(ctx, args, timeout=60.0):
     r = Result(cmd, proc.returncode, out.decode("utf-8", "replace"),
                err.decode("utf-8", "replace"), time.monotonic() - t0)
     ctx.log("exit status %s after %.1f s" % (r.status, r.elapsed))
+    ctx.log("stdout: " + r.out.strip()[-3000:])
+    ctx.log("stderr: " + r.err.strip()[-3000:])
     return r
 
 
@@ -343,6 +345,8 @@ def main(cases, description):
     ap.add_argument("--timeout", type=float, default=170.0,
                     help="overall deadline in seconds (keep below the ctest TIMEOUT)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print commands, outputs and sim events even when the case passes")
     a = ap.parse_args()
     if a.list:
         print(";".join(cases))
@@ -372,7 +376,7 @@ def main(cases, description):
     finally:
         signal.alarm(0)
         kill_all_children()
-        if failed:
+        if failed or a.verbose:
             print("---- what ran ----")
             for line in ctx.log_lines:
                 print(line)

@@ -53,6 +53,28 @@ def case_missing_file(ctx):
     _untouched(sim)
 
 
+def case_wrong_chip_arg(ctx):
+    """--chip names another chip than the one connected (design.md error class wrong_chip)."""
+    ctx.require_executables("espsim", "espstation")
+    sim = Sim(ctx, "esp32c3", "tcp", jedec=0xEF4016)
+    p = ctx.write_file("app.bin", img.app_image("wrong-chip", 8192))
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--chip", "esp32s3",
+                             "0x10000", p], timeout=TIMEOUT)
+    expect_failure(r, "wrong_chip", [re.compile(r"(?i)c3")])
+    _untouched(sim)
+
+
+def case_image_for_other_chip(ctx):
+    """An ESP32-S3 bootloader (image chip ID 9) offered to an ESP32-C3 (ID 5): esptool refuses
+    it unless forced (reference §4.5.2, §11.3)."""
+    ctx.require_executables("espsim", "espstation")
+    sim = Sim(ctx, "esp32c3", "pty", jedec=0xEF4016)
+    p = ctx.write_file("s3-boot.bin", img.bootloader_image("esp32s3", "other-chip"))
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "0x0", p], timeout=TIMEOUT)
+    expect_failure(r, "wrong_chip", ["s3-boot.bin"])
+    _untouched(sim)
+
+
 def _port_case(port_fn):
     def run(ctx):
         ctx.require_executables("espstation")
@@ -99,6 +121,8 @@ CASES = {
                                                  "flash_too_small"),
     "image-past-flash-end": _input_error_case("esp8266", "pty", 0xEF4014, 0x10000, img.MIB,
                                               "flash_too_small"),
+    "wrong-chip-arg": case_wrong_chip_arg,
+    "image-for-other-chip": case_image_for_other_chip,
     "port-tty-nonexistent": _port_case(lambda: ("/dev/ttyNONEXISTENT", "/dev/ttyNONEXISTENT")),
     "port-tcp-closed": _port_case(_closed("socket")),
     "port-rfc2217-closed": _port_case(_closed("rfc2217")),
