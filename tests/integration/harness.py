@@ -188,8 +188,26 @@ class Sim:
                   "rfc2217": "rfc2217://127.0.0.1:"}[self.transport]
         check(str(ev["port"]).startswith(prefix),
               "SIM: ready port %r does not start with %r" % (ev["port"], prefix))
+        if self.transport in ("tcp", "rfc2217"):
+            self._check_loopback_only(int(str(ev["port"]).rsplit(":", 1)[1]))
         self.ctx.log("ready: " + line)
         return ev
+
+    def _check_loopback_only(self, port):
+        """The sims must listen on 127.0.0.1 only (never on a wildcard address)."""
+        try:
+            with open("/proc/net/tcp") as f:
+                rows = f.read().splitlines()[1:]
+            with open("/proc/net/tcp6") as f:
+                rows += f.read().splitlines()[1:]
+        except OSError:
+            return
+        for row in rows:
+            cols = row.split()
+            addr, hexport = cols[1].rsplit(":", 1)
+            if int(hexport, 16) == port and cols[3] == "0A":  # 0A = LISTEN
+                check(addr == "0100007F",
+                      "SIM: espsim listens on %s (hex), not on 127.0.0.1 only" % addr)
 
     def stderr_text(self):
         try:

@@ -46,6 +46,9 @@ def info_case(chip, transport, mac, jedec):
               "HOST: flash_size %r, expected %d" % (fs, img.jedec_size(jedec)))
         check("revision" in obj and obj["revision"] is not None,
               "HOST: info has no revision: %r" % obj)
+        if "revision" in sim.ready:  # the sim announces it beyond the contract: compare
+            check(obj["revision"] == sim.ready["revision"],
+                  "HOST: revision %r, sim has %r" % (obj["revision"], sim.ready["revision"]))
         dump = sim.stop_and_dump()
         check(dump == b"\xff" * img.jedec_size(jedec), "HOST/SIM: info changed the flash")
 
