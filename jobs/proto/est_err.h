@@ -48,6 +48,9 @@ const char *est_strerror(int err);
     XX(IMAGE_INVALID, "image_invalid",                                                             \
        "The image file is empty or not a valid firmware image for this chip; rebuild it or "       \
        "check the recipe points at the right file.")                                               \
+    XX(RECIPE_INVALID, "recipe_invalid",                                                           \
+       "The recipe is not valid: fix the field named in the message (docs/RECIPES.md lists every " \
+       "field) and check it with 'espstation recipe check FILE'.")                                 \
     XX(BAD_OFFSET, "bad_offset",                                                                   \
        "Flash offsets must be multiples of 4 KiB (0x1000), images must not overlap, and every "    \
        "image must lie inside the flash.")                                                         \
