@@ -97,6 +97,7 @@ typedef struct {
 } inframe_t;
 
 #define RAM_MAX (512u * 1024u)
+#define REGS_MAX 8192
 #define SPI_CMD_USR (1u << 18)
 #define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
 
@@ -346,6 +347,8 @@ static void reg_store(sim_dev_t *d, uint32_t addr, uint32_t val)
         r->val = val;
         return;
     }
+    if (d->nregs >= REGS_MAX)
+        return; // a host writing this many distinct addresses is broken; writes are dropped
     if (d->nregs == d->capregs) {
         size_t nc = d->capregs ? d->capregs * 2 : 64;
         reg_t *q = realloc(d->regs, nc * sizeof(*q));
@@ -658,6 +661,7 @@ static void reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t *out, si
 // resets and boot
 
 static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text);
+static void rt_queues_clear(sim_dev_t *d);
 
 static void loader_state_clear(sim_dev_t *d)
 {
@@ -1526,11 +1530,8 @@ void sim_dev_free(sim_dev_t *d)
         inflateEnd(&d->z);
     free(d->mem_buf);
     free(d->regs);
-    for (size_t i = 0; i < d->nout; i++)
-        free(d->outq[i].data);
+    rt_queues_clear(d);
     free(d->outq);
-    for (size_t i = 0; i < d->nin; i++)
-        free(d->inq[i].data);
     free(d->inq);
     sim_flash_free(&d->flash);
     free(d);
@@ -1611,6 +1612,16 @@ void sim_dev_set_host_baud(sim_dev_t *d, uint32_t baud, int strict)
     d->strict_baud = strict;
 }
 
+static void rt_queues_clear(sim_dev_t *d)
+{
+    for (size_t i = 0; i < d->nout; i++)
+        free(d->outq[i].data);
+    d->nout = 0;
+    for (size_t i = 0; i < d->nin; i++)
+        free(d->inq[i].data);
+    d->nin = 0;
+}
+
 void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us)
 {
     d->now_us = now_us;
@@ -1621,6 +1632,7 @@ void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us)
         d->mode = MODE_RESET; // chip held in reset: silent, deaf
         d->sample_at_us = 0;
         sim_slip_dec_init(&d->slip);
+        rt_queues_clear(d); // the UART FIFOs are reset too
         ev_reset("hold", "en_low");
     } else if (!d->en && en) {
         // EN rises through the RC network. The boot pin counts as low if it is pulled low at

@@ -55,9 +55,6 @@ void sim_ev_begin(sim_ev_t *e, const char *event)
     e->first = 1;
     ev_raw(e, "{");
     sim_ev_str(e, "event", event);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    sim_ev_num(e, "t_ms", (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
 }
 
 void sim_ev_str(sim_ev_t *e, const char *key, const char *val)
@@ -89,6 +86,10 @@ void sim_ev_bool(sim_ev_t *e, const char *key, int val)
 
 void sim_ev_end(sim_ev_t *e)
 {
+    // the time goes last so the ready line keeps the documented key order
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sim_ev_num(e, "t_ms", (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     e->buf[e->len++] = '}';
     e->buf[e->len++] = '\n';
     const char *name = e->buf + 10; // after {"event":"
