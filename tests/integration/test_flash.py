@@ -136,6 +136,33 @@ def compare_flash(dump, expected, regions=()):
           % (count, off, where, dump[off:off + 16].hex(), expected[off:off + 16].hex()))
 
 
+def check_sim_writes(sim, files, compressed):
+    """What the sim saw (its documented events, docs/SIMULATOR.md), read after it exited.
+    compressed: offsets that must have been written with FLASH_DEFL_*, or None for "none may".
+    ESP32-family: every image verified with SPI_FLASH_MD5 over exactly the written bytes
+    (reference §10: esptool always verifies; the ESP8266 ROM has no MD5)."""
+    evs = sim.events()
+    stub = any(e.get("event") == "jump" for e in evs)
+    if sim.chip == "esp8266" and stub:
+        compressed = ()  # a stub may compress on the ESP8266; the ROM cannot
+    defl = {as_int(e.get("offset")) for e in evs if e.get("event") == "defl_begin"}
+    if compressed is None:
+        check(not defl, "HOST: compressed writes at %s although --no-compress / ESP8266 ROM"
+              % sorted(hex(o) for o in defl))
+    else:
+        for off in compressed:
+            check(off in defl, "HOST: image at 0x%x not written compressed (sim saw FLASH_DEFL_"
+                  "BEGIN at %s)" % (off, sorted(hex(o) for o in defl)))
+    if img.CHIPS[sim.chip]["family"] == "esp8266":
+        return
+    md5s = [(as_int(e.get("offset")), as_int(e.get("size")), str(e.get("md5", "")).lower())
+            for e in evs if e.get("event") == "md5"]
+    for off, _raw, written, _is_app in files:
+        want = (off, len(written), hashlib.md5(written).hexdigest())
+        check(want in md5s, "HOST: no SPI_FLASH_MD5 over 0x%x+%d with the image's MD5 %s "
+              "(sim saw %r)" % (off, len(written), want[2], md5s))
+
+
 def flash_case(chip, transport):
     v = VARIANTS[transport]
 
@@ -184,6 +211,7 @@ def flash_case(chip, transport):
                  (APP_OFFSET, app, w_app, True)]
         check_images(obj, files, "yes" if chip != "esp8266" else None)
         dump = sim.stop_and_dump()
+        check_sim_writes(sim, files, [APP_OFFSET] if chip != "esp8266" else None)
         expected = img.expected_flash(flash_size, [(boot_off, w_boot), (BLOB_OFFSET, w_blob),
                                                    (APP_OFFSET, w_app)])
         compare_flash(dump, expected, [("bootloader", boot_off, len(w_boot)),
@@ -212,8 +240,10 @@ def case_no_compress(ctx):
                        timeout=100)
     obj = expect_success(r)
     check_identity(obj, sim, chip, mac)
-    check_images(obj, [(0x0, boot, w_boot, False), (APP_OFFSET, app, app, True)], "no")
+    files = [(0x0, boot, w_boot, False), (APP_OFFSET, app, app, True)]
+    check_images(obj, files, "no")
     dump = sim.stop_and_dump()
+    check_sim_writes(sim, files, None)
     compare_flash(dump, img.expected_flash(flash_size, [(0x0, w_boot), (APP_OFFSET, app)]),
                   [("bootloader", 0x0, len(w_boot)), ("app", APP_OFFSET, len(app))])
 
