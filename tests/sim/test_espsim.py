@@ -1003,6 +1003,54 @@ def t_realtime():
         sim.stop()
 
 
+def t_pyserial_rfc2217():
+    """esptool's transport: pyserial's rfc2217:// client with esptool's ClassicReset and
+    HardReset line sequences. Skipped (exit 77) when pyserial is not installed."""
+    try:
+        import serial  # noqa: F401
+    except ImportError:
+        for py in ("/usr/bin/python3", "/usr/local/bin/python3"):
+            if os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable):
+                r = subprocess.run([py, "-c", "import serial"], capture_output=True)
+                if r.returncode == 0:  # run this case with the interpreter that has pyserial
+                    os.execv(py, [py, os.path.abspath(__file__), "--espsim", ESPSIM,
+                                  "pyserial_rfc2217"])
+        print("SKIP pyserial_rfc2217: pyserial not installed")
+        sys.exit(77)
+    import serial
+    sim = Sim("--chip", "esp32", "--rfc2217", "0")
+    try:
+        s = serial.serial_for_url(sim.ready["port"], baudrate=115200, timeout=0.3)
+        # esptool ClassicReset: _setRTS re-writes DTR after every RTS change (Windows quirk)
+        s.dtr = False
+        s.rts = True
+        s.dtr = s.dtr
+        time.sleep(0.1)
+        s.dtr = True
+        s.rts = False
+        s.dtr = s.dtr
+        time.sleep(0.05)
+        s.dtr = False
+        log = s.read(s.in_waiting or 1) + s.read(200)
+        m = BOOT_RE.search(log)
+        check(m and m.group(2) is not None, "pyserial classic reset: %r" % log)
+        s.reset_input_buffer()
+        s.write(slip(struct.pack("<BBHI", 0, 0x08, 36, 0) + SYNC_DATA))
+        time.sleep(0.2)
+        check(s.read(2000).count(b"\xc0\x01\x08") == 8, "8 SYNC replies through pyserial")
+        # esptool HardReset: the application boots
+        s.rts = True
+        time.sleep(0.1)
+        s.rts = False
+        time.sleep(0.3)
+        log = s.read(4000)
+        m = BOOT_RE.search(log)
+        check(m and m.group(1) == b"0x13" and m.group(2) is None, "hard reset: %r" % log)
+        s.close()
+    finally:
+        sim.stop()
+
+
 TESTS = {
     "ready_pty": t_ready_pty,
     "ready_tcp": t_ready_tcp,
@@ -1020,6 +1068,7 @@ TESTS = {
     "esp8266_erase_bug": t_esp8266_erase_bug,
     "faults": t_faults,
     "realtime": t_realtime,
+    "pyserial_rfc2217": t_pyserial_rfc2217,
 }
 
 
