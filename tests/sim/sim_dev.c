@@ -669,7 +669,9 @@ static void loader_state_clear(sim_dev_t *d)
     d->baud = 115200;
     d->baud_locked = 0;
     d->attached = 0;
-    d->rom_flash_size = ROM_DEFAULT_FLASH_SIZE;
+    // ESP32-family ROMs assume 2 MB until SPI_SET_PARAMS (reference §4.2, §14.13). The ESP8266
+    // ROM has no such command, so no such limit is modelled there (only the chip's size).
+    d->rom_flash_size = d->chip->fam == SIM_FAM_8266 ? d->flash.size : ROM_DEFAULT_FLASH_SIZE;
     d->dpd = 0;
     d->wel = 0;
     if (d->z_init) {

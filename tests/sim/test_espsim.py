@@ -758,6 +758,9 @@ def t_status_len():
             if chip == "esp8266":
                 _, d = c.command(0x02, struct.pack("<IIII", 0, 0, 0x400, 0))
                 check(d == b"\x00\x00", "ESP8266 FLASH_BEGIN status %r" % d)
+                # no SPI_SET_PARAMS on this ROM: the whole 4 MB part is writable
+                c.check_ok(0x02, struct.pack("<IIII", 0x1000, 4, 0x400, 0x3F0000))
+                c.check_ok(0x03, *data_pkt(b"\x12" * 0x400, 0))
         finally:
             sim.stop()
 
