@@ -99,6 +99,10 @@ typedef struct job_cbs_s {
     /* image `idx`: `done` of `total` bytes (uncompressed equivalent) written */
     void (*progress_cb)(job_t *j, size_t idx, uint64_t done, uint64_t total);
     void (*log_cb)(job_t *j, job_log_level_t lvl, const char *msg);
+    /* Optional device check before anything is erased (after the flash is identified): return
+     * 0 to go on, or non-zero with *cls and msg filled to fail the job (e.g. a recipe's allowed
+     * chips, revision range, minimum flash size). */
+    int (*check_cb)(job_t *j, const job_report_t *r, est_class_t *cls, char *msg, size_t cap);
     /* Final: every handle of the job is closed; the owner may job_free() from here. */
     void (*done_cb)(job_t *j, const job_report_t *r);
 } job_cbs_t;

@@ -796,6 +796,15 @@ static void st_params(job_t *j, job_event_t ev)
                      "%s", perr.msg);
             return;
         }
+        if (j->cbs.check_cb) {
+            est_class_t cls = EST_CLASS_INTERNAL;
+            char msg[400];
+            msg[0] = 0;
+            if (j->cbs.check_cb(j, &j->rep, &cls, msg, sizeof msg) != 0) {
+                job_fail(j, cls, EST_ECHIP, "%s", msg[0] ? msg : "device check failed");
+                return;
+            }
+        }
         if (j->plan->n_images == 0) { /* identify only (espstation info) */
             job_enter(j, JOB_ST_AFTER_RESET);
             return;

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: MIT */
+/* config.c — parse and validate the station configuration (docs/CONFIG.md).
+ * Must not: open anything but the config file itself. */
+#include "config.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "est_err.h"
+
+const char *config_start_name(slot_start_t s)
+{
+    switch (s) {
+    case SLOT_START_MANUAL: return "manual";
+    case SLOT_START_AUTO: return "auto";
+    case SLOT_START_LOOP: return "loop";
+    }
+    return "?";
+}
+
+static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int cfg_err(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return EST_EUSAGE;
+}
+
+/* Resolve `p` against `dir` unless absolute. */
+static char *cfg_path(const char *dir, const char *p)
+{
+    char *out;
+    if (p[0] == '/' || !dir)
+        return strdup(p);
+    if (asprintf(&out, "%s/%s", dir, p) < 0)
+        return NULL;
+    return out;
+}
+
+/* Only the listed keys are allowed in an object: a typo must not be silently ignored. */
+static int cfg_known_keys(const cJSON *obj, const char *path, const char *const *keys, char *err,
+                          size_t errlen)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        bool ok = false;
+        for (size_t k = 0; keys[k]; k++)
+            if (strcmp(it->string, keys[k]) == 0)
+                ok = true;
+        if (!ok)
+            return cfg_err(err, errlen, "%s.%s: unknown setting (see docs/CONFIG.md)", path,
+                           it->string);
+    }
+    return 0;
+}
+
+/* Optional string member: 0 absent, 1 present (into *out), error if not a non-empty string. */
+static int cfg_str(const cJSON *obj, const char *key, const char *path, size_t maxlen,
+                   const char **out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v) || !v->valuestring[0])
+        return cfg_err(err, errlen, "%s.%s: must be a non-empty string", path, key);
+    if (strlen(v->valuestring) > maxlen)
+        return cfg_err(err, errlen, "%s.%s: longer than %zu characters", path, key, maxlen);
+    *out = v->valuestring;
+    return 1;
+}
+
+static int cfg_before(const char *s, plan_before_t *out)
+{
+    if (!strcmp(s, "default_reset") || !strcmp(s, "default-reset"))
+        *out = PLAN_BEFORE_DEFAULT;
+    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
+        *out = PLAN_BEFORE_NO_RESET;
+    else if (!strcmp(s, "usb_reset") || !strcmp(s, "usb-reset"))
+        *out = PLAN_BEFORE_USB_RESET;
+    else
+        return -1;
+    return 0;
+}
+
+static int cfg_after(const char *s, plan_after_t *out)
+{
+    if (!strcmp(s, "hard_reset") || !strcmp(s, "hard-reset"))
+        *out = PLAN_AFTER_HARD_RESET;
+    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
+        *out = PLAN_AFTER_NO_RESET;
+    else
+        return -1;
+    return 0;
+}
+
+static bool cfg_name_ok(const char *s)
+{
+    for (const char *p = s; *p; p++)
+        if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return *s != 0;
+}
+
+static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"name", "port", "before", "after", "start", "recipe", NULL};
+    slot_cfg_t *s = &cfg->slots[i];
+    char path[48];
+    const char *v;
+    int rc;
+    snprintf(path, sizeof path, "$.slots[%zu]", i);
+    if (!cJSON_IsObject(o))
+        return cfg_err(err, errlen, "%s: must be an object", path);
+    if ((rc = cfg_known_keys(o, path, keys, err, errlen)) != 0)
+        return rc;
+    s->before = PLAN_BEFORE_DEFAULT;
+    s->after = PLAN_AFTER_HARD_RESET;
+    s->start = SLOT_START_MANUAL;
+    if ((rc = cfg_str(o, "name", path, CONFIG_NAME_MAX, &v, err, errlen)) < 0)
+        return rc;
+    if (rc == 0)
+        snprintf(s->name, sizeof s->name, "S%zu", i + 1);
+    else if (!cfg_name_ok(v))
+        return cfg_err(err, errlen, "%s.name: use letters, digits, '-', '_' or '.' (got \"%s\")",
+                       path, v);
+    else
+        snprintf(s->name, sizeof s->name, "%s", v);
+    if ((rc = cfg_str(o, "port", path, 1024, &v, err, errlen)) < 0)
+        return rc;
+    if (rc == 0)
+        return cfg_err(err, errlen, "%s.port: required (a device path, usb-serial:<serial>, "
+                                    "socket://host:port or rfc2217://host:port)",
+                       path);
+    s->port = strdup(v);
+    if ((rc = cfg_str(o, "before", path, 32, &v, err, errlen)) < 0)
+        return rc;
+    if (rc && cfg_before(v, &s->before) != 0)
+        return cfg_err(err, errlen, "%s.before: one of default_reset, usb_reset, no_reset", path);
+    if ((rc = cfg_str(o, "after", path, 32, &v, err, errlen)) < 0)
+        return rc;
+    if (rc && cfg_after(v, &s->after) != 0)
+        return cfg_err(err, errlen, "%s.after: one of hard_reset, no_reset", path);
+    if ((rc = cfg_str(o, "start", path, 32, &v, err, errlen)) < 0)
+        return rc;
+    if (rc) {
+        if (!strcmp(v, "manual"))
+            s->start = SLOT_START_MANUAL;
+        else if (!strcmp(v, "auto"))
+            s->start = SLOT_START_AUTO;
+        else if (!strcmp(v, "loop"))
+            s->start = SLOT_START_LOOP;
+        else
+            return cfg_err(err, errlen, "%s.start: one of manual, auto, loop", path);
+    }
+    if ((rc = cfg_str(o, "recipe", path, PATH_MAX, &v, err, errlen)) < 0)
+        return rc;
+    if (rc)
+        s->recipe = cfg_path(cfg->dir, v);
+    for (size_t k = 0; k < i; k++) {
+        if (!strcmp(cfg->slots[k].name, s->name))
+            return cfg_err(err, errlen, "%s.name: \"%s\" is already used by $.slots[%zu]", path,
+                           s->name, k);
+        if (!strcmp(cfg->slots[k].port, s->port))
+            return cfg_err(err, errlen,
+                           "%s.port: \"%s\" is already used by slot %s (one job per port)", path,
+                           s->port, cfg->slots[k].name);
+    }
+    return 0;
+}
+
+int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *cfg, char *err,
+                 size_t errlen)
+{
+    static const char *const keys[] = {"id",         "name",      "database", "listen",
+                                       "stub_dir",   "token_file", "image_dir", "recipe",
+                                       "probe_interval_ms", "slots", NULL};
+    cJSON *root;
+    const cJSON *slots, *pi;
+    const char *v;
+    int rc;
+
+    memset(cfg, 0, sizeof *cfg);
+    if (len > CONFIG_MAX_BYTES)
+        return cfg_err(err, errlen, "$: the config is larger than %u bytes", CONFIG_MAX_BYTES);
+    root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        const char *at = cJSON_GetErrorPtr();
+        size_t off = at && at >= text && at <= text + len ? (size_t)(at - text) : 0;
+        size_t line = 1;
+        for (size_t k = 0; k < off; k++)
+            line += text[k] == '\n';
+        return cfg_err(err, errlen, "$: not valid JSON (near line %zu)", line);
+    }
+    cfg->dir = dir ? strdup(dir) : NULL;
+    rc = EST_EUSAGE;
+    if (!cJSON_IsObject(root)) {
+        cfg_err(err, errlen, "$: must be a JSON object");
+        goto out;
+    }
+    if (cfg_known_keys(root, "$", keys, err, errlen) != 0)
+        goto out;
+    snprintf(cfg->id, sizeof cfg->id, "station");
+    snprintf(cfg->name, sizeof cfg->name, "espstation");
+    v = NULL;
+    if (cfg_str(root, "id", "$", 64, &v, err, errlen) < 0)
+        goto out;
+    if (v)
+        snprintf(cfg->id, sizeof cfg->id, "%s", v);
+    v = NULL;
+    if (cfg_str(root, "name", "$", 128, &v, err, errlen) < 0)
+        goto out;
+    if (v)
+        snprintf(cfg->name, sizeof cfg->name, "%s", v);
+    v = "espstation.db";
+    if (cfg_str(root, "database", "$", PATH_MAX, &v, err, errlen) < 0)
+        goto out;
+    cfg->database = cfg_path(cfg->dir, v);
+    v = "127.0.0.1:8080";
+    if (cfg_str(root, "listen", "$", 128, &v, err, errlen) < 0)
+        goto out;
+    cfg->listen = strdup(v);
+    v = NULL;
+    if (cfg_str(root, "stub_dir", "$", PATH_MAX, &v, err, errlen) < 0)
+        goto out;
+    cfg->stub_dir = v ? cfg_path(cfg->dir, v) : NULL;
+    v = NULL;
+    if (cfg_str(root, "token_file", "$", PATH_MAX, &v, err, errlen) < 0)
+        goto out;
+    cfg->token_file = v ? cfg_path(cfg->dir, v) : NULL;
+    v = "images";
+    if (cfg_str(root, "image_dir", "$", PATH_MAX, &v, err, errlen) < 0)
+        goto out;
+    cfg->image_dir = cfg_path(cfg->dir, v);
+    v = NULL;
+    if (cfg_str(root, "recipe", "$", PATH_MAX, &v, err, errlen) < 0)
+        goto out;
+    cfg->recipe = v ? cfg_path(cfg->dir, v) : NULL;
+    cfg->probe_interval_ms = 2000;
+    pi = cJSON_GetObjectItemCaseSensitive(root, "probe_interval_ms");
+    if (pi) {
+        if (!cJSON_IsNumber(pi) || pi->valuedouble < 200 || pi->valuedouble > 600000 ||
+            pi->valuedouble != (double)(uint32_t)pi->valuedouble) {
+            cfg_err(err, errlen, "$.probe_interval_ms: an integer from 200 to 600000");
+            goto out;
+        }
+        cfg->probe_interval_ms = (uint32_t)pi->valuedouble;
+    }
+    slots = cJSON_GetObjectItemCaseSensitive(root, "slots");
+    if (!cJSON_IsArray(slots) || cJSON_GetArraySize(slots) == 0) {
+        cfg_err(err, errlen, "$.slots: required: a non-empty list of fixture slots");
+        goto out;
+    }
+    if (cJSON_GetArraySize(slots) > CONFIG_MAX_SLOTS) {
+        cfg_err(err, errlen, "$.slots: at most %d slots", CONFIG_MAX_SLOTS);
+        goto out;
+    }
+    cfg->n_slots = (size_t)cJSON_GetArraySize(slots);
+    cfg->slots = calloc(cfg->n_slots, sizeof *cfg->slots);
+    if (!cfg->slots) {
+        cfg_err(err, errlen, "$: out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < cfg->n_slots; i++)
+        if (cfg_slot(cJSON_GetArrayItem(slots, (int)i), i, cfg, err, errlen) != 0)
+            goto out;
+    if (!cfg->database || !cfg->listen || !cfg->image_dir) {
+        cfg_err(err, errlen, "$: out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(root);
+    if (rc != 0)
+        config_free(cfg);
+    return rc;
+}
+
+int config_load(const char *path, station_cfg_t *cfg, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf, *dcopy, *dir;
+    long n;
+    int rc;
+    memset(cfg, 0, sizeof *cfg);
+    if (!f)
+        return cfg_err(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        fclose(f);
+        return cfg_err(err, errlen, "cannot read config %s", path);
+    }
+    if ((unsigned long)n > CONFIG_MAX_BYTES) {
+        fclose(f);
+        return cfg_err(err, errlen, "config %s is larger than %u bytes", path, CONFIG_MAX_BYTES);
+    }
+    buf = malloc((size_t)n + 1);
+    if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        free(buf);
+        return cfg_err(err, errlen, "cannot read config %s", path);
+    }
+    fclose(f);
+    buf[n] = 0;
+    dcopy = strdup(path);
+    dir = dcopy ? dirname(dcopy) : NULL;
+    rc = config_parse(buf, (size_t)n, dir, cfg, err, errlen);
+    free(dcopy);
+    free(buf);
+    return rc;
+}
+
+void config_free(station_cfg_t *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; cfg->slots && i < cfg->n_slots; i++) {
+        free(cfg->slots[i].port);
+        free(cfg->slots[i].recipe);
+    }
+    free(cfg->slots);
+    free(cfg->dir);
+    free(cfg->database);
+    free(cfg->listen);
+    free(cfg->stub_dir);
+    free(cfg->token_file);
+    free(cfg->image_dir);
+    free(cfg->recipe);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+const slot_cfg_t *config_slot(const station_cfg_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->n_slots; i++)
+        if (!strcmp(cfg->slots[i].name, name))
+            return &cfg->slots[i];
+    return NULL;
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* config.h — the station configuration file (JSON, docs/CONFIG.md): identity, database, HTTP
+ * address, stub and image directories, token file, and the fixture slots with their ports,
+ * reset modes, start modes and recipes.
+ * Owns: parsing and validating it, with errors that name the JSON path. Must not: open ports,
+ * databases or recipes (it only resolves their paths). */
+#ifndef CONFIG_H
+#define CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "plan.h"
+
+#define CONFIG_MAX_SLOTS 256
+#define CONFIG_MAX_BYTES (1024u * 1024u)
+#define CONFIG_NAME_MAX 32
+
+typedef enum { SLOT_START_MANUAL, SLOT_START_AUTO, SLOT_START_LOOP } slot_start_t;
+const char *config_start_name(slot_start_t s);
+
+typedef struct slot_cfg_s {
+    char name[CONFIG_NAME_MAX + 1]; /* "A1" */
+    char *port;                     /* port spec */
+    plan_before_t before;
+    plan_after_t after;
+    slot_start_t start;
+    char *recipe;                   /* resolved path; NULL = the station default */
+} slot_cfg_t;
+
+typedef struct station_cfg_s {
+    char id[65];
+    char name[129];
+    char *dir;        /* directory of the config file: relative paths start here */
+    char *database;   /* resolved path */
+    char *listen;     /* "127.0.0.1:8080" */
+    char *stub_dir;   /* NULL = none */
+    char *token_file; /* NULL = none */
+    char *image_dir;  /* NULL = <dir>/images */
+    char *recipe;     /* default recipe for slots without their own; may be NULL */
+    uint32_t probe_interval_ms; /* presence probe period for always-present ports */
+    size_t n_slots;
+    slot_cfg_t *slots;
+} station_cfg_t;
+
+/* Parse a config file. Returns 0, or EST_EUSAGE with `err` saying "<json path>: <problem>". */
+int config_load(const char *path, station_cfg_t *cfg, char *err, size_t errlen);
+/* Parse config text; relative paths are resolved against `dir`. */
+int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *cfg, char *err,
+                 size_t errlen);
+void config_free(station_cfg_t *cfg);
+/* Look up a slot by name; NULL if none. */
+const slot_cfg_t *config_slot(const station_cfg_t *cfg, const char *name);
+
+#endif

@@ -1,0 +1,583 @@
+/* SPDX-License-Identifier: MIT */
+/* jobmgr.c — fixture slots: start modes, board-presence detection, one job per slot, and the
+ * record of every job in the store (committed before anyone is told the result).
+ * Must not: print or speak HTTP; block the loop. */
+#include "jobmgr.h"
+
+#include <cJSON.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+#endif
+
+#define PATH_POLL_MS 500 /* how often a device path is checked for presence */
+
+typedef struct slot_s {
+    jobmgr_t *mgr;
+    size_t idx;
+    const slot_cfg_t *cfg;
+    recipe_t *recipe;
+    char recipe_err[700];
+    plan_t plan;       /* shallow copy of the recipe's plan with this slot's reset modes */
+    plan_t probe_plan; /* identify only */
+    slot_state_t st;
+    job_t *job;
+    bool probing;
+    char uuid[STORE_UUID_LEN];
+    uint64_t t0_ms;
+    job_state_t stage;
+    uint64_t bytes_before, bytes_cur, bytes_total;
+    /* last finished job */
+    char last_uuid[STORE_UUID_LEN];
+    job_result_t last_result;
+    est_class_t last_class;
+    char last_msg[512];
+    char last_mac[18];
+    uint64_t n_pass, n_fail;
+    /* presence */
+    bool path_mode;       /* the port is a device node: presence = the node exists */
+    bool wait_gone;       /* loop, path mode: the finished board must go away first */
+    bool have_finished;   /* loop, probe mode: a finished board's MAC is known */
+    char finished_mac[18];
+    bool probe_err_logged;
+    uv_timer_t timer;
+    bool timer_closing;
+} slot_t;
+
+struct jobmgr_s {
+    uv_loop_t *loop;
+    const station_cfg_t *cfg;
+    store_t *store;
+    jobmgr_cbs_t cbs;
+    void *data;
+    size_t n;
+    slot_t *slots;
+    recipe_t *recipes; /* distinct recipe files */
+    char **recipe_paths;
+    size_t n_recipes;
+    bool shutdown;
+    void (*shutdown_cb)(jobmgr_t *m);
+    size_t timers_open;
+};
+
+const char *slot_state_name(slot_state_t s)
+{
+    switch (s) {
+#define XX(e, n)                                                                                   \
+    case SLOT_ST_##e: return n;
+        SLOT_STATE_MAP(XX)
+#undef XX
+    }
+    return "?";
+}
+
+static void slot_log(slot_t *s, job_log_level_t lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void slot_log(slot_t *s, job_log_level_t lvl, const char *fmt, ...)
+{
+    char buf[700];
+    va_list ap;
+    if (!s->mgr->cbs.log_cb)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    s->mgr->cbs.log_cb(s->mgr, s->idx, lvl, buf);
+}
+
+void jobmgr_slot_view(jobmgr_t *m, size_t i, slot_view_t *v)
+{
+    slot_t *s = &m->slots[i];
+    memset(v, 0, sizeof *v);
+    v->name = s->cfg->name;
+    v->port = s->cfg->port;
+    v->start = s->cfg->start;
+    v->state = s->st;
+    v->recipe = s->recipe;
+    v->recipe_error = s->recipe_err;
+    v->job_uuid = s->job && !s->probing ? s->uuid : "";
+    v->stage = s->stage;
+    v->bytes_done = s->bytes_before + s->bytes_cur;
+    v->bytes_total = s->bytes_total;
+    v->elapsed_ms = s->job && !s->probing ? uv_now(m->loop) - s->t0_ms : 0;
+    v->report = s->job && !s->probing ? job_report(s->job) : NULL;
+    v->last_uuid = s->last_uuid;
+    v->last_result = s->last_result;
+    v->last_class = s->last_class;
+    v->last_message = s->last_msg;
+    memcpy(v->last_mac, s->last_mac, sizeof v->last_mac);
+    v->jobs_pass = s->n_pass;
+    v->jobs_fail = s->n_fail;
+}
+
+static void slot_notify(slot_t *s)
+{
+    slot_view_t v;
+    if (!s->mgr->cbs.slot_cb)
+        return;
+    jobmgr_slot_view(s->mgr, s->idx, &v);
+    s->mgr->cbs.slot_cb(s->mgr, s->idx, &v);
+}
+
+static void slot_set(slot_t *s, slot_state_t st)
+{
+    if (s->st == st)
+        return;
+    s->st = st;
+    slot_notify(s);
+}
+
+static void slot_arm(slot_t *s, uint32_t ms);
+
+/* ---- job callbacks ---- */
+
+static void slot_job_state_cb(job_t *j, job_state_t from, job_state_t to)
+{
+    slot_t *s = job_data(j);
+    (void)from;
+    if (s->probing)
+        return;
+    s->stage = to;
+    if (to == JOB_ST_PREPARE && job_report(j)->n_images > 0) {
+        /* an image finished: fold its bytes into the total done */
+        s->bytes_before += s->bytes_cur;
+        s->bytes_cur = 0;
+    }
+    store_job_event(s->mgr->store, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, "state",
+                    job_state_name(to), NULL);
+    slot_notify(s);
+}
+
+static void slot_job_progress_cb(job_t *j, size_t idx, uint64_t done, uint64_t total)
+{
+    slot_t *s = job_data(j);
+    slot_view_t v;
+    (void)idx;
+    (void)total;
+    s->bytes_cur = done;
+    if (s->mgr->cbs.progress_cb) {
+        jobmgr_slot_view(s->mgr, s->idx, &v);
+        s->mgr->cbs.progress_cb(s->mgr, s->idx, &v);
+    }
+}
+
+static void slot_job_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
+{
+    slot_t *s = job_data(j);
+    if (s->probing)
+        return; /* probes fail all the time while no board is there */
+    if (lvl >= JOB_LOG_WARN) {
+        char detail[600];
+        cJSON *o = cJSON_CreateObject();
+        char *txt;
+        cJSON_AddStringToObject(o, "level", lvl == JOB_LOG_WARN ? "warning" : "error");
+        cJSON_AddStringToObject(o, "message", msg);
+        txt = cJSON_PrintUnformatted(o);
+        snprintf(detail, sizeof detail, "%s", txt ? txt : "{}");
+        free(txt);
+        cJSON_Delete(o);
+        store_job_event(s->mgr->store, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, "log",
+                        job_state_name(job_state(j)), detail);
+    }
+    if (s->mgr->cbs.log_cb)
+        s->mgr->cbs.log_cb(s->mgr, s->idx, lvl, msg);
+}
+
+static int slot_job_check_cb(job_t *j, const job_report_t *r, est_class_t *cls, char *msg,
+                             size_t cap)
+{
+    slot_t *s = job_data(j);
+    recipe_err_t err;
+    if (s->probing || !s->recipe || !r->chip)
+        return 0;
+    if (recipe_check_device(s->recipe, r->chip, r->chip_rev, r->flash_size, &err) == 0)
+        return 0;
+    *cls = err.cls;
+    snprintf(msg, cap, "recipe %s: %s", s->recipe->name, err.msg);
+    return -1;
+}
+
+static void slot_after_job(slot_t *s);
+
+static void slot_job_done_cb(job_t *j, const job_report_t *r)
+{
+    slot_t *s = job_data(j);
+    jobmgr_t *m = s->mgr;
+
+    if (s->probing) {
+        bool board = r->result == JOB_RESULT_PASS && r->have_mac;
+        char mac[18] = "";
+        if (board)
+            job_fmt_mac(r->mac, mac);
+        else if (!s->probe_err_logged && r->error_class != EST_CLASS_NO_SYNC &&
+                 r->error_class != EST_CLASS_CANCELLED) {
+            slot_log(s, JOB_LOG_WARN, "probe of %s: %s: %s", s->cfg->port,
+                     est_class_name(r->error_class), r->message);
+            s->probe_err_logged = true;
+        }
+        job_free(j);
+        s->job = NULL;
+        s->probing = false;
+        if (m->shutdown) {
+            slot_set(s, SLOT_ST_STOPPED);
+            return;
+        }
+        if (!board) {
+            s->have_finished = false; /* nothing answers: the finished board was removed */
+            slot_set(s, SLOT_ST_WAITING);
+            slot_arm(s, m->cfg->probe_interval_ms);
+            return;
+        }
+        s->probe_err_logged = false;
+        if (s->have_finished && strcmp(mac, s->finished_mac) == 0) {
+            slot_set(s, SLOT_ST_WAITING); /* the same board is still in the fixture */
+            slot_arm(s, m->cfg->probe_interval_ms);
+            return;
+        }
+        if (jobmgr_slot_start(m, s->idx) != 0) {
+            slot_set(s, SLOT_ST_WAITING);
+            slot_arm(s, m->cfg->probe_interval_ms);
+        }
+        return;
+    }
+
+    /* the record first: nobody hears of the result before it is committed */
+    store_job_end_t end = {0, m->shutdown && r->result == JOB_RESULT_CANCELLED
+                                  ? STORE_RESULT_INTERRUPTED
+                                  : STORE_RESULT_RUNNING};
+    int64_t seq = -1;
+    int rc = store_job_finish(m->store, s->uuid, r, &end, &seq);
+    snprintf(s->last_uuid, sizeof s->last_uuid, "%s", s->uuid);
+    s->last_result = r->result;
+    s->last_class = r->error_class;
+    snprintf(s->last_msg, sizeof s->last_msg, "%s", r->message);
+    if (r->have_mac)
+        job_fmt_mac(r->mac, s->last_mac);
+    else
+        s->last_mac[0] = 0;
+    if (r->result == JOB_RESULT_PASS)
+        s->n_pass++;
+    else if (r->result == JOB_RESULT_FAIL)
+        s->n_fail++;
+    if (r->have_mac && r->result != JOB_RESULT_CANCELLED) {
+        s->have_finished = true;
+        memcpy(s->finished_mac, s->last_mac, sizeof s->finished_mac);
+    }
+    if (rc != 0)
+        slot_log(s, JOB_LOG_ERROR, "job %s could not be recorded: %s", s->uuid,
+                 store_errmsg(m->store));
+    else if (m->cbs.result_cb)
+        m->cbs.result_cb(m, s->idx, s->uuid, seq, r);
+    job_free(j);
+    s->job = NULL;
+    s->uuid[0] = 0;
+    s->stage = JOB_ST_IDLE;
+    slot_after_job(s);
+}
+
+static const job_cbs_t slot_job_cbs = {
+    .state_cb = slot_job_state_cb,
+    .progress_cb = slot_job_progress_cb,
+    .log_cb = slot_job_log_cb,
+    .check_cb = slot_job_check_cb,
+    .done_cb = slot_job_done_cb,
+};
+
+/* ---- presence ---- */
+
+static bool slot_port_present(const slot_t *s)
+{
+    return access(s->cfg->port, F_OK) == 0;
+}
+
+static void slot_probe(slot_t *s)
+{
+    s->job = job_new(s->mgr->loop, s->cfg->port, &s->probe_plan, &slot_job_cbs, NULL, s);
+    if (!s->job) {
+        slot_arm(s, s->mgr->cfg->probe_interval_ms);
+        return;
+    }
+    s->probing = true;
+    slot_set(s, SLOT_ST_PROBING);
+    job_start(s->job);
+}
+
+static void slot_timer_cb(uv_timer_t *t)
+{
+    slot_t *s = container_of(t, slot_t, timer);
+    if (s->mgr->shutdown || s->job || s->st != SLOT_ST_WAITING)
+        return;
+    if (!s->path_mode) {
+        slot_probe(s);
+        return;
+    }
+    if (slot_port_present(s)) {
+        if (!s->wait_gone && jobmgr_slot_start(s->mgr, s->idx) == 0)
+            return;
+    } else if (s->wait_gone) {
+        s->wait_gone = false; /* the finished board's port went away: the next one is new */
+        slot_log(s, JOB_LOG_INFO, "board removed from %s", s->cfg->port);
+    }
+    slot_arm(s, PATH_POLL_MS);
+}
+
+static void slot_arm(slot_t *s, uint32_t ms)
+{
+    if (!s->timer_closing && !s->mgr->shutdown)
+        uv_timer_start(&s->timer, slot_timer_cb, ms, 0);
+}
+
+static void slot_wait(slot_t *s)
+{
+    slot_set(s, SLOT_ST_WAITING);
+    slot_arm(s, s->path_mode ? PATH_POLL_MS : 0);
+}
+
+static void slot_timer_closed_cb(uv_handle_t *h)
+{
+    slot_t *s = container_of((uv_timer_t *)h, slot_t, timer);
+    jobmgr_t *m = s->mgr;
+    if (--m->timers_open == 0 && m->shutdown_cb)
+        m->shutdown_cb(m);
+}
+
+static void jobmgr_maybe_finish_shutdown(jobmgr_t *m)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (m->slots[i].job)
+            return;
+    for (size_t i = 0; i < m->n; i++) {
+        slot_t *s = &m->slots[i];
+        if (!s->timer_closing) {
+            s->timer_closing = true;
+            uv_close((uv_handle_t *)&s->timer, slot_timer_closed_cb);
+        }
+    }
+}
+
+static void slot_after_job(slot_t *s)
+{
+    jobmgr_t *m = s->mgr;
+    if (m->shutdown) {
+        slot_set(s, SLOT_ST_STOPPED);
+        jobmgr_maybe_finish_shutdown(m);
+        return;
+    }
+    switch (s->cfg->start) {
+    case SLOT_START_MANUAL:
+    case SLOT_START_AUTO: slot_set(s, SLOT_ST_IDLE); return;
+    case SLOT_START_LOOP:
+        if (s->path_mode)
+            s->wait_gone = true;
+        if (!s->path_mode && s->have_finished) {
+            /* give the operator time to take the board out before asking again */
+            slot_set(s, SLOT_ST_WAITING);
+            slot_arm(s, m->cfg->probe_interval_ms);
+            return;
+        }
+        slot_wait(s);
+        return;
+    }
+}
+
+/* ---- public ---- */
+
+static recipe_t *jobmgr_recipe(jobmgr_t *m, const char *path, char *err, size_t errlen)
+{
+    recipe_err_t rerr;
+    for (size_t i = 0; i < m->n_recipes; i++)
+        if (!strcmp(m->recipe_paths[i], path))
+            return m->recipes[i].name[0] ? &m->recipes[i] : NULL;
+    size_t i = m->n_recipes++;
+    m->recipe_paths[i] = strdup(path);
+    if (recipe_load_file(path, 0, &m->recipes[i], &rerr) != 0) {
+        snprintf(err, errlen, "recipe %s: %s", path, rerr.msg);
+        memset(&m->recipes[i], 0, sizeof m->recipes[i]);
+        return NULL;
+    }
+    if (store_recipe_put(m->store, m->recipes[i].hash, m->recipes[i].name,
+                         m->recipes[i].version, m->recipes[i].text, m->recipes[i].text_len) != 0) {
+        snprintf(err, errlen, "recipe %s: cannot store it: %s", path, store_errmsg(m->store));
+        recipe_free(&m->recipes[i]);
+        memset(&m->recipes[i], 0, sizeof m->recipes[i]);
+        return NULL;
+    }
+    return &m->recipes[i];
+}
+
+int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
+               const jobmgr_cbs_t *cbs, void *data, jobmgr_t **out)
+{
+    jobmgr_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return UV_ENOMEM;
+    m->loop = loop;
+    m->cfg = cfg;
+    m->store = store;
+    if (cbs)
+        m->cbs = *cbs;
+    m->data = data;
+    m->n = cfg->n_slots;
+    m->slots = calloc(m->n, sizeof *m->slots);
+    m->recipes = calloc(m->n + 1, sizeof *m->recipes);
+    m->recipe_paths = calloc(m->n + 1, sizeof *m->recipe_paths);
+    if (!m->slots || !m->recipes || !m->recipe_paths) {
+        jobmgr_free(m);
+        return UV_ENOMEM;
+    }
+    for (size_t i = 0; i < m->n; i++) {
+        slot_t *s = &m->slots[i];
+        const char *rp = cfg->slots[i].recipe ? cfg->slots[i].recipe : cfg->recipe;
+        s->mgr = m;
+        s->idx = i;
+        s->cfg = &cfg->slots[i];
+        s->st = SLOT_ST_IDLE;
+        s->path_mode = s->cfg->port[0] == '/';
+        uv_timer_init(loop, &s->timer);
+        m->timers_open++;
+        plan_init(&s->probe_plan);
+        s->probe_plan.before = s->cfg->before;
+        s->probe_plan.after = PLAN_AFTER_NO_RESET;
+        s->probe_plan.connect_attempts = 1;
+        if (!rp) {
+            snprintf(s->recipe_err, sizeof s->recipe_err,
+                     "no recipe configured for slot %s (set \"recipe\" for the station or the "
+                     "slot)",
+                     s->cfg->name);
+            continue;
+        }
+        s->recipe = jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err);
+        if (s->recipe) {
+            s->plan = s->recipe->plan; /* shallow: the images stay the recipe's */
+            s->plan.before = s->cfg->before;
+            s->plan.after = s->cfg->after;
+        } else if (!s->recipe_err[0]) {
+            /* the same file failed for an earlier slot */
+            for (size_t k = 0; k < i; k++)
+                if (m->slots[k].recipe_err[0] &&
+                    !strcmp(cfg->slots[k].recipe ? cfg->slots[k].recipe : cfg->recipe, rp))
+                    snprintf(s->recipe_err, sizeof s->recipe_err, "%s", m->slots[k].recipe_err);
+        }
+    }
+    *out = m;
+    return 0;
+}
+
+void *jobmgr_data(const jobmgr_t *m)
+{
+    return m->data;
+}
+size_t jobmgr_slot_count(const jobmgr_t *m)
+{
+    return m->n;
+}
+int jobmgr_slot_index(const jobmgr_t *m, const char *name)
+{
+    for (size_t i = 0; i < m->n; i++)
+        if (!strcmp(m->slots[i].cfg->name, name))
+            return (int)i;
+    return -1;
+}
+
+void jobmgr_run(jobmgr_t *m)
+{
+    for (size_t i = 0; i < m->n; i++) {
+        slot_t *s = &m->slots[i];
+        if (s->cfg->start == SLOT_START_MANUAL)
+            continue;
+        if (!s->recipe) {
+            slot_log(s, JOB_LOG_ERROR, "slot %s cannot start: %s", s->cfg->name, s->recipe_err);
+            continue;
+        }
+        slot_wait(s);
+    }
+}
+
+int jobmgr_slot_start(jobmgr_t *m, size_t i)
+{
+    slot_t *s = &m->slots[i];
+    store_job_start_t st;
+    if (m->shutdown)
+        return UV_ECANCELED;
+    if (s->job && !s->probing)
+        return UV_EBUSY;
+    if (s->job && s->probing)
+        return UV_EAGAIN; /* a probe holds the port; it starts the job itself if a board is there */
+    if (!s->recipe)
+        return UV_ENOENT;
+    uv_timer_stop(&s->timer);
+    store_new_uuid(s->uuid);
+    memset(&st, 0, sizeof st);
+    st.uuid = s->uuid;
+    st.slot = s->cfg->name;
+    st.port = s->cfg->port;
+    st.recipe_hash = s->recipe->hash;
+    st.baud = s->plan.baud;
+    st.attempt = 1;
+    if (store_job_begin(m->store, &st) != 0) {
+        slot_log(s, JOB_LOG_ERROR, "cannot record a new job: %s", store_errmsg(m->store));
+        return EST_EDB;
+    }
+    s->job = job_new(m->loop, s->cfg->port, &s->plan, &slot_job_cbs, NULL, s);
+    if (!s->job)
+        return UV_ENOMEM;
+    s->probing = false;
+    s->t0_ms = uv_now(m->loop);
+    s->stage = JOB_ST_OPEN;
+    s->bytes_before = s->bytes_cur = 0;
+    s->bytes_total = 0;
+    for (size_t k = 0; k < s->plan.n_images; k++)
+        s->bytes_total += (s->plan.images[k].size + 3) & ~(size_t)3;
+    slot_set(s, SLOT_ST_RUNNING);
+    job_start(s->job);
+    return 0;
+}
+
+int jobmgr_slot_cancel(jobmgr_t *m, size_t i)
+{
+    slot_t *s = &m->slots[i];
+    uv_timer_stop(&s->timer);
+    if (s->job) {
+        job_cancel(s->job);
+        return 0;
+    }
+    slot_set(s, SLOT_ST_IDLE);
+    return 0;
+}
+
+void jobmgr_shutdown(jobmgr_t *m, void (*done_cb)(jobmgr_t *m))
+{
+    if (m->shutdown)
+        return;
+    m->shutdown = true;
+    m->shutdown_cb = done_cb;
+    for (size_t i = 0; i < m->n; i++) {
+        slot_t *s = &m->slots[i];
+        uv_timer_stop(&s->timer);
+        if (s->job)
+            job_cancel(s->job);
+        else
+            slot_set(s, SLOT_ST_STOPPED);
+    }
+    jobmgr_maybe_finish_shutdown(m);
+}
+
+void jobmgr_free(jobmgr_t *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n_recipes; i++) {
+        recipe_free(&m->recipes[i]);
+        free(m->recipe_paths[i]);
+    }
+    free(m->recipes);
+    free(m->recipe_paths);
+    free(m->slots);
+    free(m);
+}
