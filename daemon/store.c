@@ -91,8 +91,7 @@ const char *store_fmt_time(uint64_t unix_ms, char *buf)
 int store_new_uuid(char *buf)
 {
     uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1)
-        return -EIO;
+    if (RAND_bytes(b, sizeof b) != 1) return -EIO;
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40); /* version 4 (RFC 9562 §5.4) */
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80); /* variant 10 */
     snprintf(buf, STORE_UUID_LEN,
@@ -114,8 +113,7 @@ static void store_hex(const uint8_t *b, size_t n, char *out)
 
 static int store_exec(store_t *s, const char *sql)
 {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return store_fail(s, "%s", sql);
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK) return store_fail(s, "%s", sql);
     return 0;
 }
 
@@ -154,8 +152,7 @@ static int store_query_int(store_t *s, const char *sql, int64_t *out)
 {
     sqlite3_stmt *st;
     int rc;
-    if (store_prepare(s, sql, &st))
-        return EST_EDB;
+    if (store_prepare(s, sql, &st)) return EST_EDB;
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         store_fail(s, "%s", sql);
@@ -170,8 +167,7 @@ static int store_query_int(store_t *s, const char *sql, int64_t *out)
 static void store_rollback(store_t *s)
 {
     /* Keep the first error's message: the rollback's own outcome matters less. */
-    if (sqlite3_get_autocommit(s->db) == 0)
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    if (sqlite3_get_autocommit(s->db) == 0) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 /* Durable commit. In WAL mode, synchronous=NORMAL makes a commit survive a crash of this
@@ -183,8 +179,7 @@ static void store_rollback(store_t *s)
  * The pragma is set outside the transaction; it applies to the next commit. */
 static int store_begin_durable(store_t *s)
 {
-    if (store_exec(s, "PRAGMA synchronous = FULL"))
-        return EST_EDB;
+    if (store_exec(s, "PRAGMA synchronous = FULL")) return EST_EDB;
     if (store_exec(s, "BEGIN IMMEDIATE")) {
         sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
         return EST_EDB;
@@ -194,10 +189,8 @@ static int store_begin_durable(store_t *s)
 
 static int store_end_durable(store_t *s, int rc)
 {
-    if (rc == 0)
-        rc = store_exec(s, "COMMIT");
-    if (rc)
-        store_rollback(s);
+    if (rc == 0) rc = store_exec(s, "COMMIT");
+    if (rc) store_rollback(s);
     if (sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL) != SQLITE_OK &&
         rc == 0)
         rc = store_fail(s, "restoring synchronous = NORMAL");
@@ -238,8 +231,7 @@ static int store_migrate(store_t *s)
     int64_t cur;
     unsigned latest = n ? m[n - 1].version : 0;
 
-    if (store_query_int(s, "PRAGMA user_version", &cur))
-        return EST_EDB;
+    if (store_query_int(s, "PRAGMA user_version", &cur)) return EST_EDB;
     if (cur > (int64_t)latest)
         return store_refuse(s,
                             "the database has schema version %" PRId64 " but this espstation "
@@ -247,10 +239,8 @@ static int store_migrate(store_t *s)
                             cur, latest);
     for (size_t i = 0; i < n; i++) {
         char sql[64];
-        if (m[i].version <= (unsigned)cur)
-            continue;
-        if (store_exec(s, "BEGIN IMMEDIATE"))
-            return EST_EDB;
+        if (m[i].version <= (unsigned)cur) continue;
+        if (store_exec(s, "BEGIN IMMEDIATE")) return EST_EDB;
         /* Another process may have migrated while we waited for the write lock: look again. */
         if (store_query_int(s, "PRAGMA user_version", &cur)) {
             store_rollback(s);
@@ -286,8 +276,7 @@ static int store_recover(store_t *s)
     int rc, count = 0;
 
     store_fmt_time(store_now_ms(), now);
-    if (store_begin_durable(s))
-        return EST_EDB;
+    if (store_begin_durable(s)) return EST_EDB;
     rc = store_prepare(s, "SELECT id FROM jobs WHERE result = 'running' ORDER BY id", &sel);
     if (rc == 0)
         rc = store_prepare(s,
@@ -298,15 +287,13 @@ static int store_recover(store_t *s)
     while (rc == 0) {
         int step = sqlite3_step(sel);
         int64_t seq;
-        if (step == SQLITE_DONE)
-            break;
+        if (step == SQLITE_DONE) break;
         if (step != SQLITE_ROW) {
             rc = store_fail(s, "looking for interrupted jobs");
             break;
         }
         rc = store_next_seq(s, &seq);
-        if (rc)
-            break;
+        if (rc) break;
         sqlite3_reset(upd);
         sqlite3_bind_int64(upd, 1, seq);
         sqlite3_bind_text(upd, 2, now, -1, SQLITE_TRANSIENT);
@@ -329,12 +316,10 @@ int store_open(const char *path, store_t **out)
     int rc;
 
     *out = s;
-    if (!s)
-        return EST_EDB;
+    if (!s) return EST_EDB;
     rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc != SQLITE_OK) {
-        if (!s->db)
-            return store_refuse(s, "opening %s: out of memory", path);
+        if (!s->db) return store_refuse(s, "opening %s: out of memory", path);
         return store_fail(s, "opening %s", path);
     }
     sqlite3_extended_result_codes(s->db, 1);
@@ -342,8 +327,7 @@ int store_open(const char *path, store_t **out)
 
     /* journal_mode answers with the mode in force: a file system without shared memory (or
      * ":memory:") cannot do WAL, and we would rather refuse than run without it. */
-    if (store_prepare(s, "PRAGMA journal_mode = WAL", &st))
-        return EST_EDB;
+    if (store_prepare(s, "PRAGMA journal_mode = WAL", &st)) return EST_EDB;
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
         store_fail(s, "setting journal_mode = WAL on %s", path);
@@ -359,15 +343,13 @@ int store_open(const char *path, store_t **out)
     sqlite3_finalize(st);
     if (store_exec(s, "PRAGMA foreign_keys = ON") || store_exec(s, "PRAGMA synchronous = NORMAL"))
         return EST_EDB;
-    if (store_migrate(s))
-        return EST_EDB;
+    if (store_migrate(s)) return EST_EDB;
     return store_recover(s);
 }
 
 void store_close(store_t *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     /* sqlite3_close_v2 also checkpoints the WAL when we are the last connection. */
     sqlite3_close_v2(s->db);
     free(s);
@@ -382,8 +364,7 @@ int store_check(store_t *s)
 {
     sqlite3_stmt *st;
     int rc;
-    if (store_prepare(s, "PRAGMA integrity_check", &st))
-        return EST_EDB;
+    if (store_prepare(s, "PRAGMA integrity_check", &st)) return EST_EDB;
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
         if (rc == SQLITE_ROW)
@@ -394,8 +375,7 @@ int store_check(store_t *s)
         return EST_EDB;
     }
     sqlite3_finalize(st);
-    if (store_prepare(s, "PRAGMA foreign_key_check", &st))
-        return EST_EDB;
+    if (store_prepare(s, "PRAGMA foreign_key_check", &st)) return EST_EDB;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         store_refuse(s, "foreign_key_check: table %s has a row pointing at nothing",
@@ -410,11 +390,9 @@ int store_check(store_t *s)
 
 static bool store_is_hex(const char *v, size_t len)
 {
-    if (!v || strlen(v) != len)
-        return false;
+    if (!v || strlen(v) != len) return false;
     for (size_t i = 0; i < len; i++)
-        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f')))
-            return false;
+        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f'))) return false;
     return true;
 }
 
@@ -435,8 +413,7 @@ int store_recipe_put(store_t *s, const char *hash, const char *name, const char 
     if (strcmp(hex, hash) != 0)
         return store_refuse(s, "recipe hash %s is not the sha256 of the recipe text (%s)", hash,
                             hex);
-    if (json_len > INT32_MAX)
-        return store_refuse(s, "recipe text too large");
+    if (json_len > INT32_MAX) return store_refuse(s, "recipe text too large");
     if (store_prepare(s,
                       "INSERT INTO recipes (hash, name, version, json, created_at) "
                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (hash) DO NOTHING",
@@ -484,8 +461,7 @@ int store_job_event(store_t *s, const char *uuid, uint64_t t_ms, const char *kin
     sqlite3_stmt *st;
     if (!uuid || !kind || !*kind)
         return store_refuse(s, "store_job_event: uuid and kind are required");
-    if (t_ms > INT64_MAX)
-        return store_refuse(s, "store_job_event: time out of range");
+    if (t_ms > INT64_MAX) return store_refuse(s, "store_job_event: time out of range");
     /* n = next number within the job; max() over no rows gives one NULL row, hence coalesce */
     if (store_prepare(s,
                       "INSERT INTO job_events (job_uuid, n, t_ms, kind, state, detail) "
@@ -508,14 +484,12 @@ static void store_state_ms_json(const job_report_t *r, char *buf, size_t cap)
     bool first = true;
     n += (size_t)snprintf(buf, cap, "{");
     for (int i = 0; i < JOB_ST__COUNT && n < cap; i++) {
-        if (!r->state_ms[i])
-            continue;
+        if (!r->state_ms[i]) continue;
         n += (size_t)snprintf(buf + n, cap - n, "%s\"%s\":%" PRIu64, first ? "" : ",",
                               job_state_name((job_state_t)i), r->state_ms[i]);
         first = false;
     }
-    if (n < cap)
-        snprintf(buf + n, cap - n, "}");
+    if (n < cap) snprintf(buf + n, cap - n, "}");
     if (n + 1 >= cap) /* cannot happen with the state table's size; never store broken JSON */
         snprintf(buf, cap, "{}");
 }
@@ -536,8 +510,7 @@ static int store_insert_images(store_t *s, const char *uuid, const job_report_t 
     sqlite3_stmt *st;
     int rc = 0;
     size_t n = r->n_images < PLAN_MAX_IMAGES ? r->n_images : PLAN_MAX_IMAGES;
-    if (n == 0)
-        return 0;
+    if (n == 0) return 0;
     if (store_prepare(s,
                       "INSERT INTO job_images (job_uuid, idx, offset, size, compressed_size, md5, "
                       "patched, verified, duration_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -594,20 +567,16 @@ static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_rep
         sqlite3_bind_text(st, 6, rev, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 7, r->chip_rev);
     }
-    if (r->have_mac)
-        sqlite3_bind_text(st, 8, job_fmt_mac(r->mac, mac), -1, SQLITE_TRANSIENT);
+    if (r->have_mac) sqlite3_bind_text(st, 8, job_fmt_mac(r->mac, mac), -1, SQLITE_TRANSIENT);
     if (r->have_flash_id) {
         snprintf(fid, sizeof fid, "%06" PRIx32, r->flash_id & 0xffffffu);
         sqlite3_bind_text(st, 9, fid, -1, SQLITE_TRANSIENT);
     }
-    if (r->flash_size)
-        sqlite3_bind_int64(st, 10, r->flash_size);
-    if (r->have_sec_info)
-        sqlite3_bind_int64(st, 11, r->sec_flags);
+    if (r->flash_size) sqlite3_bind_int64(st, 10, r->flash_size);
+    if (r->have_sec_info) sqlite3_bind_int64(st, 11, r->sec_flags);
     if (!pass && r->error_class != EST_CLASS_NONE)
         sqlite3_bind_text(st, 12, est_class_name(r->error_class), -1, SQLITE_STATIC);
-    if (!pass && r->error_code)
-        sqlite3_bind_int64(st, 13, r->error_code);
+    if (!pass && r->error_code) sqlite3_bind_int64(st, 13, r->error_code);
     store_bind_text(st, 14, r->message);
     if (!pass && r->result != JOB_RESULT_NONE)
         sqlite3_bind_text(st, 15, job_state_name(r->failed_state), -1, SQLITE_STATIC);
@@ -633,14 +602,12 @@ int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
     int64_t id = 0, seq = 0;
     int rc, step;
 
-    if (!uuid || !r)
-        return store_refuse(s, "store_job_finish: uuid and report are required");
+    if (!uuid || !r) return store_refuse(s, "store_job_finish: uuid and report are required");
     res = end && end->result != STORE_RESULT_RUNNING ? end->result : store_result_of(r);
     if (res == STORE_RESULT_RUNNING || res >= STORE_RESULT__COUNT)
         return store_refuse(s, "job %s: the report has no final result", uuid);
 
-    if (store_begin_durable(s))
-        return EST_EDB;
+    if (store_begin_durable(s)) return EST_EDB;
     rc = store_prepare(s, "SELECT id, result FROM jobs WHERE uuid = ?1", &st);
     if (rc == 0) {
         sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
@@ -656,17 +623,14 @@ int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
             id = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
     }
-    if (rc == 0)
-        rc = store_next_seq(s, &seq);
+    if (rc == 0) rc = store_next_seq(s, &seq);
     if (rc == 0)
         rc = store_update_final(s, id, seq, r, res,
                                 end && end->finished_unix_ms ? end->finished_unix_ms
                                                              : store_now_ms());
-    if (rc == 0)
-        rc = store_insert_images(s, uuid, r);
+    if (rc == 0) rc = store_insert_images(s, uuid, r);
     rc = store_end_durable(s, rc);
-    if (rc == 0 && seq_out)
-        *seq_out = seq;
+    if (rc == 0 && seq_out) *seq_out = seq;
     return rc;
 }
 
@@ -744,8 +708,7 @@ int store_jobs_after(store_t *s, int64_t after, size_t limit, store_job_cb cb, v
     if (limit > STORE_MAX_PAGE)
         return store_refuse(s, "limit %zu is above the maximum of %d", limit, STORE_MAX_PAGE);
     row = malloc(sizeof *row);
-    if (!row)
-        return store_refuse(s, "out of memory");
+    if (!row) return store_refuse(s, "out of memory");
     if (store_prepare(s,
                       "SELECT " STORE_ROW_COLUMNS " FROM jobs WHERE seq > ?1 ORDER BY seq "
                       "LIMIT ?2",
@@ -763,8 +726,7 @@ int store_jobs_after(store_t *s, int64_t after, size_t limit, store_job_cb cb, v
             break;
         }
     }
-    if (rc != SQLITE_DONE)
-        store_fail(s, "listing jobs after %" PRId64, after);
+    if (rc != SQLITE_DONE) store_fail(s, "listing jobs after %" PRId64, after);
     sqlite3_finalize(st);
     free(row);
     return rc == SQLITE_DONE ? count : EST_EDB;
@@ -774,13 +736,11 @@ int store_count_jobs(store_t *s, const char *result, int64_t *count)
 {
     sqlite3_stmt *st;
     int rc;
-    if (store_prepare(s,
-                      result ? "SELECT count(*) FROM jobs WHERE result = ?1"
-                             : "SELECT count(*) FROM jobs",
-                      &st))
+    if (store_prepare(
+            s, result ? "SELECT count(*) FROM jobs WHERE result = ?1" : "SELECT count(*) FROM jobs",
+            &st))
         return EST_EDB;
-    if (result)
-        sqlite3_bind_text(st, 1, result, -1, SQLITE_TRANSIENT);
+    if (result) sqlite3_bind_text(st, 1, result, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
         *count = sqlite3_column_int64(st, 0);

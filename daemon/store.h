@@ -56,13 +56,13 @@ int store_recipe_put(store_t *s, const char *hash, const char *name, const char 
                      const char *json, size_t json_len);
 
 typedef struct store_job_start_s {
-    const char *uuid;        /* from store_new_uuid() */
-    const char *slot;        /* "A1" */
-    const char *port;        /* port spec */
-    const char *recipe_hash; /* NULL when the job runs without a recipe; else must be stored */
+    const char *uuid;         /* from store_new_uuid() */
+    const char *slot;         /* "A1" */
+    const char *port;         /* port spec */
+    const char *recipe_hash;  /* NULL when the job runs without a recipe; else must be stored */
     uint64_t started_unix_ms; /* 0 = now */
-    uint32_t baud;           /* 0 = not recorded */
-    unsigned attempt;        /* 1 for the first try of a board; 0 is taken as 1 */
+    uint32_t baud;            /* 0 = not recorded */
+    unsigned attempt;         /* 1 for the first try of a board; 0 is taken as 1 */
 } store_job_start_t;
 
 /* Insert the job's 'running' row. */

@@ -57,18 +57,20 @@ static store_t *open_ok(const tmp_t *t, int expect_interrupted)
 {
     store_t *s = NULL;
     int rc = store_open(t->db, &s);
-    if (rc < 0)
-        fail_msg("store_open: %s", store_errmsg(s));
+    if (rc < 0) fail_msg("store_open: %s", store_errmsg(s));
     assert_int_equal(rc, expect_interrupted);
     return s;
 }
 
 static void begin(store_t *s, const char *uuid, const char *slot, const char *recipe)
 {
-    store_job_start_t st = {.uuid = uuid, .slot = slot, .port = "rfc2217://127.0.0.1:4000",
-                            .recipe_hash = recipe, .baud = 115200, .attempt = 1};
-    if (store_job_begin(s, &st) != 0)
-        fail_msg("store_job_begin %s: %s", uuid, store_errmsg(s));
+    store_job_start_t st = {.uuid = uuid,
+                            .slot = slot,
+                            .port = "rfc2217://127.0.0.1:4000",
+                            .recipe_hash = recipe,
+                            .baud = 115200,
+                            .attempt = 1};
+    if (store_job_begin(s, &st) != 0) fail_msg("store_job_begin %s: %s", uuid, store_errmsg(s));
 }
 
 /* A plausible finished report: ESP32-C3 v0.4, two verified images. */
@@ -92,10 +94,16 @@ static void fill_report(job_report_t *r, job_result_t res, uint8_t mac_last)
     r->retries = 1;
     r->sync_attempts = 2;
     r->n_images = 2;
-    r->images[0] = (job_image_stat_t){.offset = 0x0, .size = 0x10000, .compressed_size = 0x8000,
-                                      .patched = true, .verified = true, .duration_ms = 500};
-    r->images[1] = (job_image_stat_t){.offset = 0x10000, .size = 0x20000,
-                                      .compressed_size = 0xA345, .verified = true,
+    r->images[0] = (job_image_stat_t){.offset = 0x0,
+                                      .size = 0x10000,
+                                      .compressed_size = 0x8000,
+                                      .patched = true,
+                                      .verified = true,
+                                      .duration_ms = 500};
+    r->images[1] = (job_image_stat_t){.offset = 0x10000,
+                                      .size = 0x20000,
+                                      .compressed_size = 0xA345,
+                                      .verified = true,
                                       .duration_ms = 1600};
     memset(r->images[0].md5, 0xAB, 16);
     memset(r->images[1].md5, 0x01, 16);
@@ -175,7 +183,8 @@ static void test_migrations_apply_and_are_idempotent(void **state)
                      4);
     /* a marker row: a second open must not re-run 001 (it would fail or wipe the table) */
     assert_int_equal(sqlite3_exec(db,
-                                  "INSERT INTO recipes VALUES ('" "0000000000000000000000000000"
+                                  "INSERT INTO recipes VALUES ('"
+                                  "0000000000000000000000000000"
                                   "000000000000000000000000000000000000', 'm', '1', '{}', 'x')",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
@@ -522,8 +531,7 @@ static void test_survives_sigkill(void **state)
     if (pid == 0) {
         store_t *c = NULL;
         job_report_t r;
-        if (store_open(t->db, &c) < 0)
-            _exit(2);
+        if (store_open(t->db, &c) < 0) _exit(2);
         store_job_start_t a = {.uuid = U1, .slot = "A1", .port = "p"};
         store_job_start_t b = {.uuid = U2, .slot = "A2", .port = "p"};
         fill_report(&r, JOB_RESULT_PASS, 1);
@@ -589,14 +597,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_running_becomes_interrupted_at_reopen, tmp_setup,
                                         tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_seq_is_finish_order_and_only_for_finished,
-                                        tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_seq_is_finish_order_and_only_for_finished, tmp_setup,
+                                        tmp_teardown),
         cmocka_unit_test_setup_teardown(test_foreign_keys_and_recipes, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_final_row_survives_reopen, tmp_setup, tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_events_are_numbered_per_job, tmp_setup,
-                                        tmp_teardown),
-        cmocka_unit_test_setup_teardown(test_sqlite3_shell_can_query_jobs, tmp_setup,
-                                        tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_events_are_numbered_per_job, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_sqlite3_shell_can_query_jobs, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_survives_sigkill, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_open_errors_are_reported, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_time_and_uuid),
