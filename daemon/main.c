@@ -17,6 +17,7 @@ static void main_usage(FILE *f)
           "  flash   write images to one device and verify them\n"
           "  info    identify one device: chip, revision, MAC, flash ID and size\n"
           "  serve   run the station daemon (all fixture slots) from a config file\n"
+          "  recipe  check a recipe, or import one from an ESP-IDF build\n"
           "\n"
           "Run 'espstation <command> --help' for the options of a command.\n"
           "Documentation: docs/ in the source tree (docs/CLI.md).\n",
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
         return cli_info(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return cli_serve(argc - 1, argv + 1);
+    if (strcmp(argv[1], "recipe") == 0)
+        return cli_recipe(argc - 1, argv + 1);
     fprintf(stderr, "espstation: unknown command '%s'\n\n", argv[1]);
     main_usage(stderr);
     return CLI_EXIT_USAGE;
