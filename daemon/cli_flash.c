@@ -338,7 +338,8 @@ static int cli_run(int argc, char **argv, bool flash)
             run.json = true;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+vh", cli_opts, NULL)) != -1) {
+    /* options may come before or after the OFFSET FILE pairs, as with esptool */
+    while ((c = getopt_long(argc, argv, "vh", cli_opts, NULL)) != -1) {
         switch (c) {
         case OPT_PORT: port = optarg; break;
         case OPT_CHIP:
