@@ -13,5 +13,6 @@ int cli_info(int argc, char **argv);
 int cli_serve(int argc, char **argv);
 int cli_recipe(int argc, char **argv);
 int cli_demo(int argc, char **argv);
+int cli_ports(int argc, char **argv);
 
 #endif

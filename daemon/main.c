@@ -19,6 +19,7 @@ static void main_usage(FILE *f)
           "  serve   run the station daemon (all fixture slots) from a config file\n"
           "  recipe  check a recipe, or import one from an ESP-IDF build\n"
           "  demo    the station daemon with simulated boards (no hardware needed)\n"
+          "  ports   list serial ports (USB IDs, serial numbers, by-path names)\n"
           "\n"
           "Run 'espstation <command> --help' for the options of a command.\n"
           "Documentation: docs/ in the source tree (docs/CLI.md).\n",
@@ -50,6 +51,8 @@ int main(int argc, char **argv)
         return cli_recipe(argc - 1, argv + 1);
     if (strcmp(argv[1], "demo") == 0)
         return cli_demo(argc - 1, argv + 1);
+    if (strcmp(argv[1], "ports") == 0)
+        return cli_ports(argc - 1, argv + 1);
     fprintf(stderr, "espstation: unknown command '%s'\n\n", argv[1]);
     main_usage(stderr);
     return CLI_EXIT_USAGE;
