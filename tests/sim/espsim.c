@@ -98,10 +98,8 @@ static void out_flush(app_t *a)
     while (a->outlen > 0 && fd >= 0) {
         ssize_t w = write(fd, a->out, a->outlen);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return;
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             a->outlen = 0; // peer gone: drop, the disconnect is noticed on read
             return;
         }
@@ -115,15 +113,13 @@ static void out_append(app_t *a, const uint8_t *p, size_t n)
     int fd = a->kind == T_PTY ? a->master : a->cfd;
     if (fd < 0 || a->gone)
         return; // nobody connected: the chip's output is lost, as on an open UART line
-    if (a->outlen + n > (a->kind == T_PTY ? OUTBUF_MAX_PTY : OUTBUF_MAX))
-        return;
+    if (a->outlen + n > (a->kind == T_PTY ? OUTBUF_MAX_PTY : OUTBUF_MAX)) return;
     if (a->outlen + n > a->outcap) {
         size_t nc = a->outcap ? a->outcap : 4096;
         while (nc < a->outlen + n)
             nc *= 2;
         uint8_t *q = realloc(a->out, nc);
-        if (!q)
-            return;
+        if (!q) return;
         a->out = q;
         a->outcap = nc;
     }
@@ -177,8 +173,7 @@ static void tn_sb_reply(app_t *a, uint8_t code, const uint8_t *val, size_t n)
     b[o++] = code;
     for (size_t i = 0; i < n && o < sizeof(b) - 4; i++) {
         b[o++] = val[i];
-        if (val[i] == T_IAC)
-            b[o++] = T_IAC;
+        if (val[i] == T_IAC) b[o++] = T_IAC;
     }
     b[o++] = T_IAC;
     b[o++] = T_SE;
@@ -196,8 +191,7 @@ static void tn_flush_data(app_t *a)
 static void tn_data(app_t *a, uint8_t b)
 {
     a->data_run[a->data_len++] = b;
-    if (a->data_len == sizeof(a->data_run))
-        tn_flush_data(a);
+    if (a->data_len == sizeof(a->data_run)) tn_flush_data(a);
 }
 
 static int tn_supported(uint8_t opt)
@@ -240,8 +234,7 @@ static void tn_negotiate(app_t *a, uint8_t verb, uint8_t opt)
             tn_option(a, T_WONT, opt);
         }
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -257,8 +250,7 @@ static void rfc2217_lines(app_t *a)
 
 static void tn_comport(app_t *a, const uint8_t *sb, size_t n)
 {
-    if (n < 1)
-        return;
+    if (n < 1) return;
     uint8_t cmd = sb[0];
     const uint8_t *v = sb + 1;
     size_t vn = n - 1;
@@ -286,41 +278,48 @@ static void tn_comport(app_t *a, const uint8_t *sb, size_t n)
         break;
     }
     case 2: // SET-DATASIZE
-        if (vn >= 1 && v[0])
-            a->datasize = v[0];
+        if (vn >= 1 && v[0]) a->datasize = v[0];
         tn_sb_reply(a, 102, &a->datasize, 1);
         break;
     case 3: // SET-PARITY
-        if (vn >= 1 && v[0])
-            a->parity = v[0];
+        if (vn >= 1 && v[0]) a->parity = v[0];
         tn_sb_reply(a, 103, &a->parity, 1);
         break;
     case 4: // SET-STOPSIZE
-        if (vn >= 1 && v[0])
-            a->stopsize = v[0];
+        if (vn >= 1 && v[0]) a->stopsize = v[0];
         tn_sb_reply(a, 104, &a->stopsize, 1);
         break;
     case 5: { // SET-CONTROL
-        if (vn < 1)
-            break;
+        if (vn < 1) break;
         uint8_t c = v[0], r = c;
         int changed = 0;
         switch (c) {
-        case 0: r = 1; break;  // request flow setting: none
-        case 4: r = 6; break;  // request break state: off
+        case 0: r = 1; break; // request flow setting: none
+        case 4: r = 6; break; // request break state: off
         case 7: r = a->dtr ? 8 : 9; break;
         case 10: r = a->rts ? 11 : 12; break;
         case 13: r = 14; break; // request inbound flow: none
-        case 8: changed = !a->dtr; a->dtr = 1; break;
-        case 9: changed = a->dtr; a->dtr = 0; break;
-        case 11: changed = !a->rts; a->rts = 1; break;
-        case 12: changed = a->rts; a->rts = 0; break;
+        case 8:
+            changed = !a->dtr;
+            a->dtr = 1;
+            break;
+        case 9:
+            changed = a->dtr;
+            a->dtr = 0;
+            break;
+        case 11:
+            changed = !a->rts;
+            a->rts = 1;
+            break;
+        case 12:
+            changed = a->rts;
+            a->rts = 0;
+            break;
         default: break; // flow-control and break settings: accepted, no effect
         }
         // answer first (pyserial waits for it), then let the lines act on the chip
         tn_sb_reply(a, 105, &r, 1);
-        if (changed)
-            rfc2217_lines(a);
+        if (changed) rfc2217_lines(a);
         break;
     }
     case 10: // SET-LINESTATE-MASK
@@ -328,8 +327,7 @@ static void tn_comport(app_t *a, const uint8_t *sb, size_t n)
         tn_sb_reply(a, (uint8_t)(100 + cmd), v, vn >= 1 ? 1 : 0);
         break;
     case 12: // PURGE-DATA: drop what we still hold for the client, then confirm
-        if (vn >= 1 && (v[0] == 1 || v[0] == 3))
-            a->outlen = 0;
+        if (vn >= 1 && (v[0] == 1 || v[0] == 3)) a->outlen = 0;
         tn_sb_reply(a, 112, v, vn >= 1 ? 1 : 0);
         break;
     default: // NOTIFY-*, FLOWCONTROL-SUSPEND/RESUME: harmless
@@ -375,8 +373,7 @@ static void tn_feed(app_t *a, const uint8_t *p, size_t n)
             break;
         case TN_SB_IAC:
             if (b == T_IAC) {
-                if (a->sblen < sizeof(a->sb))
-                    a->sb[a->sblen++] = T_IAC;
+                if (a->sblen < sizeof(a->sb)) a->sb[a->sblen++] = T_IAC;
                 a->tn_state = TN_SB;
             } else if (b == T_SE) {
                 tn_flush_data(a);
@@ -407,8 +404,7 @@ static void client_reset_state(app_t *a)
 
 static void client_close(app_t *a, const char *why)
 {
-    if (a->cfd < 0)
-        return;
+    if (a->cfd < 0) return;
     close(a->cfd);
     a->cfd = -1;
     a->outlen = 0;
@@ -429,8 +425,7 @@ static void client_accept(app_t *a)
     struct sockaddr_in sa;
     socklen_t sl = sizeof(sa);
     int fd = accept4(a->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0)
-        return;
+    if (fd < 0) return;
     if (a->cfd >= 0) {
         // one client at a time, like a serial port opened exclusively
         close(fd);
@@ -462,8 +457,7 @@ static void client_accept(app_t *a)
 static int open_listener(app_t *a, unsigned port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -485,8 +479,7 @@ static int open_pty(app_t *a)
     int m, s;
     char name[256];
     struct termios tio;
-    if (openpty(&m, &s, name, NULL, NULL) < 0)
-        return -errno;
+    if (openpty(&m, &s, name, NULL, NULL) < 0) return -errno;
     // raw, 8N1: the protocol is binary (reference §1, §14.4)
     if (tcgetattr(s, &tio) == 0) {
         cfmakeraw(&tio);
@@ -510,29 +503,30 @@ static int open_pty(app_t *a)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: espsim --chip CHIP (--pty | --tcp PORT | --rfc2217 PORT) [options]\n"
-            "  --chip CHIP            %s\n"
-            "  --pty                  serve on a new pseudo terminal\n"
-            "  --tcp PORT             raw TCP on 127.0.0.1 (0 = pick a free port)\n"
-            "  --rfc2217 PORT         RFC 2217 telnet on 127.0.0.1 (DTR/RTS drive EN/boot)\n"
-            "  --mac AA:BB:CC:DD:EE:FF  factory MAC (default: from --seed, Espressif OUI)\n"
-            "  --flash-jedec 0xMMTTCC JEDEC ID, manufacturer first (default 0xEF4016)\n"
-            "  --flash-in FILE        initial flash contents (rest erased)\n"
-            "  --flash-out FILE       write the flash here on SIGTERM/SIGINT/SIGUSR1\n"
-            "  --rev MAJOR.MINOR      chip revision in eFuse (default per chip)\n"
-            "  --seed N               identity seed (MAC, unique ID, noise)\n"
-            "  --realtime             bytes at the current baud, datasheet erase/program times\n"
-            "  --fault SPEC           repeatable: silent, app, nak:OP:CODE, noise:K,\n"
-            "                         drop-reply:K, drop-replies, bitflip, hangup:K,\n"
-            "                         brownout:K, flash-size:SIZE, sync-drop:N\n"
-            "  --boot-log TEXT        application boot log (replaces the generated one)\n"
-            "  --app-text TEXT        periodic application line\n"
-            "  --app-period MS        period of the application line (default 200)\n"
-            "  --en-delay MS          EN rise time; boot pin low meanwhile = download (default 100)\n"
-            "  --quiet                only the ready and exit events on stdout\n"
-            "  --help\n",
-            sim_chip_names());
+    fprintf(
+        f,
+        "usage: espsim --chip CHIP (--pty | --tcp PORT | --rfc2217 PORT) [options]\n"
+        "  --chip CHIP            %s\n"
+        "  --pty                  serve on a new pseudo terminal\n"
+        "  --tcp PORT             raw TCP on 127.0.0.1 (0 = pick a free port)\n"
+        "  --rfc2217 PORT         RFC 2217 telnet on 127.0.0.1 (DTR/RTS drive EN/boot)\n"
+        "  --mac AA:BB:CC:DD:EE:FF  factory MAC (default: from --seed, Espressif OUI)\n"
+        "  --flash-jedec 0xMMTTCC JEDEC ID, manufacturer first (default 0xEF4016)\n"
+        "  --flash-in FILE        initial flash contents (rest erased)\n"
+        "  --flash-out FILE       write the flash here on SIGTERM/SIGINT/SIGUSR1\n"
+        "  --rev MAJOR.MINOR      chip revision in eFuse (default per chip)\n"
+        "  --seed N               identity seed (MAC, unique ID, noise)\n"
+        "  --realtime             bytes at the current baud, datasheet erase/program times\n"
+        "  --fault SPEC           repeatable: silent, app, nak:OP:CODE, noise:K,\n"
+        "                         drop-reply:K, drop-replies, bitflip, hangup:K,\n"
+        "                         brownout:K, flash-size:SIZE, sync-drop:N\n"
+        "  --boot-log TEXT        application boot log (replaces the generated one)\n"
+        "  --app-text TEXT        periodic application line\n"
+        "  --app-period MS        period of the application line (default 200)\n"
+        "  --en-delay MS          EN rise time; boot pin low meanwhile = download (default 100)\n"
+        "  --quiet                only the ready and exit events on stdout\n"
+        "  --help\n",
+        sim_chip_names());
 }
 
 static int parse_size(const char *s, uint32_t *out)
@@ -540,8 +534,7 @@ static int parse_size(const char *s, uint32_t *out)
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s)
-        return -1;
+    if (errno || end == s) return -1;
     if (*end) {
         if (!strcasecmp(end, "k") || !strcasecmp(end, "kb"))
             v *= 1024;
@@ -561,8 +554,7 @@ static int parse_long(const char *s, long *out)
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < 0)
-        return -1;
+    if (errno || end == s || *end || v < 0) return -1;
     *out = v;
     return 0;
 }
@@ -572,8 +564,7 @@ static int parse_fault(sim_dev_cfg_t *c, const char *spec, uint32_t *flash_overr
     char buf[128];
     snprintf(buf, sizeof(buf), "%s", spec);
     char *arg = strchr(buf, ':');
-    if (arg)
-        *arg++ = 0;
+    if (arg) *arg++ = 0;
     long k = 0;
     if (!strcmp(buf, "silent") && !arg)
         c->f_silent = 1;
@@ -597,15 +588,13 @@ static int parse_fault(sim_dev_cfg_t *c, const char *spec, uint32_t *flash_overr
         ;
     else if (!strcmp(buf, "nak") && arg) {
         char *codes = strchr(arg, ':');
-        if (!codes || c->n_naks >= SIM_MAX_NAKS)
-            return -1;
+        if (!codes || c->n_naks >= SIM_MAX_NAKS) return -1;
         *codes++ = 0;
         int op = sim_dev_opcode_from_name(arg);
         long code = 0;
         char *end = NULL;
         code = strtol(codes, &end, 0);
-        if (op < 0 || !end || *end || code < 0 || code > 255)
-            return -1;
+        if (op < 0 || !end || *end || code < 0 || code > 255) return -1;
         c->naks[c->n_naks].op = op;
         c->naks[c->n_naks].code = (int)code;
         c->n_naks++;
@@ -618,8 +607,8 @@ static int parse_mac(const char *s, uint8_t mac[6])
 {
     unsigned v[6];
     char tail;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &tail) != 6)
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+        6)
         return -1;
     for (int i = 0; i < 6; i++)
         mac[i] = (uint8_t)v[i];
@@ -639,8 +628,24 @@ static uint32_t mix32(uint32_t x)
 int main(int argc, char **argv)
 {
     enum {
-        O_CHIP = 1000, O_PTY, O_TCP, O_RFC, O_MAC, O_JEDEC, O_FOUT, O_FIN, O_RT, O_FAULT, O_REV,
-        O_SEED, O_BOOTLOG, O_APPTEXT, O_APPPER, O_ENDELAY, O_QUIET, O_HELP
+        O_CHIP = 1000,
+        O_PTY,
+        O_TCP,
+        O_RFC,
+        O_MAC,
+        O_JEDEC,
+        O_FOUT,
+        O_FIN,
+        O_RT,
+        O_FAULT,
+        O_REV,
+        O_SEED,
+        O_BOOTLOG,
+        O_APPTEXT,
+        O_APPPER,
+        O_ENDELAY,
+        O_QUIET,
+        O_HELP
     };
     static const struct option opts[] = {
         {"chip", required_argument, 0, O_CHIP},
@@ -722,15 +727,9 @@ int main(int argc, char **argv)
             cfg.jedec = (uint32_t)j;
             break;
         }
-        case O_FOUT:
-            flash_out = optarg;
-            break;
-        case O_FIN:
-            cfg.flash_in = optarg;
-            break;
-        case O_RT:
-            cfg.realtime = 1;
-            break;
+        case O_FOUT: flash_out = optarg; break;
+        case O_FIN: cfg.flash_in = optarg; break;
+        case O_RT: cfg.realtime = 1; break;
         case O_FAULT:
             if (parse_fault(&cfg, optarg, &flash_override)) {
                 fprintf(stderr, "espsim: bad --fault '%s'\n", optarg);
@@ -757,12 +756,8 @@ int main(int argc, char **argv)
             cfg.seed = (uint32_t)v;
             have_seed = 1;
             break;
-        case O_BOOTLOG:
-            cfg.boot_log = optarg;
-            break;
-        case O_APPTEXT:
-            cfg.app_text = optarg;
-            break;
+        case O_BOOTLOG: cfg.boot_log = optarg; break;
+        case O_APPTEXT: cfg.app_text = optarg; break;
         case O_APPPER:
             if (parse_long(optarg, &v) || v > 60000) {
                 fprintf(stderr, "espsim: bad --app-period '%s'\n", optarg);
@@ -777,15 +772,9 @@ int main(int argc, char **argv)
             }
             cfg.en_delay_ms = (unsigned)v;
             break;
-        case O_QUIET:
-            sim_ev_quiet = 1;
-            break;
-        case O_HELP:
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case O_QUIET: sim_ev_quiet = 1; break;
+        case O_HELP: usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (!cfg.chip || ntransport != 1 || optind != argc) {
@@ -796,8 +785,7 @@ int main(int argc, char **argv)
         cfg.rev_major = cfg.chip->def_major;
         cfg.rev_minor = cfg.chip->def_minor;
     }
-    if (!have_seed)
-        cfg.seed = mix32((uint32_t)getpid() ^ (uint32_t)time(NULL));
+    if (!have_seed) cfg.seed = mix32((uint32_t)getpid() ^ (uint32_t)time(NULL));
     if (!have_mac) {
         uint32_t r = mix32(cfg.seed ^ 0x9E3779B9u);
         memcpy(cfg.mac, cfg.chip->oui, 3);
@@ -806,8 +794,7 @@ int main(int argc, char **argv)
         cfg.mac[5] = (uint8_t)r;
     }
     cfg.flash_size = sim_chip_flash_size_from_jedec(cfg.jedec);
-    if (flash_override)
-        cfg.flash_size = flash_override;
+    if (flash_override) cfg.flash_size = flash_override;
     if (!cfg.flash_size) {
         fprintf(stderr,
                 "espsim: unknown capacity code 0x%02x in --flash-jedec; using 4 MB (add "
@@ -875,8 +862,7 @@ int main(int argc, char **argv)
         sim_ev_str(&e, "mac", macs);
         sim_ev_str(&e, "flash_id", fid);
         sim_ev_num(&e, "flash_size", cfg.flash_size);
-        sim_ev_str(&e, "transport",
-                   kind == T_PTY ? "pty" : kind == T_TCP ? "tcp" : "rfc2217");
+        sim_ev_str(&e, "transport", kind == T_PTY ? "pty" : kind == T_TCP ? "tcp" : "rfc2217");
         sim_ev_str(&e, "revision", revs);
         sim_ev_num(&e, "seed", cfg.seed);
         sim_ev_num(&e, "pid", getpid());
@@ -934,17 +920,14 @@ int main(int argc, char **argv)
         }
         int pr = ppoll(pf, (nfds_t)np, tsp, &waitmask);
         if (pr < 0) {
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             perror("espsim: ppoll");
             exit_code = 1;
             break;
         }
-        if (i_l >= 0 && (pf[i_l].revents & POLLIN))
-            client_accept(&a);
+        if (i_l >= 0 && (pf[i_l].revents & POLLIN)) client_accept(&a);
         if (i_in >= 0 && pf[i_in].revents) {
-            if (pf[i_in].revents & POLLOUT)
-                out_flush(&a);
+            if (pf[i_in].revents & POLLOUT) out_flush(&a);
             if (pf[i_in].revents & (POLLIN | POLLHUP | POLLERR)) {
                 uint8_t buf[8192];
                 ssize_t n = read(fd, buf, sizeof(buf));
@@ -970,26 +953,22 @@ int main(int argc, char **argv)
 
     if (g_stop && flash_out) {
         int dr = sim_dev_dump_flash(a.dev, flash_out);
-        if (dr)
-            fprintf(stderr, "espsim: cannot write %s: %s\n", flash_out, strerror(-dr));
+        if (dr) fprintf(stderr, "espsim: cannot write %s: %s\n", flash_out, strerror(-dr));
     }
     {
         sim_ev_t e;
         sim_ev_begin(&e, "exit");
-        sim_ev_str(&e, "reason", g_stop == SIGINT ? "SIGINT" : g_stop == SIGTERM ? "SIGTERM"
-                                                                                   : "error");
-        if (flash_out)
-            sim_ev_str(&e, "flash_out", flash_out);
+        sim_ev_str(&e, "reason",
+                   g_stop == SIGINT    ? "SIGINT"
+                   : g_stop == SIGTERM ? "SIGTERM"
+                                       : "error");
+        if (flash_out) sim_ev_str(&e, "flash_out", flash_out);
         sim_ev_end(&e);
     }
-    if (a.cfd >= 0)
-        close(a.cfd);
-    if (a.lfd >= 0)
-        close(a.lfd);
-    if (a.master >= 0)
-        close(a.master);
-    if (a.slave >= 0)
-        close(a.slave);
+    if (a.cfd >= 0) close(a.cfd);
+    if (a.lfd >= 0) close(a.lfd);
+    if (a.master >= 0) close(a.master);
+    if (a.slave >= 0) close(a.slave);
     sim_dev_free(a.dev);
     free(a.out);
     return exit_code;

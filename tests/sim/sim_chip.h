@@ -27,10 +27,10 @@ typedef struct {
     const char *name;    // command-line name, e.g. "esp32c3"
     const char *display; // e.g. "ESP32-C3"
     sim_family_t fam;
-    uint32_t magic;      // word at 0x40001000 (reference §5.2)
-    int chip_id;         // GET_SECURITY_INFO chip_id, -1 if the ROM has no 20-byte form
-    int secinfo_len;     // 0 (no command), 12 (S2 short form) or 20
-    int status_len;      // ROM status bytes: 2 (ESP8266) or 4
+    uint32_t magic;  // word at 0x40001000 (reference §5.2)
+    int chip_id;     // GET_SECURITY_INFO chip_id, -1 if the ROM has no 20-byte form
+    int secinfo_len; // 0 (no command), 12 (S2 short form) or 20
+    int status_len;  // ROM status bytes: 2 (ESP8266) or 4
     // SPI flash controller (reference §7.1)
     uint32_t spi_base;
     uint8_t off_user, off_user1, off_user2, off_mosi_dlen, off_miso_dlen, off_w0;
@@ -40,19 +40,19 @@ typedef struct {
     uint32_t uart_clk_hz; // clock the ROM's UART divider counts (crystal, x2 on ESP8266)
     uint32_t xtal_mhz;
     // eFuse
-    uint32_t mac_reg;     // mac0 word (ESP32-family); ESP8266 uses its OTP words instead
-    int mac_ext;          // mac1[31:16] = MAC_EXT 0xFFFE (C6, H2)
+    uint32_t mac_reg; // mac0 word (ESP32-family); ESP8266 uses its OTP words instead
+    int mac_ext;      // mac1[31:16] = MAC_EXT 0xFFFE (C6, H2)
     sim_rev_kind_t rev_kind;
     uint32_t rev_w_a, rev_w_b; // revision words (meaning per rev_kind)
     int def_major, def_minor;
-    uint8_t oui[3];       // default OUI for generated MACs
+    uint8_t oui[3]; // default OUI for generated MACs
     uint32_t bootloader_off;
-    uint32_t sync_value;  // value field of ROM SYNC replies
+    uint32_t sync_value; // value field of ROM SYNC replies
     // Boot log pieces (reference §2.4; see docs/SIMULATOR.md for provenance)
-    uint32_t rom_log_baud;     // 74880 for ESP8266, else 115200
-    const char *rom_header;    // printed before the rst: line
-    const char *rst_poweron;   // e.g. "rst:0x1 (POWERON_RESET)"
-    const char *rst_sw;        // software reset (FLASH_END / brown-out use their own)
+    uint32_t rom_log_baud;   // 74880 for ESP8266, else 115200
+    const char *rom_header;  // printed before the rst: line
+    const char *rst_poweron; // e.g. "rst:0x1 (POWERON_RESET)"
+    const char *rst_sw;      // software reset (FLASH_END / brown-out use their own)
     const char *rst_brownout;
     const char *boot_download; // e.g. "boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))"
     const char *boot_flash;    // e.g. "boot:0x13 (SPI_FAST_FLASH_BOOT)"

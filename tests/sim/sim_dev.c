@@ -56,13 +56,27 @@ static const struct {
     const char *name;
     int op;
 } op_names[] = {
-    {"FLASH_BEGIN", 0x02}, {"FLASH_DATA", 0x03}, {"FLASH_END", 0x04},
-    {"MEM_BEGIN", 0x05}, {"MEM_END", 0x06}, {"MEM_DATA", 0x07},
-    {"SYNC", 0x08}, {"WRITE_REG", 0x09}, {"READ_REG", 0x0A},
-    {"SPI_SET_PARAMS", 0x0B}, {"SPI_ATTACH", 0x0D}, {"READ_FLASH_SLOW", 0x0E},
-    {"CHANGE_BAUDRATE", 0x0F}, {"FLASH_DEFL_BEGIN", 0x10}, {"FLASH_DEFL_DATA", 0x11},
-    {"FLASH_DEFL_END", 0x12}, {"SPI_FLASH_MD5", 0x13}, {"GET_SECURITY_INFO", 0x14},
-    {"ERASE_FLASH", 0xD0}, {"ERASE_REGION", 0xD1}, {"READ_FLASH", 0xD2},
+    {"FLASH_BEGIN", 0x02},
+    {"FLASH_DATA", 0x03},
+    {"FLASH_END", 0x04},
+    {"MEM_BEGIN", 0x05},
+    {"MEM_END", 0x06},
+    {"MEM_DATA", 0x07},
+    {"SYNC", 0x08},
+    {"WRITE_REG", 0x09},
+    {"READ_REG", 0x0A},
+    {"SPI_SET_PARAMS", 0x0B},
+    {"SPI_ATTACH", 0x0D},
+    {"READ_FLASH_SLOW", 0x0E},
+    {"CHANGE_BAUDRATE", 0x0F},
+    {"FLASH_DEFL_BEGIN", 0x10},
+    {"FLASH_DEFL_DATA", 0x11},
+    {"FLASH_DEFL_END", 0x12},
+    {"SPI_FLASH_MD5", 0x13},
+    {"GET_SECURITY_INFO", 0x14},
+    {"ERASE_FLASH", 0xD0},
+    {"ERASE_REGION", 0xD1},
+    {"READ_FLASH", 0xD2},
     {"RUN_USER_CODE", 0xD3},
 };
 
@@ -108,11 +122,11 @@ struct sim_dev_s {
     sim_flash_t flash;
     dev_mode_t mode;
     dev_loader_t loader;
-    uint32_t baud;       // chip UART rate
-    int baud_locked;     // ROM auto-baud done (first valid SYNC since reset)
-    uint32_t host_baud;  // 0 = unknown
+    uint32_t baud;      // chip UART rate
+    int baud_locked;    // ROM auto-baud done (first valid SYNC since reset)
+    uint32_t host_baud; // 0 = unknown
     int strict_baud;
-    int strap_download;  // boot strap latched at the last chip (EN/power) reset
+    int strap_download; // boot strap latched at the last chip (EN/power) reset
     // auto-reset circuit
     int dtr, rts, en;
     uint64_t sample_at_us; // 0 = no pending boot-pin sample
@@ -136,12 +150,12 @@ struct sim_dev_s {
     uint32_t mem_total, mem_nblocks, mem_blksize, mem_addr, mem_seq, mem_written;
     uint8_t *mem_buf;
     // protocol bookkeeping
-    int last_op;        // opcode of the last command the ROM accepted (unsupported-op frames)
-    uint64_t requests;  // answered requests (fault counters count these)
+    int last_op;       // opcode of the last command the ROM accepted (unsupported-op frames)
+    uint64_t requests; // answered requests (fault counters count these)
     uint64_t data_blocks;
     int synced;
     int sync_dropped;
-    int cur_drop;       // the request being handled has its reply dropped
+    int cur_drop; // the request being handled has its reply dropped
     int noise_done, drop_done, hangup_done, brownout_done;
     // application model
     uint64_t app_next_us;
@@ -194,21 +208,18 @@ static uint32_t rng_next(sim_dev_t *d)
 static const char *op_name(int op)
 {
     for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
-        if (op_names[i].op == op)
-            return op_names[i].name;
+        if (op_names[i].op == op) return op_names[i].name;
     return "UNKNOWN";
 }
 
 int sim_dev_opcode_from_name(const char *s)
 {
     for (size_t i = 0; i < sizeof(op_names) / sizeof(op_names[0]); i++)
-        if (strcasecmp(op_names[i].name, s) == 0)
-            return op_names[i].op;
+        if (strcasecmp(op_names[i].name, s) == 0) return op_names[i].op;
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < 0 || v > 0xFF)
-        return -1;
+    if (errno || end == s || *end || v < 0 || v > 0xFF) return -1;
     return (int)v;
 }
 
@@ -219,12 +230,9 @@ int sim_dev_opcode_from_name(const char *s)
 static int uart_bit(const uint8_t *p, size_t n, uint64_t j)
 {
     uint64_t byte = j / 10, bit = j % 10;
-    if (byte >= n)
-        return 1; // idle line
-    if (bit == 0)
-        return 0; // start bit
-    if (bit == 9)
-        return 1; // stop bit
+    if (byte >= n) return 1; // idle line
+    if (bit == 0) return 0;  // start bit
+    if (bit == 9) return 1;  // stop bit
     return (p[byte] >> (bit - 1)) & 1;
 }
 
@@ -239,21 +247,18 @@ static size_t uart_resample(const uint8_t *in, size_t n, uint32_t tx, uint32_t r
         uint64_t j = (uint64_t)(t * tx);
         int found = 0;
         for (; j < nbits; j++) {
-            if ((double)j / tx < t)
-                continue;
+            if ((double)j / tx < t) continue;
             if (uart_bit(in, n, j) == 0 && (j == 0 || uart_bit(in, n, j - 1) == 1)) {
                 found = 1;
                 break;
             }
         }
-        if (!found)
-            break;
+        if (!found) break;
         double t0 = (double)j / tx;
         uint8_t v = 0;
         for (int b = 0; b < 8; b++) {
             double ts = t0 + (1.5 + b) / rx;
-            if (uart_bit(in, n, (uint64_t)(ts * tx)))
-                v |= (uint8_t)(1u << b);
+            if (uart_bit(in, n, (uint64_t)(ts * tx))) v |= (uint8_t)(1u << b);
         }
         out[o++] = v; // a framing error still delivers a byte (Linux default without PARMRK)
         t = t0 + 9.5 / rx;
@@ -273,8 +278,7 @@ static int baud_close(uint32_t a, uint32_t b)
 
 static void out_push(sim_dev_t *d, const uint8_t *p, size_t n, uint32_t baud)
 {
-    if (n == 0 || d->cfg.f_silent)
-        return;
+    if (n == 0 || d->cfg.f_silent) return;
     // What a host at a different rate receives (only when the transport knows the host rate).
     uint8_t *conv = NULL;
     uint32_t host = d->host_baud;
@@ -283,8 +287,7 @@ static void out_push(sim_dev_t *d, const uint8_t *p, size_t n, uint32_t baud)
     if (host && !baud_close(host, baud)) {
         size_t cap = n * 10 + 16;
         conv = malloc(cap);
-        if (!conv)
-            return;
+        if (!conv) return;
         n = uart_resample(p, n, baud, host, conv, cap);
         p = conv;
         if (n == 0) {
@@ -335,8 +338,7 @@ static void out_frame(sim_dev_t *d, const uint8_t *pkt, size_t len)
 static reg_t *reg_find(sim_dev_t *d, uint32_t addr)
 {
     for (size_t i = 0; i < d->nregs; i++)
-        if (d->regs[i].addr == addr)
-            return &d->regs[i];
+        if (d->regs[i].addr == addr) return &d->regs[i];
     return NULL;
 }
 
@@ -352,8 +354,7 @@ static void reg_store(sim_dev_t *d, uint32_t addr, uint32_t val)
     if (d->nregs == d->capregs) {
         size_t nc = d->capregs ? d->capregs * 2 : 64;
         reg_t *q = realloc(d->regs, nc * sizeof(*q));
-        if (!q)
-            return;
+        if (!q) return;
         d->regs = q;
         d->capregs = nc;
     }
@@ -374,16 +375,13 @@ static uint32_t rev_bits(const sim_dev_t *d, uint32_t addr)
     const sim_chip_t *c = d->chip;
     uint32_t maj = (uint32_t)d->cfg.rev_major, min = (uint32_t)d->cfg.rev_minor, v = 0;
     switch (c->rev_kind) {
-    case SIM_REV_NONE:
-        break;
+    case SIM_REV_NONE: break;
     case SIM_REV_ESP32: {
         static const uint32_t code[4] = {0, 1, 3, 7}; // major -> b2b1b0
         uint32_t b = code[maj & 3];
-        if (addr == c->rev_w_a && (b & 1))
-            v |= 1u << 15;
+        if (addr == c->rev_w_a && (b & 1)) v |= 1u << 15;
         if (addr == c->rev_w_b) {
-            if (b & 2)
-                v |= 1u << 20;
+            if (b & 2) v |= 1u << 20;
             v |= (min & 3) << 24;
         }
         if (addr == 0x3FF6607C && (b & 4)) // APB_CTL_DATE bit 31
@@ -391,28 +389,21 @@ static uint32_t rev_bits(const sim_dev_t *d, uint32_t addr)
         break;
     }
     case SIM_REV_S2:
-        if (addr == c->rev_w_a)
-            v |= (maj & 3) << 18 | ((min >> 3) & 1) << 20;
-        if (addr == c->rev_w_b)
-            v |= (min & 7) << 4;
+        if (addr == c->rev_w_a) v |= (maj & 3) << 18 | ((min >> 3) & 1) << 20;
+        if (addr == c->rev_w_b) v |= (min & 7) << 4;
         break;
     case SIM_REV_S3C3:
-        if (addr == c->rev_w_a)
-            v |= (min & 7) << 18;
-        if (addr == c->rev_w_b)
-            v |= (maj & 3) << 24 | ((min >> 3) & 1) << 23;
+        if (addr == c->rev_w_a) v |= (min & 7) << 18;
+        if (addr == c->rev_w_b) v |= (maj & 3) << 24 | ((min >> 3) & 1) << 23;
         break;
     case SIM_REV_C2:
-        if (addr == c->rev_w_a)
-            v |= (maj & 3) << 20 | (min & 0xF) << 16;
+        if (addr == c->rev_w_a) v |= (maj & 3) << 20 | (min & 0xF) << 16;
         break;
     case SIM_REV_C6:
-        if (addr == c->rev_w_a)
-            v |= (maj & 3) << 22 | (min & 0xF) << 18;
+        if (addr == c->rev_w_a) v |= (maj & 3) << 22 | (min & 0xF) << 18;
         break;
     case SIM_REV_H2:
-        if (addr == c->rev_w_a)
-            v |= (maj & 3) << 21 | (min & 7) << 18;
+        if (addr == c->rev_w_a) v |= (maj & 3) << 21 | (min & 7) << 18;
         break;
     }
     return v;
@@ -424,40 +415,32 @@ static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
     const sim_chip_t *c = d->chip;
     const uint8_t *m = d->cfg.mac;
     uint32_t v = 0;
-    if (addr == 0x40001000)
-        return c->magic;
-    if (addr == c->uart_clkdiv_reg)
-        return uart_clkdiv(d);
+    if (addr == 0x40001000) return c->magic;
+    if (addr == c->uart_clkdiv_reg) return uart_clkdiv(d);
     if (c->fam == SIM_FAM_8266) {
         // OTP MAC words and OUI rules (reference §6, esptool ESP8266ROM.read_mac)
         int oui_fe34 = m[0] == 0x18 && m[1] == 0xFE && m[2] == 0x34;
         int oui_acd0 = m[0] == 0xAC && m[1] == 0xD0 && m[2] == 0x74;
-        if (addr == 0x3FF00050)
-            return (uint32_t)m[5] << 24;
+        if (addr == 0x3FF00050) return (uint32_t)m[5] << 24;
         if (addr == 0x3FF00054)
             return (uint32_t)(oui_acd0 ? 1 : 0) << 16 | (uint32_t)m[3] << 8 | m[4];
         if (addr == 0x3FF0005C)
-            return (oui_fe34 || oui_acd0) ? 0
-                                         : ((uint32_t)m[0] << 16 | (uint32_t)m[1] << 8 | m[2]);
+            return (oui_fe34 || oui_acd0) ? 0 : ((uint32_t)m[0] << 16 | (uint32_t)m[1] << 8 | m[2]);
         return 0;
     }
     if (addr == c->mac_reg)
         v |= (uint32_t)m[2] << 24 | (uint32_t)m[3] << 16 | (uint32_t)m[4] << 8 | m[5];
     if (addr == c->mac_reg + 4) {
         v |= (uint32_t)m[0] << 8 | m[1];
-        if (c->mac_ext)
-            v |= 0xFFFEu << 16; // MAC_EXT FF:FE (reference §6)
+        if (c->mac_ext) v |= 0xFFFEu << 16; // MAC_EXT FF:FE (reference §6)
     }
     v |= rev_bits(d, addr);
     if (c->fam == SIM_FAM_ESP32) {
         // ROM baud correction inputs (reference §9): chosen so that the ROM's computed clock is
         // exactly 40 MHz, i.e. the corrected rate esptool sends equals the real rate.
-        if (addr == 0x3FF5F06C)
-            v |= 1024u << 7; // RTC calibration value
-        if (addr == 0x3FF5A010)
-            v |= 100; // eFuse CK8M_FREQ: 1024 * 15625 * 100 / 40 = 40 MHz
-        if (addr == 0x60000078)
-            v |= 0x15122500; // UART_DATE, seen in esptool traces of ESP32 ROMs
+        if (addr == 0x3FF5F06C) v |= 1024u << 7; // RTC calibration value
+        if (addr == 0x3FF5A010) v |= 100; // eFuse CK8M_FREQ: 1024 * 15625 * 100 / 40 = 40 MHz
+        if (addr == 0x60000078) v |= 0x15122500; // UART_DATE, seen in esptool traces of ESP32 ROMs
     }
     return v;
 }
@@ -475,10 +458,9 @@ static uint8_t sfdp_byte(const sim_dev_t *d, uint32_t a)
 {
     // Minimal SFDP: signature, one parameter header pointing at a basic table whose second
     // DWORD is the density in bits - 1. Enough for esptool's signature check (v5.3+).
-    static const uint8_t head[16] = {'S', 'F', 'D', 'P', 0x06, 0x01, 0x00, 0xFF,
+    static const uint8_t head[16] = {'S',  'F',  'D',  'P',  0x06, 0x01, 0x00, 0xFF,
                                      0x00, 0x06, 0x01, 0x10, 0x30, 0x00, 0x00, 0xFF};
-    if (a < sizeof(head))
-        return head[a];
+    if (a < sizeof(head)) return head[a];
     if (a >= 0x30 && a < 0x70) {
         uint32_t off = a - 0x30;
         if (off >= 4 && off < 8) {
@@ -506,15 +488,11 @@ static void spi_run_user_cmd(sim_dev_t *d)
     uint32_t miso_bits = 0, mosi_bits = 0;
     if (c->fam == SIM_FAM_8266) {
         // ESP8266 keeps the data lengths in USER1 (reference §7.1)
-        if (miso)
-            miso_bits = ((user1 >> 8) & 0x1FF) + 1;
-        if (mosi)
-            mosi_bits = ((user1 >> 17) & 0x1FF) + 1;
+        if (miso) miso_bits = ((user1 >> 8) & 0x1FF) + 1;
+        if (mosi) mosi_bits = ((user1 >> 17) & 0x1FF) + 1;
     } else {
-        if (miso)
-            miso_bits = (reg_read(d, base + c->off_miso_dlen) & 0xFFFFFF) + 1;
-        if (mosi)
-            mosi_bits = (reg_read(d, base + c->off_mosi_dlen) & 0xFFFFFF) + 1;
+        if (miso) miso_bits = (reg_read(d, base + c->off_miso_dlen) & 0xFFFFFF) + 1;
+        if (mosi) mosi_bits = (reg_read(d, base + c->off_mosi_dlen) & 0xFFFFFF) + 1;
     }
     uint32_t addr_bits = has_addr ? ((user1 >> 26) & 0x3F) + 1 : 0;
     uint32_t addr = reg_read(d, base + 0x04);
@@ -526,16 +504,13 @@ static void spi_run_user_cmd(sim_dev_t *d)
     }
     uint8_t tx[64] = {0}, rx[64];
     uint32_t ntx = (mosi_bits + 7) / 8, nrx = (miso_bits + 7) / 8;
-    if (ntx > 64)
-        ntx = 64;
-    if (nrx > 64)
-        nrx = 64;
+    if (ntx > 64) ntx = 64;
+    if (nrx > 64) nrx = 64;
     for (uint32_t i = 0; i < ntx; i++)
         tx[i] = (uint8_t)(reg_read(d, base + c->off_w0 + (i & ~3u)) >> (8 * (i & 3)));
     memset(rx, 0xFF, sizeof(rx)); // MISO idles high when nothing drives it
     int responding = d->attached && !d->dpd;
-    if (d->dpd && opcode == 0xAB)
-        d->dpd = 0; // release from deep power-down
+    if (d->dpd && opcode == 0xAB) d->dpd = 0; // release from deep power-down
     if (responding) {
         uint32_t jedec = d->cfg.jedec;
         switch (opcode) {
@@ -548,37 +523,26 @@ static void spi_run_user_cmd(sim_dev_t *d)
             rx[0] = (uint8_t)(d->sr[0] | (d->wel ? 0x02 : 0));
             rx[1] = rx[0];
             break;
-        case 0x35:
-            rx[0] = d->sr[1];
-            break;
-        case 0x15:
-            rx[0] = d->sr[2];
-            break;
-        case 0x06:
-            d->wel = 1;
-            break;
+        case 0x35: rx[0] = d->sr[1]; break;
+        case 0x15: rx[0] = d->sr[2]; break;
+        case 0x06: d->wel = 1; break;
         case 0x50:
             d->wel = 1; // volatile status write enable
             break;
-        case 0x04:
-            d->wel = 0;
-            break;
+        case 0x04: d->wel = 0; break;
         case 0x01:
             if (d->wel) {
                 d->sr[0] = (uint8_t)(tx[0] & 0xFC);
-                if (ntx > 1)
-                    d->sr[1] = tx[1];
+                if (ntx > 1) d->sr[1] = tx[1];
             }
             d->wel = 0;
             break;
         case 0x31:
-            if (d->wel)
-                d->sr[1] = tx[0];
+            if (d->wel) d->sr[1] = tx[0];
             d->wel = 0;
             break;
         case 0x11:
-            if (d->wel)
-                d->sr[2] = tx[0];
+            if (d->wel) d->sr[2] = tx[0];
             d->wel = 0;
             break;
         case 0x5A: // RDSFDP
@@ -634,20 +598,17 @@ static void send_raw_reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t
 {
     uint8_t pkt[8 + 128];
     size_t sl = (size_t)status_len(d);
-    if (outlen > 128 - sl)
-        outlen = 128 - sl;
+    if (outlen > 128 - sl) outlen = 128 - sl;
     pkt[0] = 0x01;
     pkt[1] = op;
     pkt[2] = (uint8_t)(outlen + sl);
     pkt[3] = (uint8_t)((outlen + sl) >> 8);
     put32(pkt + 4, val);
-    if (outlen)
-        memcpy(pkt + 8, out, outlen);
+    if (outlen) memcpy(pkt + 8, out, outlen);
     memset(pkt + 8 + outlen, 0, sl);
     pkt[8 + outlen] = st;
     pkt[8 + outlen + 1] = err;
-    if (d->cur_drop)
-        return;
+    if (d->cur_drop) return;
     out_frame(d, pkt, 8 + outlen + sl);
 }
 
@@ -751,8 +712,9 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
             out_text(d, d->cfg.boot_log, 115200);
             out_text(d, "\r\n", 115200);
         } else if (c->fam == SIM_FAM_8266) {
-            out_text(d, "load 0x40100000, len 27728, room 16 \r\ntail 0\r\nchksum 0x2a\r\n"
-                        "load 0x3ffe8000, len 2124, room 8 \r\ntail 4\r\nchksum 0x93\r\n",
+            out_text(d,
+                     "load 0x40100000, len 27728, room 16 \r\ntail 0\r\nchksum 0x2a\r\n"
+                     "load 0x3ffe8000, len 2124, room 8 \r\ntail 4\r\nchksum 0x93\r\n",
                      c->rom_log_baud);
             out_text(d, "\r\nI (42) espsim: application started\r\n", 115200);
         } else {
@@ -798,18 +760,15 @@ static uint32_t erase_cost_us(uint32_t first, uint32_t count)
 
 static void do_erase(sim_dev_t *d, uint32_t first, uint32_t count)
 {
-    if (count == 0)
-        return;
+    if (count == 0) return;
     sim_flash_erase_sectors(&d->flash, first, count);
-    if (d->cfg.realtime)
-        d->vt_us += erase_cost_us(first, count);
+    if (d->cfg.realtime) d->vt_us += erase_cost_us(first, count);
 }
 
 static int do_program(sim_dev_t *d, uint32_t off, const uint8_t *p, uint32_t n)
 {
     int ok = sim_flash_program(&d->flash, off, p, n);
-    if (d->cfg.realtime)
-        d->vt_us += (uint64_t)((n + 255) / 256) * 500; // 0.5 ms per 256-byte page
+    if (d->cfg.realtime) d->vt_us += (uint64_t)((n + 255) / 256) * 500; // 0.5 ms per 256-byte page
     if (d->cfg.f_bitflip && !d->fl_bitflip_done && n > 0 && off < d->flash.size) {
         // fault bitflip: one bit rots after the ROM's write check, so only MD5 notices
         sim_flash_flip_bit(&d->flash, off, 0);
@@ -827,8 +786,7 @@ static int do_program(sim_dev_t *d, uint32_t off, const uint8_t *p, uint32_t n)
 static int rom_range_ok(const sim_dev_t *d, uint32_t off, uint32_t len)
 {
     uint64_t end = (uint64_t)off + len;
-    if (end > d->rom_flash_size || end > d->flash.size)
-        return 0;
+    if (end > d->rom_flash_size || end > d->flash.size) return 0;
     if (end > 16u * 1024u * 1024u)
         return 0; // ROM flash commands use 24-bit addresses (reference §14.12)
     return 1;
@@ -848,8 +806,7 @@ static void after_data_block(sim_dev_t *d)
         sim_ev_str(&e, "fault", "hangup");
         sim_ev_num(&e, "block", (int64_t)d->data_blocks);
         sim_ev_end(&e);
-        if (d->io.hangup)
-            d->io.hangup(d->io.ctx);
+        if (d->io.hangup) d->io.hangup(d->io.ctx);
         return;
     }
     if (d->cfg.f_brownout_after >= 0 && !d->brownout_done &&
@@ -870,12 +827,9 @@ static void after_data_block(sim_dev_t *d)
 static int rom_supports(const sim_dev_t *d, int op)
 {
     switch (d->chip->fam) {
-    case SIM_FAM_8266:
-        return op >= 0x02 && op <= 0x0A;
-    case SIM_FAM_ESP32:
-        return (op >= 0x02 && op <= 0x0B) || (op >= 0x0D && op <= 0x13);
-    case SIM_FAM_S2PLUS:
-        return (op >= 0x02 && op <= 0x0B) || (op >= 0x0D && op <= 0x14);
+    case SIM_FAM_8266: return op >= 0x02 && op <= 0x0A;
+    case SIM_FAM_ESP32: return (op >= 0x02 && op <= 0x0B) || (op >= 0x0D && op <= 0x13);
+    case SIM_FAM_S2PLUS: return (op >= 0x02 && op <= 0x0B) || (op >= 0x0D && op <= 0x14);
     }
     return 0;
 }
@@ -884,25 +838,21 @@ static int rom_supports(const sim_dev_t *d, int op)
 static int check_data_packet(const uint8_t *data, size_t len, uint32_t chk, uint32_t *seq,
                              const uint8_t **payload, uint32_t *plen)
 {
-    if (len < 16)
-        return ROM_EINVAL_MSG;
+    if (len < 16) return ROM_EINVAL_MSG;
     uint32_t n = get32(data);
-    if (n != len - 16)
-        return ROM_EINVAL_MSG;
+    if (n != len - 16) return ROM_EINVAL_MSG;
     *seq = get32(data + 4);
     *payload = data + 16;
     *plen = n;
     uint8_t x = 0xEF;
     for (uint32_t i = 0; i < n; i++)
         x ^= data[16 + i];
-    if ((chk & 0xFF) != x)
-        return ROM_ECHECKSUM;
+    if ((chk & 0xFF) != x) return ROM_ECHECKSUM;
     return 0;
 }
 
-static void ev_flash_begin(const char *name, uint32_t size, uint32_t nblocks,
-                           uint32_t blk, uint32_t off, uint32_t er_first, uint32_t er_count,
-                           int enc)
+static void ev_flash_begin(const char *name, uint32_t size, uint32_t nblocks, uint32_t blk,
+                           uint32_t off, uint32_t er_first, uint32_t er_count, int enc)
 {
     sim_ev_t e;
     sim_ev_begin(&e, name);
@@ -912,8 +862,7 @@ static void ev_flash_begin(const char *name, uint32_t size, uint32_t nblocks,
     sim_ev_num(&e, "block_size", blk);
     sim_ev_hex(&e, "erase_start", er_first * SIM_FLASH_SECTOR);
     sim_ev_num(&e, "erase_len", (int64_t)er_count * SIM_FLASH_SECTOR);
-    if (enc >= 0)
-        sim_ev_num(&e, "encrypted", enc);
+    if (enc >= 0) sim_ev_num(&e, "encrypted", enc);
     sim_ev_end(&e);
 }
 
@@ -947,8 +896,7 @@ static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
         // that this covers the data; a host that sends the plain size erases too much.
         uint32_t n = (size + SIM_FLASH_SECTOR - 1) / SIM_FLASH_SECTOR;
         uint32_t head = 16 - (first % 16);
-        if (head > n)
-            head = n;
+        if (head > n) head = n;
         count = n + head;
     } else if (size > 0) {
         uint64_t end = (uint64_t)off + size;
@@ -1032,18 +980,15 @@ static void h_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t l
             zerr = inflate(&d->z, Z_NO_FLUSH);
             size_t got = sizeof(outbuf) - d->z.avail_out;
             if (got) {
-                if (!do_program(d, d->fl_off + d->fl_written, outbuf, (uint32_t)got))
-                    ok = 0;
+                if (!do_program(d, d->fl_off + d->fl_written, outbuf, (uint32_t)got)) ok = 0;
                 d->fl_written += (uint32_t)got;
             }
             if (zerr == Z_STREAM_END) {
                 d->z_end = 1;
                 break;
             }
-            if (zerr == Z_BUF_ERROR || (zerr == Z_OK && got == 0 && d->z.avail_in == 0))
-                break;
-            if (zerr != Z_OK)
-                break;
+            if (zerr == Z_BUF_ERROR || (zerr == Z_OK && got == 0 && d->z.avail_in == 0)) break;
+            if (zerr != Z_OK) break;
         }
         d->fl_seq++;
         if (zerr == Z_DATA_ERROR || zerr == Z_NEED_DICT || zerr == Z_MEM_ERROR ||
@@ -1055,8 +1000,7 @@ static void h_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t l
         }
         reply(d, op, 0, NULL, 0, ok ? ROM_OK : ROM_EFLASH_WRITE);
     }
-    if (d->fl_seq == d->fl_nblocks)
-        ev_write_done(d);
+    if (d->fl_seq == d->fl_nblocks) ev_write_done(d);
 }
 
 static void h_flash_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
@@ -1173,8 +1117,7 @@ static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     if (len != 36 || memcmp(data, hdr, 4) != 0)
         return; // not a SYNC pattern: the ROM's baud detection does not lock, no answer
     for (int i = 4; i < 36; i++)
-        if (data[i] != 0x55)
-            return;
+        if (data[i] != 0x55) return;
     if (d->sync_dropped < d->cfg.f_sync_drop) {
         d->sync_dropped++; // the first SYNCs after reset may be lost while the ROM auto-bauds
         return;
@@ -1186,8 +1129,7 @@ static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     for (int i = 0; i < 8; i++) // 8 replies per SYNC (reference §4.2)
         reply(d, op, d->chip->sync_value, NULL, 0, ROM_OK);
     d->synced = 1;
-    if (first)
-        sim_event_simple("sync", NULL);
+    if (first) sim_event_simple("sync", NULL);
 }
 
 static void h_read_reg(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
@@ -1207,8 +1149,7 @@ static void h_write_reg(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t le
     }
     for (size_t i = 0; i < len; i += 16) {
         uint32_t delay = get32(data + i + 12);
-        if (d->cfg.realtime)
-            d->vt_us += delay;
+        if (d->cfg.realtime) d->vt_us += delay;
         reg_write(d, get32(data + i), get32(data + i + 4), get32(data + i + 8));
     }
     reply(d, op, 0, NULL, 0, ROM_OK);
@@ -1265,9 +1206,8 @@ static void h_read_flash_slow(sim_dev_t *d, uint8_t op, const uint8_t *data, siz
         return;
     }
     sim_flash_read(&d->flash, off, buf, n);
-    if (d->cfg.realtime)
-        d->vt_us += 25000; // ~20 kbit/s observed (reference §4.2)
-    reply(d, op, 0, buf, 64, ROM_OK); // always 64 data bytes, then status
+    if (d->cfg.realtime) d->vt_us += 25000; // ~20 kbit/s observed (reference §4.2)
+    reply(d, op, 0, buf, 64, ROM_OK);       // always 64 data bytes, then status
 }
 
 static void h_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
@@ -1318,8 +1258,7 @@ static void h_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     char hex[33];
     for (int i = 0; i < 16; i++)
         snprintf(hex + 2 * i, 3, "%02x", dig[i]);
-    if (d->cfg.realtime)
-        d->vt_us += (uint64_t)n * 2; // ROM MD5: ~0.5 MB/s (esptool allows 8 s/MB)
+    if (d->cfg.realtime) d->vt_us += (uint64_t)n * 2; // ROM MD5: ~0.5 MB/s (esptool allows 8 s/MB)
     sim_ev_t e;
     sim_ev_begin(&e, "md5");
     sim_ev_hex(&e, "offset", off);
@@ -1363,19 +1302,16 @@ static void rom_unsupported(sim_dev_t *d, int op)
 
 static void rom_dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
 {
-    if (flen < 8 || frame[0] != 0x00)
-        return; // not a request: ignored like any malformed frame
+    if (flen < 8 || frame[0] != 0x00) return; // not a request: ignored like any malformed frame
     uint8_t op = frame[1];
     uint32_t size = (uint32_t)frame[2] | (uint32_t)frame[3] << 8;
     uint32_t chk = get32(frame + 4);
     const uint8_t *data = frame + 8;
     size_t len = flen - 8;
-    if (size != len)
-        return; // size field disagrees with the frame: malformed, dropped
+    if (size != len) return; // size field disagrees with the frame: malformed, dropped
     d->requests++;
     d->cur_drop = 0;
-    if (d->cfg.f_drop_reply >= 0 && !d->drop_done &&
-        d->requests == (uint64_t)d->cfg.f_drop_reply) {
+    if (d->cfg.f_drop_reply >= 0 && !d->drop_done && d->requests == (uint64_t)d->cfg.f_drop_reply) {
         d->cur_drop = 1;
         d->drop_done = 1;
         sim_ev_t e;
@@ -1384,8 +1320,7 @@ static void rom_dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
         sim_ev_hex(&e, "op", op);
         sim_ev_end(&e);
     }
-    if (d->cfg.f_drop_replies && d->synced && op != OP_SYNC)
-        d->cur_drop = 1;
+    if (d->cfg.f_drop_replies && d->synced && op != OP_SYNC) d->cur_drop = 1;
     for (int i = 0; i < d->cfg.n_naks; i++) {
         if (d->cfg.naks[i].op == op) {
             sim_ev_t e;
@@ -1405,59 +1340,26 @@ static void rom_dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
     }
     switch (op) {
     case OP_FLASH_BEGIN:
-    case OP_FLASH_DEFL_BEGIN:
-        h_flash_begin(d, op, data, len);
-        break;
+    case OP_FLASH_DEFL_BEGIN: h_flash_begin(d, op, data, len); break;
     case OP_FLASH_DATA:
-    case OP_FLASH_DEFL_DATA:
-        h_flash_data(d, op, data, len, chk);
-        break;
+    case OP_FLASH_DEFL_DATA: h_flash_data(d, op, data, len, chk); break;
     case OP_FLASH_END:
-    case OP_FLASH_DEFL_END:
-        h_flash_end(d, op, data, len);
-        break;
-    case OP_MEM_BEGIN:
-        h_mem_begin(d, op, data, len);
-        break;
-    case OP_MEM_DATA:
-        h_mem_data(d, op, data, len, chk);
-        break;
-    case OP_MEM_END:
-        h_mem_end(d, op, data, len);
-        break;
-    case OP_SYNC:
-        h_sync(d, op, data, len);
-        break;
-    case OP_WRITE_REG:
-        h_write_reg(d, op, data, len);
-        break;
-    case OP_READ_REG:
-        h_read_reg(d, op, data, len);
-        break;
-    case OP_SPI_SET_PARAMS:
-        h_spi_set_params(d, op, data, len);
-        break;
-    case OP_SPI_ATTACH:
-        h_spi_attach(d, op, data, len);
-        break;
-    case OP_READ_FLASH_SLOW:
-        h_read_flash_slow(d, op, data, len);
-        break;
-    case OP_CHANGE_BAUDRATE:
-        h_change_baud(d, op, data, len);
-        break;
-    case OP_SPI_FLASH_MD5:
-        h_md5(d, op, data, len);
-        break;
-    case OP_GET_SECURITY_INFO:
-        h_security_info(d, op, data, len);
-        break;
-    default:
-        rom_unsupported(d, op);
-        goto done;
+    case OP_FLASH_DEFL_END: h_flash_end(d, op, data, len); break;
+    case OP_MEM_BEGIN: h_mem_begin(d, op, data, len); break;
+    case OP_MEM_DATA: h_mem_data(d, op, data, len, chk); break;
+    case OP_MEM_END: h_mem_end(d, op, data, len); break;
+    case OP_SYNC: h_sync(d, op, data, len); break;
+    case OP_WRITE_REG: h_write_reg(d, op, data, len); break;
+    case OP_READ_REG: h_read_reg(d, op, data, len); break;
+    case OP_SPI_SET_PARAMS: h_spi_set_params(d, op, data, len); break;
+    case OP_SPI_ATTACH: h_spi_attach(d, op, data, len); break;
+    case OP_READ_FLASH_SLOW: h_read_flash_slow(d, op, data, len); break;
+    case OP_CHANGE_BAUDRATE: h_change_baud(d, op, data, len); break;
+    case OP_SPI_FLASH_MD5: h_md5(d, op, data, len); break;
+    case OP_GET_SECURITY_INFO: h_security_info(d, op, data, len); break;
+    default: rom_unsupported(d, op); goto done;
     }
-    if (d->mode == MODE_DOWNLOAD)
-        d->last_op = op;
+    if (d->mode == MODE_DOWNLOAD) d->last_op = op;
     if (op == OP_FLASH_DATA || op == OP_FLASH_DEFL_DATA)
         after_data_block(d); // faults counted in data blocks (hangup, brown-out)
 done:
@@ -1481,8 +1383,7 @@ done:
 
 static void process_frame(sim_dev_t *d, const uint8_t *frame, size_t len)
 {
-    if (d->mode != MODE_DOWNLOAD || d->cfg.f_silent)
-        return;
+    if (d->mode != MODE_DOWNLOAD || d->cfg.f_silent) return;
     rom_dispatch(d, frame, len);
 }
 
@@ -1526,10 +1427,8 @@ sim_dev_t *sim_dev_new(const sim_dev_cfg_t *cfg, const sim_dev_io_t *io, char *e
 
 void sim_dev_free(sim_dev_t *d)
 {
-    if (!d)
-        return;
-    if (d->z_init)
-        inflateEnd(&d->z);
+    if (!d) return;
+    if (d->z_init) inflateEnd(&d->z);
     free(d->mem_buf);
     free(d->regs);
     rt_queues_clear(d);
@@ -1563,14 +1462,12 @@ static void queue_frame(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t due)
     if (d->nin == d->capin) {
         size_t nc = d->capin ? d->capin * 2 : 16;
         inframe_t *q = realloc(d->inq, nc * sizeof(*q));
-        if (!q)
-            return;
+        if (!q) return;
         d->inq = q;
         d->capin = nc;
     }
     uint8_t *copy = malloc(n);
-    if (!copy)
-        return;
+    if (!copy) return;
     memcpy(copy, p, n);
     d->inq[d->nin++] = (inframe_t){.due_us = due, .len = n, .data = copy};
 }
@@ -1578,15 +1475,13 @@ static void queue_frame(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t due)
 void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us)
 {
     d->now_us = now_us;
-    if (d->mode == MODE_RESET || d->mode == MODE_DEAD)
-        return;
+    if (d->mode == MODE_RESET || d->mode == MODE_DEAD) return;
     uint8_t *conv = NULL;
     if (d->strict_baud && d->host_baud && d->baud_locked && !baud_close(d->host_baud, d->baud)) {
         // the host talks at another rate than the chip listens: the chip receives garbage
         size_t cap = n * 10 + 16;
         conv = malloc(cap);
-        if (!conv)
-            return;
+        if (!conv) return;
         n = uart_resample(p, n, d->host_baud, d->baud, conv, cap);
         p = conv;
     }
@@ -1596,8 +1491,7 @@ void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us)
             uint64_t start = d->rx_clock_us > now_us ? d->rx_clock_us : now_us;
             d->rx_clock_us = start + 10000000ull / (wire_baud ? wire_baud : 115200);
         }
-        if (!sim_slip_dec_feed(&d->slip, p[i]))
-            continue;
+        if (!sim_slip_dec_feed(&d->slip, p[i])) continue;
         if (d->cfg.realtime) {
             queue_frame(d, d->slip.buf, d->slip.len, d->rx_clock_us);
         } else {
@@ -1671,8 +1565,7 @@ static void realtime_pump(sim_dev_t *d, uint64_t now)
     while (d->nin > 0 && d->inq[0].due_us <= now) {
         inframe_t f = d->inq[0];
         uint64_t start = f.due_us > d->busy_until_us ? f.due_us : d->busy_until_us;
-        if (start > now)
-            break;
+        if (start > now) break;
         memmove(d->inq, d->inq + 1, (d->nin - 1) * sizeof(*d->inq));
         d->nin--;
         d->vt_us = start;
@@ -1684,19 +1577,16 @@ static void realtime_pump(sim_dev_t *d, uint64_t now)
     while (d->nout > 0) {
         chunk_t *c = &d->outq[0];
         uint64_t start = c->due_us > d->tx_clock_us ? c->due_us : d->tx_clock_us;
-        if (start > now)
-            break;
+        if (start > now) break;
         uint64_t per = 10000000ull / (c->baud ? c->baud : 115200);
-        if (per == 0)
-            per = 1;
+        if (per == 0) per = 1;
         uint64_t can = (now - start) / per + 1;
         size_t left = c->len - c->off;
         size_t k = can < left ? (size_t)can : left;
         d->io.write(d->io.ctx, c->data + c->off, k, c->baud);
         c->off += k;
         d->tx_clock_us = start + k * per;
-        if (c->off < c->len)
-            break;
+        if (c->off < c->len) break;
         free(c->data);
         memmove(d->outq, d->outq + 1, (d->nout - 1) * sizeof(*d->outq));
         d->nout--;
@@ -1714,32 +1604,28 @@ uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us)
         d->strap_download = 0;
         chip_boot(d, 0, d->chip->rst_poweron, "en");
     }
-    if (d->sample_at_us && d->sample_at_us < next)
-        next = d->sample_at_us;
+    if (d->sample_at_us && d->sample_at_us < next) next = d->sample_at_us;
     if (d->mode == MODE_APP && !d->cfg.f_silent && d->cfg.app_period_ms > 0) {
         if (now_us >= d->app_next_us) {
             d->vt_us = now_us;
             app_line(d);
             d->app_next_us = now_us + (uint64_t)d->cfg.app_period_ms * 1000;
         }
-        if (d->app_next_us < next)
-            next = d->app_next_us;
+        if (d->app_next_us < next) next = d->app_next_us;
     }
     if (d->cfg.realtime) {
         realtime_pump(d, now_us);
         if (d->nin > 0) {
-            uint64_t due = d->inq[0].due_us > d->busy_until_us ? d->inq[0].due_us
-                                                                : d->busy_until_us;
-            if (due < next)
-                next = due;
+            uint64_t due =
+                d->inq[0].due_us > d->busy_until_us ? d->inq[0].due_us : d->busy_until_us;
+            if (due < next) next = due;
         }
         if (d->nout > 0) {
             chunk_t *c = &d->outq[0];
             uint64_t start = c->due_us > d->tx_clock_us ? c->due_us : d->tx_clock_us;
             uint64_t per = 10000000ull / (c->baud ? c->baud : 115200);
             uint64_t t = start > now_us ? start : now_us + (per ? per : 1);
-            if (t < next)
-                next = t;
+            if (t < next) next = t;
         }
     }
     return next;

@@ -34,8 +34,8 @@ typedef struct {
         int code;
     } naks[SIM_MAX_NAKS];
     int n_naks;
-    long f_noise_after;    // -1 = off
-    long f_drop_reply;     // -1 = off
+    long f_noise_after; // -1 = off
+    long f_drop_reply;  // -1 = off
     int f_drop_replies;
     int f_bitflip;
     long f_hangup_after;   // -1 = off

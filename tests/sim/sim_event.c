@@ -42,8 +42,7 @@ static void ev_quoted(sim_ev_t *e, const char *s)
 
 static void ev_key(sim_ev_t *e, const char *key)
 {
-    if (!e->first)
-        ev_raw(e, ",");
+    if (!e->first) ev_raw(e, ",");
     e->first = 0;
     ev_quoted(e, key);
     ev_raw(e, ":");
@@ -94,13 +93,11 @@ void sim_ev_end(sim_ev_t *e)
     e->buf[e->len++] = '\n';
     const char *name = e->buf + 10; // after {"event":"
     int always = strncmp(name, "ready\"", 6) == 0 || strncmp(name, "exit\"", 5) == 0;
-    if (sim_ev_quiet && !always)
-        return;
+    if (sim_ev_quiet && !always) return;
     size_t off = 0;
     while (off < e->len) {
         ssize_t w = write(STDOUT_FILENO, e->buf + off, e->len - off);
-        if (w <= 0)
-            break; // stdout gone: events are best effort, the device keeps running
+        if (w <= 0) break; // stdout gone: events are best effort, the device keeps running
         off += (size_t)w;
     }
 }
@@ -109,7 +106,6 @@ void sim_event_simple(const char *event, const char *detail)
 {
     sim_ev_t e;
     sim_ev_begin(&e, event);
-    if (detail)
-        sim_ev_str(&e, "detail", detail);
+    if (detail) sim_ev_str(&e, "detail", detail);
     sim_ev_end(&e);
 }

@@ -18,8 +18,7 @@ int sim_flash_init(sim_flash_t *f, uint32_t size)
 {
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                    -1, 0);
-    if (p == MAP_FAILED)
-        return -ENOMEM;
+    if (p == MAP_FAILED) return -ENOMEM;
     f->mem = p;
     f->size = size;
     f->sectors_erased = 0;
@@ -29,8 +28,7 @@ int sim_flash_init(sim_flash_t *f, uint32_t size)
 
 void sim_flash_free(sim_flash_t *f)
 {
-    if (f->mem)
-        munmap(f->mem, f->size);
+    if (f->mem) munmap(f->mem, f->size);
     f->mem = NULL;
     f->size = 0;
 }
@@ -38,8 +36,7 @@ void sim_flash_free(sim_flash_t *f)
 int sim_flash_load(sim_flash_t *f, const char *path)
 {
     FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return -errno;
+    if (!fp) return -errno;
     uint8_t buf[65536];
     uint32_t off = 0;
     size_t n;
@@ -58,8 +55,7 @@ int sim_flash_dump(const sim_flash_t *f, const char *path)
     if (snprintf(tmp, sizeof(tmp), "%s.tmp%ld", path, (long)getpid()) >= (int)sizeof(tmp))
         return -ENAMETOOLONG;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     uint8_t buf[65536];
     for (uint32_t base = 0; base < f->size; base += sizeof(buf)) {
         uint32_t n = f->size - base < sizeof(buf) ? f->size - base : (uint32_t)sizeof(buf);
@@ -68,8 +64,7 @@ int sim_flash_dump(const sim_flash_t *f, const char *path)
         while (done < n) {
             ssize_t w = write(fd, buf + done, n - done);
             if (w < 0) {
-                if (errno == EINTR)
-                    continue;
+                if (errno == EINTR) continue;
                 int e = -errno;
                 close(fd);
                 unlink(tmp);
@@ -96,8 +91,7 @@ void sim_flash_erase_sectors(sim_flash_t *f, uint32_t first_sector, uint32_t cou
     uint32_t nsec = f->size / SIM_FLASH_SECTOR;
     for (uint32_t i = 0; i < count; i++) {
         uint32_t s = first_sector + i;
-        if (s >= nsec)
-            break;
+        if (s >= nsec) break;
         uint8_t *p = f->mem + (size_t)s * SIM_FLASH_SECTOR;
         // give the page back when possible (erased == zero page), else clear it
         if (SIM_FLASH_SECTOR % (uint32_t)sysconf(_SC_PAGESIZE) != 0 ||
@@ -118,8 +112,7 @@ int sim_flash_program(sim_flash_t *f, uint32_t off, const uint8_t *data, uint32_
         }
         f->mem[a] |= (uint8_t)~data[i]; // NOR: 1 -> 0 only
         uint8_t now = (uint8_t)~f->mem[a];
-        if (now != data[i])
-            same = 0;
+        if (now != data[i]) same = 0;
     }
     f->bytes_programmed += len;
     return same;
@@ -135,6 +128,5 @@ void sim_flash_read(const sim_flash_t *f, uint32_t off, uint8_t *out, uint32_t l
 
 void sim_flash_flip_bit(sim_flash_t *f, uint32_t off, unsigned bit)
 {
-    if (off < f->size)
-        f->mem[off] ^= (uint8_t)(1u << (bit & 7));
+    if (off < f->size) f->mem[off] ^= (uint8_t)(1u << (bit & 7));
 }

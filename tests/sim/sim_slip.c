@@ -75,12 +75,10 @@ int sim_slip_dec_feed(sim_slip_dec_t *d, uint8_t byte)
 size_t sim_slip_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
     size_t o = 0;
-    if (cap < 2)
-        return 0;
+    if (cap < 2) return 0;
     out[o++] = SIM_SLIP_END;
     for (size_t i = 0; i < n; i++) {
-        if (o + 3 > cap)
-            return 0;
+        if (o + 3 > cap) return 0;
         if (in[i] == SIM_SLIP_END) {
             out[o++] = SIM_SLIP_ESC;
             out[o++] = SIM_SLIP_ESC_END;

@@ -789,6 +789,15 @@ def read_for(link, secs):
     return bytes(out)
 
 
+def read_until(link, pred, secs=2.0):
+    """Reads until pred(data) holds or secs pass (bounded; robust on a loaded machine)."""
+    out = bytearray()
+    end = time.monotonic() + secs
+    while time.monotonic() < end and not pred(bytes(out)):
+        out += link.read(0.02)
+    return bytes(out)
+
+
 BOOT_RE = re.compile(rb"boot:(0x[0-9a-fA-F]+)(.*waiting for download)?", re.DOTALL)
 
 
@@ -800,7 +809,7 @@ def t_rfc2217_reset():
             link.dtr(True)  # pyserial opens with both lines asserted: no effect on the chip
             link.rts(True)
             classic_reset(link)
-            log = read_for(link, 0.15)
+            log = read_until(link, lambda b: b"waiting for download" in b)
             m = BOOT_RE.search(log)
             check(m and m.group(2) is not None, "%s: no download boot log in %r" % (chip, log))
             check(m.group(1) == boot, "%s boot value %r" % (chip, m.group(1)))
@@ -815,7 +824,7 @@ def t_rfc2217_reset():
     try:
         link = open_link(sim)
         classic_reset(link)
-        log = read_for(link, 0.15)
+        log = read_until(link, lambda b: len(b) > 30, 1.0)
         check(len(log) > 10, "ESP8266 banner missing")
         check(b"boot mode" not in log and b"ets Jan" not in log, "ESP8266 log must be garbled")
         c = Client(link, 2)
@@ -834,7 +843,7 @@ def t_rfc2217_app():
         try:
             link = open_link(sim)
             hard_reset(link)
-            log = read_for(link, 0.4)
+            log = read_until(link, lambda b: b.count(b"HELLO FROM APP") >= 3)
             m = BOOT_RE.search(log)
             check(m and m.group(1) == b"0x13" and m.group(2) is None, "app boot log %r" % log)
             check(log.count(b"HELLO FROM APP") >= 3, "periodic app text missing: %r" % log)
@@ -853,7 +862,7 @@ def t_rfc2217_app():
     try:
         link = open_link(sim)
         hard_reset(link)
-        log = read_for(link, 0.3)
+        log = read_until(link, lambda b: b"invalid header: 0xffffffff" in b)
         check(b"invalid header: 0xffffffff" in log, "blank flash log %r" % log)
     finally:
         sim.stop()
@@ -915,7 +924,7 @@ def t_faults():
     sim = Sim("--chip", "esp32c3", "--tcp", "0", "--fault", "app", "--app-period", "50")
     try:
         link = open_link(sim)
-        log = read_for(link, 0.3)
+        log = read_until(link, lambda b: b"boot:0xc (SPI_FAST_FLASH_BOOT)" in b)
         check(b"boot:0xc (SPI_FAST_FLASH_BOOT)" in log, "app boot log %r" % log)
         c = Client(link)
         c.send(0x08, SYNC_DATA)
@@ -939,8 +948,9 @@ def t_faults():
         c.check_ok(0x02, struct.pack("<IIII", 0x1000, 4, 0x400, 0))
         c.check_ok(0x03, *data_pkt(b"\x11" * 0x400, 0))
         c.check_ok(0x03, *data_pkt(b"\x22" * 0x400, 1))
-        time.sleep(0.1)
-        c.read_frame(0.1)
+        end = time.monotonic() + 2.0
+        while b"waiting for download" not in bytes(c.garbage) and time.monotonic() < end:
+            c.read_frame(0.05)
         check(b"BROWNOUT" in bytes(c.garbage) and b"waiting for download" in bytes(c.garbage),
               "brownout banner %r" % bytes(c.garbage))
         c.sync()
