@@ -72,12 +72,14 @@ typedef struct {
     size_t data_len;
 } app_t;
 
-static volatile sig_atomic_t g_stop, g_dump;
+static volatile sig_atomic_t g_stop, g_dump, g_new_board;
 
 static void on_signal(int sig)
 {
     if (sig == SIGUSR1)
         g_dump = 1;
+    else if (sig == SIGUSR2)
+        g_new_board = 1;
     else
         g_stop = sig;
 }
@@ -514,6 +516,7 @@ static void usage(FILE *f)
         "  --flash-jedec 0xMMTTCC JEDEC ID, manufacturer first (default 0xEF4016)\n"
         "  --flash-in FILE        initial flash contents (rest erased)\n"
         "  --flash-out FILE       write the flash here on SIGTERM/SIGINT/SIGUSR1\n"
+        "                         (SIGUSR2 swaps in a new board: next MAC, blank flash)\n"
         "  --rev MAJOR.MINOR      chip revision in eFuse (default per chip)\n"
         "  --seed N               identity seed (MAC, unique ID, noise)\n"
         "  --realtime             bytes at the current baud, datasheet erase/program times\n"
@@ -823,6 +826,7 @@ int main(int argc, char **argv)
 
     sim_dev_io_t io = {.ctx = &a, .write = dev_write_cb, .hangup = dev_hangup_cb};
     char err[256];
+    cfg.has_lines = kind == T_RFC2217;
     a.dev = sim_dev_new(&cfg, &io, err, sizeof(err));
     if (!a.dev) {
         fprintf(stderr, "espsim: %s\n", err);
@@ -835,6 +839,7 @@ int main(int argc, char **argv)
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGUSR1);
+    sigaddset(&block, SIGUSR2);
     sigprocmask(SIG_BLOCK, &block, &orig);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -842,11 +847,13 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     sigset_t waitmask = orig;
     sigdelset(&waitmask, SIGTERM);
     sigdelset(&waitmask, SIGINT);
     sigdelset(&waitmask, SIGUSR1);
+    sigdelset(&waitmask, SIGUSR2);
 
     char macs[18], fid[7];
     snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", cfg.mac[0], cfg.mac[1],
@@ -883,6 +890,11 @@ int main(int argc, char **argv)
                 sim_ev_bool(&e, "ok", dr == 0);
                 sim_ev_end(&e);
             }
+        }
+        if (g_new_board) {
+            g_new_board = 0;
+            sim_dev_new_board(a.dev, mono_us());
+            out_flush(&a);
         }
         if (a.hangup_pending) {
             a.hangup_pending = 0;

@@ -153,6 +153,7 @@ struct sim_dev_s {
     int last_op;       // opcode of the last command the ROM accepted (unsupported-op frames)
     uint64_t requests; // answered requests (fault counters count these)
     uint64_t data_blocks;
+    uint64_t boards; // boards swapped in after the first (SIGUSR2)
     int synced;
     int sync_dropped;
     int cur_drop; // the request being handled has its reply dropped
@@ -1629,6 +1630,48 @@ uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us)
         }
     }
     return next;
+}
+
+void sim_dev_new_board(sim_dev_t *d, uint64_t now_us)
+{
+    d->now_us = now_us;
+    d->vt_us = now_us;
+    uint8_t *m = d->cfg.mac;
+    uint32_t nic = ((uint32_t)m[3] << 16 | (uint32_t)m[4] << 8 | m[5]) + 1;
+    m[3] = (uint8_t)(nic >> 16);
+    m[4] = (uint8_t)(nic >> 8);
+    m[5] = (uint8_t)nic;
+    d->boards++;
+    sim_flash_erase_sectors(&d->flash, 0, d->flash.size / SIM_FLASH_SECTOR);
+    rt_queues_clear(d);
+    // every board meets the same one-shot faults
+    d->requests = 0;
+    d->data_blocks = 0;
+    d->synced = 0;
+    d->noise_done = d->drop_done = d->hangup_done = d->brownout_done = 0;
+    char macs[18];
+    snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+             m[5]);
+    sim_ev_t e;
+    sim_ev_begin(&e, "new_board");
+    sim_ev_str(&e, "mac", macs);
+    sim_ev_num(&e, "board", (int64_t)d->boards);
+    sim_ev_end(&e);
+    d->sample_at_us = 0;
+    if (!d->cfg.has_lines) {
+        sim_dev_start(d, now_us); // like the first board: download mode, banner unseen
+        return;
+    }
+    // power-on with the lines as the host holds them (reference §2.1)
+    if (!d->en) {
+        loader_state_clear(d);
+        d->mode = MODE_RESET;
+        ev_reset("hold", "new_board");
+        return;
+    }
+    int boot_low = d->dtr && !d->rts;
+    d->strap_download = boot_low;
+    chip_boot(d, boot_low, d->chip->rst_poweron, "new_board");
 }
 
 uint32_t sim_dev_baud(const sim_dev_t *d)

@@ -26,6 +26,7 @@ typedef struct {
     const char *app_text; // periodic application line
     unsigned app_period_ms;
     unsigned en_delay_ms; // EN rise time: boot pin low meanwhile = download (RFC 2217)
+    int has_lines;        // the transport carries DTR/RTS (RFC 2217)
     // faults (docs/SIMULATOR.md)
     int f_silent;
     int f_app;
@@ -72,6 +73,10 @@ void sim_dev_client_connected(sim_dev_t *d, uint64_t now_us);
 // Time-driven work (EN delay, app output, realtime pacing). Returns the next deadline or
 // UINT64_MAX when nothing is pending.
 uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us);
+
+// The operator takes the board out and puts a new one in: next MAC (+1), blank flash, power-on
+// boot as the lines say (download mode where the transport has no lines).
+void sim_dev_new_board(sim_dev_t *d, uint64_t now_us);
 
 uint32_t sim_dev_baud(const sim_dev_t *d);
 int sim_dev_dump_flash(sim_dev_t *d, const char *path);

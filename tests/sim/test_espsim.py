@@ -1064,6 +1064,37 @@ def t_pyserial_rfc2217():
         sim.stop()
 
 
+def t_new_board():
+    # raw TCP: the new board is in download mode, has the next MAC and blank flash
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--mac", "24:0a:c4:00:00:ff")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        flash_write(c, "esp32", 0x1000, b"\x00" * 0x400)
+        sim.proc.send_signal(signal.SIGUSR2)
+        ev = sim.wait_event("new_board")
+        check(ev["mac"] == "24:0a:c4:00:01:00", "new board MAC %r" % ev["mac"])
+        c.sync()
+        check(read_mac(c, "esp32").hex(":") == "24:0a:c4:00:01:00", "eFuse MAC of new board")
+        c.check_ok(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))
+        check(rom_md5(c, 0x1000, 0x400) == hashlib.md5(b"\xff" * 0x400).hexdigest(),
+              "new board has blank flash")
+    finally:
+        sim.stop()
+    # RFC 2217 with idle lines: the new board powers up and runs (blank flash: no image)
+    sim = Sim("--chip", "esp32", "--rfc2217", "0", "--app-period", "50")
+    try:
+        link = open_link(sim)
+        sim.proc.send_signal(signal.SIGUSR2)
+        log = read_until(link, lambda b: b"invalid header" in b)
+        check(b"boot:0x13" in log and b"invalid header" in log, "new board boot %r" % log)
+        classic_reset(link)
+        c = Client(link)
+        c.sync()
+    finally:
+        sim.stop()
+
+
 TESTS = {
     "ready_pty": t_ready_pty,
     "ready_tcp": t_ready_tcp,
@@ -1082,6 +1113,7 @@ TESTS = {
     "faults": t_faults,
     "realtime": t_realtime,
     "pyserial_rfc2217": t_pyserial_rfc2217,
+    "new_board": t_new_board,
 }
 
 
