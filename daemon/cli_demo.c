@@ -26,7 +26,8 @@
 #include "serve.h"
 
 #define DEMO_MAX_SLOTS 64
-#define DEMO_SWAP_MS 1500 /* how long the "operator" takes to put in the next board */
+#define DEMO_SWAP_MS 1000 /* how long the "operator" takes to put in the next board */
+#define DEMO_PROBE_MS 2500 /* slots look for a new board this often: after the swap */
 
 extern char **environ;
 
@@ -308,8 +309,8 @@ int cli_demo(int argc, char **argv)
     cf = open_memstream(&cfgtext, &cap);
     fprintf(cf, "{\"id\": \"demo\", \"name\": \"espstation demo (%zu simulated boards)\", "
                 "\"database\": \"%s\", \"listen\": \"%s\", \"recipe\": \"%s\", "
-                "\"probe_interval_ms\": 1000, \"slots\": [",
-            d.n, dbabs, listen, recipe);
+                "\"probe_interval_ms\": %d, \"slots\": [",
+            d.n, dbabs, listen, recipe, DEMO_PROBE_MS);
     for (size_t i = 0; i < d.n; i++)
         fprintf(cf, "%s{\"name\": \"%c%zu\", \"port\": \"%s\", \"start\": \"loop\"}", i ? ", " : "",
                 'A' + (int)(i / 8), i % 8 + 1, d.sims[i].port);

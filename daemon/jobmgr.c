@@ -204,6 +204,7 @@ static int slot_job_check_cb(job_t *j, const job_report_t *r, est_class_t *cls, 
 }
 
 static void slot_after_job(slot_t *s);
+static void jobmgr_maybe_finish_shutdown(jobmgr_t *m);
 
 static void slot_job_done_cb(job_t *j, const job_report_t *r)
 {
@@ -226,6 +227,7 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
         s->probing = false;
         if (m->shutdown) {
             slot_set(s, SLOT_ST_STOPPED);
+            jobmgr_maybe_finish_shutdown(m);
             return;
         }
         if (!board) {
@@ -375,7 +377,7 @@ static void slot_after_job(slot_t *s)
     case SLOT_START_LOOP:
         if (s->path_mode)
             s->wait_gone = true;
-        if (!s->path_mode && s->have_finished) {
+        if (!s->path_mode) {
             /* give the operator time to take the board out before asking again */
             slot_set(s, SLOT_ST_WAITING);
             slot_arm(s, m->cfg->probe_interval_ms);

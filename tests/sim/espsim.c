@@ -70,6 +70,7 @@ typedef struct {
     int dtr, rts;
     uint8_t data_run[4096];
     size_t data_len;
+    uint64_t accept_wait_us; // a new client waits while the old one's last bytes are read
 } app_t;
 
 static volatile sig_atomic_t g_stop, g_dump, g_new_board;
@@ -426,6 +427,20 @@ static void client_accept(app_t *a)
 {
     struct sockaddr_in sa;
     socklen_t sl = sizeof(sa);
+    if (a->cfd >= 0) {
+        // A host that closes and at once reconnects (a probe, then the job) can have its new
+        // connection seen before the old one's end: if the old client is gone, drop it first;
+        // if it still has unread bytes, read those (and its end) first, for at most 0.5 s.
+        char peek;
+        ssize_t pk = recv(a->cfd, &peek, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (pk == 0 || (pk < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            client_close(a, "peer closed");
+        } else if (pk > 0) {
+            if (!a->accept_wait_us) a->accept_wait_us = mono_us();
+            if (mono_us() - a->accept_wait_us < 500000u) return;
+        }
+    }
+    a->accept_wait_us = 0;
     int fd = accept4(a->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
     if (a->cfd >= 0) {
