@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* config.c — parse and validate the station configuration (docs/CONFIG.md).
+/* config.c — parse and validate the station configuration (docs/STATION.md).
  * Must not: open anything but the config file itself. */
 #include "config.h"
 
@@ -59,7 +59,7 @@ static int cfg_known_keys(const cJSON *obj, const char *path, const char *const 
             if (strcmp(it->string, keys[k]) == 0)
                 ok = true;
         if (!ok)
-            return cfg_err(err, errlen, "%s.%s: unknown setting (see docs/CONFIG.md)", path,
+            return cfg_err(err, errlen, "%s.%s: unknown setting (see docs/STATION.md)", path,
                            it->string);
     }
     return 0;

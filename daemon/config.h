@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* config.h — the station configuration file (JSON, docs/CONFIG.md): identity, database, HTTP
+/* config.h — the station configuration file (JSON, docs/STATION.md): identity, database, HTTP
  * address, stub and image directories, token file, and the fixture slots with their ports,
  * reset modes, start modes and recipes.
  * Owns: parsing and validating it, with errors that name the JSON path. Must not: open ports,

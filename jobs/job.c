@@ -392,17 +392,6 @@ void job_io_closed(job_t *j)
 
 /* ---- image preparation on a worker thread ---- */
 
-void job__free_prep(job_prep_t *p)
-{
-    free(p->data);
-    free(p->z);
-    free(p->blk_out);
-    p->data = NULL;
-    p->z = NULL;
-    p->blk_out = NULL;
-    p->len = p->zlen = p->nblocks = 0;
-}
-
 static void job_md5(const uint8_t *d, size_t n, uint8_t out[16])
 {
     unsigned int len = 16;
@@ -448,8 +437,8 @@ static int job_count_block_output(job_prep_t *p)
 
 static void job_prep_work_cb(uv_work_t *w)
 {
-    job_t *j = container_of(w, job_t, work);
-    job_prep_t *p = &j->prep;
+    job_cache_entry_t *e = container_of(w, job_cache_entry_t, work);
+    job_prep_t *p = &e->p;
     size_t padded = (p->src_len + 3) & ~(size_t)3; /* esptool pads every file to 4 bytes */
     const char *why = NULL;
     int rc;
@@ -517,21 +506,160 @@ static void job_prep_work_cb(uv_work_t *w)
     p->status = 0;
 }
 
+/* ---- the shared cache of prepared images (loop thread only) ---- */
+
+#define JOB_CACHE_IDLE_BYTES (16u * 1024 * 1024) /* unreferenced entries kept at most */
+
+static job_cache_entry_t *job_cache;   /* most recently used first */
+static uint64_t job_preps;             /* preparations started */
+
+uint64_t job_prep_count(void)
+{
+    return job_preps;
+}
+
+static bool job_cache_match(const job_prep_t *a, const job_prep_t *b)
+{
+    return a->src_id == b->src_id && a->src_len == b->src_len && a->offset == b->offset &&
+           a->chip == b->chip && a->chip_rev == b->chip_rev && a->no_patch == b->no_patch &&
+           a->params.mode == b->params.mode && a->params.size_code == b->params.size_code &&
+           a->params.freq_code == b->params.freq_code && a->compress == b->compress &&
+           a->block_size == b->block_size;
+}
+
+static void job_cache_entry_free(job_cache_entry_t *e)
+{
+    free(e->p.data);
+    free(e->p.z);
+    free(e->p.blk_out);
+    free(e);
+}
+
+/* Drop unreferenced, finished entries beyond the idle budget, least recently used first. */
+static void job_cache_trim(void)
+{
+    size_t idle = 0;
+    job_cache_entry_t **pp = &job_cache;
+    while (*pp) {
+        job_cache_entry_t *e = *pp;
+        if (e->refs == 0 && !e->running) {
+            size_t bytes = e->p.len + e->p.zlen;
+            if (idle + bytes > JOB_CACHE_IDLE_BYTES || e->p.status != 0) {
+                *pp = e->next;
+                job_cache_entry_free(e);
+                continue;
+            }
+            idle += bytes;
+        }
+        pp = &e->next;
+    }
+}
+
+/* Hand a ready entry's outputs to a job (shared, read-only) and take a reference. */
+static void job_cache_give(job_cache_entry_t *e, job_t *j)
+{
+    job_prep_t *p = &j->prep;
+    e->refs++;
+    p->entry = e;
+    p->status = e->p.status;
+    p->cls = e->p.cls;
+    memcpy(p->msg, e->p.msg, sizeof p->msg);
+    p->data = e->p.data;
+    p->len = e->p.len;
+    p->patched = e->p.patched;
+    p->patch_note = e->p.patch_note;
+    memcpy(p->md5, e->p.md5, sizeof p->md5);
+    p->z = e->p.z;
+    p->zlen = e->p.zlen;
+    p->blk_out = e->p.blk_out;
+    p->nblocks = e->p.nblocks;
+}
+
 static void job_prep_after_cb(uv_work_t *w, int status)
 {
-    job_t *j = container_of(w, job_t, work);
-    j->work_pending = false;
-    if (status == UV_ECANCELED && j->prep.status == 0) {
-        j->prep.status = UV_ECANCELED;
-        j->prep.cls = EST_CLASS_CANCELLED;
+    job_cache_entry_t *e = container_of(w, job_cache_entry_t, work);
+    job_t *j;
+    e->running = false;
+    if (status != 0 && e->p.status == 0) {
+        e->p.status = status;
+        e->p.cls = EST_CLASS_INTERNAL;
+        snprintf(e->p.msg, sizeof e->p.msg, "image preparation failed: %s", uv_strerror(status));
     }
-    job_step(j, JOB_EV_WORK_DONE);
+    while ((j = e->waiters)) {
+        e->waiters = j->cache_next;
+        j->cache_next = NULL;
+        j->work_pending = false;
+        job_cache_give(e, j);
+        job_step(j, JOB_EV_WORK_DONE);
+    }
+    job_cache_trim();
 }
 
 int job__queue_prep(job_t *j)
 {
-    int rc = uv_queue_work(j->loop, &j->work, job_prep_work_cb, job_prep_after_cb);
-    if (rc == 0)
-        j->work_pending = true;
-    return rc;
+    job_cache_entry_t **pp, *e;
+    int rc;
+    for (pp = &job_cache; (e = *pp); pp = &e->next) {
+        if (job_cache_match(&e->p, &j->prep))
+            break;
+    }
+    if (e) {
+        *pp = e->next; /* move to the front: most recently used */
+        e->next = job_cache;
+        job_cache = e;
+        if (e->running) {
+            j->cache_next = e->waiters;
+            e->waiters = j;
+            j->work_pending = true;
+            return 0;
+        }
+        job_cache_give(e, j);
+        job_step(j, JOB_EV_WORK_DONE);
+        return 0;
+    }
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return UV_ENOMEM;
+    e->p = j->prep; /* the inputs */
+    e->p.entry = NULL;
+    e->running = true;
+    rc = uv_queue_work(j->loop, &e->work, job_prep_work_cb, job_prep_after_cb);
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    job_preps++;
+    e->next = job_cache;
+    job_cache = e;
+    e->waiters = j;
+    j->cache_next = NULL;
+    j->work_pending = true;
+    return 0;
+}
+
+void job__leave_prep(job_t *j)
+{
+    for (job_cache_entry_t *e = job_cache; e; e = e->next) {
+        for (job_t **pp = &e->waiters; *pp; pp = &(*pp)->cache_next) {
+            if (*pp == j) {
+                *pp = j->cache_next;
+                j->cache_next = NULL;
+                j->work_pending = false;
+                return;
+            }
+        }
+    }
+}
+
+void job__free_prep(job_prep_t *p)
+{
+    if (p->entry) {
+        p->entry->refs--;
+        p->entry = NULL;
+        job_cache_trim();
+    }
+    p->data = NULL;
+    p->z = NULL;
+    p->blk_out = NULL;
+    p->len = p->zlen = p->nblocks = 0;
 }

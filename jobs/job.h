@@ -139,6 +139,10 @@ void job_io_read(job_t *j, const uint8_t *buf, size_t n);
 void job_io_error(job_t *j, int status);
 void job_io_closed(job_t *j);
 
+/* How many image preparations (pad, patch, MD5, deflate) ran on the worker pool so far: jobs
+ * that write the same plan image the same way share one (for tests and metrics). */
+uint64_t job_prep_count(void);
+
 /* "aa:bb:cc:dd:ee:ff" into buf (>= 18 bytes). */
 const char *job_fmt_mac(const uint8_t mac[6], char *buf);
 

@@ -23,6 +23,7 @@
 /* One image made ready for the wire by the worker thread. */
 typedef struct job_prep_s {
     /* inputs (copied before the work starts) */
+    uint64_t src_id; /* plan_image_t.id */
     const uint8_t *src;
     size_t src_len;
     uint32_t offset;
@@ -45,7 +46,18 @@ typedef struct job_prep_s {
     size_t zlen;
     uint32_t *blk_out;      /* per compressed block: bytes it inflates to */
     size_t nblocks;
+    struct job_cache_entry_s *entry; /* the shared entry the outputs belong to */
 } job_prep_t;
+
+/* A prepared image shared by every job that writes it the same way (job.c). */
+typedef struct job_cache_entry_s {
+    job_prep_t p;          /* inputs of the first job, then the outputs */
+    uv_work_t work;
+    bool running;          /* on the worker */
+    unsigned refs;         /* jobs using the outputs */
+    struct job_s *waiters; /* jobs waiting for it */
+    struct job_cache_entry_s *next;
+} job_cache_entry_t;
 
 typedef enum {
     JOB_EV_ENTER,
@@ -59,7 +71,6 @@ typedef enum {
 struct job_s {
     uv_loop_t *loop;
     uv_timer_t timer;
-    uv_work_t work;
     char *spec;
     const plan_t *plan;
     job_cbs_t cbs;
@@ -76,7 +87,8 @@ struct job_s {
     /* lifecycle */
     bool started, io_active, io_close_sent, work_pending, timer_closing, finished;
     bool failing;
-    bool io_abandoned; /* the port never confirmed its close: never free (it may call back) */
+    bool io_abandoned;
+    struct job_s *cache_next; /* in a cache entry's list of waiting jobs */ /* the port never confirmed its close: never free (it may call back) */
     bool draining;     /* waiting out a late reply before restarting a register sequence */
     unsigned restarts; /* register-sequence restarts in this state */
     uint32_t spi_pads[2]; /* ESP32 SPI-pad eFuse words for SPI_ATTACH */
@@ -135,7 +147,13 @@ void job__arm(job_t *j, uint32_t ms);
 void job__disarm(job_t *j);
 /* SLIP-encode j->req[0..req_len) and write it; await `op` with `out_len` output bytes. */
 int job__send(job_t *j, uint8_t op, size_t out_len, uint32_t timeout_ms);
+/* Prepared images are shared: jobs that write the same plan image with the same chip and
+ * parameters use one entry (deflated once, on a worker thread). job__queue_prep delivers
+ * JOB_EV_WORK_DONE when the entry is ready (at once if it already is). */
 int job__queue_prep(job_t *j);
+/* A job that waits for an entry stops waiting (it is closing). */
+void job__leave_prep(job_t *j);
+/* Give back the job's reference to its entry. */
 void job__free_prep(job_prep_t *p);
 void job__log(job_t *j, job_log_level_t lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

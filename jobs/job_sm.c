@@ -876,6 +876,7 @@ static void st_prepare(job_t *j, job_event_t ev)
             return;
         j->defl = j->plan->compress && (j->stub || j->chip->rom_defl);
         j->block_size = j->stub ? j->chip->stub_flash_block : j->chip->rom_flash_block;
+        p->src_id = im->id;
         p->src = im->data;
         p->src_len = im->size;
         p->offset = im->offset;
@@ -1168,7 +1169,7 @@ static void st_closing(job_t *j, job_event_t ev)
         j->watch_banner = false;
         job__disarm(j);
         if (j->work_pending)
-            uv_cancel((uv_req_t *)&j->work); /* fine if it already runs */
+            job__leave_prep(j); /* the shared preparation goes on for other jobs */
         if (j->io_active && !j->io_close_sent) {
             j->io_close_sent = true;
             j->io->close(j);

@@ -91,9 +91,11 @@ int plan_add_image_mem(plan_t *p, uint32_t offset, const char *label, uint8_t *d
         free(data);
         return plan_fail(err, EST_CLASS_INTERNAL, -ENOMEM, "out of memory");
     }
+    static uint64_t next_id; /* loop thread only: plans are built there */
     im->offset = offset;
     im->data = data;
     im->size = size;
+    im->id = ++next_id;
     p->n_images++;
     return 0;
 }

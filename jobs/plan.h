@@ -25,6 +25,7 @@ typedef struct plan_image_s {
     char *path;    /* as given, for messages */
     uint8_t *data; /* file content */
     size_t size;
+    uint64_t id;   /* unique in the process: the prepared-image cache's key */
 } plan_image_t;
 
 typedef struct plan_s {

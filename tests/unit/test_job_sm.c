@@ -518,6 +518,28 @@ static void test_rom_cannot_reach_beyond_16mb(void **state)
     teardown_fake();
 }
 
+static void test_prepared_image_is_shared(void **state)
+{
+    (void)state;
+    setup_fake();
+    uint64_t before = job_prep_count();
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(job_prep_count(), before + 1);
+    job_free(F.job);
+    /* a second board with the same plan: the deflated image is reused, not made again */
+    F.done = false;
+    F.closed = false;
+    F.n_path = 0;
+    uv_timer_init(&F.loop, &F.deliver); /* the first run's done_cb closed it */
+    uv_timer_start(&F.deliver, fake_deliver_cb, 1, 1);
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->images[0].verified);
+    assert_int_equal(job_prep_count(), before + 1);
+    teardown_fake();
+}
+
 static void test_state_table(void **state)
 {
     (void)state;
@@ -548,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_dropped_register_reply_restarts_sequence),
         cmocka_unit_test(test_big_text_burst_while_connecting),
         cmocka_unit_test(test_rom_cannot_reach_beyond_16mb),
+        cmocka_unit_test(test_prepared_image_is_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
