@@ -263,30 +263,6 @@ static void cli_signal_cb(uv_signal_t *s, int signum)
 
 /* ---- option parsing ---- */
 
-static int cli_parse_before(const char *s, plan_before_t *out)
-{
-    if (!strcmp(s, "default_reset") || !strcmp(s, "default-reset"))
-        *out = PLAN_BEFORE_DEFAULT;
-    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
-        *out = PLAN_BEFORE_NO_RESET;
-    else if (!strcmp(s, "usb_reset") || !strcmp(s, "usb-reset"))
-        *out = PLAN_BEFORE_USB_RESET;
-    else
-        return -1;
-    return 0;
-}
-
-static int cli_parse_after(const char *s, plan_after_t *out)
-{
-    if (!strcmp(s, "hard_reset") || !strcmp(s, "hard-reset"))
-        *out = PLAN_AFTER_HARD_RESET;
-    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
-        *out = PLAN_AFTER_NO_RESET;
-    else
-        return -1;
-    return 0;
-}
-
 enum {
     OPT_PORT = 256,
     OPT_CHIP,
@@ -354,14 +330,14 @@ static int cli_run(int argc, char **argv, bool flash)
             }
             break;
         case OPT_BEFORE:
-            if (cli_parse_before(optarg, &plan.before) != 0) {
+            if (plan_parse_before(optarg, &plan.before) != 0) {
                 snprintf(msg, sizeof msg,
                          "unknown --before '%s' (default_reset, usb_reset, no_reset)", optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
             }
             break;
         case OPT_AFTER:
-            if (cli_parse_after(optarg, &plan.after) != 0) {
+            if (plan_parse_after(optarg, &plan.after) != 0) {
                 snprintf(msg, sizeof msg, "unknown --after '%s' (hard_reset, no_reset)", optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
             }

@@ -80,30 +80,6 @@ static int cfg_str(const cJSON *obj, const char *key, const char *path, size_t m
     return 1;
 }
 
-static int cfg_before(const char *s, plan_before_t *out)
-{
-    if (!strcmp(s, "default_reset") || !strcmp(s, "default-reset"))
-        *out = PLAN_BEFORE_DEFAULT;
-    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
-        *out = PLAN_BEFORE_NO_RESET;
-    else if (!strcmp(s, "usb_reset") || !strcmp(s, "usb-reset"))
-        *out = PLAN_BEFORE_USB_RESET;
-    else
-        return -1;
-    return 0;
-}
-
-static int cfg_after(const char *s, plan_after_t *out)
-{
-    if (!strcmp(s, "hard_reset") || !strcmp(s, "hard-reset"))
-        *out = PLAN_AFTER_HARD_RESET;
-    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
-        *out = PLAN_AFTER_NO_RESET;
-    else
-        return -1;
-    return 0;
-}
-
 static bool cfg_name_ok(const char *s)
 {
     for (const char *p = s; *p; p++)
@@ -146,11 +122,11 @@ static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, siz
     s->port = strdup(v);
     if ((rc = cfg_str(o, "before", path, 32, &v, err, errlen)) < 0)
         return rc;
-    if (rc && cfg_before(v, &s->before) != 0)
+    if (rc && plan_parse_before(v, &s->before) != 0)
         return cfg_err(err, errlen, "%s.before: one of default_reset, usb_reset, no_reset", path);
     if ((rc = cfg_str(o, "after", path, 32, &v, err, errlen)) < 0)
         return rc;
-    if (rc && cfg_after(v, &s->after) != 0)
+    if (rc && plan_parse_after(v, &s->after) != 0)
         return cfg_err(err, errlen, "%s.after: one of hard_reset, no_reset", path);
     if ((rc = cfg_str(o, "start", path, 32, &v, err, errlen)) < 0)
         return rc;

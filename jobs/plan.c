@@ -40,6 +40,30 @@ void plan_init(plan_t *p)
     p->connect_attempts = 7;
 }
 
+int plan_parse_before(const char *s, plan_before_t *out)
+{
+    if (!strcmp(s, "default_reset") || !strcmp(s, "default-reset"))
+        *out = PLAN_BEFORE_DEFAULT;
+    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
+        *out = PLAN_BEFORE_NO_RESET;
+    else if (!strcmp(s, "usb_reset") || !strcmp(s, "usb-reset"))
+        *out = PLAN_BEFORE_USB_RESET;
+    else
+        return -1;
+    return 0;
+}
+
+int plan_parse_after(const char *s, plan_after_t *out)
+{
+    if (!strcmp(s, "hard_reset") || !strcmp(s, "hard-reset"))
+        *out = PLAN_AFTER_HARD_RESET;
+    else if (!strcmp(s, "no_reset") || !strcmp(s, "no-reset"))
+        *out = PLAN_AFTER_NO_RESET;
+    else
+        return -1;
+    return 0;
+}
+
 int plan_parse_u32(const char *s, uint32_t *out)
 {
     char *end;

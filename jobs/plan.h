@@ -64,6 +64,10 @@ int plan_finish(plan_t *p, plan_err_t *err);
 int plan_check_flash(const plan_t *p, uint32_t flash_size, plan_err_t *err);
 void plan_free(plan_t *p);
 
+/* esptool's --before / --after names, underscore or hyphen spelling; 0 or -1 if unknown. */
+int plan_parse_before(const char *s, plan_before_t *out);
+int plan_parse_after(const char *s, plan_after_t *out);
+
 /* Parse a number with base auto-detection (0x.., decimal); 0 on success. */
 int plan_parse_u32(const char *s, uint32_t *out);
 /* Human size "4MB" / "512KB" / bytes, for messages. */
