@@ -559,7 +559,7 @@ static void recipe_validate(recipe_vctx_t *c, const recipe_field_t *f, const cJS
 {
     unsigned t = recipe_type_of(v);
     char words[96], got[64];
-    int64_t i;
+    int64_t i = 0;
 
     if (!(t & f->types)) {
         recipe_fail(c->err, INVALID, EST_ERECIPE, jpath, "must be %s (got %s)",

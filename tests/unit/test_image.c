@@ -161,7 +161,7 @@ static void test_parse_esp8266_and_checksum_position(void **state)
     assert_false(in.hash_appended);
     assert_true(in.checksum_ok);
     /* An empty image (no segments) is still an image: checksum 0xEF at offset 15. */
-    seg_t none;
+    seg_t none = {0};
     n = build(b, sizeof(b), &sp, &none, 0, &dl);
     assert_int_equal(image_parse(b, 16, true, &in), 0);
     assert_int_equal(in.data_len, 16);
