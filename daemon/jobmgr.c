@@ -60,6 +60,7 @@ struct jobmgr_s {
     slot_t *slots;
     recipe_t *recipes; /* distinct recipe files */
     char **recipe_paths;
+    char **recipe_errs; /* why recipes[i] failed to load (NULL when it loaded) */
     size_t n_recipes;
     bool shutdown;
     void (*shutdown_cb)(jobmgr_t *m);
@@ -390,24 +391,34 @@ static void slot_after_job(slot_t *s)
 
 /* ---- public ---- */
 
+/* Load each recipe file once; slots naming the same file share it (and its error). */
 static recipe_t *jobmgr_recipe(jobmgr_t *m, const char *path, char *err, size_t errlen)
 {
     recipe_err_t rerr;
-    for (size_t i = 0; i < m->n_recipes; i++)
+    char why[700];
+    size_t i;
+    for (i = 0; i < m->n_recipes; i++)
         if (!strcmp(m->recipe_paths[i], path))
-            return m->recipes[i].name[0] ? &m->recipes[i] : NULL;
-    size_t i = m->n_recipes++;
-    m->recipe_paths[i] = strdup(path);
-    if (recipe_load_file(path, 0, &m->recipes[i], &rerr) != 0) {
-        snprintf(err, errlen, "recipe %s: %s", path, rerr.msg);
-        memset(&m->recipes[i], 0, sizeof m->recipes[i]);
-        return NULL;
+            break;
+    if (i == m->n_recipes) {
+        m->n_recipes++;
+        m->recipe_paths[i] = strdup(path);
+        why[0] = 0;
+        if (recipe_load_file(path, 0, &m->recipes[i], &rerr) != 0) {
+            snprintf(why, sizeof why, "recipe %s: %s", path, rerr.msg);
+            memset(&m->recipes[i], 0, sizeof m->recipes[i]);
+        } else if (store_recipe_put(m->store, m->recipes[i].hash, m->recipes[i].name,
+                                    m->recipes[i].version, m->recipes[i].text,
+                                    m->recipes[i].text_len) != 0) {
+            snprintf(why, sizeof why, "recipe %s: cannot store it: %s", path,
+                     store_errmsg(m->store));
+            recipe_free(&m->recipes[i]);
+            memset(&m->recipes[i], 0, sizeof m->recipes[i]);
+        }
+        m->recipe_errs[i] = why[0] ? strdup(why) : NULL;
     }
-    if (store_recipe_put(m->store, m->recipes[i].hash, m->recipes[i].name,
-                         m->recipes[i].version, m->recipes[i].text, m->recipes[i].text_len) != 0) {
-        snprintf(err, errlen, "recipe %s: cannot store it: %s", path, store_errmsg(m->store));
-        recipe_free(&m->recipes[i]);
-        memset(&m->recipes[i], 0, sizeof m->recipes[i]);
+    if (m->recipe_errs[i]) {
+        snprintf(err, errlen, "%s", m->recipe_errs[i]);
         return NULL;
     }
     return &m->recipes[i];
@@ -429,7 +440,8 @@ int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
     m->slots = calloc(m->n, sizeof *m->slots);
     m->recipes = calloc(m->n + 1, sizeof *m->recipes);
     m->recipe_paths = calloc(m->n + 1, sizeof *m->recipe_paths);
-    if (!m->slots || !m->recipes || !m->recipe_paths) {
+    m->recipe_errs = calloc(m->n + 1, sizeof *m->recipe_errs);
+    if (!m->slots || !m->recipes || !m->recipe_paths || !m->recipe_errs) {
         jobmgr_free(m);
         return UV_ENOMEM;
     }
@@ -459,12 +471,6 @@ int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
             s->plan = s->recipe->plan; /* shallow: the images stay the recipe's */
             s->plan.before = s->cfg->before;
             s->plan.after = s->cfg->after;
-        } else if (!s->recipe_err[0]) {
-            /* the same file failed for an earlier slot */
-            for (size_t k = 0; k < i; k++)
-                if (m->slots[k].recipe_err[0] &&
-                    !strcmp(cfg->slots[k].recipe ? cfg->slots[k].recipe : cfg->recipe, rp))
-                    snprintf(s->recipe_err, sizeof s->recipe_err, "%s", m->slots[k].recipe_err);
         }
     }
     *out = m;
@@ -577,9 +583,11 @@ void jobmgr_free(jobmgr_t *m)
     for (size_t i = 0; i < m->n_recipes; i++) {
         recipe_free(&m->recipes[i]);
         free(m->recipe_paths[i]);
+        free(m->recipe_errs[i]);
     }
     free(m->recipes);
     free(m->recipe_paths);
+    free(m->recipe_errs);
     free(m->slots);
     free(m);
 }

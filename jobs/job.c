@@ -357,9 +357,7 @@ void job_io_opened(job_t *j, int status)
         /* the port closes itself after a failed open (port.h); don't close it again */
         j->io_close_sent = true;
     }
-    j->resp.status = 0;
-    j->resp.error = 0;
-    j->resp.value = (uint32_t)status; /* passed to the state machine */
+    j->open_status = status;
     job_step(j, JOB_EV_IO_OPENED);
 }
 

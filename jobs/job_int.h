@@ -87,6 +87,7 @@ struct job_s {
     /* lifecycle */
     bool started, io_active, io_close_sent, work_pending, timer_closing, finished;
     bool failing;
+    int open_status; /* result of io->open, for JOB_EV_IO_OPENED */
     bool io_abandoned;
     struct job_s *cache_next; /* in a cache entry's list of waiting jobs */ /* the port never confirmed its close: never free (it may call back) */
     bool draining;     /* waiting out a late reply before restarting a register sequence */

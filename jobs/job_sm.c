@@ -317,7 +317,7 @@ static void st_open(job_t *j, job_event_t ev)
         return;
     case JOB_EV_IO_OPENED:
         job__disarm(j);
-        status = (int)j->resp.value;
+        status = j->open_status;
         if (status == 0) {
             job_enter(j, j->plan->before == PLAN_BEFORE_NO_RESET ? JOB_ST_SYNC : JOB_ST_RESET);
             return;
