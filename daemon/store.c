@@ -550,7 +550,7 @@ static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_rep
                       "flash_size = ?10, security_flags = ?11, error_class = ?12, "
                       "error_code = ?13, message = ?14, failed_state = ?15, nak_op = ?16, "
                       "nak_code = ?17, state_ms = ?18, bytes_written = ?19, bytes_sent = ?20, "
-                      "retries = ?21, sync_attempts = ?22 WHERE id = ?23",
+                      "retries = ?21, sync_attempts = ?22, baud = COALESCE(?24, baud) WHERE id = ?23",
                       &st))
         return EST_EDB;
     sqlite3_bind_int64(st, 1, seq);
@@ -591,6 +591,7 @@ static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_rep
     sqlite3_bind_int64(st, 21, r->retries);
     sqlite3_bind_int64(st, 22, r->sync_attempts);
     sqlite3_bind_int64(st, 23, id);
+    if (r->baud) sqlite3_bind_int64(st, 24, r->baud); /* the rate the job ended up using */
     return store_step_done(s, st, "writing the job's final row");
 }
 

@@ -88,6 +88,8 @@ typedef struct job_report_s {
     uint64_t bytes_written, bytes_sent;
     unsigned retries;
     unsigned sync_attempts;
+    uint32_t baud;               /* the rate the images went at (0 = not known; stored when set) */
+    bool stub;                   /* the flasher stub ran (else the ROM loader) */
     size_t n_images;
     job_image_stat_t images[PLAN_MAX_IMAGES];
 } job_report_t;
