@@ -12,7 +12,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake pkg-config git
       libuv1-dev libserialport-dev libsqlite3-dev sqlite3 libcjson-dev zlib1g-dev
       libh2o-dev libssl-dev libcmocka-dev
-      python3 python3-serial socat curl)
+      python3 python3-serial python3-jsonschema socat curl
+      clang libclang-rt-dev   # libFuzzer fuzzers (tests/fuzz)
+      chromium)               # dashboard browser tests (tests/web, playwright-core)
 # Node.js for the esptool-js test: keep an existing installation, else Debian's.
 command -v node >/dev/null 2>&1 || PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
