@@ -34,13 +34,14 @@ else
   echo "install-deps: all Debian packages present"
 fi
 
-# npm packages for tests/esptooljs (pinned by its package-lock.json).
-if [ -f tests/esptooljs/package-lock.json ]; then
-  # npm ci again whenever the lock file is newer than what is installed
-  if [ ! -f tests/esptooljs/node_modules/.package-lock.json ] ||
-     [ tests/esptooljs/package-lock.json -nt tests/esptooljs/node_modules/.package-lock.json ]; then
-    echo "install-deps: npm ci in tests/esptooljs"
-    npm ci --prefix tests/esptooljs --no-audit --no-fund --loglevel=error
+# npm packages of the JavaScript tests (tests/esptooljs, tests/web), pinned by their lock files;
+# `npm ci` again whenever a lock file is newer than what is installed.
+for lock in tests/*/package-lock.json; do
+  [ -f "$lock" ] || continue
+  d=$(dirname "$lock")
+  if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$lock" -nt "$d/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in $d"
+    npm ci --prefix "$d" --no-audit --no-fund --loglevel=error
   fi
-fi
+done
 echo "install-deps: done"
