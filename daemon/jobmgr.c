@@ -62,6 +62,8 @@ struct jobmgr_s {
     char **recipe_paths;
     char **recipe_errs; /* why recipes[i] failed to load (NULL when it loaded) */
     size_t n_recipes;
+    recipe_t **adopted; /* recipes handed over by jobmgr_slot_set_recipe (owned) */
+    size_t n_adopted;
     bool shutdown;
     void (*shutdown_cb)(jobmgr_t *m);
     size_t timers_open;
@@ -392,6 +394,19 @@ static void slot_after_job(slot_t *s)
 /* ---- public ---- */
 
 /* Load each recipe file once; slots naming the same file share it (and its error). */
+/* Point a slot at `r` (NULL = none) and rebuild its plan from it. */
+static void slot_use_recipe(slot_t *s, const recipe_t *r)
+{
+    s->recipe = (recipe_t *)r;
+    memset(&s->plan, 0, sizeof s->plan);
+    if (r) {
+        s->recipe_err[0] = 0;
+        s->plan = r->plan; /* shallow: the images stay the recipe's */
+        s->plan.before = s->cfg->before;
+        s->plan.after = s->cfg->after;
+    }
+}
+
 static recipe_t *jobmgr_recipe(jobmgr_t *m, const char *path, char *err, size_t errlen)
 {
     recipe_err_t rerr;
@@ -466,12 +481,7 @@ int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
                      s->cfg->name);
             continue;
         }
-        s->recipe = jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err);
-        if (s->recipe) {
-            s->plan = s->recipe->plan; /* shallow: the images stay the recipe's */
-            s->plan.before = s->cfg->before;
-            s->plan.after = s->cfg->after;
-        }
+        slot_use_recipe(s, jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err));
     }
     *out = m;
     return 0;
@@ -576,10 +586,80 @@ void jobmgr_shutdown(jobmgr_t *m, void (*done_cb)(jobmgr_t *m))
     jobmgr_maybe_finish_shutdown(m);
 }
 
+const recipe_t *jobmgr_find_recipe(const jobmgr_t *m, const char *hash)
+{
+    for (size_t i = 0; i < m->n_recipes; i++)
+        if (!m->recipe_errs[i] && !strcmp(m->recipes[i].hash, hash))
+            return &m->recipes[i];
+    for (size_t i = 0; i < m->n_adopted; i++)
+        if (!strcmp(m->adopted[i]->hash, hash))
+            return m->adopted[i];
+    return NULL;
+}
+
+int jobmgr_slot_set_recipe(jobmgr_t *m, size_t i, recipe_t *r, char *err, size_t errlen)
+{
+    slot_t *s = &m->slots[i];
+    const recipe_t *use;
+    if (err && errlen)
+        err[0] = 0;
+    if (s->job && !s->probing) {
+        if (r) {
+            recipe_free(r);
+            free(r);
+        }
+        if (err)
+            snprintf(err, errlen, "slot %s is running a job: cancel it or wait for its result",
+                     s->cfg->name);
+        return UV_EBUSY;
+    }
+    if (!r) { /* back to the configuration's recipe */
+        const char *rp = s->cfg->recipe ? s->cfg->recipe : m->cfg->recipe;
+        if (!rp) {
+            slot_use_recipe(s, NULL);
+            snprintf(s->recipe_err, sizeof s->recipe_err,
+                     "no recipe configured for slot %s (set \"recipe\" for the station or the "
+                     "slot)",
+                     s->cfg->name);
+            return 0;
+        }
+        use = jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err);
+        slot_use_recipe(s, use);
+        if (!use) {
+            if (err)
+                snprintf(err, errlen, "%s", s->recipe_err);
+            return UV_ENOENT;
+        }
+        return 0;
+    }
+    use = jobmgr_find_recipe(m, r->hash);
+    if (use) { /* the same bytes are loaded already: share them */
+        recipe_free(r);
+        free(r);
+    } else {
+        recipe_t **na = realloc(m->adopted, (m->n_adopted + 1) * sizeof *na);
+        if (!na) {
+            recipe_free(r);
+            free(r);
+            return UV_ENOMEM;
+        }
+        m->adopted = na;
+        m->adopted[m->n_adopted++] = r;
+        use = r;
+    }
+    slot_use_recipe(s, use);
+    return 0;
+}
+
 void jobmgr_free(jobmgr_t *m)
 {
     if (!m)
         return;
+    for (size_t i = 0; i < m->n_adopted; i++) {
+        recipe_free(m->adopted[i]);
+        free(m->adopted[i]);
+    }
+    free(m->adopted);
     for (size_t i = 0; i < m->n_recipes; i++) {
         recipe_free(&m->recipes[i]);
         free(m->recipe_paths[i]);

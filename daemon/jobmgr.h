@@ -79,6 +79,13 @@ void jobmgr_slot_view(jobmgr_t *m, size_t slot, slot_view_t *v);
 int jobmgr_slot_start(jobmgr_t *m, size_t slot);
 /* Cancel the slot's job (it is recorded as cancelled) and stop its presence detection. */
 int jobmgr_slot_cancel(jobmgr_t *m, size_t slot);
+/* Give slot `slot` another recipe: `r` (malloc'ed, loaded; the manager takes it over, also on
+ * failure) or NULL to go back to the configuration's recipe. Refused with UV_EBUSY while a job
+ * runs (a presence probe is fine: the next job uses the new recipe). UV_ENOENT when the config's
+ * recipe does not load (the slot then has none; err says why). The caller stores the choice. */
+int jobmgr_slot_set_recipe(jobmgr_t *m, size_t slot, recipe_t *r, char *err, size_t errlen);
+/* A loaded recipe (from the configuration or set through the API) by content hash, or NULL. */
+const recipe_t *jobmgr_find_recipe(const jobmgr_t *m, const char *hash);
 /* Stop everything: running jobs are cancelled and recorded as interrupted; when the last
  * handle is closed, done_cb runs (the manager may then be freed). */
 void jobmgr_shutdown(jobmgr_t *m, void (*done_cb)(jobmgr_t *m));
