@@ -30,6 +30,7 @@ typedef struct slot_s {
     job_t *job;
     bool probing;
     char uuid[STORE_UUID_LEN];
+    unsigned attempt; /* of the current / last job: 1, 2, ... (retry policy) */
     uint64_t t0_ms;
     job_state_t stage;
     uint64_t bytes_before, bytes_cur, bytes_total;
@@ -117,6 +118,9 @@ void jobmgr_slot_view(jobmgr_t *m, size_t i, slot_view_t *v)
     memcpy(v->last_mac, s->last_mac, sizeof v->last_mac);
     v->jobs_pass = s->n_pass;
     v->jobs_fail = s->n_fail;
+    v->attempt = s->attempt;
+    v->attempts = s->recipe ? s->recipe->attempts : 1;
+    v->retrying = !s->job && s->st == SLOT_ST_RUNNING && uv_is_active((uv_handle_t *)&s->timer);
 }
 
 static void slot_notify(slot_t *s)
@@ -208,6 +212,38 @@ static int slot_job_check_cb(job_t *j, const job_report_t *r, est_class_t *cls, 
 
 static void slot_after_job(slot_t *s);
 static void jobmgr_maybe_finish_shutdown(jobmgr_t *m);
+static int slot_start_attempt(slot_t *s, unsigned attempt);
+
+#define RETRY_DELAY_MS 300 /* between attempts: lets a browned-out board's supply settle */
+
+/* Failures a new attempt on the same board can cure (link, timing, power, a flipped bit).
+ * Not retried: what would fail the same way again (wrong chip, flash too small, bad images or
+ * recipe), a port that is gone or held elsewhere (the board was removed, or a program holds
+ * it), and cancellations. */
+static bool slot_retryable(est_class_t c)
+{
+    switch (c) {
+    case EST_CLASS_NO_SYNC:
+    case EST_CLASS_WRONG_BOOT_MODE:
+    case EST_CLASS_TIMEOUT:
+    case EST_CLASS_NAK:
+    case EST_CLASS_PROTOCOL:
+    case EST_CLASS_MD5_MISMATCH:
+    case EST_CLASS_FLASH_NOT_DETECTED:
+    case EST_CLASS_BROWNOUT:
+    case EST_CLASS_PORT_ERROR: return true;
+    default: return false;
+    }
+}
+
+static void slot_retry_cb(uv_timer_t *t)
+{
+    slot_t *s = container_of(t, slot_t, timer);
+    if (s->mgr->shutdown || s->job)
+        return;
+    if (slot_start_attempt(s, s->attempt + 1) != 0)
+        slot_after_job(s);
+}
 
 static void slot_job_done_cb(job_t *j, const job_report_t *r)
 {
@@ -252,10 +288,15 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
         return;
     }
 
+    /* retry policy: a failure another attempt can cure, attempts left, still running */
+    bool retry = r->result == JOB_RESULT_FAIL && !m->shutdown && s->recipe &&
+                 s->attempt < s->recipe->attempts && slot_retryable(r->error_class);
     /* the record first: nobody hears of the result before it is committed */
-    store_job_end_t end = {0, m->shutdown && r->result == JOB_RESULT_CANCELLED
-                                  ? STORE_RESULT_INTERRUPTED
-                                  : STORE_RESULT_RUNNING};
+    store_job_end_t end = {0,
+                           m->shutdown && r->result == JOB_RESULT_CANCELLED
+                               ? STORE_RESULT_INTERRUPTED
+                               : STORE_RESULT_RUNNING,
+                           retry};
     int64_t seq = -1;
     int rc = store_job_finish(m->store, s->uuid, r, &end, &seq);
     snprintf(s->last_uuid, sizeof s->last_uuid, "%s", s->uuid);
@@ -268,7 +309,7 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
         s->last_mac[0] = 0;
     if (r->result == JOB_RESULT_PASS)
         s->n_pass++;
-    else if (r->result == JOB_RESULT_FAIL)
+    else if (r->result == JOB_RESULT_FAIL && !retry)
         s->n_fail++;
     if (r->have_mac && r->result != JOB_RESULT_CANCELLED) {
         s->have_finished = true;
@@ -283,6 +324,13 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
     s->job = NULL;
     s->uuid[0] = 0;
     s->stage = JOB_ST_IDLE;
+    if (retry && rc == 0) {
+        slot_log(s, JOB_LOG_WARN, "attempt %u of %u failed (%s): trying the board again",
+                 s->attempt, s->recipe->attempts, est_class_name(r->error_class));
+        uv_timer_start(&s->timer, slot_retry_cb, RETRY_DELAY_MS, 0);
+        slot_notify(s); /* observers see `retrying` */
+        return;
+    }
     slot_after_job(s);
 }
 
@@ -519,7 +567,12 @@ void jobmgr_run(jobmgr_t *m)
 
 int jobmgr_slot_start(jobmgr_t *m, size_t i)
 {
-    slot_t *s = &m->slots[i];
+    return slot_start_attempt(&m->slots[i], 1);
+}
+
+static int slot_start_attempt(slot_t *s, unsigned attempt)
+{
+    jobmgr_t *m = s->mgr;
     store_job_start_t st;
     if (m->shutdown)
         return UV_ECANCELED;
@@ -537,7 +590,7 @@ int jobmgr_slot_start(jobmgr_t *m, size_t i)
     st.port = s->cfg->port;
     st.recipe_hash = s->recipe->hash;
     st.baud = s->plan.baud;
-    st.attempt = 1;
+    st.attempt = attempt;
     if (store_job_begin(m->store, &st) != 0) {
         slot_log(s, JOB_LOG_ERROR, "cannot record a new job: %s", store_errmsg(m->store));
         return EST_EDB;
@@ -546,6 +599,7 @@ int jobmgr_slot_start(jobmgr_t *m, size_t i)
     if (!s->job)
         return UV_ENOMEM;
     s->probing = false;
+    s->attempt = attempt;
     s->t0_ms = uv_now(m->loop);
     s->stage = JOB_ST_OPEN;
     s->bytes_before = s->bytes_cur = 0;

@@ -53,7 +53,11 @@ typedef struct slot_view_s {
     est_class_t last_class;
     const char *last_message;
     char last_mac[18];
-    uint64_t jobs_pass, jobs_fail;
+    uint64_t jobs_pass, jobs_fail; /* boards (a retried attempt counts only once decided) */
+    /* retry policy: attempt of the current / last job (1-based) of `attempts` allowed;
+     * `retrying`: an attempt failed and the next one starts in a moment (state stays RUNNING) */
+    unsigned attempt, attempts;
+    bool retrying;
 } slot_view_t;
 
 typedef struct jobmgr_cbs_s {

@@ -538,7 +538,7 @@ static int store_insert_images(store_t *s, const char *uuid, const job_report_t 
 }
 
 static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_report_t *r,
-                              store_result_t res, uint64_t finished_unix_ms)
+                              store_result_t res, uint64_t finished_unix_ms, bool retried)
 {
     char finished[STORE_TIME_LEN], rev[16], mac[18], fid[8], state_ms[1024];
     sqlite3_stmt *st;
@@ -550,7 +550,7 @@ static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_rep
                       "flash_size = ?10, security_flags = ?11, error_class = ?12, "
                       "error_code = ?13, message = ?14, failed_state = ?15, nak_op = ?16, "
                       "nak_code = ?17, state_ms = ?18, bytes_written = ?19, bytes_sent = ?20, "
-                      "retries = ?21, sync_attempts = ?22, baud = COALESCE(?24, baud) WHERE id = ?23",
+                      "retries = ?21, sync_attempts = ?22, baud = COALESCE(?24, baud), final = ?25 WHERE id = ?23",
                       &st))
         return EST_EDB;
     sqlite3_bind_int64(st, 1, seq);
@@ -592,6 +592,7 @@ static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_rep
     sqlite3_bind_int64(st, 22, r->sync_attempts);
     sqlite3_bind_int64(st, 23, id);
     if (r->baud) sqlite3_bind_int64(st, 24, r->baud); /* the rate the job ended up using */
+    sqlite3_bind_int64(st, 25, retried ? 0 : 1);
     return store_step_done(s, st, "writing the job's final row");
 }
 
@@ -628,7 +629,8 @@ int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
     if (rc == 0)
         rc = store_update_final(s, id, seq, r, res,
                                 end && end->finished_unix_ms ? end->finished_unix_ms
-                                                             : store_now_ms());
+                                                             : store_now_ms(),
+                                end && end->retried);
     if (rc == 0) rc = store_insert_images(s, uuid, r);
     rc = store_end_durable(s, rc);
     if (rc == 0 && seq_out) *seq_out = seq;
@@ -641,7 +643,7 @@ int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
     "id, seq, uuid, slot, port, recipe_hash, chip, revision, mac, flash_id, flash_size, "          \
     "started_at, finished_at, duration_ms, result, error_class, message, failed_state, "           \
     "state_ms, bytes_written, bytes_sent, retries, baud, attempt, "                                \
-    "(SELECT count(*) FROM job_images WHERE job_uuid = jobs.uuid)"
+    "(SELECT count(*) FROM job_images WHERE job_uuid = jobs.uuid), final"
 
 static void store_col_text(sqlite3_stmt *st, int i, char *buf, size_t cap)
 {
@@ -682,6 +684,7 @@ static void store_read_row(sqlite3_stmt *st, store_job_row_t *row)
     row->baud = store_col_int(st, 22);
     row->attempt = store_col_int(st, 23);
     row->n_images = store_col_int(st, 24);
+    row->final = sqlite3_column_int64(st, 25) != 0;
 }
 
 int store_job_get(store_t *s, const char *uuid, store_job_row_t *row)

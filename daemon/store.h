@@ -89,6 +89,9 @@ typedef struct store_job_end_s {
     /* STORE_RESULT_RUNNING = from the report (pass / fail / cancelled). The daemon may say
      * STORE_RESULT_INTERRUPTED for a job it had to abandon (shutdown). */
     store_result_t result;
+    /* The job failed and the board is tried again (retry policy): stored with final = 0, so
+     * that counts of boards leave it out. */
+    bool retried;
 } store_job_end_t;
 
 /* Complete the job's running row from `r` (chip, revision, MAC, flash ID and size, result,
@@ -121,6 +124,7 @@ typedef struct store_job_row_s {
     char state_ms[1024]; /* JSON object */
     int64_t bytes_written, bytes_sent, retries, baud, attempt;
     int64_t n_images;
+    bool final; /* false: a failed attempt that was retried */
 } store_job_row_t;
 
 /* Read one job by uuid: 0 found, 1 not found, EST_EDB. */

@@ -871,6 +871,68 @@ def case_broken_recipe_slot(ctx):
     check(b1.count_events("connect") == 0, "HOST: slot B1 (broken recipe) touched its port")
 
 
+# ---------------------------------------------------------------- retry policy
+
+def _retry_case(ctx, fault, attempts, expect):
+    """One auto slot with `fault`, recipe retry.attempts = `attempts`, a clean slot beside it.
+    `expect` = [(result, error_class or None)] per attempt of the faulty slot's board."""
+    app = Image(0x10000, "app.bin", img.app_image("retry", 24 * 1024), "app")
+    rec_path, rec = write_recipe(ctx, "retry.json", ["esp32"], [app],
+                                 retry={"attempts": attempts})
+    bad = StationSim(ctx, "esp32", "pty", faults=[fault], tag="bad")
+    ok = StationSim(ctx, "esp32", "pty", tag="ok")
+    cfg, db = write_config(ctx, "station.json", [slot_entry("R1", bad), slot_entry("OK", ok)],
+                           recipe=rec_path)
+    d = serve(ctx, cfg)
+    rows = wait_jobs(db, lambda rs: len([r for r in finished(rs) if r["slot"] == "R1"])
+                     >= len(expect) and any(r["slot"] == "OK" for r in finished(rs)), 40,
+                     "%d attempts on R1 and the clean slot's job" % len(expect), d)
+    time.sleep(1.0)  # nothing further may come: the board is decided
+    rows = finished(jobs(db))
+    d.check_alive()
+    err = d.stderr_text()
+    d.stop()
+    r1 = [r for r in rows if r["slot"] == "R1"]
+    got = [(r["result"], r["error_class"]) for r in r1]
+    check(got == expect, "HOST: R1 attempts %r, expected %r\n%s" % (got, expect, summarize(rows)))
+    check([r["attempt"] for r in r1] == list(range(1, len(expect) + 1)),
+          "HOST: attempt numbers %r" % [r["attempt"] for r in r1])
+    check([r["final"] for r in r1] == [0] * (len(expect) - 1) + [1],
+          "HOST: final flags %r (only the deciding attempt is final)" % [r["final"] for r in r1])
+    check(len({r["mac"] for r in r1}) == 1, "HOST: attempts on different boards? %r"
+          % [r["mac"] for r in r1])
+    okr = [r for r in rows if r["slot"] == "OK"]
+    check(len(okr) == 1 and okr[0]["result"] == "pass", "HOST: clean slot: %s" % summarize(okr))
+    if len(expect) > 1:
+        check(re.search(r"\[R1\][^\n]*attempt 1 of %d failed" % attempts, err),
+              "HOST: no log line about the retry\n%s" % err[-3000:])
+
+
+def case_retry_brownout(ctx):
+    # espsim browns out once per board: the second attempt passes
+    _retry_case(ctx, "brownout:2", 3, [("fail", "brownout"), ("pass", None)])
+
+
+def case_retry_exhausted(ctx):
+    # a bit flips in every write: every attempt fails the verification; no fourth attempt
+    _retry_case(ctx, "bitflip", 3, [("fail", "md5_mismatch")] * 3)
+
+
+def case_retry_not_for_wrong_chip(ctx):
+    # a failure no retry can cure is decided at once
+    app = Image(0x10000, "app.bin", img.app_image("retry", 8 * 1024), "app")
+    rec_path, _ = write_recipe(ctx, "retry.json", ["esp32c3"], [app], retry={"attempts": 3})
+    bad = StationSim(ctx, "esp32", "pty", tag="bad")
+    cfg, db = write_config(ctx, "station.json", [slot_entry("R1", bad)], recipe=rec_path)
+    d = serve(ctx, cfg)
+    wait_jobs(db, lambda rs: len(finished(rs)) >= 1, 20, "the wrong-chip job", d)
+    time.sleep(1.0)
+    rows = finished(jobs(db))
+    d.stop()
+    check([(r["result"], r["error_class"], r["attempt"], r["final"]) for r in rows] ==
+          [("fail", "wrong_chip", 1, 1)], "HOST: %s" % summarize(rows))
+
+
 # ---------------------------------------------------------------- case 8: demo
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -967,6 +1029,9 @@ CASES = {
     "config-errors": case_config_errors,
     "broken-recipe-slot": case_broken_recipe_slot,
     "demo": case_demo,
+    "retry-brownout": case_retry_brownout,
+    "retry-exhausted": case_retry_exhausted,
+    "retry-not-for-wrong-chip": case_retry_not_for_wrong_chip,
 }
 
 
