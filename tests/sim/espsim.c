@@ -537,7 +537,7 @@ static void usage(FILE *f)
         "  --realtime             bytes at the current baud, datasheet erase/program times\n"
         "  --fault SPEC           repeatable: silent, app, nak:OP:CODE, noise:K,\n"
         "                         drop-reply:K, drop-replies, bitflip, hangup:K,\n"
-        "                         brownout:K, flash-size:SIZE, sync-drop:N\n"
+        "                         brownout:K, flash-size:SIZE, sync-drop:N, no-stub\n"
         "  --boot-log TEXT        application boot log (replaces the generated one)\n"
         "  --app-text TEXT        periodic application line\n"
         "  --app-period MS        period of the application line (default 200)\n"
@@ -592,6 +592,8 @@ static int parse_fault(sim_dev_cfg_t *c, const char *spec, uint32_t *flash_overr
         c->f_drop_replies = 1;
     else if (!strcmp(buf, "bitflip") && !arg)
         c->f_bitflip = 1;
+    else if (!strcmp(buf, "no-stub") && !arg)
+        c->f_no_stub = 1;
     else if (!strcmp(buf, "noise") && arg && !parse_long(arg, &k))
         c->f_noise_after = k;
     else if (!strcmp(buf, "drop-reply") && arg && !parse_long(arg, &k) && k > 0)

@@ -87,11 +87,19 @@ typedef enum {
     MODE_DEAD,     // jumped to a RAM program we do not emulate: silent
 } dev_mode_t;
 
-// Which loader answers in download mode. Only the ROM exists today; the stub ("OHAI", 2 status
-// bytes, 16 KiB blocks, ACK-then-write) is a planned second value handled by the same dispatcher.
+// Which loader answers in download mode: the ROM, or the flasher stub started by MEM_END with an
+// entry point inside uploaded RAM ("OHAI", 2 status bytes, 16 KiB blocks, ACK-then-write).
 typedef enum {
     LOADER_ROM,
+    LOADER_STUB,
 } dev_loader_t;
+
+// A RAM area announced by MEM_BEGIN and how much of it MEM_DATA filled.
+typedef struct {
+    uint32_t addr, size, got;
+} ram_area_t;
+
+#define RAM_AREAS 8
 
 typedef struct {
     uint32_t addr, val;
@@ -114,6 +122,8 @@ typedef struct {
 #define REGS_MAX 8192
 #define SPI_CMD_USR (1u << 18)
 #define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
+#define STUB_FLASH_SIZE (16u * 1024u * 1024u) // legacy stub: SPIParamCfg(FLASH_MAX_SIZE) at start
+#define STUB_MAX_BLOCK 0x4000u                 // legacy stub MAX_WRITE_BLOCK (reference §4.3)
 
 struct sim_dev_s {
     sim_dev_cfg_t cfg;
@@ -122,8 +132,10 @@ struct sim_dev_s {
     sim_flash_t flash;
     dev_mode_t mode;
     dev_loader_t loader;
-    uint32_t baud;      // chip UART rate
-    int baud_locked;    // ROM auto-baud done (first valid SYNC since reset)
+    uint32_t baud;         // chip UART rate (what its divider really gives)
+    uint32_t nominal_baud; // rate a correct host uses: 115200/auto-baud, then CHANGE_BAUDRATE's
+    int uart_dead;         // legacy stub got old baud 0: divider 0, the UART is unusable
+    int baud_locked;       // ROM auto-baud done (first valid SYNC since reset)
     uint32_t host_baud; // 0 = unknown
     int strict_baud;
     int strap_download; // boot strap latched at the last chip (EN/power) reset
@@ -149,6 +161,15 @@ struct sim_dev_s {
     int mem_active;
     uint32_t mem_total, mem_nblocks, mem_blksize, mem_addr, mem_seq, mem_written;
     uint8_t *mem_buf;
+    ram_area_t ram[RAM_AREAS];
+    int nram;
+    // stub flash session (legacy stub stub_write_flash.c semantics, reference §8.4, §8.5)
+    uint32_t st_next_write, st_remaining, st_next_erase, st_erase_left, st_comp_left;
+    uint8_t st_last_error; // deferred write/inflate error, reported by the next DATA/END
+    // stub READ_FLASH (reference §4.6)
+    int rf_active;
+    uint32_t rf_addr, rf_len, rf_pkt, rf_inflight, rf_sent, rf_acked;
+    sim_md5_t rf_md5;
     // protocol bookkeeping
     int last_op;       // opcode of the last command the ROM accepted (unsupported-op frames)
     uint64_t requests; // answered requests (fault counters count these)
@@ -277,15 +298,23 @@ static int baud_close(uint32_t a, uint32_t b)
 // ---------------------------------------------------------------------------------------------
 // output path: realtime queue or straight to the transport
 
+// The rate the host's UART runs at. A transport that sees it (RFC 2217 SET-BAUDRATE, a pty with
+// --strict-baud) reports it; otherwise the host is assumed to do what the protocol told it: 115200
+// (or the rate the ROM auto-bauded to), then the rate of the last CHANGE_BAUDRATE (reference §9).
+static uint32_t host_rate(const sim_dev_t *d)
+{
+    if (d->strict_baud && d->host_baud) return d->host_baud;
+    return d->nominal_baud ? d->nominal_baud : 115200;
+}
+
 static void out_push(sim_dev_t *d, const uint8_t *p, size_t n, uint32_t baud)
 {
-    if (n == 0 || d->cfg.f_silent) return;
-    // What a host at a different rate receives (only when the transport knows the host rate).
+    if (n == 0 || d->cfg.f_silent || d->uart_dead) return;
+    // What a host at a different rate receives: the ESP8266's 74880-baud ROM text, a stub whose
+    // divider went wrong, an RFC 2217 host that did not follow CHANGE_BAUDRATE.
     uint8_t *conv = NULL;
-    uint32_t host = d->host_baud;
-    if (host == 0 && baud != d->baud && baud != 115200)
-        host = 115200; // pty/TCP: assume the usual 115200 host for odd-rate text (ESP8266 log)
-    if (host && !baud_close(host, baud)) {
+    uint32_t host = host_rate(d);
+    if (!baud_close(host, baud)) {
         size_t cap = n * 10 + 16;
         conv = malloc(cap);
         if (!conv) return;
@@ -328,7 +357,7 @@ static void out_text(sim_dev_t *d, const char *text, uint32_t baud)
 
 static void out_frame(sim_dev_t *d, const uint8_t *pkt, size_t len)
 {
-    uint8_t enc[2 * 256 + 8];
+    uint8_t enc[2 * 4096 + 8]; // largest frame: a stub READ_FLASH packet (reference §4.6)
     size_t n = sim_slip_encode(pkt, len, enc, sizeof(enc));
     out_push(d, enc, n, d->baud);
 }
@@ -591,7 +620,7 @@ static void reg_write(sim_dev_t *d, uint32_t addr, uint32_t val, uint32_t mask)
 
 static int status_len(const sim_dev_t *d)
 {
-    return d->chip->status_len; // ROM; a stub loader would answer with 2
+    return d->loader == LOADER_STUB ? 2 : d->chip->status_len; // reference §3.5
 }
 
 static void send_raw_reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t *out,
@@ -629,7 +658,12 @@ static void loader_state_clear(sim_dev_t *d)
 {
     d->loader = LOADER_ROM;
     d->baud = 115200;
+    d->nominal_baud = 115200;
+    d->uart_dead = 0;
     d->baud_locked = 0;
+    d->rf_active = 0;
+    d->nram = 0;
+    d->st_last_error = 0;
     d->attached = 0;
     // ESP32-family ROMs assume 2 MB until SPI_SET_PARAMS (reference §4.2, §14.13). The ESP8266
     // ROM has no such command, so no such limit is modelled there (only the chip's size).
@@ -820,6 +854,44 @@ static void after_data_block(sim_dev_t *d)
         sim_ev_end(&e);
         chip_boot(d, d->strap_download, d->chip->rst_brownout, "brownout");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RAM downloads and the jump to uploaded code
+
+static void ram_area_add(sim_dev_t *d, uint32_t addr, uint32_t size)
+{
+    if (d->nram == RAM_AREAS) { // keep the latest areas: a stub upload is 2 of them
+        memmove(d->ram, d->ram + 1, (RAM_AREAS - 1) * sizeof(d->ram[0]));
+        d->nram--;
+    }
+    d->ram[d->nram++] = (ram_area_t){addr, size, 0};
+}
+
+static void stub_start(sim_dev_t *d, uint32_t entry);
+
+// The loader jumps to uploaded code. The bytes are not executed: an entry point inside RAM that
+// MEM_DATA filled is taken to be a flasher stub (reference §8.3-§8.5), which greets with "OHAI"
+// and then answers as the stub does. Anything else crashes the chip: silent until reset.
+static void ram_jump(sim_dev_t *d, uint32_t entry)
+{
+    int inside = 0;
+    for (int i = 0; i < d->nram; i++) {
+        const ram_area_t *a = &d->ram[i];
+        if (entry >= a->addr && (uint64_t)entry < (uint64_t)a->addr + a->got) inside = 1;
+    }
+    if (inside && !d->cfg.f_no_stub) {
+        stub_start(d, entry);
+        return;
+    }
+    d->mode = MODE_DEAD;
+    sim_ev_t e;
+    sim_ev_begin(&e, "jump");
+    sim_ev_hex(&e, "entry", entry);
+    sim_ev_str(&e, "detail",
+               inside ? "fault no-stub: the uploaded program hangs, chip silent until reset"
+                      : "entry outside uploaded RAM: the chip crashes, silent until reset");
+    sim_ev_end(&e);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1054,6 +1126,7 @@ static void h_mem_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t le
     d->mem_addr = addr;
     d->mem_seq = 0;
     d->mem_written = 0;
+    ram_area_add(d, addr, total);
     sim_ev_t e;
     sim_ev_begin(&e, "mem_begin");
     sim_ev_hex(&e, "addr", addr);
@@ -1086,6 +1159,7 @@ static void h_mem_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len
     }
     memcpy(d->mem_buf + at, pl, plen);
     d->mem_written += plen;
+    if (d->nram > 0) d->ram[d->nram - 1].got = d->mem_written;
     d->mem_seq++;
     reply(d, op, 0, NULL, 0, ROM_OK);
 }
@@ -1104,12 +1178,7 @@ static void h_mem_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     sim_ev_num(&e, "loaded", d->mem_written);
     sim_ev_end(&e);
     reply(d, op, 0, NULL, 0, ROM_OK);
-    if (flag == 0) {
-        // The ROM jumps to the entry point. Running uploaded code (the flasher stub) is not
-        // emulated yet: the chip behaves as if the program hung (silent until reset).
-        d->mode = MODE_DEAD;
-        sim_event_simple("jump", "RAM program started; not emulated, chip silent until reset");
-    }
+    if (flag == 0) ram_jump(d, entry); // flag 0 = jump to entry (reference §4.2)
 }
 
 static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
@@ -1123,8 +1192,8 @@ static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
         d->sync_dropped++; // the first SYNCs after reset may be lost while the ROM auto-bauds
         return;
     }
-    if (!d->baud_locked && d->host_baud)
-        d->baud = d->host_baud; // auto-baud: the ROM adopts the host's rate
+    if (!d->baud_locked && d->strict_baud && d->host_baud)
+        d->baud = d->nominal_baud = d->host_baud; // auto-baud: the ROM adopts the host's rate
     d->baud_locked = 1;
     int first = !d->synced;
     for (int i = 0; i < 8; i++) // 8 replies per SYNC (reference §4.2)
@@ -1224,7 +1293,8 @@ static void h_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
     }
     reply(d, op, 0, NULL, 0, ROM_OK); // the reply still goes out at the old rate (§9)
     uint32_t prev = d->baud;
-    d->baud = nb;
+    d->baud = nb; // ESP32 clock correction modelled as exact (see reg_default)
+    d->nominal_baud = nb;
     d->baud_locked = 1;
     sim_ev_t e;
     sim_ev_begin(&e, "change_baudrate");
@@ -1301,7 +1371,636 @@ static void rom_unsupported(sim_dev_t *d, int op)
         send_raw_reply(d, (uint8_t)d->last_op, 0, NULL, 0, 1, ROM_EINVAL_MSG);
 }
 
-static void rom_dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
+// ---------------------------------------------------------------------------------------------
+// Flasher stub emulation: the legacy stub (esptool-legacy-flasher-stub stub_flasher.c,
+// stub_commands.c, stub_write_flash.c; reference §4.5.6, §4.6, §8.4, §8.5, §9). The uploaded
+// bytes are never run; after "OHAI" this code answers instead. Differences from the reference's
+// tables are listed in docs/SIMULATOR.md ("Stub").
+
+enum {
+    STUB_OK = 0x00,
+    // The legacy stub computes `error = verify_data_len(...) || handler(...)`: C's || yields 1,
+    // so every failure of those commands (bad length, ERASE_REGION alignment 0x32/0x33, MD5 read
+    // error 0x63, MEM_END short 0xC8...) reaches the host as status byte 0x01.
+    STUB_EANY = 0x01,
+    STUB_EBAD_DATA_LEN = 0xC0,
+    STUB_EBAD_DATA_CHECKSUM = 0xC1,
+    STUB_EBAD_BLOCKSIZE = 0xC2,
+    STUB_EFAILED_SPI_OP = 0xC4,
+    STUB_ENOT_IN_FLASH_MODE = 0xC6,
+    STUB_EINFLATE = 0xC7,
+    STUB_ENOT_ENOUGH_DATA = 0xC8,
+    STUB_ETOO_MUCH_DATA = 0xC9,
+    STUB_ECMD_NOT_IMPLEMENTED = 0xFF,
+};
+
+#define STUB_MD5_US_PER_KB 250u  // stub MD5: ~4 MB/s (flash read + MD5 on the CPU; estimate)
+#define STUB_START_US 1000u      // BSS clear, flash attach before "OHAI" (estimate)
+#define STUB_BAUD_SWITCH_US 11000u // reply flushed, 10 ms, divider, 1 ms (stub_io.c)
+
+// Stub response: header whose size field the stub fills in before it runs the command (2 for most
+// commands, 18 for MD5, the info length for GET_SECURITY_INFO), output, then [error, extra].
+static void stub_reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t *out, size_t outlen,
+                       uint16_t size, uint8_t err, uint8_t extra)
+{
+    uint8_t pkt[8 + 32 + 2];
+    if (outlen > 32) outlen = 32;
+    pkt[0] = 0x01;
+    pkt[1] = op;
+    pkt[2] = (uint8_t)size;
+    pkt[3] = (uint8_t)(size >> 8);
+    put32(pkt + 4, val);
+    if (outlen) memcpy(pkt + 8, out, outlen);
+    pkt[8 + outlen] = err;
+    pkt[9 + outlen] = extra;
+    if (d->cur_drop) return;
+    out_frame(d, pkt, 10 + outlen);
+}
+
+static void stub_status(sim_dev_t *d, uint8_t op, uint8_t err)
+{
+    stub_reply(d, op, 0, NULL, 0, 2, err, 0);
+}
+
+static void stub_session_clear(sim_dev_t *d)
+{
+    if (d->z_init) {
+        inflateEnd(&d->z);
+        d->z_init = 0;
+    }
+    d->fl_mode = 0;
+    d->mem_active = 0;
+    free(d->mem_buf);
+    d->mem_buf = NULL;
+    d->rf_active = 0;
+    d->st_last_error = 0;
+}
+
+static void stub_start(sim_dev_t *d, uint32_t entry)
+{
+    stub_session_clear(d);
+    d->loader = LOADER_STUB;
+    // The stub attaches the flash on the default pins and calls SPIParamCfg(FLASH_MAX_SIZE =
+    // 16 MB) itself (stub_main); the UART keeps the rate the ROM used (reference §8.3).
+    d->attached = 1;
+    d->dpd = 0;
+    d->rom_flash_size = STUB_FLASH_SIZE;
+    sim_ev_t e;
+    sim_ev_begin(&e, "stub");
+    sim_ev_hex(&e, "entry", entry);
+    sim_ev_num(&e, "baud", d->baud);
+    sim_ev_end(&e);
+    if (d->cfg.realtime) d->vt_us += STUB_START_US;
+    static const uint8_t ohai[4] = {'O', 'H', 'A', 'I'};
+    out_frame(d, ohai, sizeof(ohai)); // C0 4F 48 41 49 C0, the only unrequested frame
+}
+
+// Flash access of the stub. The ROM SPI routines it calls refuse anything beyond the size set
+// with SPIParamCfg (16 MB at start, or SPI_SET_PARAMS); inside that size, addresses beyond the
+// physical part wrap around as on a NOR part that ignores its upper address bits.
+static int stub_in_range(const sim_dev_t *d, uint32_t off, uint32_t len)
+{
+    return (uint64_t)off + len <= d->rom_flash_size;
+}
+
+static void stub_flash_read(sim_dev_t *d, uint32_t off, uint8_t *out, uint32_t n)
+{
+    while (n > 0) {
+        uint32_t p = off & (d->flash.size - 1), k = d->flash.size - p;
+        if (k > n) k = n;
+        sim_flash_read(&d->flash, p, out, k);
+        off += k;
+        out += k;
+        n -= k;
+    }
+}
+
+static void stub_flash_program(sim_dev_t *d, uint32_t off, const uint8_t *data, uint32_t n)
+{
+    while (n > 0) {
+        uint32_t p = off & (d->flash.size - 1), k = d->flash.size - p;
+        if (k > n) k = n;
+        (void)do_program(d, p, data, k); // SPIWrite does not read back: no write check
+        off += k;
+        data += k;
+        n -= k;
+    }
+}
+
+// One erase command: a 4 KiB sector or a 64 KiB block (design.md §5 times).
+static void stub_erase_unit(sim_dev_t *d, uint32_t sector, int block)
+{
+    uint32_t nsec = d->flash.size / SIM_FLASH_SECTOR;
+    sim_flash_erase_sectors(&d->flash, sector % nsec, block ? 16 : 1);
+    if (d->cfg.realtime) d->vt_us += block ? 200000 : 45000;
+}
+
+// stub_write_flash.c start_next_erase(): a block when 16 sectors remain and the next sector is
+// block aligned, else one sector. Beyond the configured size the ROM refuses the erase and the
+// write that follows fails.
+static void stub_erase_next(sim_dev_t *d)
+{
+    int block = d->st_erase_left >= 16 && d->st_next_erase % 16 == 0;
+    uint32_t cnt = block ? 16 : 1;
+    if ((uint64_t)(d->st_next_erase + cnt) * SIM_FLASH_SECTOR <= d->rom_flash_size)
+        stub_erase_unit(d, d->st_next_erase, block);
+    d->st_erase_left -= cnt;
+    d->st_next_erase += cnt;
+}
+
+// handle_flash_data(): trim to the announced size (the last FLASH_DATA block is padded), erase
+// just in time up to the sector the write ends in, program.
+static void stub_write(sim_dev_t *d, const uint8_t *p, uint32_t n)
+{
+    if (n > d->st_remaining) n = d->st_remaining;
+    if (n == 0) return;
+    uint32_t last = (d->st_next_write + n) / SIM_FLASH_SECTOR;
+    while (d->st_erase_left > 0 && d->st_next_erase <= last)
+        stub_erase_next(d);
+    if (stub_in_range(d, d->st_next_write, n))
+        stub_flash_program(d, d->st_next_write, p, n);
+    else
+        d->st_last_error = STUB_EFAILED_SPI_OP; // reported with the next DATA/END (§8.5)
+    d->st_next_write += n;
+    d->st_remaining -= n;
+    d->fl_written += n;
+}
+
+// handle_flash_deflated_data(): inflate while output is still announced; errors are deferred.
+static void stub_inflate(sim_dev_t *d, const uint8_t *p, uint32_t n)
+{
+    if (d->st_remaining == 0 && n > 4) {
+        d->st_last_error = STUB_ETOO_MUCH_DATA; // only the Adler-32 trailer may come late
+        return;
+    }
+    uint8_t out[16384];
+    int zerr = Z_OK;
+    d->z.next_in = (Bytef *)(uintptr_t)p;
+    d->z.avail_in = n;
+    while (!d->z_end && d->st_remaining > 0) {
+        d->z.next_out = out;
+        d->z.avail_out = sizeof(out);
+        zerr = inflate(&d->z, Z_NO_FLUSH);
+        uint32_t got = (uint32_t)(sizeof(out) - d->z.avail_out);
+        if (got) stub_write(d, out, got);
+        if (zerr == Z_STREAM_END) {
+            d->z_end = 1;
+            break;
+        }
+        if (zerr != Z_OK) break;
+        if (d->z.avail_in == 0 && d->z.avail_out != 0) break; // all input used, no output pending
+    }
+    uint32_t used = n - d->z.avail_in;
+    d->st_comp_left = used > d->st_comp_left ? 0 : d->st_comp_left - used;
+    if (zerr == Z_DATA_ERROR || zerr == Z_NEED_DICT || zerr == Z_MEM_ERROR ||
+        zerr == Z_STREAM_ERROR)
+        d->st_last_error = STUB_EINFLATE;
+    if (d->z_end && d->st_remaining > 0) d->st_last_error = STUB_ENOT_ENOUGH_DATA;
+}
+
+static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    // 16 bytes; the optional 5th "encrypted" word is accepted (reference §4.2; esptool ≥ v5.2
+    // sends it to every stub). Block size is checked first, exact size used, no erase here.
+    if ((len == 16 || len == 20) && get32(data + 8) > STUB_MAX_BLOCK) {
+        stub_status(d, op, STUB_EBAD_BLOCKSIZE);
+        return;
+    }
+    if (len != 16 && len != 20) {
+        stub_status(d, op, STUB_EANY);
+        return;
+    }
+    uint32_t size = get32(data), nblocks = get32(data + 4), blk = get32(data + 8);
+    uint32_t off = get32(data + 12);
+    stub_session_clear(d);
+    d->fl_mode = op == OP_FLASH_DEFL_BEGIN ? 2 : 1;
+    d->fl_off = off;
+    d->fl_erase = size;
+    d->fl_nblocks = nblocks;
+    d->fl_blksize = blk;
+    d->fl_seq = 0;
+    d->fl_written = 0;
+    d->fl_bitflip_done = 0;
+    d->z_end = 0;
+    d->st_next_write = off;
+    d->st_next_erase = off / SIM_FLASH_SECTOR;
+    d->st_remaining = size;
+    d->st_erase_left =
+        (uint32_t)(((uint64_t)(off % SIM_FLASH_SECTOR) + size + SIM_FLASH_SECTOR - 1) /
+                   SIM_FLASH_SECTOR);
+    d->st_comp_left = (uint32_t)((uint64_t)nblocks * blk > UINT32_MAX ? UINT32_MAX
+                                                                      : (uint64_t)nblocks * blk);
+    if (d->fl_mode == 2) {
+        memset(&d->z, 0, sizeof(d->z));
+        if (inflateInit(&d->z) != Z_OK) {
+            d->fl_mode = 0;
+            stub_status(d, op, STUB_EANY);
+            return;
+        }
+        d->z_init = 1;
+    }
+    ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
+                   off, off / SIM_FLASH_SECTOR, d->st_erase_left, len == 20 ? (int)get32(data + 16)
+                                                                            : -1);
+    stub_status(d, op, STUB_OK);
+}
+
+// FLASH_DATA / FLASH_DEFL_DATA: ACK after the length and checksum check, then write (§8.5).
+static void stub_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
+                            uint32_t chk)
+{
+    int want = op == OP_FLASH_DEFL_DATA ? 2 : 1;
+    uint8_t err;
+    if (d->fl_mode != want) {
+        err = STUB_ENOT_IN_FLASH_MODE;
+    } else {
+        err = d->st_last_error; // the deferred error of an earlier block
+        if (len < 16 || get32(data) != len - 16) {
+            err = STUB_EBAD_DATA_LEN;
+        } else {
+            uint8_t x = 0xEF;
+            for (size_t i = 16; i < len; i++)
+                x ^= data[i];
+            if ((chk & 0xFF) != x) err = STUB_EBAD_DATA_CHECKSUM;
+        }
+    }
+    stub_status(d, op, err);
+    if (err) return;
+    // the reply is on its way; the write now overlaps the receipt of the next block
+    d->fl_seq++;
+    if (want == 1)
+        stub_write(d, data + 16, (uint32_t)(len - 16));
+    else
+        stub_inflate(d, data + 16, (uint32_t)(len - 16));
+    if (d->fl_seq == d->fl_nblocks) ev_write_done(d);
+}
+
+// FLASH_END / FLASH_DEFL_END: the barrier (every earlier block is written before this command
+// runs) that reports a deferred error; flag 0 reboots (software reset) when all went well.
+static void stub_flash_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    uint32_t flag = len >= 4 ? get32(data) : 1;
+    uint8_t err;
+    if (d->fl_mode == 0)
+        err = STUB_ENOT_IN_FLASH_MODE;
+    else if (d->st_remaining > 0)
+        err = STUB_ENOT_ENOUGH_DATA;
+    else {
+        err = d->st_last_error;
+        stub_session_clear(d);
+    }
+    sim_ev_t e;
+    sim_ev_begin(&e, op == OP_FLASH_DEFL_END ? "defl_end" : "flash_end");
+    sim_ev_num(&e, "flag", flag);
+    sim_ev_hex(&e, "status", err);
+    sim_ev_end(&e);
+    stub_status(d, op, err);
+    if (err == STUB_OK && flag == 0) chip_boot(d, d->strap_download, d->chip->rst_sw, "flash_end");
+}
+
+static void stub_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 16) {
+        stub_reply(d, op, 0, NULL, 0, 18, STUB_EANY, 0);
+        return;
+    }
+    uint32_t off = get32(data), n = get32(data + 4);
+    if (!stub_in_range(d, off, n)) {
+        stub_reply(d, op, 0, NULL, 0, 18, STUB_EANY, 0); // size field still says 18
+        return;
+    }
+    sim_md5_t m;
+    sim_md5_init(&m);
+    uint8_t buf[4096];
+    for (uint32_t done = 0; done < n;) {
+        uint32_t k = n - done < sizeof(buf) ? n - done : (uint32_t)sizeof(buf);
+        stub_flash_read(d, off + done, buf, k);
+        sim_md5_update(&m, buf, k);
+        done += k;
+    }
+    uint8_t dig[16];
+    sim_md5_final(&m, dig);
+    if (d->cfg.realtime) d->vt_us += (uint64_t)n * STUB_MD5_US_PER_KB / 1024;
+    char hex[33];
+    for (int i = 0; i < 16; i++)
+        snprintf(hex + 2 * i, 3, "%02x", dig[i]);
+    sim_ev_t e;
+    sim_ev_begin(&e, "md5");
+    sim_ev_hex(&e, "offset", off);
+    sim_ev_num(&e, "size", n);
+    sim_ev_str(&e, "md5", hex);
+    sim_ev_end(&e);
+    stub_reply(d, op, 0, dig, 16, 18, STUB_OK, 0); // raw digest (reference §10)
+}
+
+static void stub_erase_flash(sim_dev_t *d, uint8_t op, size_t len)
+{
+    if (len != 0) {
+        stub_status(d, op, STUB_EANY);
+        return;
+    }
+    // SPIEraseChip; timed as one 64 KiB block erase per block (no chip-erase figure in §5)
+    for (uint32_t b = 0; b < d->flash.size / SIM_FLASH_BLOCK; b++)
+        stub_erase_unit(d, b * 16, 1);
+    sim_ev_t e;
+    sim_ev_begin(&e, "erase_flash");
+    sim_ev_num(&e, "size", d->flash.size);
+    sim_ev_end(&e);
+    stub_status(d, op, STUB_OK);
+}
+
+static void stub_erase_region(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 8) {
+        stub_status(d, op, STUB_EANY);
+        return;
+    }
+    uint32_t addr = get32(data), n = get32(data + 4);
+    sim_ev_t e;
+    sim_ev_begin(&e, "erase_region");
+    sim_ev_hex(&e, "offset", addr);
+    sim_ev_num(&e, "size", n);
+    // handle_flash_erase(): 0x32 unaligned address, 0x33 unaligned length, 0x35-0x37 failed
+    // erase (here: beyond the configured size) - all seen by the host as 0x01 (see STUB_EANY)
+    int ok = addr % SIM_FLASH_SECTOR == 0 && n % SIM_FLASH_SECTOR == 0 && stub_in_range(d, addr, n);
+    sim_ev_bool(&e, "ok", ok);
+    sim_ev_end(&e);
+    if (!ok) {
+        stub_status(d, op, STUB_EANY);
+        return;
+    }
+    // sectors up to a block boundary, blocks while MORE than 64 KiB remain, sectors for the rest
+    while (n > 0 && addr % SIM_FLASH_BLOCK != 0) {
+        stub_erase_unit(d, addr / SIM_FLASH_SECTOR, 0);
+        addr += SIM_FLASH_SECTOR;
+        n -= SIM_FLASH_SECTOR;
+    }
+    while (n > SIM_FLASH_BLOCK) {
+        stub_erase_unit(d, addr / SIM_FLASH_SECTOR, 1);
+        addr += SIM_FLASH_BLOCK;
+        n -= SIM_FLASH_BLOCK;
+    }
+    while (n > 0) {
+        stub_erase_unit(d, addr / SIM_FLASH_SECTOR, 0);
+        addr += SIM_FLASH_SECTOR;
+        n -= SIM_FLASH_SECTOR;
+    }
+    stub_status(d, op, STUB_OK);
+}
+
+static void stub_read_flash_finish(sim_dev_t *d)
+{
+    uint8_t dig[16];
+    sim_md5_final(&d->rf_md5, dig);
+    d->rf_active = 0;
+    sim_ev_t e;
+    sim_ev_begin(&e, "read_flash_done");
+    sim_ev_num(&e, "sent", d->rf_sent);
+    sim_ev_num(&e, "acked", d->rf_acked);
+    sim_ev_end(&e);
+    out_frame(d, dig, sizeof(dig)); // raw MD5 of the data sent (reference §4.6)
+}
+
+// handle_flash_read()'s inner loop: send while fewer than max_in_flight BYTES are unacknowledged
+// (the legacy stub compares bytes, so with esptool's 64 only one packet is in flight).
+static void stub_read_flash_send(sim_dev_t *d)
+{
+    uint8_t buf[4096];
+    while (d->rf_sent < d->rf_len && d->rf_sent - d->rf_acked < d->rf_inflight) {
+        uint32_t n = d->rf_len - d->rf_sent;
+        if (n > d->rf_pkt) n = d->rf_pkt;
+        if (!stub_in_range(d, d->rf_addr, n))
+            return; // SPIRead fails: nothing sent, the stub waits for an ACK that never comes
+        stub_flash_read(d, d->rf_addr, buf, n);
+        sim_md5_update(&d->rf_md5, buf, n);
+        out_frame(d, buf, n); // a bare SLIP frame: no header, no status
+        d->rf_addr += n;
+        d->rf_sent += n;
+    }
+}
+
+static void stub_read_flash(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 16) {
+        stub_status(d, op, STUB_EBAD_DATA_LEN);
+        return;
+    }
+    stub_status(d, op, STUB_OK);
+    d->rf_addr = get32(data);
+    d->rf_len = get32(data + 4);
+    d->rf_pkt = get32(data + 8);
+    d->rf_inflight = get32(data + 12);
+    d->rf_sent = d->rf_acked = 0;
+    sim_ev_t e;
+    sim_ev_begin(&e, "read_flash");
+    sim_ev_hex(&e, "offset", d->rf_addr);
+    sim_ev_num(&e, "size", d->rf_len);
+    sim_ev_num(&e, "packet", d->rf_pkt);
+    sim_ev_num(&e, "in_flight", d->rf_inflight);
+    sim_ev_end(&e);
+    if (d->rf_pkt > 4096) return; // the stub returns at once: no data, no MD5
+    sim_md5_init(&d->rf_md5);
+    d->rf_active = 1;
+    if (d->rf_len == 0) {
+        stub_read_flash_finish(d);
+        return;
+    }
+    stub_read_flash_send(d);
+}
+
+// A frame from the host while READ_FLASH runs: the stub reads it synchronously as the 4-byte
+// count of bytes received so far; anything else ends the transfer (MD5 sent at once).
+static void stub_read_flash_ack(sim_dev_t *d, const uint8_t *frame, size_t flen)
+{
+    if (flen != 4) {
+        stub_read_flash_finish(d);
+        return;
+    }
+    d->rf_acked = get32(frame);
+    if (!(d->rf_acked < d->rf_len && d->rf_acked <= d->rf_sent)) {
+        stub_read_flash_finish(d);
+        return;
+    }
+    stub_read_flash_send(d);
+}
+
+static void stub_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    if (len != 8) {
+        stub_status(d, op, STUB_EBAD_DATA_LEN);
+        return;
+    }
+    uint32_t nb = get32(data), old = get32(data + 4);
+    stub_status(d, op, STUB_OK); // at the old rate; the stub switches after it went out
+    uint32_t prev = d->baud;
+    // stub_io.c: new divider = divider * old / new, i.e. the real rate becomes rate * new / old.
+    // A wrong old rate gives a wrong real rate; 0 gives divider 0, a UART that no longer works.
+    if (old == 0 || nb == 0) {
+        d->uart_dead = 1;
+    } else {
+        uint64_t r = (uint64_t)prev * nb / old;
+        d->baud = r == 0 ? 1 : r > 100000000u ? 100000000u : (uint32_t)r;
+    }
+    d->nominal_baud = nb;
+    if (d->cfg.realtime) d->vt_us += STUB_BAUD_SWITCH_US;
+    sim_ev_t e;
+    sim_ev_begin(&e, "change_baudrate");
+    sim_ev_num(&e, "baud", nb);
+    sim_ev_num(&e, "old_field", old);
+    sim_ev_num(&e, "previous", prev);
+    sim_ev_num(&e, "actual", d->uart_dead ? 0 : d->baud);
+    sim_ev_str(&e, "loader", "stub");
+    sim_ev_end(&e);
+}
+
+static void stub_mem_data(sim_dev_t *d, uint8_t op, size_t len)
+{
+    // handle_mem_data(): no checksum check; length against the announced size, whole words
+    uint64_t plen = len >= 16 ? len - 16 : UINT64_MAX;
+    uint32_t left = d->mem_total - d->mem_written;
+    uint8_t err = STUB_OK;
+    if (!d->mem_active && plen > 0)
+        err = STUB_ENOT_IN_FLASH_MODE;
+    else if (plen > left)
+        err = STUB_ETOO_MUCH_DATA;
+    else if (plen % 4 != 0)
+        err = STUB_EBAD_DATA_LEN;
+    if (!err) {
+        d->mem_written += (uint32_t)plen;
+        if (d->nram > 0) d->ram[d->nram - 1].got = d->mem_written;
+    }
+    stub_status(d, op, err);
+}
+
+static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
+{
+    const sim_chip_t *c = d->chip;
+    if (len > STUB_MAX_BLOCK + 16) {
+        stub_reply(d, op, 0, NULL, 0, 2, STUB_EBAD_DATA_LEN, 0xEE); // larger than its buffer
+        return;
+    }
+    switch (op) {
+    case OP_SYNC:
+        if (len != 36) {
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+            break;
+        }
+        for (int i = 0; i < 8; i++) // 8 replies like the ROM, value 0 (reference §4.2)
+            stub_status(d, op, STUB_OK);
+        break;
+    case OP_READ_REG:
+        if (len != 4)
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+        else
+            stub_reply(d, op, reg_read(d, get32(data)), NULL, 0, 2, STUB_OK, 0);
+        break;
+    case OP_WRITE_REG:
+        if (len % 16 != 0) {
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+            break;
+        }
+        for (size_t i = 0; i < len; i += 16) {
+            if (d->cfg.realtime) d->vt_us += get32(data + i + 12);
+            reg_write(d, get32(data + i), get32(data + i + 4), get32(data + i + 8));
+        }
+        stub_status(d, op, STUB_OK);
+        break;
+    case OP_FLASH_BEGIN:
+    case OP_FLASH_DEFL_BEGIN: stub_flash_begin(d, op, data, len); break;
+    case OP_FLASH_DATA:
+    case OP_FLASH_DEFL_DATA: stub_flash_data(d, op, data, len, chk); break;
+    case OP_FLASH_END:
+    case OP_FLASH_DEFL_END: stub_flash_end(d, op, data, len); break;
+    case OP_SPI_FLASH_MD5: stub_md5(d, op, data, len); break;
+    case 0xD0: stub_erase_flash(d, op, len); break;
+    case 0xD1: stub_erase_region(d, op, data, len); break;
+    case 0xD2: stub_read_flash(d, op, data, len); break;
+    case OP_CHANGE_BAUDRATE: stub_change_baud(d, op, data, len); break;
+    case OP_SPI_SET_PARAMS:
+        if (len != 24) {
+            stub_status(d, op, STUB_EANY);
+            break;
+        }
+        d->rom_flash_size = get32(data + 4);
+        {
+            sim_ev_t e;
+            sim_ev_begin(&e, "spi_set_params");
+            sim_ev_num(&e, "size", d->rom_flash_size);
+            sim_ev_end(&e);
+        }
+        stub_reply(d, op, 0, NULL, 0, 2, STUB_OK, 0); // extra byte: SPIParamCfg result (0)
+        break;
+    case OP_SPI_ATTACH:
+        if (len != 4) { // the stub form is 4 bytes (reference §4.2)
+            stub_status(d, op, STUB_EANY);
+            break;
+        }
+        d->attached = get32(data) == 0;
+        {
+            sim_ev_t e;
+            sim_ev_begin(&e, "spi_attach");
+            sim_ev_hex(&e, "config", get32(data));
+            sim_ev_bool(&e, "flash_reachable", d->attached);
+            sim_ev_end(&e);
+        }
+        stub_status(d, op, STUB_OK);
+        break;
+    case OP_MEM_BEGIN:
+        if (len != 16) {
+            stub_status(d, op, STUB_EANY);
+            break;
+        }
+        d->mem_active = 1;
+        d->mem_total = get32(data);
+        d->mem_written = 0;
+        ram_area_add(d, get32(data + 12), d->mem_total);
+        stub_status(d, op, STUB_OK);
+        break;
+    case OP_MEM_DATA: stub_mem_data(d, op, len); break;
+    case OP_MEM_END: {
+        // legacy stub: MEM_END jumps when entry != 0 (the flag is not looked at, §4.2)
+        int short_load = d->mem_active && d->mem_written < d->mem_total;
+        if (len != 8 || short_load) {
+            stub_status(d, op, STUB_EANY);
+            d->mem_active = 0;
+            break;
+        }
+        d->mem_active = 0;
+        uint32_t entry = get32(data + 4);
+        stub_status(d, op, STUB_OK);
+        if (entry != 0) ram_jump(d, entry);
+        break;
+    }
+    case OP_GET_SECURITY_INFO:
+        if (c->fam == SIM_FAM_S2PLUS) {
+            uint8_t out[20];
+            memset(out, 0, sizeof(out));
+            if (c->secinfo_len == 20) put32(out + 12, (uint32_t)c->chip_id);
+            uint16_t n = (uint16_t)c->secinfo_len; // size field: the info without the status
+            if (len != 0)
+                stub_reply(d, op, 0, NULL, 0, n, STUB_EANY, 0);
+            else
+                stub_reply(d, op, 0, out, n, n, STUB_OK, 0);
+            break;
+        }
+        stub_status(d, op, STUB_ECMD_NOT_IMPLEMENTED);
+        break;
+    case 0xD3: // RUN_USER_CODE: no reply; the ESP8266 stub returns into the user code
+        if (c->fam == SIM_FAM_8266) {
+            loader_state_clear(d);
+            ev_reset("app", "run_user_code");
+            app_begin(d, 0, NULL);
+        } else {
+            d->mode = MODE_DEAD;
+            sim_event_simple("jump", "RUN_USER_CODE outside the ESP8266 stub: chip silent");
+        }
+        break;
+    default: stub_status(d, op, STUB_ECMD_NOT_IMPLEMENTED); break;
+    }
+}
+
+// One request frame: fault hooks shared by both loaders, then the ROM or the stub.
+static void dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
 {
     if (flen < 8 || frame[0] != 0x00) return; // not a request: ignored like any malformed frame
     uint8_t op = frame[1];
@@ -1331,9 +2030,17 @@ static void rom_dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
             sim_ev_str(&e, "name", op_name(op));
             sim_ev_hex(&e, "code", (uint32_t)d->cfg.naks[i].code);
             sim_ev_end(&e);
-            send_raw_reply(d, op, 0, NULL, 0, 1, (uint8_t)d->cfg.naks[i].code);
+            if (d->loader == LOADER_STUB) // stub codes go into the first status byte
+                stub_status(d, op, (uint8_t)d->cfg.naks[i].code);
+            else
+                send_raw_reply(d, op, 0, NULL, 0, 1, (uint8_t)d->cfg.naks[i].code);
             goto done;
         }
+    }
+    if (d->loader == LOADER_STUB) {
+        stub_exec(d, op, data, len, chk);
+        if (op == OP_FLASH_DATA || op == OP_FLASH_DEFL_DATA) after_data_block(d);
+        goto done;
     }
     if (!rom_supports(d, op)) {
         rom_unsupported(d, op);
@@ -1385,7 +2092,11 @@ done:
 static void process_frame(sim_dev_t *d, const uint8_t *frame, size_t len)
 {
     if (d->mode != MODE_DOWNLOAD || d->cfg.f_silent) return;
-    rom_dispatch(d, frame, len);
+    if (d->loader == LOADER_STUB && d->rf_active) {
+        stub_read_flash_ack(d, frame, len); // READ_FLASH reads ACK frames synchronously
+        return;
+    }
+    dispatch(d, frame, len);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1477,16 +2188,17 @@ void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us)
 {
     d->now_us = now_us;
     if (d->mode == MODE_RESET || d->mode == MODE_DEAD) return;
+    if (d->uart_dead) return; // divider 0: nothing intelligible is received
     uint8_t *conv = NULL;
-    if (d->strict_baud && d->host_baud && d->baud_locked && !baud_close(d->host_baud, d->baud)) {
+    uint32_t wire_baud = host_rate(d);
+    if (d->baud_locked && !baud_close(wire_baud, d->baud)) {
         // the host talks at another rate than the chip listens: the chip receives garbage
         size_t cap = n * 10 + 16;
         conv = malloc(cap);
         if (!conv) return;
-        n = uart_resample(p, n, d->host_baud, d->baud, conv, cap);
+        n = uart_resample(p, n, wire_baud, d->baud, conv, cap);
         p = conv;
     }
-    uint32_t wire_baud = d->host_baud ? d->host_baud : d->baud;
     for (size_t i = 0; i < n; i++) {
         if (d->cfg.realtime) {
             uint64_t start = d->rx_clock_us > now_us ? d->rx_clock_us : now_us;

@@ -42,6 +42,7 @@ typedef struct {
     long f_hangup_after;   // -1 = off
     long f_brownout_after; // -1 = off
     int f_sync_drop;       // SYNC requests ignored after each reset
+    int f_no_stub;         // MEM_END with an entry point never answers "OHAI" (chip hangs)
 } sim_dev_cfg_t;
 
 typedef struct sim_dev_s sim_dev_t;
