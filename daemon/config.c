@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* config.c — parse and validate the station configuration (docs/STATION.md).
- * Must not: open anything but the config file itself. */
+ * Must not: open anything but the config file itself (realpath() of device paths, to refuse two
+ * slots on one device, only looks at the file system). */
 #include "config.h"
 
 #include <cJSON.h>
@@ -145,6 +146,7 @@ static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, siz
     if (rc)
         s->recipe = cfg_path(cfg->dir, v);
     for (size_t k = 0; k < i; k++) {
+        char rk[PATH_MAX], rs[PATH_MAX];
         if (!strcmp(cfg->slots[k].name, s->name))
             return cfg_err(err, errlen, "%s.name: \"%s\" is already used by $.slots[%zu]", path,
                            s->name, k);
@@ -152,7 +154,87 @@ static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, siz
             return cfg_err(err, errlen,
                            "%s.port: \"%s\" is already used by slot %s (one job per port)", path,
                            s->port, cfg->slots[k].name);
+        /* /dev/ttyUSB0 and /dev/serial/by-path/... may name the same adapter: compare the
+         * nodes they resolve to (a node that is not there yet cannot be compared; it is then
+         * checked again when the slot opens it, as an exclusive open). */
+        if (s->port[0] == '/' && cfg->slots[k].port[0] == '/' && realpath(s->port, rs) &&
+            realpath(cfg->slots[k].port, rk) && !strcmp(rs, rk))
+            return cfg_err(err, errlen,
+                           "%s.port: slots %s (\"%s\") and %s (\"%s\") are the same device %s "
+                           "(one job per port)",
+                           path, cfg->slots[k].name, cfg->slots[k].port, s->name, s->port, rs);
     }
+    return 0;
+}
+
+/* Optional integer member in [lo, hi]: 0 absent, 1 present (into *out), error otherwise. */
+static int cfg_uint(const cJSON *obj, const char *key, const char *path, uint64_t lo, uint64_t hi,
+                    uint64_t *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble < (double)lo || v->valuedouble > (double)hi ||
+        v->valuedouble != (double)(uint64_t)v->valuedouble)
+        return cfg_err(err, errlen, "%s.%s: an integer from %llu to %llu", path, key,
+                       (unsigned long long)lo, (unsigned long long)hi);
+    *out = (uint64_t)v->valuedouble;
+    return 1;
+}
+
+/* "http": {"read_access", "max_connections", "max_header_bytes", "max_body_bytes",
+ * "max_upload_bytes", "idle_timeout_ms"}; defaults per docs/API.md. */
+static int cfg_http(const cJSON *o, http_cfg_t *h, char *err, size_t errlen)
+{
+    static const char *const keys[] = {"read_access",      "max_connections", "max_header_bytes",
+                                       "max_body_bytes",   "max_upload_bytes", "idle_timeout_ms",
+                                       NULL};
+    const char *v = NULL;
+    uint64_t n;
+    int rc;
+    h->read_token = false;
+    h->max_connections = 64;
+    h->max_header_bytes = 16384;
+    h->max_body_bytes = 1024 * 1024;
+    h->max_upload_bytes = 128u * 1024 * 1024;
+    h->idle_timeout_ms = 30000;
+    if (!o)
+        return 0;
+    if (!cJSON_IsObject(o))
+        return cfg_err(err, errlen, "$.http: must be an object");
+    if ((rc = cfg_known_keys(o, "$.http", keys, err, errlen)) != 0)
+        return rc;
+    if ((rc = cfg_str(o, "read_access", "$.http", 16, &v, err, errlen)) < 0)
+        return rc;
+    if (rc) {
+        if (!strcmp(v, "token"))
+            h->read_token = true;
+        else if (strcmp(v, "open") != 0)
+            return cfg_err(err, errlen, "$.http.read_access: one of open, token");
+    }
+    /* The bounds keep the server's memory per connection and per request sane. */
+    if ((rc = cfg_uint(o, "max_connections", "$.http", 1, 4096, &n, err, errlen)) < 0)
+        return rc;
+    if (rc)
+        h->max_connections = (uint32_t)n;
+    if ((rc = cfg_uint(o, "max_header_bytes", "$.http", 1024, 262144, &n, err, errlen)) < 0)
+        return rc;
+    if (rc)
+        h->max_header_bytes = (uint32_t)n;
+    if ((rc = cfg_uint(o, "max_body_bytes", "$.http", 1024, 64u * 1024 * 1024, &n, err,
+                       errlen)) < 0)
+        return rc;
+    if (rc)
+        h->max_body_bytes = n;
+    if ((rc = cfg_uint(o, "max_upload_bytes", "$.http", 1024, 1024ull * 1024 * 1024, &n, err,
+                       errlen)) < 0)
+        return rc;
+    if (rc)
+        h->max_upload_bytes = n;
+    if ((rc = cfg_uint(o, "idle_timeout_ms", "$.http", 1000, 3600000, &n, err, errlen)) < 0)
+        return rc;
+    if (rc)
+        h->idle_timeout_ms = (uint32_t)n;
     return 0;
 }
 
@@ -161,7 +243,8 @@ int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *c
 {
     static const char *const keys[] = {"id",         "name",      "database", "listen",
                                        "stub_dir",   "token_file", "image_dir", "recipe",
-                                       "probe_interval_ms", "slots", NULL};
+                                       "probe_interval_ms", "slots", "http", "web_root",
+                                       NULL};
     cJSON *root;
     const cJSON *slots, *pi;
     const char *v;
@@ -223,6 +306,16 @@ int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *c
     if (cfg_str(root, "recipe", "$", PATH_MAX, &v, err, errlen) < 0)
         goto out;
     cfg->recipe = v ? cfg_path(cfg->dir, v) : NULL;
+    v = NULL;
+    if (cfg_str(root, "web_root", "$", PATH_MAX, &v, err, errlen) < 0)
+        goto out;
+    cfg->web_root = v ? cfg_path(cfg->dir, v) : NULL;
+    if (cfg_http(cJSON_GetObjectItemCaseSensitive(root, "http"), &cfg->http, err, errlen) != 0)
+        goto out;
+    if (cfg->http.read_token && !cfg->token_file) {
+        cfg_err(err, errlen, "$.http.read_access: \"token\" needs \"token_file\" (the API tokens)");
+        goto out;
+    }
     cfg->probe_interval_ms = 2000;
     pi = cJSON_GetObjectItemCaseSensitive(root, "probe_interval_ms");
     if (pi) {
@@ -312,6 +405,7 @@ void config_free(station_cfg_t *cfg)
     free(cfg->token_file);
     free(cfg->image_dir);
     free(cfg->recipe);
+    free(cfg->web_root);
     memset(cfg, 0, sizeof *cfg);
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* config.h — the station configuration file (JSON, docs/STATION.md): identity, database, HTTP
- * address, stub and image directories, token file, and the fixture slots with their ports,
- * reset modes, start modes and recipes.
+ * address and limits, web root, stub and image directories, token file, and the fixture slots
+ * with their ports, reset modes, start modes and recipes.
  * Owns: parsing and validating it, with errors that name the JSON path. Must not: open ports,
  * databases or recipes (it only resolves their paths). */
 #ifndef CONFIG_H
@@ -29,6 +29,16 @@ typedef struct slot_cfg_s {
     char *recipe;                   /* resolved path; NULL = the station default */
 } slot_cfg_t;
 
+/* "http": the API server's access mode and limits (docs/API.md "Limits"). */
+typedef struct http_cfg_s {
+    bool read_token;           /* "read_access": "token" (reads need a token); false = "open" */
+    uint32_t max_connections;  /* [64] */
+    uint32_t max_header_bytes; /* [16384] */
+    uint64_t max_body_bytes;   /* [1 MiB] JSON bodies */
+    uint64_t max_upload_bytes; /* [128 MiB] PUT /api/v1/images/{name} */
+    uint32_t idle_timeout_ms;  /* [30000] */
+} http_cfg_t;
+
 typedef struct station_cfg_s {
     char id[65];
     char name[129];
@@ -39,6 +49,8 @@ typedef struct station_cfg_s {
     char *token_file; /* NULL = none */
     char *image_dir;  /* NULL = <dir>/images */
     char *recipe;     /* default recipe for slots without their own; may be NULL */
+    char *web_root;   /* NULL = not configured (http.c looks elsewhere) */
+    http_cfg_t http;
     uint32_t probe_interval_ms; /* presence probe period for always-present ports */
     size_t n_slots;
     slot_cfg_t *slots;

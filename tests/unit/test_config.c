@@ -8,7 +8,9 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 
@@ -94,6 +96,90 @@ static void test_errors_name_the_path(void **state)
     expect_error("{\"database\":7,\"slots\":[{\"port\":\"/dev/x\"}]}", "$.database");
 }
 
+static void test_http_defaults_and_values(void **state)
+{
+    station_cfg_t cfg;
+    char err[512];
+    (void)state;
+    assert_int_equal(parse("{\"slots\":[{\"port\":\"/dev/x\"}]}", &cfg, err), 0);
+    assert_false(cfg.http.read_token);
+    assert_int_equal(cfg.http.max_connections, 64);
+    assert_int_equal(cfg.http.max_header_bytes, 16384);
+    assert_int_equal(cfg.http.max_body_bytes, 1048576);
+    assert_int_equal(cfg.http.max_upload_bytes, 134217728);
+    assert_int_equal(cfg.http.idle_timeout_ms, 30000);
+    assert_null(cfg.web_root);
+    config_free(&cfg);
+
+    assert_int_equal(parse("{\"token_file\":\"tokens\",\"web_root\":\"web\",\"http\":{"
+                           "\"read_access\":\"token\",\"max_connections\":4,"
+                           "\"max_header_bytes\":2048,\"max_body_bytes\":4096,"
+                           "\"max_upload_bytes\":8192,\"idle_timeout_ms\":1500},"
+                           "\"slots\":[{\"port\":\"/dev/x\"}]}",
+                           &cfg, err),
+                     0);
+    assert_true(cfg.http.read_token);
+    assert_int_equal(cfg.http.max_connections, 4);
+    assert_int_equal(cfg.http.max_header_bytes, 2048);
+    assert_int_equal(cfg.http.max_body_bytes, 4096);
+    assert_int_equal(cfg.http.max_upload_bytes, 8192);
+    assert_int_equal(cfg.http.idle_timeout_ms, 1500);
+    assert_string_equal(cfg.web_root, "/etc/espstation/web");
+    assert_string_equal(cfg.token_file, "/etc/espstation/tokens");
+    config_free(&cfg);
+}
+
+static void test_http_errors(void **state)
+{
+    (void)state;
+    expect_error("{\"http\":[],\"slots\":[{\"port\":\"/dev/x\"}]}", "$.http: must be an object");
+    expect_error("{\"http\":{\"port\":1},\"slots\":[{\"port\":\"/dev/x\"}]}",
+                 "$.http.port: unknown setting");
+    expect_error("{\"http\":{\"read_access\":\"closed\"},\"slots\":[{\"port\":\"/dev/x\"}]}",
+                 "$.http.read_access: one of open, token");
+    expect_error("{\"http\":{\"read_access\":\"token\"},\"slots\":[{\"port\":\"/dev/x\"}]}",
+                 "needs \"token_file\"");
+    expect_error("{\"http\":{\"max_connections\":0},\"slots\":[{\"port\":\"/dev/x\"}]}",
+                 "$.http.max_connections: an integer from 1 to 4096");
+    expect_error("{\"http\":{\"max_body_bytes\":1.5},\"slots\":[{\"port\":\"/dev/x\"}]}",
+                 "$.http.max_body_bytes");
+    expect_error("{\"http\":{\"idle_timeout_ms\":\"1s\"},\"slots\":[{\"port\":\"/dev/x\"}]}",
+                 "$.http.idle_timeout_ms");
+    expect_error("{\"web_root\":\"\",\"slots\":[{\"port\":\"/dev/x\"}]}", "$.web_root");
+}
+
+/* Two spellings of one device node (a by-path style symlink and the node itself) are one port. */
+static void test_same_device_refused(void **state)
+{
+    char dir[] = "/tmp/estn-cfg-XXXXXX", node[64], link1[64], text[512], err[512] = "";
+    station_cfg_t cfg;
+    FILE *f;
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(node, sizeof node, "%s/ttyUSB0", dir);
+    snprintf(link1, sizeof link1, "%s/by-path-port0", dir);
+    f = fopen(node, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(symlink(node, link1), 0);
+    snprintf(text, sizeof text,
+             "{\"slots\":[{\"name\":\"A1\",\"port\":\"%s\"},{\"name\":\"A2\",\"port\":\"%s\"}]}",
+             node, link1);
+    assert_int_not_equal(parse(text, &cfg, err), 0);
+    if (!strstr(err, "$.slots[1].port") || !strstr(err, "A1") || !strstr(err, "A2") ||
+        !strstr(err, "same device"))
+        fail_msg("unexpected error \"%s\"", err);
+    /* a path that does not exist (yet) is not an error by itself */
+    snprintf(text, sizeof text,
+             "{\"slots\":[{\"name\":\"A1\",\"port\":\"%s\"},{\"name\":\"A2\",\"port\":\"%s/gone\"}]}",
+             node, dir);
+    assert_int_equal(parse(text, &cfg, err), 0);
+    config_free(&cfg);
+    unlink(link1);
+    unlink(node);
+    rmdir(dir);
+}
+
 static void test_many_slots(void **state)
 {
     char text[16384], *p = text;
@@ -118,6 +204,9 @@ int main(void)
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_errors_name_the_path),
         cmocka_unit_test(test_many_slots),
+        cmocka_unit_test(test_http_defaults_and_values),
+        cmocka_unit_test(test_http_errors),
+        cmocka_unit_test(test_same_device_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
