@@ -1095,6 +1095,516 @@ def t_new_board():
         sim.stop()
 
 
+# --------------------------------------------------------------------------------------------
+# flasher stub (reference §4.5.6, §4.6, §8, §9); the stub file is synthetic (tests/data/mkstub.py)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_STUB_DIR = None
+
+
+def stub_dir():
+    global _STUB_DIR
+    if _STUB_DIR is None:
+        _STUB_DIR = tempfile.mkdtemp(prefix="espsim-stub-")
+        subprocess.run([sys.executable, os.path.join(HERE, "..", "data", "mkstub.py"), _STUB_DIR],
+                       check=True, timeout=30)
+    return _STUB_DIR
+
+
+def upload_stub(c, chip, entry=None, expect_ohai=True):
+    """esptool's stub upload (reference §8.3): MEM_BEGIN/MEM_DATA per segment, MEM_END(0, entry),
+    then one frame that must be exactly "OHAI". Leaves c in stub mode (2 status bytes)."""
+    import base64
+    with open(os.path.join(stub_dir(), chip + ".json")) as f:
+        stub = json.load(f)
+    for seg, start in (("text", "text_start"), ("data", "data_start")):
+        if seg not in stub:
+            continue
+        blob = base64.b64decode(stub[seg])
+        nblk = (len(blob) + 0x17FF) // 0x1800
+        c.check_ok(0x05, struct.pack("<IIII", len(blob), nblk, 0x1800, stub[start]))
+        for i in range(nblk):
+            c.check_ok(0x07, *data_pkt(blob[i * 0x1800:(i + 1) * 0x1800], i))
+    c.send(0x06, struct.pack("<II", 0, stub["entry"] if entry is None else entry))
+    end = time.monotonic() + (3.0 if expect_ohai else 0.5)
+    while time.monotonic() < end:
+        f = c.read_frame(end - time.monotonic())
+        if f is None:
+            break
+        if f == b"OHAI":
+            check(expect_ohai, "OHAI although the upload should not start a stub")
+            c.status_len = 2
+            return stub
+    check(not expect_ohai, "no OHAI after MEM_END")
+    return stub
+
+
+def stub_connect(sim, chip="esp32"):
+    c = connect(sim, CHIPS[chip]["status"])
+    upload_stub(c, chip)
+    return c
+
+
+def stub_md5(c, offset, size):
+    _, out = c.check_ok(0x13, struct.pack("<IIII", offset, size, 0, 0), out_len=16)
+    return out.hex()
+
+
+def stub_defl_write(c, offset, image, blk=0x4000, end=True, enc=b""):
+    """Stub compressed write (reference §4.5.6): exact size, 16 KiB blocks, DEFL_END(1) barrier."""
+    z = zlib.compress(image, 9)
+    nblk = (len(z) + blk - 1) // blk
+    c.check_ok(0x10, struct.pack("<IIII", len(image), nblk, blk, offset) + enc)
+    for i in range(nblk):
+        c.check_ok(0x11, *data_pkt(z[i * blk:(i + 1) * blk], i))
+    if end:
+        c.check_ok(0x12, struct.pack("<I", 1), timeout=5)
+    return z
+
+
+def test_image(size, seed):
+    """About half compressible: 64-byte runs of random bytes and of a repeated byte."""
+    import random
+    rnd = random.Random(seed)
+    out = bytearray()
+    while len(out) < size:
+        out += (bytes(rnd.getrandbits(8) for _ in range(64)) if rnd.random() < 0.5
+                else bytes([rnd.getrandbits(8)]) * 64)
+    return bytes(out[:size])
+
+
+def t_stub_ohai():
+    for chip in ("esp32", "esp8266", "esp32s3"):
+        sim = Sim("--chip", chip, "--tcp", "0")
+        try:
+            c = stub_connect(sim, chip)
+            sim.wait_event("stub")
+            syncs = c.sync()
+            check(len(syncs) == 8, "%s stub: %d SYNC replies" % (chip, len(syncs)))
+            check(all(struct.unpack("<I", f[4:8])[0] == 0 for f in syncs), "stub SYNC value 0")
+            val, d = c.command(0x0A, struct.pack("<I", 0x40001000))
+            check(val == CHIPS[chip]["magic"] and d == b"\x00\x00", "%s stub READ_REG %r" % (chip, d))
+            # an opcode the stub lacks: same opcode echoed, status (0xFF, 0) (legacy stub)
+            _, d = c.command(0x0E, struct.pack("<II", 0, 16))
+            check(d == b"\xff\x00", "%s stub unknown op status %r" % (chip, d))
+            # ROM-only forms are refused: the 8-byte SPI_ATTACH (stub takes 4 bytes)
+            check(c.status(0x0D, struct.pack("<IBBBB", 0, 0, 0, 0, 0))[0] != 0, "8-byte attach")
+            c.check_ok(0x0D, struct.pack("<I", 0))
+            # the stub attached the flash itself: SPI flash ID works without SPI_ATTACH
+            if chip != "esp8266":
+                c.check_ok(0x0B, struct.pack("<IIIIII", 0, 4 << 20, 0x10000, 0x1000, 0x100,
+                                             0xFFFF))
+            else:  # SPI_SET_PARAMS exists in the ESP8266 stub, not in its ROM (reference §8.4)
+                _, d = c.command(0x0B, struct.pack("<IIIIII", 0, 4 << 20, 0x10000, 0x1000,
+                                                   0x100, 0xFFFF))
+                check(d == b"\x00\x00", "ESP8266 stub SPI_SET_PARAMS %r" % d)
+            fid = spiflash_command(c, chip, 0x9F, read_bits=24) & 0xFFFFFF
+            check(fid == 0x1640EF, "%s stub JEDEC 0x%06x" % (chip, fid))
+            # GET_SECURITY_INFO: S2+ only, size field without the status bytes
+            if chip == "esp32s3":
+                c.send(0x14)
+                f = c.read_frame(1.0)
+                check(f and struct.unpack("<H", f[2:4])[0] == 20 and len(f) == 8 + 22,
+                      "stub security info frame %r" % f)
+            # board swap returns to the ROM
+            sim.proc.send_signal(signal.SIGUSR2)
+            sim.wait_event("new_board")
+            c.status_len = CHIPS[chip]["status"]
+            c.drain(0.1)
+            syncs = c.sync()
+            check(struct.unpack("<I", syncs[0][4:8])[0] != 0, "%s: ROM after new board" % chip)
+            _, d = c.command(0x0A, struct.pack("<I", 0x40001000))
+            check(len(d) == CHIPS[chip]["status"], "ROM status length after new board")
+        finally:
+            sim.stop()
+    # entry outside the uploaded RAM: the chip crashes (silent); --fault no-stub: hangs
+    for args, entry in (((), 0x40000400), (("--fault", "no-stub"), None)):
+        sim = Sim("--chip", "esp32", "--tcp", "0", *args)
+        try:
+            c = connect(sim)
+            upload_stub(c, "esp32", entry=entry, expect_ohai=False)
+            c.send(0x08, SYNC_DATA)
+            check(c.drain(0.3) == [], "crashed/hung chip answered")
+            sim.wait_event("jump")
+        finally:
+            sim.stop()
+
+
+def t_stub_write():
+    for chip in ("esp32", "esp8266", "esp32c3"):
+        with tempfile.TemporaryDirectory() as td:
+            fin, fout = os.path.join(td, "in.bin"), os.path.join(td, "out.bin")
+            with open(fin, "wb") as f:
+                f.write(b"\x00" * (1 << 20))  # not erased: only what the stub erases turns 0xFF
+            sim = Sim("--chip", chip, "--tcp", "0", "--flash-in", fin, "--flash-out", fout)
+            try:
+                c = stub_connect(sim, chip)
+                # one 16 KiB compressed block, then a larger multi-block image
+                small = test_image(0x4000, 1)
+                stub_defl_write(c, 0x10000, small)
+                check(stub_md5(c, 0x10000, len(small)) == hashlib.md5(small).hexdigest(),
+                      "%s stub MD5 16 KiB" % chip)
+                img = test_image(100 * 1024 + 12, 2)
+                enc = b"\x00" * 4 if chip != "esp8266" else b""  # 20-byte BEGIN is accepted
+                stub_defl_write(c, 0x21000, img, enc=enc)
+                ev = sim.wait_event("defl_begin", pred=lambda e: e["offset"] == "0x21000")
+                check(ev["size"] == len(img), "stub BEGIN size is the exact size")
+                check(stub_md5(c, 0x21000, len(img)) == hashlib.md5(img).hexdigest(),
+                      "%s stub MD5 multi-block" % chip)
+                # uncompressed stub write, last block padded with 0xFF (reference §4.2)
+                raw = test_image(0x5000 + 20, 3)
+                nblk = (len(raw) + 0x3FFF) // 0x4000
+                c.check_ok(0x02, struct.pack("<IIII", len(raw), nblk, 0x4000, 0x40000))
+                for i in range(nblk):
+                    blk = raw[i * 0x4000:(i + 1) * 0x4000]
+                    c.check_ok(0x03, *data_pkt(blk + b"\xff" * (0x4000 - len(blk)), i))
+                c.check_ok(0x04, struct.pack("<I", 1))
+                check(stub_md5(c, 0x40000, len(raw)) == hashlib.md5(raw).hexdigest(), "raw write")
+                # block size above 16 KiB: BAD_BLOCKSIZE (0xC2)
+                check(c.status(0x10, struct.pack("<IIII", 0x1000, 1, 0x8000, 0x80000)) ==
+                      (0xC2, 0), "block size 0x8000")
+                c.link.close()
+            finally:
+                sim.stop()
+            with open(fout, "rb") as f:
+                dump = f.read()
+
+            def sectors(off, size):
+                return range(off // 4096, (off + size + 4095) // 4096)
+
+            # just-in-time erase: exactly the sectors covering each write, nothing else
+            touched = set(sectors(0x10000, 0x4000)) | set(sectors(0x21000, len(img))) | \
+                set(sectors(0x40000, len(raw)))
+            want = bytearray(b"\x00" * (1 << 20))
+            for s in touched:
+                want[s * 4096:(s + 1) * 4096] = b"\xff" * 4096
+            want[0x10000:0x10000 + len(small)] = small
+            want[0x21000:0x21000 + len(img)] = img
+            want[0x40000:0x40000 + len(raw)] = raw
+            bad = [i for i in range(0, 1 << 20, 4096) if dump[i:i + 4096] != want[i:i + 4096]]
+            check(not bad, "%s: flash dump differs in sectors %s" % (chip, [hex(b) for b in bad]))
+
+
+def t_stub_erase_read():
+    sim = Sim("--chip", "esp32", "--tcp", "0")
+    try:
+        c = stub_connect(sim)
+        img = test_image(0x9000 + 100, 4)
+        stub_defl_write(c, 0x100000, img)
+        # READ_FLASH (reference §4.6): packets of packet_size, one ACK each, final raw MD5
+        length = len(img)
+        c.check_ok(0xD2, struct.pack("<IIII", 0x100000, length, 0x1000, 64))
+        got = bytearray()
+        while len(got) < length:
+            f = c.read_frame(2.0)
+            check(f is not None, "READ_FLASH packet missing after %d bytes" % len(got))
+            check(len(f) == min(0x1000, length - len(got)), "packet length %d" % len(f))
+            got += f
+            if len(got) == 0x1000:  # strict flow control: nothing more before the ACK
+                check(c.read_frame(0.2) is None, "second packet sent before the first ACK")
+            c.link.write(slip(struct.pack("<I", len(got))))
+        digest = c.read_frame(2.0)
+        check(bytes(got) == img, "READ_FLASH data")
+        check(digest == hashlib.md5(img).digest(), "READ_FLASH final MD5")
+        c.read_reg(0x40001000)  # back in command mode
+        # ERASE_REGION: aligned works; misaligned fails with status byte 1 (the legacy stub's
+        # `verify_data_len() || handle_flash_erase()` turns its 0x32/0x33 into 1)
+        c.check_ok(0xD1, struct.pack("<II", 0x101000, 0x2000))
+        want = bytearray(img)
+        want[0x1000:0x3000] = b"\xff" * 0x2000
+        check(stub_md5(c, 0x100000, len(img)) == hashlib.md5(want).hexdigest(), "ERASE_REGION")
+        check(c.status(0xD1, struct.pack("<II", 0x100800, 0x1000)) == (1, 0), "unaligned addr")
+        check(c.status(0xD1, struct.pack("<II", 0x100000, 0x800)) == (1, 0), "unaligned size")
+        # ERASE_FLASH: everything 0xFF
+        c.check_ok(0xD0, timeout=5)
+        check(stub_md5(c, 0x100000, len(img)) == hashlib.md5(b"\xff" * len(img)).hexdigest(),
+              "ERASE_FLASH")
+        check(stub_md5(c, 0, 4 << 20) == hashlib.md5(b"\xff" * (4 << 20)).hexdigest(),
+              "whole chip erased")
+    finally:
+        sim.stop()
+
+
+def t_stub_deferred():
+    sim = Sim("--chip", "esp32", "--tcp", "0")
+    try:
+        c = stub_connect(sim)
+        # corrupt compressed data: block 0 is ACKed, its inflate error (0xC7) comes with block 1
+        z = zlib.compress(test_image(0x10000, 5), 9)
+        bad = b"\x78\x9c" + b"\xff" * (0x4000 - 2)
+        c.check_ok(0x10, struct.pack("<IIII", 0x10000, 2, 0x4000, 0x200000))
+        check(c.status(0x11, *data_pkt(bad, 0)) == (0, 0), "bad block is ACKed on receipt")
+        check(c.status(0x11, *data_pkt(z[:0x4000], 1)) == (0xC7, 0), "deferred inflate error")
+        check(c.status(0x12, struct.pack("<I", 1))[0] != 0, "DEFL_END after an error")
+        # a write beyond the size set by SPI_SET_PARAMS fails (0xC4) and surfaces at DEFL_END
+        c.check_ok(0x0B, struct.pack("<IIIIII", 0, 1 << 20, 0x10000, 0x1000, 0x100, 0xFFFF))
+        img = test_image(0x6000, 6)
+        z = zlib.compress(img, 9)
+        check(len(z) <= 0x4000, "test image must fit one block")
+        c.check_ok(0x10, struct.pack("<IIII", len(img), 1, 0x4000, 0xFC000))
+        check(c.status(0x11, *data_pkt(z, 0)) == (0, 0), "ACK before the write fails")
+        check(c.status(0x12, struct.pack("<I", 1)) == (0xC4, 0), "deferred SPI error at END")
+        # END before every announced byte: NOT_ENOUGH_DATA (0xC8); DATA without BEGIN: 0xC6
+        c.check_ok(0x10, struct.pack("<IIII", len(img), 1, 0x4000, 0x10000))
+        check(c.status(0x12, struct.pack("<I", 1)) == (0xC8, 0), "END before all data")
+        check(c.status(0x04, struct.pack("<I", 1)) == (0xC8, 0), "still in flash mode")
+        c.check_ok(0x10, struct.pack("<IIII", len(img), 1, 0x4000, 0x10000))
+        c.check_ok(0x11, *data_pkt(z, 0))
+        c.check_ok(0x12, struct.pack("<I", 1))
+        check(c.status(0x11, *data_pkt(z, 0)) == (0xC6, 0), "DATA after END")
+        # checksum and length errors are immediate
+        c.check_ok(0x10, struct.pack("<IIII", len(img), 1, 0x4000, 0x10000))
+        pkt, chk = data_pkt(z, 0)
+        check(c.status(0x11, pkt, chk ^ 0x5A) == (0xC1, 0), "bad checksum 0xC1")
+        check(c.status(0x11, pkt[:-1], chk) == (0xC0, 0), "length word mismatch 0xC0")
+    finally:
+        sim.stop()
+
+
+def t_stub_faults():
+    # nak with a stub code: 2 status bytes (code, 0)
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "nak:FLASH_DEFL_DATA:0xC1")
+    try:
+        c = stub_connect(sim)
+        c.check_ok(0x10, struct.pack("<IIII", 0x1000, 1, 0x4000, 0x10000))
+        _, d = c.command(0x11, *data_pkt(zlib.compress(b"\x00" * 0x1000), 0))
+        check(d == b"\xc1\x00", "stub nak %r" % d)
+    finally:
+        sim.stop()
+    # brown-out mid-transfer: the ROM banner, the ROM answers again (4 status bytes)
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "brownout:2")
+    try:
+        c = stub_connect(sim)
+        img = test_image(0x40000, 7)
+        z = zlib.compress(img, 9)
+        c.check_ok(0x10, struct.pack("<IIII", len(img), (len(z) + 0x3FFF) // 0x4000, 0x4000, 0))
+        c.check_ok(0x11, *data_pkt(z[:0x4000], 0))
+        c.check_ok(0x11, *data_pkt(z[0x4000:0x8000], 1))
+        end = time.monotonic() + 2.0
+        while b"waiting for download" not in bytes(c.garbage) and time.monotonic() < end:
+            c.read_frame(0.05)
+        check(b"BROWNOUT" in bytes(c.garbage), "brownout banner %r" % bytes(c.garbage))
+        c.status_len = 4
+        syncs = c.sync()
+        check(struct.unpack("<I", syncs[0][4:8])[0] != 0, "ROM after brown-out")
+    finally:
+        sim.stop()
+    # drop-reply and noise in stub mode; hangup after a stub data block
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "drop-reply:20", "--fault", "noise:21")
+    try:
+        c = stub_connect(sim)  # about 6 requests in ROM mode for the synthetic stub upload
+        sim.wait_event("stub")
+        for _ in range(40):
+            c.send(0x0A, struct.pack("<I", 0x40001000))
+            if not c.drain(0.1):
+                break
+        else:
+            raise Fail("no reply was dropped in stub mode")
+        sim.wait_event("fault", pred=lambda e: e["fault"] == "drop-reply")
+        check(c.read_reg(0x40001000) == 0x00F01D83, "stub answers after the dropped reply")
+        sim.wait_event("fault", pred=lambda e: e["fault"] == "noise")
+        c.read_frame(0.1)
+        check(len(c.garbage) >= 20, "noise bytes outside frames")
+    finally:
+        sim.stop()
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "hangup:1", "--fault", "bitflip")
+    try:
+        c = stub_connect(sim)
+        c.check_ok(0x10, struct.pack("<IIII", 0x1000, 1, 0x4000, 0x10000))
+        c.send(0x11, *data_pkt(zlib.compress(b"\x00" * 0x1000), 0))
+        sim.wait_event("disconnect")
+        sim.wait_event("fault", pred=lambda e: e["fault"] == "bitflip")
+    finally:
+        sim.stop()
+
+
+def change_baud_ok(c, new, old):
+    """CHANGE_BAUDRATE: the reply comes at the old rate (reference §9)."""
+    _, d = c.command(0x0F, struct.pack("<II", new, old))
+    check(d[:2] == b"\x00\x00", "CHANGE_BAUDRATE status %r" % d)
+
+
+def t_stub_baud_pty():
+    # ROM form (second word 0) and stub form (second word = current rate) over a pty, where the
+    # simulator takes the host's new rate from the command
+    sim = Sim("--chip", "esp32", "--pty")
+    try:
+        c = connect(sim)
+        change_baud_ok(c, 460800, 0)
+        check(c.read_reg(0x40001000) == 0x00F01D83, "ROM at 460800")
+        ev = sim.wait_event("change_baudrate")
+        check(ev["baud"] == 460800 and ev["previous"] == 115200, "ROM change event %r" % ev)
+        upload_stub(c, "esp32")
+        change_baud_ok(c, 921600, 460800)
+        check(c.read_reg(0x40001000) == 0x00F01D83, "stub at 921600")
+        ev = sim.wait_event("change_baudrate", pred=lambda e: e.get("loader") == "stub")
+        check(ev["actual"] == 921600, "stub real rate %r" % ev)
+    finally:
+        sim.stop()
+    # legacy stub with a wrong "current" rate: its divider is off, the host (at the new rate)
+    # reads garbage; with 0 the divider is 0 and the link is dead (reference §8.5, §9)
+    for old, actual in ((230400, 460800), (0, 0)):
+        sim = Sim("--chip", "esp32", "--pty")
+        try:
+            c = connect(sim)
+            upload_stub(c, "esp32")
+            change_baud_ok(c, 921600, old)
+            ev = sim.wait_event("change_baudrate")
+            check(ev["actual"] == actual, "real rate %r, want %d" % (ev, actual))
+            c.send(0x0A, struct.pack("<I", 0x40001000))
+            frames = [f for f in c.drain(0.3) if len(f) >= 8 and f[0] == 1 and f[1] == 0x0A]
+            check(not frames, "old field %d: the reply must not be readable" % old)
+        finally:
+            sim.stop()
+    # ESP8266 ROM has no CHANGE_BAUDRATE; its stub has
+    sim = Sim("--chip", "esp8266", "--pty")
+    try:
+        c = connect(sim, 2)
+        c.send(0x0F, struct.pack("<II", 460800, 0))
+        frames = c.drain(0.3)
+        check(len(frames) == 8 and all(f[1] != 0x0F for f in frames), "ESP8266 ROM: unsupported")
+        upload_stub(c, "esp8266")
+        change_baud_ok(c, 460800, 115200)
+        check(c.read_reg(0x40001000) == 0xFFF0C101, "ESP8266 stub at 460800")
+    finally:
+        sim.stop()
+
+
+def _pyserial_or_skip(case):
+    try:
+        import serial  # noqa: F401
+        return
+    except ImportError:
+        pass
+    for py in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(py) and os.path.realpath(py) != os.path.realpath(sys.executable):
+            r = subprocess.run([py, "-c", "import serial"], capture_output=True)
+            if r.returncode == 0:  # run this case with the interpreter that has pyserial
+                os.execv(py, [py, os.path.abspath(__file__), "--espsim", ESPSIM, case])
+    print("SKIP %s: pyserial not installed" % case)
+    sys.exit(77)
+
+
+class PyserialLink:
+    def __init__(self, url):
+        import serial
+        self.s = serial.serial_for_url(url, baudrate=115200, timeout=0.05)
+
+    def write(self, b):
+        self.s.write(b)
+
+    def read(self, timeout):
+        self.s.timeout = timeout
+        return self.s.read(max(1, self.s.in_waiting))
+
+    def close(self):
+        self.s.close()
+
+
+def t_stub_baud_rfc2217():
+    """pyserial's rfc2217:// client changes the host rate with SET-BAUDRATE, so espsim sees it:
+    a host that follows CHANGE_BAUDRATE works, one that forgets reads garbage."""
+    _pyserial_or_skip("stub_baud_rfc2217")
+    for follow in (True, False):
+        for stub in (False, True):
+            sim = Sim("--chip", "esp32", "--rfc2217", "0")
+            try:
+                link = PyserialLink(sim.ready["port"])
+                c = Client(link)
+                c.sync()
+                c.drain(0.05)
+                if stub:
+                    upload_stub(c, "esp32")
+                change_baud_ok(c, 460800, 115200 if stub else 0)  # reply at the old rate
+                if follow:
+                    link.s.baudrate = 460800
+                    sim.wait_event("host_baud", pred=lambda e: e["baud"] == 460800)
+                time.sleep(0.06)  # esptool: 50 ms after the switch, then flush
+                c.drain(0.05)
+                c.garbage.clear()
+                c.send(0x0A, struct.pack("<I", 0x40001000))
+                frames = [f for f in c.drain(0.3) if len(f) >= 8 and f[:2] == b"\x01\x0a"]
+                what = "%s host that %s" % ("stub" if stub else "ROM",
+                                            "follows" if follow else "forgets")
+                if follow:
+                    check(frames and struct.unpack("<I", frames[0][4:8])[0] == 0x00F01D83,
+                          "%s: no READ_REG reply at 460800" % what)
+                else:
+                    check(not frames, "%s: reply readable at the wrong rate" % what)
+                link.close()
+            finally:
+                sim.stop()
+
+
+def stub_write_model(image, z, offset, baud, blk=0x4000):
+    """Expected duration of a stub compressed write under the timing model of design.md §5,
+    restated: wire time of every frame at `baud` (10 bits per byte, SLIP escapes counted), the
+    stub ACKs a block when it starts on it, and writes it (just-in-time erase: a 64 KiB block
+    when 16 sectors remain and it is aligned, else 45 ms sectors; 0.5 ms per 256-byte page)
+    while the next block travels. Returns seconds from DEFL_BEGIN sent to DEFL_END's reply."""
+    def wire(n):
+        return n * 10.0 / baud
+
+    def frame_len(payload):
+        return len(slip(payload))
+
+    nblk = (len(z) + blk - 1) // blk
+    t = 0.0
+    begin = struct.pack("<BBHI", 0, 0x10, 16, 0) + struct.pack("<IIII", len(image), nblk, blk,
+                                                               offset)
+    t += wire(frame_len(begin)) + wire(12)
+    d = zlib.decompressobj()
+    next_write, next_erase = offset, offset // 4096
+    erase_left = (offset % 4096 + len(image) + 4095) // 4096
+    done = 0.0
+    for i in range(nblk):
+        chunk = z[i * blk:(i + 1) * blk]
+        pkt, _ = data_pkt(chunk, i)
+        arrive = t + wire(frame_len(struct.pack("<BBHI", 0, 0x11, len(pkt), 0) + pkt))
+        start = max(arrive, done)
+        t = start + wire(12)  # the ACK reaches the host; it sends the next block
+        out = len(d.decompress(chunk))
+        w = 0.0
+        if out:
+            last = (next_write + out) // 4096
+            while erase_left > 0 and next_erase <= last:
+                if erase_left >= 16 and next_erase % 16 == 0:
+                    w, next_erase, erase_left = w + 0.200, next_erase + 16, erase_left - 16
+                else:
+                    w, next_erase, erase_left = w + 0.045, next_erase + 1, erase_left - 1
+            w += (out + 255) // 256 * 0.0005
+            next_write += out
+        done = start + w
+    end = struct.pack("<BBHI", 0, 0x12, 4, 0) + struct.pack("<I", 1)
+    arrive = t + wire(frame_len(end))
+    return max(arrive, done) + wire(12)
+
+
+def t_stub_realtime():
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--realtime")
+    try:
+        c = stub_connect(sim)
+        change_baud_ok(c, 921600, 115200)
+        time.sleep(0.05)
+        c.drain(0.05)
+        img = test_image(256 * 1024, 8)
+        z = zlib.compress(img, 9)
+        model = stub_write_model(img, z, 0x10000, 921600)
+        t0 = time.monotonic()
+        stub_defl_write(c, 0x10000, img)
+        dt = time.monotonic() - t0
+        floor = len(z) * 10 / 921600
+        print("256 KiB (%d compressed) at 921600: %.3fs, model %.3fs, wire floor %.3fs"
+              % (len(z), dt, model, floor))
+        check(model * 0.9 <= dt <= model * 1.25 + 0.3,
+              "stub write took %.2fs, model %.2fs" % (dt, model))
+        t0 = time.monotonic()
+        check(stub_md5(c, 0x10000, len(img)) == hashlib.md5(img).hexdigest(), "realtime MD5")
+        check(time.monotonic() - t0 >= len(img) * 0.25e-6, "stub MD5 takes its modelled time")
+    finally:
+        sim.stop()
+
+
 TESTS = {
     "ready_pty": t_ready_pty,
     "ready_tcp": t_ready_tcp,
@@ -1114,6 +1624,14 @@ TESTS = {
     "realtime": t_realtime,
     "pyserial_rfc2217": t_pyserial_rfc2217,
     "new_board": t_new_board,
+    "stub_ohai": t_stub_ohai,
+    "stub_write": t_stub_write,
+    "stub_erase_read": t_stub_erase_read,
+    "stub_deferred": t_stub_deferred,
+    "stub_faults": t_stub_faults,
+    "stub_baud_pty": t_stub_baud_pty,
+    "stub_baud_rfc2217": t_stub_baud_rfc2217,
+    "stub_realtime": t_stub_realtime,
 }
 
 
