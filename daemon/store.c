@@ -643,7 +643,9 @@ int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
     "id, seq, uuid, slot, port, recipe_hash, chip, revision, mac, flash_id, flash_size, "          \
     "started_at, finished_at, duration_ms, result, error_class, message, failed_state, "           \
     "state_ms, bytes_written, bytes_sent, retries, baud, attempt, "                                \
-    "(SELECT count(*) FROM job_images WHERE job_uuid = jobs.uuid), final"
+    "(SELECT count(*) FROM job_images WHERE job_uuid = jobs.uuid), final, "                        \
+    "(SELECT name FROM recipes WHERE hash = jobs.recipe_hash), "                                   \
+    "(SELECT version FROM recipes WHERE hash = jobs.recipe_hash)"
 
 static void store_col_text(sqlite3_stmt *st, int i, char *buf, size_t cap)
 {
@@ -685,6 +687,8 @@ static void store_read_row(sqlite3_stmt *st, store_job_row_t *row)
     row->attempt = store_col_int(st, 23);
     row->n_images = store_col_int(st, 24);
     row->final = sqlite3_column_int64(st, 25) != 0;
+    store_col_text(st, 26, row->recipe_name, sizeof row->recipe_name);
+    store_col_text(st, 27, row->recipe_version, sizeof row->recipe_version);
 }
 
 int store_job_get(store_t *s, const char *uuid, store_job_row_t *row)
@@ -752,4 +756,300 @@ int store_count_jobs(store_t *s, const char *result, int64_t *count)
         store_fail(s, "counting jobs");
     sqlite3_finalize(st);
     return rc == SQLITE_ROW ? 0 : EST_EDB;
+}
+
+/* ---- queries of the HTTP API ---- */
+
+/* Step `st` to the end, reading a job row per step into a heap row for cb. */
+static int store_each_job(store_t *s, sqlite3_stmt *st, store_job_cb cb, void *data,
+                          const char *what)
+{
+    store_job_row_t *row = malloc(sizeof *row);
+    int rc, count = 0;
+    if (!row) {
+        sqlite3_finalize(st);
+        return store_refuse(s, "out of memory");
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_read_row(st, row);
+        count++;
+        if (cb(row, data) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) store_fail(s, "%s", what);
+    sqlite3_finalize(st);
+    free(row);
+    return rc == SQLITE_DONE ? count : EST_EDB;
+}
+
+int store_jobs_query(store_t *s, int64_t after, size_t limit, const store_job_filter_t *f,
+                     store_job_cb cb, void *data)
+{
+    static const store_job_filter_t none = {0};
+    sqlite3_stmt *st;
+    if (limit > STORE_QUERY_MAX)
+        return store_refuse(s, "limit %zu is above the maximum of %d", limit, STORE_QUERY_MAX);
+    if (!f) f = &none;
+    /* Unused filters are bound to NULL and switch themselves off; one statement for every
+     * combination keeps the plan simple (seq index, rows checked in order). */
+    if (store_prepare(s,
+                      "SELECT " STORE_ROW_COLUMNS " FROM jobs WHERE seq > ?1 "
+                      "AND (?3 IS NULL OR result = ?3) AND (?4 IS NULL OR mac = ?4) "
+                      "AND (?5 IS NULL OR slot = ?5) AND (?6 IS NULL OR finished_at >= ?6) "
+                      "ORDER BY seq LIMIT ?2",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_int64(st, 1, after);
+    sqlite3_bind_int64(st, 2, (int64_t)limit);
+    store_bind_text(st, 3, f->result);
+    store_bind_text(st, 4, f->mac);
+    store_bind_text(st, 5, f->slot);
+    store_bind_text(st, 6, f->since);
+    return store_each_job(s, st, cb, data, "listing jobs");
+}
+
+int store_jobs_by_mac(store_t *s, const char *mac, size_t limit, store_job_cb cb, void *data)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "SELECT " STORE_ROW_COLUMNS " FROM jobs WHERE mac = ?1 AND seq IS NOT NULL "
+                      "ORDER BY id LIMIT ?2",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, mac, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (int64_t)(limit > INT64_MAX ? INT64_MAX : limit));
+    return store_each_job(s, st, cb, data, "listing a board's jobs");
+}
+
+static int store_first_row(const store_job_row_t *row, void *data)
+{
+    memcpy(data, row, sizeof *row);
+    return 1;
+}
+
+int store_job_last_of_slot(store_t *s, const char *slot, store_job_row_t *row)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (store_prepare(s,
+                      "SELECT " STORE_ROW_COLUMNS " FROM jobs WHERE slot = ?1 AND seq IS NOT NULL "
+                      "ORDER BY seq DESC LIMIT 1",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, slot, -1, SQLITE_TRANSIENT);
+    rc = store_each_job(s, st, store_first_row, row, "reading a slot's last job");
+    return rc < 0 ? rc : rc == 0 ? 1 : 0;
+}
+
+static const char *store_col_str(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+int store_job_images(store_t *s, const char *uuid, int (*cb)(const store_image_row_t *, void *),
+                     void *data)
+{
+    sqlite3_stmt *st;
+    int rc, count = 0;
+    if (store_prepare(s,
+                      "SELECT idx, offset, size, compressed_size, md5, patched, verified, "
+                      "duration_ms FROM job_images WHERE job_uuid = ?1 ORDER BY idx",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_image_row_t r = {
+            .idx = sqlite3_column_int64(st, 0),
+            .offset = sqlite3_column_int64(st, 1),
+            .size = sqlite3_column_int64(st, 2),
+            .compressed_size = sqlite3_column_int64(st, 3),
+            .md5 = store_col_str(st, 4),
+            .patched = sqlite3_column_int(st, 5) != 0,
+            .verified = sqlite3_column_int(st, 6) != 0,
+            .duration_ms = store_col_int(st, 7),
+        };
+        count++;
+        if (cb(&r, data) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) store_fail(s, "reading the images of job %s", uuid);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count : EST_EDB;
+}
+
+int store_job_events(store_t *s, const char *uuid, size_t limit,
+                     int (*cb)(const store_event_row_t *, void *), void *data)
+{
+    sqlite3_stmt *st;
+    int rc, count = 0;
+    if (store_prepare(s,
+                      "SELECT n, t_ms, kind, state, detail FROM job_events WHERE job_uuid = ?1 "
+                      "ORDER BY n LIMIT ?2",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, (int64_t)(limit > INT64_MAX ? INT64_MAX : limit));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_event_row_t r = {
+            .n = sqlite3_column_int64(st, 0),
+            .t_ms = sqlite3_column_int64(st, 1),
+            .kind = store_col_str(st, 2),
+            .state = store_col_str(st, 3),
+            .detail = store_col_str(st, 4),
+        };
+        count++;
+        if (cb(&r, data) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) store_fail(s, "reading the events of job %s", uuid);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count : EST_EDB;
+}
+
+int store_job_counts(store_t *s,
+                     int (*cb)(const char *slot, const char *result, bool final, int64_t n, void *),
+                     void *data)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (store_prepare(s, "SELECT slot, result, final, count(*) FROM jobs GROUP BY slot, result, "
+                         "final",
+                      &st))
+        return EST_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (cb(store_col_str(st, 0), store_col_str(st, 1), sqlite3_column_int(st, 2) != 0,
+               sqlite3_column_int64(st, 3), data)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    if (rc != SQLITE_DONE) store_fail(s, "counting jobs per slot");
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : EST_EDB;
+}
+
+int store_stats_rows(store_t *s, const char *since, const char *until,
+                     int (*cb)(const store_stat_row_t *, void *), void *data)
+{
+    sqlite3_stmt *st;
+    int rc, count = 0;
+    /* final rows only: a retried attempt is not a board (docs/API.md) */
+    if (store_prepare(s,
+                      "SELECT slot, result, error_class, started_at, duration_ms FROM jobs "
+                      "WHERE finished_at >= ?1 AND finished_at < ?2 AND final = 1",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, since, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, until, -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_stat_row_t r = {
+            .slot = store_col_str(st, 0),
+            .result = store_col_str(st, 1),
+            .error_class = store_col_str(st, 2),
+            .started_at = store_col_str(st, 3),
+            .duration_ms = store_col_int(st, 4),
+        };
+        count++;
+        if (cb(&r, data) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) store_fail(s, "reading jobs for statistics");
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count : EST_EDB;
+}
+
+static int store_each_recipe(store_t *s, sqlite3_stmt *st, bool with_json,
+                             int (*cb)(const store_recipe_row_t *, void *), void *data)
+{
+    int rc, count = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        store_recipe_row_t r = {
+            .hash = store_col_str(st, 0),
+            .name = store_col_str(st, 1),
+            .version = store_col_str(st, 2),
+            .created_at = store_col_str(st, 3),
+        };
+        if (with_json) {
+            r.json = store_col_str(st, 4);
+            r.json_len = (size_t)sqlite3_column_bytes(st, 4);
+        }
+        count++;
+        if (cb(&r, data) != 0) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    }
+    if (rc != SQLITE_DONE) store_fail(s, "reading recipes");
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? count : EST_EDB;
+}
+
+int store_recipes_list(store_t *s, int (*cb)(const store_recipe_row_t *, void *), void *data)
+{
+    sqlite3_stmt *st;
+    if (store_prepare(s,
+                      "SELECT hash, name, version, created_at FROM recipes "
+                      "ORDER BY created_at DESC, hash",
+                      &st))
+        return EST_EDB;
+    return store_each_recipe(s, st, false, cb, data);
+}
+
+int store_recipe_get(store_t *s, const char *hash, int (*cb)(const store_recipe_row_t *, void *),
+                     void *data)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (store_prepare(s, "SELECT hash, name, version, created_at, json FROM recipes WHERE hash = ?1",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
+    rc = store_each_recipe(s, st, true, cb, data);
+    return rc < 0 ? rc : rc == 0 ? 1 : 0;
+}
+
+int store_slot_recipe_set(store_t *s, const char *slot, const char *hash)
+{
+    char now[STORE_TIME_LEN];
+    sqlite3_stmt *st;
+    if (!slot) return store_refuse(s, "store_slot_recipe_set: slot is required");
+    if (!hash) {
+        if (store_prepare(s, "DELETE FROM slot_recipes WHERE slot = ?1", &st)) return EST_EDB;
+        sqlite3_bind_text(st, 1, slot, -1, SQLITE_TRANSIENT);
+        return store_step_done(s, st, "clearing a slot's recipe");
+    }
+    if (store_prepare(s,
+                      "INSERT INTO slot_recipes (slot, recipe_hash, assigned_at) VALUES (?1, ?2, ?3) "
+                      "ON CONFLICT (slot) DO UPDATE SET recipe_hash = excluded.recipe_hash, "
+                      "assigned_at = excluded.assigned_at",
+                      &st))
+        return EST_EDB;
+    sqlite3_bind_text(st, 1, slot, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, store_fmt_time(store_now_ms(), now), -1, SQLITE_TRANSIENT);
+    return store_step_done(s, st, "setting a slot's recipe");
+}
+
+int store_slot_recipes(store_t *s, int (*cb)(const char *slot, const char *hash, void *),
+                       void *data)
+{
+    sqlite3_stmt *st;
+    int rc;
+    if (store_prepare(s, "SELECT slot, recipe_hash FROM slot_recipes ORDER BY slot", &st))
+        return EST_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if (cb(store_col_str(st, 0), store_col_str(st, 1), data)) {
+            rc = SQLITE_DONE;
+            break;
+        }
+    if (rc != SQLITE_DONE) store_fail(s, "reading the slots' recipes");
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : EST_EDB;
 }

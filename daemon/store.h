@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* store.h — the station's permanent record in SQLite: recipes (by content hash), jobs, the
- * images each job wrote and its events; schema migrations compiled in from schema/NNN_*.sql.
+ * images each job wrote and its events, the recipe chosen per slot through the API; the queries
+ * behind the HTTP API (filters, paging, stats); schema migrations compiled in from
+ * schema/NNN_*.sql.
  * Owns: the database file, its pragmas and schema version, and the MES cursor (`jobs.seq`,
  * assigned in finish order). Must not: log, know about libuv, or be used from two threads.
  * Every function returns 0 (or a count) on success and EST_EDB on failure; store_errmsg() then
@@ -110,6 +112,7 @@ typedef struct store_job_row_s {
     char slot[64];
     char port[256];
     char recipe_hash[65];
+    char recipe_name[65], recipe_version[65]; /* of recipe_hash in table recipes */
     char chip[16];
     char revision[16];
     char mac[18];
@@ -135,5 +138,77 @@ typedef int (*store_job_cb)(const store_job_row_t *row, void *data);
 int store_jobs_after(store_t *s, int64_t after, size_t limit, store_job_cb cb, void *data);
 /* Number of jobs with the given result (NULL = all jobs) into *count. */
 int store_count_jobs(store_t *s, const char *result, int64_t *count);
+
+/* ---- queries of the HTTP API ---- */
+
+#define STORE_QUERY_MAX 5000 /* rows per store_jobs_query call */
+
+/* Filters of GET /api/v1/jobs; NULL members do not filter. `mac` in the stored form
+ * (aa:bb:cc:dd:ee:ff), `since` in store_fmt_time's fixed-width form (compared as text). */
+typedef struct store_job_filter_s {
+    const char *result;
+    const char *mac;
+    const char *slot;
+    const char *since; /* finished_at >= since */
+} store_job_filter_t;
+
+/* Finished jobs with seq > after matching `f` (may be NULL), in seq order, at most `limit`
+ * (<= STORE_QUERY_MAX). Returns the number of rows passed to cb, or EST_EDB. */
+int store_jobs_query(store_t *s, int64_t after, size_t limit, const store_job_filter_t *f,
+                     store_job_cb cb, void *data);
+/* Finished jobs of one board, oldest first (start order), at most `limit`. */
+int store_jobs_by_mac(store_t *s, const char *mac, size_t limit, store_job_cb cb, void *data);
+/* The last finished job of a slot: 0 found, 1 none, EST_EDB. */
+int store_job_last_of_slot(store_t *s, const char *slot, store_job_row_t *row);
+
+/* Rows valid only during the callback. */
+typedef struct store_image_row_s {
+    int64_t idx, offset, size, compressed_size, duration_ms; /* duration -1 when NULL */
+    const char *md5;
+    bool patched, verified;
+} store_image_row_t;
+typedef struct store_event_row_s {
+    int64_t n, t_ms;
+    const char *kind;
+    const char *state;  /* NULL when none */
+    const char *detail; /* JSON text or NULL */
+} store_event_row_t;
+/* A job's images in index order / events in order (at most `limit`); count or EST_EDB. */
+int store_job_images(store_t *s, const char *uuid, int (*cb)(const store_image_row_t *, void *),
+                     void *data);
+int store_job_events(store_t *s, const char *uuid, size_t limit,
+                     int (*cb)(const store_event_row_t *, void *), void *data);
+
+/* Job counts per (slot, result, final) over the whole table; cb per non-empty group. */
+int store_job_counts(store_t *s,
+                     int (*cb)(const char *slot, const char *result, bool final, int64_t n, void *),
+                     void *data);
+
+/* Final finished jobs (not retried attempts) with since <= finished_at < until (fixed-width
+ * text), any order: what the stats need of each. duration_ms -1 when unknown; error_class NULL
+ * when none. */
+typedef struct store_stat_row_s {
+    const char *slot, *result, *error_class, *started_at;
+    int64_t duration_ms;
+} store_stat_row_t;
+int store_stats_rows(store_t *s, const char *since, const char *until,
+                     int (*cb)(const store_stat_row_t *, void *), void *data);
+
+/* Recipes, newest first (created_at, then hash). Text only valid during the callback. */
+typedef struct store_recipe_row_s {
+    const char *hash, *name, *version, *created_at;
+    const char *json; /* only from store_recipe_get */
+    size_t json_len;
+} store_recipe_row_t;
+int store_recipes_list(store_t *s, int (*cb)(const store_recipe_row_t *, void *), void *data);
+/* One recipe by hash: cb once; 0 found, 1 not found, EST_EDB. */
+int store_recipe_get(store_t *s, const char *hash, int (*cb)(const store_recipe_row_t *, void *),
+                     void *data);
+
+/* The recipe chosen for a slot through the API: set (hash must be stored) or cleared (NULL). */
+int store_slot_recipe_set(store_t *s, const char *slot, const char *hash);
+/* Every slot → recipe choice; cb per row. */
+int store_slot_recipes(store_t *s, int (*cb)(const char *slot, const char *hash, void *),
+                       void *data);
 
 #endif

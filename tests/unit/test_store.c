@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_store.c — unit tests of the SQLite store (daemon/store.c): migrations and user_version,
  * crash recovery (running → interrupted, also after a real SIGKILL), the MES cursor, foreign
- * keys, durable final rows, events, and that the sqlite3 shell can read the jobs table.
+ * keys, durable final rows, events, that the sqlite3 shell can read the jobs table, and the
+ * HTTP API's queries (filters and paging, a board's jobs, details, counts, stats, recipes).
  * Must not: leave files behind (every test works in its own mkdtemp directory). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -588,6 +589,217 @@ static void test_time_and_uuid(void **state)
         assert_non_null(strchr("0123456789abcdef-", u1[i]));
 }
 
+/* ---- the API's queries ---- */
+
+typedef struct {
+    int n;
+    char uuids[16][STORE_UUID_LEN];
+    char names[16][65];
+    int64_t seqs[16];
+} qpage_t;
+
+static int qpage_cb(const store_job_row_t *row, void *data)
+{
+    qpage_t *p = data;
+    if (p->n < 16) {
+        snprintf(p->uuids[p->n], sizeof p->uuids[0], "%s", row->uuid);
+        snprintf(p->names[p->n], sizeof p->names[0], "%s", row->recipe_name);
+        p->seqs[p->n] = row->seq;
+    }
+    p->n++;
+    return 0;
+}
+
+static const char *const QU[6] = {
+    "a0000000-0000-4000-8000-000000000001", "a0000000-0000-4000-8000-000000000002",
+    "a0000000-0000-4000-8000-000000000003", "a0000000-0000-4000-8000-000000000004",
+    "a0000000-0000-4000-8000-000000000005", "a0000000-0000-4000-8000-000000000006"};
+
+static void test_api_job_queries(void **state)
+{
+    tmp_t *t = *state;
+    store_t *s = open_ok(t, 0);
+    const char *h = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    store_job_filter_t f;
+    store_job_row_t row;
+    qpage_t p;
+    job_report_t r;
+    store_job_end_t end;
+
+    assert_int_equal(store_recipe_put(s, h, "rname", "1.2", "{}", 2), 0);
+    /* 6 jobs: A1 pass (mac ..:01), A2 fail (..:02), A1 pass (..:01 again), A2 cancelled,
+     * A1 fail at a fixed old time, A3 still running */
+    for (int i = 0; i < 6; i++)
+        begin(s, QU[i], i == 5 ? "A3" : i % 2 ? "A2" : "A1", h);
+    assert_int_equal(finish(s, QU[0], JOB_RESULT_PASS, 1), 1);
+    assert_int_equal(finish(s, QU[1], JOB_RESULT_FAIL, 2), 2);
+    assert_int_equal(finish(s, QU[2], JOB_RESULT_PASS, 1), 3);
+    assert_int_equal(finish(s, QU[3], JOB_RESULT_CANCELLED, 2), 4);
+    fill_report(&r, JOB_RESULT_FAIL, 3);
+    end = (store_job_end_t){.finished_unix_ms = 1000000000000}; /* 2001 */
+    assert_int_equal(store_job_finish(s, QU[4], &r, &end, NULL), 0);
+
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_query(s, 0, 100, NULL, qpage_cb, &p), 5);
+    assert_string_equal(p.names[0], "rname");
+    memset(&f, 0, sizeof f);
+    f.result = "pass";
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_query(s, 0, 100, &f, qpage_cb, &p), 2);
+    assert_int_equal(p.seqs[0], 1);
+    assert_int_equal(p.seqs[1], 3);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_query(s, 1, 100, &f, qpage_cb, &p), 1); /* paging + filter */
+    assert_int_equal(p.seqs[0], 3);
+    memset(&f, 0, sizeof f);
+    f.mac = "58:cf:79:0a:b1:02";
+    f.slot = "A2";
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_query(s, 0, 100, &f, qpage_cb, &p), 2);
+    memset(&f, 0, sizeof f);
+    f.since = "2020-01-01T00:00:00.000Z"; /* the 2001 job is left out */
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_query(s, 0, 100, &f, qpage_cb, &p), 4);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_query(s, 0, 2, NULL, qpage_cb, &p), 2);
+    assert_int_equal(store_jobs_query(s, 0, STORE_QUERY_MAX + 1, NULL, qpage_cb, &p), EST_EDB);
+
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_by_mac(s, "58:cf:79:0a:b1:01", 100, qpage_cb, &p), 2);
+    assert_string_equal(p.uuids[0], QU[0]);
+    assert_string_equal(p.uuids[1], QU[2]);
+    memset(&p, 0, sizeof p);
+    assert_int_equal(store_jobs_by_mac(s, "00:00:00:00:00:00", 100, qpage_cb, &p), 0);
+
+    assert_int_equal(store_job_last_of_slot(s, "A1", &row), 0);
+    assert_string_equal(row.uuid, QU[4]);
+    assert_string_equal(row.recipe_version, "1.2");
+    assert_int_equal(store_job_last_of_slot(s, "A3", &row), 1); /* running only */
+    assert_int_equal(store_job_last_of_slot(s, "Z9", &row), 1);
+    store_close(s);
+}
+
+typedef struct {
+    int n;
+    char text[8][128];
+} strs_t;
+
+static int img_cb(const store_image_row_t *r, void *data)
+{
+    strs_t *x = data;
+    snprintf(x->text[x->n++ & 7], 128, "%lld %lld %lld %lld %s %d %d %lld", (long long)r->idx,
+             (long long)r->offset, (long long)r->size, (long long)r->compressed_size, r->md5,
+             r->patched, r->verified, (long long)r->duration_ms);
+    return 0;
+}
+
+static int ev_cb(const store_event_row_t *r, void *data)
+{
+    strs_t *x = data;
+    snprintf(x->text[x->n++ & 7], 128, "%lld %lld %s %s %s", (long long)r->n, (long long)r->t_ms,
+             r->kind, r->state ? r->state : "-", r->detail ? r->detail : "-");
+    return 0;
+}
+
+static int count_cb(const char *slot, const char *result, bool final, int64_t n, void *data)
+{
+    strs_t *x = data;
+    snprintf(x->text[x->n++ & 7], 128, "%s %s %d %lld", slot, result, final, (long long)n);
+    return 0;
+}
+
+static int stat_cb(const store_stat_row_t *r, void *data)
+{
+    strs_t *x = data;
+    snprintf(x->text[x->n++ & 7], 128, "%s %s %s %lld", r->slot, r->result,
+             r->error_class ? r->error_class : "-", (long long)r->duration_ms);
+    return 0;
+}
+
+static int rec_cb(const store_recipe_row_t *r, void *data)
+{
+    strs_t *x = data;
+    snprintf(x->text[x->n++ & 7], 128, "%s %s %s %.*s", r->name, r->version,
+             r->created_at[4] == '-' ? "t" : "?", (int)r->json_len, r->json ? r->json : "");
+    return 0;
+}
+
+static int sr_cb(const char *slot, const char *hash, void *data)
+{
+    strs_t *x = data;
+    snprintf(x->text[x->n++ & 7], 128, "%s %.8s", slot, hash);
+    return 0;
+}
+
+static void test_api_details_counts_recipes(void **state)
+{
+    tmp_t *t = *state;
+    store_t *s = open_ok(t, 0);
+    const char *h = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    strs_t x;
+    char now[STORE_TIME_LEN];
+    job_report_t r;
+    store_job_end_t end = {.retried = true};
+
+    begin(s, QU[0], "A1", NULL);
+    assert_int_equal(store_job_event(s, QU[0], 0, "state", "open", NULL), 0);
+    assert_int_equal(store_job_event(s, QU[0], 7, "log", "sync", "{\"level\":\"warning\"}"), 0);
+    assert_int_equal(finish(s, QU[0], JOB_RESULT_PASS, 1), 1);
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_job_images(s, QU[0], img_cb, &x), 2);
+    assert_string_equal(x.text[0], "0 0 65536 32768 abababababababababababababababab 1 1 500");
+    assert_string_equal(x.text[1], "1 65536 131072 41797 01010101010101010101010101010101 0 1 1600");
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_job_events(s, QU[0], 100, ev_cb, &x), 2);
+    assert_string_equal(x.text[0], "0 0 state open -");
+    assert_string_equal(x.text[1], "1 7 log sync {\"level\":\"warning\"}");
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_job_events(s, QU[0], 1, ev_cb, &x), 1);
+
+    /* a retried attempt is counted apart and left out of the stats */
+    begin(s, QU[1], "A1", NULL);
+    fill_report(&r, JOB_RESULT_FAIL, 1);
+    assert_int_equal(store_job_finish(s, QU[1], &r, &end, NULL), 0);
+    begin(s, QU[2], "A2", NULL);
+    assert_int_equal(finish(s, QU[2], JOB_RESULT_FAIL, 2), 3);
+    begin(s, QU[3], "A2", NULL);
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_job_counts(s, count_cb, &x), 0);
+    assert_int_equal(x.n, 4);
+    assert_string_equal(x.text[0], "A1 fail 0 1");
+    assert_string_equal(x.text[1], "A1 pass 1 1");
+    assert_string_equal(x.text[2], "A2 fail 1 1");
+    assert_string_equal(x.text[3], "A2 running 1 1");
+    memset(&x, 0, sizeof x);
+    store_fmt_time(store_now_ms() + 1000, now);
+    assert_int_equal(store_stats_rows(s, "2000-01-01T00:00:00.000Z", now, stat_cb, &x), 2);
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_stats_rows(s, now, "2999-01-01T00:00:00.000Z", stat_cb, &x), 0);
+
+    /* recipes, slot choices */
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_recipes_list(s, rec_cb, &x), 0);
+    assert_int_equal(store_recipe_put(s, h, "r", "1", "{}", 2), 0);
+    assert_int_equal(store_recipes_list(s, rec_cb, &x), 1);
+    assert_string_equal(x.text[0], "r 1 t ");
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_recipe_get(s, h, rec_cb, &x), 0);
+    assert_string_equal(x.text[0], "r 1 t {}");
+    assert_int_equal(store_recipe_get(s, "00", rec_cb, &x), 1);
+    assert_int_equal(store_slot_recipe_set(s, "A1", "0000"), EST_EDB); /* not stored */
+    assert_int_equal(store_slot_recipe_set(s, "A1", h), 0);
+    assert_int_equal(store_slot_recipe_set(s, "A2", h), 0);
+    assert_int_equal(store_slot_recipe_set(s, "A2", h), 0);
+    assert_int_equal(store_slot_recipe_set(s, "A2", NULL), 0);
+    store_close(s);
+    s = open_ok(t, 1); /* QU[3] was left running */
+    memset(&x, 0, sizeof x);
+    assert_int_equal(store_slot_recipes(s, sr_cb, &x), 0);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.text[0], "A1 44136fa3");
+    store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -606,6 +818,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_survives_sigkill, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_open_errors_are_reported, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_time_and_uuid),
+        cmocka_unit_test_setup_teardown(test_api_job_queries, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_api_details_counts_recipes, tmp_setup, tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
