@@ -1,21 +1,23 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: MIT
-// ctest `esptooljs.rom`: holds espsim to an independent client, Espressif's esptool-js, run under
+// ctests `esptooljs.*`: hold espsim to an independent client, Espressif's esptool-js, run under
 // Node over raw TCP (tcp-serial.mjs). Starts one simulator per chip, drives it through esptool-js
-// and checks what esptool-js reports against the simulator's ready line and --flash-out dump.
-// It must not reimplement the loader protocol: every byte on the wire is framed by esptool-js.
+// and checks what esptool-js reports against the simulator's ready line, events and --flash-out
+// dump. It must not reimplement the loader protocol: every byte on the wire is framed by
+// esptool-js.
 //
-// Usage: node run.mjs --espsim PATH [--chips esp32,esp32s3] [--trace] [--keep] [--stub]
-//                     [--sim-arg ARG]...   (extra espsim arguments, e.g. to check that a
-//                                           --fault makes this test fail)
+// Usage: node run.mjs --espsim PATH [--chips esp32,esp32s3] [--rom | --baud N] [--trace]
+//                     [--keep] [--sim-arg ARG]...   (extra espsim arguments, e.g. to check that
+//                                                   a --fault makes this test fail)
 //
-// ROM-only for now: espsim does not emulate the flasher stub yet, and esptool-js's main() always
-// uploads it (runStub). So by default this test calls esptool-js's lower-level methods against
-// the ROM loader: connect/sync, chip detection, the pre-stub part of main() (description,
-// features, crystal, MAC), readFlashId, writeFlash in ROM mode (FLASH_DEFL_* and FLASH_*),
-// flashMd5sum, and READ_FLASH_SLOW read-back; then it compares the simulator's flash dump.
-// Once espsim emulates the stub, `--stub` runs esptool-js's real flow (main() with runStub,
-// writeFlash with compression + MD5, readFlash) and should become the default.
+// Default (esptooljs.stub): esptool-js's real flow - main() uploads the stub JSON esptool-js
+// ships and waits for "OHAI", then writeFlash (compressed and not, 16 KiB blocks, stub MD5),
+// readFlash (READ_FLASH with ACKs), flashMd5sum, eraseFlash.
+// --baud N (esptooljs.baud): the same at N baud (main() -> changeBaud(), stub form) against a
+// --realtime espsim, so the faster write proves both sides switched.
+// --rom (esptooljs.rom): ROM loader only, through esptool-js's lower-level methods:
+// connect/sync, chip detection, description/features/crystal/MAC, readFlashId, writeFlash in ROM
+// mode (FLASH_DEFL_* and FLASH_*), flashMd5sum and READ_FLASH_SLOW read-back.
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -92,7 +94,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 
 function parseArgs(argv) {
     const opts = { espsim: null, chips: Object.keys(CHIPS), trace: false, keep: false,
-        stub: false, simArgs: [] };
+        rom: false, baud: 115200, simArgs: [] };
     for (let i = 2; i < argv.length; i++) {
         const a = argv[i];
         if (a === "--espsim") {
@@ -103,8 +105,13 @@ function parseArgs(argv) {
             opts.trace = true;
         } else if (a === "--keep") {
             opts.keep = true;
-        } else if (a === "--stub") {
-            opts.stub = true;
+        } else if (a === "--rom") {
+            opts.rom = true;
+        } else if (a === "--baud") {
+            opts.baud = Number(argv[++i]);
+            if (!Number.isInteger(opts.baud) || opts.baud < 9600) {
+                throw new Error(`bad --baud ${argv[i]}`);
+            }
         } else if (a === "--sim-arg") {
             opts.simArgs.push(argv[++i]);
         } else {
@@ -480,7 +487,7 @@ async function romScenario(esp, chipKey, opts, tmp) {
         }
 
         // ---- ROM-only from here: with the stub, esptool-js would skip SPI_ATTACH. ----
-        log(`# ${chipKey}: ROM-only path (no runStub: espsim does not emulate the stub yet)`);
+        log(`# ${chipKey}: ROM-only path (no runStub)`);
         await romSpiAttach(loader, 0);
         const flashId = await loader.readFlashId();
         check(`${chipKey}: readFlashId matches the ready line`,
@@ -583,32 +590,139 @@ async function romScenario(esp, chipKey, opts, tmp) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The full esptool-js flow with its stub. Off until espsim emulates the stub (see header).
+// The full esptool-js flow with its own stub (the stub JSON esptool-js 0.7.0 ships in
+// node_modules; espsim answers its upload with "OHAI" and then behaves like the stub).
 
-async function stubScenario(esp, chipKey, opts, tmp) {
+function simEvents(sim, name, pred = () => true) {
+    return sim.events.filter((e) => e.event === name && pred(e));
+}
+
+async function waitSimEvent(sim, name, pred = () => true, ms = 2000) {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+        const hit = simEvents(sim, name, pred);
+        if (hit.length > 0) {
+            return hit[0];
+        }
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    return null;
+}
+
+// baud: the rate esptool-js switches to after the stub runs (main() -> changeBaud()). Raw TCP
+// has no wire rate, so the bridge only records it (TcpSerialPort.setBaudRate); espsim then takes
+// the new rate from the command. With a baud other than 115200 espsim runs --realtime, so the
+// switch must show up as a write faster than the 115200 wire allows.
+async function stubScenario(esp, chipKey, opts, tmp, baud = 115200) {
     const spec = CHIPS[chipKey];
-    const flashOut = path.join(tmp, `${chipKey}-stub-flash.bin`);
-    const sim = await startSim(opts.espsim, chipKey, spec.mac, flashOut, opts.simArgs);
+    const tag = baud === 115200 ? `${chipKey}/stub` : `${chipKey}/stub@${baud}`;
+    const realtime = baud !== 115200;
+    const flashOut = path.join(tmp, `${chipKey}-stub-${baud}-flash.bin`);
+    const sim = await startSim(opts.espsim, chipKey, spec.mac, flashOut,
+        [...(realtime ? ["--realtime"] : []), ...opts.simArgs]);
     const { host, port } = parseSocketSpec(sim.ready.port);
+    const flashSize = Number(sim.ready.flash_size);
     const serial = new TcpSerialPort({ host, port });
     const transport = new esp.Transport(serial, opts.trace);
-    const loader = new esp.ESPLoader({ transport, baudrate: 115200, romBaudrate: 115200,
-        terminal: makeTerminal(`${chipKey}/stub`), debugLogging: opts.trace });
+    const loader = new esp.ESPLoader({ transport, baudrate: baud, romBaudrate: 115200,
+        terminal: makeTerminal(tag), debugLogging: opts.trace });
+    const model = new Uint8Array(flashSize).fill(0xff);
+    const write = (files, compress) => withTimeout(loader.writeFlash({
+        fileArray: files, flashMode: "keep", flashFreq: "keep", flashSize: "keep",
+        eraseAll: false, compress, calculateMD5Hash: (img) => md5hex(img) }),
+    STEP_TIMEOUT_MS, `writeFlash (${tag})`);
     try {
+        // 1. main(): detect, upload the stub (MEM_*), wait for OHAI, change baud if asked.
         const name = await withTimeout(loader.main("default_reset"), STEP_TIMEOUT_MS, "main()");
-        check(`${chipKey}/stub: main() uploads and starts the stub`, loader.IS_STUB === true,
+        check(`${tag}: main() uploads and starts the stub`, loader.IS_STUB === true,
             `chip ${name}`);
-        const A = makeImage(spec.seed ^ 0x5757, 0x9000 + 0x33);
-        const off = 0x10000;
-        await withTimeout(loader.writeFlash({ ...writeOptions(A, off, true),
-            calculateMD5Hash: (img) => md5hex(img) }), STEP_TIMEOUT_MS, "writeFlash (stub)");
-        check(`${chipKey}/stub: writeFlash with stub MD5 verification`, true);
-        const back = await withTimeout(loader.readFlash(off, A.length), STEP_TIMEOUT_MS,
+        check(`${tag}: espsim switched to stub behaviour`,
+            (await waitSimEvent(sim, "stub")) !== null);
+        check(`${tag}: the SYNC before the upload came from the ROM`,
+            loader.syncStubDetected === false);
+        if (baud !== 115200) {
+            const ev = await waitSimEvent(sim, "change_baudrate");
+            check(`${tag}: CHANGE_BAUDRATE in the stub form (new ${baud}, current 115200)`,
+                ev?.loader === "stub" && ev?.baud === baud && ev?.old_field === 115200 &&
+                ev?.actual === baud, JSON.stringify(ev));
+            check(`${tag}: the bridge was asked to switch the host rate`,
+                serial.baudRate === baud, `${serial.baudRate}`);
+        }
+
+        // 2. Compressed write (FLASH_DEFL_* in 16 KiB blocks, FLASH_DEFL_END barrier) verified by
+        //    esptool-js with the stub's raw 16-byte MD5 (writeFlash throws on a mismatch).
+        const A = makeImage(spec.seed ^ 0x5757, (realtime ? 0x10000 : 0x9000) + 0x33);
+        const Ap = padTo4(A);
+        const offA = 0x10000;
+        const t0 = Date.now();
+        await write([{ data: A, address: offA }], true);
+        const dt = (Date.now() - t0) / 1000;
+        modelErase(model, offA, Ap.length);
+        modelProgram(model, offA, Ap);
+        check(`${tag}: compressed writeFlash verified by the stub MD5`, true);
+        const defl = simEvents(sim, "defl_begin", (e) => e.offset === "0x10000");
+        check(`${tag}: stub FLASH_DEFL_BEGIN carries the exact size and 16 KiB blocks`,
+            defl.length === 1 && defl[0].size === Ap.length && defl[0].block_size === 0x4000,
+            JSON.stringify(defl));
+        if (realtime) {
+            const z = defl[0]?.blocks * 0x4000;
+            const floor115k = (z - 0x4000) * 10 / 115200; // lower bound of the compressed bytes
+            log(`# ${tag}: ${Ap.length} bytes in ${dt.toFixed(3)} s; 115200 would need ` +
+                `> ${floor115k.toFixed(3)} s on the wire`);
+            check(`${tag}: the write runs at the new rate (faster than 115200 allows)`,
+                dt < floor115k * 0.9, `${dt} s vs ${floor115k} s`);
+        }
+
+        // 3. Uncompressed stub write (FLASH_BEGIN/DATA padded to 16 KiB, FLASH_END) and two files
+        //    in one call.
+        const B = makeImage(spec.seed ^ 0xb1b1, 0x5000 + 0x11);
+        const C = makeImage(spec.seed ^ 0xc2c2, 0x2000 + 0x7);
+        const offB = 0x40000;
+        const offC = 0x48000;
+        await write([{ data: B, address: offB }, { data: C, address: offC }], false);
+        for (const [data, off] of [[padTo4(B), offB], [padTo4(C), offC]]) {
+            modelErase(model, off, data.length);
+            modelProgram(model, off, data);
+        }
+        check(`${tag}: uncompressed writeFlash (two files) verified`, true);
+
+        // 4. READ_FLASH with its ACK flow control, and the raw MD5 directly.
+        const back = await withTimeout(loader.readFlash(offA, Ap.length), STEP_TIMEOUT_MS,
             "readFlash (stub)");
-        check(`${chipKey}/stub: READ_FLASH returns the image`, sameBytes(back, A));
+        check(`${tag}: READ_FLASH returns the image`, sameBytes(back, Ap),
+            `first difference at +0x${firstDiff(back, Ap).toString(16)}`);
+        // esptool-js returns once the data is in and leaves the final MD5 frame unread (its next
+        // command flushes it), so the simulator's view is awaited.
+        check(`${tag}: espsim saw READ_FLASH end with every packet acknowledged`,
+            (await waitSimEvent(sim, "read_flash_done", (e) => e.acked === Ap.length)) !== null);
+        check(`${tag}: flashMd5sum is the stub's raw digest`,
+            await loader.flashMd5sum(offB, padTo4(B).length) === md5hex(padTo4(B)));
+
+        // 5. ERASE_FLASH (skipped in realtime: a whole-chip erase takes seconds there).
+        if (!realtime) {
+            await withTimeout(loader.eraseFlash(), STEP_TIMEOUT_MS, "eraseFlash");
+            model.fill(0xff);
+            check(`${tag}: eraseFlash leaves 0xFF`, await loader.flashMd5sum(offA, Ap.length) ===
+                md5hex(new Uint8Array(Ap.length).fill(0xff)));
+            const D = makeImage(spec.seed ^ 0xd4d4, 0x3000 + 0x20);
+            await write([{ data: D, address: 0x8000 }], true);
+            modelProgram(model, 0x8000, padTo4(D));
+        }
     } finally {
         await withTimeout(transport.disconnect(), 5000, "disconnect").catch(() => {});
-        await stopSim(sim);
+        const ex = await stopSim(sim);
+        check(`${tag}: espsim exits 0 on SIGTERM`, ex.code === 0, JSON.stringify(ex));
+        if (failed > 0 || opts.trace) {
+            log(`# ${tag}: espsim events: ${JSON.stringify(sim.events.slice(-40))}`);
+        }
+    }
+    if (existsSync(flashOut)) {
+        const dump = readFileSync(flashOut);
+        const d = firstDiff(new Uint8Array(dump.buffer, dump.byteOffset, dump.length), model);
+        check(`${tag}: --flash-out dump equals the expected flash contents`, d === -1,
+            `first difference at 0x${d.toString(16)}`);
+    } else {
+        check(`${tag}: --flash-out dump written`, false, `${flashOut} missing`);
     }
 }
 
@@ -626,23 +740,15 @@ async function main() {
     try {
         for (const chip of opts.chips) {
             try {
-                await romScenario(esp, chip, opts, tmp);
-            } catch (e) {
-                check(`${chip}: ROM scenario ran to the end`, false, e?.stack ?? String(e));
-            }
-        }
-        if (opts.stub) {
-            for (const chip of opts.chips) {
-                try {
-                    await stubScenario(esp, chip, opts, tmp);
-                } catch (e) {
-                    check(`${chip}/stub: stub scenario ran to the end`, false, e?.stack ?? String(e));
+                if (opts.rom) {
+                    await romScenario(esp, chip, opts, tmp);
+                } else {
+                    await stubScenario(esp, chip, opts, tmp, opts.baud);
                 }
+            } catch (e) {
+                check(`${chip}: ${opts.rom ? "ROM" : "stub"} scenario ran to the end`, false,
+                    e?.stack ?? String(e));
             }
-        } else {
-            log("# not covered yet (needs stub emulation in espsim): runStub/OHAI, stub " +
-                "FLASH_DEFL with 16 KiB blocks, FLASH_DEFL_END, 16-byte MD5, READ_FLASH, " +
-                "changeBaud with the stub; run with --stub once espsim has it");
         }
     } finally {
         if (!opts.keep) {
