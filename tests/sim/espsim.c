@@ -68,6 +68,8 @@ typedef struct {
     uint32_t host_baud;
     uint8_t datasize, parity, stopsize;
     int dtr, rts;
+    int strict_pty;      // --strict-baud: the host's rate is read from the pty's termios
+    uint32_t pty_baud;   // last rate seen there
     uint8_t data_run[4096];
     size_t data_len;
     uint64_t accept_wait_us; // a new client waits while the old one's last bytes are read
@@ -515,6 +517,41 @@ static int open_pty(app_t *a)
     return 0;
 }
 
+// The host's baud rate on a pty. On Linux tcgetattr() on the master reports the termios the host
+// set on the slave (checked on Debian 12, kernel 6.x), so the host's cfsetspeed() is visible.
+// Custom rates (BOTHER) are not decoded: reported as 0 = unknown.
+static uint32_t pty_read_baud(int fd)
+{
+    static const struct {
+        speed_t code;
+        uint32_t baud;
+    } rates[] = {
+        {B9600, 9600},       {B19200, 19200},     {B38400, 38400},     {B57600, 57600},
+        {B115200, 115200},   {B230400, 230400},   {B460800, 460800},   {B500000, 500000},
+        {B576000, 576000},   {B921600, 921600},   {B1000000, 1000000}, {B1152000, 1152000},
+        {B1500000, 1500000}, {B2000000, 2000000}, {B2500000, 2500000}, {B3000000, 3000000},
+    };
+    struct termios tio;
+    if (fd < 0 || tcgetattr(fd, &tio) != 0) return 0;
+    speed_t sp = cfgetospeed(&tio);
+    for (size_t i = 0; i < sizeof(rates) / sizeof(rates[0]); i++)
+        if (rates[i].code == sp) return rates[i].baud;
+    return 0;
+}
+
+static void pty_sync_baud(app_t *a)
+{
+    if (!a->strict_pty) return;
+    uint32_t b = pty_read_baud(a->master);
+    if (b == 0 || b == a->pty_baud) return;
+    a->pty_baud = b;
+    sim_dev_set_host_baud(a->dev, b, 1);
+    sim_ev_t e;
+    sim_ev_begin(&e, "host_baud");
+    sim_ev_num(&e, "baud", b);
+    sim_ev_end(&e);
+}
+
 // ---------------------------------------------------------------------------------------------
 // command line
 
@@ -543,6 +580,8 @@ static void usage(FILE *f)
         "  --app-period MS        period of the application line (default 200)\n"
         "  --en-delay MS          EN rise time; boot pin low meanwhile = download (default 100)\n"
         "  --quiet                only the ready and exit events on stdout\n"
+        "  --strict-baud          pty: read the host's baud from the pty (Linux), garble on a\n"
+        "                         mismatch (default: assume the host follows CHANGE_BAUDRATE)\n"
         "  --help\n",
         sim_chip_names());
 }
@@ -665,6 +704,7 @@ int main(int argc, char **argv)
         O_APPPER,
         O_ENDELAY,
         O_QUIET,
+        O_STRICT,
         O_HELP
     };
     static const struct option opts[] = {
@@ -685,6 +725,7 @@ int main(int argc, char **argv)
         {"app-period", required_argument, 0, O_APPPER},
         {"en-delay", required_argument, 0, O_ENDELAY},
         {"quiet", no_argument, 0, O_QUIET},
+        {"strict-baud", no_argument, 0, O_STRICT},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -704,6 +745,7 @@ int main(int argc, char **argv)
     uint32_t flash_override = 0;
     const char *flash_out = NULL;
     int ntransport = 0;
+    int strict_baud = 0;
 
     int ch;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -793,11 +835,12 @@ int main(int argc, char **argv)
             cfg.en_delay_ms = (unsigned)v;
             break;
         case O_QUIET: sim_ev_quiet = 1; break;
+        case O_STRICT: strict_baud = 1; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!cfg.chip || ntransport != 1 || optind != argc) {
+    if (!cfg.chip || ntransport != 1 || optind != argc || (strict_baud && kind != T_PTY)) {
         usage(stderr);
         return 2;
     }
@@ -849,6 +892,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "espsim: %s\n", err);
         return 1;
     }
+    a.strict_pty = strict_baud; // first read in the loop, after the ready line
 
     // signals are only delivered inside ppoll()
     sigset_t block, orig;
@@ -927,6 +971,7 @@ int main(int argc, char **argv)
                 client_close(&a, "fault hangup");
             }
         }
+        pty_sync_baud(&a);
         uint64_t now = mono_us();
         uint64_t next = sim_dev_tick(a.dev, now);
         struct pollfd pf[3];
@@ -961,10 +1006,12 @@ int main(int argc, char **argv)
                 uint8_t buf[8192];
                 ssize_t n = read(fd, buf, sizeof(buf));
                 if (n > 0) {
-                    if (kind == T_RFC2217)
+                    if (kind == T_RFC2217) {
                         tn_feed(&a, buf, (size_t)n);
-                    else
+                    } else {
+                        pty_sync_baud(&a); // the host may have switched just before sending
                         sim_dev_input(a.dev, buf, (size_t)n, mono_us());
+                    }
                     out_flush(&a);
                 } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
                     if (kind == T_PTY) {

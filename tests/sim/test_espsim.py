@@ -127,6 +127,11 @@ class PtyLink:
     def write(self, b):
         os.write(self.fd, b)
 
+    def set_baud(self, baud):
+        attrs = termios.tcgetattr(self.fd)
+        attrs[4] = attrs[5] = getattr(termios, "B%d" % baud)
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, attrs)
+
     def read(self, timeout):
         r, _, _ = select.select([self.fd], [], [], timeout)
         return os.read(self.fd, 4096) if r else b""
@@ -1456,6 +1461,25 @@ def t_stub_baud_pty():
             check(not frames, "old field %d: the reply must not be readable" % old)
         finally:
             sim.stop()
+    # --strict-baud: espsim reads the host's rate from the pty (Linux reports the slave's termios
+    # on the master), so a host that forgets its own tcsetattr reads garbage, as on hardware
+    for stub in (False, True):
+        for follow in (True, False):
+            sim = Sim("--chip", "esp32", "--pty", "--strict-baud")
+            try:
+                c = connect(sim)
+                if stub:
+                    upload_stub(c, "esp32")
+                change_baud_ok(c, 921600, 115200 if stub else 0)
+                if follow:
+                    c.link.set_baud(921600)  # espsim sees it when the next bytes arrive
+                c.drain(0.05)
+                c.send(0x0A, struct.pack("<I", 0x40001000))
+                frames = [f for f in c.drain(0.3) if len(f) >= 8 and f[:2] == b"\x01\x0a"]
+                what = "%s, host %s" % ("stub" if stub else "ROM", "follows" if follow else "forgets")
+                check(bool(frames) == follow, "strict pty: %s: readable=%s" % (what, bool(frames)))
+            finally:
+                sim.stop()
     # ESP8266 ROM has no CHANGE_BAUDRATE; its stub has
     sim = Sim("--chip", "esp8266", "--pty")
     try:
