@@ -1629,6 +1629,73 @@ def t_stub_realtime():
         sim.stop()
 
 
+def find_esptool():
+    """The real esptool, if any interpreter or PATH has it: (command prefix, major version)."""
+    import shutil
+    cands = [[py, "-m", "esptool"] for py in dict.fromkeys((sys.executable, "/usr/bin/python3"))
+             if os.path.exists(py)]
+    cands += [[p] for p in (shutil.which("esptool"), shutil.which("esptool.py")) if p]
+    for cmd in cands:
+        try:
+            r = subprocess.run(cmd + ["version"], capture_output=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        m = re.search(rb"(\d+)\.\d+", r.stdout)
+        if r.returncode == 0 and m:
+            return cmd, int(m.group(1)), r.stdout.decode(errors="replace").strip()
+    return None, 0, ""
+
+
+def t_esptool():
+    """Espressif's esptool, unchanged, against espsim over a pty with its own stub: write_flash,
+    read_flash, erase_region, verify_flash. Skipped (77) when esptool is not installed."""
+    cmd, major, ver = find_esptool()
+    if not cmd:
+        print("SKIP esptool: esptool is not installed (`python3 -m esptool` not found; Debian 12 "
+              "has no esptool package)")
+        sys.exit(77)
+    print("using %s (%s)" % (" ".join(cmd), ver.splitlines()[0] if ver else "?"))
+    dash = (lambda s: s.replace("_", "-")) if major >= 5 else (lambda s: s)
+    with tempfile.TemporaryDirectory() as td:
+        img = test_image(0x12345, 9)
+        img_path, rd_path = os.path.join(td, "app.bin"), os.path.join(td, "back.bin")
+        with open(img_path, "wb") as f:
+            f.write(img)
+        sim = Sim("--chip", "esp32", "--pty", "--strict-baud")
+        try:
+            port = sim.ready["port"]
+
+            def run(baud, *args):
+                argv = cmd + ["--chip", "esp32", "--port", port, "--baud", str(baud),
+                              "--before", dash("no_reset"), "--after", dash("no_reset")] + \
+                    [dash(args[0])] + list(args[1:])
+                r = subprocess.run(argv, capture_output=True, timeout=120)
+                out = (r.stdout + r.stderr).decode(errors="replace")
+                check(r.returncode == 0, "%s failed (%d):\n%s" % (" ".join(argv), r.returncode,
+                                                                   out[-3000:]))
+                return out
+
+            out = run(115200, "write_flash", "0x10000", img_path)  # stub upload
+            check("hash of data verified" in out.lower(),
+                  "write_flash did not verify:\n" + out[-2000:])
+            sim.wait_event("stub")
+            # the stub keeps running (--after no_reset); esptool opens the port at 115200 (its
+            # ROM rate), finds the stub by the SYNC value 0 and does not upload it again
+            run(115200, "read_flash", "0x10000", str(len(img)), rd_path)
+            with open(rd_path, "rb") as f:
+                check(f.read() == img, "read_flash returned other data")
+            run(115200, "erase_region", "0x20000", "0x2000")
+            # last: CHANGE_BAUDRATE in the stub form (the stub then stays at 460800, so any
+            # further esptool run, which starts at 115200, would fail as on hardware)
+            run(460800, "verify_flash", "0x10000", img_path)
+            sim.wait_event("change_baudrate", pred=lambda e: e.get("actual") == 460800)
+            with sim.lock:
+                stubs = [e for e in sim.events if e.get("event") == "stub"]
+            check(len(stubs) == 1, "stub uploaded %d times" % len(stubs))
+        finally:
+            sim.stop()
+
+
 TESTS = {
     "ready_pty": t_ready_pty,
     "ready_tcp": t_ready_tcp,
@@ -1656,6 +1723,7 @@ TESTS = {
     "stub_baud_pty": t_stub_baud_pty,
     "stub_baud_rfc2217": t_stub_baud_rfc2217,
     "stub_realtime": t_stub_realtime,
+    "esptool": t_esptool,
 }
 
 
