@@ -166,6 +166,10 @@ def case_install(ctx):
           % unit_value(unit, "ExecStart"))
     check(not re.search(r"@[A-Z_]+@", unit),
           "unit: a template variable was not substituted:\n" + unit)
+    for doc in unit_value(unit, "Documentation")[0].split():
+        if doc.startswith("file://"):
+            check(os.path.exists(dest + doc[len("file://"):]),
+                  "unit: Documentation %s is not installed" % doc)
     for src, dst in (("deploy/station.example.json", "examples/station.example.json"),
                      ("deploy/tokens.example", "examples/tokens.example"),
                      ("deploy/udev/71-espstation-slots.rules",
@@ -668,8 +672,33 @@ def case_manpage(ctx):
         print("manpage: %d commands (groff not found: rendering not checked)" % len(cmds))
 
 
+def case_docs(ctx):
+    """TROUBLESHOOTING.md has a section for every error class of jobs/proto/est_err.h; the
+    config shown in DEPLOY.md is the shipped example; relative links of both guides resolve."""
+    err_h = open(os.path.join(ctx.src, "jobs/proto/est_err.h")).read()
+    # the body of EST_CLASS_MAP: its #define line and the continuation lines after it
+    m = re.search(r"#define EST_CLASS_MAP\(XX\)((?:.*\\\n)*.*)", err_h)
+    check(m, "est_err.h: EST_CLASS_MAP not found")
+    classes = re.findall(r'XX\([A-Z0-9_]+,\s*"([a-z0-9_]+)"', m.group(1))
+    check(len(classes) > 10, "est_err.h: cannot read EST_CLASS_MAP (%r)" % classes)
+    ts = open(os.path.join(ctx.src, "docs/TROUBLESHOOTING.md")).read()
+    sections = set(re.findall(r"^### `([a-z0-9_]+)`", ts, re.M))
+    missing = [c for c in classes if c != "none" and c not in sections]
+    check(not missing, "docs/TROUBLESHOOTING.md: no section for error class(es) %s" % missing)
+    dep = open(os.path.join(ctx.src, "docs/DEPLOY.md")).read()
+    shown = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", dep, re.S)]
+    example = json.load(open(os.path.join(ctx.src, "deploy/station.example.json")))
+    check(example in shown, "docs/DEPLOY.md does not show deploy/station.example.json as it is")
+    for name, text in (("DEPLOY.md", dep), ("TROUBLESHOOTING.md", ts)):
+        for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text):
+            check(os.path.exists(os.path.join(ctx.src, "docs", target)),
+                  "docs/%s links to %s, which does not exist" % (name, target))
+    print("docs: %d error classes documented; DEPLOY.md shows the shipped example config"
+          % (len(classes) - 1))
+
+
 CASES = {"install": case_install, "serve": case_serve, "unit": case_unit, "udev": case_udev,
-         "deb": case_deb, "manpage": case_manpage}
+         "deb": case_deb, "manpage": case_manpage, "docs": case_docs}
 
 
 class Ctx(harness.Ctx):
