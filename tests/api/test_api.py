@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 import time
@@ -1700,6 +1701,60 @@ def case_mes_cursor(ctx):
     ctx.log("interrupted by the restarts: %d" % len(interrupted))
 
 
+def case_mes_example(ctx):
+    """tests/api/examples/mes_poll.py (the docs/MES.md example) stores every job once, across
+    a daemon restart and its own reruns."""
+    s = Station(ctx, [SlotSpec("A1"), SlotSpec("F1", chip="esp32", faults=[NAK_FAULT])])
+    s.start()
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples", "mes_poll.py")
+    tok = ctx.write_file("mes-token", (s.tokens["mes"] + "\n").encode())
+    mesdb = ctx.path("mes.db")
+
+    def poll_once():
+        r = ts.harness.subprocess.run(
+            [sys.executable, script, "--url", "http://127.0.0.1:%d" % s.port, "--db", mesdb,
+             "--token-file", tok, "--once", "--limit", "3"], capture_output=True, text=True,
+            timeout=30)
+        check(r.returncode == 0, "EXAMPLE: mes_poll.py exit %s\nstdout: %s\nstderr: %s"
+              % (r.returncode, r.stdout, r.stderr))
+        return r.stdout
+
+    def compare():
+        con = sqlite3.connect(mesdb)
+        got = [tuple(x) for x in con.execute("SELECT seq, uuid, result, mac FROM results "
+                                             "ORDER BY seq")]
+        cur = con.execute("SELECT next_after FROM cursor").fetchall()
+        con.close()
+        rows = sorted(s.db_finished(), key=lambda r: r["seq"])
+        want = [(r["seq"], r["uuid"], r["result"], r["mac"]) for r in rows]
+        check(got == want, "EXAMPLE: the MES database has %r, the station %r" % (got, want))
+        check(cur == [(rows[-1]["seq"],)], "EXAMPLE: cursor %r, last seq %d"
+              % (cur, rows[-1]["seq"]))
+    run_jobs(s, "A1", 4)
+    run_jobs(s, "F1", 1)
+    poll_once()
+    compare()
+    poll_once()
+    compare()
+    run_jobs(s, "A1", 2)
+    s.restart("kill")
+    run_jobs(s, "F1", 2)
+    poll_once()
+    compare()
+    # the station's database replaced: the example refuses to go on silently
+    s.stop()
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(s.db + suffix):
+            os.unlink(s.db + suffix)
+    s.start()
+    run_jobs(s, "A1", 1)
+    r = ts.harness.subprocess.run(
+        [sys.executable, script, "--url", "http://127.0.0.1:%d" % s.port, "--db", mesdb,
+         "--token-file", tok, "--once"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and "replaced" in r.stderr, "EXAMPLE: a replaced station database "
+          "was not detected: exit %s, %s" % (r.returncode, r.stderr))
+
+
 # ---------------------------------------------------------------- limits
 
 def raw_connect(s):
@@ -1942,6 +1997,7 @@ CASES = {
     "token-file-mode": case_token_file_mode,
     "token-not-logged": case_token_not_logged,
     "mes-cursor": case_mes_cursor,
+    "mes-example": case_mes_example,
     "limits-requests": case_limits_requests,
     "limits-connections": case_limits_connections,
     "limits-idle": case_limits_idle,
