@@ -211,6 +211,11 @@ void job_free(job_t *j)
     if (j->io_abandoned)
         return; /* its port may still call back into it: leak rather than use after free */
     job__free_prep(&j->prep);
+    stub_put(j->stub_img);
+    j->stub_img = NULL;
+    if (j->rd_md5)
+        EVP_MD_CTX_free(j->rd_md5);
+    j->rd_md5 = NULL;
     free(j->spec);
     if (!j->started) {
         /* the timer was initialised but never closed: close it and free from its callback */
@@ -305,6 +310,16 @@ int job__send(job_t *j, uint8_t op, size_t out_len, uint32_t timeout_ms)
     return 0;
 }
 
+int job__send_raw(job_t *j, const uint8_t *buf, size_t n)
+{
+    uint8_t enc[SLIP_ENC_BOUND(64)];
+    size_t e = n <= 64 ? slip_encode(enc, sizeof enc, buf, n) : 0;
+    if (e == 0)
+        return EST_EPROTO;
+    j->rep.bytes_sent += e;
+    return j->io->write(j, enc, e);
+}
+
 /* ---- receiving ---- */
 
 static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
@@ -313,6 +328,15 @@ static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
     cmd_resp_t r;
     size_t out;
 
+    if (j->raw_mode) {
+        /* the stub's OHAI greeting and READ_FLASH data frames carry no response header */
+        j->raw = frame;
+        j->raw_len = len;
+        job_step(j, JOB_EV_RAW);
+        j->raw = NULL;
+        j->raw_len = 0;
+        return;
+    }
     if (cmd_parse_resp(frame, len, 0, &r) != 0)
         return; /* noise, boot text, or a request echo: not a response */
     if (j->st == JOB_ST_RESET || j->st == JOB_ST_SYNC)
@@ -396,8 +420,10 @@ static void job_md5(const uint8_t *d, size_t n, uint8_t out[16])
     EVP_Digest(d, n, out, &len, EVP_md5(), NULL);
 }
 
-/* How many bytes each `bs`-sized slice of the zlib stream inflates to: esptool scales the ROM's
- * per-block timeout by it (reference §4.4), since the ROM writes before answering. */
+/* How many bytes each JOB_ZGRAIN slice of the zlib stream inflates to. A job sums the slices of
+ * its block size: esptool scales the per-block timeouts by a block's output (reference §4.4), and
+ * progress is reported in flash bytes. Counting per slice keeps one deflate valid for every block
+ * size (ROM 1 KiB, stub 16 KiB or 2 KiB). */
 static int job_count_block_output(job_prep_t *p)
 {
     z_stream zs;
@@ -406,9 +432,9 @@ static int job_count_block_output(job_prep_t *p)
     memset(&zs, 0, sizeof zs);
     if (inflateInit(&zs) != Z_OK)
         return -ENOMEM;
-    for (size_t b = 0; b < p->nblocks && rc == 0; b++) {
-        size_t start = b * p->block_size;
-        size_t n = p->zlen - start < p->block_size ? p->zlen - start : p->block_size;
+    for (size_t b = 0; b < p->nslices && rc == 0; b++) {
+        size_t start = b * JOB_ZGRAIN;
+        size_t n = p->zlen - start < JOB_ZGRAIN ? p->zlen - start : JOB_ZGRAIN;
         uLong before = zs.total_out;
         zs.next_in = p->z + start;
         zs.avail_in = (uInt)n;
@@ -490,16 +516,14 @@ static void job_prep_work_cb(uv_work_t *w)
             return;
         }
         p->zlen = zcap;
-        p->nblocks = (p->zlen + p->block_size - 1) / p->block_size;
-        p->blk_out = calloc(p->nblocks, sizeof *p->blk_out);
+        p->nslices = (p->zlen + JOB_ZGRAIN - 1) / JOB_ZGRAIN;
+        p->blk_out = calloc(p->nslices, sizeof *p->blk_out);
         if (!p->blk_out || job_count_block_output(p) != 0) {
             p->status = -ENOMEM;
             p->cls = EST_CLASS_INTERNAL;
             snprintf(p->msg, sizeof p->msg, "deflate self-check failed");
             return;
         }
-    } else {
-        p->nblocks = (p->len + p->block_size - 1) / p->block_size;
     }
     p->status = 0;
 }
@@ -521,8 +545,7 @@ static bool job_cache_match(const job_prep_t *a, const job_prep_t *b)
     return a->src_id == b->src_id && a->src_len == b->src_len && a->offset == b->offset &&
            a->chip == b->chip && a->chip_rev == b->chip_rev && a->no_patch == b->no_patch &&
            a->params.mode == b->params.mode && a->params.size_code == b->params.size_code &&
-           a->params.freq_code == b->params.freq_code && a->compress == b->compress &&
-           a->block_size == b->block_size;
+           a->params.freq_code == b->params.freq_code && a->compress == b->compress;
 }
 
 static void job_cache_entry_free(job_cache_entry_t *e)
@@ -570,7 +593,7 @@ static void job_cache_give(job_cache_entry_t *e, job_t *j)
     p->z = e->p.z;
     p->zlen = e->p.zlen;
     p->blk_out = e->p.blk_out;
-    p->nblocks = e->p.nblocks;
+    p->nslices = e->p.nslices;
 }
 
 static void job_prep_after_cb(uv_work_t *w, int status)
@@ -659,5 +682,5 @@ void job__free_prep(job_prep_t *p)
     p->data = NULL;
     p->z = NULL;
     p->blk_out = NULL;
-    p->len = p->zlen = p->nblocks = 0;
+    p->len = p->zlen = p->nslices = 0;
 }

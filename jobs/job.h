@@ -17,25 +17,29 @@
 /* XX(ENUM, "name", timeout_ms, retries, "what the state does")
  * timeout_ms is the default wait for one reply (0 = the state sets its own or needs none);
  * retries is how many times the same request is re-sent after a timeout before the job fails.
- * The typical path runs top to bottom; PREPARE..VERIFY repeat per image. */
+ * The typical path runs top to bottom; PREPARE..VERIFY repeat per image. STUB and BAUD pass
+ * straight on when there is nothing to do; ERASE, COMPARE and READ run only when asked for. */
 #define JOB_STATE_MAP(XX)                                                                          \
     XX(IDLE, "idle", 0, 0, "not started")                                                          \
-    XX(OPEN, "open", 10000, 0, "open the port (115200 8N1, raw, exclusive)")                      \
+    XX(OPEN, "open", 10000, 0, "open the port (115200 8N1, raw, exclusive)")                       \
     XX(RESET, "reset", 0, 0, "drive DTR/RTS to reset into the ROM bootloader (timer steps)")       \
     XX(SYNC, "sync", 100, 4, "SYNC until the ROM answers: per attempt 5 tries of 100 ms")          \
-    XX(DETECT, "detect", 3000, 1, "GET_SECURITY_INFO (chip ID), else READ_REG of the magic word") \
+    XX(DETECT, "detect", 3000, 1, "GET_SECURITY_INFO (chip ID), else READ_REG of the magic word")  \
     XX(READ_EFUSE, "read_efuse", 3000, 1, "READ_REG the MAC and revision eFuse words")             \
-    XX(STUB, "stub", 3000, 0, "reserved: upload the flasher stub (later issue)")                   \
-    XX(BAUD, "baud", 3000, 0, "reserved: CHANGE_BAUDRATE (later issue)")                           \
-    XX(ATTACH, "attach", 3000, 1, "SPI_ATTACH; on the ESP8266 ROM FLASH_BEGIN(0,0)")              \
-    XX(FLASH_ID, "flash_id", 3000, 1, "JEDEC ID through the SPI controller registers")            \
-    XX(PARAMS, "params", 3000, 1, "check images against the flash; SPI_SET_PARAMS(size)")         \
+    XX(STUB, "stub", 3000, 0, "upload the flasher stub (MEM_BEGIN/DATA/END), wait for OHAI")       \
+    XX(BAUD, "baud", 3000, 0, "CHANGE_BAUDRATE, then check the link; lower rates if it fails")     \
+    XX(ATTACH, "attach", 3000, 1, "SPI_ATTACH (ROM only); on the ESP8266 ROM FLASH_BEGIN(0,0)")    \
+    XX(FLASH_ID, "flash_id", 3000, 1, "JEDEC ID through the SPI controller registers")             \
+    XX(PARAMS, "params", 3000, 1, "check images against the flash; SPI_SET_PARAMS(size)")          \
+    XX(ERASE, "erase", 3000, 0, "ERASE_FLASH / ERASE_REGION (stub), FLASH_BEGIN (ROM region)")     \
     XX(PREPARE, "prepare", 0, 0, "pad, patch the header, MD5 and deflate one image (worker)")      \
-    XX(BEGIN, "begin", 3000, 0, "FLASH_DEFL_BEGIN / FLASH_BEGIN: the ROM erases the region")      \
-    XX(DATA, "data", 3000, 2, "FLASH_DEFL_DATA / FLASH_DATA blocks, each acknowledged")           \
-    XX(VERIFY, "verify", 3000, 0, "SPI_FLASH_MD5 of the written region, compared")               \
-    XX(AFTER_RESET, "after_reset", 0, 0, "hard reset (RTS pulse) to run the application")        \
-    XX(CLOSING, "closing", 5000, 0, "close the port, finish pending work")                        \
+    XX(COMPARE, "compare", 3000, 0, "SPI_FLASH_MD5 before writing: skip an image already there")   \
+    XX(BEGIN, "begin", 3000, 0, "FLASH_DEFL_BEGIN / FLASH_BEGIN: the ROM erases the region")       \
+    XX(DATA, "data", 3000, 2, "FLASH_DEFL_DATA / FLASH_DATA blocks, each acknowledged; stub: END") \
+    XX(VERIFY, "verify", 3000, 0, "SPI_FLASH_MD5 of the written region, compared")                 \
+    XX(READ, "read", 3000, 0, "READ_FLASH (stub, acknowledged packets) or READ_FLASH_SLOW (ROM)")  \
+    XX(AFTER_RESET, "after_reset", 0, 0, "hard reset (RTS pulse) to run the application")          \
+    XX(CLOSING, "closing", 5000, 0, "close the port, finish pending work")                         \
     XX(DONE, "done", 0, 0, "finished: result recorded")
 
 typedef enum {
@@ -62,6 +66,7 @@ typedef struct job_image_stat_s {
     uint8_t md5[16];          /* of the written bytes */
     bool patched;             /* flash parameters patched in the header */
     bool verified;            /* MD5 checked on the device */
+    bool skipped;             /* not written: the device already held it (plan.skip_unchanged) */
     uint64_t duration_ms;
 } job_image_stat_t;
 
@@ -90,6 +95,8 @@ typedef struct job_report_s {
     unsigned sync_attempts;
     uint32_t baud;               /* the rate the images went at (0 = not known; stored when set) */
     bool stub;                   /* the flasher stub ran (else the ROM loader) */
+    unsigned baud_fallbacks;     /* reconnects to go on at a lower rate after a failed change */
+    uint8_t read_md5[16];        /* PLAN_OP_READ: MD5 of the range read (checked on the device) */
     size_t n_images;
     job_image_stat_t images[PLAN_MAX_IMAGES];
 } job_report_t;
@@ -107,6 +114,10 @@ typedef struct job_cbs_s {
     int (*check_cb)(job_t *j, const job_report_t *r, est_class_t *cls, char *msg, size_t cap);
     /* Final: every handle of the job is closed; the owner may job_free() from here. */
     void (*done_cb)(job_t *j, const job_report_t *r);
+    /* PLAN_OP_READ: the flash bytes at `offset`, in order, as they arrive (not yet verified: the
+     * job checks the MD5 of the whole range at the end and fails with md5_mismatch if it is
+     * wrong). Return non-zero to fail the job (e.g. the output file cannot be written). */
+    int (*data_cb)(job_t *j, uint32_t offset, const uint8_t *buf, size_t n);
 } job_cbs_t;
 
 /* The job's link to its device. The default goes through port.h; tests substitute their own.

@@ -4,6 +4,7 @@
 #ifndef JOB_INT_H
 #define JOB_INT_H
 
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -11,12 +12,14 @@
 #include "image.h"
 #include "job.h"
 #include "slip.h"
+#include "stub.h"
 
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 #endif
 
 #define JOB_RX_FRAME_MAX 4096 /* largest frame we accept (READ_FLASH data is 4 KiB) */
+#define JOB_ZGRAIN 0x400      /* block outputs are counted per 1 KiB of zlib stream (§4.3) */
 #define JOB_BOOTLOG_MAX 4096  /* raw text kept for boot-mode detection */
 #define JOB_SECINFO_OUT ((size_t)-1) /* "output length depends on the frame" marker */
 
@@ -32,7 +35,6 @@ typedef struct job_prep_s {
     bool no_patch; /* Secure Boot / SDM: never touch the header (reference §11.4) */
     image_params_t params;
     bool compress;
-    uint32_t block_size;
     /* outputs */
     int status;             /* 0 or negative */
     est_class_t cls;
@@ -44,8 +46,10 @@ typedef struct job_prep_s {
     uint8_t md5[16];
     uint8_t *z;             /* zlib stream (compress only) */
     size_t zlen;
-    uint32_t *blk_out;      /* per compressed block: bytes it inflates to */
-    size_t nblocks;
+    uint32_t *blk_out;      /* per JOB_ZGRAIN slice of the zlib stream: bytes it inflates to;
+                             * any block size that is a multiple of it sums its slices, so ROM
+                             * (1 KiB) and stub (16 KiB, 2 KiB) jobs share one deflate */
+    size_t nslices;
     struct job_cache_entry_s *entry; /* the shared entry the outputs belong to */
 } job_prep_t;
 
@@ -66,6 +70,7 @@ typedef enum {
     JOB_EV_WORK_DONE,
     JOB_EV_IO_OPENED,
     JOB_EV_IO_CLOSED,
+    JOB_EV_RAW,      /* raw mode: j->raw holds a frame that is not a response (OHAI, READ_FLASH) */
 } job_event_t;
 
 struct job_s {
@@ -88,8 +93,8 @@ struct job_s {
     bool started, io_active, io_close_sent, work_pending, timer_closing, finished;
     bool failing;
     int open_status; /* result of io->open, for JOB_EV_IO_OPENED */
-    bool io_abandoned;
-    struct job_s *cache_next; /* in a cache entry's list of waiting jobs */ /* the port never confirmed its close: never free (it may call back) */
+    bool io_abandoned; /* the port never confirmed its close: never free (it may call back) */
+    struct job_s *cache_next; /* in a cache entry's list of waiting jobs */
     bool draining;     /* waiting out a late reply before restarting a register sequence */
     unsigned restarts; /* register-sequence restarts in this state */
     uint32_t spi_pads[2]; /* ESP32 SPI-pad eFuse words for SPI_ATTACH */
@@ -111,6 +116,9 @@ struct job_s {
     uint8_t expect_op;
     size_t expect_out;
     bool awaiting;
+    bool raw_mode;        /* every frame goes to the state as JOB_EV_RAW */
+    const uint8_t *raw;   /* the frame, valid during JOB_EV_RAW */
+    size_t raw_len;
     uint32_t req_timeout_ms;
     cmd_resp_t resp;
     bool resp_unsupported;
@@ -118,7 +126,19 @@ struct job_s {
     /* device */
     const chip_info_t *chip;
     uint8_t status_len;
-    bool stub;
+    bool stub;            /* the flasher stub answers (uploaded, or found running at sync) */
+    bool sync_zero;       /* the SYNC reply's value was 0: a stub is already running (§4.2) */
+
+    /* STUB: upload */
+    const stub_t *stub_img; /* cache reference while uploading */
+    unsigned seg;           /* 0 text, 1 data */
+    uint32_t mem_seq, mem_blocks;
+
+    /* BAUD */
+    uint32_t cur_baud;      /* the rate host and chip use now */
+    uint32_t baud_target;   /* the rate being switched to */
+    uint32_t baud_cap;      /* after a failed switch: the highest rate still to try (0 none) */
+    uint32_t baud_regs[2];  /* ROM clock-correction inputs (§9) */
     bool lines_ok, lines_warned;
 
     /* register reads */
@@ -137,7 +157,12 @@ struct job_s {
     job_prep_t prep;
     bool defl;
     uint32_t block_size, nblocks, seq;
+    bool end_sent;          /* stub: FLASH_(DEFL_)END(1) sent after the last block */
     uint64_t img_done, img_t0_ms;
+
+    /* READ */
+    uint32_t rd_done;       /* bytes received */
+    EVP_MD_CTX *rd_md5;     /* over the bytes received */
 
     job_report_t rep;
 };
@@ -148,6 +173,8 @@ void job__arm(job_t *j, uint32_t ms);
 void job__disarm(job_t *j);
 /* SLIP-encode j->req[0..req_len) and write it; await `op` with `out_len` output bytes. */
 int job__send(job_t *j, uint8_t op, size_t out_len, uint32_t timeout_ms);
+/* SLIP-encode and write a frame that expects no response (READ_FLASH acknowledgements). */
+int job__send_raw(job_t *j, const uint8_t *buf, size_t n);
 /* Prepared images are shared: jobs that write the same plan image with the same chip and
  * parameters use one entry (deflated once, on a worker thread). job__queue_prep delivers
  * JOB_EV_WORK_DONE when the entry is ready (at once if it already is). */

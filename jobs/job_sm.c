@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* job_sm.c — the flashing job's state machine: one device from port open through reset, sync,
- * chip detection, eFuse reads, flash attach and ID, parameters, and per image
- * prepare → begin → data… → verify, to the final reset. States and their timeouts and retry
+ * chip detection, eFuse reads, stub upload, baud change, flash attach and ID, parameters, and per
+ * image prepare → [compare] → begin → data… → verify (or one read / erase), to the final reset. States and their timeouts and retry
  * budgets are listed once in job.h (JOB_STATE_MAP); docs/PROTOCOL.md shows the same table.
  * Every transition goes through job_enter(); job_step() switches on the state with no default so
  * the compiler flags a state without a handler. Must not: block, do I/O except through job.c. */
 #include "job_int.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,13 @@
 #define UNSUPP_DRAIN_MS 200   /* wait for the ROM's extra "invalid message" frames (§3.7) */
 #define SPI_POLLS 10          /* CMD USR-bit polls before giving up (§7.2) */
 #define DEFAULT_FLASH 0x400000u
-#define ROM_ADDR_LIMIT 0x1000000u /* ROM flash commands use 24-bit addresses */ /* esptool's fallback when the JEDEC size is unknown */
+#define ROM_ADDR_LIMIT 0x1000000u /* ROM flash commands use 24-bit addresses (§14.12) */
+#define OHAI_WAIT_MS 3200       /* MEM_END's 0.2 s (reply optional) + 3 s for "OHAI" (§8.3) */
+#define BAUD_SETTLE_MS 50       /* after switching the host UART (esptool, §9) */
+#define BAUD_PROBE_MS 500       /* the first command at the new rate */
+#define BAUD_MAX_FALLBACKS 4
+#define CHIP_ERASE_MS 120000    /* esptool's chip_erase_timeout (§4.4) */
+#define READ_PACKET 0x1000      /* READ_FLASH packet size (§4.6) */
 
 /* ---- reset sequences (reference §2.2), run as timer steps ---- */
 
@@ -89,6 +96,14 @@ static uint32_t timeout_per_mb(uint32_t secs_per_mb, uint64_t bytes)
     /* esptool: max(3 s, secs × bytes / 10^6), "MB" = 10^6 bytes (reference §4.4) */
     uint64_t ms = (uint64_t)secs_per_mb * bytes / 1000;
     return ms < 3000 ? 3000 : ms > 240000 ? 240000 : (uint32_t)ms;
+}
+
+/* Stub writes: a block is ACKed on receipt and written while the next one travels, so the ACK
+ * of block n+1 (or END) waits for block n's erase and write. esptool master allows 40 s/MB over
+ * the block's output plus an erase allowance of (ceil(out / 32 KiB) + 1) × 64 KiB (§4.4). */
+static uint32_t job_stub_wait_ms(uint64_t out)
+{
+    return timeout_per_mb(40, out + ((out + 32767) / 32768 + 1) * 65536);
 }
 
 void job_fail(job_t *j, est_class_t cls, int code, const char *fmt, ...)
@@ -301,6 +316,7 @@ static void st_open(job_t *j, job_event_t ev)
     int status;
     switch (ev) {
     case JOB_EV_ENTER:
+        j->cur_baud = j->plan->baud;
         status = j->io->open(j, j->spec, j->plan->baud);
         if (status != 0) {
             job_fail(j,
@@ -339,6 +355,7 @@ static void st_open(job_t *j, job_event_t ev)
     case JOB_EV_RESP:
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -407,6 +424,7 @@ static void st_reset(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -431,7 +449,9 @@ static void st_sync(job_t *j, job_event_t ev)
             return;
         }
         j->rep.sync_attempts = j->attempt + 1;
-        /* A stub answers SYNC with value 0 (reference §4.2); the ROM path ignores it here. */
+        /* A stub answers SYNC with value 0, the ROM with a non-zero value (reference §4.2):
+         * a stub left running by an earlier job is not uploaded again. */
+        j->sync_zero = j->resp.value == 0;
         job__log(j, JOB_LOG_INFO, "synced after %u attempt(s)", j->attempt + 1);
         job_enter(j, JOB_ST_DETECT);
         return;
@@ -459,6 +479,7 @@ static void st_sync(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -551,6 +572,7 @@ static void st_detect(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -602,15 +624,440 @@ static void st_read_efuse(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
 
-/* Reserved for the stub loader and baud switching (later issues): pass straight through. */
-static void st_passthrough(job_t *j, job_event_t ev, job_state_t next)
+/* ---- STUB: upload the flasher stub (reference §8.3) ---- */
+
+/* GET_SECURITY_INFO flag bit 0: Secure Boot enabled (§5.4) */
+#define SEC_FLAG_SECURE_BOOT 0x1u
+
+static void job_stub_done(job_t *j)
 {
-    if (ev == JOB_EV_ENTER)
-        job_enter(j, next);
+    stub_put(j->stub_img);
+    j->stub_img = NULL;
+    job_enter(j, JOB_ST_BAUD);
+}
+
+/* Why the stub is not used for this chip, or NULL (esptool's exclusions, §8.3 and §14.23). */
+static const char *job_stub_excluded(const job_t *j)
+{
+    bool secure_boot = j->rep.have_sec_info && (j->rep.sec_flags & SEC_FLAG_SECURE_BOOT);
+    if (j->chip->id == CHIP_ESP32C3 && secure_boot)
+        return "ESP32-C3 with Secure Boot enabled: esptool does not run the stub there";
+    if (j->chip->id == CHIP_ESP32S3 && secure_boot)
+        return "ESP32-S3 with Secure Boot enabled needs esptool's ROM-hook start, which this "
+               "station does not do";
+    if (j->chip->id == CHIP_ESP32C2 && j->rep.chip_rev < 100)
+        return "ESP32-C2 revision v0.x: esptool does not run the stub there";
+    return NULL;
+}
+
+static void job_stub_fail(job_t *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void job_stub_fail(job_t *j, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    stub_put(j->stub_img);
+    j->stub_img = NULL;
+    job_fail(j, EST_CLASS_STUB_FAILED, EST_ESTUB, "%s", msg);
+}
+
+/* MEM_BEGIN for segment j->seg (0 text, 1 data), or MEM_END after the last one. */
+static void job_stub_next_segment(job_t *j)
+{
+    const stub_t *s = j->stub_img;
+    const uint8_t *d = j->seg == 0 ? s->text : s->data;
+    size_t n = j->seg == 0 ? s->text_len : s->data_len;
+    uint32_t addr = j->seg == 0 ? s->text_start : s->data_start;
+    uint32_t bs = j->chip->ram_block;
+    if (j->seg > 1 || !d) {
+        /* MEM_END(0, entry): the ROM may jump before it answers, so the reply is optional;
+         * the stub then greets with a bare "OHAI" frame. Raw mode sees both. */
+        j->step = 2;
+        j->req_len = cmd_build_mem_end(j->req, sizeof j->req, s->entry);
+        job_send_or_fail(j, CMD_MEM_END, 0, OHAI_WAIT_MS);
+        j->raw_mode = true;
+        return;
+    }
+    j->step = 0;
+    j->mem_seq = 0;
+    j->mem_blocks = (uint32_t)((n + bs - 1) / bs);
+    j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_MEM_BEGIN, (uint32_t)n, j->mem_blocks,
+                                 bs, addr, false, 0);
+    job_send_or_fail(j, CMD_MEM_BEGIN, 0, job_state_timeout_ms(JOB_ST_STUB));
+}
+
+static void job_stub_send_block(job_t *j)
+{
+    const stub_t *s = j->stub_img;
+    const uint8_t *d = j->seg == 0 ? s->text : s->data;
+    size_t n = j->seg == 0 ? s->text_len : s->data_len;
+    size_t bs = j->chip->ram_block, off = (size_t)j->mem_seq * bs;
+    j->step = 1;
+    j->req_len = cmd_build_data(j->req, sizeof j->req, CMD_MEM_DATA, j->mem_seq, d + off,
+                                n - off < bs ? n - off : bs);
+    job_send_or_fail(j, CMD_MEM_DATA, 0, job_state_timeout_ms(JOB_ST_STUB));
+}
+
+/* Pick the stub file: the plan's file, else the chip's file in the stub directory. Returns the
+ * path, or NULL when the ROM loader is to be used (logged) or the job failed. */
+static const char *job_stub_path(job_t *j, char *path, size_t cap)
+{
+    const plan_t *pl = j->plan;
+    char why[512];
+    int rc;
+    if (pl->stub_file) {
+        const chip_info_t *fc = stub_file_chip(pl->stub_file);
+        if (fc && fc != j->chip) {
+            job_stub_fail(j, "stub file %s is for %s, but the chip is %s", pl->stub_file,
+                          fc->pretty, j->chip->pretty);
+            return NULL;
+        }
+        snprintf(path, cap, "%s", pl->stub_file);
+        return path;
+    }
+    rc = stub_find(pl->stub_dir, j->chip, j->rep.chip_rev, path, cap, why, sizeof why);
+    if (rc == UV_ENOENT) {
+        job__log(j, JOB_LOG_INFO, "%s: using the ROM loader", why);
+        job_stub_done(j);
+        return NULL;
+    }
+    if (rc != 0) {
+        job_stub_fail(j, "%s", why);
+        return NULL;
+    }
+    return path;
+}
+
+static void st_stub(job_t *j, job_event_t ev)
+{
+    const plan_t *pl = j->plan;
+    const char *why;
+    char path[4096], err[600];
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->seg = 0;
+        if (j->sync_zero) {
+            j->stub = true;
+            j->rep.stub = true;
+            job__log(j, JOB_LOG_INFO,
+                     "a flasher stub is already running (SYNC value 0): not uploading it again");
+            job_stub_done(j);
+            return;
+        }
+        if (pl->op == PLAN_OP_FLASH && pl->n_images == 0) { /* identify only: ROM is enough */
+            job_stub_done(j);
+            return;
+        }
+        if (!pl->stub || (!pl->stub_dir && !pl->stub_file)) {
+            job__log(j, JOB_LOG_INFO, "%s: using the ROM loader",
+                     !pl->stub ? "flasher stub switched off (--no-stub / recipe \"stub\": false)"
+                               : "no stub directory given (--stub-dir, station stub_dir)");
+            job_stub_done(j);
+            return;
+        }
+        if ((why = job_stub_excluded(j))) {
+            job__log(j, JOB_LOG_INFO, "%s: using the ROM loader", why);
+            job_stub_done(j);
+            return;
+        }
+        if (!job_stub_path(j, path, sizeof path))
+            return;
+        j->stub_img = stub_get(path, err, sizeof err);
+        if (!j->stub_img) {
+            job_stub_fail(j, "%s", err);
+            return;
+        }
+        job__log(j, JOB_LOG_DEBUG, "uploading stub %s (text %zu bytes at 0x%08x, data %zu bytes)",
+                 path, j->stub_img->text_len, j->stub_img->text_start, j->stub_img->data_len);
+        job_stub_next_segment(j);
+        return;
+    case JOB_EV_RESP: {
+        char st[160];
+        if (j->resp.status != 0) {
+            /* a ROM refusing the load addresses means the file is not for this chip */
+            j->rep.nak_op = j->expect_op;
+            j->rep.nak_code = cmd_resp_code(&j->resp);
+            cmd_status_text(j->resp.status, j->resp.error, false, st, sizeof st);
+            job_stub_fail(j, "%s of the stub (segment %u) rejected by the ROM loader: %s",
+                          cmd_op_name(j->expect_op), j->seg, st);
+            return;
+        }
+        if (j->step == 0 || ++j->mem_seq < j->mem_blocks) {
+            job_stub_send_block(j);
+            return;
+        }
+        j->seg++;
+        job_stub_next_segment(j);
+        return;
+    }
+    case JOB_EV_RAW: {
+        cmd_resp_t r;
+        if (j->raw_len == 4 && memcmp(j->raw, "OHAI", 4) == 0) {
+            j->raw_mode = false;
+            j->awaiting = false;
+            job__disarm(j);
+            j->stub = true;
+            j->rep.stub = true;
+            job__log(j, JOB_LOG_INFO, "flasher stub running (%s)", j->stub_img->path);
+            job_stub_done(j);
+            return;
+        }
+        /* MEM_END's own reply (optional) or noise: keep waiting for OHAI */
+        if (cmd_parse_resp(j->raw, j->raw_len, 0, &r) == 0 && r.op == CMD_MEM_END && r.status)
+            job__log(j, JOB_LOG_DEBUG, "MEM_END answered with status 0x%04x",
+                     cmd_resp_code(&r));
+        return;
+    }
+    case JOB_EV_TIMEOUT:
+        if (j->step == 2) {
+            j->raw_mode = false;
+            job_stub_fail(j,
+                          "the stub did not start: no \"OHAI\" within %u ms after MEM_END (a "
+                          "stub file for another chip or revision, or a broken file: %s)",
+                          OHAI_WAIT_MS, j->stub_img->path);
+            return;
+        }
+        job_retry_or_fail(j, "stub upload");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+        return;
+    }
+}
+
+/* ---- BAUD: CHANGE_BAUDRATE (reference §9) ---- */
+
+/* The rates tried after a failed switch, highest first. */
+static const uint32_t job_baud_steps[] = {2000000, 1500000, 921600, 460800, 230400, 115200};
+
+/* Crystal estimate from UART_CLKDIV at the current baud (reference §5.6). */
+static unsigned job_xtal_mhz(const job_t *j, uint32_t clkdiv)
+{
+    uint64_t hz = (uint64_t)j->cur_baud * (clkdiv & 0xFFFFF);
+    unsigned mhz;
+    if (j->chip->id == CHIP_ESP8266)
+        hz /= 2;
+    mhz = (unsigned)(hz / 1000000);
+    return mhz > 45 ? 48 : mhz > 33 ? 40 : 26;
+}
+
+/* Registers the ROM-side rate correction needs (ROM only; the stubs compute their own divider). */
+static size_t job_baud_regs(const job_t *j, uint32_t addrs[CHIP_MAX_REGS])
+{
+    if (j->stub)
+        return 0;
+    switch (j->chip->id) {
+    case CHIP_ESP32:
+        addrs[0] = 0x3FF5F06C; /* RTC_CNTL calibration: cali = [31:7] */
+        addrs[1] = 0x3FF5A010; /* eFuse word 4: CK8M frequency = [7:0] */
+        return 2;
+    case CHIP_ESP32C2: addrs[0] = j->chip->uart_clkdiv_reg; return 1;
+    case CHIP_ESP32C5:
+        addrs[0] = 0x60096110; /* crystal the ROM assumes, MHz in [30:24] */
+        addrs[1] = j->chip->uart_clkdiv_reg;
+        return 2;
+    default: return 0;
+    }
+}
+
+/* The rate to put in CHANGE_BAUDRATE so that the ROM ends up at baud_target (§9). */
+static uint32_t job_baud_wire_value(job_t *j)
+{
+    uint64_t nb = j->baud_target;
+    if (j->stub)
+        return (uint32_t)nb;
+    if (j->chip->id == CHIP_ESP32) {
+        /* the ROM derives its divider from the drifting 8 MHz clock (esptool >= 4.5) */
+        uint64_t cali = j->regs[0] >> 7 & 0x1FFFFFF, ck8m = j->regs[1] & 0xFF;
+        if (cali && ck8m) {
+            uint64_t rom_freq = cali * 15625 * ck8m / 40;
+            uint64_t valid = rom_freq > 33000000 ? 40000000 : 26000000;
+            nb = nb * rom_freq / valid;
+        }
+    } else if (j->chip->id == CHIP_ESP32C2) {
+        if (job_xtal_mhz(j, j->regs[0]) == 26) /* the ROM believes it has 40 MHz */
+            nb = nb * 40 / 26;
+    } else if (j->chip->id == CHIP_ESP32C5) {
+        unsigned rom = j->regs[0] >> 24 & 0x7F, real = job_xtal_mhz(j, j->regs[1]);
+        if (real == 48 && rom == 40)
+            nb = nb * 40 / 48;
+        else if (real == 40 && rom == 48)
+            nb = nb * 48 / 40;
+    }
+    return nb > UINT32_MAX ? UINT32_MAX : (uint32_t)nb;
+}
+
+static void job_baud_send(job_t *j)
+{
+    uint32_t wire = job_baud_wire_value(j);
+    j->step = 10;
+    if (wire != j->baud_target)
+        job__log(j, JOB_LOG_DEBUG, "ROM clock correction: asking for %u to get %u baud", wire,
+                 j->baud_target);
+    /* second word: 0 for a ROM, the current rate for a stub (the legacy stub scales its
+     * divider by it; §9, §14.7) */
+    j->req_len = cmd_build_change_baud(j->req, sizeof j->req, wire, j->stub ? j->cur_baud : 0);
+    job_send_or_fail(j, CMD_CHANGE_BAUDRATE, 0, job_state_timeout_ms(JOB_ST_BAUD));
+}
+
+static void job_baud_keep(job_t *j)
+{
+    j->rep.baud = j->cur_baud;
+    job_enter(j, JOB_ST_ATTACH);
+}
+
+/* The new rate does not work. The chip listens at a rate we cannot use, so the way back is a
+ * reset into the ROM (115200, auto-baud) and the whole connect again, then a lower rate. */
+static void job_baud_fallback(job_t *j, const char *why)
+{
+    uint32_t failed = j->baud_target, next = 0;
+    for (size_t i = 0; i < sizeof job_baud_steps / sizeof job_baud_steps[0]; i++) {
+        if (job_baud_steps[i] < failed) {
+            next = job_baud_steps[i];
+            break;
+        }
+    }
+    if (next <= j->plan->baud)
+        next = j->plan->baud;
+    if (!j->lines_ok || j->plan->before == PLAN_BEFORE_NO_RESET ||
+        j->rep.baud_fallbacks >= BAUD_MAX_FALLBACKS) {
+        job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT, "%s at %u baud, and %s: use a lower baud rate",
+                 why, failed,
+                 j->rep.baud_fallbacks >= BAUD_MAX_FALLBACKS ? "lower rates failed as well"
+                 : !j->lines_ok ? "the port cannot reset the chip to go back to a lower rate"
+                                : "--before no_reset forbids the reset needed to go back");
+        return;
+    }
+    j->rep.baud_fallbacks++;
+    j->rep.retries++;
+    j->baud_cap = next;
+    j->awaiting = false;
+    job__log(j, JOB_LOG_WARN, "%s at %u baud: resetting the chip to go on at %u baud", why, failed,
+             next);
+    if (j->io->set_baud(j, j->plan->baud) != 0) {
+        job_fail(j, EST_CLASS_PORT_ERROR, UV_EINVAL, "cannot set %s back to %u baud", j->spec,
+                 j->plan->baud);
+        return;
+    }
+    j->cur_baud = j->plan->baud;
+    j->stub = false;
+    j->rep.stub = false;
+    j->sync_zero = false;
+    j->watch_banner = false; /* the reset we cause prints a banner */
+    j->attempt = 0;
+    job_enter(j, j->plan->before == PLAN_BEFORE_NO_RESET ? JOB_ST_SYNC : JOB_ST_RESET);
+}
+
+/* BAUD sub-steps: < n_regs correction reads; 10 CHANGE_BAUDRATE sent; 11 settling; 12 probe. */
+static void st_baud(job_t *j, job_event_t ev)
+{
+    uint32_t target;
+    int rc;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        target = j->plan->flash_baud ? j->plan->flash_baud : j->cur_baud;
+        if (j->baud_cap && target > j->baud_cap)
+            target = j->baud_cap;
+        if (target == j->cur_baud) {
+            job_baud_keep(j);
+            return;
+        }
+        if (!j->stub && !j->chip->rom_change_baud) {
+            job__log(j, JOB_LOG_INFO,
+                     "the %s ROM loader cannot change its baud rate (the stub can): staying at "
+                     "%u baud",
+                     j->chip->pretty, j->cur_baud);
+            job_baud_keep(j);
+            return;
+        }
+        j->baud_target = target;
+        j->n_regs = job_baud_regs(j, j->reg_addrs);
+        j->step = 0;
+        if (j->n_regs) {
+            job_read_reg(j, j->reg_addrs[0]);
+            return;
+        }
+        job_baud_send(j);
+        return;
+    case JOB_EV_RESP:
+        if (j->step < j->n_regs) {
+            if (j->resp.status != 0) {
+                job_nak(j, "(clock calibration register)");
+                return;
+            }
+            j->regs[j->step++] = j->resp.value;
+            if (j->step < j->n_regs)
+                job_read_reg(j, j->reg_addrs[j->step]);
+            else
+                job_baud_send(j);
+            return;
+        }
+        if (j->step == 10) {
+            char st[160];
+            if (j->resp.status != 0) {
+                /* refused: nothing changed, the link still works at the old rate */
+                cmd_status_text(j->resp.status, j->resp.error, j->stub, st, sizeof st);
+                job__log(j, JOB_LOG_WARN, "CHANGE_BAUDRATE to %u refused (%s): staying at %u baud",
+                         j->baud_target, st, j->cur_baud);
+                job_baud_keep(j);
+                return;
+            }
+            /* the reply came at the old rate; now both sides switch (§9) */
+            rc = j->io->set_baud(j, j->baud_target);
+            if (rc != 0) {
+                job_baud_fallback(j, "the port cannot be set to this rate");
+                return;
+            }
+            j->step = 11;
+            job__arm(j, BAUD_SETTLE_MS);
+            return;
+        }
+        if (j->step == 12) {
+            /* any well-formed reply proves the link; the value is the magic word */
+            j->cur_baud = j->baud_target;
+            job__log(j, JOB_LOG_INFO, "baud rate %u", j->cur_baud);
+            job_baud_keep(j);
+        }
+        return;
+    case JOB_EV_TIMEOUT:
+        if (j->step < j->n_regs) {
+            job_regs_timeout(j, "clock calibration read");
+            return;
+        }
+        if (j->step == 10) {
+            /* no answer even at the old rate: whether the chip switched is unknown */
+            job_baud_fallback(j, "no reply to CHANGE_BAUDRATE");
+            return;
+        }
+        if (j->step == 11 || (j->step == 12 && j->tries < 1)) {
+            /* settled (or the first probe got nothing): drop what came during the switch (the
+             * loader may send stray 0xC0 then, §3.1) and ask again */
+            if (j->step == 12)
+                j->tries++;
+            j->awaiting = false;
+            j->io->flush_input(j);
+            slip_dec_reset(&j->dec);
+            j->step = 12;
+            j->req_len = cmd_build_read_reg(j->req, sizeof j->req, CHIP_MAGIC_REG);
+            job_send_or_fail(j, CMD_READ_REG, 0, BAUD_PROBE_MS);
+            return;
+        }
+        job_baud_fallback(j, "no reply after the switch");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
+        return;
+    }
 }
 
 /* ESP32: the ROM does not attach in-package flash (PICO-D4, D2WD, U4WDH) by itself; esptool
@@ -646,7 +1093,13 @@ static void st_attach(job_t *j, job_event_t ev)
 {
     switch (ev) {
     case JOB_EV_ENTER:
-        if (j->chip->id == CHIP_ESP32 && !j->stub) {
+        if (j->stub) {
+            /* the stub attaches the flash itself at start-up; esptool sends SPI_ATTACH to it
+             * only for custom pins (§4.5.1) */
+            job_enter(j, JOB_ST_FLASH_ID);
+            return;
+        }
+        if (j->chip->id == CHIP_ESP32) {
             j->step = 0;
             job_read_reg(j, ESP32_EFUSE_RDATA5);
         } else {
@@ -682,6 +1135,7 @@ static void st_attach(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -764,7 +1218,18 @@ static void st_flash_id(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
+    }
+}
+
+/* After the flash parameters: the operation of the plan. */
+static void job_after_params(job_t *j)
+{
+    switch (j->plan->op) {
+    case PLAN_OP_READ: job_enter(j, JOB_ST_READ); return;
+    case PLAN_OP_ERASE: job_enter(j, JOB_ST_ERASE); return;
+    case PLAN_OP_FLASH: job_enter(j, j->plan->erase_all ? JOB_ST_ERASE : JOB_ST_PREPARE); return;
     }
 }
 
@@ -789,7 +1254,10 @@ static void st_params(job_t *j, job_event_t ev)
          * even verify: reference §14.12). */
         if (j->rep.flash_size && j->rep.flash_size < size)
             size = j->rep.flash_size;
-        if (!j->stub && size > ROM_ADDR_LIMIT)
+        /* 32-bit flash addresses: only the stub on ESP32-S3, -P4, -C5 (§8.4) */
+        if (size > ROM_ADDR_LIMIT &&
+            !(j->stub && (j->chip->id == CHIP_ESP32S3 || j->chip->id == CHIP_ESP32P4 ||
+                          j->chip->id == CHIP_ESP32C5)))
             size = ROM_ADDR_LIMIT;
         if (plan_check_flash(j->plan, size, &perr) != 0) {
             job_fail(j, perr.cls, perr.cls == EST_CLASS_BAD_OFFSET ? EST_EOFFSET : EST_ETOOBIG,
@@ -805,12 +1273,12 @@ static void st_params(job_t *j, job_event_t ev)
                 return;
             }
         }
-        if (j->plan->n_images == 0) { /* identify only (espstation info) */
+        if (j->plan->op == PLAN_OP_FLASH && j->plan->n_images == 0) { /* identify only */
             job_enter(j, JOB_ST_AFTER_RESET);
             return;
         }
         if (!j->stub && !j->chip->rom_set_params) {
-            job_enter(j, JOB_ST_PREPARE);
+            job_after_params(j);
             return;
         }
         j->req_len = cmd_build_spi_set_params(j->req, sizeof j->req, j->flash_size_used);
@@ -821,7 +1289,7 @@ static void st_params(job_t *j, job_event_t ev)
             job_nak(j, "(flash size)");
             return;
         }
-        job_enter(j, JOB_ST_PREPARE);
+        job_after_params(j);
         return;
     case JOB_EV_TIMEOUT:
         job_retry_or_fail(j, "flash parameters");
@@ -829,6 +1297,7 @@ static void st_params(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -863,6 +1332,69 @@ static int job_image_params(job_t *j, image_params_t *p)
     return 0;
 }
 
+/* ---- ERASE: the whole chip (stub) or a region ---- */
+
+static void st_erase(job_t *j, job_event_t ev)
+{
+    const plan_t *pl = j->plan;
+    bool all = pl->op != PLAN_OP_ERASE || pl->erase_all;
+    uint32_t off = pl->op_offset, size = pl->op_size;
+    char sz[32];
+    switch (ev) {
+    case JOB_EV_ENTER:
+        if (all) {
+            if (!j->stub) {
+                job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
+                         "erasing the whole flash needs the flasher stub (the %s ROM loader has "
+                         "no chip erase): give a stub directory",
+                         j->chip->pretty);
+                return;
+            }
+            job__log(j, JOB_LOG_INFO, "erasing the whole flash (this can take a while)");
+            j->req_len = cmd_build_erase_flash(j->req, sizeof j->req);
+            job_send_or_fail(j, CMD_ERASE_FLASH, 0, CHIP_ERASE_MS);
+            return;
+        }
+        if (j->stub) {
+            j->req_len = cmd_build_erase_region(j->req, sizeof j->req, off, size);
+            job_send_or_fail(j, CMD_ERASE_REGION, 0, timeout_per_mb(40, size));
+            return;
+        }
+        /* ROM: FLASH_BEGIN erases the region up front; no data follows and no FLASH_END is sent
+         * (it would leave the loader), as esptool master does without a stub (§4.2) */
+        j->req_len = cmd_build_begin(
+            j->req, sizeof j->req, CMD_FLASH_BEGIN,
+            j->chip->id == CHIP_ESP8266 ? image_esp8266_erase_size(off, size) : size,
+            (size + j->chip->rom_flash_block - 1) / j->chip->rom_flash_block,
+            j->chip->rom_flash_block, off, j->chip->rom_begin_enc_word, 0);
+        job_send_or_fail(j, CMD_FLASH_BEGIN, 0, timeout_per_mb(40, size));
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0) {
+            job_nak(j, all ? "(chip erase)" : "(region erase)");
+            return;
+        }
+        if (all)
+            job__log(j, JOB_LOG_INFO, "flash erased");
+        else
+            job__log(j, JOB_LOG_INFO, "erased 0x%x..0x%x (%s)", off, off + size,
+                     plan_fmt_size(size, sz, sizeof sz));
+        job_enter(j, pl->op == PLAN_OP_ERASE ? JOB_ST_AFTER_RESET : JOB_ST_PREPARE);
+        return;
+    case JOB_EV_TIMEOUT:
+        job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT, "no reply to %s within %u ms",
+                 cmd_op_name(j->expect_op), j->req_timeout_ms);
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
+        return;
+    }
+}
+
+/* ---- per image ---- */
+
 static void st_prepare(job_t *j, job_event_t ev)
 {
     const plan_image_t *im = &j->plan->images[j->img];
@@ -888,8 +1420,8 @@ static void st_prepare(job_t *j, job_event_t ev)
                             p->params.freq_code >= 0))
             job__log(j, JOB_LOG_WARN,
                      "Secure Boot is enabled: flash parameters in the header are left unchanged");
+        /* one deflate serves ROM and stub jobs alike (block sizes are multiples of 1 KiB) */
         p->compress = j->defl;
-        p->block_size = j->block_size;
         j->img_t0_ms = job__now_ms(j);
         rc = job__queue_prep(j);
         if (rc != 0)
@@ -903,10 +1435,9 @@ static void st_prepare(job_t *j, job_event_t ev)
             return;
         }
         /* esptool master sends uncompressed when deflate does not shrink the data */
-        if (j->defl && p->zlen >= p->len) {
+        if (j->defl && p->zlen >= p->len)
             j->defl = false;
-            p->nblocks = (p->len + j->block_size - 1) / j->block_size;
-        }
+        j->nblocks = (uint32_t)(((j->defl ? p->zlen : p->len) + j->block_size - 1) / j->block_size);
         is->offset = im->offset;
         is->size = (uint32_t)p->len;
         is->compressed_size = (uint32_t)(j->defl ? p->zlen : p->len);
@@ -916,13 +1447,70 @@ static void st_prepare(job_t *j, job_event_t ev)
         if (p->patched)
             job__log(j, JOB_LOG_INFO, "flash parameters patched in the header at 0x%x",
                      im->offset);
-        job_enter(j, JOB_ST_BEGIN);
+        /* after a chip erase every region is blank: nothing to compare */
+        if (j->plan->skip_unchanged && !j->plan->erase_all && (j->stub || j->chip->rom_md5))
+            job_enter(j, JOB_ST_COMPARE);
+        else
+            job_enter(j, JOB_ST_BEGIN);
         return;
     }
     case JOB_EV_RESP:
     case JOB_EV_TIMEOUT:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
+        return;
+    }
+}
+
+static void job_next_image(job_t *j)
+{
+    j->rep.images[j->img].duration_ms = job__now_ms(j) - j->img_t0_ms;
+    j->img++;
+    job_enter(j, j->img < j->plan->n_images ? JOB_ST_PREPARE : JOB_ST_AFTER_RESET);
+}
+
+static const char *job_hex16(const uint8_t d[16], char out[33])
+{
+    for (int k = 0; k < 16; k++)
+        snprintf(out + 2 * k, 3, "%02x", d[k]);
+    return out;
+}
+
+/* COMPARE: the device's MD5 of the image's region; equal → the image is already there. */
+static void st_compare(job_t *j, job_event_t ev)
+{
+    const plan_image_t *im = &j->plan->images[j->img];
+    job_prep_t *p = &j->prep;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->req_len = cmd_build_md5(j->req, sizeof j->req, im->offset, (uint32_t)p->len);
+        job_send_or_fail(j, CMD_SPI_FLASH_MD5, j->stub ? 16 : 32, timeout_per_mb(8, p->len));
+        return;
+    case JOB_EV_RESP: {
+        uint8_t dev[16];
+        job_image_stat_t *is = &j->rep.images[j->img];
+        if (j->resp.status != 0 || cmd_parse_md5(&j->resp, dev) != 0 ||
+            memcmp(dev, p->md5, 16) != 0) {
+            job_enter(j, JOB_ST_BEGIN); /* differs (or cannot tell): write it */
+            return;
+        }
+        is->skipped = true;
+        is->verified = true; /* the device's MD5 of the region is the image's */
+        job__log(j, JOB_LOG_INFO, "0x%x: the device already holds this image (MD5 %s): skipped",
+                 im->offset, job_hex16(dev, (char[33]){0}));
+        if (j->cbs.progress_cb)
+            j->cbs.progress_cb(j, j->img, p->len, p->len);
+        job_next_image(j);
+        return;
+    }
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, "flash MD5 before writing");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -935,9 +1523,10 @@ static void st_begin(job_t *j, job_event_t ev)
     uint32_t size_field;
     switch (ev) {
     case JOB_EV_ENTER:
-        j->nblocks = (uint32_t)p->nblocks;
+        j->end_sent = false;
         if (j->defl) {
-            /* ROM: uncompressed size rounded up to 1 KiB, which it erases now (§4.2) */
+            /* ROM: uncompressed size rounded up to 1 KiB, which it erases now; stub: the exact
+             * size, erased as it writes (§4.2) */
             size_field = j->stub ? (uint32_t)p->len : (uint32_t)((p->len + 0x3FF) & ~0x3FFu);
             j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_DEFL_BEGIN, size_field,
                                          j->nblocks, j->block_size, im->offset, enc, 0);
@@ -970,8 +1559,34 @@ static void st_begin(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
+}
+
+/* Flash bytes block k of the current image writes: the sum of its zlib slices' outputs, or the
+ * plain bytes it carries (without the 0xFF padding of the last block). */
+static uint64_t job_block_out(const job_t *j, uint32_t k)
+{
+    const job_prep_t *p = &j->prep;
+    size_t start = (size_t)k * j->block_size;
+    if (j->defl) {
+        size_t first = start / JOB_ZGRAIN, end = (start + j->block_size) / JOB_ZGRAIN;
+        uint64_t sum = 0;
+        for (size_t s = first; s < end && s < p->nslices; s++)
+            sum += p->blk_out[s];
+        return sum;
+    }
+    return p->len - start < j->block_size ? p->len - start : j->block_size;
+}
+
+/* How long the reply to block k may take (§4.4): the ROM writes block k before answering; the
+ * stub answers on receipt, but only after it has written block k-1. */
+static uint32_t job_block_timeout(const job_t *j, uint32_t k)
+{
+    if (!j->stub)
+        return timeout_per_mb(40, j->defl ? job_block_out(j, k) : j->block_size);
+    return k == 0 ? job_state_timeout_ms(JOB_ST_DATA) : job_stub_wait_ms(job_block_out(j, k - 1));
 }
 
 static void job_send_block(job_t *j)
@@ -982,8 +1597,7 @@ static void job_send_block(job_t *j)
         size_t n = p->zlen - start < j->block_size ? p->zlen - start : j->block_size;
         j->req_len = cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DEFL_DATA, j->seq,
                                     p->z + start, n);
-        /* the ROM inflates and writes before it answers: scale by what the block expands to */
-        job_send_or_fail(j, CMD_FLASH_DEFL_DATA, 0, timeout_per_mb(40, p->blk_out[j->seq]));
+        job_send_or_fail(j, CMD_FLASH_DEFL_DATA, 0, job_block_timeout(j, j->seq));
     } else {
         /* every FLASH_DATA block carries block_size bytes; pad the last with 0xFF (§4.2) */
         static uint8_t blk[0x4000];
@@ -992,8 +1606,25 @@ static void job_send_block(job_t *j)
         memset(blk + n, 0xFF, j->block_size - n);
         j->req_len =
             cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DATA, j->seq, blk, j->block_size);
-        job_send_or_fail(j, CMD_FLASH_DATA, 0, timeout_per_mb(40, j->block_size));
+        job_send_or_fail(j, CMD_FLASH_DATA, 0, job_block_timeout(j, j->seq));
     }
+}
+
+/* Stub: FLASH_DEFL_END(1) / FLASH_END(1) after the last block: "stay in the loader", and the
+ * barrier that reports the last blocks' write errors (§4.5.6, §8.5). */
+static void job_send_end(job_t *j)
+{
+    uint8_t op = j->defl ? CMD_FLASH_DEFL_END : CMD_FLASH_END;
+    j->end_sent = true;
+    j->req_len = cmd_build_end(j->req, sizeof j->req, op, 1);
+    job_send_or_fail(j, op, 0, job_stub_wait_ms(job_block_out(j, j->nblocks - 1)));
+}
+
+/* Stub status codes that concern the block just sent (sending it again can help); any other
+ * failure is a deferred write error of an earlier block (§8.5). */
+static bool job_stub_resendable(uint8_t status)
+{
+    return status == 0xC0 || status == 0xC1;
 }
 
 static void st_data(job_t *j, job_event_t ev)
@@ -1005,10 +1636,19 @@ static void st_data(job_t *j, job_event_t ev)
         return;
     case JOB_EV_RESP: {
         uint64_t add;
+        if (j->end_sent) {
+            if (j->resp.status != 0) {
+                job_nak(j, "(the stub reports that writing the image failed)");
+                return;
+            }
+            job_enter(j, JOB_ST_VERIFY);
+            return;
+        }
         if (j->resp.status != 0) {
-            char what[48];
+            char what[96];
             /* esptool sends a rejected block again too (e.g. a checksum error from noise) */
-            if (!j->resp_unsupported && j->tries < job_state_retries(j->st)) {
+            if (!j->resp_unsupported && j->tries < job_state_retries(j->st) &&
+                (!j->stub || job_stub_resendable(j->resp.status))) {
                 j->tries++;
                 j->rep.retries++;
                 job__log(j, JOB_LOG_WARN, "block %u rejected (status 0x%04x), sending again",
@@ -1016,16 +1656,15 @@ static void st_data(job_t *j, job_event_t ev)
                 job_send_block(j);
                 return;
             }
-            snprintf(what, sizeof what, "block %u of %u", j->seq + 1, j->nblocks);
+            if (j->stub && !job_stub_resendable(j->resp.status) && j->seq > 0)
+                snprintf(what, sizeof what, "block %u of %u (writing an earlier block failed)",
+                         j->seq + 1, j->nblocks);
+            else
+                snprintf(what, sizeof what, "block %u of %u", j->seq + 1, j->nblocks);
             job_nak(j, what);
             return;
         }
-        if (j->defl) {
-            add = p->blk_out[j->seq];
-        } else {
-            size_t start = (size_t)j->seq * j->block_size;
-            add = p->len - start < j->block_size ? p->len - start : j->block_size;
-        }
+        add = job_block_out(j, j->seq);
         j->img_done += add;
         j->rep.bytes_written += add;
         if (j->cbs.progress_cb)
@@ -1036,25 +1675,30 @@ static void st_data(job_t *j, job_event_t ev)
             job_send_block(j);
             return;
         }
+        if (j->stub) {
+            job_send_end(j);
+            return;
+        }
         job_enter(j, JOB_ST_VERIFY);
         return;
     }
     case JOB_EV_TIMEOUT:
+        if (j->end_sent) {
+            /* not sent again: a second END finds the stub out of flash mode */
+            job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT,
+                     "no reply to %s within %u ms: the stub did not finish writing",
+                     cmd_op_name(j->expect_op), j->req_timeout_ms);
+            return;
+        }
         /* esptool sends each block at most 3 times with the same sequence number */
         job_retry_or_fail(j, "data block");
         return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
-}
-
-static void job_next_image(job_t *j)
-{
-    j->rep.images[j->img].duration_ms = job__now_ms(j) - j->img_t0_ms;
-    j->img++;
-    job_enter(j, j->img < j->plan->n_images ? JOB_ST_PREPARE : JOB_ST_AFTER_RESET);
 }
 
 /* True when `md5` is the MD5 of `len` bytes of 0xFF: nothing was written (esptool's check). */
@@ -1126,6 +1770,184 @@ static void st_verify(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
+        return;
+    }
+}
+
+/* ---- READ: a flash range into data_cb ---- */
+
+static void job_read_finish(job_t *j)
+{
+    unsigned int ml = 16;
+    EVP_DigestFinal_ex(j->rd_md5, j->rep.read_md5, &ml);
+    EVP_MD_CTX_free(j->rd_md5);
+    j->rd_md5 = NULL;
+}
+
+/* Pass bytes on; false when the job failed. */
+static bool job_read_deliver(job_t *j, const uint8_t *d, size_t n)
+{
+    const plan_t *pl = j->plan;
+    if (j->cbs.data_cb && j->cbs.data_cb(j, pl->op_offset + j->rd_done, d, n) != 0) {
+        job_fail(j, EST_CLASS_INTERNAL, EST_EUSAGE, "the reader did not take the data");
+        return false;
+    }
+    EVP_DigestUpdate(j->rd_md5, d, n);
+    j->rd_done += (uint32_t)n;
+    j->rep.bytes_written += n; /* bytes moved over the link, for the record */
+    if (j->cbs.progress_cb)
+        j->cbs.progress_cb(j, 0, j->rd_done, pl->op_size);
+    return true;
+}
+
+static void job_read_slow_next(job_t *j)
+{
+    uint32_t left = j->plan->op_size - j->rd_done;
+    j->req_len = cmd_build_read_flash_slow(j->req, sizeof j->req, j->plan->op_offset + j->rd_done,
+                                           left < 64 ? left : 64);
+    job_send_or_fail(j, CMD_READ_FLASH_SLOW, 64, job_state_timeout_ms(JOB_ST_READ));
+}
+
+static bool job_read_md5_ok(job_t *j, const uint8_t dev[16])
+{
+    char a[33], b[33];
+    job_read_finish(j);
+    if (memcmp(dev, j->rep.read_md5, 16) == 0)
+        return true;
+    job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
+             "the data read from 0x%x (%u bytes) has MD5 %s, the device computed %s: the read "
+             "was corrupted on the way",
+             j->plan->op_offset, j->plan->op_size, job_hex16(j->rep.read_md5, a),
+             job_hex16(dev, b));
+    return false;
+}
+
+/* READ sub-steps: stub 0 READ_FLASH sent, 1 data packets, 2 MD5 frame; ROM 10 READ_FLASH_SLOW,
+ * 11 SPI_FLASH_MD5 over the range. */
+static void st_read(job_t *j, job_event_t ev)
+{
+    const plan_t *pl = j->plan;
+    uint8_t dev[16], ack[4];
+    switch (ev) {
+    case JOB_EV_ENTER:
+        /* flash data may contain any text, "rst:0x" included: stop looking for banners */
+        j->watch_banner = false;
+        j->rd_done = 0;
+        j->rd_md5 = EVP_MD_CTX_new();
+        if (!j->rd_md5 || !EVP_DigestInit_ex(j->rd_md5, EVP_md5(), NULL)) {
+            job_fail(j, EST_CLASS_INTERNAL, -ENOMEM, "out of memory");
+            return;
+        }
+        if (j->stub) {
+            /* esptool: 4 KiB packets, 64 in flight (both stubs keep one: §4.6) */
+            j->step = 0;
+            j->req_len = cmd_build_read_flash(j->req, sizeof j->req, pl->op_offset, pl->op_size,
+                                              READ_PACKET, 64);
+            job_send_or_fail(j, CMD_READ_FLASH, 0, job_state_timeout_ms(JOB_ST_READ));
+            return;
+        }
+        if (!j->chip->rom_read_flash_slow) {
+            job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
+                     "the %s ROM loader cannot read flash: reading needs the flasher stub (give a "
+                     "stub directory)",
+                     j->chip->pretty);
+            return;
+        }
+        job__log(j, JOB_LOG_INFO,
+                 "no stub: reading with READ_FLASH_SLOW, 64 bytes per command (slow)");
+        j->step = 10;
+        job_read_slow_next(j);
+        return;
+    case JOB_EV_RESP:
+        if (j->resp.status != 0) {
+            job_nak(j, "(flash read)");
+            return;
+        }
+        if (j->step == 0) {
+            j->step = 1;
+            j->raw_mode = true; /* data frames follow, without a response header */
+            job__arm(j, job_state_timeout_ms(JOB_ST_READ));
+            return;
+        }
+        if (j->step == 10) {
+            uint32_t left = pl->op_size - j->rd_done;
+            if (!j->resp.out || j->resp.out_len < 64) {
+                job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO, "short READ_FLASH_SLOW reply");
+                return;
+            }
+            /* the reply always carries 64 bytes; the first `length` are ours (§4.2) */
+            if (!job_read_deliver(j, j->resp.out, left < 64 ? left : 64))
+                return;
+            if (j->rd_done < pl->op_size) {
+                job_read_slow_next(j);
+                return;
+            }
+            if (!j->chip->rom_md5) {
+                job_read_finish(j);
+                job_enter(j, JOB_ST_AFTER_RESET);
+                return;
+            }
+            j->step = 11;
+            j->req_len = cmd_build_md5(j->req, sizeof j->req, pl->op_offset, pl->op_size);
+            job_send_or_fail(j, CMD_SPI_FLASH_MD5, 32, timeout_per_mb(8, pl->op_size));
+            return;
+        }
+        if (j->step == 11) {
+            if (cmd_parse_md5(&j->resp, dev) != 0) {
+                job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO, "malformed MD5 reply");
+                return;
+            }
+            if (job_read_md5_ok(j, dev))
+                job_enter(j, JOB_ST_AFTER_RESET);
+        }
+        return;
+    case JOB_EV_RAW:
+        if (j->step == 1) {
+            uint32_t left = pl->op_size - j->rd_done;
+            uint32_t want = left < READ_PACKET ? left : READ_PACKET;
+            if (j->raw_len != want) {
+                job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO,
+                         "READ_FLASH packet of %zu bytes at 0x%x, expected %u", j->raw_len,
+                         pl->op_offset + j->rd_done, want);
+                return;
+            }
+            if (!job_read_deliver(j, j->raw, j->raw_len))
+                return;
+            /* acknowledge every packet with the running total (§4.6) */
+            if (job__send_raw(j, ack, cmd_build_read_flash_ack(ack, sizeof ack, j->rd_done))) {
+                job_fail(j, EST_CLASS_PORT_GONE, UV_EIO, "write to %s failed", j->spec);
+                return;
+            }
+            if (j->rd_done == pl->op_size)
+                j->step = 2;
+            job__arm(j, job_state_timeout_ms(JOB_ST_READ));
+            return;
+        }
+        if (j->step == 2) {
+            if (j->raw_len != 16) {
+                job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO,
+                         "expected the 16-byte MD5 after READ_FLASH data, got %zu bytes",
+                         j->raw_len);
+                return;
+            }
+            j->raw_mode = false;
+            if (job_read_md5_ok(j, j->raw))
+                job_enter(j, JOB_ST_AFTER_RESET);
+        }
+        return;
+    case JOB_EV_TIMEOUT:
+        if (j->step == 1 || j->step == 2) {
+            job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT,
+                     "READ_FLASH stalled at 0x%x (%u of %u bytes received)",
+                     pl->op_offset + j->rd_done, j->rd_done, pl->op_size);
+            return;
+        }
+        job_retry_or_fail(j, "flash read");
+        return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
         return;
     }
 }
@@ -1157,6 +1979,7 @@ static void st_after_reset(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW:
         return;
     }
 }
@@ -1167,6 +1990,8 @@ static void st_closing(job_t *j, job_event_t ev)
     case JOB_EV_ENTER:
         j->awaiting = false;
         j->watch_banner = false;
+        stub_put(j->stub_img);
+        j->stub_img = NULL;
         job__disarm(j);
         if (j->work_pending)
             job__leave_prep(j); /* the shared preparation goes on for other jobs */
@@ -1191,6 +2016,7 @@ static void st_closing(job_t *j, job_event_t ev)
         }
         break;
     case JOB_EV_RESP:
+    case JOB_EV_RAW:
         return;
     }
     if (!j->io_active && !j->work_pending)
@@ -1217,15 +2043,18 @@ void job_step(job_t *j, job_event_t ev)
     case JOB_ST_SYNC: st_sync(j, ev); return;
     case JOB_ST_DETECT: st_detect(j, ev); return;
     case JOB_ST_READ_EFUSE: st_read_efuse(j, ev); return;
-    case JOB_ST_STUB: st_passthrough(j, ev, JOB_ST_BAUD); return;
-    case JOB_ST_BAUD: st_passthrough(j, ev, JOB_ST_ATTACH); return;
+    case JOB_ST_STUB: st_stub(j, ev); return;
+    case JOB_ST_BAUD: st_baud(j, ev); return;
     case JOB_ST_ATTACH: st_attach(j, ev); return;
     case JOB_ST_FLASH_ID: st_flash_id(j, ev); return;
     case JOB_ST_PARAMS: st_params(j, ev); return;
+    case JOB_ST_ERASE: st_erase(j, ev); return;
     case JOB_ST_PREPARE: st_prepare(j, ev); return;
+    case JOB_ST_COMPARE: st_compare(j, ev); return;
     case JOB_ST_BEGIN: st_begin(j, ev); return;
     case JOB_ST_DATA: st_data(j, ev); return;
     case JOB_ST_VERIFY: st_verify(j, ev); return;
+    case JOB_ST_READ: st_read(j, ev); return;
     case JOB_ST_AFTER_RESET: st_after_reset(j, ev); return;
     case JOB_ST_CLOSING: st_closing(j, ev); return;
     case JOB_ST_DONE: st_done(j, ev); return;
@@ -1245,6 +2074,7 @@ void job_enter(job_t *j, job_state_t next)
     j->step = 0;
     j->restarts = 0;
     j->draining = false;
+    j->raw_mode = false; /* raw frames belong to the state that asked for them */
     job__disarm(j);
     if (j->cbs.state_cb)
         j->cbs.state_cb(j, prev, next);

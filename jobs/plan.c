@@ -38,6 +38,8 @@ void plan_init(plan_t *p)
     p->verify = true;
     p->baud = 115200;
     p->connect_attempts = 7;
+    p->stub = true; /* used when stub_dir / stub_file names a file for the chip */
+    p->op = PLAN_OP_FLASH;
 }
 
 int plan_parse_before(const char *s, plan_before_t *out)
@@ -188,6 +190,17 @@ int plan_finish(plan_t *p, plan_err_t *err)
 int plan_check_flash(const plan_t *p, uint32_t flash_size, plan_err_t *err)
 {
     char sz[32];
+    if (p->op != PLAN_OP_FLASH && !(p->op == PLAN_OP_ERASE && p->erase_all)) {
+        if (p->op_offset >= flash_size)
+            return plan_fail(err, EST_CLASS_BAD_OFFSET, EST_EOFFSET,
+                             "offset 0x%x is beyond the end of the %s flash", p->op_offset,
+                             plan_fmt_size(flash_size, sz, sizeof sz));
+        if ((uint64_t)p->op_offset + p->op_size > flash_size)
+            return plan_fail(err, EST_CLASS_FLASH_TOO_SMALL, EST_ETOOBIG,
+                             "0x%x + 0x%x runs past the end of the %s flash", p->op_offset,
+                             p->op_size, plan_fmt_size(flash_size, sz, sizeof sz));
+        return 0;
+    }
     for (size_t i = 0; i < p->n_images; i++) {
         const plan_image_t *im = &p->images[i];
         if (im->offset >= flash_size)

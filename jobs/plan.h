@@ -19,6 +19,9 @@
 
 typedef enum { PLAN_BEFORE_DEFAULT, PLAN_BEFORE_NO_RESET, PLAN_BEFORE_USB_RESET } plan_before_t;
 typedef enum { PLAN_AFTER_HARD_RESET, PLAN_AFTER_NO_RESET } plan_after_t;
+/* What the job does once the device is identified: write the images (none = identify only),
+ * read a flash range into the job's data_cb, or erase (a range, or everything). */
+typedef enum { PLAN_OP_FLASH, PLAN_OP_READ, PLAN_OP_ERASE } plan_op_t;
 
 typedef struct plan_image_s {
     uint32_t offset;
@@ -39,6 +42,15 @@ typedef struct plan_s {
     bool verify;          /* SPI_FLASH_MD5 after each image where supported */
     uint32_t baud;        /* initial (sync) baud */
     unsigned connect_attempts; /* reset+sync attempts (esptool: 7) */
+    /* speed (reference §8, §9) */
+    uint32_t flash_baud;  /* CHANGE_BAUDRATE to this after sync/stub; 0 = stay at `baud` */
+    bool stub;            /* use the flasher stub when a file for the chip is found */
+    const char *stub_dir;  /* borrowed, may be NULL: a stub directory (see stub.h) */
+    const char *stub_file; /* borrowed, may be NULL: one stub JSON file; wins over stub_dir */
+    bool skip_unchanged;  /* no write when the device's MD5 of the region already matches */
+    bool erase_all;       /* PLAN_OP_FLASH: ERASE_FLASH first; PLAN_OP_ERASE: the whole chip */
+    plan_op_t op;
+    uint32_t op_offset, op_size; /* PLAN_OP_READ / PLAN_OP_ERASE (region) range */
     size_t n_images;
     plan_image_t images[PLAN_MAX_IMAGES];
 } plan_t;
@@ -59,8 +71,8 @@ int plan_add_image_mem(plan_t *p, uint32_t offset, const char *label, uint8_t *d
                        plan_err_t *err);
 /* Sort images by offset and refuse overlaps (bad_offset). */
 int plan_finish(plan_t *p, plan_err_t *err);
-/* Check the images against a flash of `flash_size` bytes: offset beyond the end → bad_offset;
- * image running past the end → flash_too_small. */
+/* Check the images (PLAN_OP_READ / region erase: the op range) against a flash of `flash_size`
+ * bytes: offset beyond the end → bad_offset; running past the end → flash_too_small. */
 int plan_check_flash(const plan_t *p, uint32_t flash_size, plan_err_t *err);
 void plan_free(plan_t *p);
 

@@ -27,7 +27,8 @@
     XX(EDB, -10014, "database error")                                                              \
     XX(ETIMEOUT, -10015, "device did not answer in time")                                          \
     XX(ECANCELED, -10016, "cancelled")                                                             \
-    XX(EUSAGE, -10017, "invalid arguments")
+    XX(EUSAGE, -10017, "invalid arguments")                                                        \
+    XX(ESTUB, -10018, "flasher stub missing, malformed or not starting")
 
 enum {
 #define XX(name, val, text) EST_##name = (val),
@@ -101,6 +102,11 @@ const char *est_strerror(int err);
     XX(BROWNOUT, "brownout",                                                                       \
        "The chip reset itself during the job (boot banner mid-transfer): check the 3.3 V supply "  \
        "under load, USB hub power and decoupling.")                                                \
+    XX(STUB_FAILED, "stub_failed",                                                                 \
+       "The flasher stub could not be loaded or did not start. Point the station at an intact "   \
+       "stub directory (an installed esptool's targets/stub_flasher/1 or /2, or an "              \
+       "esp-flasher-stub release; docs/CLI.md), or use the ROM loader (--no-stub, recipe "        \
+       "\"stub\": false).")                                                                        \
     XX(CANCELLED, "cancelled", "The job was cancelled.")                                           \
     XX(INTERNAL, "internal", "Internal error in espstation; please report it with the log.")
 

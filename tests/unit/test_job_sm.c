@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
@@ -17,6 +18,9 @@
 #include "job.h"
 #include "job_int.h"
 #include "slip.h"
+#include "stub.h"
+
+#define FAKE_FLASH (4u * 1024 * 1024)
 
 typedef struct fake_s {
     uv_loop_t loop;
@@ -26,7 +30,7 @@ typedef struct fake_s {
     uint8_t decbuf[0x5000];
     uint8_t out[65536];
     size_t out_len;
-    /* device model */
+    /* device model: an ESP32 with 4 MB of flash (content kept), ROM or stub loader */
     uint32_t spi_w0, spi_cmd;
     bool silent;           /* never answer */
     bool app_text;         /* print application text instead of answering */
@@ -36,10 +40,26 @@ typedef struct fake_s {
     int vanish_at_seq;     /* report a port error at this data seq (-1 none) */
     int cancel_at_seq;     /* cancel the job at this data seq (-1 none) */
     int nak_data_seq;      /* NAK this data seq once with a checksum error (-1 none) */
+    int stub_err_seq;      /* stub: answer this data seq with a deferred write error (-1 none) */
     bool drop_mac1_once;   /* drop the first reply to READ_REG of the second MAC word */
     bool big_burst;        /* one 6000-byte burst of text while connecting */
     uint32_t jedec;        /* W0 answer of the JEDEC command */
-    uint8_t expect_md5[16];
+    bool lines;            /* the port drives DTR/RTS (an RTS release resets the chip) */
+    bool no_ohai;          /* a "stub" that never greets */
+    bool end_error;        /* stub: FLASH_DEFL_END reports a deferred write error (0xC4) */
+    uint32_t max_baud;     /* the link fails above this rate (0: any rate works) */
+    uint32_t cali, ck8m;   /* ESP32 ROM clock-correction inputs (§9) */
+    /* state */
+    bool stub_on;
+    uint32_t chip_baud;    /* 0 = auto-baud pending (after reset) */
+    uint32_t host_baud;
+    int rts;
+    uint8_t flash[FAKE_FLASH];
+    z_stream zs;
+    bool zs_on;
+    uint32_t wr_ptr, wr_left;
+    uint32_t rd_off, rd_len, rd_sent; /* READ_FLASH in progress */
+    bool rd_on;
     /* observations */
     job_state_t path[64];
     size_t n_path;
@@ -47,6 +67,14 @@ typedef struct fake_s {
     bool done;
     unsigned syncs;
     bool closed;
+    unsigned mem_ends, ohais, mem_bytes, attaches, erases, md5s;
+    uint32_t max_block;    /* largest FLASH_(DEFL_)DATA payload */
+    uint32_t defl_size;    /* size word of the last FLASH_DEFL_BEGIN */
+    uint32_t baud_new, baud_old; /* last CHANGE_BAUDRATE words */
+    unsigned baud_changes;
+    unsigned ends;         /* FLASH_(DEFL_)END requests */
+    uint32_t end_flag;
+    char log[4096];
 } fake_t;
 
 static fake_t F;
@@ -60,22 +88,22 @@ static void fake_queue(const uint8_t *raw, size_t n)
     F.out_len += e;
 }
 
-/* ESP32 ROM response: header, output, 4 status bytes */
+/* Response: header, output, status (ROM: 4 bytes, stub: 2 bytes, §3.5) */
 static void fake_reply(uint8_t op, uint32_t value, const uint8_t *o, size_t on, uint8_t st,
                        uint8_t er)
 {
     uint8_t r[128];
-    size_t dl = on + 4;
+    size_t sl = F.stub_on ? 2 : 4, dl = on + sl;
+    assert_true(8 + dl <= sizeof r);
     r[0] = 1;
     r[1] = op;
     cmd_put_le16(r + 2, (uint16_t)dl);
     cmd_put_le32(r + 4, value);
     if (on)
         memcpy(r + 8, o, on);
+    memset(r + 8 + on, 0, sl);
     r[8 + on] = st;
     r[9 + on] = er;
-    r[10 + on] = 0;
-    r[11 + on] = 0;
     fake_queue(r, 8 + dl);
 }
 
@@ -87,19 +115,81 @@ static uint32_t fake_read_reg(uint32_t a)
     case 0x3FF5A008: return 0x00AB0024;     /* mac1: bytes 00 24 → 00:24:12:34:56:78 */
     case 0x3FF42000: return F.spi_cmd;      /* SPI CMD */
     case 0x3FF42080: return F.spi_w0;       /* SPI W0 */
+    case 0x3FF5F06C: return F.cali << 7;    /* RTC calibration */
+    case 0x3FF5A010: return F.ck8m;         /* eFuse word 4 */
     default: return 0;
     }
+}
+
+static void fake_md5(uint32_t off, uint32_t n, uint8_t out[16])
+{
+    unsigned int ml = 16;
+    assert_true((uint64_t)off + n <= FAKE_FLASH);
+    EVP_Digest(F.flash + off, n, out, &ml, EVP_md5(), NULL);
+}
+
+static void fake_write_flash(const uint8_t *d, size_t n)
+{
+    if (n > F.wr_left)
+        n = F.wr_left;
+    memcpy(F.flash + F.wr_ptr, d, n);
+    F.wr_ptr += (uint32_t)n;
+    F.wr_left -= (uint32_t)n;
+}
+
+static void fake_inflate(const uint8_t *d, size_t n)
+{
+    uint8_t buf[16384];
+    F.zs.next_in = (uint8_t *)d;
+    F.zs.avail_in = (uInt)n;
+    for (;;) {
+        int zr;
+        F.zs.next_out = buf;
+        F.zs.avail_out = sizeof buf;
+        zr = inflate(&F.zs, Z_NO_FLUSH);
+        fake_write_flash(buf, sizeof buf - F.zs.avail_out);
+        if (zr != Z_OK || (F.zs.avail_in == 0 && F.zs.avail_out != 0))
+            break;
+    }
+}
+
+static void fake_read_packet(void)
+{
+    uint32_t n = F.rd_len - F.rd_sent < 0x1000 ? F.rd_len - F.rd_sent : 0x1000;
+    fake_queue(F.flash + F.rd_off + F.rd_sent, n);
+    F.rd_sent += n;
 }
 
 static void fake_request(void *ud, const uint8_t *f, size_t n)
 {
     uint8_t op;
     (void)ud;
+    if (F.silent)
+        return;
+    /* the link: both ends at one rate, and not above what the wire can do */
+    if (F.chip_baud && (F.chip_baud != F.host_baud || (F.max_baud && F.chip_baud > F.max_baud)))
+        return;
+    if (F.rd_on && n == 4) { /* READ_FLASH acknowledgement: total received (§4.6) */
+        uint32_t got = cmd_get_le32(f);
+        assert_int_equal(got, F.rd_sent);
+        if (F.rd_sent < F.rd_len) {
+            fake_read_packet();
+        } else {
+            uint8_t md5[16];
+            fake_md5(F.rd_off, F.rd_len, md5);
+            fake_queue(md5, 16);
+            F.rd_on = false;
+        }
+        return;
+    }
     if (n < 8 || f[0] != 0)
         return;
     op = f[1];
-    if (F.silent)
-        return;
+    if (!F.chip_baud) {
+        if (op != CMD_SYNC)
+            return; /* the ROM has not auto-bauded yet */
+        F.chip_baud = F.host_baud;
+    }
     if (op == F.nak_op) {
         fake_reply(op, 0, NULL, 0, 1, 6);
         return;
@@ -108,9 +198,14 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     case CMD_SYNC:
         F.syncs++;
         for (int i = 0; i < 8; i++)
-            fake_reply(op, 0x20120707, NULL, 0, 0, 0);
+            fake_reply(op, F.stub_on ? 0 : 0x20120707, NULL, 0, 0, 0);
         return;
-    case CMD_GET_SECURITY_INFO: fake_reply(op, 0, NULL, 0, 1, 5); return; /* ESP32: unsupported */
+    case CMD_GET_SECURITY_INFO:
+        if (F.stub_on)
+            fake_reply(op, 0, NULL, 0, 0xC3, 0); /* the ESP32 stub has no such command */
+        else
+            fake_reply(op, 0, NULL, 0, 1, 5); /* ESP32 ROM: unsupported */
+        return;
     case CMD_READ_REG:
         if (F.drop_mac1_once && cmd_get_le32(f + 8) == 0x3FF5A008) {
             F.drop_mac1_once = false;
@@ -127,8 +222,62 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         fake_reply(op, 0, NULL, 0, 0, 0);
         return;
     }
+    case CMD_MEM_BEGIN: fake_reply(op, 0, NULL, 0, 0, 0); return;
+    case CMD_MEM_DATA:
+        F.mem_bytes += cmd_get_le32(f + 8);
+        assert_true(cmd_get_le32(f + 8) <= 0x1800);
+        fake_reply(op, 0, NULL, 0, 0, 0);
+        return;
+    case CMD_MEM_END:
+        F.mem_ends++;
+        fake_reply(op, 0, NULL, 0, 0, 0);
+        if (cmd_get_le32(f + 8) == 0 && !F.no_ohai) {
+            F.stub_on = true;
+            F.ohais++;
+            fake_queue((const uint8_t *)"OHAI", 4);
+        }
+        return;
+    case CMD_SPI_ATTACH: F.attaches++; fake_reply(op, 0, NULL, 0, 0, 0); return;
+    case CMD_CHANGE_BAUDRATE:
+        F.baud_new = cmd_get_le32(f + 8);
+        F.baud_old = cmd_get_le32(f + 12);
+        F.baud_changes++;
+        fake_reply(op, 0, NULL, 0, 0, 0); /* still at the old rate */
+        F.chip_baud = F.baud_new;
+        /* the test's rates are the ones the ROM really gets (its clock correction aside) */
+        if (!F.stub_on && F.cali && F.ck8m)
+            F.chip_baud = (uint32_t)((uint64_t)F.baud_new * 40000000 /
+                                     ((uint64_t)F.cali * 15625 * F.ck8m / 40));
+        return;
+    case CMD_FLASH_DEFL_BEGIN:
+    case CMD_FLASH_BEGIN:
+        F.defl_size = cmd_get_le32(f + 8);
+        F.wr_ptr = cmd_get_le32(f + 20);
+        F.wr_left = F.stub_on ? F.defl_size : FAKE_FLASH - F.wr_ptr;
+        if (op == CMD_FLASH_DEFL_BEGIN) {
+            if (F.zs_on)
+                inflateEnd(&F.zs);
+            memset(&F.zs, 0, sizeof F.zs);
+            assert_int_equal(inflateInit(&F.zs), Z_OK);
+            F.zs_on = true;
+        }
+        fake_reply(op, 0, NULL, 0, 0, 0);
+        return;
+    case CMD_FLASH_END:
+    case CMD_FLASH_DEFL_END:
+        F.ends++;
+        F.end_flag = cmd_get_le32(f + 8);
+        if (F.end_error)
+            fake_reply(op, 0, NULL, 0, 0xC4, 0);
+        else
+            fake_reply(op, 0, NULL, 0, 0, 0);
+        return;
+    case CMD_FLASH_DATA:
     case CMD_FLASH_DEFL_DATA: {
         int seq = (int)cmd_get_le32(f + 8 + 4);
+        uint32_t len = cmd_get_le32(f + 8);
+        if (len > F.max_block)
+            F.max_block = len;
         if (seq == F.cancel_at_seq) {
             F.cancel_at_seq = -1;
             job_cancel(F.job);
@@ -141,13 +290,22 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         }
         if (seq == F.nak_data_seq) {
             F.nak_data_seq = -1;
-            fake_reply(op, 0, NULL, 0, 1, 7); /* checksum error, as line noise would cause */
+            fake_reply(op, 0, NULL, 0, F.stub_on ? 0xC1 : 1, F.stub_on ? 0 : 7); /* checksum */
             return;
         }
         if (seq == F.drop_data_reply) {
             F.drop_data_reply = -1;
             return;
         }
+        if (seq == F.stub_err_seq) {
+            F.stub_err_seq = -1;
+            fake_reply(op, 0, NULL, 0, 0xC7, 0); /* inflate error of the block before */
+            return;
+        }
+        if (op == CMD_FLASH_DEFL_DATA)
+            fake_inflate(f + 8 + 16, len);
+        else
+            fake_write_flash(f + 8 + 16, len);
         fake_reply(op, 0, NULL, 0, 0, 0);
         if (seq == F.banner_at_seq) {
             static const char b[] = "ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET)";
@@ -157,12 +315,53 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         return;
     }
     case CMD_SPI_FLASH_MD5: {
+        uint8_t md5[16];
         char hex[33];
+        F.md5s++;
+        fake_md5(cmd_get_le32(f + 8), cmd_get_le32(f + 12), md5);
+        if (F.stub_on) {
+            fake_reply(op, 0, md5, 16, 0, 0);
+            return;
+        }
         for (int i = 0; i < 16; i++)
-            snprintf(hex + 2 * i, 3, "%02x", F.expect_md5[i]);
+            snprintf(hex + 2 * i, 3, "%02x", md5[i]);
         fake_reply(op, 0, (const uint8_t *)hex, 32, 0, 0);
         return;
     }
+    case CMD_READ_FLASH_SLOW: {
+        uint8_t d[64];
+        uint32_t off = cmd_get_le32(f + 8), len = cmd_get_le32(f + 12);
+        assert_true(len <= 64);
+        memset(d, 0, sizeof d);
+        memcpy(d, F.flash + off, len);
+        fake_reply(op, 0, d, 64, 0, 0);
+        return;
+    }
+    case CMD_READ_FLASH:
+        if (!F.stub_on) {
+            fake_reply(op, 0, NULL, 0, 1, 5);
+            return;
+        }
+        F.rd_off = cmd_get_le32(f + 8);
+        F.rd_len = cmd_get_le32(f + 12);
+        F.rd_sent = 0;
+        F.rd_on = true;
+        fake_reply(op, 0, NULL, 0, 0, 0);
+        fake_read_packet();
+        return;
+    case CMD_ERASE_FLASH:
+    case CMD_ERASE_REGION:
+        if (!F.stub_on) {
+            fake_reply(op, 0, NULL, 0, 1, 5);
+            return;
+        }
+        F.erases++;
+        if (op == CMD_ERASE_FLASH)
+            memset(F.flash, 0xFF, FAKE_FLASH);
+        else
+            memset(F.flash + cmd_get_le32(f + 8), 0xFF, cmd_get_le32(f + 12));
+        fake_reply(op, 0, NULL, 0, 0, 0);
+        return;
     default: fake_reply(op, 0, NULL, 0, 0, 0); return;
     }
 }
@@ -201,7 +400,7 @@ static int fake_open(job_t *j, const char *spec, uint32_t baud)
     uv_timer_t *t = malloc(sizeof *t);
     (void)j;
     (void)spec;
-    (void)baud;
+    F.host_baud = baud;
     uv_timer_init(&F.loop, t);
     uv_timer_start(t, fake_opened_cb, 0, 0);
     return 0;
@@ -216,13 +415,22 @@ static int fake_set_lines(job_t *j, int dtr, int rts)
 {
     (void)j;
     (void)dtr;
-    (void)rts;
-    return UV_ENOTSUP; /* like a pty: no reset */
+    if (!F.lines)
+        return UV_ENOTSUP; /* like a pty: no reset */
+    if (rts == 0 && F.rts == 1) {
+        /* EN released: the chip boots into the ROM loader, which auto-bauds again */
+        F.stub_on = false;
+        F.chip_baud = 0;
+        F.rd_on = false;
+    }
+    if (rts >= 0)
+        F.rts = rts;
+    return 0;
 }
 static int fake_set_baud(job_t *j, uint32_t b)
 {
     (void)j;
-    (void)b;
+    F.host_baud = b;
     return 0;
 }
 static void fake_flush(job_t *j)
@@ -261,25 +469,36 @@ static void t_done_cb(job_t *j, const job_report_t *r)
     F.done = true;
     uv_close((uv_handle_t *)&F.deliver, NULL);
 }
-static const job_cbs_t t_cbs = {.state_cb = t_state_cb, .done_cb = t_done_cb};
+static void t_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
+{
+    size_t l = strlen(F.log);
+    (void)j;
+    (void)lvl;
+    snprintf(F.log + l, sizeof F.log - l, "%s\n", msg);
+}
+static const job_cbs_t t_cbs = {.state_cb = t_state_cb, .log_cb = t_log_cb, .done_cb = t_done_cb};
 
 /* ---- harness ---- */
 
 static plan_t P;
+#define IMG_LEN (64 * 1024 + 3) /* not a multiple of 4: the job pads with 0xFF */
+static uint8_t EXP[IMG_LEN + 1]; /* what the device must hold at 0x10000 */
+static char stub_dir[64];        /* a temporary stub directory, "" when none */
 
 static void setup_fake(void)
 {
     memset(&F, 0, sizeof F);
     F.drop_data_reply = F.banner_at_seq = F.vanish_at_seq = F.cancel_at_seq = -1;
-    F.nak_data_seq = -1;
+    F.nak_data_seq = F.stub_err_seq = -1;
     F.jedec = 0x1640EF; /* EF 40 16: 4 MB */
+    memset(F.flash, 0xFF, sizeof F.flash);
     uv_loop_init(&F.loop);
     slip_dec_init(&F.dec, F.decbuf, sizeof F.decbuf);
     uv_timer_init(&F.loop, &F.deliver);
     uv_timer_start(&F.deliver, fake_deliver_cb, 1, 1);
 
     plan_init(&P);
-    size_t n = 64 * 1024 + 3; /* not a multiple of 4: the job pads with 0xFF */
+    size_t n = IMG_LEN;
     uint8_t *img = malloc(n);
     uint32_t x = 2463534242u; /* xorshift32: the first half does not compress */
     for (size_t i = 0; i < n; i++) {
@@ -288,16 +507,65 @@ static void setup_fake(void)
         x ^= x << 5;
         img[i] = (uint8_t)(i < n / 2 ? x >> 24 : i % 7);
     }
+    memcpy(EXP, img, n);
+    EXP[n] = 0xFF; /* padded to 4 with 0xFF */
     plan_err_t err;
     assert_int_equal(plan_add_image_mem(&P, 0x10000, "app.bin", img, n, &err), 0);
     assert_int_equal(plan_finish(&P, &err), 0);
-    /* what the device must hold: image padded to 4 with 0xFF */
-    uint8_t *padded = malloc(n + 1);
-    memcpy(padded, img, n);
-    padded[n] = 0xFF;
-    unsigned int ml = 16;
-    EVP_Digest(padded, n + 1, F.expect_md5, &ml, EVP_md5(), NULL);
-    free(padded);
+}
+
+/* The flash holds the image at 0x10000 and nothing else was written around it. */
+static void assert_flash_has_image(void)
+{
+    assert_memory_equal(F.flash + 0x10000, EXP, sizeof EXP);
+    assert_int_equal(F.flash[0x10000 - 1], 0xFF);
+    assert_int_equal(F.flash[0x10000 + sizeof EXP], 0xFF);
+}
+
+/* A synthetic stub file (not firmware: the fake only checks the upload), esptool's format. */
+static void write_stub(const char *dir, const char *name, const char *json)
+{
+    char path[256];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(json, f);
+    fclose(f);
+}
+
+#define STUB_TEXT_LEN 7000 /* two MEM_DATA blocks */
+#define STUB_DATA_LEN 300
+
+static void make_stub_dir(void)
+{
+    static uint8_t text[STUB_TEXT_LEN], data[STUB_DATA_LEN];
+    static char b64t[STUB_TEXT_LEN * 2], b64d[STUB_DATA_LEN * 2], json[STUB_TEXT_LEN * 2 + 1024];
+    snprintf(stub_dir, sizeof stub_dir, "/tmp/estn-stub-XXXXXX");
+    assert_non_null(mkdtemp(stub_dir));
+    for (size_t i = 0; i < sizeof text; i++)
+        text[i] = (uint8_t)(i * 7 + 3);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 13 + 1);
+    EVP_EncodeBlock((unsigned char *)b64t, text, sizeof text);
+    EVP_EncodeBlock((unsigned char *)b64d, data, sizeof data);
+    snprintf(json, sizeof json,
+             "{\"entry\": 1074520664, \"text\": \"%s\", \"text_start\": 1074520064, "
+             "\"data\": \"%s\", \"data_start\": 1073605548, \"bss_start\": 1073606000}",
+             b64t, b64d);
+    write_stub(stub_dir, "esp32.json", json);
+    P.stub_dir = stub_dir;
+}
+
+static void remove_stub_dir(void)
+{
+    char cmd[128];
+    if (!stub_dir[0])
+        return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", stub_dir);
+    assert_int_equal(system(cmd), 0);
+    stub_dir[0] = 0;
+    stub_cache_clear();
 }
 
 static void run_job(void)
@@ -315,6 +583,22 @@ static void teardown_fake(void)
     uv_run(&F.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&F.loop), 0);
     plan_free(&P);
+    if (F.zs_on)
+        inflateEnd(&F.zs);
+    remove_stub_dir();
+}
+
+/* Run a second job on the same fake device (its flash and loader state stay). */
+static void run_again(void)
+{
+    job_free(F.job);
+    F.done = false;
+    F.closed = false;
+    F.n_path = 0;
+    F.log[0] = 0;
+    uv_timer_init(&F.loop, &F.deliver); /* the first run's done_cb closed it */
+    uv_timer_start(&F.deliver, fake_deliver_cb, 1, 1);
+    run_job();
 }
 
 static bool path_has(job_state_t s)
@@ -358,6 +642,16 @@ static void test_happy_path(void **state)
     assert_int_equal(F.rep->retries, 0);
     /* more than two compressed blocks, so the fault tests below hit the middle of a write */
     assert_true(F.rep->images[0].compressed_size > 3 * 0x400);
+    /* ROM loader: 1 KiB blocks, size rounded up to 1 KiB, no END, SPI_ATTACH sent, 115200 */
+    assert_false(F.rep->stub);
+    assert_int_equal(F.max_block, 0x400);
+    assert_int_equal(F.defl_size, (IMG_LEN + 1 + 0x3FF) & ~0x3FFu);
+    assert_int_equal(F.ends, 0);
+    assert_int_equal(F.attaches, 1);
+    assert_int_equal(F.rep->baud, 115200);
+    assert_int_equal(F.baud_changes, 0);
+    assert_non_null(strstr(F.log, "no stub directory given"));
+    assert_flash_has_image();
     teardown_fake();
 }
 
@@ -526,17 +820,434 @@ static void test_prepared_image_is_shared(void **state)
     run_job();
     assert_int_equal(F.rep->result, JOB_RESULT_PASS);
     assert_int_equal(job_prep_count(), before + 1);
-    job_free(F.job);
     /* a second board with the same plan: the deflated image is reused, not made again */
-    F.done = false;
-    F.closed = false;
-    F.n_path = 0;
-    uv_timer_init(&F.loop, &F.deliver); /* the first run's done_cb closed it */
-    uv_timer_start(&F.deliver, fake_deliver_cb, 1, 1);
-    run_job();
+    run_again();
     assert_int_equal(F.rep->result, JOB_RESULT_PASS);
     assert_true(F.rep->images[0].verified);
     assert_int_equal(job_prep_count(), before + 1);
+    teardown_fake();
+}
+
+/* ---- the flasher stub (reference §8) ---- */
+
+static void test_stub_path(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    /* both segments uploaded in MEM_DATA blocks, one MEM_END, one OHAI */
+    assert_int_equal(F.mem_bytes, STUB_TEXT_LEN + STUB_DATA_LEN);
+    assert_int_equal(F.mem_ends, 1);
+    assert_int_equal(F.ohais, 1);
+    assert_true(path_has(JOB_ST_STUB));
+    /* stub behaviour: no SPI_ATTACH, exact size, 16 KiB blocks, END(1) as barrier, raw MD5 */
+    assert_int_equal(F.attaches, 0);
+    assert_int_equal(F.defl_size, IMG_LEN + 1);
+    assert_int_equal(F.max_block, 0x4000);
+    assert_int_equal(F.ends, 1);
+    assert_int_equal(F.end_flag, 1);
+    assert_int_equal(F.md5s, 1);
+    assert_true(F.rep->images[0].verified);
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_stub_deferred_error_at_end(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.end_error = true; /* the last block failed to write: reported at FLASH_DEFL_END */
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_FAIL);
+    assert_int_equal(F.rep->error_class, EST_CLASS_NAK);
+    assert_int_equal(F.rep->failed_state, JOB_ST_DATA);
+    assert_int_equal(F.rep->nak_op, CMD_FLASH_DEFL_END);
+    assert_int_equal(F.rep->nak_code, 0xC400);
+    assert_non_null(strstr(F.rep->message, "writing the image failed"));
+    assert_false(path_has(JOB_ST_VERIFY));
+    teardown_fake();
+}
+
+static void test_stub_deferred_error_mid_write(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.stub_err_seq = 1; /* block 0 failed to inflate: the answer to block 1 says so */
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_NAK);
+    assert_int_equal(F.rep->nak_code, 0xC700);
+    assert_int_equal(F.rep->retries, 0); /* not a transfer error: not sent again */
+    assert_non_null(strstr(F.rep->message, "earlier block"));
+    teardown_fake();
+}
+
+static void test_stub_checksum_error_is_sent_again(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.nak_data_seq = 1; /* 0xC1: this block arrived damaged */
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->retries, 1);
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_stub_no_ohai(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.no_ohai = true;
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_STUB_FAILED);
+    assert_int_equal(F.rep->failed_state, JOB_ST_STUB);
+    assert_non_null(strstr(F.rep->message, "OHAI"));
+    teardown_fake();
+}
+
+static void test_stub_dir_without_this_chip(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    char from[128], to[128];
+    snprintf(from, sizeof from, "%s/esp32.json", stub_dir);
+    snprintf(to, sizeof to, "%s/esp32c3.json", stub_dir);
+    assert_int_equal(rename(from, to), 0);
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_false(F.rep->stub);
+    assert_int_equal(F.mem_ends, 0);
+    assert_non_null(strstr(F.log, "no stub for ESP32 in"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_stub_file_malformed(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    write_stub(stub_dir, "esp32.json", "{\"entry\": 1, \"text\": \"not base64!\", \"text_start\": 0}");
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_STUB_FAILED);
+    assert_int_equal(F.rep->failed_state, JOB_ST_STUB);
+    assert_non_null(strstr(F.rep->message, "esp32.json"));
+    assert_non_null(strstr(F.rep->message, "\"text\""));
+    assert_int_equal(F.mem_ends, 0);
+    teardown_fake();
+}
+
+static void test_stub_file_for_other_chip(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    char file[128], other[128];
+    snprintf(file, sizeof file, "%s/esp32.json", stub_dir);
+    snprintf(other, sizeof other, "%s/stub_flasher_32c3.json", stub_dir);
+    assert_int_equal(rename(file, other), 0);
+    P.stub_dir = NULL;
+    P.stub_file = other;
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_STUB_FAILED);
+    assert_non_null(strstr(F.rep->message, "ESP32-C3"));
+    teardown_fake();
+}
+
+static void test_no_stub_option(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    P.stub = false;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_false(F.rep->stub);
+    assert_int_equal(F.mem_ends, 0);
+    assert_int_equal(F.max_block, 0x400);
+    assert_non_null(strstr(F.log, "switched off"));
+    teardown_fake();
+}
+
+static void test_stub_already_running(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.stub_on = true; /* an earlier job left it running (--after no_reset) */
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.mem_ends, 0); /* SYNC value 0: not uploaded again */
+    assert_int_equal(F.max_block, 0x4000);
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* ---- CHANGE_BAUDRATE (reference §9) ---- */
+
+static void test_baud_rom(void **state)
+{
+    (void)state;
+    setup_fake();
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.baud_changes, 1);
+    assert_int_equal(F.baud_new, 921600);
+    assert_int_equal(F.baud_old, 0); /* ROM form */
+    assert_int_equal(F.host_baud, 921600);
+    assert_int_equal(F.rep->baud, 921600);
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_baud_stub(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.baud_new, 921600);
+    assert_int_equal(F.baud_old, 115200); /* stub form: the rate in use */
+    assert_int_equal(F.rep->baud, 921600);
+    assert_true(path_has(JOB_ST_BAUD));
+    teardown_fake();
+}
+
+static void test_baud_esp32_rom_clock_correction(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.cali = 1000;
+    F.ck8m = 100; /* ROM clock 1000 * 15625 * 100 / 40 = 39.0625 MHz, taken for 40 MHz */
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.baud_new, 900000); /* 921600 * 39062500 / 40000000 */
+    assert_int_equal(F.chip_baud, 921600);
+    assert_int_equal(F.rep->baud, 921600);
+    teardown_fake();
+}
+
+static void test_baud_fallback(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.lines = true;
+    F.max_baud = 460800; /* the cable cannot do 921600 */
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->baud, 460800);
+    assert_int_equal(F.rep->baud_fallbacks, 1);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.mem_ends, 2); /* the reset lost the stub: uploaded again */
+    assert_int_equal(F.baud_changes, 2);
+    assert_non_null(strstr(F.log, "go on at 460800 baud"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_baud_fallback_to_sync_rate(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.lines = true;
+    F.max_baud = 115200;
+    P.flash_baud = 230400;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->baud, 115200);
+    assert_int_equal(F.rep->baud_fallbacks, 1);
+    assert_int_equal(F.baud_changes, 1);
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_baud_fails_without_reset_lines(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.max_baud = 460800;
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_TIMEOUT);
+    assert_int_equal(F.rep->failed_state, JOB_ST_BAUD);
+    assert_non_null(strstr(F.rep->message, "cannot reset"));
+    teardown_fake();
+}
+
+/* ---- skip, read, erase ---- */
+
+static void test_skip_unchanged(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    P.skip_unchanged = true;
+    run_job(); /* blank flash: compared, then written */
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(path_has(JOB_ST_COMPARE));
+    assert_true(path_has(JOB_ST_BEGIN));
+    assert_false(F.rep->images[0].skipped);
+    unsigned ends = F.ends;
+    run_again(); /* the same image again: nothing written */
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->images[0].skipped);
+    assert_true(F.rep->images[0].verified);
+    assert_false(path_has(JOB_ST_BEGIN));
+    assert_int_equal(F.ends, ends);
+    assert_non_null(strstr(F.log, "skipped"));
+    F.flash[0x10000 + 5000] ^= 1; /* one bit differs: written again */
+    run_again();
+    assert_false(F.rep->images[0].skipped);
+    assert_true(path_has(JOB_ST_BEGIN));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static uint8_t RD[0x30000];
+static size_t rd_len;
+static int t_data_cb(job_t *j, uint32_t off, const uint8_t *buf, size_t n)
+{
+    (void)j;
+    assert_int_equal(off, P.op_offset + rd_len);
+    assert_true(rd_len + n <= sizeof RD);
+    memcpy(RD + rd_len, buf, n);
+    rd_len += n;
+    return 0;
+}
+static const job_cbs_t t_read_cbs = {
+    .state_cb = t_state_cb, .log_cb = t_log_cb, .done_cb = t_done_cb, .data_cb = t_data_cb};
+
+static void run_read(void)
+{
+    rd_len = 0;
+    for (size_t i = 0; i < 0x40000; i++)
+        F.flash[0x20000 + i] = (uint8_t)(i * 31 + (i >> 9));
+    F.job = job_new(&F.loop, "fake://dut", &P, &t_read_cbs, &fake_io, NULL);
+    assert_int_equal(job_start(F.job), 0);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    assert_true(F.done);
+}
+
+static void test_read_flash_stub(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    P.op = PLAN_OP_READ;
+    P.op_offset = 0x21000;
+    P.op_size = 0x12345; /* the last packet is short */
+    run_read();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    assert_int_equal(rd_len, P.op_size);
+    assert_memory_equal(RD, F.flash + P.op_offset, P.op_size);
+    uint8_t md5[16];
+    fake_md5(P.op_offset, P.op_size, md5);
+    assert_memory_equal(F.rep->read_md5, md5, 16);
+    assert_false(path_has(JOB_ST_PREPARE));
+    teardown_fake();
+}
+
+static void test_read_flash_rom(void **state)
+{
+    (void)state;
+    setup_fake();
+    P.op = PLAN_OP_READ;
+    P.op_offset = 0x20010;
+    P.op_size = 1000; /* 16 READ_FLASH_SLOW commands, the last one partial */
+    run_read();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_false(F.rep->stub);
+    assert_int_equal(rd_len, 1000);
+    assert_memory_equal(RD, F.flash + P.op_offset, 1000);
+    assert_int_equal(F.md5s, 1); /* checked against the ROM's MD5 */
+    teardown_fake();
+}
+
+static void test_erase_region_and_all(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    memset(F.flash, 0x5A, 0x100000);
+    P.op = PLAN_OP_ERASE;
+    P.op_offset = 0x8000;
+    P.op_size = 0x3000;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.erases, 1);
+    assert_int_equal(F.flash[0x7FFF], 0x5A);
+    assert_int_equal(F.flash[0x8000], 0xFF);
+    assert_int_equal(F.flash[0xAFFF], 0xFF);
+    assert_int_equal(F.flash[0xB000], 0x5A);
+    P.erase_all = true;
+    run_again();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.flash[0x7FFF], 0xFF);
+    assert_int_equal(F.flash[0xFFFFF], 0xFF);
+    teardown_fake();
+}
+
+static void test_erase_all_needs_stub(void **state)
+{
+    (void)state;
+    setup_fake();
+    P.op = PLAN_OP_ERASE;
+    P.erase_all = true;
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_UNSUPPORTED);
+    assert_int_equal(F.rep->failed_state, JOB_ST_ERASE);
+    assert_non_null(strstr(F.rep->message, "stub"));
+    teardown_fake();
+}
+
+static void test_erase_all_before_flash(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    memset(F.flash, 0x00, 0x8000);
+    P.erase_all = true; /* recipe "erase": "all" */
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.erases, 1);
+    assert_int_equal(F.flash[0], 0xFF);
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* One deflate serves the ROM (1 KiB blocks) and the stub (16 KiB blocks). */
+static void test_prepared_image_shared_rom_and_stub(void **state)
+{
+    (void)state;
+    setup_fake();
+    uint64_t before = job_prep_count();
+    run_job(); /* ROM */
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    make_stub_dir();
+    memset(F.flash, 0xFF, sizeof F.flash);
+    run_again(); /* stub */
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.max_block, 0x4000);
+    assert_int_equal(job_prep_count(), before + 1);
+    assert_flash_has_image();
     teardown_fake();
 }
 
@@ -571,6 +1282,29 @@ int main(void)
         cmocka_unit_test(test_big_text_burst_while_connecting),
         cmocka_unit_test(test_rom_cannot_reach_beyond_16mb),
         cmocka_unit_test(test_prepared_image_is_shared),
+        cmocka_unit_test(test_stub_path),
+        cmocka_unit_test(test_stub_deferred_error_at_end),
+        cmocka_unit_test(test_stub_deferred_error_mid_write),
+        cmocka_unit_test(test_stub_checksum_error_is_sent_again),
+        cmocka_unit_test(test_stub_no_ohai),
+        cmocka_unit_test(test_stub_dir_without_this_chip),
+        cmocka_unit_test(test_stub_file_malformed),
+        cmocka_unit_test(test_stub_file_for_other_chip),
+        cmocka_unit_test(test_no_stub_option),
+        cmocka_unit_test(test_stub_already_running),
+        cmocka_unit_test(test_baud_rom),
+        cmocka_unit_test(test_baud_stub),
+        cmocka_unit_test(test_baud_esp32_rom_clock_correction),
+        cmocka_unit_test(test_baud_fallback),
+        cmocka_unit_test(test_baud_fallback_to_sync_rate),
+        cmocka_unit_test(test_baud_fails_without_reset_lines),
+        cmocka_unit_test(test_skip_unchanged),
+        cmocka_unit_test(test_read_flash_stub),
+        cmocka_unit_test(test_read_flash_rom),
+        cmocka_unit_test(test_erase_region_and_all),
+        cmocka_unit_test(test_erase_all_needs_stub),
+        cmocka_unit_test(test_erase_all_before_flash),
+        cmocka_unit_test(test_prepared_image_shared_rom_and_stub),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
