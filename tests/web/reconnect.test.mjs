@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+// reconnect.test.mjs — the dashboard when the daemon goes away: stopping `espstation serve`
+// shows the "connection lost — reconnecting" banner; starting it again (new boot id) hides the
+// banner by itself, the page reloads the state, keeps the jobs from before, and live updates
+// flow again (a board that appears after the restart is flashed and shown as PASS).
+// Must not: reload the page or touch it between the stop and the recovery.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+
+import { Station, launchBrowser, openDashboard, randomMac, sleep, tile, waitFor } from
+    './harness.mjs';
+
+const MAC_B1 = randomMac('esp32c3');
+const MAC_B2 = randomMac('esp32');
+
+const station = new Station({
+    name: 'Reconnect test station',
+    slots: [
+        { name: 'B1', chip: 'esp32c3', transport: 'pty', start: 'auto', mac: MAC_B1 },
+        { name: 'B2', chip: 'esp32', transport: 'tcp', start: 'auto', mac: MAC_B2,
+            simLater: true },
+    ],
+});
+let browser;
+let page;
+
+before(async () => {
+    await station.setup();
+    browser = await launchBrowser();
+    page = await openDashboard(browser, station.url);
+});
+
+after(async () => {
+    if (page && page.errors.length) console.log('page errors:\n' + page.errors.join('\n'));
+    if (browser) await browser.close();
+    await station.close();
+});
+
+const banner = () => page.locator('#banner');
+
+test('stopping the daemon shows the banner; a restart recovers by itself', async () => {
+    await waitFor(async () => (await tile(page, 'B1').getAttribute('data-state')) === 'PASS',
+        40000, 'B1 to pass');
+    await waitFor(async () => (await page.locator('#conn').getAttribute('data-up')) === 'true',
+        10000, 'the live connection');
+    assert.equal(await banner().isVisible(), false);
+    const boot1 = (await station.api('/api/v1/station')).boot_id;
+
+    await station.stopDaemon();
+    await waitFor(async () => banner().isVisible(), 10000, 'the connection-lost banner');
+    assert.match(await banner().textContent(), /Connection lost — reconnecting/);
+    assert.equal(await page.locator('#conn-text').textContent(), 'Disconnected');
+    // it stays up while the station is away (the page keeps retrying)
+    await sleep(2500);
+    assert.ok(await banner().isVisible(), 'banner still shown while the daemon is down');
+
+    await station.startDaemon();
+    const boot2 = (await station.api('/api/v1/station')).boot_id;
+    assert.notEqual(boot2, boot1, 'a new daemon has a new boot id');
+    await waitFor(async () => !(await banner().isVisible()), 20000, 'the banner to go away');
+    assert.equal(await page.locator('#conn-text').textContent(), 'Live');
+
+    // the state was reloaded from the new daemon: B1's result is still shown (from the
+    // database) and the list still has its job
+    assert.equal(await tile(page, 'B1').getAttribute('data-state'), 'PASS');
+    assert.equal((await tile(page, 'B1').locator('.mac').textContent()).trim(), MAC_B1);
+    await waitFor(async () => (await page.locator(`#job-list li[data-mac="${MAC_B1}"]`).count())
+        >= 1, 10000, 'B1\'s job in the list after the restart');
+
+    // live again: a board that appears now is shown going to PASS without a page reload
+    await waitFor(async () => (await tile(page, 'B2').getAttribute('data-state')) ===
+        'WAITING FOR BOARD', 15000, 'B2 waiting');
+    const sim = await station.startSim('B2');
+    await waitFor(async () => (await tile(page, 'B2').getAttribute('data-state')) === 'PASS',
+        40000, 'B2 to pass after the restart');
+    assert.equal((await tile(page, 'B2').locator('.mac').textContent()).trim(), sim.ready.mac);
+    await waitFor(async () => (await page.locator(`#job-list li[data-mac="${MAC_B2}"]`).count())
+        === 1, 10000, 'B2\'s job in the live list');
+});
+
+test('no script errors on the page', () => {
+    // the refused connections while the daemon is down are not script errors
+    assert.deepEqual(page.errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED|EventSource/
+        .test(e)), []);
+});
