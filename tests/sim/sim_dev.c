@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 // sim_dev: one simulated Espressif chip: reset/boot-mode model, ROM download-mode loader
-// (reference §3-§7, §9, §10), register file with eFuse/SPI controller, NOR flash, faults and the
+// (reference §3-§7, §9, §10), flasher-stub emulation after an upload (§4.5.6, §4.6, §8), UART
+// rates of chip and host, register file with eFuse/SPI controller, NOR flash, faults and the
 // optional realtime model. Bytes come in and go out through sim_dev_io_t; it never does I/O on
-// its own (only --flash-in/--flash-out files). Protocol facts and their sources: docs/SIMULATOR.md.
+// its own (only --flash-in/--flash-out files). Uploaded code is never executed.
+// Protocol facts and their sources: docs/SIMULATOR.md.
 #include "sim_dev.h"
 
 #include <errno.h>
@@ -1452,7 +1454,7 @@ static void stub_start(sim_dev_t *d, uint32_t entry)
     sim_ev_end(&e);
     if (d->cfg.realtime) d->vt_us += STUB_START_US;
     static const uint8_t ohai[4] = {'O', 'H', 'A', 'I'};
-    out_frame(d, ohai, sizeof(ohai)); // C0 4F 48 41 49 C0, the only unrequested frame
+    if (!d->cur_drop) out_frame(d, ohai, sizeof(ohai)); // C0 4F 48 41 49 C0, unrequested
 }
 
 // Flash access of the stub. The ROM SPI routines it calls refuse anything beyond the size set

@@ -63,9 +63,10 @@ void sim_dev_free(sim_dev_t *d);
 void sim_dev_start(sim_dev_t *d, uint64_t now_us);
 // Bytes from the host.
 void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us);
-// The host's UART rate when the transport knows it (RFC 2217 SET-BAUDRATE). With strict set,
-// a rate that differs from the chip's garbles data both ways, as on a real wire; without it
-// (pty, raw TCP) the rate is unknown and any rate is accepted (the ROM auto-bauds).
+// The host's UART rate when the transport knows it (RFC 2217 SET-BAUDRATE, a pty's termios with
+// --strict-baud). With strict set, a rate that differs from the chip's garbles data both ways, as
+// on a real wire; without it (pty, raw TCP) the host is assumed to follow the protocol: 115200,
+// then the rate of each CHANGE_BAUDRATE (a stub whose divider went wrong still garbles).
 void sim_dev_set_host_baud(sim_dev_t *d, uint32_t baud, int strict);
 // Modem lines as the host drives them (asserted = 1), for the auto-reset circuit.
 void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us);
