@@ -68,8 +68,8 @@ typedef struct {
     uint32_t host_baud;
     uint8_t datasize, parity, stopsize;
     int dtr, rts;
-    int strict_pty;      // --strict-baud: the host's rate is read from the pty's termios
-    uint32_t pty_baud;   // last rate seen there
+    int strict_pty;    // --strict-baud: the host's rate is read from the pty's termios
+    uint32_t pty_baud; // last rate seen there
     uint8_t data_run[4096];
     size_t data_len;
     uint64_t accept_wait_us; // a new client waits while the old one's last bytes are read

@@ -125,7 +125,7 @@ typedef struct {
 #define SPI_CMD_USR (1u << 18)
 #define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
 #define STUB_FLASH_SIZE (16u * 1024u * 1024u) // legacy stub: SPIParamCfg(FLASH_MAX_SIZE) at start
-#define STUB_MAX_BLOCK 0x4000u                 // legacy stub MAX_WRITE_BLOCK (reference §4.3)
+#define STUB_MAX_BLOCK 0x4000u                // legacy stub MAX_WRITE_BLOCK (reference §4.3)
 
 struct sim_dev_s {
     sim_dev_cfg_t cfg;
@@ -138,7 +138,7 @@ struct sim_dev_s {
     uint32_t nominal_baud; // rate a correct host uses: 115200/auto-baud, then CHANGE_BAUDRATE's
     int uart_dead;         // legacy stub got old baud 0: divider 0, the UART is unusable
     int baud_locked;       // ROM auto-baud done (first valid SYNC since reset)
-    uint32_t host_baud; // 0 = unknown
+    uint32_t host_baud;    // 0 = unknown
     int strict_baud;
     int strap_download; // boot strap latched at the last chip (EN/power) reset
     // auto-reset circuit
@@ -1396,8 +1396,8 @@ enum {
     STUB_ECMD_NOT_IMPLEMENTED = 0xFF,
 };
 
-#define STUB_MD5_US_PER_KB 250u  // stub MD5: ~4 MB/s (flash read + MD5 on the CPU; estimate)
-#define STUB_START_US 1000u      // BSS clear, flash attach before "OHAI" (estimate)
+#define STUB_MD5_US_PER_KB 250u    // stub MD5: ~4 MB/s (flash read + MD5 on the CPU; estimate)
+#define STUB_START_US 1000u        // BSS clear, flash attach before "OHAI" (estimate)
 #define STUB_BAUD_SWITCH_US 11000u // reply flushed, 10 ms, divider, 1 ms (stub_io.c)
 
 // Stub response: header whose size field the stub fills in before it runs the command (2 for most
@@ -1590,8 +1590,8 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
     d->st_erase_left =
         (uint32_t)(((uint64_t)(off % SIM_FLASH_SECTOR) + size + SIM_FLASH_SECTOR - 1) /
                    SIM_FLASH_SECTOR);
-    d->st_comp_left = (uint32_t)((uint64_t)nblocks * blk > UINT32_MAX ? UINT32_MAX
-                                                                      : (uint64_t)nblocks * blk);
+    d->st_comp_left =
+        (uint32_t)((uint64_t)nblocks * blk > UINT32_MAX ? UINT32_MAX : (uint64_t)nblocks * blk);
     if (d->fl_mode == 2) {
         memset(&d->z, 0, sizeof(d->z));
         if (inflateInit(&d->z) != Z_OK) {
@@ -1602,14 +1602,13 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
         d->z_init = 1;
     }
     ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
-                   off, off / SIM_FLASH_SECTOR, d->st_erase_left, len == 20 ? (int)get32(data + 16)
-                                                                            : -1);
+                   off, off / SIM_FLASH_SECTOR, d->st_erase_left,
+                   len == 20 ? (int)get32(data + 16) : -1);
     stub_status(d, op, STUB_OK);
 }
 
 // FLASH_DATA / FLASH_DEFL_DATA: ACK after the length and checksum check, then write (§8.5).
-static void stub_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
-                            uint32_t chk)
+static void stub_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
 {
     int want = op == OP_FLASH_DEFL_DATA ? 2 : 1;
     uint8_t err;
