@@ -121,6 +121,7 @@ typedef struct {
 } inframe_t;
 
 #define RAM_MAX (512u * 1024u)
+#define RT_TX_QUANTUM_US 500u // realtime output granularity
 #define REGS_MAX 8192
 #define SPI_CMD_USR (1u << 18)
 #define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
@@ -189,11 +190,12 @@ struct sim_dev_s {
     // input framing
     sim_slip_dec_t slip;
     // time
-    uint64_t now_us; // wall time of the current entry point
-    uint64_t vt_us;  // realtime: time at which the current output becomes ready
-    uint64_t rx_clock_us;
+    uint64_t now_us;      // wall time of the current entry point
+    uint64_t vt_us;       // realtime: time at which the current output becomes ready
+    uint64_t rx_clock_ns; // realtime: end of the last byte received (ns: 10.85 us per byte at
+                          // 921600 must not be rounded to 10)
     uint64_t busy_until_us;
-    uint64_t tx_clock_us;
+    uint64_t tx_clock_ns; // realtime: end of the last byte sent
     // realtime queues
     chunk_t *outq;
     size_t nout, capout;
@@ -307,6 +309,12 @@ static uint32_t host_rate(const sim_dev_t *d)
 {
     if (d->strict_baud && d->host_baud) return d->host_baud;
     return d->nominal_baud ? d->nominal_baud : 115200;
+}
+
+// Time on the wire of one byte: start bit, 8 data bits, stop bit (8N1).
+static uint64_t byte_ns(uint32_t baud)
+{
+    return 10000000000ull / (baud ? baud : 115200);
 }
 
 static void out_push(sim_dev_t *d, const uint8_t *p, size_t n, uint32_t baud)
@@ -2155,7 +2163,7 @@ void sim_dev_start(sim_dev_t *d, uint64_t now_us)
 {
     d->now_us = now_us;
     d->vt_us = now_us;
-    d->tx_clock_us = now_us;
+    d->tx_clock_ns = now_us * 1000;
     d->strap_download = 1;
     if (d->cfg.f_app) {
         loader_state_clear(d);
@@ -2202,12 +2210,12 @@ void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us)
     }
     for (size_t i = 0; i < n; i++) {
         if (d->cfg.realtime) {
-            uint64_t start = d->rx_clock_us > now_us ? d->rx_clock_us : now_us;
-            d->rx_clock_us = start + 10000000ull / (wire_baud ? wire_baud : 115200);
+            uint64_t start = d->rx_clock_ns > now_us * 1000 ? d->rx_clock_ns : now_us * 1000;
+            d->rx_clock_ns = start + byte_ns(wire_baud);
         }
         if (!sim_slip_dec_feed(&d->slip, p[i])) continue;
         if (d->cfg.realtime) {
-            queue_frame(d, d->slip.buf, d->slip.len, d->rx_clock_us);
+            queue_frame(d, d->slip.buf, d->slip.len, (d->rx_clock_ns + 999) / 1000);
         } else {
             d->vt_us = now_us;
             process_frame(d, d->slip.buf, d->slip.len);
@@ -2290,16 +2298,15 @@ static void realtime_pump(sim_dev_t *d, uint64_t now)
     // transmit queued output at the chip's UART rate, 10 bits per byte
     while (d->nout > 0) {
         chunk_t *c = &d->outq[0];
-        uint64_t start = c->due_us > d->tx_clock_us ? c->due_us : d->tx_clock_us;
-        if (start > now) break;
-        uint64_t per = 10000000ull / (c->baud ? c->baud : 115200);
-        if (per == 0) per = 1;
-        uint64_t can = (now - start) / per + 1;
+        uint64_t start = c->due_us * 1000 > d->tx_clock_ns ? c->due_us * 1000 : d->tx_clock_ns;
+        if (start > now * 1000) break;
+        uint64_t per = byte_ns(c->baud);
+        uint64_t can = (now * 1000 - start) / per + 1; // bytes whose start bit has begun
         size_t left = c->len - c->off;
         size_t k = can < left ? (size_t)can : left;
         d->io.write(d->io.ctx, c->data + c->off, k, c->baud);
         c->off += k;
-        d->tx_clock_us = start + k * per;
+        d->tx_clock_ns = start + k * per;
         if (c->off < c->len) break;
         free(c->data);
         memmove(d->outq, d->outq + 1, (d->nout - 1) * sizeof(*d->outq));
@@ -2336,9 +2343,13 @@ uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us)
         }
         if (d->nout > 0) {
             chunk_t *c = &d->outq[0];
-            uint64_t start = c->due_us > d->tx_clock_us ? c->due_us : d->tx_clock_us;
-            uint64_t per = 10000000ull / (c->baud ? c->baud : 115200);
-            uint64_t t = start > now_us ? start : now_us + (per ? per : 1);
+            uint64_t start_ns =
+                c->due_us * 1000 > d->tx_clock_ns ? c->due_us * 1000 : d->tx_clock_ns;
+            uint64_t t = (start_ns + 999) / 1000;
+            // A chunk on the wire is handed over every 0.5 ms (not per byte: a wake-up every
+            // 11 us at 921600 costs a core); the host sees its bytes at most 0.5 ms late.
+            uint64_t min_t = now_us + (c->off > 0 ? RT_TX_QUANTUM_US : 1);
+            if (t < min_t) t = min_t;
             if (t < next) next = t;
         }
     }
