@@ -1,13 +1,16 @@
 /* SPDX-License-Identifier: MIT */
-/* cli_flash.c — `espstation flash` and `espstation info`: one job on one port, run to the end
- * on a private libuv loop, with human progress or one JSON object as the result.
+/* cli_flash.c — `espstation flash` and `espstation info`, and cli_job_main, the runner every
+ * one-device command shares (options, one job on a private libuv loop, human progress or one
+ * JSON object as the result); read-flash and erase bring their own arguments (cli_flashops.c).
  * Must not: implement protocol steps (jobs/ does) or keep state beyond one run. */
 #include <cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -21,6 +24,7 @@ typedef struct cli_run_s {
     bool verbose;
     bool tty;
     const plan_t *plan;
+    cli_op_t *op;
     int last_pct;
     uint64_t t0_ms;
     uv_signal_t sigint, sigterm;
@@ -45,6 +49,10 @@ static const char cli_flash_help[] =
     "  --flash-freq FREQ    keep (default), 80m, 40m, 26m, 20m... } bootloader offset\n"
     "  --no-compress        send uncompressed data (default: compressed where supported)\n"
     "  --no-verify          skip the MD5 check after writing\n"
+    "  --skip-unchanged     first ask the device for each region's MD5; an image that is\n"
+    "                       already there is not written again\n"
+    "  --erase-all          erase the whole flash first (needs the stub)\n"
+    CLI_LINK_HELP
     "  --connect-attempts N reset+sync attempts before giving up (default 7)\n"
     "  --json               print one JSON object with the result on stdout\n"
     "  -v, --verbose        more detail on stderr\n"
@@ -55,7 +63,8 @@ static const char cli_flash_help[] =
 static const char cli_info_help[] =
     "usage: espstation info --port PORT [--chip NAME] [--before MODE] [--after MODE] [--json]\n"
     "\n"
-    "Identify the device: chip, revision, MAC, flash JEDEC ID and flash size.\n"
+    "Identify the device: chip, revision, MAC, flash JEDEC ID and flash size (ROM loader at\n"
+    "the connect rate: a few short commands need no stub or baud change).\n"
     "Options as for 'espstation flash'. Exit status: 0 ok, 1 failed, 2 usage error.\n";
 
 /* ---- output ---- */
@@ -83,6 +92,11 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
             printf(" (%u compressed)", is->compressed_size);
         printf("%s\n", is->patched ? ", flash parameters patched" : "");
         r->last_pct = -1;
+    }
+    if (from == JOB_ST_BAUD && !r->json && to != JOB_ST_CLOSING &&
+        (r->plan->op != PLAN_OP_FLASH || r->plan->n_images > 0)) {
+        const job_report_t *rep = job_report(j);
+        printf("Loader: %s at %u baud\n", rep->stub ? "flasher stub" : "ROM", rep->baud);
     }
     if (to == JOB_ST_FLASH_ID && !r->json) {
         const job_report_t *rep = job_report(j);
@@ -134,7 +148,7 @@ static void cli_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
     fprintf(stderr, "%s: %s\n", names[lvl], msg);
 }
 
-static cJSON *cli_report_json(const job_report_t *rep, const char *port)
+static cJSON *cli_report_json(const job_report_t *rep, const char *port, const plan_t *plan)
 {
     cJSON *o = cJSON_CreateObject(), *imgs, *st;
     char buf[64];
@@ -163,7 +177,10 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port)
     else
         cJSON_AddNullToObject(o, "flash_size");
     cJSON_AddNumberToObject(o, "duration_ms", (double)(rep->finished_ms - rep->started_ms));
-    imgs = cJSON_AddArrayToObject(o, "images");
+    if (plan->op == PLAN_OP_FLASH)
+        imgs = cJSON_AddArrayToObject(o, "images");
+    else
+        imgs = cJSON_CreateArray(); /* read-flash, erase: no images (freed below) */
     for (size_t i = 0; i < rep->n_images; i++) {
         const job_image_stat_t *is = &rep->images[i];
         cJSON *im = cJSON_CreateObject();
@@ -176,9 +193,18 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port)
         cJSON_AddStringToObject(im, "md5", md5);
         cJSON_AddBoolToObject(im, "verified", is->verified);
         cJSON_AddBoolToObject(im, "patched", is->patched);
+        cJSON_AddBoolToObject(im, "skipped", is->skipped);
         cJSON_AddNumberToObject(im, "duration_ms", (double)is->duration_ms);
         cJSON_AddItemToArray(imgs, im);
     }
+    if (plan->op != PLAN_OP_FLASH)
+        cJSON_Delete(imgs);
+    cJSON_AddBoolToObject(o, "stub", rep->stub);
+    if (rep->baud)
+        cJSON_AddNumberToObject(o, "baud", rep->baud);
+    else
+        cJSON_AddNullToObject(o, "baud");
+    cJSON_AddNumberToObject(o, "baud_fallbacks", rep->baud_fallbacks);
     cJSON_AddNumberToObject(o, "bytes_written", (double)rep->bytes_written);
     cJSON_AddNumberToObject(o, "bytes_sent", (double)rep->bytes_sent);
     cJSON_AddNumberToObject(o, "retries", rep->retries);
@@ -202,7 +228,7 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port)
 }
 
 /* A failure before any device was touched (bad arguments, missing file). */
-static int cli_early_fail(bool json, est_class_t cls, const char *msg)
+int cli_early_fail(bool json, est_class_t cls, const char *msg)
 {
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -225,9 +251,15 @@ static int cli_early_fail(bool json, est_class_t cls, const char *msg)
 static void cli_done_cb(job_t *j, const job_report_t *rep)
 {
     cli_run_t *r = job_data(j);
+    r->exit_code = rep->result == JOB_RESULT_PASS ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (r->op->finish)
+        r->exit_code = r->op->finish(r->op, rep, r->exit_code);
     if (r->json) {
-        cJSON *o = cli_report_json(rep, job_port_spec(j));
-        char *s = cJSON_PrintUnformatted(o);
+        cJSON *o = cli_report_json(rep, job_port_spec(j), r->plan);
+        char *s;
+        if (r->op->json)
+            r->op->json(r->op, rep, o);
+        s = cJSON_PrintUnformatted(o);
         puts(s);
         free(s);
         cJSON_Delete(o);
@@ -236,11 +268,19 @@ static void cli_done_cb(job_t *j, const job_report_t *rep)
         for (size_t i = 0; i < rep->n_images; i++) {
             const job_image_stat_t *is = &rep->images[i];
             double s = is->duration_ms / 1000.0;
+            if (is->skipped) {
+                printf("0x%08x: %u bytes already on the device (MD5 matches): skipped\n",
+                       is->offset, is->size);
+                continue;
+            }
             printf("0x%08x: %u bytes in %.1f s (%.1f kbit/s effective), %s\n", is->offset,
                    is->size, s, s > 0 ? is->size * 8 / s / 1000 : 0.0,
                    is->verified ? "MD5 verified" : "not verified");
         }
-        printf("PASS in %.1f s\n", ms / 1000.0);
+        if (r->op->human)
+            r->op->human(r->op, rep);
+        if (r->exit_code == CLI_EXIT_OK)
+            printf("PASS in %.1f s\n", ms / 1000.0);
     } else {
         printf("%s [%s] in state %s: %s\nHint: %s\n",
                rep->result == JOB_RESULT_CANCELLED ? "CANCELLED" : "FAIL",
@@ -248,9 +288,14 @@ static void cli_done_cb(job_t *j, const job_report_t *rep)
                est_class_hint(rep->error_class));
     }
     fflush(stdout);
-    r->exit_code = rep->result == JOB_RESULT_PASS ? CLI_EXIT_OK : CLI_EXIT_FAIL;
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static int cli_data_cb(job_t *j, uint32_t offset, const uint8_t *buf, size_t n)
+{
+    cli_run_t *r = job_data(j);
+    return r->op->data_cb ? r->op->data_cb(r->op, offset, buf, n) : 0;
 }
 
 static void cli_signal_cb(uv_signal_t *s, int signum)
@@ -274,7 +319,13 @@ enum {
     OPT_NO_COMPRESS,
     OPT_NO_VERIFY,
     OPT_ATTEMPTS,
-    OPT_JSON
+    OPT_JSON,
+    OPT_BAUD,
+    OPT_STUB_DIR,
+    OPT_NO_STUB,
+    OPT_SKIP,
+    OPT_ERASE_ALL,
+    OPT_ALL
 };
 
 static const struct option cli_opts[] = {
@@ -291,16 +342,23 @@ static const struct option cli_opts[] = {
     {"no-compress", no_argument, NULL, OPT_NO_COMPRESS},
     {"no-verify", no_argument, NULL, OPT_NO_VERIFY},
     {"connect-attempts", required_argument, NULL, OPT_ATTEMPTS},
+    {"baud", required_argument, NULL, OPT_BAUD},
+    {"stub-dir", required_argument, NULL, OPT_STUB_DIR},
+    {"no-stub", no_argument, NULL, OPT_NO_STUB},
+    {"skip-unchanged", no_argument, NULL, OPT_SKIP},
+    {"erase-all", no_argument, NULL, OPT_ERASE_ALL},
+    {"all", no_argument, NULL, OPT_ALL},
     {"json", no_argument, NULL, OPT_JSON},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
-/* Parse shared options into plan/run; images (flash only) from the positional arguments. */
-static int cli_run(int argc, char **argv, bool flash)
+/* Parse shared options into plan/run, the positional arguments through the op, run, report. */
+int cli_job_main(int argc, char **argv, cli_op_t *op)
 {
+    bool flash = strcmp(op->name, "flash") == 0, erase = strcmp(op->name, "erase") == 0;
+    est_class_t cls = EST_CLASS_USAGE;
     plan_t plan;
-    plan_err_t perr;
     cli_run_t run;
     const char *port = NULL;
     char msg[600];
@@ -378,9 +436,35 @@ static int cli_run(int argc, char **argv, bool flash)
             plan.connect_attempts = n;
             break;
         }
+        case OPT_BAUD: {
+            uint32_t b;
+            if (plan_parse_u32(optarg, &b) != 0 || b < 9600 || b > 5000000) {
+                snprintf(msg, sizeof msg, "--baud needs a rate from 9600 to 5000000, not '%s'",
+                         optarg);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            plan.flash_baud = b;
+            break;
+        }
+        case OPT_STUB_DIR: plan.stub_dir = optarg; break;
+        case OPT_NO_STUB: plan.stub = false; break;
+        case OPT_SKIP:
+        case OPT_ERASE_ALL:
+        case OPT_ALL:
+            /* --skip-unchanged / --erase-all belong to flash, --all to erase */
+            if ((c == OPT_ALL) != erase || (c != OPT_ALL && !flash)) {
+                snprintf(msg, sizeof msg, "%s is not an option of %s (see --help)",
+                         argv[optind - 1], op->name);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            if (c == OPT_SKIP)
+                plan.skip_unchanged = true;
+            else
+                plan.erase_all = true;
+            break;
         case OPT_JSON: run.json = true; break;
         case 'v': run.verbose = true; break;
-        case 'h': fputs(flash ? cli_flash_help : cli_info_help, stdout); return CLI_EXIT_OK;
+        case 'h': fputs(op->help, stdout); return CLI_EXIT_OK;
         default:
             snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (see --help)",
                      argv[optind - 1]);
@@ -389,36 +473,29 @@ static int cli_run(int argc, char **argv, bool flash)
     }
     if (!port)
         return cli_early_fail(run.json, EST_CLASS_USAGE, "--port is required (see --help)");
-    if (flash) {
-        if (optind >= argc || (argc - optind) % 2 != 0)
-            return cli_early_fail(run.json, EST_CLASS_USAGE,
-                                  "expected OFFSET FILE pairs after the options (see --help)");
-        for (int i = optind; i + 1 < argc; i += 2) {
-            uint32_t off;
-            if (plan_parse_u32(argv[i], &off) != 0) {
-                snprintf(msg, sizeof msg, "'%s' is not a flash offset (e.g. 0x10000)", argv[i]);
-                plan_free(&plan);
-                return cli_early_fail(run.json, EST_CLASS_BAD_OFFSET, msg);
-            }
-            if (plan_add_image(&plan, off, argv[i + 1], &perr) != 0) {
-                plan_free(&plan);
-                return cli_early_fail(run.json, perr.cls, perr.msg);
-            }
+    if (plan.stub_dir && plan.stub) {
+        /* a wrong directory is a usage error now, not a surprise after connecting */
+        struct stat st;
+        errno = 0;
+        if (stat(plan.stub_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(msg, sizeof msg, "--stub-dir %s: %s", plan.stub_dir,
+                     errno ? strerror(errno) : "not a directory");
+            return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
         }
-        if (plan_finish(&plan, &perr) != 0) {
-            plan_free(&plan);
-            return cli_early_fail(run.json, perr.cls, perr.msg);
-        }
-    } else if (optind < argc) {
-        return cli_early_fail(run.json, EST_CLASS_USAGE, "info takes no positional arguments");
+    }
+    if (op->positional(op, argc, argv, optind, &plan, &cls, msg, sizeof msg) != 0) {
+        plan_free(&plan);
+        return cli_early_fail(run.json, cls, msg);
     }
 
     uv_loop_t *loop = uv_default_loop();
     static const job_cbs_t cbs = {.state_cb = cli_state_cb,
                                   .progress_cb = cli_progress_cb,
                                   .log_cb = cli_log_cb,
-                                  .done_cb = cli_done_cb};
+                                  .done_cb = cli_done_cb,
+                                  .data_cb = cli_data_cb};
     run.plan = &plan;
+    run.op = op;
     run.tty = !run.json && isatty(STDOUT_FILENO);
     run.exit_code = CLI_EXIT_FAIL;
     run.t0_ms = uv_now(loop);
@@ -445,12 +522,62 @@ static int cli_run(int argc, char **argv, bool flash)
     return run.exit_code;
 }
 
+/* flash: OFFSET FILE pairs */
+static int cli_flash_positional(cli_op_t *op, int argc, char **argv, int first, plan_t *plan,
+                                est_class_t *cls, char *msg, size_t cap)
+{
+    plan_err_t perr;
+    (void)op;
+    if (first >= argc || (argc - first) % 2 != 0) {
+        snprintf(msg, cap, "expected OFFSET FILE pairs after the options (see --help)");
+        return -1;
+    }
+    for (int i = first; i + 1 < argc; i += 2) {
+        uint32_t off;
+        if (plan_parse_u32(argv[i], &off) != 0) {
+            *cls = EST_CLASS_BAD_OFFSET;
+            snprintf(msg, cap, "'%s' is not a flash offset (e.g. 0x10000)", argv[i]);
+            return -1;
+        }
+        if (plan_add_image(plan, off, argv[i + 1], &perr) != 0) {
+            *cls = perr.cls;
+            snprintf(msg, cap, "%s", perr.msg);
+            return -1;
+        }
+    }
+    if (plan_finish(plan, &perr) != 0) {
+        *cls = perr.cls;
+        snprintf(msg, cap, "%s", perr.msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int cli_info_positional(cli_op_t *op, int argc, char **argv, int first, plan_t *plan,
+                               est_class_t *cls, char *msg, size_t cap)
+{
+    (void)op;
+    (void)argv;
+    (void)cls;
+    if (plan->skip_unchanged || plan->erase_all) {
+        snprintf(msg, cap, "info writes nothing: --skip-unchanged / --erase-all do not apply");
+        return -1;
+    }
+    if (first < argc) {
+        snprintf(msg, cap, "info takes no positional arguments");
+        return -1;
+    }
+    return 0;
+}
+
 int cli_flash(int argc, char **argv)
 {
-    return cli_run(argc, argv, true);
+    cli_op_t op = {.name = "flash", .help = cli_flash_help, .positional = cli_flash_positional};
+    return cli_job_main(argc, argv, &op);
 }
 
 int cli_info(int argc, char **argv)
 {
-    return cli_run(argc, argv, false);
+    cli_op_t op = {.name = "info", .help = cli_info_help, .positional = cli_info_positional};
+    return cli_job_main(argc, argv, &op);
 }

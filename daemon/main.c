@@ -14,12 +14,14 @@ static void main_usage(FILE *f)
           "their ROM serial bootloader.\n"
           "\n"
           "commands:\n"
-          "  flash   write images to one device and verify them\n"
-          "  info    identify one device: chip, revision, MAC, flash ID and size\n"
-          "  serve   run the station daemon (all fixture slots) from a config file\n"
-          "  recipe  check a recipe, or import one from an ESP-IDF build\n"
-          "  demo    the station daemon with simulated boards (no hardware needed)\n"
-          "  ports   list serial ports (USB IDs, serial numbers, by-path names)\n"
+          "  flash       write images to one device and verify them\n"
+          "  info        identify one device: chip, revision, MAC, flash ID and size\n"
+          "  read-flash  read a flash range of one device into a file\n"
+          "  erase       erase a flash region (or all of it) on one device\n"
+          "  serve       run the station daemon (all fixture slots) from a config file\n"
+          "  recipe      check a recipe, or import one from an ESP-IDF build\n"
+          "  demo        the station daemon with simulated boards (no hardware needed)\n"
+          "  ports       list serial ports (USB IDs, serial numbers, by-path names)\n"
           "\n"
           "Run 'espstation <command> --help' for the options of a command.\n"
           "Documentation: docs/ in the source tree (docs/CLI.md).\n",
@@ -45,6 +47,10 @@ int main(int argc, char **argv)
         return cli_flash(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0)
         return cli_info(argc - 1, argv + 1);
+    if (strcmp(argv[1], "read-flash") == 0 || strcmp(argv[1], "read_flash") == 0)
+        return cli_read_flash(argc - 1, argv + 1);
+    if (strcmp(argv[1], "erase") == 0)
+        return cli_erase(argc - 1, argv + 1);
     if (strcmp(argv[1], "serve") == 0)
         return cli_serve(argc - 1, argv + 1);
     if (strcmp(argv[1], "recipe") == 0)

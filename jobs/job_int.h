@@ -138,7 +138,7 @@ struct job_s {
     uint32_t cur_baud;      /* the rate host and chip use now */
     uint32_t baud_target;   /* the rate being switched to */
     uint32_t baud_cap;      /* after a failed switch: the highest rate still to try (0 none) */
-    uint32_t baud_regs[2];  /* ROM clock-correction inputs (§9) */
+    uint64_t baud_corr[2];  /* ROM clock correction (§9): send rate × [0] / [1] */
     bool lines_ok, lines_warned;
 
     /* register reads */
@@ -161,6 +161,7 @@ struct job_s {
     uint64_t img_done, img_t0_ms;
 
     /* READ */
+    uint32_t op_size;       /* plan op_size, or (READ of 0 bytes) up to the end of the flash */
     uint32_t rd_done;       /* bytes received */
     EVP_MD_CTX *rd_md5;     /* over the bytes received */
 

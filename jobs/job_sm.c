@@ -872,6 +872,7 @@ static size_t job_baud_regs(const job_t *j, uint32_t addrs[CHIP_MAX_REGS])
 static uint32_t job_baud_wire_value(job_t *j)
 {
     uint64_t nb = j->baud_target;
+    j->baud_corr[0] = j->baud_corr[1] = 1;
     if (j->stub)
         return (uint32_t)nb;
     if (j->chip->id == CHIP_ESP32) {
@@ -879,19 +880,22 @@ static uint32_t job_baud_wire_value(job_t *j)
         uint64_t cali = j->regs[0] >> 7 & 0x1FFFFFF, ck8m = j->regs[1] & 0xFF;
         if (cali && ck8m) {
             uint64_t rom_freq = cali * 15625 * ck8m / 40;
-            uint64_t valid = rom_freq > 33000000 ? 40000000 : 26000000;
-            nb = nb * rom_freq / valid;
+            j->baud_corr[0] = rom_freq;
+            j->baud_corr[1] = rom_freq > 33000000 ? 40000000 : 26000000;
         }
     } else if (j->chip->id == CHIP_ESP32C2) {
-        if (job_xtal_mhz(j, j->regs[0]) == 26) /* the ROM believes it has 40 MHz */
-            nb = nb * 40 / 26;
+        if (job_xtal_mhz(j, j->regs[0]) == 26) { /* the ROM believes it has 40 MHz */
+            j->baud_corr[0] = 40;
+            j->baud_corr[1] = 26;
+        }
     } else if (j->chip->id == CHIP_ESP32C5) {
         unsigned rom = j->regs[0] >> 24 & 0x7F, real = job_xtal_mhz(j, j->regs[1]);
-        if (real == 48 && rom == 40)
-            nb = nb * 40 / 48;
-        else if (real == 40 && rom == 48)
-            nb = nb * 48 / 40;
+        if ((real == 48 && rom == 40) || (real == 40 && rom == 48)) {
+            j->baud_corr[0] = rom;
+            j->baud_corr[1] = real;
+        }
     }
+    nb = nb * j->baud_corr[0] / j->baud_corr[1];
     return nb > UINT32_MAX ? UINT32_MAX : (uint32_t)nb;
 }
 
@@ -964,6 +968,8 @@ static void st_baud(job_t *j, job_event_t ev)
     switch (ev) {
     case JOB_EV_ENTER:
         target = j->plan->flash_baud ? j->plan->flash_baud : j->cur_baud;
+        if (j->plan->op == PLAN_OP_FLASH && j->plan->n_images == 0)
+            target = j->cur_baud; /* identify only: a few short commands */
         if (j->baud_cap && target > j->baud_cap)
             target = j->baud_cap;
         if (target == j->cur_baud) {
@@ -1259,6 +1265,9 @@ static void st_params(job_t *j, job_event_t ev)
             !(j->stub && (j->chip->id == CHIP_ESP32S3 || j->chip->id == CHIP_ESP32P4 ||
                           j->chip->id == CHIP_ESP32C5)))
             size = ROM_ADDR_LIMIT;
+        j->op_size = j->plan->op_size;
+        if (j->plan->op == PLAN_OP_READ && j->op_size == 0 && j->plan->op_offset < size)
+            j->op_size = size - j->plan->op_offset; /* "read to the end of the flash" */
         if (plan_check_flash(j->plan, size, &perr) != 0) {
             job_fail(j, perr.cls, perr.cls == EST_CLASS_BAD_OFFSET ? EST_EOFFSET : EST_ETOOBIG,
                      "%s", perr.msg);
@@ -1797,13 +1806,13 @@ static bool job_read_deliver(job_t *j, const uint8_t *d, size_t n)
     j->rd_done += (uint32_t)n;
     j->rep.bytes_written += n; /* bytes moved over the link, for the record */
     if (j->cbs.progress_cb)
-        j->cbs.progress_cb(j, 0, j->rd_done, pl->op_size);
+        j->cbs.progress_cb(j, 0, j->rd_done, j->op_size);
     return true;
 }
 
 static void job_read_slow_next(job_t *j)
 {
-    uint32_t left = j->plan->op_size - j->rd_done;
+    uint32_t left = j->op_size - j->rd_done;
     j->req_len = cmd_build_read_flash_slow(j->req, sizeof j->req, j->plan->op_offset + j->rd_done,
                                            left < 64 ? left : 64);
     job_send_or_fail(j, CMD_READ_FLASH_SLOW, 64, job_state_timeout_ms(JOB_ST_READ));
@@ -1818,7 +1827,7 @@ static bool job_read_md5_ok(job_t *j, const uint8_t dev[16])
     job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
              "the data read from 0x%x (%u bytes) has MD5 %s, the device computed %s: the read "
              "was corrupted on the way",
-             j->plan->op_offset, j->plan->op_size, job_hex16(j->rep.read_md5, a),
+             j->plan->op_offset, j->op_size, job_hex16(j->rep.read_md5, a),
              job_hex16(dev, b));
     return false;
 }
@@ -1842,7 +1851,7 @@ static void st_read(job_t *j, job_event_t ev)
         if (j->stub) {
             /* esptool: 4 KiB packets, 64 in flight (both stubs keep one: §4.6) */
             j->step = 0;
-            j->req_len = cmd_build_read_flash(j->req, sizeof j->req, pl->op_offset, pl->op_size,
+            j->req_len = cmd_build_read_flash(j->req, sizeof j->req, pl->op_offset, j->op_size,
                                               READ_PACKET, 64);
             job_send_or_fail(j, CMD_READ_FLASH, 0, job_state_timeout_ms(JOB_ST_READ));
             return;
@@ -1871,7 +1880,7 @@ static void st_read(job_t *j, job_event_t ev)
             return;
         }
         if (j->step == 10) {
-            uint32_t left = pl->op_size - j->rd_done;
+            uint32_t left = j->op_size - j->rd_done;
             if (!j->resp.out || j->resp.out_len < 64) {
                 job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO, "short READ_FLASH_SLOW reply");
                 return;
@@ -1879,7 +1888,7 @@ static void st_read(job_t *j, job_event_t ev)
             /* the reply always carries 64 bytes; the first `length` are ours (§4.2) */
             if (!job_read_deliver(j, j->resp.out, left < 64 ? left : 64))
                 return;
-            if (j->rd_done < pl->op_size) {
+            if (j->rd_done < j->op_size) {
                 job_read_slow_next(j);
                 return;
             }
@@ -1889,8 +1898,8 @@ static void st_read(job_t *j, job_event_t ev)
                 return;
             }
             j->step = 11;
-            j->req_len = cmd_build_md5(j->req, sizeof j->req, pl->op_offset, pl->op_size);
-            job_send_or_fail(j, CMD_SPI_FLASH_MD5, 32, timeout_per_mb(8, pl->op_size));
+            j->req_len = cmd_build_md5(j->req, sizeof j->req, pl->op_offset, j->op_size);
+            job_send_or_fail(j, CMD_SPI_FLASH_MD5, 32, timeout_per_mb(8, j->op_size));
             return;
         }
         if (j->step == 11) {
@@ -1904,7 +1913,7 @@ static void st_read(job_t *j, job_event_t ev)
         return;
     case JOB_EV_RAW:
         if (j->step == 1) {
-            uint32_t left = pl->op_size - j->rd_done;
+            uint32_t left = j->op_size - j->rd_done;
             uint32_t want = left < READ_PACKET ? left : READ_PACKET;
             if (j->raw_len != want) {
                 job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO,
@@ -1919,7 +1928,7 @@ static void st_read(job_t *j, job_event_t ev)
                 job_fail(j, EST_CLASS_PORT_GONE, UV_EIO, "write to %s failed", j->spec);
                 return;
             }
-            if (j->rd_done == pl->op_size)
+            if (j->rd_done == j->op_size)
                 j->step = 2;
             job__arm(j, job_state_timeout_ms(JOB_ST_READ));
             return;
@@ -1940,7 +1949,7 @@ static void st_read(job_t *j, job_event_t ev)
         if (j->step == 1 || j->step == 2) {
             job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT,
                      "READ_FLASH stalled at 0x%x (%u of %u bytes received)",
-                     pl->op_offset + j->rd_done, j->rd_done, pl->op_size);
+                     pl->op_offset + j->rd_done, j->rd_done, j->op_size);
             return;
         }
         job_retry_or_fail(j, "flash read");
@@ -1952,6 +1961,15 @@ static void st_read(job_t *j, job_event_t ev)
     }
 }
 
+static void job_pass(job_t *j)
+{
+    j->rep.result = JOB_RESULT_PASS;
+    job_enter(j, JOB_ST_CLOSING);
+}
+
+/* AFTER_RESET sub-steps: 0 reset sequence; 100 CHANGE_BAUDRATE back to the connect rate sent,
+ * 101 settling. A chip that is not reset stays in its loader at the rate we left it at; putting
+ * it back to the connect rate lets the next job (or esptool) sync with it again. */
 static void st_after_reset(job_t *j, job_event_t ev)
 {
     switch (ev) {
@@ -1964,18 +1982,44 @@ static void st_after_reset(job_t *j, job_event_t ev)
                          "port %s cannot drive RTS: the chip stays in the loader until it is "
                          "reset or power-cycled",
                          j->spec);
-            j->rep.result = JOB_RESULT_PASS;
-            job_enter(j, JOB_ST_CLOSING);
+            if (j->cur_baud != j->plan->baud) {
+                j->step = 100;
+                j->baud_target = j->plan->baud;
+                job__log(j, JOB_LOG_DEBUG, "setting the loader back to %u baud", j->plan->baud);
+                j->req_len = cmd_build_change_baud(
+                    j->req, sizeof j->req,
+                    (uint32_t)((uint64_t)j->plan->baud * j->baud_corr[0] / j->baud_corr[1]),
+                    j->stub ? j->cur_baud : 0);
+                job_send_or_fail(j, CMD_CHANGE_BAUDRATE, 0, job_state_timeout_ms(JOB_ST_BAUD));
+                return;
+            }
+            job_pass(j);
             return;
         }
         /* fall through */
     case JOB_EV_TIMEOUT:
-        if (job_run_reset_steps(j)) {
-            j->rep.result = JOB_RESULT_PASS;
-            job_enter(j, JOB_ST_CLOSING);
+        if (j->step == 100 || j->step == 101) {
+            if (j->step == 100)
+                job__log(j, JOB_LOG_WARN, "no reply to CHANGE_BAUDRATE back to %u baud",
+                         j->plan->baud);
+            j->io->set_baud(j, j->plan->baud);
+            j->cur_baud = j->plan->baud;
+            job_pass(j);
+            return;
         }
+        if (job_run_reset_steps(j))
+            job_pass(j);
         return;
     case JOB_EV_RESP:
+        if (j->step == 100) {
+            j->step = 101;
+            if (j->resp.status == 0) {
+                j->io->set_baud(j, j->plan->baud);
+                j->cur_baud = j->plan->baud;
+            }
+            job__arm(j, BAUD_SETTLE_MS);
+        }
+        return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:

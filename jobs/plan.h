@@ -50,7 +50,8 @@ typedef struct plan_s {
     bool skip_unchanged;  /* no write when the device's MD5 of the region already matches */
     bool erase_all;       /* PLAN_OP_FLASH: ERASE_FLASH first; PLAN_OP_ERASE: the whole chip */
     plan_op_t op;
-    uint32_t op_offset, op_size; /* PLAN_OP_READ / PLAN_OP_ERASE (region) range */
+    uint32_t op_offset, op_size; /* PLAN_OP_READ (size 0: to the end of the flash) and
+                                  * PLAN_OP_ERASE (region) range */
     size_t n_images;
     plan_image_t images[PLAN_MAX_IMAGES];
 } plan_t;
