@@ -1470,7 +1470,11 @@ static void stub_start(sim_dev_t *d, uint32_t entry)
 // physical part wrap around as on a NOR part that ignores its upper address bits.
 static int stub_in_range(const sim_dev_t *d, uint32_t off, uint32_t len)
 {
-    return (uint64_t)off + len <= d->rom_flash_size;
+    // 24-bit flash addresses unless the part is larger (the legacy stub's 4-byte-address mode on
+    // S3/P4/C5, reference §8.4); this also bounds what one command can make us hash or erase
+    uint64_t lim = d->flash.size > STUB_FLASH_SIZE ? d->flash.size : STUB_FLASH_SIZE;
+    if (d->rom_flash_size < lim) lim = d->rom_flash_size;
+    return (uint64_t)off + len <= lim;
 }
 
 static void stub_flash_read(sim_dev_t *d, uint32_t off, uint8_t *out, uint32_t n)
