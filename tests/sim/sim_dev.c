@@ -890,18 +890,21 @@ static void ram_jump(sim_dev_t *d, uint32_t entry)
         const ram_area_t *a = &d->ram[i];
         if (entry >= a->addr && (uint64_t)entry < (uint64_t)a->addr + a->got) inside = 1;
     }
-    if (inside && !d->cfg.f_no_stub) {
+    int stub = inside && !d->cfg.f_no_stub;
+    sim_ev_t e;
+    sim_ev_begin(&e, "jump"); // every jump, so harnesses that look for it see stub uploads too
+    sim_ev_hex(&e, "entry", entry);
+    sim_ev_bool(&e, "stub", stub);
+    sim_ev_str(&e, "detail",
+               stub     ? "flasher stub started (emulated)"
+               : inside ? "fault no-stub: the uploaded program hangs, chip silent until reset"
+                        : "entry outside uploaded RAM: the chip crashes, silent until reset");
+    sim_ev_end(&e);
+    if (stub) {
         stub_start(d, entry);
         return;
     }
     d->mode = MODE_DEAD;
-    sim_ev_t e;
-    sim_ev_begin(&e, "jump");
-    sim_ev_hex(&e, "entry", entry);
-    sim_ev_str(&e, "detail",
-               inside ? "fault no-stub: the uploaded program hangs, chip silent until reset"
-                      : "entry outside uploaded RAM: the chip crashes, silent until reset");
-    sim_ev_end(&e);
 }
 
 // ---------------------------------------------------------------------------------------------

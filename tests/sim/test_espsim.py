@@ -1230,7 +1230,7 @@ def t_stub_ohai():
             upload_stub(c, "esp32", entry=entry, expect_ohai=False)
             c.send(0x08, SYNC_DATA)
             check(c.drain(0.3) == [], "crashed/hung chip answered")
-            sim.wait_event("jump")
+            sim.wait_event("jump", pred=lambda e: e["stub"] is False)
         finally:
             sim.stop()
 
