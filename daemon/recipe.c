@@ -100,6 +100,7 @@ static const recipe_field_t recipe_field_table[] = {
     {.path = "$.erase", .types = T_STR, .enums = recipe_erases, .dflt = "\"regions\""},
     {.path = "$.compress", .types = T_BOOL, .dflt = "true"},
     {.path = "$.verify", .types = T_BOOL, .dflt = "true"},
+    {.path = "$.skip_unchanged", .types = T_BOOL, .dflt = "false"},
     {.path = "$.before", .types = T_STR, .enums = recipe_befores, .dflt = "\"default-reset\""},
     {.path = "$.after", .types = T_STR, .enums = recipe_afters, .dflt = "\"hard-reset\""},
     {.path = "$.images",
@@ -851,6 +852,12 @@ static int recipe_enum_index(const char *const *e, const char *v)
     return -1;
 }
 
+static bool recipe_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 /* Fill r from a validated document. */
 static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recipe_err_t *err)
 {
@@ -881,9 +888,17 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
         if (!(flags & RECIPE_NO_IMAGES) && r->stub_path && access(r->stub_path, R_OK) != 0)
             recipe_fail(err, "image_missing", -errno, "$.stub", "cannot read stub file %s: %s",
                         r->stub_path, strerror(errno));
+        /* a stub JSON file, or a directory of them (searched like the station's stub_dir) */
+        if (r->stub_path && recipe_is_dir(r->stub_path))
+            r->plan.stub_dir = r->stub_path;
+        else
+            r->plan.stub_file = r->stub_path;
     } else {
         r->stub = cJSON_IsTrue(v) ? RECIPE_STUB_AUTO : RECIPE_STUB_OFF;
     }
+    r->plan.stub = r->stub != RECIPE_STUB_OFF;
+    /* CHANGE_BAUDRATE to this after sync; the sync rate (115200) means no change */
+    r->plan.flash_baud = r->baud;
 
     s = recipe_get_str(root, "$.flash_mode", &d);
     r->plan.flash_mode = strcmp(s, "keep") == 0 ? -1 : chip_flash_mode_code(s);
@@ -895,6 +910,8 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
                                                                        : RECIPE_ERASE_REGIONS;
     r->plan.compress = recipe_get_bool(root, "$.compress", &d);
     r->plan.verify = recipe_get_bool(root, "$.verify", &d);
+    r->plan.skip_unchanged = recipe_get_bool(root, "$.skip_unchanged", &d);
+    r->plan.erase_all = r->erase == RECIPE_ERASE_ALL;
     switch (recipe_enum_index(recipe_befores, recipe_get_str(root, "$.before", &d))) {
     case 1: r->plan.before = PLAN_BEFORE_NO_RESET; break;
     case 2: r->plan.before = PLAN_BEFORE_USB_RESET; break;

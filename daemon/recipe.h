@@ -72,7 +72,9 @@ typedef struct recipe_s {
     size_t n_images;
     recipe_image_t images[PLAN_MAX_IMAGES];
     plan_t plan; /* chip (when exactly one is allowed), reset modes, flash params,
-                  * compress, verify and the loaded images */
+                  * compress, verify, flash_baud, stub (stub_file / stub_dir from a "stub"
+                  * path: borrowed from stub_path), erase_all, skip_unchanged and the loaded
+                  * images. The station's stub_dir is the job manager's to add. */
 } recipe_t;
 
 /* Load flags. */

@@ -199,6 +199,8 @@ static void test_valid_recipe_to_plan(void **state)
     assert_int_equal(r.plan.chip, CHIP_ESP32C3);
     assert_int_equal(r.baud, 460800);
     assert_int_equal(r.stub, RECIPE_STUB_OFF);
+    assert_int_equal(r.plan.flash_baud, 460800); /* what the job acts on */
+    assert_false(r.plan.stub);
     assert_int_equal(r.plan.flash_mode, 2); /* dio */
     assert_string_equal(r.plan.flash_size, "4MB");
     assert_string_equal(r.plan.flash_freq, "80m");
@@ -246,6 +248,12 @@ static void test_defaults(void **state)
     assert_int_equal(r.plan.chip, CHIP_UNKNOWN); /* two allowed: detect, then check */
     assert_int_equal(r.baud, 115200);
     assert_int_equal(r.stub, RECIPE_STUB_AUTO);
+    assert_int_equal(r.plan.flash_baud, 115200); /* = the sync rate: no change */
+    assert_true(r.plan.stub);
+    assert_null(r.plan.stub_dir);
+    assert_null(r.plan.stub_file);
+    assert_false(r.plan.skip_unchanged);
+    assert_false(r.plan.erase_all);
     assert_int_equal(r.plan.flash_mode, -1);
     assert_string_equal(r.plan.flash_size, "keep");
     assert_string_equal(r.plan.flash_freq, "keep");
@@ -260,6 +268,71 @@ static void test_defaults(void **state)
     assert_int_equal(r.attempts, 1);
     assert_string_equal(r.images[0].label, "");
     recipe_free(&r);
+}
+
+/* baud, stub (file or directory), erase and skip_unchanged reach the plan the job acts on */
+static void test_speed_fields_to_plan(void **state)
+{
+    tmp_t *t = *state;
+    char path[256], *text;
+    recipe_t r;
+    recipe_err_t e;
+    FILE *f;
+    tmp_path(t, "stubs", path, sizeof path);
+    assert_int_equal(mkdir(path, 0755), 0);
+    tmp_path(t, "esp32c3.json", path, sizeof path);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{}", f);
+    fclose(f);
+
+    text = mutate("", "stub", "\"stubs\"");
+    assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+    assert_int_equal(r.stub, RECIPE_STUB_FILE);
+    assert_true(r.plan.stub);
+    assert_non_null(r.plan.stub_dir);
+    assert_non_null(strstr(r.plan.stub_dir, "/stubs"));
+    assert_null(r.plan.stub_file);
+    recipe_free(&r);
+    free(text);
+
+    text = mutate("", "stub", "\"esp32c3.json\"");
+    assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+    assert_non_null(r.plan.stub_file);
+    assert_non_null(strstr(r.plan.stub_file, "/esp32c3.json"));
+    assert_null(r.plan.stub_dir);
+    recipe_free(&r);
+    free(text);
+
+    text = mutate("", "stub", "false");
+    assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+    assert_false(r.plan.stub);
+    recipe_free(&r);
+    free(text);
+
+    text = mutate("", "baud", "921600");
+    assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+    assert_int_equal(r.plan.flash_baud, 921600);
+    assert_int_equal(r.plan.baud, 115200); /* the sync rate stays */
+    recipe_free(&r);
+    free(text);
+
+    text = mutate("", "erase", "\"all\"");
+    assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+    assert_true(r.plan.erase_all);
+    recipe_free(&r);
+    free(text);
+
+    text = mutate("", "skip_unchanged", "true");
+    assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+    assert_true(r.plan.skip_unchanged);
+    recipe_free(&r);
+    free(text);
+
+    text = mutate("", "skip_unchanged", "\"yes\"");
+    expect_err(text, t->dir, RECIPE_NO_IMAGES, "recipe_invalid", "$.skip_unchanged",
+               "must be a boolean");
+    free(text);
 }
 
 /* ---- errors in the recipe text ---- */
@@ -1185,6 +1258,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid_recipe_to_plan),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test_setup_teardown(test_speed_fields_to_plan, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_schema_errors_name_the_path),
         cmocka_unit_test(test_text_level_errors),
         cmocka_unit_test_setup_teardown(test_recipe_file_errors, tmp_setup, tmp_teardown),
