@@ -10,6 +10,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -98,6 +99,31 @@ static int demo_make_recipe(const char *dir, char *recipe_path, size_t cap)
     rc = demo_write(recipe_path, json, strlen(json));
     free(json);
     return rc;
+}
+
+/* A token file for the demo's API (docs/API.md): one random engineer token, so that the
+ * dashboard's start/cancel buttons and recipe uploads can be tried. Mode 0600 like a real one. */
+static int demo_make_tokens(const char *dir, char *path, size_t cap, char tok[33])
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char rnd[32];
+    char line[64];
+    int fd;
+    if (RAND_bytes(rnd, sizeof rnd) != 1)
+        return -EIO;
+    for (size_t i = 0; i < 32; i++)
+        tok[i] = abc[rnd[i] % (sizeof abc - 1)];
+    tok[32] = 0;
+    snprintf(path, cap, "%s/.tokens", dir); /* hidden: not listed as an image */
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    snprintf(line, sizeof line, "engineer %s\n", tok);
+    if (write(fd, line, strlen(line)) != (ssize_t)strlen(line)) {
+        close(fd);
+        return -EIO;
+    }
+    return close(fd) == 0 ? 0 : -errno;
 }
 
 /* Start one espsim and read its ready line (bounded wait). */
@@ -224,7 +250,9 @@ static const char demo_help[] =
     "Run the station daemon with N (default 8) simulated boards of mixed chips (espsim over\n"
     "RFC 2217, in real time at 115200 baud), a demo recipe, and every slot in loop mode: after\n"
     "each job the simulator swaps in a new board (new MAC). Every job is recorded in the\n"
-    "database (default ./espstation-demo.db). Ctrl-C stops everything.\n"
+    "database (default ./espstation-demo.db). The dashboard and the HTTP API listen on\n"
+    "127.0.0.1:8080 (--listen to change); the demo prints an engineer token for API writes.\n"
+    "Ctrl-C stops everything.\n"
     "  --fast   simulators answer as fast as possible instead of in real time\n";
 
 int cli_demo(int argc, char **argv)
@@ -241,7 +269,7 @@ int cli_demo(int argc, char **argv)
     bool realtime = true, verbose = false;
     unsigned long nslots = 8;
     char self[PATH_MAX], espsim[PATH_MAX + 16], dir[] = "/tmp/espstation-demo.XXXXXX";
-    char recipe[PATH_MAX], dbabs[PATH_MAX], err[512];
+    char recipe[PATH_MAX], dbabs[PATH_MAX], err[512], tokens[PATH_MAX], token[33];
     char *cfgtext = NULL;
     size_t cap = 0;
     FILE *cf;
@@ -287,7 +315,8 @@ int cli_demo(int argc, char **argv)
                 espsim);
         return CLI_EXIT_FAIL;
     }
-    if (!mkdtemp(dir) || demo_make_recipe(dir, recipe, sizeof recipe) != 0) {
+    if (!mkdtemp(dir) || demo_make_recipe(dir, recipe, sizeof recipe) != 0 ||
+        demo_make_tokens(dir, tokens, sizeof tokens, token) != 0) {
         fprintf(stderr, "espstation demo: cannot prepare the demo recipe: %s\n", strerror(errno));
         return CLI_EXIT_FAIL;
     }
@@ -309,8 +338,9 @@ int cli_demo(int argc, char **argv)
     cf = open_memstream(&cfgtext, &cap);
     fprintf(cf, "{\"id\": \"demo\", \"name\": \"espstation demo (%zu simulated boards)\", "
                 "\"database\": \"%s\", \"listen\": \"%s\", \"recipe\": \"%s\", "
-                "\"probe_interval_ms\": %d, \"slots\": [",
-            d.n, dbabs, listen, recipe, DEMO_PROBE_MS);
+                "\"token_file\": \"%s\", \"image_dir\": \"%s\", \"probe_interval_ms\": %d, "
+                "\"slots\": [",
+            d.n, dbabs, listen, recipe, tokens, dir, DEMO_PROBE_MS);
     for (size_t i = 0; i < d.n; i++)
         fprintf(cf, "%s{\"name\": \"%c%zu\", \"port\": \"%s\", \"start\": \"loop\"}", i ? ", " : "",
                 'A' + (int)(i / 8), i % 8 + 1, d.sims[i].port);
@@ -327,9 +357,10 @@ int cli_demo(int argc, char **argv)
             "espstation demo: %zu simulated boards (%s), recipe %s\n"
             "  every slot loops: flash, then the simulator swaps in a new board after %.1f s.\n"
             "  results: sqlite3 %s \"SELECT slot, chip, mac, flash_id, result FROM jobs\"\n"
+            "  dashboard: http://%s/  (API writes, demo only: Authorization: Bearer %s)\n"
             "  Ctrl-C stops the demo.\n",
             d.n, realtime ? "real time, 115200 baud" : "fast", recipe, DEMO_SWAP_MS / 1000.0,
-            dbabs);
+            dbabs, listen, token);
     serve_hooks_t hooks = {&d, demo_start_cb, demo_result_cb, demo_stop_cb};
     rc = serve_run(&cfg, verbose, &hooks);
     config_free(&cfg);
@@ -339,6 +370,7 @@ int cli_demo(int argc, char **argv)
         snprintf(p, sizeof p, "%s/demo-app.bin", dir);
         unlink(p);
         unlink(recipe);
+        unlink(tokens);
         rmdir(dir);
     }
     return rc;

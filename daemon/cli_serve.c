@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* cli_serve.c — `espstation serve`: the station daemon. One libuv loop: the job manager's slots
- * and the store; SIGTERM/SIGINT stop it gracefully (running jobs are cancelled and recorded as
- * interrupted, every handle closed). Logs one line per result on stderr.
- * Must not: implement slot logic (jobmgr.c) or storage (store.c). */
+/* cli_serve.c — `espstation serve`: the station daemon. One libuv loop: the job manager's slots,
+ * the store and the HTTP API; SIGTERM/SIGINT stop it gracefully (no new connections, running
+ * jobs cancelled and recorded as interrupted, then event streams ended and connections closed,
+ * every handle closed). Logs one line per result on stderr.
+ * Must not: implement slot logic (jobmgr.c), storage (store.c) or endpoints (api*.c). */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,8 +11,11 @@
 #include <string.h>
 #include <uv.h>
 
+#include "api.h"
+#include "auth.h"
 #include "cli.h"
 #include "config.h"
+#include "http.h"
 #include "jobmgr.h"
 #include "serve.h"
 #include "store.h"
@@ -21,6 +25,10 @@ typedef struct serve_s {
     const station_cfg_t *cfg;
     store_t *store;
     jobmgr_t *mgr;
+    auth_t *auth;
+    api_t *api;
+    http_t *http;
+    char *web_root;
     uv_signal_t sigint, sigterm;
     bool verbose;
     bool stopping;
@@ -30,11 +38,19 @@ typedef struct serve_s {
 static void serve_slot_cb(jobmgr_t *m, size_t i, const slot_view_t *v)
 {
     serve_t *sv = jobmgr_data(m);
-    (void)i;
     if (sv->verbose)
         fprintf(stderr, "[%s] %s%s%s\n", v->name, slot_state_name(v->state),
                 v->state == SLOT_ST_RUNNING ? ": " : "",
                 v->state == SLOT_ST_RUNNING ? job_state_name(v->stage) : "");
+    if (sv->api)
+        api_on_slot(sv->api, i, v);
+}
+
+static void serve_progress_cb(jobmgr_t *m, size_t i, const slot_view_t *v)
+{
+    serve_t *sv = jobmgr_data(m);
+    if (sv->api)
+        api_on_progress(sv->api, i, v);
 }
 
 static void serve_result_cb(jobmgr_t *m, size_t i, const char *uuid, int64_t seq,
@@ -55,6 +71,8 @@ static void serve_result_cb(jobmgr_t *m, size_t i, const char *uuid, int64_t seq
                 r->result == JOB_RESULT_CANCELLED ? "CANCELLED" : "FAIL",
                 est_class_name(r->error_class), mac, r->message, uuid, (long long)seq,
                 est_class_hint(r->error_class));
+    if (sv->api)
+        api_on_result(sv->api, i, uuid, seq, r);
     if (sv->hooks && sv->hooks->result_cb)
         sv->hooks->result_cb(sv->hooks->data, v.name, uuid, r);
 }
@@ -63,6 +81,8 @@ static void serve_log_cb(jobmgr_t *m, size_t i, job_log_level_t lvl, const char 
 {
     serve_t *sv = jobmgr_data(m);
     slot_view_t v;
+    if (sv->api)
+        api_on_log(sv->api, i, lvl, msg);
     if (lvl < JOB_LOG_WARN && !sv->verbose)
         return;
     jobmgr_slot_view(m, i, &v);
@@ -73,13 +93,34 @@ static void serve_log_cb(jobmgr_t *m, size_t i, job_log_level_t lvl, const char 
             msg);
 }
 
-static void serve_stopped_cb(jobmgr_t *m)
+static void serve_http_done_cb(http_t *h, void *data)
 {
-    serve_t *sv = jobmgr_data(m);
+    serve_t *sv = data;
+    (void)h;
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     if (sv->hooks && sv->hooks->stop_cb)
         sv->hooks->stop_cb(sv->hooks->data);
+}
+
+/* Every slot has stopped (the interrupted results are recorded and were published): now end
+ * the event streams and close the connections. */
+static void serve_stopped_cb(jobmgr_t *m)
+{
+    serve_t *sv = jobmgr_data(m);
+    http_stop(sv->http, serve_http_done_cb, sv);
+}
+
+static void serve_api_log(void *data, const char *line)
+{
+    (void)data;
+    fprintf(stderr, "espstation: %s\n", line);
+}
+
+/* Start failed after the manager existed: close its handles (and the listener) before freeing. */
+static void serve_abort_cb(jobmgr_t *m)
+{
+    (void)m;
 }
 
 static void serve_signal_cb(uv_signal_t *h, int signum)
@@ -90,15 +131,19 @@ static void serve_signal_cb(uv_signal_t *h, int signum)
     sv->stopping = true;
     fprintf(stderr, "espstation: %s: stopping (running jobs are recorded as interrupted)\n",
             strsignal(signum));
+    http_close_listener(sv->http);
     jobmgr_shutdown(sv->mgr, serve_stopped_cb);
 }
 
 int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks)
 {
     static const jobmgr_cbs_t cbs = {.slot_cb = serve_slot_cb,
+                                     .progress_cb = serve_progress_cb,
                                      .result_cb = serve_result_cb,
                                      .log_cb = serve_log_cb};
     serve_t sv;
+    api_opts_t ao;
+    char err[700];
     int rc;
 
     memset(&sv, 0, sizeof sv);
@@ -119,10 +164,41 @@ int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks
         fprintf(stderr, "espstation: %d job(s) left running by an earlier crash marked "
                         "interrupted\n",
                 rc);
+    if (cfg->token_file && auth_load(cfg->token_file, &sv.auth, err, sizeof err) != 0) {
+        fprintf(stderr, "espstation: %s\n", err);
+        store_close(sv.store);
+        return CLI_EXIT_USAGE;
+    }
     rc = jobmgr_new(sv.loop, cfg, sv.store, &cbs, &sv, &sv.mgr);
     if (rc != 0) {
         fprintf(stderr, "espstation: cannot create the slots: %s\n", uv_strerror(rc));
+        auth_free(sv.auth);
         store_close(sv.store);
+        return CLI_EXIT_FAIL;
+    }
+    sv.web_root = http_web_root(cfg);
+    memset(&ao, 0, sizeof ao);
+    ao.loop = sv.loop;
+    ao.cfg = cfg;
+    ao.store = sv.store;
+    ao.mgr = sv.mgr;
+    ao.auth = sv.auth;
+    ao.web_root = sv.web_root;
+    ao.log_cb = serve_api_log;
+    rc = api_new(&ao, &sv.api, err, sizeof err);
+    if (rc == 0)
+        rc = http_start(sv.loop, cfg->listen, &cfg->http, sv.api, &sv.http, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "espstation: %s\n", err);
+        jobmgr_shutdown(sv.mgr, serve_abort_cb);
+        uv_run(sv.loop, UV_RUN_DEFAULT);
+        http_free(sv.http);
+        api_free(sv.api);
+        jobmgr_free(sv.mgr);
+        auth_free(sv.auth);
+        free(sv.web_root);
+        store_close(sv.store);
+        uv_loop_close(sv.loop);
         return CLI_EXIT_FAIL;
     }
     fprintf(stderr, "espstation %s: station %s (%s), %zu slot(s), database %s\n", ESTN_VERSION,
@@ -133,6 +209,9 @@ int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks
         fprintf(stderr, "  slot %-6s %-32s %-6s %s\n", v.name, v.port, config_start_name(v.start),
                 v.recipe ? v.recipe->name : v.recipe_error);
     }
+    fprintf(stderr, "espstation: HTTP API and dashboard on %s (reads %s, %zu API token(s)%s)\n",
+            http_url(sv.http), cfg->http.read_token ? "need a token" : "open",
+            auth_count(sv.auth), sv.web_root ? "" : "; no dashboard files found");
     uv_signal_init(sv.loop, &sv.sigint);
     uv_signal_init(sv.loop, &sv.sigterm);
     sv.sigint.data = sv.sigterm.data = &sv;
@@ -142,7 +221,11 @@ int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks
         hooks->start_cb(hooks->data, sv.loop, sv.mgr);
     jobmgr_run(sv.mgr);
     uv_run(sv.loop, UV_RUN_DEFAULT);
+    http_free(sv.http);
+    api_free(sv.api);
     jobmgr_free(sv.mgr);
+    auth_free(sv.auth);
+    free(sv.web_root);
     store_close(sv.store);
     rc = 0;
     uv_loop_close(sv.loop);
@@ -154,8 +237,9 @@ static const char serve_help[] =
     "usage: espstation serve --config FILE [--verbose]\n"
     "\n"
     "Run the station daemon: every slot of the station config runs its recipe on its port, all\n"
-    "concurrently; every job is recorded in the SQLite database. SIGTERM or Ctrl-C stops it\n"
-    "(running jobs are recorded as interrupted). See docs/STATION.md.\n";
+    "concurrently; every job is recorded in the SQLite database. The HTTP API and the dashboard\n"
+    "listen on the config's \"listen\" address (default 127.0.0.1:8080). SIGTERM or Ctrl-C stops\n"
+    "it (running jobs are recorded as interrupted). See docs/STATION.md and docs/API.md.\n";
 
 int cli_serve(int argc, char **argv)
 {

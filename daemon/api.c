@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: MIT */
+/* api.c — the API's core: creation, request parsing (percent-decoding, query parameters),
+ * routing with roles and limits, problem+json, the dashboard's static files.
+ * Must not: block (slow endpoints defer their work), or put a token in a response or log. */
+#include "api_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- responses ---- */
+
+const char *api_status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    }
+    return "Error";
+}
+
+static cJSON *api_problem_obj(int status, const char *code, const char *detail)
+{
+    cJSON *p = cJSON_CreateObject();
+    char type[128];
+    if (!p)
+        return NULL;
+    snprintf(type, sizeof type, "https://espstation.dev/problems/%s", code);
+    cJSON_AddStringToObject(p, "type", type);
+    cJSON_AddStringToObject(p, "title", api_status_text(status));
+    cJSON_AddNumberToObject(p, "status", status);
+    cJSON_AddStringToObject(p, "detail", detail);
+    cJSON_AddStringToObject(p, "code", code);
+    return p;
+}
+
+char *api_problem_text(int status, const char *code, const char *detail, size_t *len)
+{
+    cJSON *p = api_problem_obj(status, code, detail);
+    char *s = p ? cJSON_PrintUnformatted(p) : NULL;
+    cJSON_Delete(p);
+    *len = s ? strlen(s) : 0;
+    return s;
+}
+
+static void api_set_body(api_resp_t *r, int status, const char *ctype, char *body)
+{
+    free(r->body);
+    r->status = status;
+    r->content_type = ctype;
+    r->body = body;
+    r->body_len = body ? strlen(body) : 0;
+    if (!body) { /* out of memory: a bare 500 */
+        r->status = 500;
+        r->content_type = "application/problem+json";
+    }
+}
+
+void api__problem(api_resp_t *r, int status, const char *code, const char *fmt, ...)
+{
+    char detail[1024];
+    va_list ap;
+    size_t n;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    api_set_body(r, status, "application/problem+json", api_problem_text(status, code, detail, &n));
+    r->www_authenticate = status == 401;
+}
+
+void api__json(api_resp_t *r, int status, cJSON *j)
+{
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    api_set_body(r, status, "application/json; charset=utf-8", s);
+}
+
+void api__log(api_t *a, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    if (!a->o.log_cb)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    a->o.log_cb(a->o.log_data, line);
+}
+
+/* ---- creation ---- */
+
+static int api_count_cb(const char *slot, const char *result, bool final, int64_t n, void *data)
+{
+    if (final && n > 0)
+        api__count_add(data, slot, result, (uint64_t)n);
+    return 0;
+}
+
+int api_new(const api_opts_t *o, api_t **out, char *err, size_t errlen)
+{
+    api_t *a = calloc(1, sizeof *a);
+    *out = NULL;
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    a->o = *o;
+    a->ev = events_new(o->boot_id);
+    a->n_slots = jobmgr_slot_count(o->mgr);
+    a->slots = calloc(a->n_slots ? a->n_slots : 1, sizeof *a->slots);
+    if (!a->ev || !a->slots) {
+        api_free(a);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    a->started_unix_ms = store_now_ms();
+    a->started_hr = uv_hrtime();
+    if (store_job_counts(o->store, api_count_cb, a) != 0) {
+        snprintf(err, errlen, "reading the job counts: %s", store_errmsg(o->store));
+        api_free(a);
+        return EST_EDB;
+    }
+    for (size_t i = 0; i < a->n_slots; i++) {
+        slot_view_t v;
+        int rc;
+        jobmgr_slot_view(o->mgr, i, &v);
+        rc = store_job_last_of_slot(o->store, v.name, &a->slots[i].last);
+        if (rc < 0) {
+            snprintf(err, errlen, "reading the last job of slot %s: %s", v.name,
+                     store_errmsg(o->store));
+            api_free(a);
+            return EST_EDB;
+        }
+        a->slots[i].have_last = rc == 0;
+    }
+    if (!realpath(o->cfg->image_dir, a->image_dir_real))
+        a->image_dir_real[0] = 0;
+    api__apply_slot_recipes(a);
+    *out = a;
+    return 0;
+}
+
+void api_free(api_t *a)
+{
+    if (!a)
+        return;
+    events_free(a->ev);
+    free(a->slots);
+    free(a->counts);
+    free(a);
+}
+
+events_t *api_events(api_t *a)
+{
+    return a->ev;
+}
+
+void api_count_status(api_t *a, int status)
+{
+    if (status >= 100 && status < 600)
+        a->status_n[status]++;
+}
+
+/* ---- parsing ---- */
+
+static int api_hex(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode s[0..n) into a new string ('+' as space when `plus`). NULL when malformed or
+ * when it would contain a NUL. */
+static char *api_decode(const char *s, size_t n, bool plus)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int h, l;
+            if (i + 2 >= n || (h = api_hex(s[i + 1])) < 0 || (l = api_hex(s[i + 2])) < 0 ||
+                (h == 0 && l == 0)) {
+                free(out);
+                return NULL;
+            }
+            *o++ = (char)(h * 16 + l);
+            i += 2;
+        } else if (s[i] == '+' && plus) {
+            *o++ = ' ';
+        } else if (s[i] == 0) {
+            free(out);
+            return NULL;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = 0;
+    return out;
+}
+
+static bool api_parse_target(api_ctx_t *c)
+{
+    const char *t = c->req->target, *q;
+    size_t n = c->req->target_len, plen;
+    char *p;
+    if (!t || n == 0 || t[0] != '/')
+        return false;
+    q = memchr(t, '?', n);
+    plen = q ? (size_t)(q - t) : n;
+    c->path = api_decode(t, plen, false);
+    c->full = c->path ? strdup(c->path) : NULL;
+    if (!c->full)
+        return false;
+    /* segments of the decoded path ("/a/b" → "a", "b"); empty ones are kept ("" for "/") */
+    p = c->path + 1;
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (c->n_seg == API_MAX_SEGMENTS)
+            return true; /* deeper than any route: matched by none */
+        c->seg[c->n_seg++] = p;
+        if (!slash)
+            break;
+        *slash = 0;
+        p = slash + 1;
+    }
+    if (q) {
+        const char *s = q + 1, *end = t + n;
+        while (s < end && c->n_params < API_MAX_PARAMS) {
+            const char *amp = memchr(s, '&', (size_t)(end - s));
+            const char *e = amp ? amp : end, *eq = memchr(s, '=', (size_t)(e - s));
+            if (e > s) {
+                api_param_t *pp = &c->params[c->n_params];
+                pp->key = api_decode(s, (size_t)((eq ? eq : e) - s), true);
+                pp->val = eq ? api_decode(eq + 1, (size_t)(e - eq - 1), true) : strdup("");
+                if (!pp->key || !pp->val) {
+                    free(pp->key);
+                    free(pp->val);
+                    return false;
+                }
+                c->n_params++;
+            }
+            s = e + 1;
+        }
+    }
+    return true;
+}
+
+const char *api__param(const api_ctx_t *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_params; i++)
+        if (!strcmp(c->params[i].key, key))
+            return c->params[i].val;
+    return NULL;
+}
+
+int api__param_int(api_ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t *out)
+{
+    const char *v = api__param(c, key);
+    char *end;
+    long long n;
+    if (!v)
+        return 0;
+    errno = 0;
+    n = strtoll(v, &end, 10);
+    if (!*v || *end || errno || n < lo || n > hi || !(v[0] >= '0' && v[0] <= '9')) {
+        api__problem(c->resp, 400, "bad_request", "query parameter %s: an integer from %lld to %lld",
+                     key, (long long)lo, (long long)hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+int api__param_time(api_ctx_t *c, const char *key, uint64_t *out, bool *present)
+{
+    const char *v = api__param(c, key);
+    *present = v != NULL;
+    if (!v)
+        return 0;
+    if (!api_parse_time(v, strlen(v), out)) {
+        api__problem(c->resp, 400, "bad_request",
+                     "query parameter %s: an ISO-8601 time such as 2026-11-21T10:04:05Z or "
+                     "2026-11-21T10:04:05.123+02:00, or a date 2026-11-21",
+                     key);
+        return -1;
+    }
+    return 0;
+}
+
+bool api_parse_mac(const char *s, size_t len, char out[18])
+{
+    char hex[12];
+    size_t k = 0;
+    if (len == 12) {
+        memcpy(hex, s, 12);
+    } else if (len == 17 && (s[2] == ':' || s[2] == '-')) {
+        for (size_t i = 0; i < 17; i++) {
+            if (i % 3 == 2) {
+                if (s[i] != s[2])
+                    return false;
+            } else {
+                hex[k++] = s[i];
+            }
+        }
+    } else {
+        return false;
+    }
+    for (size_t i = 0; i < 12; i++) {
+        int h = api_hex(hex[i]);
+        if (h < 0)
+            return false;
+        hex[i] = "0123456789abcdef"[h];
+    }
+    snprintf(out, 18, "%.2s:%.2s:%.2s:%.2s:%.2s:%.2s", hex, hex + 2, hex + 4, hex + 6, hex + 8,
+             hex + 10);
+    return true;
+}
+
+/* Read exactly `n` digits at *p into *v. */
+static bool api_digits(const char **p, const char *end, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (*p >= end || **p < '0' || **p > '9')
+            return false;
+        *v = *v * 10 + (**p - '0');
+        (*p)++;
+    }
+    return true;
+}
+
+bool api_parse_time(const char *s, size_t len, uint64_t *unix_ms)
+{
+    const char *p = s, *end = s + len;
+    int y, mo, d, h = 0, mi = 0, sec = 0, ms = 0, off = 0;
+    struct tm tm;
+    time_t t;
+    if (!api_digits(&p, end, 4, &y) || p >= end || *p++ != '-' || !api_digits(&p, end, 2, &mo) ||
+        p >= end || *p++ != '-' || !api_digits(&p, end, 2, &d))
+        return false;
+    if (p < end && (*p == 'T' || *p == 't' || *p == ' ')) {
+        p++;
+        if (!api_digits(&p, end, 2, &h) || p >= end || *p++ != ':' || !api_digits(&p, end, 2, &mi))
+            return false;
+        if (p < end && *p == ':') {
+            p++;
+            if (!api_digits(&p, end, 2, &sec))
+                return false;
+            if (p < end && (*p == '.' || *p == ',')) {
+                int scale = 100, digits = 0;
+                p++;
+                while (p < end && *p >= '0' && *p <= '9') {
+                    ms += scale * (*p - '0');
+                    scale /= 10;
+                    p++;
+                    if (++digits > 9)
+                        return false;
+                }
+                if (!digits)
+                    return false;
+            }
+        }
+        if (p < end && (*p == 'Z' || *p == 'z')) {
+            p++;
+        } else if (p < end && (*p == '+' || *p == '-')) {
+            int sign = *p++ == '-' ? -1 : 1, oh, om;
+            if (!api_digits(&p, end, 2, &oh))
+                return false;
+            if (p < end && *p == ':')
+                p++;
+            if (!api_digits(&p, end, 2, &om) || oh > 23 || om > 59)
+                return false;
+            off = sign * (oh * 60 + om);
+        }
+    }
+    if (p != end || y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 ||
+        mi > 59 || sec > 60)
+        return false;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    t = timegm(&tm);
+    if (t == (time_t)-1 || tm.tm_mday != d) /* Feb 30 normalises to March: refuse */
+        return false;
+    t -= (time_t)off * 60;
+    if (t < 0)
+        return false;
+    *unix_ms = (uint64_t)t * 1000u + (uint64_t)ms;
+    return true;
+}
+
+/* ---- static files ---- */
+
+static const char *api_mime(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"},
+        {".mjs", "text/javascript; charset=utf-8"},
+        {".css", "text/css; charset=utf-8"},
+        {".json", "application/json; charset=utf-8"},
+        {".svg", "image/svg+xml"},
+        {".png", "image/png"},
+        {".ico", "image/x-icon"},
+        {".woff2", "font/woff2"},
+        {".txt", "text/plain; charset=utf-8"},
+        {".map", "application/json; charset=utf-8"},
+        {".webmanifest", "application/manifest+json"},
+    };
+    const char *dot = strrchr(path, '.');
+    if (dot && !strchr(dot, '/'))
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (!strcasecmp(dot, types[i].ext))
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+void api__get_static(api_ctx_t *c)
+{
+    char root[PATH_MAX], full[PATH_MAX * 2], real[PATH_MAX];
+    const char *rel = c->full + 1;
+    struct stat st;
+    size_t rl;
+    int fd;
+    char *buf;
+    ssize_t got;
+    size_t total = 0;
+
+    if (!c->a->o.web_root || !realpath(c->a->o.web_root, root)) {
+        api__problem(c->resp, 404, "not_found", "no dashboard files are installed (web_root)");
+        return;
+    }
+    /* no "." or ".." component anywhere (also after decoding: %2e%2e) */
+    for (const char *s = rel;;) {
+        size_t n = strcspn(s, "/");
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+            api__problem(c->resp, 404, "not_found", "no such file");
+            return;
+        }
+        if (!s[n])
+            break;
+        s += n + 1;
+    }
+    if (!*rel)
+        rel = "index.html";
+    snprintf(full, sizeof full, "%s/%s", root, rel);
+    rl = strlen(root);
+    /* symlinks that lead outside the web root count as absent */
+    if (!realpath(full, real) || strncmp(real, root, rl) != 0 || (real[rl] != '/' && real[rl]) ||
+        stat(real, &st) != 0 || !S_ISREG(st.st_mode)) {
+        api__problem(c->resp, 404, "not_found", "no such file");
+        return;
+    }
+    if ((uint64_t)st.st_size > API_STATIC_MAX) {
+        api__problem(c->resp, 500, "internal", "the file is too large to serve");
+        return;
+    }
+    fd = open(real, O_RDONLY | O_CLOEXEC);
+    buf = fd >= 0 ? malloc((size_t)st.st_size + 1) : NULL;
+    if (!buf) {
+        if (fd >= 0)
+            close(fd);
+        api__problem(c->resp, 404, "not_found", "no such file");
+        return;
+    }
+    while (total < (size_t)st.st_size && (got = read(fd, buf + total, (size_t)st.st_size - total)) > 0)
+        total += (size_t)got;
+    close(fd);
+    free(c->resp->body);
+    c->resp->status = 200;
+    c->resp->content_type = api_mime(real);
+    c->resp->body = buf;
+    c->resp->body_len = total;
+    c->resp->cache_control = "no-cache";
+}
+
+/* ---- routing ---- */
+
+typedef enum { M_GET, M_POST, M_PUT, M_OTHER } api_method_t;
+
+typedef struct api_route_s {
+    const char *pattern[API_MAX_SEGMENTS]; /* "*" = any one segment */
+    api_method_t method;
+    auth_perm_t perm;
+    int body; /* 0 none, 1 JSON (max_body_bytes), 2 upload (max_upload_bytes) */
+    void (*fn)(api_ctx_t *c);
+} api_route_t;
+
+#define R(...) {__VA_ARGS__, NULL}
+static const api_route_t api_routes[] = {
+    {R("api", "v1", "station"), M_GET, AUTH_PERM_READ, 0, api__get_station},
+    {R("api", "v1", "slots"), M_GET, AUTH_PERM_READ, 0, api__get_slots},
+    {R("api", "v1", "slots", "*"), M_GET, AUTH_PERM_READ, 0, api__get_slot},
+    {R("api", "v1", "slots", "*", "start"), M_POST, AUTH_PERM_OPERATE, 1, api__post_start},
+    {R("api", "v1", "slots", "*", "cancel"), M_POST, AUTH_PERM_OPERATE, 1, api__post_cancel},
+    {R("api", "v1", "slots", "*", "recipe"), M_PUT, AUTH_PERM_ENGINEER, 1, api__put_slot_recipe},
+    {R("api", "v1", "jobs"), M_GET, AUTH_PERM_READ, 0, api__get_jobs},
+    {R("api", "v1", "jobs.csv"), M_GET, AUTH_PERM_EXPORT, 0, api__get_jobs_csv},
+    {R("api", "v1", "jobs", "*"), M_GET, AUTH_PERM_READ, 0, api__get_job},
+    {R("api", "v1", "devices", "*"), M_GET, AUTH_PERM_READ, 0, api__get_device},
+    {R("api", "v1", "recipes"), M_GET, AUTH_PERM_READ, 0, api__get_recipes},
+    {R("api", "v1", "recipes"), M_POST, AUTH_PERM_ENGINEER, 1, api__post_recipe},
+    {R("api", "v1", "recipes", "*"), M_GET, AUTH_PERM_READ, 0, api__get_recipe},
+    {R("api", "v1", "images"), M_GET, AUTH_PERM_READ, 0, api__get_images},
+    {R("api", "v1", "images", "*"), M_PUT, AUTH_PERM_ENGINEER, 2, api__put_image},
+    {R("api", "v1", "stats"), M_GET, AUTH_PERM_READ, 0, api__get_stats},
+    {R("api", "v1", "events"), M_GET, AUTH_PERM_READ, 0, api__get_events},
+    {R("metrics"), M_GET, AUTH_PERM_READ, 0, api__get_metrics},
+};
+#undef R
+
+static const char *const api_method_names[] = {"GET", "POST", "PUT"};
+
+static bool api_route_matches(const api_route_t *rt, const api_ctx_t *c)
+{
+    size_t k = 0;
+    for (; k < API_MAX_SEGMENTS && rt->pattern[k]; k++) {
+        if (k >= c->n_seg)
+            return false;
+        if (strcmp(rt->pattern[k], "*") ? strcmp(rt->pattern[k], c->seg[k]) != 0 : !c->seg[k][0])
+            return false;
+    }
+    return k == c->n_seg;
+}
+
+/* May the caller do `perm`? Puts the 401/403 in the response when not. */
+static bool api_authorize(api_ctx_t *c, auth_perm_t perm)
+{
+    const api_t *a = c->a;
+    if (perm == AUTH_PERM_READ && !a->o.cfg->http.read_token)
+        return true;
+    if (!a->o.auth) {
+        api__problem(c->resp, 403, "forbidden",
+                     "this station has no API tokens: set \"token_file\" in the station config "
+                     "(docs/API.md) to allow %s",
+                     perm == AUTH_PERM_EXPORT ? "the CSV export" : "changes through the API");
+        return false;
+    }
+    if (c->role == AUTH_ROLE_NONE) {
+        api__problem(c->resp, 401, "unauthorized", "%s",
+                     c->req->authorization ? "unknown token" : "a bearer token is needed");
+        return false;
+    }
+    if (!auth_allows(c->role, perm)) {
+        api__problem(c->resp, 403, "forbidden", "role %s may not do this (it needs %s)",
+                     auth_role_name(c->role),
+                     perm == AUTH_PERM_EXPORT     ? "mes, operator or engineer"
+                     : perm == AUTH_PERM_OPERATE  ? "operator or engineer"
+                     : perm == AUTH_PERM_ENGINEER ? "engineer"
+                                                  : "any role");
+        return false;
+    }
+    return true;
+}
+
+static api_method_t api_method(const api_req_t *req)
+{
+    for (size_t i = 0; i < 3; i++)
+        if (req->method && req->method_len == strlen(api_method_names[i]) &&
+            !memcmp(req->method, api_method_names[i], req->method_len))
+            return (api_method_t)i;
+    return M_OTHER;
+}
+
+static void api_route(api_ctx_t *c)
+{
+    const api_t *a = c->a;
+    api_method_t m = api_method(c->req);
+    bool path_known = false;
+    char allow[32] = "";
+
+    if (c->req->header_bytes && c->req->header_bytes > a->o.cfg->http.max_header_bytes) {
+        api__problem(c->resp, 431, "header_too_large",
+                     "the request line and headers are %zu bytes; the limit is %u "
+                     "(http.max_header_bytes)",
+                     c->req->header_bytes, (unsigned)a->o.cfg->http.max_header_bytes);
+        return;
+    }
+    if (!api_parse_target(c)) {
+        api__problem(c->resp, 400, "bad_request", "malformed request target (percent-encoding)");
+        return;
+    }
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        const api_route_t *rt = &api_routes[i];
+        uint64_t limit;
+        if (!api_route_matches(rt, c))
+            continue;
+        path_known = true;
+        if (rt->method != m) {
+            size_t n = strlen(allow);
+            snprintf(allow + n, sizeof allow - n, "%s%s", n ? ", " : "",
+                     api_method_names[rt->method]);
+            continue;
+        }
+        c->resp->role = auth_role_name(c->role);
+        if (!api_authorize(c, rt->perm))
+            return;
+        limit = rt->body == 2 ? a->o.cfg->http.max_upload_bytes : a->o.cfg->http.max_body_bytes;
+        if (c->req->body_len > limit) {
+            api__problem(c->resp, 413, "payload_too_large",
+                         "the request body is %zu bytes; the limit is %llu (http.%s)",
+                         c->req->body_len, (unsigned long long)limit,
+                         rt->body == 2 ? "max_upload_bytes" : "max_body_bytes");
+            return;
+        }
+        rt->fn(c);
+        return;
+    }
+    if (path_known) {
+        /* the Allow value must outlive this call: pick the static string that matches */
+        static const char *const allows[] = {"GET", "POST", "PUT", "GET, POST"};
+        for (size_t i = 0; i < sizeof allows / sizeof allows[0]; i++)
+            if (!strcmp(allow, allows[i]))
+                c->resp->allow = allows[i];
+        api__problem(c->resp, 405, "method_not_allowed", "use %s for this resource", allow);
+        return;
+    }
+    if (c->n_seg >= 1 && !strcmp(c->seg[0], "api")) {
+        api__problem(c->resp, 404, "not_found", "no such API resource (see docs/API.md)");
+        return;
+    }
+    if (m != M_GET) {
+        c->resp->allow = "GET";
+        api__problem(c->resp, 405, "method_not_allowed", "the dashboard files can only be read");
+        return;
+    }
+    api__get_static(c);
+}
+
+void api_handle(api_t *a, const api_req_t *req, api_resp_t *resp)
+{
+    api_ctx_t c;
+    memset(resp, 0, sizeof *resp);
+    memset(&c, 0, sizeof c);
+    c.a = a;
+    c.req = req;
+    c.resp = resp;
+    c.role = auth_check(a->o.auth, req->authorization, req->authorization_len);
+    resp->role = auth_role_name(c.role);
+    api_route(&c);
+    if (!resp->status)
+        api__problem(resp, 500, "internal", "the request was not answered");
+    free(c.path);
+    free(c.full);
+    for (size_t i = 0; i < c.n_params; i++) {
+        free(c.params[i].key);
+        free(c.params[i].val);
+    }
+}
+
+int api_stream_next(api_t *a, api_stream_t *s, char **buf, size_t *len)
+{
+    return api__stream_next(a, s, buf, len);
+}
+
+void api_defer_work(api_defer_t *d)
+{
+    api__defer_work(d);
+}
+
+void api_defer_finish(api_t *a, api_resp_t *resp)
+{
+    api_defer_t *d = resp->defer;
+    resp->defer = NULL;
+    api__defer_finish(a, d, resp);
+    api__defer_free(d);
+}
+
+void api_resp_free(api_resp_t *resp)
+{
+    free(resp->body);
+    api__stream_free(resp->stream);
+    api__defer_free(resp->defer);
+    events_detach(resp->events);
+    memset(resp, 0, sizeof *resp);
+}
+
+void api_handle_sync(api_t *a, const api_req_t *req, api_resp_t *resp)
+{
+    api_handle(a, req, resp);
+    if (resp->defer) {
+        api_defer_work(resp->defer);
+        api_defer_finish(a, resp);
+    }
+    while (resp->stream) {
+        char *chunk = NULL, *nb;
+        size_t n = 0;
+        int rc = api_stream_next(a, resp->stream, &chunk, &n);
+        if (rc < 0) {
+            free(chunk);
+            api__stream_free(resp->stream);
+            resp->stream = NULL;
+            break;
+        }
+        nb = realloc(resp->body, resp->body_len + n + 1);
+        if (nb) {
+            memcpy(nb + resp->body_len, chunk, n);
+            resp->body = nb;
+            resp->body_len += n;
+            nb[resp->body_len] = 0;
+        }
+        free(chunk);
+        if (rc == 0) {
+            api__stream_free(resp->stream);
+            resp->stream = NULL;
+        }
+    }
+}

@@ -1,0 +1,938 @@
+/* SPDX-License-Identifier: MIT */
+/* api_write.c — the API's writes: start/cancel a slot, choose a slot's recipe, store a posted
+ * recipe, upload and list images; plus the stored slot recipe choices applied at start.
+ * Image and recipe paths are confined to the image directory (no absolute paths, no "..", no
+ * symlink leading out). Loading a recipe (hashing its images), hashing an upload and writing it
+ * run on a worker thread (api_defer_t) so a running job never waits for them.
+ * Must not: let a worker touch the api, the store or the job manager (only the defer's copies). */
+#include "api_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define API_IMAGES_MAX 10000
+
+typedef enum { DEFER_RECIPE_POST, DEFER_SLOT_RECIPE, DEFER_IMAGE_PUT, DEFER_IMAGE_LIST } defer_kind_t;
+
+struct api_defer_s {
+    defer_kind_t kind;
+    /* inputs (copies: the request may be gone when the worker runs) */
+    char *body;
+    size_t len;
+    char *image_dir;
+    char name[129];
+    char sha[65];
+    char slot[CONFIG_NAME_MAX + 1];
+    /* outputs */
+    int rc;
+    recipe_t *recipe;
+    recipe_err_t err;
+    int status;
+    const char *code;
+    char msg[600];
+    uint64_t size;
+    cJSON *list;
+};
+
+static void api_defer_set(api_defer_t *d, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void api_defer_set(api_defer_t *d, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    d->status = status;
+    d->code = code;
+    va_start(ap, fmt);
+    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
+    va_end(ap);
+}
+
+static api_defer_t *api_defer_new(api_ctx_t *c, defer_kind_t kind, bool copy_body)
+{
+    api_defer_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->kind = kind;
+    d->image_dir = strdup(c->a->o.cfg->image_dir);
+    if (copy_body) {
+        d->len = c->req->body_len;
+        d->body = malloc(d->len + 1);
+        if (d->body) {
+            if (d->len)
+                memcpy(d->body, c->req->body, d->len);
+            d->body[d->len] = 0;
+        }
+    }
+    if (!d->image_dir || (copy_body && !d->body)) {
+        api__defer_free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void api__defer_free(api_defer_t *d)
+{
+    if (!d)
+        return;
+    free(d->body);
+    free(d->image_dir);
+    if (d->recipe) {
+        recipe_free(d->recipe);
+        free(d->recipe);
+    }
+    cJSON_Delete(d->list);
+    free(d);
+}
+
+static bool api_is_json(const api_req_t *req)
+{
+    static const char j[] = "application/json";
+    size_t n = sizeof j - 1;
+    return req->content_type && req->content_type_len >= n &&
+           !strncasecmp(req->content_type, j, n) &&
+           (req->content_type_len == n || req->content_type[n] == ';' ||
+            req->content_type[n] == ' ');
+}
+
+static int api_slot_arg(api_ctx_t *c)
+{
+    int i = jobmgr_slot_index(c->a->o.mgr, c->seg[3]);
+    if (i < 0)
+        api__problem(c->resp, 404, "not_found", "no slot named \"%.64s\"", c->seg[3]);
+    return i;
+}
+
+static void api_slot_reply(api_t *a, api_resp_t *resp, int status, size_t i)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "slot", api__slot_json(a, i));
+    api__json(resp, status, o);
+}
+
+/* Publish the slot's new state (its recipe changed without a job manager callback). */
+static void api_slot_changed(api_t *a, size_t i)
+{
+    slot_view_t v;
+    jobmgr_slot_view(a->o.mgr, i, &v);
+    api_on_slot(a, i, &v);
+}
+
+/* ---- start / cancel ---- */
+
+void api__post_start(api_ctx_t *c)
+{
+    slot_view_t v;
+    int i = api_slot_arg(c), rc;
+    if (i < 0)
+        return;
+    rc = jobmgr_slot_start(c->a->o.mgr, (size_t)i);
+    jobmgr_slot_view(c->a->o.mgr, (size_t)i, &v);
+    switch (rc) {
+    case 0: api_slot_reply(c->a, c->resp, 202, (size_t)i); return;
+    case UV_EBUSY:
+        api__problem(c->resp, 409, "slot_busy", "slot %s is running job %s: cancel it or wait",
+                     v.name, v.job_uuid);
+        return;
+    case UV_EAGAIN:
+        api__problem(c->resp, 409, "slot_busy",
+                     "slot %s is probing its port for a board; it starts a job by itself when "
+                     "one is there",
+                     v.name);
+        return;
+    case UV_ENOENT:
+        api__problem(c->resp, 409, "no_recipe", "slot %s has no recipe: %s", v.name,
+                     v.recipe_error && *v.recipe_error ? v.recipe_error : "none configured");
+        return;
+    case UV_ECANCELED:
+        api__problem(c->resp, 409, "conflict", "the station is stopping");
+        return;
+    default:
+        api__problem(c->resp, 500, "internal", "cannot start a job on slot %s: %s", v.name,
+                     est_strerror(rc));
+        return;
+    }
+}
+
+void api__post_cancel(api_ctx_t *c)
+{
+    slot_view_t v;
+    int i = api_slot_arg(c), rc;
+    if (i < 0)
+        return;
+    jobmgr_slot_view(c->a->o.mgr, (size_t)i, &v);
+    if (v.state == SLOT_ST_IDLE || v.state == SLOT_ST_STOPPED) {
+        api__problem(c->resp, 409, "conflict", "nothing runs or waits on slot %s (it is %s)",
+                     v.name, slot_state_name(v.state));
+        return;
+    }
+    rc = jobmgr_slot_cancel(c->a->o.mgr, (size_t)i);
+    if (rc != 0) {
+        api__problem(c->resp, 500, "internal", "cannot cancel slot %s: %s", v.name,
+                     est_strerror(rc));
+        return;
+    }
+    api_slot_reply(c->a, c->resp, 202, (size_t)i);
+}
+
+/* ---- recipe problems ---- */
+
+static void api_recipe_problem(api_resp_t *resp, const recipe_err_t *e)
+{
+    cJSON *errs;
+    const char *code;
+    if (!e->cls_name) {
+        api__problem(resp, 500, "internal", "%s", e->msg[0] ? e->msg : "cannot load the recipe");
+        return;
+    }
+    code = !strcmp(e->cls_name, "image_missing") ? "image_missing" : "recipe_invalid";
+    api__problem(resp, 422, code, "%s (%s)", e->msg, e->cls_name);
+    /* add the problem list to the problem object */
+    cJSON *p = cJSON_ParseWithLength(resp->body, resp->body_len);
+    if (!p)
+        return;
+    errs = cJSON_AddArrayToObject(p, "errors");
+    for (size_t k = 0; k < e->n && k < RECIPE_MAX_ERRORS; k++) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "path", e->items[k].path);
+        cJSON_AddStringToObject(it, "message", e->items[k].text);
+        cJSON_AddItemToArray(errs, it);
+    }
+    if (e->n == 0) {
+        cJSON *it = cJSON_CreateObject();
+        cJSON_AddStringToObject(it, "path", "$");
+        cJSON_AddStringToObject(it, "message", e->msg);
+        cJSON_AddItemToArray(errs, it);
+    }
+    char *s = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    if (s) {
+        free(resp->body);
+        resp->body = s;
+        resp->body_len = strlen(s);
+    }
+}
+
+/* Is `file` (as a recipe names it) inside the image directory? NULL when fine (or when it does
+ * not exist: the loader reports image_missing), else why not. */
+static const char *api_confine_path(const char *image_dir, const char *file)
+{
+    char real_dir[PATH_MAX], full[PATH_MAX * 2], real[PATH_MAX];
+    size_t n;
+    if (file[0] == '/')
+        return "absolute paths are not allowed: name a file inside the station's image "
+               "directory (upload it with PUT /api/v1/images/{name})";
+    for (const char *s = file;;) {
+        size_t k = strcspn(s, "/");
+        if (k == 2 && s[0] == '.' && s[1] == '.')
+            return "'..' is not allowed: name a file inside the station's image directory";
+        if (!s[k])
+            break;
+        s += k + 1;
+    }
+    if (!realpath(image_dir, real_dir))
+        return NULL;
+    snprintf(full, sizeof full, "%s/%s", real_dir, file);
+    if (!realpath(full, real))
+        return NULL;
+    n = strlen(real_dir);
+    if (strncmp(real, real_dir, n) != 0 || real[n] != '/')
+        return "the path leads outside the station's image directory (a symlink)";
+    return NULL;
+}
+
+/* Check every file a recipe text names (images[].file, a stub path). 0 fine, -1 with a 422 in
+ * resp. A text that is not JSON passes: the loader reports it with its JSON path. */
+static int api_confine_recipe(const char *image_dir, const char *text, size_t len,
+                              api_resp_t *resp)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len), *imgs, *it, *errs = NULL;
+    const char *why;
+    char path[64], first[700] = "";
+    int i = 0;
+    if (!root)
+        return 0;
+    errs = cJSON_CreateArray();
+    imgs = cJSON_GetObjectItemCaseSensitive(root, "images");
+    if (!cJSON_IsArray(imgs))
+        imgs = NULL;
+    cJSON_ArrayForEach(it, imgs)
+    {
+        cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "file");
+        snprintf(path, sizeof path, "$.images[%d].file", i++);
+        if (cJSON_IsString(f) && (why = api_confine_path(image_dir, f->valuestring)) != NULL) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "path", path);
+            cJSON_AddStringToObject(e, "message", why);
+            cJSON_AddItemToArray(errs, e);
+            if (!first[0])
+                snprintf(first, sizeof first, "%s: %s", path, why);
+        }
+    }
+    it = cJSON_GetObjectItemCaseSensitive(root, "stub");
+    if (cJSON_IsString(it) && (why = api_confine_path(image_dir, it->valuestring)) != NULL) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "path", "$.stub");
+        cJSON_AddStringToObject(e, "message", why);
+        cJSON_AddItemToArray(errs, e);
+        if (!first[0])
+            snprintf(first, sizeof first, "$.stub: %s", why);
+    }
+    cJSON_Delete(root);
+    if (!first[0]) {
+        cJSON_Delete(errs);
+        return 0;
+    }
+    if (resp) {
+        api__problem(resp, 422, "recipe_invalid", "%s", first);
+        cJSON *p = cJSON_ParseWithLength(resp->body, resp->body_len);
+        if (p) {
+            cJSON_AddItemToObject(p, "errors", errs);
+            errs = NULL;
+            char *s = cJSON_PrintUnformatted(p);
+            cJSON_Delete(p);
+            if (s) {
+                free(resp->body);
+                resp->body = s;
+                resp->body_len = strlen(s);
+            }
+        }
+    }
+    cJSON_Delete(errs);
+    return -1;
+}
+
+static int api_defer_load(api_defer_t *d)
+{
+    d->recipe = calloc(1, sizeof *d->recipe);
+    if (!d->recipe)
+        return -ENOMEM;
+    d->rc = recipe_load_mem(d->body, d->len, d->image_dir, RECIPE_NO_PARENT, d->recipe, &d->err);
+    if (d->rc != 0) {
+        recipe_free(d->recipe);
+        free(d->recipe);
+        d->recipe = NULL;
+    }
+    return d->rc;
+}
+
+/* ---- PUT /api/v1/slots/{name}/recipe ---- */
+
+/* A recipe the job manager already has loaded: hand it a stand-in carrying only the hash; it
+ * shares its loaded copy and frees the stand-in (jobmgr_slot_set_recipe). */
+static int api_share_recipe(api_t *a, size_t i, const char *hash, char *err, size_t errlen)
+{
+    recipe_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return UV_ENOMEM;
+    snprintf(r->hash, sizeof r->hash, "%s", hash);
+    return jobmgr_slot_set_recipe(a->o.mgr, i, r, err, errlen);
+}
+
+static bool api_hex64(const char *s)
+{
+    if (strlen(s) != 64)
+        return false;
+    for (size_t i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+typedef struct api_text_s {
+    char *text;
+    size_t len;
+} api_text_t;
+
+static int api_text_cb(const store_recipe_row_t *r, void *data)
+{
+    api_text_t *t = data;
+    t->text = malloc(r->json_len + 1);
+    if (t->text) {
+        memcpy(t->text, r->json, r->json_len);
+        t->text[r->json_len] = 0;
+        t->len = r->json_len;
+    }
+    return 0;
+}
+
+void api__put_slot_recipe(api_ctx_t *c)
+{
+    api_t *a = c->a;
+    slot_view_t v;
+    cJSON *body, *h;
+    char err[700], hash[65];
+    api_text_t t = {0};
+    int i = api_slot_arg(c), rc;
+    if (i < 0)
+        return;
+    if (!api_is_json(c->req)) {
+        api__problem(c->resp, 415, "unsupported_media_type",
+                     "send {\"hash\": \"<recipe hash>\"} as application/json");
+        return;
+    }
+    body = c->req->body ? cJSON_ParseWithLength(c->req->body, c->req->body_len) : NULL;
+    h = cJSON_GetObjectItemCaseSensitive(body, "hash");
+    if (!cJSON_IsObject(body) || !h || cJSON_GetArraySize(body) != 1 ||
+        !(cJSON_IsNull(h) || (cJSON_IsString(h) && api_hex64(h->valuestring)))) {
+        cJSON_Delete(body);
+        api__problem(c->resp, 400, "bad_request",
+                     "the body must be {\"hash\": \"<64 lower-case hex digits>\"} or "
+                     "{\"hash\": null}");
+        return;
+    }
+    hash[0] = 0;
+    if (cJSON_IsString(h))
+        snprintf(hash, sizeof hash, "%s", h->valuestring);
+    cJSON_Delete(body);
+    jobmgr_slot_view(a->o.mgr, (size_t)i, &v);
+    if (v.state == SLOT_ST_RUNNING) {
+        api__problem(c->resp, 409, "slot_busy", "slot %s is running job %s: cancel it or wait",
+                     v.name, v.job_uuid);
+        return;
+    }
+    if (!hash[0]) { /* back to the configuration's recipe */
+        rc = jobmgr_slot_set_recipe(a->o.mgr, (size_t)i, NULL, err, sizeof err);
+        if (rc == UV_EBUSY) {
+            api__problem(c->resp, 409, "slot_busy", "%s", err);
+            return;
+        }
+        if (store_slot_recipe_set(a->o.store, v.name, NULL) != 0)
+            api__log(a, "slot %s: cannot store the recipe choice: %s", v.name,
+                     store_errmsg(a->o.store));
+        api_slot_changed(a, (size_t)i);
+        if (rc == UV_ENOENT) {
+            api__problem(c->resp, 422, "recipe_invalid",
+                         "slot %s is back on its configured recipe, which does not load: %s",
+                         v.name, err);
+            return;
+        }
+        api_slot_reply(a, c->resp, 200, (size_t)i);
+        return;
+    }
+    if (jobmgr_find_recipe(a->o.mgr, hash)) {
+        rc = api_share_recipe(a, (size_t)i, hash, err, sizeof err);
+        if (rc != 0) {
+            api__problem(c->resp, rc == UV_EBUSY ? 409 : 500,
+                         rc == UV_EBUSY ? "slot_busy" : "internal", "%s",
+                         err[0] ? err : est_strerror(rc));
+            return;
+        }
+        if (store_slot_recipe_set(a->o.store, v.name, hash) != 0)
+            api__log(a, "slot %s: cannot store the recipe choice: %s", v.name,
+                     store_errmsg(a->o.store));
+        api_slot_changed(a, (size_t)i);
+        api_slot_reply(a, c->resp, 200, (size_t)i);
+        return;
+    }
+    rc = store_recipe_get(a->o.store, hash, api_text_cb, &t);
+    if (rc != 0 || !t.text) {
+        free(t.text);
+        if (rc < 0)
+            api__problem(c->resp, 500, "internal", "database: %s", store_errmsg(a->o.store));
+        else
+            api__problem(c->resp, 404, "not_found",
+                         "no recipe with hash %s: store it first with POST /api/v1/recipes",
+                         hash);
+        return;
+    }
+    if (api_confine_recipe(a->o.cfg->image_dir, t.text, t.len, c->resp) != 0) {
+        free(t.text);
+        return;
+    }
+    api_defer_t *d = api_defer_new(c, DEFER_SLOT_RECIPE, false);
+    if (!d) {
+        free(t.text);
+        api__problem(c->resp, 500, "internal", "out of memory");
+        return;
+    }
+    d->body = t.text;
+    d->len = t.len;
+    snprintf(d->slot, sizeof d->slot, "%s", v.name);
+    c->resp->defer = d;
+}
+
+static void api_finish_slot_recipe(api_t *a, api_defer_t *d, api_resp_t *resp)
+{
+    char err[700];
+    int i = jobmgr_slot_index(a->o.mgr, d->slot), rc;
+    recipe_t *r;
+    if (!d->recipe) {
+        api_recipe_problem(resp, &d->err);
+        return;
+    }
+    if (i < 0) {
+        api__problem(resp, 404, "not_found", "no slot named \"%s\"", d->slot);
+        return;
+    }
+    r = d->recipe;
+    d->recipe = NULL; /* the job manager takes it over, also on failure */
+    rc = jobmgr_slot_set_recipe(a->o.mgr, (size_t)i, r, err, sizeof err);
+    if (rc != 0) {
+        api__problem(resp, rc == UV_EBUSY ? 409 : 500, rc == UV_EBUSY ? "slot_busy" : "internal",
+                     "%s", err[0] ? err : est_strerror(rc));
+        return;
+    }
+    {
+        slot_view_t v;
+        jobmgr_slot_view(a->o.mgr, (size_t)i, &v);
+        if (v.recipe && store_slot_recipe_set(a->o.store, d->slot, v.recipe->hash) != 0)
+            api__log(a, "slot %s: cannot store the recipe choice: %s", d->slot,
+                     store_errmsg(a->o.store));
+    }
+    api_slot_changed(a, (size_t)i);
+    api_slot_reply(a, resp, 200, (size_t)i);
+}
+
+/* ---- POST /api/v1/recipes ---- */
+
+void api__post_recipe(api_ctx_t *c)
+{
+    api_defer_t *d;
+    if (!api_is_json(c->req)) {
+        api__problem(c->resp, 415, "unsupported_media_type",
+                     "send the recipe as application/json");
+        return;
+    }
+    if (!c->req->body || !c->req->body_len) {
+        api__problem(c->resp, 400, "bad_request", "the body must be a recipe (JSON)");
+        return;
+    }
+    if (api_confine_recipe(c->a->o.cfg->image_dir, c->req->body, c->req->body_len, c->resp) != 0)
+        return;
+    d = api_defer_new(c, DEFER_RECIPE_POST, true);
+    if (!d) {
+        api__problem(c->resp, 500, "internal", "out of memory");
+        return;
+    }
+    c->resp->defer = d;
+}
+
+static int api_exists_cb(const store_recipe_row_t *r, void *data)
+{
+    (void)r;
+    *(bool *)data = true;
+    return 0;
+}
+
+typedef struct api_one_s {
+    api_t *a;
+    cJSON *o;
+} api_one_t;
+
+static int api_summary_cb(const store_recipe_row_t *r, void *data)
+{
+    api_one_t *x = data;
+    x->o = cJSON_CreateObject();
+    cJSON_AddStringToObject(x->o, "hash", r->hash);
+    cJSON_AddStringToObject(x->o, "name", r->name);
+    cJSON_AddStringToObject(x->o, "version", r->version);
+    cJSON_AddStringToObject(x->o, "created_at", r->created_at);
+    cJSON_AddItemToObject(x->o, "slots", api__recipe_slots(x->a, r->hash));
+    return 0;
+}
+
+static void api_finish_recipe_post(api_t *a, api_defer_t *d, api_resp_t *resp)
+{
+    const recipe_t *r = d->recipe;
+    bool existed = false;
+    api_one_t x = {a, NULL};
+    if (!r) {
+        api_recipe_problem(resp, &d->err);
+        return;
+    }
+    if (store_recipe_get(a->o.store, r->hash, api_exists_cb, &existed) < 0 ||
+        store_recipe_put(a->o.store, r->hash, r->name, r->version, r->text, r->text_len) != 0 ||
+        store_recipe_get(a->o.store, r->hash, api_summary_cb, &x) != 0 || !x.o) {
+        cJSON_Delete(x.o);
+        api__problem(resp, 500, "internal", "database: %s", store_errmsg(a->o.store));
+        return;
+    }
+    api__json(resp, existed ? 200 : 201, x.o);
+}
+
+/* ---- images ---- */
+
+static bool api_image_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 128 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+                              (s[0] >= '0' && s[0] <= '9')))
+        return false;
+    for (size_t i = 1; i < n; i++)
+        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+void api__put_image(api_ctx_t *c)
+{
+    const char *sha = api__param(c, "sha256");
+    api_defer_t *d;
+    char low[65];
+    static const char oct[] = "application/octet-stream";
+    if (!api_image_name_ok(c->seg[3])) {
+        api__problem(c->resp, 400, "bad_request",
+                     "image names are one path component: a letter or digit, then up to 127 "
+                     "letters, digits, '.', '_' or '-'");
+        return;
+    }
+    if (!sha || strlen(sha) != 64) {
+        api__problem(c->resp, 400, "bad_request",
+                     "query parameter sha256 (64 hex digits, the body's SHA-256) is required");
+        return;
+    }
+    for (size_t i = 0; i < 64; i++) {
+        char ch = sha[i];
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            api__problem(c->resp, 400, "bad_request", "query parameter sha256: 64 hex digits");
+            return;
+        }
+        low[i] = ch;
+    }
+    low[64] = 0;
+    if (c->req->content_type &&
+        !(c->req->content_type_len >= sizeof oct - 1 &&
+          !strncasecmp(c->req->content_type, oct, sizeof oct - 1))) {
+        api__problem(c->resp, 415, "unsupported_media_type",
+                     "send the image as application/octet-stream");
+        return;
+    }
+    d = api_defer_new(c, DEFER_IMAGE_PUT, true);
+    if (!d) {
+        api__problem(c->resp, 500, "internal", "out of memory");
+        return;
+    }
+    snprintf(d->name, sizeof d->name, "%s", c->seg[3]);
+    memcpy(d->sha, low, sizeof low);
+    c->resp->defer = d;
+}
+
+void api__get_images(api_ctx_t *c)
+{
+    api_defer_t *d = api_defer_new(c, DEFER_IMAGE_LIST, false);
+    if (!d) {
+        api__problem(c->resp, 500, "internal", "out of memory");
+        return;
+    }
+    c->resp->defer = d;
+}
+
+static void api_hex(const unsigned char *b, size_t n, char *out)
+{
+    for (size_t i = 0; i < n; i++)
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* SHA-256 of an open file (worker thread). */
+static int api_hash_fd(int fd, char out[65], uint64_t *size)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[32], *buf = malloc(1 << 20);
+    unsigned int ml = sizeof md;
+    ssize_t n;
+    int rc = 0;
+    *size = 0;
+    if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    while ((n = read(fd, buf, 1 << 20)) > 0) {
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        *size += (uint64_t)n;
+    }
+    if (n < 0)
+        rc = -errno;
+    else if (EVP_DigestFinal_ex(ctx, md, &ml) != 1)
+        rc = -EIO;
+    else
+        api_hex(md, sizeof md, out);
+out:
+    EVP_MD_CTX_free(ctx);
+    free(buf);
+    return rc;
+}
+
+static int api_hash_path(const char *path, char out[65], uint64_t *size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+    if (fd < 0)
+        return -errno;
+    rc = api_hash_fd(fd, out, size);
+    close(fd);
+    return rc;
+}
+
+/* The existing file at `path` against the upload: 200 identical, 409 different. */
+static void api_image_compare(api_defer_t *d, const char *path)
+{
+    char have[65];
+    uint64_t size;
+    int rc = api_hash_path(path, have, &size);
+    if (rc != 0)
+        api_defer_set(d, 409, "conflict",
+                      "%s exists in the image directory and cannot be read as a file (%s)",
+                      d->name, strerror(-rc));
+    else if (strcmp(have, d->sha) != 0 || size != d->len)
+        api_defer_set(d, 409, "conflict",
+                      "a different file named %s is already in the image directory (images are "
+                      "immutable: upload under a new name)",
+                      d->name);
+    else
+        api_defer_set(d, 200, NULL, "identical");
+}
+
+static void api_work_image_put(api_defer_t *d)
+{
+    unsigned char md[32];
+    unsigned int ml = sizeof md;
+    char got[65], path[PATH_MAX], tmp[PATH_MAX];
+    struct stat st;
+    int fd, dfd;
+    size_t off = 0;
+    d->size = d->len;
+    if (EVP_Digest(d->body, d->len, md, &ml, EVP_sha256(), NULL) != 1) {
+        api_defer_set(d, 500, "internal", "cannot compute SHA-256");
+        return;
+    }
+    api_hex(md, sizeof md, got);
+    if (strcmp(got, d->sha) != 0) {
+        api_defer_set(d, 422, "checksum_mismatch",
+                      "the body's SHA-256 is %s, not the %s given: the upload was damaged or the "
+                      "wrong file was sent",
+                      got, d->sha);
+        return;
+    }
+    if (mkdir(d->image_dir, 0755) != 0 && errno != EEXIST) {
+        api_defer_set(d, 500, "internal", "cannot create the image directory %s: %s",
+                      d->image_dir, strerror(errno));
+        return;
+    }
+    snprintf(path, sizeof path, "%s/%s", d->image_dir, d->name);
+    if (lstat(path, &st) == 0) {
+        api_image_compare(d, path);
+        return;
+    }
+    snprintf(tmp, sizeof tmp, "%s/.upload-XXXXXX", d->image_dir);
+    fd = mkstemp(tmp);
+    if (fd < 0) {
+        api_defer_set(d, 500, "internal", "cannot write into %s: %s", d->image_dir,
+                      strerror(errno));
+        return;
+    }
+    while (off < d->len) {
+        ssize_t n = write(fd, d->body + off, d->len - off);
+        if (n <= 0) {
+            api_defer_set(d, 500, "internal", "writing %s: %s", d->name,
+                          n < 0 ? strerror(errno) : "short write");
+            close(fd);
+            unlink(tmp);
+            return;
+        }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
+        api_defer_set(d, 500, "internal", "writing %s: %s", d->name, strerror(errno));
+        unlink(tmp);
+        return;
+    }
+    /* link() never replaces: a file that appeared meanwhile is compared instead */
+    if (link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST)
+            api_image_compare(d, path);
+        else
+            api_defer_set(d, 500, "internal", "storing %s: %s", d->name, strerror(e));
+        return;
+    }
+    unlink(tmp);
+    dfd = open(d->image_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        fsync(dfd); /* the new name survives a power cut */
+        close(dfd);
+    }
+    api_defer_set(d, 201, NULL, "stored");
+}
+
+static int api_name_cmp(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
+static void api_work_image_list(api_defer_t *d)
+{
+    DIR *dir = opendir(d->image_dir);
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    cJSON *arr;
+    d->list = cJSON_CreateObject();
+    arr = cJSON_AddArrayToObject(d->list, "images");
+    if (!dir) {
+        if (errno != ENOENT)
+            api_defer_set(d, 500, "internal", "cannot read the image directory %s: %s",
+                          d->image_dir, strerror(errno));
+        else
+            api_defer_set(d, 200, NULL, "empty");
+        return;
+    }
+    while ((e = readdir(dir)) != NULL && n < API_IMAGES_MAX) {
+        if (!api_image_name_ok(e->d_name))
+            continue; /* dot files, upload temporaries */
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **nn = realloc(names, nc * sizeof *nn);
+            if (!nn)
+                break;
+            names = nn;
+            cap = nc;
+        }
+        names[n] = strdup(e->d_name);
+        if (names[n])
+            n++;
+    }
+    closedir(dir);
+    if (n)
+        qsort(names, n, sizeof *names, api_name_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char path[PATH_MAX], sha[65], when[STORE_TIME_LEN];
+        struct stat st;
+        uint64_t size;
+        snprintf(path, sizeof path, "%s/%s", d->image_dir, names[i]);
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && api_hash_path(path, sha, &size) == 0) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", names[i]);
+            cJSON_AddNumberToObject(o, "size", (double)size);
+            cJSON_AddStringToObject(o, "sha256", sha);
+            cJSON_AddStringToObject(o, "modified_at",
+                                    store_fmt_time((uint64_t)st.st_mtim.tv_sec * 1000u +
+                                                       (uint64_t)st.st_mtim.tv_nsec / 1000000u,
+                                                   when));
+            cJSON_AddItemToArray(arr, o);
+        }
+        free(names[i]);
+    }
+    free(names);
+    api_defer_set(d, 200, NULL, "listed");
+}
+
+void api__defer_work(api_defer_t *d)
+{
+    switch (d->kind) {
+    case DEFER_RECIPE_POST:
+    case DEFER_SLOT_RECIPE: api_defer_load(d); return;
+    case DEFER_IMAGE_PUT: api_work_image_put(d); return;
+    case DEFER_IMAGE_LIST: api_work_image_list(d); return;
+    }
+}
+
+void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp)
+{
+    switch (d->kind) {
+    case DEFER_RECIPE_POST: api_finish_recipe_post(a, d, resp); return;
+    case DEFER_SLOT_RECIPE: api_finish_slot_recipe(a, d, resp); return;
+    case DEFER_IMAGE_PUT:
+        if (d->status >= 400) {
+            api__problem(resp, d->status, d->code, "%s", d->msg);
+        } else {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", d->name);
+            cJSON_AddNumberToObject(o, "size", (double)d->size);
+            cJSON_AddStringToObject(o, "sha256", d->sha);
+            api__json(resp, d->status, o);
+        }
+        return;
+    case DEFER_IMAGE_LIST:
+        if (d->status >= 400) {
+            api__problem(resp, d->status, d->code, "%s", d->msg);
+        } else {
+            api__json(resp, 200, d->list);
+            d->list = NULL;
+        }
+        return;
+    }
+}
+
+/* ---- the slot recipe choices stored in the database ---- */
+
+typedef struct api_choice_s {
+    char slot[65], hash[65];
+} api_choice_t;
+
+typedef struct api_choices_s {
+    api_choice_t *c;
+    size_t n;
+} api_choices_t;
+
+static int api_choice_cb(const char *slot, const char *hash, void *data)
+{
+    api_choices_t *x = data;
+    api_choice_t *nc = realloc(x->c, (x->n + 1) * sizeof *nc);
+    if (!nc)
+        return 1;
+    x->c = nc;
+    snprintf(nc[x->n].slot, sizeof nc[x->n].slot, "%s", slot);
+    snprintf(nc[x->n].hash, sizeof nc[x->n].hash, "%s", hash);
+    x->n++;
+    return 0;
+}
+
+void api__apply_slot_recipes(api_t *a)
+{
+    api_choices_t x = {0};
+    char err[700];
+    if (store_slot_recipes(a->o.store, api_choice_cb, &x) != 0) {
+        api__log(a, "cannot read the slots' recipe choices: %s", store_errmsg(a->o.store));
+        free(x.c);
+        return;
+    }
+    for (size_t k = 0; k < x.n; k++) {
+        int i = jobmgr_slot_index(a->o.mgr, x.c[k].slot), rc;
+        api_text_t t = {0};
+        recipe_t *r;
+        recipe_err_t rerr;
+        if (i < 0)
+            continue; /* a slot the config no longer has */
+        if (jobmgr_find_recipe(a->o.mgr, x.c[k].hash)) {
+            rc = api_share_recipe(a, (size_t)i, x.c[k].hash, err, sizeof err);
+            if (rc != 0)
+                api__log(a, "slot %s: cannot use recipe %.12s: %s", x.c[k].slot, x.c[k].hash,
+                         err);
+            continue;
+        }
+        if (store_recipe_get(a->o.store, x.c[k].hash, api_text_cb, &t) != 0 || !t.text) {
+            free(t.text);
+            api__log(a, "slot %s: recipe %.12s chosen through the API is not stored; the slot "
+                        "keeps its configured recipe",
+                     x.c[k].slot, x.c[k].hash);
+            continue;
+        }
+        r = calloc(1, sizeof *r);
+        snprintf(rerr.msg, sizeof rerr.msg, "a file path leads outside the image directory");
+        if (!r || api_confine_recipe(a->o.cfg->image_dir, t.text, t.len, NULL) != 0 ||
+            recipe_load_mem(t.text, t.len, a->o.cfg->image_dir, RECIPE_NO_PARENT, r, &rerr) != 0) {
+            api__log(a, "slot %s: recipe %.12s chosen through the API no longer loads (%s); the "
+                        "slot keeps its configured recipe",
+                     x.c[k].slot, x.c[k].hash, r ? rerr.msg : "out of memory");
+            free(r);
+            free(t.text);
+            continue;
+        }
+        free(t.text);
+        rc = jobmgr_slot_set_recipe(a->o.mgr, (size_t)i, r, err, sizeof err);
+        if (rc != 0)
+            api__log(a, "slot %s: cannot use recipe %.12s: %s", x.c[k].slot, x.c[k].hash, err);
+    }
+    free(x.c);
+}

@@ -1,0 +1,843 @@
+/* SPDX-License-Identifier: MIT */
+/* http.c — h2o glue: a TCP listener on the daemon's libuv loop, one h2o context, a handler that
+ * turns h2o requests into api_req_t and api_resp_t into responses (buffered, streamed CSV,
+ * server-sent events, deferred work on the thread pool). Connection count, idle timeout, event
+ * stream keep-alives and slow-client drops, a clean stop.
+ * Must not: block the loop or decide what an endpoint answers (api.c). */
+#include "http.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define H2O_USE_LIBUV 1
+#include <h2o.h>
+
+#ifndef container_of
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+#define HTTP_REFUSE_LINGER_MS 1000
+
+typedef struct http_conn_s http_conn_t;
+typedef struct http_sse_s http_sse_t;
+
+struct http_conn_s {
+    uv_tcp_t tcp; /* first: h2o closes it and hands it back to http_conn_closed */
+    http_t *h;
+    h2o_socket_t *sock;
+    http_conn_t *prev, *next;
+    bool shut;
+};
+
+/* A connection refused over max_connections: a 503, then closed once the peer read it. */
+typedef struct http_refused_s {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t sreq;
+    http_t *h;
+    int open; /* handles not yet closed */
+    bool closing;
+} http_refused_t;
+
+struct http_sse_s {
+    h2o_generator_t gen; /* first */
+    http_t *h;
+    h2o_req_t *req;
+    events_client_t *client;
+    char *inflight;
+    uint64_t sent_at; /* uv_now when the in-flight chunk was handed to h2o */
+    bool sending, ending, ended, stopped;
+    http_sse_t *prev, *next;
+};
+
+typedef struct http_csv_s {
+    h2o_generator_t gen; /* first */
+    http_t *h;
+    h2o_req_t *req;
+    api_stream_t *stream;
+    char *inflight;
+    bool last;
+    struct http_csv_s *prev, *next;
+} http_csv_t;
+
+/* A request whose answer is computed on the thread pool. */
+typedef struct http_work_s {
+    uv_work_t work;
+    http_t *h;
+    h2o_req_t *req;      /* NULL once h2o disposed the request (client gone) */
+    struct http_work_s **backref; /* in the request's pool: cleared by the pool's dispose */
+    api_resp_t resp;
+} http_work_t;
+
+typedef struct http_handler_s {
+    h2o_handler_t super;
+    http_t *h;
+} http_handler_t;
+
+struct http_s {
+    uv_loop_t *loop;
+    api_t *api;
+    http_cfg_t cfg;
+    h2o_globalconf_t gconf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    bool ctx_init;
+    uv_tcp_t listener;
+    bool listening, listener_closing;
+    uv_timer_t keepalive;
+    bool keepalive_open;
+    char url[96];
+    http_conn_t *conns;
+    size_t n_conns, n_refused, n_work, n_csv;
+    http_sse_t *sses;
+    http_csv_t *csvs;
+    bool stopping, stopped;
+    void (*done_cb)(http_t *h, void *data);
+    void *done_data;
+};
+
+static void http_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void http_log(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("espstation: http: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static void http_maybe_done(http_t *h);
+
+/* ---- connections ---- */
+
+static http_conn_t *http_conn_of(http_t *h, h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn)
+                                                          : NULL;
+    for (http_conn_t *c = h->conns; c && sock; c = c->next)
+        if (c->sock == sock)
+            return c;
+    return NULL;
+}
+
+/* Make h2o close a connection: both directions shut, its pending read or write fails. */
+static void http_conn_shut(http_conn_t *c)
+{
+    uv_os_fd_t fd;
+    if (!c || c->shut)
+        return;
+    c->shut = true;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
+static void http_conn_closed(uv_handle_t *hd)
+{
+    http_conn_t *c = (http_conn_t *)hd;
+    http_t *h = c->h;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    h->n_conns--;
+    free(c);
+    http_maybe_done(h);
+}
+
+static void http_refused_closed(uv_handle_t *hd)
+{
+    http_refused_t *r = hd->data;
+    if (--r->open == 0) {
+        http_t *h = r->h;
+        free(r);
+        h->n_refused--;
+        http_maybe_done(h);
+    }
+}
+
+static void http_refused_close(http_refused_t *r)
+{
+    if (r->closing)
+        return;
+    r->closing = true;
+    uv_close((uv_handle_t *)&r->tcp, http_refused_closed);
+    uv_close((uv_handle_t *)&r->timer, http_refused_closed);
+}
+
+static void http_refused_timer(uv_timer_t *t)
+{
+    http_refused_close(t->data);
+}
+
+static void http_refused_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
+{
+    static char sink[4096]; /* what the refused peer sends is read and dropped */
+    (void)hd;
+    (void)sz;
+    *buf = uv_buf_init(sink, sizeof sink);
+}
+
+static void http_refused_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0)
+        http_refused_close(s->data);
+}
+
+static void http_refused_shut(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* Answer 503 without h2o: the peer gets a problem+json, then the connection closes after it
+ * has been read (closing with unread input would reset it and lose the answer). */
+static void http_refuse(http_t *h, http_refused_t *r)
+{
+    char head[256], *body;
+    size_t blen;
+    uv_buf_t bufs[2];
+    body = api_problem_text(503, "too_many_connections",
+                            "the station serves at most http.max_connections connections; "
+                            "try again later",
+                            &blen);
+    snprintf(head, sizeof head,
+             "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+             "Content-Length: %zu\r\nConnection: close\r\nRetry-After: 1\r\n\r\n",
+             body ? blen : 0);
+    bufs[0] = uv_buf_init(head, (unsigned)strlen(head));
+    bufs[1] = uv_buf_init(body ? body : "", body ? (unsigned)blen : 0);
+    uv_try_write((uv_stream_t *)&r->tcp, bufs, 2);
+    free(body);
+    api_count_status(h->api, 503);
+    r->tcp.data = r;
+    uv_shutdown(&r->sreq, (uv_stream_t *)&r->tcp, http_refused_shut);
+    uv_read_start((uv_stream_t *)&r->tcp, http_refused_alloc, http_refused_read);
+    uv_timer_start(&r->timer, http_refused_timer, HTTP_REFUSE_LINGER_MS, 0);
+}
+
+static void http_free_closed(uv_handle_t *hd)
+{
+    free(hd);
+}
+
+static void http_on_accept(uv_stream_t *listener, int status)
+{
+    http_t *h = listener->data;
+    http_conn_t *c;
+    if (status != 0)
+        return;
+    if (h->n_conns >= h->cfg.max_connections || h->stopping) {
+        http_refused_t *r = calloc(1, sizeof *r);
+        if (!r)
+            return;
+        r->h = h;
+        uv_tcp_init(h->loop, &r->tcp);
+        uv_timer_init(h->loop, &r->timer);
+        r->tcp.data = r->timer.data = r;
+        r->open = 2;
+        h->n_refused++;
+        if (uv_accept(listener, (uv_stream_t *)&r->tcp) != 0) {
+            http_refused_close(r);
+            return;
+        }
+        http_refuse(h, r);
+        return;
+    }
+    c = calloc(1, sizeof *c);
+    if (!c)
+        return;
+    uv_tcp_init(h->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, http_free_closed);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->h = h;
+    c->next = h->conns;
+    if (h->conns)
+        h->conns->prev = c;
+    h->conns = c;
+    h->n_conns++;
+    c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, http_conn_closed);
+    h2o_accept(&h->accept_ctx, c->sock);
+}
+
+/* ---- responses ---- */
+
+static void http_headers(h2o_req_t *req, const api_resp_t *r)
+{
+    req->res.status = r->status;
+    req->res.reason = api_status_text(r->status);
+    if (r->content_type)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
+                       r->content_type, strlen(r->content_type));
+    if (r->cache_control)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       r->cache_control, strlen(r->cache_control));
+    if (r->allow)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_ALLOW, NULL, r->allow,
+                       strlen(r->allow));
+    if (r->www_authenticate)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"espstation\""));
+}
+
+static void http_send_buffered(http_t *h, h2o_req_t *req, api_resp_t *r)
+{
+    static h2o_generator_t none = {NULL, NULL};
+    h2o_iovec_t body = h2o_strdup(&req->pool, r->body ? r->body : "", r->body_len);
+    http_headers(req, r);
+    req->res.content_length = r->body_len;
+    api_count_status(h->api, r->status);
+    h2o_start_response(req, &none);
+    h2o_send(req, &body, 1, H2O_SEND_STATE_FINAL);
+}
+
+/* ---- CSV stream ---- */
+
+static void http_csv_unlink(http_csv_t *s)
+{
+    if (!s->h)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->h->csvs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->h->n_csv--;
+    s->h = NULL;
+}
+
+static void http_csv_dispose(void *p)
+{
+    http_csv_t *s = p;
+    http_t *h = s->h;
+    free(s->inflight);
+    s->inflight = NULL;
+    api_resp_t tmp = {0};
+    tmp.stream = s->stream; /* api_resp_free knows how to free a stream */
+    api_resp_free(&tmp);
+    s->stream = NULL;
+    http_csv_unlink(s);
+    if (h)
+        http_maybe_done(h);
+}
+
+static void http_csv_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    http_csv_t *s = (http_csv_t *)g;
+    h2o_iovec_t iov;
+    size_t n = 0;
+    int rc;
+    free(s->inflight);
+    s->inflight = NULL;
+    if (s->last || !s->h)
+        return;
+    rc = api_stream_next(s->h->api, s->stream, &s->inflight, &n);
+    if (rc < 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+        return;
+    }
+    s->last = rc == 0;
+    iov = h2o_iovec_init(s->inflight ? s->inflight : "", n);
+    h2o_send(req, &iov, 1, s->last ? H2O_SEND_STATE_FINAL : H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void http_csv_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    (void)req;
+    ((http_csv_t *)g)->last = true;
+}
+
+static void http_send_stream(http_t *h, h2o_req_t *req, api_resp_t *r)
+{
+    http_csv_t *s = h2o_mem_alloc_shared(&req->pool, sizeof *s, http_csv_dispose);
+    h2o_iovec_t iov;
+    memset(s, 0, sizeof *s);
+    s->gen.proceed = http_csv_proceed;
+    s->gen.stop = http_csv_stop;
+    s->h = h;
+    s->req = req;
+    s->stream = r->stream;
+    r->stream = NULL;
+    s->inflight = r->body; /* the header row goes first */
+    iov = h2o_iovec_init(r->body ? r->body : "", r->body_len);
+    r->body = NULL;
+    s->next = h->csvs;
+    if (h->csvs)
+        h->csvs->prev = s;
+    h->csvs = s;
+    h->n_csv++;
+    http_headers(req, r);
+    api_count_status(h->api, r->status);
+    h2o_start_response(req, &s->gen);
+    h2o_send(req, &iov, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+/* ---- event stream ---- */
+
+static void http_sse_flush(http_sse_t *s);
+
+static void http_sse_unlink(http_sse_t *s)
+{
+    if (!s->h)
+        return;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->h->sses = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->h = NULL;
+}
+
+static void http_sse_dispose(void *p)
+{
+    http_sse_t *s = p;
+    http_t *h = s->h;
+    events_detach(s->client);
+    s->client = NULL;
+    free(s->inflight);
+    s->inflight = NULL;
+    http_sse_unlink(s);
+    if (h)
+        http_maybe_done(h);
+}
+
+/* End the response: a final empty chunk when nothing is in flight, else after it. */
+static void http_sse_end(http_sse_t *s)
+{
+    s->ending = true;
+    if (s->sending || s->ended || s->stopped)
+        return;
+    s->ended = true;
+    h2o_send(s->req, NULL, 0, H2O_SEND_STATE_FINAL);
+}
+
+static void http_sse_flush(http_sse_t *s)
+{
+    h2o_iovec_t iov;
+    size_t n;
+    if (s->sending || s->ended || s->stopped || !s->client)
+        return;
+    if (events_client_dropped(s->client)) {
+        /* the client did not read: its backlog overflowed; it can resume with its last id */
+        http_log("event stream client dropped: more than %u bytes of events waiting for it",
+                 EVENTS_BACKLOG_MAX);
+        http_sse_end(s);
+        return;
+    }
+    if (s->ending) {
+        http_sse_end(s);
+        return;
+    }
+    s->inflight = events_client_take(s->client, &n);
+    if (!s->inflight)
+        return;
+    iov = h2o_iovec_init(s->inflight, n);
+    s->sending = true;
+    s->sent_at = uv_now(s->h ? s->h->loop : uv_default_loop());
+    h2o_send(s->req, &iov, 1, H2O_SEND_STATE_IN_PROGRESS);
+}
+
+static void http_sse_proceed(h2o_generator_t *g, h2o_req_t *req)
+{
+    http_sse_t *s = (http_sse_t *)g;
+    (void)req;
+    free(s->inflight);
+    s->inflight = NULL;
+    s->sending = false;
+    if (s->ending)
+        http_sse_end(s);
+    else
+        http_sse_flush(s);
+}
+
+static void http_sse_stop(h2o_generator_t *g, h2o_req_t *req)
+{
+    http_sse_t *s = (http_sse_t *)g;
+    (void)req;
+    s->stopped = true;
+}
+
+static void http_sse_notify(events_client_t *c, void *data)
+{
+    http_sse_t *s = data;
+    (void)c;
+    if (s->sending && events_client_dropped(s->client)) {
+        /* a write is stuck on this client: make h2o give up on the connection */
+        http_log("event stream client dropped: more than %u bytes of events waiting for it",
+                 EVENTS_BACKLOG_MAX);
+        s->ending = true;
+        if (s->h)
+            http_conn_shut(http_conn_of(s->h, s->req));
+        return;
+    }
+    http_sse_flush(s);
+}
+
+static void http_send_events(http_t *h, h2o_req_t *req, api_resp_t *r)
+{
+    http_sse_t *s = h2o_mem_alloc_shared(&req->pool, sizeof *s, http_sse_dispose);
+    memset(s, 0, sizeof *s);
+    s->gen.proceed = http_sse_proceed;
+    s->gen.stop = http_sse_stop;
+    s->h = h;
+    s->req = req;
+    s->client = r->events;
+    r->events = NULL;
+    events_client_set_notify(s->client, http_sse_notify, s);
+    s->next = h->sses;
+    if (h->sses)
+        h->sses->prev = s;
+    h->sses = s;
+    http_headers(req, r);
+    /* no proxy buffering (nginx honours this), so events arrive as they happen */
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0,
+                          NULL, H2O_STRLIT("no"));
+    api_count_status(h->api, r->status);
+    h2o_start_response(req, &s->gen);
+    http_sse_flush(s);
+}
+
+static void http_keepalive_cb(uv_timer_t *t)
+{
+    http_t *h = t->data;
+    uint64_t now = uv_now(h->loop);
+    events_keepalive(api_events(h->api));
+    /* a chunk that has not left in an idle timeout's time: the client is gone or stuck */
+    for (http_sse_t *s = h->sses; s; s = s->next)
+        if (s->sending && now - s->sent_at > h->cfg.idle_timeout_ms) {
+            http_log("event stream client dropped: nothing read for %u ms",
+                     (unsigned)h->cfg.idle_timeout_ms);
+            s->ending = true;
+            http_conn_shut(http_conn_of(h, s->req));
+        }
+}
+
+/* ---- deferred work ---- */
+
+static void http_work_dispose(void *p)
+{
+    http_work_t **ref = p;
+    if (*ref)
+        (*ref)->req = NULL; /* the client went away before the answer was ready */
+}
+
+static void http_respond(http_t *h, h2o_req_t *req, api_resp_t *r);
+
+static void http_work_cb(uv_work_t *w)
+{
+    http_work_t *hw = container_of(w, http_work_t, work);
+    api_defer_work(hw->resp.defer);
+}
+
+static void http_after_work_cb(uv_work_t *w, int status)
+{
+    http_work_t *hw = container_of(w, http_work_t, work);
+    http_t *h = hw->h;
+    (void)status;
+    api_defer_finish(h->api, &hw->resp);
+    if (hw->req) {
+        *hw->backref = NULL;
+        http_respond(h, hw->req, &hw->resp);
+    }
+    api_resp_free(&hw->resp);
+    free(hw);
+    h->n_work--;
+    http_maybe_done(h);
+}
+
+static void http_defer(http_t *h, h2o_req_t *req, api_resp_t *r)
+{
+    http_work_t *hw = calloc(1, sizeof *hw);
+    if (!hw) {
+        api_resp_free(r);
+        r->status = 500;
+        http_send_buffered(h, req, r);
+        return;
+    }
+    hw->h = h;
+    hw->req = req;
+    hw->resp = *r;
+    memset(r, 0, sizeof *r);
+    hw->backref = h2o_mem_alloc_shared(&req->pool, sizeof *hw->backref, http_work_dispose);
+    *hw->backref = hw;
+    h->n_work++;
+    if (uv_queue_work(h->loop, &hw->work, http_work_cb, http_after_work_cb) != 0) {
+        /* cannot happen with a valid loop; answer from here rather than never */
+        api_defer_work(hw->resp.defer);
+        http_after_work_cb(&hw->work, 0);
+    }
+}
+
+static void http_respond(http_t *h, h2o_req_t *req, api_resp_t *r)
+{
+    if (r->defer)
+        http_defer(h, req, r);
+    else if (r->events)
+        http_send_events(h, req, r);
+    else if (r->stream)
+        http_send_stream(h, req, r);
+    else
+        http_send_buffered(h, req, r);
+}
+
+/* ---- the handler ---- */
+
+static void http_header(h2o_req_t *req, const h2o_token_t *tok, const char *name, size_t nlen,
+                        const char **v, size_t *len)
+{
+    ssize_t i = tok ? h2o_find_header(&req->headers, tok, -1)
+                    : h2o_find_header_by_str(&req->headers, name, nlen, -1);
+    if (i >= 0) {
+        *v = req->headers.entries[i].value.base;
+        *len = req->headers.entries[i].value.len;
+    }
+}
+
+static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_t *h = ((http_handler_t *)self)->h;
+    api_req_t ar;
+    api_resp_t r;
+    memset(&ar, 0, sizeof ar);
+    ar.method = req->input.method.base;
+    ar.method_len = req->input.method.len;
+    ar.target = req->input.path.base;
+    ar.target_len = req->input.path.len;
+    http_header(req, H2O_TOKEN_AUTHORIZATION, NULL, 0, &ar.authorization, &ar.authorization_len);
+    http_header(req, H2O_TOKEN_CONTENT_TYPE, NULL, 0, &ar.content_type, &ar.content_type_len);
+    http_header(req, NULL, H2O_STRLIT("last-event-id"), &ar.last_event_id, &ar.last_event_id_len);
+    ar.body = req->entity.base;
+    ar.body_len = req->entity.base ? req->entity.len : 0;
+    /* what the client sent before the body: request line and header lines */
+    ar.header_bytes = req->input.method.len + req->input.path.len + 12;
+    for (size_t i = 0; i < req->headers.size; i++)
+        ar.header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    api_handle(h->api, &ar, &r);
+    http_respond(h, req, &r);
+    api_resp_free(&r);
+    return 0;
+}
+
+/* ---- start / stop ---- */
+
+static int http_parse_listen(const char *listen, struct sockaddr_storage *ss, char *err,
+                             size_t errlen)
+{
+    char host[128];
+    const char *colon;
+    long port;
+    char *end;
+    if (listen[0] == '[') {
+        const char *rb = strchr(listen, ']');
+        if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof host)
+            goto bad;
+        memcpy(host, listen + 1, (size_t)(rb - listen - 1));
+        host[rb - listen - 1] = 0;
+        colon = rb + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon || (size_t)(colon - listen) >= sizeof host)
+            goto bad;
+        memcpy(host, listen, (size_t)(colon - listen));
+        host[colon - listen] = 0;
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        goto bad;
+    if (!strcmp(host, "localhost"))
+        snprintf(host, sizeof host, "127.0.0.1");
+    if (!host[0])
+        snprintf(host, sizeof host, "0.0.0.0");
+    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ||
+        uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
+        return 0;
+bad:
+    snprintf(err, errlen, "listen address \"%s\": expected <IPv4>:<port>, [<IPv6>]:<port> or "
+                          "localhost:<port>",
+             listen);
+    return UV_EINVAL;
+}
+
+int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t *api,
+               http_t **out, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss, bound;
+    int len = sizeof bound, rc;
+    char ip[64];
+    http_t *h;
+    h2o_hostconf_t *host;
+    h2o_pathconf_t *path;
+    http_handler_t *handler;
+
+    *out = NULL;
+    memset(&ss, 0, sizeof ss);
+    if ((rc = http_parse_listen(listen, &ss, err, errlen)) != 0)
+        return rc;
+    h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return UV_ENOMEM;
+    }
+    h->loop = loop;
+    h->api = api;
+    h->cfg = *cfg;
+    uv_tcp_init(loop, &h->listener);
+    h->listener.data = h;
+    h->listening = true;
+    rc = uv_tcp_bind(&h->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&h->listener, 128, http_on_accept);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s%s", listen, uv_strerror(rc),
+                 rc == UV_EADDRINUSE ? " (another program, or another espstation, uses that "
+                                       "port: stop it or choose another address with \"listen\")"
+                                     : "");
+        h->listener_closing = true;
+        uv_close((uv_handle_t *)&h->listener, NULL);
+        h->listening = false;
+        /* h is freed by http_free after the loop ran the close */
+        *out = h;
+        return rc;
+    }
+    uv_tcp_getsockname(&h->listener, (struct sockaddr *)&bound, &len);
+    if (bound.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
+        snprintf(h->url, sizeof h->url, "http://[%s]:%u/", ip,
+                 ntohs(((struct sockaddr_in6 *)&bound)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
+        snprintf(h->url, sizeof h->url, "http://%s:%u/", ip,
+                 ntohs(((struct sockaddr_in *)&bound)->sin_port));
+    }
+
+    h2o_config_init(&h->gconf);
+    h->gconf.server_name = h2o_iovec_init(H2O_STRLIT("espstation"));
+    /* h2o buffers a whole request body and refuses larger ones itself (413, plain text) */
+    h->gconf.max_request_entity_size =
+        (size_t)(cfg->max_upload_bytes > cfg->max_body_bytes ? cfg->max_upload_bytes
+                                                             : cfg->max_body_bytes);
+    h->gconf.http1.req_timeout = cfg->idle_timeout_ms;
+    h->gconf.http2.idle_timeout = cfg->idle_timeout_ms;
+    h->gconf.http1.upgrade_to_http2 = 0;
+    host = h2o_config_register_host(&h->gconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    path = h2o_config_register_path(host, "/", 0);
+    handler = (http_handler_t *)h2o_create_handler(path, sizeof *handler);
+    handler->super.on_req = http_on_req;
+    handler->h = h;
+    h2o_context_init(&h->ctx, loop, &h->gconf);
+    h->ctx_init = true;
+    h->accept_ctx.ctx = &h->ctx;
+    h->accept_ctx.hosts = h->gconf.hosts;
+
+    uv_timer_init(loop, &h->keepalive);
+    h->keepalive.data = h;
+    h->keepalive_open = true;
+    uv_timer_start(&h->keepalive, http_keepalive_cb, HTTP_KEEPALIVE_MS, HTTP_KEEPALIVE_MS);
+    *out = h;
+    return 0;
+}
+
+const char *http_url(const http_t *h)
+{
+    return h->url;
+}
+
+void http_close_listener(http_t *h)
+{
+    if (!h || !h->listening || h->listener_closing)
+        return;
+    h->listener_closing = true;
+    h->listening = false;
+    uv_close((uv_handle_t *)&h->listener, NULL);
+}
+
+static void http_maybe_done(http_t *h)
+{
+    if (!h->stopping || h->stopped)
+        return;
+    if (h->n_work || h->n_csv)
+        return; /* answers being computed or streamed: let them finish */
+    /* what is left is idle (keep-alive) or an ended event stream: make h2o close it */
+    for (http_conn_t *c = h->conns; c; c = c->next)
+        http_conn_shut(c);
+    if (h->n_conns || h->n_refused || h->sses)
+        return;
+    h->stopped = true;
+    if (h->ctx_init) {
+        h2o_context_dispose(&h->ctx);
+        h->ctx_init = false;
+    }
+    if (h->done_cb)
+        h->done_cb(h, h->done_data);
+}
+
+void http_stop(http_t *h, void (*done_cb)(http_t *h, void *data), void *data)
+{
+    if (h->stopping)
+        return;
+    h->stopping = true;
+    h->done_cb = done_cb;
+    h->done_data = data;
+    http_close_listener(h);
+    if (h->keepalive_open) {
+        h->keepalive_open = false;
+        uv_close((uv_handle_t *)&h->keepalive, NULL);
+    }
+    for (http_sse_t *s = h->sses, *next; s; s = next) {
+        next = s->next;
+        http_sse_end(s);
+    }
+    http_maybe_done(h);
+}
+
+void http_free(http_t *h)
+{
+    if (!h)
+        return;
+    if (h->ctx_init)
+        h2o_context_dispose(&h->ctx);
+    if (h->gconf.hosts)
+        h2o_config_dispose(&h->gconf);
+    free(h);
+}
+
+char *http_web_root(const station_cfg_t *cfg)
+{
+    char self[PATH_MAX], p[PATH_MAX + 64], *dir;
+    const char *env = getenv("ESPSTATION_WEB_ROOT");
+    ssize_t n;
+    if (cfg->web_root)
+        return strdup(cfg->web_root);
+    if (env && *env)
+        return strdup(env);
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = 0;
+        dir = dirname(self);
+        snprintf(p, sizeof p, "%s/../share/espstation/web", dir);
+        if (access(p, R_OK | X_OK) == 0)
+            return realpath(p, NULL);
+    }
+    /* the source tree this file was compiled from (a build directory run) */
+    snprintf(p, sizeof p, "%s", __FILE__);
+    dir = dirname(p);
+    snprintf(self, sizeof self, "%s/../web-static", dir);
+    if (self[0] == '/' && access(self, R_OK | X_OK) == 0)
+        return realpath(self, NULL);
+    return NULL;
+}
