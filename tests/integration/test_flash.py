@@ -8,12 +8,14 @@
 
 import hashlib
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import esp_image as img  # noqa: E402
-from harness import (Sim, check, expect_success, main, run_espstation)  # noqa: E402
+from harness import (Sim, check, expect_failure, expect_success, main,  # noqa: E402
+                     run_espstation)
 
 CHIPS = ("esp8266", "esp32", "esp32s3", "esp32c3")
 TRANSPORTS = ("pty", "tcp", "rfc2217")
@@ -320,6 +322,288 @@ def reflash_case(chip, transport):
     return run
 
 
+# ---- the flasher stub, baud changes, read-flash, erase (issue 6) ----
+# The stub files are synthetic (tests/data/mkstub.py: esptool's JSON format, random bytes):
+# espsim checks the upload and then behaves as the stub does (docs/SIMULATOR.md).
+
+MKSTUB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "mkstub.py")
+
+
+def make_stub_dir(ctx, name="stubs", layout="v1"):
+    out = ctx.path(name)
+    r = subprocess.run([sys.executable, MKSTUB, out, "--layout", layout], capture_output=True,
+                       text=True, timeout=30)
+    check(r.returncode == 0, "TEST: mkstub.py failed: %s" % r.stderr)
+    return out
+
+
+def strict_pty_sim(ctx, chip, mac, tag="sim", realtime=False):
+    """A pty sim with --strict-baud (the host's termios rate must follow CHANGE_BAUDRATE): Sim
+    has no option for extra arguments, so a one-line wrapper adds it."""
+    wrapper = ctx.path("espsim-strict.sh")
+    extra = "--strict-baud" + (" --realtime" if realtime else "")
+    with open(wrapper, "w") as f:
+        f.write("#!/bin/sh\nexec '%s' %s \"$@\"\n" % (os.path.join(ctx.build, "espsim"), extra))
+    os.chmod(wrapper, 0o755)
+    real = ctx.espsim
+    ctx.espsim = wrapper
+    try:
+        return Sim(ctx, chip, "pty", mac=mac, jedec=0xEF4016, tag=tag)
+    finally:
+        ctx.espsim = real
+
+
+def events_of(sim, name):
+    return [e for e in sim.events() if e.get("event") == name]
+
+
+def check_stub_writes(sim, files):
+    """Stub behaviour seen by the sim: the stub started once per connect, every compressed
+    image announced with its exact size in 16 KiB blocks and closed with FLASH_DEFL_END(1)."""
+    check(events_of(sim, "stub"), "HOST: the stub never started (no 'stub' event)")
+    begins = {as_int(e.get("offset")): e for e in events_of(sim, "defl_begin")}
+    for off, _raw, written, _is_app in files:
+        e = begins.get(off)
+        if e is None:
+            continue  # sent uncompressed (deflate did not shrink it)
+        check(as_int(e.get("block_size")) == 0x4000,
+              "HOST: stub write at 0x%x with block size %r, expected 0x4000" % (off, e))
+        check(as_int(e.get("size")) == len(written),
+              "HOST: stub FLASH_DEFL_BEGIN at 0x%x announced %r bytes, the image has %d"
+              % (off, e.get("size"), len(written)))
+    ends = events_of(sim, "defl_end") + events_of(sim, "flash_end")
+    check(len(ends) >= len(files) and all(as_int(e.get("flag")) == 1 for e in ends),
+          "HOST: expected FLASH_(DEFL_)END(1) after every image with the stub, sim saw %r"
+          % ends)
+
+
+def stub_flash_case(chip):
+    def run(ctx):
+        ctx.require_executables("espsim", "espstation")
+        stubs = make_stub_dir(ctx)
+        mac = "18:fe:34:5b:00:01" if chip == "esp8266" else "24:0a:c4:5b:00:%02x" % len(chip)
+        sim = Sim(ctx, chip, "pty", mac=mac, jedec=0xEF4016)
+        flash_size = sim.ready["flash_size"]
+        boot_off = img.CHIPS[chip]["boot_offset"]
+        boot = img.bootloader_image(chip, "stub-" + chip)
+        blob = img.prng_bytes("stub-blob-" + chip, BLOB_SIZE)
+        app = img.app_image("stub-app-" + chip)
+        w_boot = img.expected_written(chip, boot_off, boot, "dio", "detect",
+                                      detected_size=flash_size)
+        w_blob = img.pad4(blob)
+        files = [(boot_off, boot, w_boot, False), (BLOB_OFFSET, blob, w_blob, False),
+                 (APP_OFFSET, app, app, True)]
+        args = ["flash", "--port", sim.port, "--json", "--stub-dir", stubs, "--flash-mode",
+                "dio", "--flash-size", "detect",
+                "0x%x" % boot_off, ctx.write_file("boot.bin", boot),
+                "0x%x" % BLOB_OFFSET, ctx.write_file("blob.bin", blob),
+                "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app)]
+        obj = expect_success(run_espstation(ctx, args, timeout=100))
+        check(obj.get("stub") is True, "HOST: JSON stub %r, expected true" % obj.get("stub"))
+        check(obj.get("baud") == 115200, "HOST: JSON baud %r, expected 115200" % obj.get("baud"))
+        check_identity(obj, sim, chip, mac)
+        check_images(obj, files, "yes")  # the stub compresses on the ESP8266 too
+        dump = sim.stop_and_dump()
+        check_stub_writes(sim, files)
+        check_sim_writes(sim, files, [APP_OFFSET])
+        # the stub verifies on the ESP8266 too (raw MD5)
+        md5s = {(as_int(e.get("offset")), as_int(e.get("size"))) for e in events_of(sim, "md5")}
+        check((APP_OFFSET, len(app)) in md5s, "HOST: app not MD5-verified by the stub: %r" % md5s)
+        check(not events_of(sim, "spi_attach"), "HOST: SPI_ATTACH sent to the stub")
+        compare_flash(dump, img.expected_flash(flash_size, [(o, w) for o, _r, w, _a in files]),
+                      [("bootloader", boot_off, len(w_boot)), ("blob", BLOB_OFFSET, len(w_blob)),
+                       ("app", APP_OFFSET, len(app))])
+
+    return run
+
+
+def case_stub_read_flash(ctx):
+    """read-flash with the stub (READ_FLASH, acknowledged packets, MD5) over raw TCP returns the
+    sim's flash byte for byte; an unaligned range and 'all' too; without the stub the ROM's
+    READ_FLASH_SLOW reads a small range."""
+    ctx.require_executables("espsim", "espstation")
+    stubs = make_stub_dir(ctx)
+    sim = Sim(ctx, "esp32", "tcp", mac="24:0a:c4:5b:01:01", jedec=0xEF4016)
+    app = img.app_image("read-app")
+    expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--stub-dir", stubs,
+                                        "--after", "no_reset", "--before", "no_reset",
+                                        "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app)],
+                                  timeout=60))
+    expected = img.expected_flash(sim.ready["flash_size"], [(APP_OFFSET, app)])
+    for off, size, name in ((APP_OFFSET, len(app), "app"), (0xF123 - 0x123, 0x3456, "part"),
+                            (0, None, "all")):
+        out = ctx.path("read-%s.bin" % name)
+        r = run_espstation(ctx, ["read-flash", "--port", sim.port, "--json", "--stub-dir", stubs,
+                                 "--before", "no_reset", "--after", "no_reset", "0x%x" % off,
+                                 "all" if size is None else "0x%x" % size, out], timeout=60)
+        obj = expect_success(r)
+        want = expected[off:] if size is None else expected[off:off + size]
+        with open(out, "rb") as f:
+            got = f.read()
+        check(got == want, "HOST: read-flash %s: %d bytes, %s" % (
+            name, len(got), "differs at 0x%x" % (img.first_difference(got, want) or (0, 0))[0]))
+        check(obj.get("md5") == hashlib.md5(want).hexdigest(),
+              "HOST: read-flash JSON md5 %r" % obj.get("md5"))
+        check(obj.get("stub") is True, "HOST: read-flash did not use the stub")
+        check(not os.path.exists(out + ".partial"), "HOST: %s.partial left behind" % out)
+    check(len(events_of(sim, "read_flash_done")) == 3,
+          "HOST: expected 3 completed READ_FLASH runs, sim saw %r" % events_of(sim, "read_flash_done"))
+    # ROM: READ_FLASH_SLOW needs a chip that runs the ROM loader (the stub above still runs)
+    sim2 = Sim(ctx, "esp32s3", "pty", mac="7c:df:a1:5b:01:02", jedec=0xEF4016, tag="sim2")
+    out = ctx.path("rom-read.bin")
+    obj = expect_success(run_espstation(ctx, ["read-flash", "--port", sim2.port, "--json",
+                                              "0x0", "300", out], timeout=60))
+    check(obj.get("stub") is False, "HOST: ROM read-flash used a stub?")
+    with open(out, "rb") as f:
+        check(f.read() == b"\xff" * 300, "HOST: ROM read-flash of blank flash is not 0xFF")
+    check(not events_of(sim2, "read_flash"), "HOST: the ROM got a READ_FLASH")
+
+
+def case_stub_erase(ctx):
+    """erase OFFSET SIZE (stub ERASE_REGION) blanks exactly that region; erase --all blanks
+    everything; erase --all without a stub fails with 'unsupported'."""
+    ctx.require_executables("espsim", "espstation")
+    stubs = make_stub_dir(ctx)
+    sim = Sim(ctx, "esp32c3", "pty", mac="24:0a:c4:5b:02:01", jedec=0xEF4016)
+    app = img.prng_bytes("erase-app", 64 * 1024)
+    expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--stub-dir", stubs,
+                                        "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app)],
+                                  timeout=60))
+    obj = expect_success(run_espstation(ctx, ["erase", "--port", sim.port, "--json", "--stub-dir",
+                                              stubs, "0x%x" % (APP_OFFSET + 0x3000), "0x2000"],
+                                        timeout=60))
+    check(obj.get("operation") == "erase", "HOST: erase JSON %r" % obj)
+    out = ctx.path("back.bin")
+    expect_success(run_espstation(ctx, ["read-flash", "--port", sim.port, "--json", "--stub-dir",
+                                        stubs, "0x%x" % APP_OFFSET, "0x10000", out], timeout=60))
+    want = app[:0x3000] + b"\xff" * 0x2000 + app[0x5000:]
+    with open(out, "rb") as f:
+        got = f.read()
+    check(got == want, "FLASH CONTENT: after erasing 0x%x+0x2000 the read-back differs at 0x%x"
+          % (APP_OFFSET + 0x3000, (img.first_difference(got, want) or (0, 0))[0]))
+    regions = events_of(sim, "erase_region")
+    check(regions and as_int(regions[-1].get("offset")) == APP_OFFSET + 0x3000,
+          "HOST: no ERASE_REGION at 0x%x: %r" % (APP_OFFSET + 0x3000, regions))
+    r = run_espstation(ctx, ["erase", "--port", sim.port, "--json", "--stub-dir", stubs, "0x1001",
+                             "0x1000"], timeout=30)
+    expect_failure(r, "bad_offset")
+    expect_success(run_espstation(ctx, ["erase", "--port", sim.port, "--json", "--stub-dir",
+                                        stubs, "--all"], timeout=60))
+    dump = sim.stop_and_dump()
+    check(dump == b"\xff" * len(dump), "FLASH CONTENT: not blank after erase --all")
+    # a fresh chip without a stub cannot erase everything
+    sim2 = Sim(ctx, "esp32", "pty", mac="24:0a:c4:5b:02:02", jedec=0xEF4016, tag="sim2")
+    expect_failure(run_espstation(ctx, ["erase", "--port", sim2.port, "--json", "--all"],
+                                  timeout=30), "unsupported", ["stub"])
+
+
+def baud_case(transport, stub):
+    """--baud 921600: CHANGE_BAUDRATE in the ROM or stub form, the host follows (a pty sim with
+    --strict-baud and RFC 2217 garble a host that does not), the flash is right, the rate is
+    reported; afterwards a second job at 115200 still connects."""
+
+    def run(ctx):
+        ctx.require_executables("espsim", "espstation")
+        chip = "esp32" if stub else "esp32s3"
+        mac = "24:0a:c4:5b:03:%02x" % (TRANSPORTS.index(transport) * 2 + stub)
+        if transport == "pty":
+            sim = strict_pty_sim(ctx, chip, mac)
+        else:
+            sim = Sim(ctx, chip, transport, mac=mac, jedec=0xEF4016)
+        flash_size = sim.ready["flash_size"]
+        stub_args = ["--stub-dir", make_stub_dir(ctx)] if stub else []
+        app = img.app_image("baud-%s-%d" % (transport, stub))
+        p_app = ctx.write_file("app.bin", app)
+        obj = expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json",
+                                                  "--baud", "921600"] + stub_args +
+                                            ["0x%x" % APP_OFFSET, p_app], timeout=100))
+        check(obj.get("baud") == 921600, "HOST: JSON baud %r, expected 921600" % obj.get("baud"))
+        check(obj.get("stub") is stub, "HOST: JSON stub %r" % obj.get("stub"))
+        check(obj.get("baud_fallbacks") == 0, "HOST: baud fallbacks %r" % obj.get("baud_fallbacks"))
+        changes = events_of(sim, "change_baudrate")
+        check(changes and as_int(changes[0].get("baud")) == 921600,
+              "HOST: no CHANGE_BAUDRATE to 921600: %r" % changes)
+        want_old = 115200 if stub else 0
+        check(as_int(changes[0].get("old_field")) == want_old,
+              "HOST: CHANGE_BAUDRATE second word %r, expected %d (%s form, reference §9)"
+              % (changes[0].get("old_field"), want_old, "stub" if stub else "ROM"))
+        if transport != "tcp":
+            hb = [as_int(e.get("baud")) for e in events_of(sim, "host_baud")]
+            check(921600 in hb, "HOST: the host never switched to 921600 (host_baud %r)" % hb)
+        # a second job at the sync rate: a reset (RFC 2217) or the rate set back (pty, TCP)
+        expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json"] + stub_args +
+                                      ["0x%x" % APP_OFFSET, p_app], timeout=100))
+        dump = sim.stop_and_dump()
+        compare_flash(dump, img.expected_flash(flash_size, [(APP_OFFSET, app)]),
+                      [("app", APP_OFFSET, len(app))])
+
+    return run
+
+
+def case_no_stub(ctx):
+    """--no-stub with a stub directory: ROM loader, 1 KiB blocks, no RAM download."""
+    ctx.require_executables("espsim", "espstation")
+    stubs = make_stub_dir(ctx, layout="v4.2")
+    sim = Sim(ctx, "esp32c3", "pty", mac="24:0a:c4:5b:04:01", jedec=0xEF4016)
+    app = img.app_image("nostub-app")
+    obj = expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--stub-dir",
+                                              stubs, "--no-stub", "0x%x" % APP_OFFSET,
+                                              ctx.write_file("app.bin", app)], timeout=100))
+    check(obj.get("stub") is False, "HOST: --no-stub but JSON stub %r" % obj.get("stub"))
+    dump = sim.stop_and_dump()
+    check(not events_of(sim, "mem_begin"), "HOST: RAM download despite --no-stub")
+    blocks = {as_int(e.get("block_size")) for e in events_of(sim, "defl_begin")}
+    check(blocks == {0x400}, "HOST: ROM writes with block sizes %r, expected 0x400" % blocks)
+    compare_flash(dump, img.expected_flash(sim.ready["flash_size"], [(APP_OFFSET, app)]),
+                  [("app", APP_OFFSET, len(app))])
+
+
+def case_stub_v42_layout_and_skip(ctx):
+    """A stub directory in the esptool 4.2-4.7 layout (stub_flasher_32.json); then
+    --skip-unchanged: the same images again are compared, not written."""
+    ctx.require_executables("espsim", "espstation")
+    stubs = make_stub_dir(ctx, layout="v4.2")
+    sim = Sim(ctx, "esp32", "tcp", mac="24:0a:c4:5b:05:01", jedec=0xEF4016)
+    app = img.app_image("skip-app")
+    blob = img.prng_bytes("skip-blob", BLOB_SIZE)
+    args = ["flash", "--port", sim.port, "--json", "--stub-dir", stubs, "--skip-unchanged",
+            "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app),
+            "0x%x" % BLOB_OFFSET, ctx.write_file("blob.bin", blob)]
+    obj = expect_success(run_espstation(ctx, args, timeout=100))
+    check(obj.get("stub") is True, "HOST: stub_flasher_32.json not used")
+    check(not any(i.get("skipped") for i in obj["images"]), "HOST: blank flash but skipped")
+    n_begin = len(events_of(sim, "defl_begin")) + len(events_of(sim, "flash_begin"))
+    obj = expect_success(run_espstation(ctx, args, timeout=100))
+    check(all(i.get("skipped") is True and i.get("verified") is True for i in obj["images"]),
+          "HOST: second run did not skip the unchanged images: %r" % obj["images"])
+    n_begin2 = len(events_of(sim, "defl_begin")) + len(events_of(sim, "flash_begin"))
+    check(n_begin2 == n_begin, "HOST: skipped images were written anyway")
+    dump = sim.stop_and_dump()
+    compare_flash(dump, img.expected_flash(sim.ready["flash_size"], [
+        (APP_OFFSET, app), (BLOB_OFFSET, img.pad4(blob))]), [("app", APP_OFFSET, len(app))])
+
+
+def case_stub_broken_file(ctx):
+    """A malformed stub file for the chip: stub_failed, naming the file; a directory without a
+    file for the chip: the ROM loader."""
+    ctx.require_executables("espsim", "espstation")
+    stubs = ctx.path("stubs")
+    os.makedirs(stubs)
+    with open(os.path.join(stubs, "esp32.json"), "w") as f:
+        f.write('{"text": "AAAA", "entry": 1}')
+    with open(os.path.join(stubs, "esp32c3.json"), "w") as f:
+        f.write('{"text": "AAAA", "entry": 1}')
+    sim = Sim(ctx, "esp32", "pty", mac="24:0a:c4:5b:06:01", jedec=0xEF4016)
+    p_app = ctx.write_file("app.bin", img.prng_bytes("broken", 4096))
+    expect_failure(run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--stub-dir", stubs,
+                                        "0x10000", p_app], timeout=60),
+                   "stub_failed", ["esp32.json", "text_start"], ["stub"])
+    os.remove(os.path.join(stubs, "esp32.json"))
+    obj = expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--stub-dir",
+                                              stubs, "0x10000", p_app], timeout=60))
+    check(obj.get("stub") is False, "HOST: no esp32 stub, yet JSON stub %r" % obj.get("stub"))
+
+
 CASES = {}
 for _chip in CHIPS:
     for _tr in TRANSPORTS:
@@ -328,6 +612,17 @@ CASES["esp32s3-pty-no-compress"] = case_no_compress
 CASES["esp32-invalid-boot-unpatched"] = case_invalid_boot_unpatched
 CASES["reflash-esp8266-tcp"] = reflash_case("esp8266", "tcp")
 CASES["reflash-esp32-rfc2217"] = reflash_case("esp32", "rfc2217")
+for _chip in ("esp32", "esp8266", "esp32c3"):
+    CASES["stub-%s-pty" % _chip] = stub_flash_case(_chip)
+CASES["stub-read-flash"] = case_stub_read_flash
+CASES["stub-erase"] = case_stub_erase
+for _tr in ("pty", "rfc2217", "tcp"):
+    CASES["baud-921600-%s-stub" % _tr] = baud_case(_tr, True)
+CASES["baud-921600-rfc2217-rom"] = baud_case("rfc2217", False)
+CASES["baud-921600-pty-rom"] = baud_case("pty", False)
+CASES["no-stub"] = case_no_stub
+CASES["stub-v42-layout-skip-unchanged"] = case_stub_v42_layout_and_skip
+CASES["stub-broken-file"] = case_stub_broken_file
 
 if __name__ == "__main__":
     sys.exit(main(CASES, "espstation flash integration tests against espsim"))
