@@ -726,7 +726,8 @@ void api_handle_sync(api_t *a, const api_req_t *req, api_resp_t *resp)
         }
         nb = realloc(resp->body, resp->body_len + n + 1);
         if (nb) {
-            memcpy(nb + resp->body_len, chunk, n);
+            if (n)
+                memcpy(nb + resp->body_len, chunk, n);
             resp->body = nb;
             resp->body_len += n;
             nb[resp->body_len] = 0;
