@@ -6,15 +6,18 @@
  * the user's own call into this module (open_cb, drain_cb and error_cb are always deferred). */
 #include "port_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -59,6 +62,7 @@ static const port_ops_t *port_ops_for(port_kind_t kind)
 
 static void port_finish(port_t *p)
 {
+    port__tcp_unclaim(p);
     if (p->ops->release) p->ops->release(p);
     if (p->fd >= 0) close(p->fd);
     if (p->lock_fd >= 0) close(p->lock_fd);
@@ -486,12 +490,131 @@ int port__errno(int e)
     return e > 0 ? -e : UV_EIO;
 }
 
+/* ---- who else has a tty open ------------------------------------------------------------ */
+
+#ifndef TIOCGEXCL
+#define TIOCGEXCL _IOR('T', 0x40, int) /* Linux 3.8+: is exclusive mode (TIOCEXCL) set? */
+#endif
+/* /dev/pts/N is 136:N (Linux UNIX98_PTY_SLAVE_MAJOR, 20-bit minors); the master side is an fd
+ * on /dev/ptmx (5:2) whose /proc/PID/fdinfo says "tty-index: N". */
+#define PORT_PTS_MAJOR 136u
+#define PORT_PTMX_DEV makedev(5, 2)
+/* Bounds of the /proc walk: it runs on the loop thread, only after a busy open. */
+#define PORT_SCAN_MAX_PIDS 4096
+#define PORT_SCAN_MAX_FDS 1024
+
+static bool port_is_pid(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9') return false;
+    return true;
+}
+
+/* The pty index a ptmx fd of process `pid` stands for, or -1. */
+static long port_ptmx_index(const char *pid, const char *fd)
+{
+    char path[2 * NAME_MAX + 32], line[128];
+    long idx = -1;
+    snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, fd);
+    FILE *f = fopen(path, "re");
+    if (!f) return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "tty-index: %ld", &idx) == 1) break;
+    fclose(f);
+    return idx;
+}
+
+/* What process `pid` has open: does it hold the device `rdev`, and does it hold the master of
+ * pty `pty_index` (-1: rdev is not a pty slave)? */
+static void port_scan_pid(const char *pid, dev_t rdev, long pty_index, bool *holds,
+                          bool *owns_master)
+{
+    char path[NAME_MAX + 16];
+    snprintf(path, sizeof(path), "/proc/%s/fd", pid);
+    DIR *d = opendir(path); /* another user's process: EACCES unless we are root; skipped */
+    if (!d) return;
+    struct dirent *e;
+    for (int n = 0; (e = readdir(d)) != NULL && n < PORT_SCAN_MAX_FDS; n++) {
+        if (!port_is_pid(e->d_name)) continue;
+        char fdpath[2 * NAME_MAX + 32];
+        struct stat st;
+        snprintf(fdpath, sizeof(fdpath), "/proc/%s/fd/%s", pid, e->d_name);
+        /* stat follows the link to the file without opening it (no side effects on ttys) */
+        if (stat(fdpath, &st) < 0 || !S_ISCHR(st.st_mode)) continue;
+        if (st.st_rdev == rdev)
+            *holds = true;
+        else if (pty_index >= 0 && st.st_rdev == PORT_PTMX_DEV &&
+                 port_ptmx_index(pid, e->d_name) == pty_index)
+            *owns_master = true;
+    }
+    closedir(d);
+}
+
+/* Processes that have the character device `rdev` open, as "pid 12 (name), ..." in buf. A
+ * process that also holds the pty's master is its owner (a simulator, a serial-over-network
+ * server), not a competing user, and is not counted. Returns the count. */
+static int port_scan_holders(dev_t rdev, char *buf, size_t cap)
+{
+    long pty_index = major(rdev) == PORT_PTS_MAJOR ? (long)minor(rdev) : -1;
+    char self[24];
+    snprintf(self, sizeof(self), "%ld", (long)getpid());
+    if (buf && cap) buf[0] = '\0';
+    DIR *d = opendir("/proc");
+    if (!d) return 0;
+    int count = 0;
+    size_t used = 0;
+    struct dirent *e;
+    for (int n = 0; (e = readdir(d)) != NULL && n < PORT_SCAN_MAX_PIDS; n++) {
+        if (!port_is_pid(e->d_name)) continue;
+        bool holds = false, owns_master = false;
+        port_scan_pid(e->d_name, rdev, pty_index, &holds, &owns_master);
+        if (!holds || owns_master) continue;
+        count++;
+        if (!buf || used + 1 >= cap) continue;
+        char comm[64] = "?", path[NAME_MAX + 16];
+        snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(path, "re");
+        if (f) {
+            if (fgets(comm, sizeof(comm), f)) comm[strcspn(comm, "\n")] = '\0';
+            fclose(f);
+        }
+        int w = snprintf(buf + used, cap - used, "%spid %s (%s%s)", used ? ", " : "", e->d_name,
+                         comm, strcmp(e->d_name, self) == 0 ? ", this process" : "");
+        if (w > 0) used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
+    }
+    closedir(d);
+    return count;
+}
+
+int port_holders(const char *spec, char *buf, size_t cap)
+{
+    if (buf && cap) buf[0] = '\0';
+    if (!spec || spec[0] != '/') return 0;
+    struct stat st;
+    if (stat(spec, &st) < 0 || !S_ISCHR(st.st_mode)) return 0;
+    return port_scan_holders(st.st_rdev, buf, cap);
+}
+
 int port__fd_lock(int fd, bool excl_ioctl)
 {
+    /* flock: held by another espstation (another slot of this one too: the lock belongs to the
+     * open file description, so two open()s of one device conflict even in one process, whatever
+     * path names it) or by pyserial's exclusive=True (esptool). */
     if (flock(fd, LOCK_EX | LOCK_NB) < 0)
         return errno == EWOULDBLOCK ? UV_EBUSY : port__errno(errno);
-    /* TIOCEXCL makes further open()s fail with EBUSY (root is exempt, hence flock as well).
-     * Not fatal: some drivers refuse it. */
+    /* TIOCEXCL set by another program (screen, minicom): the kernel refuses further open()s
+     * with EBUSY, except to root (CAP_SYS_ADMIN), so a daemon run as root gets here and must
+     * ask. On a pty the flag outlives a holder killed before its TIOCNXCL (the tty lives on
+     * with its master, e.g. espsim), so it counts only while another process has the tty open.
+     * On a failure the caller closes fd without TIOCNXCL: the flag is the other program's. */
+    int excl = 0;
+    struct stat st;
+    if (ioctl(fd, TIOCGEXCL, &excl) == 0 && excl && fstat(fd, &st) == 0 &&
+        port_scan_holders(st.st_rdev, NULL, 0) > 0)
+        return UV_EBUSY;
+    /* Our own TIOCEXCL keeps other non-root programs out while we hold the port. Not fatal:
+     * some drivers refuse it. */
     if (excl_ioctl) (void)ioctl(fd, TIOCEXCL);
     return 0;
 }

@@ -78,6 +78,12 @@ typedef struct port_info_s {
  * call it on demand, not per loop iteration. */
 int port_list(port_info_t *out, size_t max);
 
+/* After an open failed with UV_EBUSY: which processes have the device behind `spec` open, as
+ * "pid 4242 (screen), pid 977 (ModemManager)" in buf ("" when none can be seen: not a device
+ * path, or their /proc entries are not readable to us; a pty's owner such as the simulator is
+ * left out). Returns how many were found. Walks /proc (a few ms): for error messages only. */
+int port_holders(const char *spec, char *buf, size_t cap);
+
 /* Close (idempotent). Pending writes are dropped. close_cb follows asynchronously. */
 void port_close(port_t *p);
 

@@ -9,6 +9,7 @@
 
 #include <netdb.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #ifndef container_of
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
@@ -110,6 +111,12 @@ struct port_s {
     struct addrinfo *ai_next; /* next address to try */
     int conn_err;             /* last connect error, reported if all addresses fail */
     port_tn_t *tn;            /* RFC 2217 only */
+    /* The endpoint this port connects or is connected to, claimed in a process-wide list so
+     * that no two ports of this process use one device server port (port_tcp.c). */
+    bool claimed;
+    struct sockaddr_storage claim_addr;
+    socklen_t claim_len;
+    struct port_s *claim_prev, *claim_next;
 
     /* libserialport (struct sp_port *), kept opaque here */
     void *sp;
@@ -150,7 +157,8 @@ void port__drain_socket(port_t *p);
 int port__errno(int e);
 /* Modem lines on a tty fd with one TIOCMGET + one TIOCMSET (esptool UnixTight). */
 int port__fd_set_lines(int fd, int dtr, int rts);
-/* Exclusive use of a tty fd: flock(LOCK_EX|LOCK_NB) (held elsewhere → UV_EBUSY) + TIOCEXCL. */
+/* Exclusive use of a tty fd: flock(LOCK_EX|LOCK_NB) held elsewhere, or TIOCEXCL set by another
+ * process that has the tty open → UV_EBUSY; else TIOCEXCL on fd when excl_ioctl. */
 int port__fd_lock(int fd, bool excl_ioctl);
 /* Raw 8N1, no flow control, CLOCAL|CREAD, no HUPCL, VMIN=1 VTIME=0 (see port_tty.c) at `baud`
  * (termios2 for rates without a Bxxx constant). */
@@ -165,6 +173,8 @@ void port__tcp_start(port_t *p);
 void port__tcp_connect_ready(port_t *p, int status);
 void port__tcp_poll_closed(port_t *p);
 void port__tcp_timeout(port_t *p);
+/* Give up the claimed endpoint (no-op when none); port.c calls it when the port is freed. */
+void port__tcp_unclaim(port_t *p);
 
 /* USB serial lookups (port_sp.c). */
 bool port__sp_is_usb_tty(const char *path);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* port_tcp.c — raw TCP ports ("socket://host:port", as pyserial/esptool spell them) and the
  * connect machinery the RFC 2217 backend reuses: asynchronous name resolution, non-blocking
- * connect() tried address by address under one overall timeout, TCP_NODELAY.
+ * connect() tried address by address under one overall timeout, TCP_NODELAY, and one port of
+ * this process per server endpoint (a TCP endpoint is one serial device).
  * Must not: block (no getaddrinfo on the loop thread), or pretend to drive modem lines. */
 #include "port_int.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,6 +51,71 @@ int port__tcp_prepare(port_t *p, const char *prefix)
     memcpy(p->service, port, port_len);
     p->service[port_len] = '\0';
     return 0;
+}
+
+/* ---- one port per endpoint ---------------------------------------------------------------
+ * A device server port (ser2net, esp_rfc2217_server, espsim) carries one serial device: two
+ * slots naming it differently (localhost and 127.0.0.1, socket:// and rfc2217://) must not run
+ * two jobs on it. Ports of this process claim the resolved address they connect to; a second
+ * claim of the same address and port fails with UV_EBUSY. Other processes are the server's
+ * business (most accept one client). The list is shared by every loop, hence the mutex. */
+
+static pthread_mutex_t port_claims_mu = PTHREAD_MUTEX_INITIALIZER;
+static port_t *port_claims;
+
+static bool port_same_endpoint(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family) return false;
+    if (a->sa_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a;
+        const struct sockaddr_in *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a;
+        const struct sockaddr_in6 *y = (const struct sockaddr_in6 *)b;
+        return x->sin6_port == y->sin6_port && x->sin6_scope_id == y->sin6_scope_id &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* Claim `ai`'s endpoint for p (releasing p's previous claim): 0, or UV_EBUSY when another port
+ * of this process has it. */
+static int port_tcp_claim(port_t *p, const struct addrinfo *ai)
+{
+    if (ai->ai_addrlen > sizeof(p->claim_addr)) return 0; /* unknown family: nothing to compare */
+    port__tcp_unclaim(p);
+    pthread_mutex_lock(&port_claims_mu);
+    for (port_t *q = port_claims; q; q = q->claim_next) {
+        if (port_same_endpoint((const struct sockaddr *)&q->claim_addr, ai->ai_addr)) {
+            pthread_mutex_unlock(&port_claims_mu);
+            return UV_EBUSY;
+        }
+    }
+    memcpy(&p->claim_addr, ai->ai_addr, ai->ai_addrlen);
+    p->claim_len = ai->ai_addrlen;
+    p->claimed = true;
+    p->claim_prev = NULL;
+    p->claim_next = port_claims;
+    if (port_claims) port_claims->claim_prev = p;
+    port_claims = p;
+    pthread_mutex_unlock(&port_claims_mu);
+    return 0;
+}
+
+void port__tcp_unclaim(port_t *p)
+{
+    if (!p->claimed) return;
+    pthread_mutex_lock(&port_claims_mu);
+    if (p->claim_prev)
+        p->claim_prev->claim_next = p->claim_next;
+    else
+        port_claims = p->claim_next;
+    if (p->claim_next) p->claim_next->claim_prev = p->claim_prev;
+    p->claim_prev = p->claim_next = NULL;
+    p->claimed = false;
+    pthread_mutex_unlock(&port_claims_mu);
 }
 
 static void port_tcp_try_next(port_t *p);
@@ -105,6 +172,10 @@ static void port_tcp_try_next(port_t *p)
     while (p->ai_next) {
         struct addrinfo *ai = p->ai_next;
         p->ai_next = ai->ai_next;
+        if (port_tcp_claim(p, ai) < 0) {
+            port__open_done(p, UV_EBUSY);
+            return;
+        }
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (fd < 0) {
             p->conn_err = port__errno(errno);
@@ -117,6 +188,7 @@ static void port_tcp_try_next(port_t *p)
         if (r < 0 && errno != EINPROGRESS) {
             p->conn_err = port__errno(errno);
             close(fd);
+            port__tcp_unclaim(p);
             continue;
         }
         p->is_socket = true;
@@ -134,6 +206,7 @@ static void port_tcp_try_next(port_t *p)
         if (!p->connecting) port_tcp_connected(p);
         return;
     }
+    port__tcp_unclaim(p);
     port__open_done(p, p->conn_err);
 }
 

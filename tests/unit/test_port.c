@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* test_port.c — the port backends against real OS objects on this machine: an openpty pair
- * (tty backend), an in-test libuv TCP server on 127.0.0.1 (raw TCP) and an in-test recording
- * telnet server (RFC 2217 client bytes, escaping, telnet stripping across reads).
+ * (tty backend, exclusive use against other paths and other processes), an in-test libuv TCP
+ * server on 127.0.0.1 (raw TCP) and an in-test recording telnet server (RFC 2217 client bytes,
+ * escaping, telnet stripping across reads).
  * Must not: touch real serial adapters or non-loopback addresses, or run unbounded (every loop
  * run has a timer guard). */
 #include <errno.h>
@@ -13,8 +14,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -387,6 +394,138 @@ static void test_tty_busy(void **state)
     ctx_free(c);
 }
 
+/* ---- exclusive use: other paths, other processes ---------------------------------------- */
+
+#ifndef TIOCGEXCL
+#define TIOCGEXCL _IOR('T', 0x40, int)
+#endif
+
+/* Open `spec` on a fresh context and return the open status (the port is closed again). */
+static int open_status_of(const char *spec)
+{
+    ctx_t *c = ctx_new();
+    assert_int_equal(port_open(&c->loop, spec, 115200, &cbs, c, &c->port), 0);
+    assert_true(run_until(c, c_opened, GUARD_MS));
+    int st = c->open_status;
+    ctx_free(c);
+    return st;
+}
+
+static int tty_excl_flag(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0 && errno == EBUSY) return 1; /* not root: the flag's very effect */
+    assert_true(fd >= 0);
+    int excl = -1;
+    assert_int_equal(ioctl(fd, TIOCGEXCL, &excl), 0);
+    close(fd);
+    return excl;
+}
+
+static void test_tty_busy_other_path(void **state)
+{
+    (void)state;
+    /* Another slot naming the same device through a symlink (as /dev/serial/by-path/... names a
+     * USB adapter) must not get it while the first holds it, in either order. */
+    ctx_t *c = ctx_new();
+    make_pty(c);
+    char link[] = "/tmp/estn-port-link-XXXXXX";
+    int fd = mkstemp(link);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(link);
+    assert_int_equal(symlink(c->slave, link), 0);
+
+    open_ok(c, c->slave, 115200);
+    assert_int_equal(open_status_of(link), UV_EBUSY);
+    port_close(c->port);
+    assert_true(run_until(c, c_closed, GUARD_MS));
+
+    c->opens = c->closes = 0;
+    open_ok(c, link, 115200);
+    assert_string_equal(port_spec(c->port), link);
+    assert_int_equal(open_status_of(c->slave), UV_EBUSY);
+    /* the holder is this process (the pty's master is ours too, but its slave is held) */
+    char who[256];
+    assert_int_equal(port_holders(link, who, sizeof(who)), 0); /* the owner is not counted */
+    port_close(c->port);
+    assert_true(run_until(c, c_closed, GUARD_MS));
+    /* our TIOCEXCL is gone with our port */
+    assert_int_equal(tty_excl_flag(c->slave), 0);
+    unlink(link);
+    ctx_free(c);
+}
+
+/* A child process that opens `path` and holds it: "flock" (pyserial exclusive=True, esptool,
+ * another espstation) or "excl" (TIOCEXCL only, like screen). Returns its pid once it holds. */
+static pid_t hold_in_child(const char *path, const char *how, int master)
+{
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* Not the pty's owner: without the master fd inherited from us; and gone with us if an
+         * assertion ends the test early. */
+        (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(master);
+        close(pfd[0]);
+        int fd = open(path, O_RDWR | O_NOCTTY | O_NONBLOCK);
+        int ok = fd >= 0 && (strcmp(how, "flock") == 0 ? flock(fd, LOCK_EX | LOCK_NB)
+                                                       : ioctl(fd, TIOCEXCL)) == 0;
+        if (write(pfd[1], ok ? "1" : "0", 1) != 1) _exit(2);
+        for (;;)
+            pause(); /* killed by the test: no TIOCNXCL, no unlock */
+    }
+    close(pfd[1]);
+    char r = 0;
+    assert_int_equal(read(pfd[0], &r, 1), 1);
+    close(pfd[0]);
+    assert_int_equal(r, '1');
+    return pid;
+}
+
+static void kill_child(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+}
+
+static void test_tty_busy_other_process(void **state)
+{
+    (void)state;
+    static const char *const hows[] = {"flock", "excl"};
+    for (size_t i = 0; i < 2; i++) {
+        ctx_t *c = ctx_new();
+        make_pty(c);
+        pid_t pid = hold_in_child(c->slave, hows[i], c->master);
+        /* A non-root open is refused by the kernel (TIOCEXCL); root is let in and must see
+         * the flag itself (TIOCGEXCL) or the lock. */
+        assert_int_equal(open_status_of(c->slave), UV_EBUSY);
+        char who[256], want[32];
+        assert_int_equal(port_holders(c->slave, who, sizeof(who)), 1);
+        snprintf(want, sizeof(want), "pid %ld (", (long)pid);
+        if (!strstr(who, want)) fail_msg("port_holders: \"%s\" does not name %s", who, want);
+        assert_int_equal(port_holders("socket://127.0.0.1:1", who, sizeof(who)), 0);
+        assert_string_equal(who, "");
+
+        /* The holder dies without releasing anything: its lock goes with it; a pty's TIOCEXCL
+         * flag stays set (the pty lives on with our master), which root may ignore once nobody
+         * else has the tty open. Without CAP_SYS_ADMIN the kernel still refuses. */
+        kill_child(pid);
+        assert_int_equal(port_holders(c->slave, who, sizeof(who)), 0);
+        if (strcmp(hows[i], "excl") == 0) assert_int_equal(tty_excl_flag(c->slave), 1);
+        if (strcmp(hows[i], "flock") == 0 || geteuid() == 0) {
+            open_ok(c, c->slave, 115200);
+            assert_int_equal(tty_excl_flag(c->slave), 1); /* ours now */
+        } else {
+            assert_int_equal(open_status_of(c->slave), UV_EBUSY);
+        }
+        ctx_free(c);
+    }
+}
+
 static void test_tty_hangup(void **state)
 {
     (void)state;
@@ -680,6 +819,36 @@ static void test_tcp_reset(void **state)
     ctx_free(c);
 }
 
+static void test_tcp_one_port_per_endpoint(void **state)
+{
+    (void)state;
+    /* One device server port is one serial device: no second port of this process on it,
+     * however the spec spells it (host name, scheme). */
+    ctx_t *c = ctx_new();
+    srv_start(c, false);
+    char spec[64], alias[64], rfc[64];
+    spec_of(spec, sizeof(spec), "socket", "127.0.0.1", c->srv.port);
+    spec_of(alias, sizeof(alias), "socket", "localhost", c->srv.port);
+    spec_of(rfc, sizeof(rfc), "rfc2217", "127.0.0.1", c->srv.port);
+    open_ok(c, spec, 115200);
+    assert_true(run_until(c, c_has_conn, GUARD_MS));
+    assert_int_equal(open_status_of(alias), UV_EBUSY);
+    assert_int_equal(open_status_of(rfc), UV_EBUSY);
+    assert_int_equal(open_status_of(spec), UV_EBUSY);
+    /* Another endpoint is not affected (nobody listens there: refused, not busy). */
+    char other[64];
+    spec_of(other, sizeof(other), "socket", "127.0.0.1",
+            c->srv.port == 65535 ? 1 : c->srv.port + 1);
+    assert_int_not_equal(open_status_of(other), UV_EBUSY);
+    /* Freed with the port. */
+    port_close(c->port);
+    assert_true(run_until(c, c_closed, GUARD_MS));
+    uv_close((uv_handle_t *)&c->srv.conn, NULL);
+    c->srv.has_conn = false;
+    assert_int_equal(open_status_of(rfc), 0);
+    ctx_free(c);
+}
+
 static void test_tcp_connect_timeout(void **state)
 {
     (void)state;
@@ -928,15 +1097,27 @@ static void test_rfc2217_server_stream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_kind_of_spec),        cmocka_unit_test(test_malformed_specs),
-        cmocka_unit_test(test_open_errors),         cmocka_unit_test(test_close_before_open),
-        cmocka_unit_test(test_tty_both_ways),       cmocka_unit_test(test_tty_large_write),
-        cmocka_unit_test(test_tty_flush_input),     cmocka_unit_test(test_tty_busy),
-        cmocka_unit_test(test_tty_hangup),          cmocka_unit_test(test_tcp_echo_and_eof),
-        cmocka_unit_test(test_tcp_refused),         cmocka_unit_test(test_tcp_order_and_close),
-        cmocka_unit_test(test_tcp_reset),           cmocka_unit_test(test_tcp_connect_timeout),
-        cmocka_unit_test(test_port_list),           cmocka_unit_test(test_rfc2217_client_bytes),
-        cmocka_unit_test(test_rfc2217_before_open), cmocka_unit_test(test_rfc2217_server_stream),
+        cmocka_unit_test(test_kind_of_spec),
+        cmocka_unit_test(test_malformed_specs),
+        cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_close_before_open),
+        cmocka_unit_test(test_tty_both_ways),
+        cmocka_unit_test(test_tty_large_write),
+        cmocka_unit_test(test_tty_flush_input),
+        cmocka_unit_test(test_tty_busy),
+        cmocka_unit_test(test_tty_hangup),
+        cmocka_unit_test(test_tcp_echo_and_eof),
+        cmocka_unit_test(test_tcp_refused),
+        cmocka_unit_test(test_tcp_order_and_close),
+        cmocka_unit_test(test_tcp_reset),
+        cmocka_unit_test(test_tcp_connect_timeout),
+        cmocka_unit_test(test_port_list),
+        cmocka_unit_test(test_rfc2217_client_bytes),
+        cmocka_unit_test(test_rfc2217_before_open),
+        cmocka_unit_test(test_rfc2217_server_stream),
+        cmocka_unit_test(test_tty_busy_other_path),
+        cmocka_unit_test(test_tty_busy_other_process),
+        cmocka_unit_test(test_tcp_one_port_per_endpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
