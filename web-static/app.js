@@ -224,8 +224,13 @@ function handleEvent(type, data) {
     }
 }
 
+let bannerTimer = null;
 function setConnected(up) {
-    $('banner').hidden = up;
+    // A routine reconnect (the daemon closed an idle stream) takes well under a second: the
+    // banner waits that long so it does not flicker, then stays until the stream is back.
+    clearTimeout(bannerTimer);
+    if (up) $('banner').hidden = true;
+    else bannerTimer = setTimeout(() => { $('banner').hidden = false; }, 1000);
     const c = $('conn');
     c.dataset.up = String(up);
     $('conn-text').textContent = up ? 'Live' : 'Disconnected';
@@ -297,8 +302,9 @@ async function authFailed(e) {
 
 async function startSlot(name) {
     try {
-        const r = await request('POST', `/api/v1/slots/${encodeURIComponent(name)}/start`);
-        if (r && r.slot) app.tiles.updateSlot(r.slot);
+        // the tile follows the event stream, not this answer: a fast job's events can
+        // arrive before the answer, which would then show an older state
+        await request('POST', `/api/v1/slots/${encodeURIComponent(name)}/start`);
         toast(`Slot ${name}: started`);
     } catch (e) {
         if (!(await authFailed(e))) toast(`Slot ${name}: ${errText(e)}`, true);
@@ -309,8 +315,9 @@ async function cancelSlot(name) {
     if (!(await confirmDialog(`Cancel the job on slot ${name}? The board will have to be ` +
         'flashed again.', 'Cancel the job'))) return;
     try {
-        const r = await request('POST', `/api/v1/slots/${encodeURIComponent(name)}/cancel`);
-        if (r && r.slot) app.tiles.updateSlot(r.slot);
+        // the tile follows the event stream, not this answer: a fast job's events can
+        // arrive before the answer, which would then show an older state
+        await request('POST', `/api/v1/slots/${encodeURIComponent(name)}/cancel`);
         toast(`Slot ${name}: cancelled`);
     } catch (e) {
         if (!(await authFailed(e))) toast(`Slot ${name}: ${errText(e)}`, true);

@@ -36,6 +36,10 @@ const station = new Station({
 let browser;
 let page;
 
+// HTTP errors the test causes on purpose (unknown token, the role probe's 403/404) are logged
+// by Chromium as console errors; script errors are what counts
+const scriptErrors = (p) => p.errors.filter((e) => !/Failed to load resource/.test(e));
+
 before(async () => {
     await station.setup();
     browser = await launchBrowser();
@@ -43,7 +47,8 @@ before(async () => {
 });
 
 after(async () => {
-    if (page && page.errors.length) console.log('page errors:\n' + page.errors.join('\n'));
+    const errs = page ? scriptErrors(page) : [];
+    if (errs.length) console.log('page errors:\n' + errs.join('\n'));
     if (browser) await browser.close();
     await station.close();
 });
@@ -53,8 +58,14 @@ async function state(name) {
 }
 
 async function waitState(name, word, ms = 30000) {
-    await waitFor(async () => (await state(name)) === word, ms,
-        `slot ${name} to show ${word} (it shows ${await state(name).catch(() => '?')})`);
+    try {
+        await waitFor(async () => (await state(name)) === word, ms, `slot ${name} to show ${word}`);
+    } catch (e) {
+        // say whether the page or the daemon is behind
+        const api = await station.api(`/api/v1/slots/${name}`).catch((x) => x.message);
+        throw new Error(`${e.message}; the tile shows ${await state(name).catch(() => '?')}; ` +
+            `the API says ${JSON.stringify(api)}`);
+    }
 }
 
 test('every slot has a tile, in config order, under the station name', async () => {
@@ -229,6 +240,7 @@ test('an unknown token is refused; an operator token enables Start and Cancel', 
 
 test('an engineer token opens the engineer view with every slot and the stored recipes',
     async () => {
+        if (await page.locator('#signout').isVisible()) await page.click('#signout');
         await page.click('#signin');
         await page.fill('#token-input', TOKENS.engineer);
         await page.click('#token-form button[type="submit"]');
@@ -244,5 +256,5 @@ test('an engineer token opens the engineer view with every slot and the stored r
     });
 
 test('no script errors on the page', () => {
-    assert.deepEqual(page.errors.filter((e) => !/Failed to load resource/.test(e)), []);
+    assert.deepEqual(scriptErrors(page), []);
 });

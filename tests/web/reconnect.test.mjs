@@ -25,6 +25,10 @@ const station = new Station({
 let browser;
 let page;
 
+// the refused connections while the daemon is down are logged by Chromium, not script errors
+const scriptErrors = (p) => p.errors.filter((e) =>
+    !/Failed to load resource|ERR_CONNECTION_REFUSED|EventSource/.test(e));
+
 before(async () => {
     await station.setup();
     browser = await launchBrowser();
@@ -32,7 +36,8 @@ before(async () => {
 });
 
 after(async () => {
-    if (page && page.errors.length) console.log('page errors:\n' + page.errors.join('\n'));
+    const errs = page ? scriptErrors(page) : [];
+    if (errs.length) console.log('page errors:\n' + errs.join('\n'));
     if (browser) await browser.close();
     await station.close();
 });
@@ -80,7 +85,5 @@ test('stopping the daemon shows the banner; a restart recovers by itself', async
 });
 
 test('no script errors on the page', () => {
-    // the refused connections while the daemon is down are not script errors
-    assert.deepEqual(page.errors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED|EventSource/
-        .test(e)), []);
+    assert.deepEqual(scriptErrors(page), []);
 });
