@@ -260,11 +260,6 @@ def http_post(url, token=None, timeout=5):
         return e.code, e.read()
 
 
-def has_http(exe):
-    """Whether this espstation build serves HTTP: `serve` then prints its listen address."""
-    return b"/api/v1/" in open(exe, "rb").read()
-
-
 class Daemon:
     def __init__(self, ctx, args, env):
         self.ctx = ctx
@@ -314,7 +309,7 @@ class Daemon:
 def case_serve(ctx):
     """The installed daemon (DESTDIR, prefix /usr) with the installed example config — only the
     site-specific values replaced (ports, paths) — flashes two simulated boards; with HTTP, it
-    serves the installed dashboard files and accepts the example token file."""
+    serves the installed dashboard files and the API with the example token file's roles."""
     dest = ctx.path("destdir")
     install(ctx, "/usr", dest)
     exe = os.path.join(dest, "usr/bin/espstation")
@@ -360,31 +355,37 @@ def case_serve(ctx):
     for name in names:
         d.wait_for(r"\[%s\] PASS " % re.escape(name), 60, "slot %s PASS" % name)
 
-    if has_http(exe):
-        base = "http://127.0.0.1:%d" % http_port
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                status, body = http_get(base + "/api/v1/station", tokens and tokens["viewer"])
-                break
-            except OSError as e:
-                check(time.monotonic() < deadline, "HTTP %s: %s\n%s" % (base, e, d.describe()))
-                time.sleep(0.2)
-        check(status == 200, "GET /api/v1/station with the viewer token: %d %r" % (status, body))
-        st = json.loads(body)
-        check(st.get("id") == cfg["id"], "GET /api/v1/station: id %r, config says %r"
-              % (st.get("id"), cfg["id"]))
-        if os.path.exists(index):
-            status, body = http_get(base + "/")
-            check(status == 200 and marker.encode() in body,
-                  "GET /: %d; the installed index.html (with marker %s) was not served: the web "
-                  "root should be <bindir>/../share/espstation/web" % (status, marker))
-        if tokens:
-            status, _ = http_post(base + "/api/v1/slots/%s/cancel" % names[0], tokens["viewer"])
-            check(status == 403, "POST cancel with the viewer token: %d, expected 403" % status)
-        print("serve: HTTP answered with the installed dashboard and the example's tokens")
-    else:
-        print("serve: this espstation build has no HTTP API: web root and tokens not checked")
+    # The API of the installed daemon: the example's tokens work with their roles, the MES
+    # cursor lists the jobs, and / is the installed dashboard (the marked copy).
+    base = "http://127.0.0.1:%d" % http_port
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            status, body = http_get(base + "/api/v1/station", tokens and tokens["viewer"])
+            break
+        except OSError as e:
+            check(time.monotonic() < deadline, "HTTP %s: %s\n%s" % (base, e, d.describe()))
+            time.sleep(0.2)
+    check(status == 200, "GET /api/v1/station with the viewer token: %d %r" % (status, body))
+    st = json.loads(body)
+    check(st.get("id") == cfg["id"], "GET /api/v1/station: id %r, config says %r"
+          % (st.get("id"), cfg["id"]))
+    status, body = http_get(base + "/api/v1/jobs?after=0", tokens and tokens["mes"])
+    check(status == 200, "GET /api/v1/jobs with the mes token: %d %r" % (status, body[:300]))
+    macs = {j["mac"] for j in json.loads(body)["jobs"] if j["result"] == "pass"}
+    check({s.ready["mac"] for s in sims} <= macs, "GET /api/v1/jobs: passing MACs %r, the "
+          "simulators are %r" % (sorted(macs), [s.ready["mac"] for s in sims]))
+    check(os.path.exists(index), "the dashboard's index.html is not installed in " + web)
+    status, body = http_get(base + "/")
+    check(status == 200 and marker.encode() in body,
+          "GET /: %d; the installed index.html (with marker %s) was not served: the web root "
+          "should be <bindir>/../share/espstation/web" % (status, marker))
+    if tokens:
+        status, _ = http_post(base + "/api/v1/slots/%s/cancel" % names[0], tokens["viewer"])
+        check(status == 403, "POST cancel with the viewer token: %d, expected 403" % status)
+        status, _ = http_post(base + "/api/v1/slots/%s/cancel" % names[0], "x" * 32)
+        check(status == 401, "POST cancel with an unknown token: %d, expected 401" % status)
+    print("serve: HTTP: the installed dashboard, the MES cursor, the example's token roles")
     d.stop()
 
     con = sqlite3.connect("file:%s?mode=ro" % cfg["database"], uri=True, timeout=5)
@@ -636,11 +637,10 @@ def case_manpage(ctx):
     man_path = os.path.join(ctx.src, "docs/espstation.1")
     man = man_text(man_path)
     top = help_of(exe, [])
-    cmds = re.findall(r"^  ([a-z]+)\s{2,}", top.split("commands:", 1)[1], re.M)
+    cmds = re.findall(r"^  ([a-z][a-z-]*)\s{2,}", top.split("commands:", 1)[1], re.M)
     check(len(cmds) >= 5, "espstation --help: cannot find the command list:\n" + top)
     problems = []
-    sections = re.findall(r"^\.SS\s+\"?(?:espstation\s+)?([a-z]+)", open(man_path).read(),
-                          re.M)
+    sections = re.findall(r"^\.SS\s+\"?(?:espstation\s+)?([a-z][a-z-]*)", man, re.M)
     for cmd in cmds:
         if cmd not in sections:
             problems.append("no .SS section for command %r" % cmd)
