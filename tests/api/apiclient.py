@@ -233,6 +233,7 @@ class Client:
                 h.setdefault("Content-Type", content_type or "application/octet-stream")
         elif content_type:
             h["Content-Type"] = content_type
+        h = {k: v for k, v in h.items() if v is not None}  # {"Content-Type": None}: send none
         conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
         try:
             conn.request(method, path, body=data, headers=h)
@@ -391,9 +392,9 @@ class EventStream:
                     pass
                 else:
                     self.error = "unknown field in event stream: %r" % line[:200]
-        except (OSError, ValueError, http.client.HTTPException) as e:
+        except Exception as e:  # noqa: BLE001 — also http.client's own errors on close()
             if not self.closed:
-                self.error = self.error or ("read error: %s" % e)
+                self.error = self.error or ("read error: %s: %s" % (type(e).__name__, e))
         self.q.put(None)
 
     def next(self, timeout=10.0, what="an event"):
