@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { after, before, test } from 'node:test';
 
 import {
-    TOKENS, Station, launchBrowser, openDashboard, randomMac, tile, waitFor,
+    TOKENS, Station, appImage, launchBrowser, openDashboard, randomMac, tile, waitFor,
 } from './harness.mjs';
 
 const MAC_A1 = randomMac('esp32');
@@ -238,7 +238,7 @@ test('an unknown token is refused; an operator token enables Start and Cancel', 
     assert.equal(await page.evaluate(() => sessionStorage.getItem('espstation.token')), null);
 });
 
-test('an engineer token opens the engineer view with every slot and the stored recipes',
+test('an engineer token opens the engineer view: slots, recipes, upload and choice',
     async () => {
         if (await page.locator('#signout').isVisible()) await page.click('#signout');
         await page.click('#signin');
@@ -251,7 +251,49 @@ test('an engineer token opens the engineer view with every slot and the stored r
         await waitFor(async () => (await rows.count()) === 4, 10000, 'four slot rows');
         const opts = await rows.first().locator('select option').allTextContents();
         assert.ok(opts.some((o) => o.startsWith('web-test 1.0.0')), opts.join(', '));
+
+        // upload: a recipe and its image, checked here, stored by the station
+        const image = appImage(0xbeef, 12 * 1024);
+        fs.writeFileSync(station.file('upload-app.bin'), image);
+        const recipe = JSON.stringify({
+            name: 'uploaded', version: '2.0.0', chip: ['esp32s3'],
+            images: [{ offset: '0x10000', file: 'upload-app.bin',
+                sha256: crypto.createHash('sha256').update(image).digest('hex') }],
+        }, null, 2);
+        fs.writeFileSync(station.file('upload-recipe.json'), recipe);
+        const recipeHash = crypto.createHash('sha256').update(recipe).digest('hex');
+        // first with a wrong image: refused before anything is sent
+        fs.mkdirSync(station.file('wrong'), { recursive: true });
+        fs.writeFileSync(station.file('wrong', 'upload-app.bin'), image.subarray(1));
+        await page.setInputFiles('#upload-recipe', station.file('upload-recipe.json'));
+        await page.setInputFiles('#upload-images', station.file('wrong', 'upload-app.bin'));
+        await page.click('#upload-form button[type="submit"]');
+        await waitFor(async () => /its SHA-256 is/.test(await page.locator('#upload-log')
+            .textContent()), 10000, 'the SHA-256 mismatch message');
+        const { images } = await station.api('/api/v1/images');
+        assert.ok(!images.some((i) => i.name === 'upload-app.bin'), 'nothing was uploaded');
+        // then the right one
+        await page.setInputFiles('#upload-images', station.file('upload-app.bin'));
+        await page.click('#upload-form button[type="submit"]');
+        await waitFor(async () => /Recipe uploaded 2\.0\.0 stored/.test(
+            await page.locator('#upload-log').textContent()), 15000, 'the recipe stored');
+        const stored = await station.api(`/api/v1/recipes/${recipeHash}`);
+        assert.equal(stored.name, 'uploaded');
+        // choose it for A3
+        const a3row = page.locator('#eng-slots tbody tr[data-slot="A3"]');
+        await waitFor(async () => (await a3row.locator(`option[value="${recipeHash}"]`).count())
+            === 1, 10000, 'the new recipe in A3\'s choice');
+        await a3row.locator('select').selectOption(recipeHash);
+        await a3row.locator('button').click();
+        await waitFor(async () => {
+            const s = await station.api('/api/v1/slots/A3');
+            return s.recipe && s.recipe.hash === recipeHash;
+        }, 10000, 'A3 to run the uploaded recipe');
         await page.keyboard.press('Escape');
+        // the header lists it for A3
+        await waitFor(async () => (await page.locator('#recipes').textContent())
+            .includes(`uploaded 2.0.0 ${recipeHash.slice(0, 8)} — A3`), 10000,
+        'the header recipe line for A3');
         await page.click('#signout');
     });
 

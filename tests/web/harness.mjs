@@ -238,8 +238,8 @@ export class Station {
         this.daemon = null;
     }
 
-    file(name) {
-        return path.join(this.dir, name);
+    file(...names) {
+        return path.join(this.dir, ...names);
     }
 
     read(name) {
