@@ -224,39 +224,56 @@ static char *api_decode(const char *s, size_t n, bool plus)
     return out;
 }
 
+/* Split the target: path segments percent-decoded one by one (so "%2F" stays inside its
+ * segment), then the query parameters. */
 static bool api_parse_target(api_ctx_t *c)
 {
-    const char *t = c->req->target, *q;
-    size_t n = c->req->target_len, plen;
-    char *p;
+    const char *t = c->req->target, *q, *s, *end;
+    size_t n = c->req->target_len, plen, used = 0;
     if (!t || n == 0 || t[0] != '/')
         return false;
     q = memchr(t, '?', n);
     plen = q ? (size_t)(q - t) : n;
-    c->path = api_decode(t, plen, false);
-    c->full = c->path ? strdup(c->path) : NULL;
-    if (!c->full)
+    c->path = malloc(plen + 1);
+    c->full = malloc(plen + 1);
+    if (!c->path || !c->full)
         return false;
-    /* segments of the decoded path ("/a/b" → "a", "b"); empty ones are kept ("" for "/") */
-    p = c->path + 1;
+    c->full[0] = 0;
+    s = t + 1;
+    end = t + plen;
     for (;;) {
-        char *slash = strchr(p, '/');
-        if (c->n_seg == API_MAX_SEGMENTS)
-            return true; /* deeper than any route: matched by none */
-        c->seg[c->n_seg++] = p;
+        const char *slash = memchr(s, '/', (size_t)(end - s));
+        const char *e = slash ? slash : end;
+        char *seg = api_decode(s, (size_t)(e - s), false);
+        size_t sl;
+        if (!seg)
+            return false;
+        sl = strlen(seg);
+        if (strchr(seg, '/'))
+            c->slash_in_segment = true;
+        if (c->n_seg < API_MAX_SEGMENTS) {
+            memcpy(c->path + used, seg, sl + 1);
+            c->seg[c->n_seg++] = c->path + used;
+            used += sl + 1;
+        } else {
+            c->too_deep = true;
+        }
+        /* the whole decoded path, for static files */
+        strcat(c->full, "/");
+        strcat(c->full, seg);
+        free(seg);
         if (!slash)
             break;
-        *slash = 0;
-        p = slash + 1;
+        s = slash + 1;
     }
     if (q) {
-        const char *s = q + 1, *end = t + n;
-        while (s < end && c->n_params < API_MAX_PARAMS) {
-            const char *amp = memchr(s, '&', (size_t)(end - s));
-            const char *e = amp ? amp : end, *eq = memchr(s, '=', (size_t)(e - s));
-            if (e > s) {
+        const char *qs = q + 1, *qend = t + n;
+        while (qs < qend && c->n_params < API_MAX_PARAMS) {
+            const char *amp = memchr(qs, '&', (size_t)(qend - qs));
+            const char *e = amp ? amp : qend, *eq = memchr(qs, '=', (size_t)(e - qs));
+            if (e > qs) {
                 api_param_t *pp = &c->params[c->n_params];
-                pp->key = api_decode(s, (size_t)((eq ? eq : e) - s), true);
+                pp->key = api_decode(qs, (size_t)((eq ? eq : e) - qs), true);
                 pp->val = eq ? api_decode(eq + 1, (size_t)(e - eq - 1), true) : strdup("");
                 if (!pp->key || !pp->val) {
                     free(pp->key);
@@ -265,7 +282,7 @@ static bool api_parse_target(api_ctx_t *c)
                 }
                 c->n_params++;
             }
-            s = e + 1;
+            qs = e + 1;
         }
     }
     return true;
@@ -458,6 +475,10 @@ void api__get_static(api_ctx_t *c)
     ssize_t got;
     size_t total = 0;
 
+    if (c->slash_in_segment) { /* "%2F": not a file name */
+        api__problem(c->resp, 404, "not_found", "no such file");
+        return;
+    }
     if (!c->a->o.web_root || !realpath(c->a->o.web_root, root)) {
         api__problem(c->resp, 404, "not_found", "no dashboard files are installed (web_root)");
         return;
@@ -547,7 +568,7 @@ static bool api_route_matches(const api_route_t *rt, const api_ctx_t *c)
 {
     size_t k = 0;
     for (; k < API_MAX_SEGMENTS && rt->pattern[k]; k++) {
-        if (k >= c->n_seg)
+        if (k >= c->n_seg || c->too_deep)
             return false;
         if (strcmp(rt->pattern[k], "*") ? strcmp(rt->pattern[k], c->seg[k]) != 0 : !c->seg[k][0])
             return false;

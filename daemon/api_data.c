@@ -536,7 +536,7 @@ static cJSON *grp_json(api_grp_t *g, const char *name, uint64_t since_ms, uint64
         cJSON_AddNullToObject(d, "p95");
     }
     /* boards per hour from the first job's start (not before the window) to the window's end */
-    if (g->any && api_parse_time(g->first_start, strlen(g->first_start), &first)) {
+    if (g->n[0] && api_parse_time(g->first_start, strlen(g->first_start), &first)) {
         uint64_t from = first > since_ms ? first : since_ms;
         if (until_ms > from)
             cJSON_AddNumberToObject(o, "devices_per_hour",

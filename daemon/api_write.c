@@ -21,7 +21,13 @@
 
 #define API_IMAGES_MAX 10000
 
-typedef enum { DEFER_RECIPE_POST, DEFER_SLOT_RECIPE, DEFER_IMAGE_PUT, DEFER_IMAGE_LIST } defer_kind_t;
+typedef enum {
+    DEFER_RECIPE_POST,
+    DEFER_SLOT_RECIPE,  /* a stored recipe: load it */
+    DEFER_SLOT_VERIFY,  /* a recipe the job manager has loaded: are its files still there? */
+    DEFER_IMAGE_PUT,
+    DEFER_IMAGE_LIST
+} defer_kind_t;
 
 struct api_defer_s {
     defer_kind_t kind;
@@ -32,6 +38,11 @@ struct api_defer_s {
     char name[129];
     char sha[65];
     char slot[CONFIG_NAME_MAX + 1];
+    char hash[65];
+    size_t n_files; /* DEFER_SLOT_VERIFY: resolved paths, their sha256 ("" = a stub: readable) */
+    char *files[PLAN_MAX_IMAGES + 1];
+    char file_sha[PLAN_MAX_IMAGES + 1][65];
+    char file_path[PLAN_MAX_IMAGES + 1][40]; /* JSON path for the error */
     /* outputs */
     int rc;
     recipe_t *recipe;
@@ -84,6 +95,8 @@ void api__defer_free(api_defer_t *d)
         return;
     free(d->body);
     free(d->image_dir);
+    for (size_t i = 0; i < d->n_files; i++)
+        free(d->files[i]);
     if (d->recipe) {
         recipe_free(d->recipe);
         free(d->recipe);
@@ -417,19 +430,40 @@ void api__put_slot_recipe(api_ctx_t *c)
         api_slot_reply(a, c->resp, 200, (size_t)i);
         return;
     }
-    if (jobmgr_find_recipe(a->o.mgr, hash)) {
-        rc = api_share_recipe(a, (size_t)i, hash, err, sizeof err);
-        if (rc != 0) {
-            api__problem(c->resp, rc == UV_EBUSY ? 409 : 500,
-                         rc == UV_EBUSY ? "slot_busy" : "internal", "%s",
-                         err[0] ? err : est_strerror(rc));
+    const recipe_t *loaded = jobmgr_find_recipe(a->o.mgr, hash);
+    if (loaded) {
+        /* loaded once, but "the recipe no longer loads" if a file went away or changed since:
+         * check its files again (on a worker: hashing) before the slot uses it */
+        api_defer_t *d = api_defer_new(c, DEFER_SLOT_VERIFY, false);
+        if (!d) {
+            api__problem(c->resp, 500, "internal", "out of memory");
             return;
         }
-        if (store_slot_recipe_set(a->o.store, v.name, hash) != 0)
-            api__log(a, "slot %s: cannot store the recipe choice: %s", v.name,
-                     store_errmsg(a->o.store));
-        api_slot_changed(a, (size_t)i);
-        api_slot_reply(a, c->resp, 200, (size_t)i);
+        snprintf(d->slot, sizeof d->slot, "%s", v.name);
+        snprintf(d->hash, sizeof d->hash, "%s", hash);
+        for (size_t k = 0; k < loaded->n_images && d->n_files < PLAN_MAX_IMAGES; k++) {
+            const recipe_image_t *im = &loaded->images[k];
+            if (im->file[0] == '/')
+                d->files[d->n_files] = strdup(im->file);
+            else if (asprintf(&d->files[d->n_files], "%s/%s", loaded->dir ? loaded->dir : ".",
+                              im->file) < 0)
+                d->files[d->n_files] = NULL;
+            snprintf(d->file_sha[d->n_files], sizeof d->file_sha[0], "%s", im->sha256);
+            snprintf(d->file_path[d->n_files], sizeof d->file_path[0], "$.images[%zu].file", k);
+            d->n_files++;
+        }
+        if (loaded->stub == RECIPE_STUB_FILE && loaded->stub_path) {
+            d->files[d->n_files] = strdup(loaded->stub_path);
+            snprintf(d->file_path[d->n_files], sizeof d->file_path[0], "$.stub");
+            d->n_files++;
+        }
+        for (size_t k = 0; k < d->n_files; k++)
+            if (!d->files[k]) {
+                api__defer_free(d);
+                api__problem(c->resp, 500, "internal", "out of memory");
+                return;
+            }
+        c->resp->defer = d;
         return;
     }
     rc = store_recipe_get(a->o.store, hash, api_text_cb, &t);
@@ -487,6 +521,73 @@ static void api_finish_slot_recipe(api_t *a, api_defer_t *d, api_resp_t *resp)
             api__log(a, "slot %s: cannot store the recipe choice: %s", d->slot,
                      store_errmsg(a->o.store));
     }
+    api_slot_changed(a, (size_t)i);
+    api_slot_reply(a, resp, 200, (size_t)i);
+}
+
+static int api_hash_path(const char *path, bool follow, char out[65], uint64_t *size);
+
+static void api_work_slot_verify(api_defer_t *d)
+{
+    recipe_err_t *e = &d->err;
+    memset(e, 0, sizeof *e);
+    for (size_t k = 0; k < d->n_files; k++) {
+        char got[65];
+        uint64_t size;
+        int rc = api_hash_path(d->files[k], true, got, &size);
+        recipe_problem_t *it = &e->items[e->n < RECIPE_MAX_ERRORS ? e->n : RECIPE_MAX_ERRORS - 1];
+        if (rc != 0) {
+            if (!e->cls_name) {
+                e->cls = EST_CLASS_IMAGE_MISSING;
+                e->cls_name = "image_missing";
+                snprintf(e->msg, sizeof e->msg, "%s: cannot read %s: %s", d->file_path[k],
+                         d->files[k], strerror(-rc));
+            }
+            snprintf(it->path, sizeof it->path, "%s", d->file_path[k]);
+            snprintf(it->text, sizeof it->text, "cannot read %s: %s", d->files[k], strerror(-rc));
+            e->n++;
+        } else if (d->file_sha[k][0] && strcmp(got, d->file_sha[k]) != 0) {
+            if (!e->cls_name) {
+                e->cls = EST_CLASS_IMAGE_INVALID;
+                e->cls_name = "image_invalid";
+                snprintf(e->msg, sizeof e->msg,
+                         "%s: %s has changed since the recipe was loaded (sha256 %s)",
+                         d->file_path[k], d->files[k], got);
+            }
+            snprintf(it->path, sizeof it->path, "%s", d->file_path[k]);
+            snprintf(it->text, sizeof it->text, "%s has sha256 %s, not the recipe's", d->files[k],
+                     got);
+            e->n++;
+        }
+    }
+    d->rc = e->cls_name ? EST_ERECIPE : 0;
+}
+
+static void api_finish_slot_verify(api_t *a, api_defer_t *d, api_resp_t *resp)
+{
+    char err[700];
+    int i = jobmgr_slot_index(a->o.mgr, d->slot), rc;
+    if (d->rc != 0) {
+        api_recipe_problem(resp, &d->err);
+        return;
+    }
+    if (i < 0) {
+        api__problem(resp, 404, "not_found", "no slot named \"%s\"", d->slot);
+        return;
+    }
+    if (!jobmgr_find_recipe(a->o.mgr, d->hash)) {
+        api__problem(resp, 500, "internal", "recipe %s is no longer loaded", d->hash);
+        return;
+    }
+    rc = api_share_recipe(a, (size_t)i, d->hash, err, sizeof err);
+    if (rc != 0) {
+        api__problem(resp, rc == UV_EBUSY ? 409 : 500, rc == UV_EBUSY ? "slot_busy" : "internal",
+                     "%s", err[0] ? err : est_strerror(rc));
+        return;
+    }
+    if (store_slot_recipe_set(a->o.store, d->slot, d->hash) != 0)
+        api__log(a, "slot %s: cannot store the recipe choice: %s", d->slot,
+                 store_errmsg(a->o.store));
     api_slot_changed(a, (size_t)i);
     api_slot_reply(a, resp, 200, (size_t)i);
 }
@@ -601,7 +702,7 @@ void api__put_image(api_ctx_t *c)
         low[i] = ch;
     }
     low[64] = 0;
-    if (c->req->content_type &&
+    if (!c->req->content_type ||
         !(c->req->content_type_len >= sizeof oct - 1 &&
           !strncasecmp(c->req->content_type, oct, sizeof oct - 1))) {
         api__problem(c->resp, 415, "unsupported_media_type",
@@ -663,9 +764,9 @@ out:
     return rc;
 }
 
-static int api_hash_path(const char *path, char out[65], uint64_t *size)
+static int api_hash_path(const char *path, bool follow, char out[65], uint64_t *size)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW), rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)), rc;
     if (fd < 0)
         return -errno;
     rc = api_hash_fd(fd, out, size);
@@ -678,7 +779,7 @@ static void api_image_compare(api_defer_t *d, const char *path)
 {
     char have[65];
     uint64_t size;
-    int rc = api_hash_path(path, have, &size);
+    int rc = api_hash_path(path, false, have, &size);
     if (rc != 0)
         api_defer_set(d, 409, "conflict",
                       "%s exists in the image directory and cannot be read as a file (%s)",
@@ -810,7 +911,7 @@ static void api_work_image_list(api_defer_t *d)
         struct stat st;
         uint64_t size;
         snprintf(path, sizeof path, "%s/%s", d->image_dir, names[i]);
-        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && api_hash_path(path, sha, &size) == 0) {
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && api_hash_path(path, false, sha, &size) == 0) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", names[i]);
             cJSON_AddNumberToObject(o, "size", (double)size);
@@ -832,6 +933,7 @@ void api__defer_work(api_defer_t *d)
     switch (d->kind) {
     case DEFER_RECIPE_POST:
     case DEFER_SLOT_RECIPE: api_defer_load(d); return;
+    case DEFER_SLOT_VERIFY: api_work_slot_verify(d); return;
     case DEFER_IMAGE_PUT: api_work_image_put(d); return;
     case DEFER_IMAGE_LIST: api_work_image_list(d); return;
     }
@@ -842,6 +944,7 @@ void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp)
     switch (d->kind) {
     case DEFER_RECIPE_POST: api_finish_recipe_post(a, d, resp); return;
     case DEFER_SLOT_RECIPE: api_finish_slot_recipe(a, d, resp); return;
+    case DEFER_SLOT_VERIFY: api_finish_slot_verify(a, d, resp); return;
     case DEFER_IMAGE_PUT:
         if (d->status >= 400) {
             api__problem(resp, d->status, d->code, "%s", d->msg);

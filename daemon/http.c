@@ -24,6 +24,7 @@
 #endif
 
 #define HTTP_REFUSE_LINGER_MS 1000
+#define HTTP_TICK_MS 1000 /* event streams: closed peers noticed, keep-alives counted */
 
 typedef struct http_conn_s http_conn_t;
 typedef struct http_sse_s http_sse_t;
@@ -93,6 +94,7 @@ struct http_s {
     bool listening, listener_closing;
     uv_timer_t keepalive;
     bool keepalive_open;
+    unsigned ticks;
     char url[96];
     http_conn_t *conns;
     size_t n_conns, n_refused, n_work, n_csv;
@@ -512,10 +514,33 @@ static void http_send_events(http_t *h, h2o_req_t *req, api_resp_t *r)
     http_sse_flush(s);
 }
 
+/* Has the peer of an event stream closed its end? h2o does not read while a response is in
+ * progress, so a client that went away would only be noticed at the next write that fails; a
+ * non-blocking peek says it at once (0 bytes = end of stream). */
+static bool http_peer_closed(http_conn_t *c)
+{
+    uv_os_fd_t fd;
+    char b;
+    if (!c || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static void http_keepalive_cb(uv_timer_t *t)
 {
     http_t *h = t->data;
     uint64_t now = uv_now(h->loop);
+    for (http_sse_t *s = h->sses, *next; s; s = next) {
+        http_conn_t *c = http_conn_of(h, s->req);
+        next = s->next;
+        if (!s->ending && http_peer_closed(c)) {
+            /* end the response: h2o then finds the connection closed and disposes of it */
+            http_conn_shut(c);
+            http_sse_end(s);
+        }
+    }
+    if (++h->ticks % (HTTP_KEEPALIVE_MS / HTTP_TICK_MS) != 0)
+        return;
     events_keepalive(api_events(h->api));
     /* a chunk that has not left in an idle timeout's time: the client is gone or stuck */
     for (http_sse_t *s = h->sses; s; s = s->next)
@@ -593,6 +618,82 @@ static void http_respond(http_t *h, h2o_req_t *req, api_resp_t *r)
         http_send_stream(h, req, r);
     else
         http_send_buffered(h, req, r);
+}
+
+/* ---- h2o's own error answers as problem+json ---- */
+
+/* h2o answers some requests itself, before any handler, in text/plain: a body over
+ * max_request_entity_size (413), an unparsable request or one over its header limit (400).
+ * This ostream filter, on the fallback path those answers take and on "/", swaps such a body
+ * for the problem+json every other error has (docs/API.md). */
+typedef struct http_problem_os_s {
+    h2o_ostream_t super;
+    http_t *h;
+} http_problem_os_t;
+
+typedef struct http_filter_s {
+    h2o_filter_t super;
+    http_t *h;
+} http_filter_t;
+
+static void http_problem_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *bufs, size_t n,
+                              h2o_send_state_t state)
+{
+    http_problem_os_t *o = (http_problem_os_t *)self;
+    char detail[512], *json;
+    size_t len = 0, dl = 0;
+    const char *code;
+    h2o_iovec_t out;
+    if (h2o_send_state_is_in_progress(state)) {
+        h2o_ostream_send_next(self, req, NULL, 0, state); /* h2o sends these bodies at once */
+        return;
+    }
+    for (size_t i = 0; i < n && dl < sizeof detail - 1; i++) {
+        size_t k = bufs[i].len < sizeof detail - 1 - dl ? bufs[i].len : sizeof detail - 1 - dl;
+        memcpy(detail + dl, bufs[i].base, k);
+        dl += k;
+    }
+    detail[dl] = 0;
+    code = req->res.status == 413   ? "payload_too_large"
+           : req->res.status == 431 ? "header_too_large"
+           : req->res.status == 404 ? "not_found"
+           : req->res.status == 405 ? "method_not_allowed"
+           : req->res.status < 500  ? "bad_request"
+                                    : "internal";
+    if (req->res.status == 413)
+        snprintf(detail, sizeof detail,
+                 "the request body is larger than the station accepts (http.max_upload_bytes for "
+                 "images, http.max_body_bytes for JSON)");
+    json = api_problem_text(req->res.status, code, detail[0] ? detail : "malformed request", &len);
+    out = h2o_strdup(&req->pool, json ? json : "", json ? len : 0);
+    free(json);
+    req->res.content_length = out.len;
+    if (o->h)
+        api_count_status(o->h->api, req->res.status);
+    h2o_ostream_send_next(self, req, &out, 1, state);
+}
+
+static void http_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t **slot)
+{
+    ssize_t i = h2o_find_header(&req->res.headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (req->res.status >= 400 && i >= 0 &&
+        h2o_memis(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len,
+                  H2O_STRLIT("text/plain; charset=utf-8"))) {
+        http_problem_os_t *o =
+            (http_problem_os_t *)h2o_add_ostream(req, sizeof *o, slot);
+        o->super.do_send = http_problem_send;
+        o->h = ((http_filter_t *)self)->h;
+        req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/problem+json"));
+        slot = &o->super.next;
+    }
+    h2o_setup_next_ostream(req, slot);
+}
+
+static void http_add_filter(http_t *h, h2o_pathconf_t *path)
+{
+    http_filter_t *f = (http_filter_t *)h2o_create_filter(path, sizeof *f);
+    f->super.on_setup_ostream = http_filter_setup;
+    f->h = h;
 }
 
 /* ---- the handler ---- */
@@ -739,6 +840,8 @@ int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t
     handler = (http_handler_t *)h2o_create_handler(path, sizeof *handler);
     handler->super.on_req = http_on_req;
     handler->h = h;
+    http_add_filter(h, path);
+    http_add_filter(h, &host->fallback_path);
     h2o_context_init(&h->ctx, loop, &h->gconf);
     h->ctx_init = true;
     h->accept_ctx.ctx = &h->ctx;
@@ -747,7 +850,7 @@ int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t
     uv_timer_init(loop, &h->keepalive);
     h->keepalive.data = h;
     h->keepalive_open = true;
-    uv_timer_start(&h->keepalive, http_keepalive_cb, HTTP_KEEPALIVE_MS, HTTP_KEEPALIVE_MS);
+    uv_timer_start(&h->keepalive, http_keepalive_cb, HTTP_TICK_MS, HTTP_TICK_MS);
     *out = h;
     return 0;
 }

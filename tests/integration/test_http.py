@@ -141,10 +141,14 @@ def case_limits(ctx):
     # over every limit: h2o refuses it itself
     st, h, d = sv.request("PUT", "/api/v1/images/x.bin?sha256=" + "0" * 64, body=b"\0" * 5000,
                           token=TOKEN, headers={"Content-Type": "application/octet-stream"})
-    check(st == 413, "HTTP: a 5000-byte upload over max_upload_bytes gave %d" % st)
-    # a request h2o cannot parse
+    problem(st, h, d, 413, "payload_too_large")  # h2o's own answer, as problem+json
+    # a request h2o cannot parse at all: h2o writes a fixed plain-text 400 and closes (docs)
     out = raw_http(sv.port, b"BLAH\r\n\r\n")
-    check(out.startswith(b"HTTP/1.1 400"), "HTTP: garbage request answered %r" % out[:80])
+    check(out.startswith(b"HTTP/1.1 400"), "HTTP: garbage request answered %r" % out[:300])
+    # a parsable request with a bad target: the API's problem+json
+    out = raw_http(sv.port, b"GET /api/v1/slots/%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+    check(out.startswith(b"HTTP/1.1 400") and b'"code":"bad_request"' in out,
+          "HTTP: bad percent-encoding answered %r" % out[:300])
     # connection limit: 3 idle connections, the 4th is refused with a 503 problem
     held = [socket.create_connection(("127.0.0.1", sv.port), timeout=5) for _ in range(3)]
     time.sleep(0.3)

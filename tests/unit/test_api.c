@@ -559,6 +559,7 @@ static void test_stats_metrics_counters(void **state)
     assert_string_equal(jstr(sl, "name"), "A2");
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetObjectItem(sl, "duration_ms"), "mean")));
     assert_int_equal((int)jnum(sl, "yield"), 0);
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(sl, "devices_per_hour"))); /* none passed */
     assert_int_equal((int)jnum(cJSON_GetObjectItem(j, "failures_by_class"), "no_sync"), 1);
     cJSON_Delete(j);
     j = get_json(f, "/api/v1/stats?since=2999-01-01&until=2999-01-02", NULL, 200);
