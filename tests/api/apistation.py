@@ -22,7 +22,7 @@ sys.path.insert(0, HERE)
 import esp_image as img  # noqa: E402
 import test_station as ts  # noqa: E402
 from apiclient import Client, OpenApi  # noqa: E402
-from harness import TestFailure, check, free_tcp_port  # noqa: E402
+from harness import TestFailure, check, free_tcp_port, sanitizer_report  # noqa: E402
 
 ROLES = ("viewer", "mes", "operator", "engineer")
 CHIPS_ALL = ["esp8266", "esp32", "esp32s3", "esp32c3", "esp32c6"]
@@ -214,4 +214,16 @@ def token_file_mode(path):
 
 
 def with_daemon_log(fn):
-    return ts._with_daemon_log(fn)
+    """A case runner: daemon stderr tails go into the log on failure (test_station's wrapper);
+    when the case passed, every daemon still running must stop cleanly on SIGTERM (exit 0, no
+    sanitizer report) and no daemon of the case may have printed a sanitizer report."""
+    def run(ctx):
+        fn(ctx)
+        for d in getattr(ctx, "daemons", []):
+            if d.alive():
+                d.stop()
+            err = d.stderr_text()
+            san = sanitizer_report(err)
+            check(san is None, "HOST: sanitizer report (%s) in espstation stderr (%s)\n%s"
+                  % (san, d.tag, err[-4000:]))
+    return ts._with_daemon_log(run)

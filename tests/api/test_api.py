@@ -1230,7 +1230,8 @@ def is_subsequence(sub, seq):
 
 def case_events_order(ctx):
     s = Station(ctx, [SlotSpec("A1"), SlotSpec("R1", chip="esp32", transport="rfc2217",
-                                                realtime=True, recipe="slow.json")])
+                                                realtime=True, recipe="slow.json"),
+                      SlotSpec("F1", chip="esp32", faults=[NAK_FAULT])])
     s.start()
     c = s.client()
     es = stream(c)
@@ -1241,18 +1242,26 @@ def case_events_order(ctx):
           hello.data["boot_id"] == station["boot_id"], "HOST: hello %s, station %r"
           % (hello.raw[:300], station))
     allev = [hello]  # hello carries the seq the stream continues after (docs/API.md)
-    for slot, timeout in (("R1", 40), ("A1", 20)):
+    for slot, timeout in (("R1", 40), ("A1", 20), ("F1", 20)):
         sl = start_job(s, slot)
         uuid = sl["job_uuid"]
         evs = es.until(lambda e: e.type == "job" and e.data["job"]["uuid"] == uuid, timeout,
                        "the job event of %s's job" % slot)
         allev += evs
+        result = "fail" if slot == "F1" else "pass"
         row = [r for r in s.db_finished() if r["uuid"] == uuid]
-        check(row and row[0]["result"] == "pass", "HOST: the job event came before the row "
+        check(row and row[0]["result"] == result, "HOST: the job event came before the row "
               "was committed (database: %r)" % row)
         job = evs[-1].data["job"]
-        check(job["seq"] == row[0]["seq"] and job["result"] == "pass",
+        check(job["seq"] == row[0]["seq"] and job["result"] == result,
               "HOST: job event %r, database seq %r" % (job, row[0]["seq"]))
+        logs = [e for e in evs if e.type == "log"]
+        check(all(e.data["slot"] == slot and e.data["job_uuid"] == uuid for e in logs),
+              "HOST: log events of another job during %s's: %r" % (slot, logs))
+        if result == "fail":
+            check(any(e.data["level"] == "error" for e in logs), "HOST: %s's job failed (%s) "
+                  "without a log event of level error (docs: log — warnings and errors of a "
+                  "job): %r" % (slot, row[0]["error_class"], logs))
         check_job_vs_db(job, row[0], db_recipes(s), "job event")
         check_contiguous(allev, "the stream (hello, then the events up to %s's job)" % slot)
         mine = [e for e in evs if (e.type == "slot" and e.data["slot"]["name"] == slot) or
@@ -1287,6 +1296,10 @@ def case_events_order(ctx):
         if slot == "R1":
             check(len(prog) >= 5, "HOST: only %d progress events during a ~6 s write"
                   % len(prog))
+            # 115200 baud, 10 bits a byte, incompressible data: at most 11520 image bytes/s
+            rates = [e.data["rate_bps"] for e in prog if e.data["rate_bps"] is not None]
+            check(rates and all(2000 <= r <= 14000 for r in rates[1:]),
+                  "HOST: rate_bps %r for a 115200-baud write of incompressible data" % rates)
         last_prog = max([evs.index(e) for e in prog] or [-1])
         check(last_prog < len(evs) - 1, "HOST: progress after the job event")
         # after the job: a slot event with the slot no longer running and this job as last
