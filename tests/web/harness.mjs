@@ -355,6 +355,59 @@ export class Station {
     }
 }
 
+// ---------------------------------------------------------------- a cuttable connection
+
+/**
+ * A loopback TCP proxy in front of the daemon, so a test can drop the browser's connections
+ * (as a network outage does) while the daemon keeps running: cut() closes every connection
+ * and refuses new ones until restore().
+ */
+export class Proxy {
+    constructor(targetPort) {
+        this.targetPort = targetPort;
+        this.socks = new Set();
+        this.down = false;
+    }
+
+    async start() {
+        this.server = net.createServer((c) => {
+            if (this.down) {
+                c.destroy();
+                return;
+            }
+            const u = net.connect(this.targetPort, '127.0.0.1');
+            const pair = [c, u];
+            for (const s of pair) {
+                this.socks.add(s);
+                s.on('error', () => {});
+                s.on('close', () => {
+                    this.socks.delete(s);
+                    for (const o of pair) o.destroy();
+                });
+            }
+            c.pipe(u);
+            u.pipe(c);
+        });
+        await new Promise((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+        this.url = `http://127.0.0.1:${this.server.address().port}`;
+        return this;
+    }
+
+    cut() {
+        this.down = true;
+        for (const s of this.socks) s.destroy();
+    }
+
+    restore() {
+        this.down = false;
+    }
+
+    async close() {
+        this.cut();
+        await new Promise((resolve) => this.server.close(resolve));
+    }
+}
+
 // ---------------------------------------------------------------- browser
 
 let pw = null;
