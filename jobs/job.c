@@ -492,18 +492,9 @@ static void job_prep_work_cb(uv_work_t *w)
     }
     p->patched = rc == 1;
     p->patch_note = why;
-    if (p->data[0] == IMAGE_MAGIC) {
-        /* esptool refuses an image built for another chip or revision range (§11.3) */
-        image_info_t info;
-        if (image_parse(p->data, p->len, p->chip->id == CHIP_ESP8266, &info) == 0 &&
-            image_check_chip(&info, p->chip, p->chip_rev, &why) != 0) {
-            p->status = EST_ECHIP;
-            p->cls = EST_CLASS_WRONG_CHIP;
-            snprintf(p->msg, sizeof p->msg, "image does not suit this %s (v%u.%u): %s",
-                     p->chip->pretty, p->chip_rev / 100, p->chip_rev % 100, why ? why : "?");
-            return;
-        }
-    }
+    /* the chip and revision check (§11.3) is the job's: the revision is not part of the key */
+    p->have_info = p->data[0] == IMAGE_MAGIC &&
+                   image_parse(p->data, p->len, p->chip->id == CHIP_ESP8266, &p->info) == 0;
     job_md5(p->data, p->len, p->md5);
 
     if (p->compress) {
@@ -543,7 +534,7 @@ uint64_t job_prep_count(void)
 static bool job_cache_match(const job_prep_t *a, const job_prep_t *b)
 {
     return a->src_id == b->src_id && a->src_len == b->src_len && a->offset == b->offset &&
-           a->chip == b->chip && a->chip_rev == b->chip_rev && a->no_patch == b->no_patch &&
+           a->chip == b->chip && a->no_patch == b->no_patch &&
            a->params.mode == b->params.mode && a->params.size_code == b->params.size_code &&
            a->params.freq_code == b->params.freq_code && a->compress == b->compress;
 }
@@ -590,6 +581,8 @@ static void job_cache_give(job_cache_entry_t *e, job_t *j)
     p->patched = e->p.patched;
     p->patch_note = e->p.patch_note;
     memcpy(p->md5, e->p.md5, sizeof p->md5);
+    p->have_info = e->p.have_info;
+    p->info = e->p.info;
     p->z = e->p.z;
     p->zlen = e->p.zlen;
     p->blk_out = e->p.blk_out;
@@ -616,18 +609,46 @@ static void job_prep_after_cb(uv_work_t *w, int status)
     job_cache_trim();
 }
 
-int job__queue_prep(job_t *j)
+static job_cache_entry_t *job_cache_find(const job_prep_t *in)
 {
     job_cache_entry_t **pp, *e;
-    int rc;
     for (pp = &job_cache; (e = *pp); pp = &e->next) {
-        if (job_cache_match(&e->p, &j->prep))
-            break;
+        if (job_cache_match(&e->p, in)) {
+            *pp = e->next; /* move to the front: most recently used */
+            e->next = job_cache;
+            job_cache = e;
+            return e;
+        }
     }
+    return NULL;
+}
+
+static int job_cache_start(uv_loop_t *loop, const job_prep_t *in, job_cache_entry_t **out)
+{
+    job_cache_entry_t *e = calloc(1, sizeof *e);
+    int rc;
+    if (!e)
+        return UV_ENOMEM;
+    e->p = *in; /* the inputs */
+    e->p.entry = NULL;
+    e->running = true;
+    rc = uv_queue_work(loop, &e->work, job_prep_work_cb, job_prep_after_cb);
+    if (rc != 0) {
+        free(e);
+        return rc;
+    }
+    job_preps++;
+    e->next = job_cache;
+    job_cache = e;
+    *out = e;
+    return 0;
+}
+
+int job__queue_prep(job_t *j)
+{
+    job_cache_entry_t *e = job_cache_find(&j->prep);
+    int rc;
     if (e) {
-        *pp = e->next; /* move to the front: most recently used */
-        e->next = job_cache;
-        job_cache = e;
         if (e->running) {
             j->cache_next = e->waiters;
             e->waiters = j;
@@ -638,24 +659,21 @@ int job__queue_prep(job_t *j)
         job_step(j, JOB_EV_WORK_DONE);
         return 0;
     }
-    e = calloc(1, sizeof *e);
-    if (!e)
-        return UV_ENOMEM;
-    e->p = j->prep; /* the inputs */
-    e->p.entry = NULL;
-    e->running = true;
-    rc = uv_queue_work(j->loop, &e->work, job_prep_work_cb, job_prep_after_cb);
-    if (rc != 0) {
-        free(e);
+    rc = job_cache_start(j->loop, &j->prep, &e);
+    if (rc != 0)
         return rc;
-    }
-    job_preps++;
-    e->next = job_cache;
-    job_cache = e;
     e->waiters = j;
     j->cache_next = NULL;
     j->work_pending = true;
     return 0;
+}
+
+int job__prefetch_prep(job_t *j)
+{
+    job_cache_entry_t *e;
+    if (job_cache_find(&j->prep))
+        return 0;
+    return job_cache_start(j->loop, &j->prep, &e);
 }
 
 void job__leave_prep(job_t *j)

@@ -31,7 +31,6 @@ typedef struct job_prep_s {
     size_t src_len;
     uint32_t offset;
     const chip_info_t *chip;
-    unsigned chip_rev;
     bool no_patch; /* Secure Boot / SDM: never touch the header (reference §11.4) */
     image_params_t params;
     bool compress;
@@ -44,6 +43,8 @@ typedef struct job_prep_s {
     bool patched;
     const char *patch_note; /* why not patched (static text) */
     uint8_t md5[16];
+    bool have_info;         /* an image header was parsed: the job checks chip and revision */
+    image_info_t info;
     uint8_t *z;             /* zlib stream (compress only) */
     size_t zlen;
     uint32_t *blk_out;      /* per JOB_ZGRAIN slice of the zlib stream: bytes it inflates to;
@@ -180,6 +181,9 @@ int job__send_raw(job_t *j, const uint8_t *buf, size_t n);
  * parameters use one entry (deflated once, on a worker thread). job__queue_prep delivers
  * JOB_EV_WORK_DONE when the entry is ready (at once if it already is). */
 int job__queue_prep(job_t *j);
+/* Start preparing j->prep's inputs now, without waiting for it (a later job__queue_prep with
+ * the same inputs finds the entry). Returns 0 or a negative error. */
+int job__prefetch_prep(job_t *j);
 /* A job that waits for an entry stops waiting (it is closing). */
 void job__leave_prep(job_t *j);
 /* Give back the job's reference to its entry. */

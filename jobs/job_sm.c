@@ -210,6 +210,8 @@ static void job_write_reg(job_t *j, uint32_t addr, uint32_t value)
     job_send_or_fail(j, CMD_WRITE_REG, 0, job_state_timeout_ms(j->st));
 }
 
+static void job_prefetch_images(job_t *j);
+
 /* ---- raw text: boot-log classification and brown-out detection ---- */
 
 static bool job_bootlog_has(const job_t *j, const char *needle)
@@ -616,6 +618,7 @@ static void st_read_efuse(job_t *j, job_event_t ev)
         j->rep.chip_rev = chip_rev_decode(j->chip, j->regs);
         job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100,
                  j->rep.chip_rev % 100);
+        job_prefetch_images(j);
         job_enter(j, JOB_ST_STUB);
         return;
     case JOB_EV_TIMEOUT:
@@ -1311,8 +1314,9 @@ static void st_params(job_t *j, job_event_t ev)
     }
 }
 
-/* Header codes for the image at the bootloader offset; -1 keeps a field. */
-static int job_image_params(job_t *j, image_params_t *p)
+/* Header codes for the image at the bootloader offset; -1 keeps a field. Returns 0, or -1 with
+ * the reason in msg (a setting this chip cannot encode). */
+static int job_image_params(const job_t *j, image_params_t *p, char *msg, size_t cap)
 {
     const plan_t *pl = j->plan;
     p->mode = pl->flash_mode;
@@ -1325,20 +1329,70 @@ static int job_image_params(job_t *j, image_params_t *p)
         else /* by name: also the ESP8266's "2MB-c1" / "4MB-c1" layouts */
             p->size_code = chip_flash_size_code_name(j->chip, pl->flash_size);
         if (p->size_code < 0) {
-            job_fail(j, EST_CLASS_USAGE, EST_EUSAGE, "flash size %s is not valid for %s",
-                     pl->flash_size, j->chip->pretty);
+            snprintf(msg, cap, "flash size %s is not valid for %s", pl->flash_size,
+                     j->chip->pretty);
             return -1;
         }
     }
     if (strcmp(pl->flash_freq, "keep") != 0) {
         p->freq_code = chip_flash_freq_code(j->chip, pl->flash_freq);
         if (p->freq_code < 0) {
-            job_fail(j, EST_CLASS_USAGE, EST_EUSAGE, "flash frequency %s is not valid for %s",
-                     pl->flash_freq, j->chip->pretty);
+            snprintf(msg, cap, "flash frequency %s is not valid for %s", pl->flash_freq,
+                     j->chip->pretty);
             return -1;
         }
     }
     return 0;
+}
+
+/* The inputs of image `idx`'s preparation (the shared cache's key). Header parameters matter
+ * only at the bootloader offset; elsewhere they are "keep", so that every job shares one
+ * preparation whatever it was told. `compress` is the caller's. Returns 0 or -1 (msg set). */
+static int job_prep_inputs(const job_t *j, size_t idx, job_prep_t *p, char *msg, size_t cap)
+{
+    const plan_image_t *im = &j->plan->images[idx];
+    static const image_params_t keep = {-1, -1, -1};
+    memset(p, 0, sizeof *p);
+    if (job_image_params(j, &p->params, msg, cap) != 0)
+        return -1;
+    if (im->offset != j->chip->bootloader_offset)
+        p->params = keep;
+    p->src_id = im->id;
+    p->src = im->data;
+    p->src_len = im->size;
+    p->offset = im->offset;
+    p->chip = j->chip;
+    /* Secure Boot: a signed bootloader must never be patched (reference §11.4, §14.24) */
+    p->no_patch = j->rep.have_sec_info && (j->rep.sec_flags & SEC_FLAG_SECURE_BOOT);
+    return 0;
+}
+
+/* Once the chip is known, prepare (pad, patch, MD5, deflate) the images on the worker while the
+ * stub upload, baud change and flash detection go on: the first board of a batch does not wait
+ * for the deflate later. Guesses what PREPARE will ask for (compressed when the stub is expected
+ * or the ROM can inflate); a wrong guess only costs a second preparation. Not for an image at
+ * the bootloader offset with flash size "detect" (its header needs the detected size). */
+static void job_prefetch_images(job_t *j)
+{
+    const plan_t *pl = j->plan;
+    bool stub_likely = pl->stub && (pl->stub_dir || pl->stub_file || j->sync_zero) &&
+                       !job_stub_excluded(j);
+    char msg[160];
+    if (pl->op != PLAN_OP_FLASH)
+        return;
+    for (size_t i = 0; i < pl->n_images; i++) {
+        job_prep_t in;
+        if (pl->images[i].offset == j->chip->bootloader_offset &&
+            strcmp(pl->flash_size, "detect") == 0)
+            continue;
+        if (job_prep_inputs(j, i, &in, msg, sizeof msg) != 0)
+            return; /* PREPARE reports it */
+        in.compress = pl->compress && (stub_likely || j->chip->rom_defl);
+        j->prep = in;
+        if (job__prefetch_prep(j) != 0)
+            break;
+    }
+    memset(&j->prep, 0, sizeof j->prep);
 }
 
 /* ---- ERASE: the whole chip (stub) or a region ---- */
@@ -1410,21 +1464,15 @@ static void st_prepare(job_t *j, job_event_t ev)
     job_prep_t *p = &j->prep;
     int rc;
     switch (ev) {
-    case JOB_EV_ENTER:
+    case JOB_EV_ENTER: {
+        char msg[160];
         job__free_prep(p);
-        memset(p, 0, sizeof *p);
-        if (job_image_params(j, &p->params) != 0)
+        if (job_prep_inputs(j, j->img, p, msg, sizeof msg) != 0) {
+            job_fail(j, EST_CLASS_USAGE, EST_EUSAGE, "%s", msg);
             return;
+        }
         j->defl = j->plan->compress && (j->stub || j->chip->rom_defl);
         j->block_size = j->stub ? j->chip->stub_flash_block : j->chip->rom_flash_block;
-        p->src_id = im->id;
-        p->src = im->data;
-        p->src_len = im->size;
-        p->offset = im->offset;
-        p->chip = j->chip;
-        p->chip_rev = j->rep.chip_rev;
-        /* Secure Boot: a signed bootloader must never be patched (reference §11.4, §14.24) */
-        p->no_patch = j->rep.have_sec_info && (j->rep.sec_flags & 1u);
         if (p->no_patch && (p->params.mode >= 0 || p->params.size_code >= 0 ||
                             p->params.freq_code >= 0))
             job__log(j, JOB_LOG_WARN,
@@ -1437,10 +1485,19 @@ static void st_prepare(job_t *j, job_event_t ev)
             job_fail(j, EST_CLASS_INTERNAL, rc, "cannot queue image preparation: %s",
                      uv_strerror(rc));
         return;
+    }
     case JOB_EV_WORK_DONE: {
         job_image_stat_t *is = &j->rep.images[j->img];
+        const char *why = NULL;
         if (p->status != 0) {
             job_fail(j, p->cls, p->status, "%s: %s", im->path, p->msg);
+            return;
+        }
+        /* esptool refuses an image built for another chip or revision range (§11.3) */
+        if (p->have_info && image_check_chip(&p->info, j->chip, j->rep.chip_rev, &why) != 0) {
+            job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP,
+                     "%s: image does not suit this %s (v%u.%u): %s", im->path, j->chip->pretty,
+                     j->rep.chip_rev / 100, j->rep.chip_rev % 100, why ? why : "?");
             return;
         }
         /* esptool master sends uncompressed when deflate does not shrink the data */

@@ -832,6 +832,32 @@ static void test_prepared_image_is_shared(void **state)
     teardown_fake();
 }
 
+/* The image's chip and revision range is checked by the job (not part of the shared
+ * preparation's key): an ESP32 image for v3.0 and later is refused on this v0.0 chip. */
+static void test_image_revision_checked(void **state)
+{
+    (void)state;
+    setup_fake();
+    plan_free(&P);
+    plan_init(&P);
+    uint8_t *im = calloc(1, 64);
+    im[0] = 0xE9;                   /* magic, 0 segments */
+    im[8 + 4] = 0;                  /* extended header: chip ID 0 = ESP32 */
+    im[8 + 7] = 300 & 0xFF;         /* min_rev_full v3.00 */
+    im[8 + 8] = 300 >> 8;
+    im[8 + 9] = im[8 + 10] = 0xFF;  /* max_rev_full: any */
+    im[31] = 0xEF;                  /* checksum of no segment data */
+    plan_err_t err;
+    assert_int_equal(plan_add_image_mem(&P, 0x20000, "newer.bin", im, 64, &err), 0);
+    assert_int_equal(plan_finish(&P, &err), 0);
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_WRONG_CHIP);
+    assert_int_equal(F.rep->failed_state, JOB_ST_PREPARE);
+    assert_non_null(strstr(F.rep->message, "minimum revision"));
+    assert_false(path_has(JOB_ST_BEGIN));
+    teardown_fake();
+}
+
 /* ---- the flasher stub (reference §8) ---- */
 
 static void test_stub_path(void **state)
@@ -1302,6 +1328,7 @@ int main(void)
         cmocka_unit_test(test_big_text_burst_while_connecting),
         cmocka_unit_test(test_rom_cannot_reach_beyond_16mb),
         cmocka_unit_test(test_prepared_image_is_shared),
+        cmocka_unit_test(test_image_revision_checked),
         cmocka_unit_test(test_stub_path),
         cmocka_unit_test(test_stub_deferred_error_at_end),
         cmocka_unit_test(test_stub_deferred_error_mid_write),
