@@ -553,12 +553,13 @@ static void port_scan_pid(const char *pid, dev_t rdev, long pty_index, bool *hol
 
 /* Processes that have the character device `rdev` open, as "pid 12 (name), ..." in buf. A
  * process that also holds the pty's master is its owner (a simulator, a serial-over-network
- * server), not a competing user, and is not counted. Returns the count. */
-static int port_scan_holders(dev_t rdev, char *buf, size_t cap)
+ * server), not a competing user, and is not counted; nor is this process unless `self`.
+ * Returns the count. */
+static int port_scan_holders(dev_t rdev, bool self, char *buf, size_t cap)
 {
     long pty_index = major(rdev) == PORT_PTS_MAJOR ? (long)minor(rdev) : -1;
-    char self[24];
-    snprintf(self, sizeof(self), "%ld", (long)getpid());
+    char me[24];
+    snprintf(me, sizeof(me), "%ld", (long)getpid());
     if (buf && cap) buf[0] = '\0';
     DIR *d = opendir("/proc");
     if (!d) return 0;
@@ -566,7 +567,7 @@ static int port_scan_holders(dev_t rdev, char *buf, size_t cap)
     size_t used = 0;
     struct dirent *e;
     for (int n = 0; (e = readdir(d)) != NULL && n < PORT_SCAN_MAX_PIDS; n++) {
-        if (!port_is_pid(e->d_name)) continue;
+        if (!port_is_pid(e->d_name) || (!self && strcmp(e->d_name, me) == 0)) continue;
         bool holds = false, owns_master = false;
         port_scan_pid(e->d_name, rdev, pty_index, &holds, &owns_master);
         if (!holds || owns_master) continue;
@@ -580,7 +581,7 @@ static int port_scan_holders(dev_t rdev, char *buf, size_t cap)
             fclose(f);
         }
         int w = snprintf(buf + used, cap - used, "%spid %s (%s%s)", used ? ", " : "", e->d_name,
-                         comm, strcmp(e->d_name, self) == 0 ? ", this process" : "");
+                         comm, strcmp(e->d_name, me) == 0 ? ", this process" : "");
         if (w > 0) used += (size_t)w < cap - used ? (size_t)w : cap - used - 1;
     }
     closedir(d);
@@ -593,7 +594,8 @@ int port_holders(const char *spec, char *buf, size_t cap)
     if (!spec || spec[0] != '/') return 0;
     struct stat st;
     if (stat(spec, &st) < 0 || !S_ISCHR(st.st_mode)) return 0;
-    return port_scan_holders(st.st_rdev, buf, cap);
+    /* our own process too: another slot may name the same device by another path */
+    return port_scan_holders(st.st_rdev, true, buf, cap);
 }
 
 int port__fd_lock(int fd, bool excl_ioctl)
@@ -606,12 +608,14 @@ int port__fd_lock(int fd, bool excl_ioctl)
     /* TIOCEXCL set by another program (screen, minicom): the kernel refuses further open()s
      * with EBUSY, except to root (CAP_SYS_ADMIN), so a daemon run as root gets here and must
      * ask. On a pty the flag outlives a holder killed before its TIOCNXCL (the tty lives on
-     * with its master, e.g. espsim), so it counts only while another process has the tty open.
-     * On a failure the caller closes fd without TIOCNXCL: the flag is the other program's. */
+     * with its master, e.g. espsim; a crashed espstation leaves it so), so it counts only while
+     * another process has the tty open. Our own process is not asked: every fd it opens on a
+     * tty holds the flock above, so another slot of ours was refused already (and this fd is
+     * ours). On a failure the caller closes fd without TIOCNXCL: the flag is the other's. */
     int excl = 0;
     struct stat st;
     if (ioctl(fd, TIOCGEXCL, &excl) == 0 && excl && fstat(fd, &st) == 0 &&
-        port_scan_holders(st.st_rdev, NULL, 0) > 0)
+        port_scan_holders(st.st_rdev, false, NULL, 0) > 0)
         return UV_EBUSY;
     /* Our own TIOCEXCL keeps other non-root programs out while we hold the port. Not fatal:
      * some drivers refuse it. */
