@@ -326,15 +326,26 @@ export class Station {
         return this.read(`${this.daemonTag}-stderr.txt`).slice(-3000);
     }
 
-    /** SIGTERM; resolves when the daemon has exited. */
+    /**
+     * SIGTERM; resolves when the daemon has exited cleanly: status 0 and no sanitizer report
+     * (the tests also run against an ASan + UBSan build).
+     */
     async stopDaemon() {
         const d = this.daemon;
-        if (!d || d.exitCode !== null) return;
-        d.kill('SIGTERM');
-        if (!(await waitExit(d, 15000))) {
-            d.kill('SIGKILL');
-            await waitExit(d, 5000);
-            throw new Error('espstation did not exit within 15 s of SIGTERM');
+        if (!d) return;
+        if (d.exitCode === null && d.signalCode === null) {
+            d.kill('SIGTERM');
+            if (!(await waitExit(d, 15000))) {
+                d.kill('SIGKILL');
+                await waitExit(d, 5000);
+                throw new Error('espstation did not exit within 15 s of SIGTERM');
+            }
+        }
+        const err = this.read(`${this.daemonTag}-stderr.txt`);
+        const san = /ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:/.exec(err);
+        if (san || d.exitCode !== 0) {
+            throw new Error(`espstation exit status ${d.exitCode} (signal ${d.signalCode})` +
+                `${san ? `, sanitizer report (${san[0]})` : ''}:\n${this.stderrTail()}`);
         }
     }
 
