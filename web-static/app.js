@@ -148,7 +148,8 @@ function renderRecipes() {
         hash.title = r.hash;
         const sl = document.createElement('span');
         sl.className = 'r-slots';
-        sl.textContent = `— ${groups.size === 1 && !none.length ? 'all slots' : slots.join(', ')}`;
+        const all = groups.size === 1 && !none.length;
+        sl.textContent = `— ${all ? 'all slots' : slots.join(', ')}`;
         li.append(name, ' ', hash, ' ', sl);
         items.push(li);
     }
@@ -181,12 +182,15 @@ async function reload() {
             loadStats();
         } catch (e) {
             app.loaded = false;
+            document.body.dataset.loaded = 'false';
             if (e instanceof ApiError && e.status === 401) needToken();
         } finally {
             app.loading = null;
             const buf = app.buffer;
             app.buffer = [];
             for (const [type, data] of buf) handleEvent(type, data);
+            // for tests and kiosk scripts: the state shown is complete
+            if (app.loaded) document.body.dataset.loaded = 'true';
         }
     })();
     return app.loading;

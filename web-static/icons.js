@@ -28,7 +28,8 @@ const PATHS = {
         'fill="none" stroke="currentColor" stroke-width="2.2" stroke-linejoin="round"/>' +
         '<path d="M7.2 15h9.6" stroke="currentColor" stroke-width="2"/>',
     // an hourglass
-    waiting: '<path d="M6 2h12M6 22h12M7 2c0 5 10 5 10 10S7 17 7 22M17 2c0 5-10 5-10 10s10 5 10 10"' +
+    waiting: '<path d="M6 2h12M6 22h12M7 2c0 5 10 5 10 10S7 17 7 22' +
+        'M17 2c0 5-10 5-10 10s10 5 10 10"' +
         ' fill="none" stroke="currentColor" stroke-width="2.2" stroke-linecap="round"/>',
     // a pause sign in a circle
     idle: '<circle cx="12" cy="12" r="10" fill="none" stroke="currentColor" stroke-width="2.4"/>' +
@@ -59,7 +60,8 @@ const PATHS = {
 /** An <svg> element string for icon `name` (aria-hidden). */
 export function iconSvg(name, cls = 'icon') {
     const p = PATHS[name] || PATHS.idle;
-    return `<svg class="${cls}" viewBox="0 0 24 24" aria-hidden="true" focusable="false">${p}</svg>`;
+    return `<svg class="${cls}" viewBox="0 0 24 24" aria-hidden="true" focusable="false">` +
+        `${p}</svg>`;
 }
 
 /** An <svg> element for icon `name`. */

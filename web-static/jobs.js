@@ -126,7 +126,8 @@ export class JobList {
         let note;
         if (this.device) {
             shown = this.device.jobs.filter((j) => jobMatches(j, result, '')).reverse();
-            note = `${shown.length} job${shown.length === 1 ? '' : 's'} of board ${this.device.mac}` +
+            const n = shown.length;
+            note = `${n} job${n === 1 ? '' : 's'} of board ${this.device.mac}` +
                 ' (its whole history)';
         } else {
             shown = this.jobs.filter((j) => jobMatches(j, result, query));

@@ -45,7 +45,8 @@ export class Sha256 {
             const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
             const ch = (e & f) ^ (~e & g);
             const t1 = (hh + S1 + ch + K[i] + w[i]) | 0;
-            const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+            const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^
+                ((a >>> 22) | (a << 10));
             const maj = (a & bb) ^ (a & c) ^ (bb & c);
             const t2 = (S0 + maj) | 0;
             hh = g; g = f; f = e; e = (d + t1) | 0;

@@ -124,7 +124,9 @@ class Tile {
             this.wordEl.classList.toggle('long', st.word.length > 9);
             if (announce && this.word !== null) {
                 let msg = `Slot ${this.name}: ${st.word}`;
-                if (st.word === 'FAIL' && slot.last) msg += `, ${classWords(slot.last.error_class)}`;
+                if (st.word === 'FAIL' && slot.last) {
+                    msg += `, ${classWords(slot.last.error_class)}`;
+                }
                 this.grid.cb.announce(msg);
             }
             this.word = st.word;

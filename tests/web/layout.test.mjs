@@ -114,8 +114,8 @@ test('32 tiles: every one present with its state word unclipped', async () => {
     try {
         await waitFor(async () => (await page.locator('article.tile').count()) === 32, 10000,
             '32 tiles');
-        await waitFor(async () => (await page.locator('article.tile[data-state="WAITING FOR BOARD"]')
-            .count()) === 32, 15000, 'all 32 waiting');
+        const waiting = page.locator('article.tile[data-state="WAITING FOR BOARD"]');
+        await waitFor(async () => (await waiting.count()) === 32, 15000, 'all 32 waiting');
         const m = await measure(page);
         const names = m.tiles.map((t) => t.name);
         assert.deepEqual(names, slots(32).map((s) => s.name));

@@ -56,6 +56,8 @@ const banner = () => page.locator('#banner');
 test('a dropped stream resumes from the last event, without reloading the state', async () => {
     await waitFor(async () => (await page.locator('#conn').getAttribute('data-up')) === 'true',
         10000, 'the live connection');
+    await waitFor(async () => (await page.locator('body').getAttribute('data-loaded')) ===
+        'true', 10000, 'the state loaded');
     await waitFor(async () => (await tile(page, 'B3').getAttribute('data-state')) ===
         'WAITING FOR BOARD', 15000, 'B3 waiting');
     const gets = [];
