@@ -121,6 +121,9 @@ test('a slot goes from WAITING FOR BOARD to PASS and shows the simulator\'s MAC'
     assert.equal(seen[0], 'WAITING FOR BOARD');
     assert.ok(seen.includes('FLASHING'), `states seen: ${seen.join(' → ')}`);
     assert.equal(seen.at(-1), 'PASS');
+    // screen readers hear it (aria-live region)
+    assert.equal(await page.locator('#announce').getAttribute('aria-live'), 'polite');
+    assert.match(await page.locator('#announce').textContent(), /Slot A1: PASS/);
     const shown = (await tile(page, 'A1').locator('.mac').textContent()).trim();
     assert.equal(shown, sim.ready.mac, 'the tile shows the MAC the simulator reports');
     const { jobs } = await station.api('/api/v1/jobs?slot=A1');
