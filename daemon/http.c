@@ -511,6 +511,8 @@ static void http_send_events(http_t *h, h2o_req_t *req, api_resp_t *r)
                           NULL, H2O_STRLIT("no"));
     api_count_status(h->api, r->status);
     h2o_start_response(req, &s->gen);
+    if (h->stopping)
+        s->ending = true; /* asked for on a kept-alive connection while stopping: hello, end */
     http_sse_flush(s);
 }
 
@@ -903,6 +905,8 @@ void http_stop(http_t *h, void (*done_cb)(http_t *h, void *data), void *data)
     }
     for (http_sse_t *s = h->sses, *next; s; s = next) {
         next = s->next;
+        if (s->sending) /* a client that does not read would hold the stop forever */
+            http_conn_shut(http_conn_of(h, s->req));
         http_sse_end(s);
     }
     http_maybe_done(h);
