@@ -43,8 +43,7 @@ static cJSON *api_problem_obj(int status, const char *code, const char *detail)
 {
     cJSON *p = cJSON_CreateObject();
     char type[128];
-    if (!p)
-        return NULL;
+    if (!p) return NULL;
     snprintf(type, sizeof type, "https://espstation.dev/problems/%s", code);
     cJSON_AddStringToObject(p, "type", type);
     cJSON_AddStringToObject(p, "title", api_status_text(status));
@@ -99,8 +98,7 @@ void api__log(api_t *a, const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
-    if (!a->o.log_cb)
-        return;
+    if (!a->o.log_cb) return;
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
@@ -111,8 +109,7 @@ void api__log(api_t *a, const char *fmt, ...)
 
 static int api_count_cb(const char *slot, const char *result, bool final, int64_t n, void *data)
 {
-    if (final && n > 0)
-        api__count_add(data, slot, result, (uint64_t)n);
+    if (final && n > 0) api__count_add(data, slot, result, (uint64_t)n);
     return 0;
 }
 
@@ -153,8 +150,7 @@ int api_new(const api_opts_t *o, api_t **out, char *err, size_t errlen)
         }
         a->slots[i].have_last = rc == 0;
     }
-    if (!realpath(o->cfg->image_dir, a->image_dir_real))
-        a->image_dir_real[0] = 0;
+    if (!realpath(o->cfg->image_dir, a->image_dir_real)) a->image_dir_real[0] = 0;
     api__apply_slot_recipes(a);
     *out = a;
     return 0;
@@ -162,8 +158,7 @@ int api_new(const api_opts_t *o, api_t **out, char *err, size_t errlen)
 
 void api_free(api_t *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     events_free(a->ev);
     free(a->slots);
     free(a->counts);
@@ -177,20 +172,16 @@ events_t *api_events(api_t *a)
 
 void api_count_status(api_t *a, int status)
 {
-    if (status >= 100 && status < 600)
-        a->status_n[status]++;
+    if (status >= 100 && status < 600) a->status_n[status]++;
 }
 
 /* ---- parsing ---- */
 
 static int api_hex(char c)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
 }
 
@@ -199,8 +190,7 @@ static int api_hex(char c)
 static char *api_decode(const char *s, size_t n, bool plus)
 {
     char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
+    if (!out) return NULL;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
             int h, l;
@@ -230,14 +220,12 @@ static bool api_parse_target(api_ctx_t *c)
 {
     const char *t = c->req->target, *q, *s, *end;
     size_t n = c->req->target_len, plen, used = 0;
-    if (!t || n == 0 || t[0] != '/')
-        return false;
+    if (!t || n == 0 || t[0] != '/') return false;
     q = memchr(t, '?', n);
     plen = q ? (size_t)(q - t) : n;
     c->path = malloc(plen + 1);
     c->full = malloc(plen + 1);
-    if (!c->path || !c->full)
-        return false;
+    if (!c->path || !c->full) return false;
     c->full[0] = 0;
     s = t + 1;
     end = t + plen;
@@ -246,11 +234,9 @@ static bool api_parse_target(api_ctx_t *c)
         const char *e = slash ? slash : end;
         char *seg = api_decode(s, (size_t)(e - s), false);
         size_t sl;
-        if (!seg)
-            return false;
+        if (!seg) return false;
         sl = strlen(seg);
-        if (strchr(seg, '/'))
-            c->slash_in_segment = true;
+        if (strchr(seg, '/')) c->slash_in_segment = true;
         if (c->n_seg < API_MAX_SEGMENTS) {
             memcpy(c->path + used, seg, sl + 1);
             c->seg[c->n_seg++] = c->path + used;
@@ -262,8 +248,7 @@ static bool api_parse_target(api_ctx_t *c)
         strcat(c->full, "/");
         strcat(c->full, seg);
         free(seg);
-        if (!slash)
-            break;
+        if (!slash) break;
         s = slash + 1;
     }
     if (q) {
@@ -291,8 +276,7 @@ static bool api_parse_target(api_ctx_t *c)
 const char *api__param(const api_ctx_t *c, const char *key)
 {
     for (size_t i = 0; i < c->n_params; i++)
-        if (!strcmp(c->params[i].key, key))
-            return c->params[i].val;
+        if (!strcmp(c->params[i].key, key)) return c->params[i].val;
     return NULL;
 }
 
@@ -301,13 +285,13 @@ int api__param_int(api_ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_
     const char *v = api__param(c, key);
     char *end;
     long long n;
-    if (!v)
-        return 0;
+    if (!v) return 0;
     errno = 0;
     n = strtoll(v, &end, 10);
     if (!*v || *end || errno || n < lo || n > hi || !(v[0] >= '0' && v[0] <= '9')) {
-        api__problem(c->resp, 400, "bad_request", "query parameter %s: an integer from %lld to %lld",
-                     key, (long long)lo, (long long)hi);
+        api__problem(c->resp, 400, "bad_request",
+                     "query parameter %s: an integer from %lld to %lld", key, (long long)lo,
+                     (long long)hi);
         return -1;
     }
     *out = n;
@@ -318,8 +302,7 @@ int api__param_time(api_ctx_t *c, const char *key, uint64_t *out, bool *present)
 {
     const char *v = api__param(c, key);
     *present = v != NULL;
-    if (!v)
-        return 0;
+    if (!v) return 0;
     if (!api_parse_time(v, strlen(v), out)) {
         api__problem(c->resp, 400, "bad_request",
                      "query parameter %s: an ISO-8601 time such as 2026-11-21T10:04:05Z or "
@@ -339,8 +322,7 @@ bool api_parse_mac(const char *s, size_t len, char out[18])
     } else if (len == 17 && (s[2] == ':' || s[2] == '-')) {
         for (size_t i = 0; i < 17; i++) {
             if (i % 3 == 2) {
-                if (s[i] != s[2])
-                    return false;
+                if (s[i] != s[2]) return false;
             } else {
                 hex[k++] = s[i];
             }
@@ -350,8 +332,7 @@ bool api_parse_mac(const char *s, size_t len, char out[18])
     }
     for (size_t i = 0; i < 12; i++) {
         int h = api_hex(hex[i]);
-        if (h < 0)
-            return false;
+        if (h < 0) return false;
         hex[i] = "0123456789abcdef"[h];
     }
     snprintf(out, 18, "%.2s:%.2s:%.2s:%.2s:%.2s:%.2s", hex, hex + 2, hex + 4, hex + 6, hex + 8,
@@ -364,8 +345,7 @@ static bool api_digits(const char **p, const char *end, int n, int *v)
 {
     *v = 0;
     for (int i = 0; i < n; i++) {
-        if (*p >= end || **p < '0' || **p > '9')
-            return false;
+        if (*p >= end || **p < '0' || **p > '9') return false;
         *v = *v * 10 + (**p - '0');
         (*p)++;
     }
@@ -387,8 +367,7 @@ bool api_parse_time(const char *s, size_t len, uint64_t *unix_ms)
             return false;
         if (p < end && *p == ':') {
             p++;
-            if (!api_digits(&p, end, 2, &sec))
-                return false;
+            if (!api_digits(&p, end, 2, &sec)) return false;
             if (p < end && (*p == '.' || *p == ',')) {
                 int scale = 100, digits = 0;
                 p++;
@@ -396,23 +375,18 @@ bool api_parse_time(const char *s, size_t len, uint64_t *unix_ms)
                     ms += scale * (*p - '0');
                     scale /= 10;
                     p++;
-                    if (++digits > 9)
-                        return false;
+                    if (++digits > 9) return false;
                 }
-                if (!digits)
-                    return false;
+                if (!digits) return false;
             }
         }
         if (p < end && (*p == 'Z' || *p == 'z')) {
             p++;
         } else if (p < end && (*p == '+' || *p == '-')) {
             int sign = *p++ == '-' ? -1 : 1, oh, om;
-            if (!api_digits(&p, end, 2, &oh))
-                return false;
-            if (p < end && *p == ':')
-                p++;
-            if (!api_digits(&p, end, 2, &om) || oh > 23 || om > 59)
-                return false;
+            if (!api_digits(&p, end, 2, &oh)) return false;
+            if (p < end && *p == ':') p++;
+            if (!api_digits(&p, end, 2, &om) || oh > 23 || om > 59) return false;
             off = sign * (oh * 60 + om);
         }
     }
@@ -430,8 +404,7 @@ bool api_parse_time(const char *s, size_t len, uint64_t *unix_ms)
     if (t == (time_t)-1 || tm.tm_mday != d) /* Feb 30 normalises to March: refuse */
         return false;
     t -= (time_t)off * 60;
-    if (t < 0)
-        return false;
+    if (t < 0) return false;
     *unix_ms = (uint64_t)t * 1000u + (uint64_t)ms;
     return true;
 }
@@ -459,8 +432,7 @@ static const char *api_mime(const char *path)
     const char *dot = strrchr(path, '.');
     if (dot && !strchr(dot, '/'))
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
-            if (!strcasecmp(dot, types[i].ext))
-                return types[i].type;
+            if (!strcasecmp(dot, types[i].ext)) return types[i].type;
     return "application/octet-stream";
 }
 
@@ -490,12 +462,10 @@ void api__get_static(api_ctx_t *c)
             api__problem(c->resp, 404, "not_found", "no such file");
             return;
         }
-        if (!s[n])
-            break;
+        if (!s[n]) break;
         s += n + 1;
     }
-    if (!*rel)
-        rel = "index.html";
+    if (!*rel) rel = "index.html";
     snprintf(full, sizeof full, "%s/%s", root, rel);
     rl = strlen(root);
     /* symlinks that lead outside the web root count as absent */
@@ -511,12 +481,12 @@ void api__get_static(api_ctx_t *c)
     fd = open(real, O_RDONLY | O_CLOEXEC);
     buf = fd >= 0 ? malloc((size_t)st.st_size + 1) : NULL;
     if (!buf) {
-        if (fd >= 0)
-            close(fd);
+        if (fd >= 0) close(fd);
         api__problem(c->resp, 404, "not_found", "no such file");
         return;
     }
-    while (total < (size_t)st.st_size && (got = read(fd, buf + total, (size_t)st.st_size - total)) > 0)
+    while (total < (size_t)st.st_size &&
+           (got = read(fd, buf + total, (size_t)st.st_size - total)) > 0)
         total += (size_t)got;
     close(fd);
     free(c->resp->body);
@@ -539,7 +509,10 @@ typedef struct api_route_s {
     void (*fn)(api_ctx_t *c);
 } api_route_t;
 
-#define R(...) {__VA_ARGS__, NULL}
+#define R(...)                                                                                     \
+    {                                                                                              \
+        __VA_ARGS__, NULL                                                                          \
+    }
 static const api_route_t api_routes[] = {
     {R("api", "v1", "station"), M_GET, AUTH_PERM_READ, 0, api__get_station},
     {R("api", "v1", "slots"), M_GET, AUTH_PERM_READ, 0, api__get_slots},
@@ -568,8 +541,7 @@ static bool api_route_matches(const api_route_t *rt, const api_ctx_t *c)
 {
     size_t k = 0;
     for (; k < API_MAX_SEGMENTS && rt->pattern[k]; k++) {
-        if (k >= c->n_seg || c->too_deep)
-            return false;
+        if (k >= c->n_seg || c->too_deep) return false;
         if (strcmp(rt->pattern[k], "*") ? strcmp(rt->pattern[k], c->seg[k]) != 0 : !c->seg[k][0])
             return false;
     }
@@ -580,8 +552,7 @@ static bool api_route_matches(const api_route_t *rt, const api_ctx_t *c)
 static bool api_authorize(api_ctx_t *c, auth_perm_t perm)
 {
     const api_t *a = c->a;
-    if (perm == AUTH_PERM_READ && !a->o.cfg->http.read_token)
-        return true;
+    if (perm == AUTH_PERM_READ && !a->o.cfg->http.read_token) return true;
     if (!a->o.auth) {
         api__problem(c->resp, 403, "forbidden",
                      "this station has no API tokens: set \"token_file\" in the station config "
@@ -636,8 +607,7 @@ static void api_route(api_ctx_t *c)
     for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
         const api_route_t *rt = &api_routes[i];
         uint64_t limit;
-        if (!api_route_matches(rt, c))
-            continue;
+        if (!api_route_matches(rt, c)) continue;
         path_known = true;
         if (rt->method != m) {
             size_t n = strlen(allow);
@@ -646,8 +616,7 @@ static void api_route(api_ctx_t *c)
             continue;
         }
         c->resp->role = auth_role_name(c->role);
-        if (!api_authorize(c, rt->perm))
-            return;
+        if (!api_authorize(c, rt->perm)) return;
         limit = rt->body == 2 ? a->o.cfg->http.max_upload_bytes : a->o.cfg->http.max_body_bytes;
         if (c->req->body_len > limit) {
             api__problem(c->resp, 413, "payload_too_large",
@@ -663,8 +632,7 @@ static void api_route(api_ctx_t *c)
         /* the Allow value must outlive this call: pick the static string that matches */
         static const char *const allows[] = {"GET", "POST", "PUT", "GET, POST"};
         for (size_t i = 0; i < sizeof allows / sizeof allows[0]; i++)
-            if (!strcmp(allow, allows[i]))
-                c->resp->allow = allows[i];
+            if (!strcmp(allow, allows[i])) c->resp->allow = allows[i];
         api__problem(c->resp, 405, "method_not_allowed", "use %s for this resource", allow);
         return;
     }
@@ -691,8 +659,7 @@ void api_handle(api_t *a, const api_req_t *req, api_resp_t *resp)
     c.role = auth_check(a->o.auth, req->authorization, req->authorization_len);
     resp->role = auth_role_name(c.role);
     api_route(&c);
-    if (!resp->status)
-        api__problem(resp, 500, "internal", "the request was not answered");
+    if (!resp->status) api__problem(resp, 500, "internal", "the request was not answered");
     free(c.path);
     free(c.full);
     for (size_t i = 0; i < c.n_params; i++) {
@@ -747,8 +714,7 @@ void api_handle_sync(api_t *a, const api_req_t *req, api_resp_t *resp)
         }
         nb = realloc(resp->body, resp->body_len + n + 1);
         if (nb) {
-            if (n)
-                memcpy(nb + resp->body_len, chunk, n);
+            if (n) memcpy(nb + resp->body_len, chunk, n);
             resp->body = nb;
             resp->body_len += n;
             nb[resp->body_len] = 0;

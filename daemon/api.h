@@ -69,10 +69,10 @@ typedef struct api_resp_s {
     const char *content_type; /* static string */
     char *body;               /* malloc'ed */
     size_t body_len;
-    const char *allow;          /* 405: the Allow header */
-    bool www_authenticate;      /* 401: WWW-Authenticate: Bearer realm="espstation" */
-    const char *cache_control;  /* static string or NULL */
-    const char *role;           /* the caller's role name, for access logs */
+    const char *allow;         /* 405: the Allow header */
+    bool www_authenticate;     /* 401: WWW-Authenticate: Bearer realm="espstation" */
+    const char *cache_control; /* static string or NULL */
+    const char *role;          /* the caller's role name, for access logs */
     api_stream_t *stream;
     events_client_t *events;
     api_defer_t *defer;

@@ -56,8 +56,7 @@ static int api_filter(api_ctx_t *c, api_filter_t *f, int64_t dflt, int64_t max)
         snprintf(f->slot, sizeof f->slot, "%s", v);
         f->f.slot = f->slot;
     }
-    if (api__param_time(c, "since", &ms, &have) < 0)
-        return -1;
+    if (api__param_time(c, "since", &ms, &have) < 0) return -1;
     if (have) {
         store_fmt_time(ms, f->since); /* fixed width: compares as text like the instants */
         f->f.since = f->since;
@@ -76,8 +75,7 @@ typedef struct api_page_s {
 static int api_page_cb(const store_job_row_t *row, void *data)
 {
     api_page_t *p = data;
-    if (p->got == p->want)
-        return 1; /* the extra row only says has_more */
+    if (p->got == p->want) return 1; /* the extra row only says has_more */
     cJSON_AddItemToArray(p->arr, api__job_json(row));
     p->last_seq = row->seq;
     p->got++;
@@ -90,8 +88,7 @@ void api__get_jobs(api_ctx_t *c)
     api_page_t p;
     cJSON *o;
     int n;
-    if (api_filter(c, &f, 100, 1000) < 0)
-        return;
+    if (api_filter(c, &f, 100, 1000) < 0) return;
     o = cJSON_CreateObject();
     memset(&p, 0, sizeof p);
     p.arr = cJSON_AddArrayToObject(o, "jobs");
@@ -125,8 +122,7 @@ typedef struct api_csv_s {
 
 static void csv_put(api_csv_t *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
+    if (b->oom) return;
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 65536;
         while (cap < b->len + n + 1)
@@ -149,8 +145,7 @@ static void csv_field(api_csv_t *b, const cJSON *v, bool first)
 {
     char num[32];
     const char *s = NULL;
-    if (!first)
-        csv_put(b, ",", 1);
+    if (!first) csv_put(b, ",", 1);
     if (cJSON_IsString(v))
         s = v->valuestring;
     else if (cJSON_IsNumber(v)) {
@@ -158,13 +153,11 @@ static void csv_field(api_csv_t *b, const cJSON *v, bool first)
         s = num;
     } else if (cJSON_IsBool(v))
         s = cJSON_IsTrue(v) ? "true" : "false";
-    if (!s)
-        return; /* null: empty field */
+    if (!s) return; /* null: empty field */
     if (strpbrk(s, ",\"\r\n")) {
         csv_put(b, "\"", 1);
         for (const char *p = s; *p; p++) {
-            if (*p == '"')
-                csv_put(b, "\"", 1); /* a quote inside is doubled */
+            if (*p == '"') csv_put(b, "\"", 1); /* a quote inside is doubled */
             csv_put(b, p, 1);
         }
         csv_put(b, "\"", 1);
@@ -211,8 +204,7 @@ void api__get_jobs_csv(api_ctx_t *c)
     j = api__job_json(&row);
     cJSON_ArrayForEach(it, j)
     {
-        if (!first)
-            csv_put(&b, ",", 1);
+        if (!first) csv_put(&b, ",", 1);
         csv_put(&b, it->string, strlen(it->string));
         first = false;
     }
@@ -238,8 +230,7 @@ int api__stream_next(api_t *a, api_stream_t *s, char **buf, size_t *len)
     int n;
     *buf = NULL;
     *len = 0;
-    if (s->done || want <= 0)
-        return 0;
+    if (s->done || want <= 0) return 0;
     n = store_jobs_query(a->o.store, s->f.after, (size_t)want, &s->f.f, api_csv_cb, &b);
     if (n < 0 || b.oom) {
         free(b.buf);
@@ -247,8 +238,7 @@ int api__stream_next(api_t *a, api_stream_t *s, char **buf, size_t *len)
     }
     s->f.after = b.last_seq > s->f.after ? b.last_seq : s->f.after;
     s->left -= n;
-    if (n < want || s->left <= 0)
-        s->done = true;
+    if (n < want || s->left <= 0) s->done = true;
     *buf = b.buf;
     *len = b.len;
     return s->done ? 0 : 1;
@@ -450,8 +440,7 @@ static void grp_add(api_grp_t *g, const store_stat_row_t *r, bool *oom)
 {
     static const char *const res[4] = {"pass", "fail", "cancelled", "interrupted"};
     for (size_t k = 0; k < 4; k++)
-        if (!strcmp(r->result, res[k]))
-            g->n[k]++;
+        if (!strcmp(r->result, res[k])) g->n[k]++;
     if (!g->any || strcmp(r->started_at, g->first_start) < 0)
         snprintf(g->first_start, sizeof g->first_start, "%s", r->started_at);
     g->any = true;
@@ -476,8 +465,7 @@ static int api_stat_cb(const store_stat_row_t *r, void *data)
     size_t i;
     grp_add(&s->station, r, &s->oom);
     for (i = 0; i < s->n_slots; i++)
-        if (!strcmp(s->slots[i].name, r->slot))
-            break;
+        if (!strcmp(s->slots[i].name, r->slot)) break;
     if (i == s->n_slots) {
         api_grp_t *ns = realloc(s->slots, (s->n_slots + 1) * sizeof *ns);
         if (!ns) {
@@ -512,8 +500,7 @@ static cJSON *grp_json(api_grp_t *g, const char *name, uint64_t since_ms, uint64
     static const char *const res[4] = {"pass", "fail", "cancelled", "interrupted"};
     cJSON *o = cJSON_CreateObject(), *d;
     uint64_t first;
-    if (name)
-        cJSON_AddStringToObject(o, "name", name);
+    if (name) cJSON_AddStringToObject(o, "name", name);
     for (size_t k = 0; k < 4; k++)
         cJSON_AddNumberToObject(o, res[k], (double)g->n[k]);
     if (g->n[0] + g->n[1])
@@ -539,11 +526,11 @@ static cJSON *grp_json(api_grp_t *g, const char *name, uint64_t since_ms, uint64
     if (g->n[0] && api_parse_time(g->first_start, strlen(g->first_start), &first)) {
         uint64_t from = first > since_ms ? first : since_ms;
         if (until_ms > from)
-            cJSON_AddNumberToObject(o, "devices_per_hour",
-                                    (double)(int64_t)((double)g->n[0] * 3600000.0 /
-                                                          (double)(until_ms - from) * 10.0 +
-                                                      0.5) /
-                                        10.0);
+            cJSON_AddNumberToObject(
+                o, "devices_per_hour",
+                (double)(int64_t)((double)g->n[0] * 3600000.0 / (double)(until_ms - from) * 10.0 +
+                                  0.5) /
+                    10.0);
         else
             cJSON_AddNullToObject(o, "devices_per_hour");
     } else {
@@ -562,10 +549,8 @@ void api__get_stats(api_ctx_t *c)
     if (api__param_time(c, "until", &until, &have_until) < 0 ||
         api__param_time(c, "since", &since, &have_since) < 0)
         return;
-    if (!have_until)
-        until = store_now_ms();
-    if (!have_since)
-        since = until > 86400000u ? until - 86400000u : 0;
+    if (!have_until) until = store_now_ms();
+    if (!have_since) since = until > 86400000u ? until - 86400000u : 0;
     if (since > until) {
         api__problem(c->resp, 400, "bad_request", "since is after until");
         return;
@@ -609,8 +594,7 @@ void api__get_stats(api_ctx_t *c)
         free(st.slots[i].dur);
     free(st.slots);
     cJSON_Delete(st.classes);
-    if (o)
-        api__json(c->resp, 200, o);
+    if (o) api__json(c->resp, 200, o);
 }
 
 /* ---- GET /metrics ---- */
@@ -637,8 +621,7 @@ static void prom_printf(api_csv_t *b, const char *fmt, ...)
     va_start(ap, fmt);
     n = vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        csv_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+    if (n > 0) csv_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
 void api__get_metrics(api_ctx_t *c)
@@ -688,8 +671,9 @@ void api__get_metrics(api_ctx_t *c)
     prom_printf(&b, "espstation_job_duration_seconds_sum %.3f\n", a->dur_sum_s);
     prom_printf(&b, "espstation_job_duration_seconds_count %llu\n",
                 (unsigned long long)a->dur_count);
-    prom_printf(&b, "# HELP espstation_uptime_seconds Seconds since the daemon started.\n"
-                    "# TYPE espstation_uptime_seconds gauge\nespstation_uptime_seconds %.3f\n",
+    prom_printf(&b,
+                "# HELP espstation_uptime_seconds Seconds since the daemon started.\n"
+                "# TYPE espstation_uptime_seconds gauge\nespstation_uptime_seconds %.3f\n",
                 (double)(uv_hrtime() - a->started_hr) / 1e9);
     prom_printf(&b, "# HELP espstation_http_requests_total HTTP responses by status code.\n"
                     "# TYPE espstation_http_requests_total counter\n");
@@ -697,12 +681,14 @@ void api__get_metrics(api_ctx_t *c)
         if (a->status_n[s])
             prom_printf(&b, "espstation_http_requests_total{code=\"%d\"} %llu\n", s,
                         (unsigned long long)a->status_n[s]);
-    prom_printf(&b, "# HELP espstation_events_clients Connected event-stream clients.\n"
-                    "# TYPE espstation_events_clients gauge\nespstation_events_clients %zu\n",
+    prom_printf(&b,
+                "# HELP espstation_events_clients Connected event-stream clients.\n"
+                "# TYPE espstation_events_clients gauge\nespstation_events_clients %zu\n",
                 events_client_count(a->ev));
-    prom_printf(&b, "# HELP espstation_build_info The running version.\n"
-                    "# TYPE espstation_build_info gauge\n"
-                    "espstation_build_info{version=\"%s\"} 1\n",
+    prom_printf(&b,
+                "# HELP espstation_build_info The running version.\n"
+                "# TYPE espstation_build_info gauge\n"
+                "espstation_build_info{version=\"%s\"} 1\n",
                 ESTN_VERSION);
     if (b.oom) {
         free(b.buf);

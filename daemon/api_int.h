@@ -61,8 +61,8 @@ typedef struct api_ctx_s {
     api_t *a;
     const api_req_t *req;
     api_resp_t *resp;
-    char *path; /* decoded, NUL-terminated, split into seg[] in place */
-    char *full; /* the decoded path, whole */
+    char *path;            /* decoded, NUL-terminated, split into seg[] in place */
+    char *full;            /* the decoded path, whole */
     bool slash_in_segment; /* a segment held "%2F" */
     bool too_deep;         /* more segments than any route has */
     char *seg[API_MAX_SEGMENTS];

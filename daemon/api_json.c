@@ -30,8 +30,7 @@ static void add_int_or_null(cJSON *o, const char *k, int64_t v)
 cJSON *api__recipe_ref(const recipe_t *r)
 {
     cJSON *o;
-    if (!r)
-        return cJSON_CreateNull();
+    if (!r) return cJSON_CreateNull();
     o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", r->name);
     cJSON_AddStringToObject(o, "version", r->version);
@@ -55,17 +54,13 @@ void api__count_add(api_t *a, const char *slot, const char *result, uint64_t n)
 {
     size_t r, i;
     for (r = 0; r < 4; r++)
-        if (!strcmp(result, api_results[r]))
-            break;
-    if (r == 4)
-        return; /* running: not a finished job */
+        if (!strcmp(result, api_results[r])) break;
+    if (r == 4) return; /* running: not a finished job */
     for (i = 0; i < a->n_counts; i++)
-        if (!strcmp(a->counts[i].slot, slot))
-            break;
+        if (!strcmp(a->counts[i].slot, slot)) break;
     if (i == a->n_counts) {
         api_count_t *nc = realloc(a->counts, (a->n_counts + 1) * sizeof *nc);
-        if (!nc)
-            return;
+        if (!nc) return;
         a->counts = nc;
         memset(&nc[i], 0, sizeof nc[i]);
         snprintf(nc[i].slot, sizeof nc[i].slot, "%s", slot);
@@ -126,16 +121,14 @@ static void api_rate_sample(api_t *a, api_slot_t *s, const slot_view_t *v)
 {
     uint64_t now = uv_now(a->o.loop);
     unsigned last;
-    if (strcmp(s->rate_uuid, v->job_uuid) != 0)
-        api_rate_reset(s, v->job_uuid);
+    if (strcmp(s->rate_uuid, v->job_uuid) != 0) api_rate_reset(s, v->job_uuid);
     last = (s->rate_i + API_RATE_SAMPLES - 1) % API_RATE_SAMPLES;
     if (s->rate_n && now - s->rate_t[last] < API_RATE_WINDOW_MS / API_RATE_SAMPLES * 2)
         return; /* enough samples in the window already */
     s->rate_t[s->rate_i] = now;
     s->rate_b[s->rate_i] = v->bytes_done;
     s->rate_i = (s->rate_i + 1) % API_RATE_SAMPLES;
-    if (s->rate_n < API_RATE_SAMPLES)
-        s->rate_n++;
+    if (s->rate_n < API_RATE_SAMPLES) s->rate_n++;
 }
 
 /* Bytes per second over the last ~2 s (from the oldest sample inside the window to now's
@@ -144,8 +137,7 @@ static int64_t api_rate(api_t *a, const api_slot_t *s, const slot_view_t *v)
 {
     uint64_t now = uv_now(a->o.loop), t0 = 0, b0 = 0;
     bool found = false;
-    if (strcmp(s->rate_uuid, v->job_uuid) != 0 || s->rate_n == 0)
-        return -1;
+    if (strcmp(s->rate_uuid, v->job_uuid) != 0 || s->rate_n == 0) return -1;
     for (unsigned k = 0; k < s->rate_n; k++) {
         unsigned idx = (s->rate_i + API_RATE_SAMPLES - s->rate_n + k) % API_RATE_SAMPLES;
         if (now - s->rate_t[idx] <= API_RATE_WINDOW_MS) {
@@ -155,8 +147,7 @@ static int64_t api_rate(api_t *a, const api_slot_t *s, const slot_view_t *v)
             break;
         }
     }
-    if (!found || now <= t0 || v->bytes_done < b0)
-        return -1;
+    if (!found || now <= t0 || v->bytes_done < b0) return -1;
     return (int64_t)((v->bytes_done - b0) * 1000u / (now - t0));
 }
 
@@ -181,8 +172,7 @@ cJSON *api__slot_json(api_t *a, size_t i)
     add_int_or_null(o, "bytes_total", running ? (int64_t)v.bytes_total : -1);
     if (running) {
         double pct = v.bytes_total ? (double)v.bytes_done * 100.0 / (double)v.bytes_total : 0.0;
-        if (pct > 100.0)
-            pct = 100.0;
+        if (pct > 100.0) pct = 100.0;
         cJSON_AddNumberToObject(o, "percent", (double)(int64_t)(pct * 10.0 + 0.5) / 10.0);
     } else {
         cJSON_AddNullToObject(o, "percent");
@@ -208,18 +198,17 @@ cJSON *api__slot_json(api_t *a, size_t i)
     add_str_or_null(o, "recipe_error", v.recipe ? NULL : v.recipe_error);
     if (s->have_last) {
         const store_job_row_t *l = &s->last;
-        est_class_t cls = l->error_class[0] ? est_class_from_name(l->error_class)
-                                            : EST_CLASS__COUNT;
+        est_class_t cls =
+            l->error_class[0] ? est_class_from_name(l->error_class) : EST_CLASS__COUNT;
         x = cJSON_CreateObject();
         cJSON_AddStringToObject(x, "job_uuid", l->uuid);
         cJSON_AddNumberToObject(x, "seq", (double)l->seq);
         cJSON_AddStringToObject(x, "result", l->result);
         add_str_or_null(x, "error_class", l->error_class);
         add_str_or_null(x, "message", l->message);
-        add_str_or_null(x, "hint",
-                        strcmp(l->result, "pass") != 0 && cls != EST_CLASS__COUNT
-                            ? est_class_hint(cls)
-                            : NULL);
+        add_str_or_null(
+            x, "hint",
+            strcmp(l->result, "pass") != 0 && cls != EST_CLASS__COUNT ? est_class_hint(cls) : NULL);
         add_str_or_null(x, "mac", l->mac);
         cJSON_AddStringToObject(x, "finished_at", l->finished_at);
         cJSON_AddItemToObject(o, "last", x);
@@ -233,8 +222,9 @@ cJSON *api__slot_json(api_t *a, size_t i)
     x = cJSON_CreateObject();
     cJSON_AddBoolToObject(x, "start",
                           (v.state == SLOT_ST_IDLE || v.state == SLOT_ST_WAITING) && v.recipe);
-    cJSON_AddBoolToObject(x, "cancel", v.state == SLOT_ST_WAITING || v.state == SLOT_ST_PROBING ||
-                                           v.state == SLOT_ST_RUNNING);
+    cJSON_AddBoolToObject(x, "cancel",
+                          v.state == SLOT_ST_WAITING || v.state == SLOT_ST_PROBING ||
+                              v.state == SLOT_ST_RUNNING);
     cJSON_AddItemToObject(o, "actions", x);
     return o;
 }
@@ -329,8 +319,7 @@ void api__get_events(api_ctx_t *c)
 void api_on_slot(api_t *a, size_t i, const slot_view_t *v)
 {
     cJSON *d;
-    if (i >= a->n_slots)
-        return;
+    if (i >= a->n_slots) return;
     if (v->state == SLOT_ST_RUNNING && v->job_uuid[0] &&
         strcmp(a->slots[i].rate_uuid, v->job_uuid) != 0)
         api_rate_reset(&a->slots[i], v->job_uuid);
@@ -345,8 +334,7 @@ void api_on_progress(api_t *a, size_t i, const slot_view_t *v)
     uint64_t now;
     cJSON *d;
     double pct;
-    if (i >= a->n_slots || !v->job_uuid || !v->job_uuid[0])
-        return;
+    if (i >= a->n_slots || !v->job_uuid || !v->job_uuid[0]) return;
     s = &a->slots[i];
     api_rate_sample(a, s, v);
     now = uv_now(a->o.loop);
@@ -360,7 +348,8 @@ void api_on_progress(api_t *a, size_t i, const slot_view_t *v)
     cJSON_AddNumberToObject(d, "bytes_done", (double)v->bytes_done);
     cJSON_AddNumberToObject(d, "bytes_total", (double)v->bytes_total);
     pct = v->bytes_total ? (double)v->bytes_done * 100.0 / (double)v->bytes_total : 0.0;
-    cJSON_AddNumberToObject(d, "percent", (double)(int64_t)((pct > 100 ? 100 : pct) * 10 + 0.5) / 10);
+    cJSON_AddNumberToObject(d, "percent",
+                            (double)(int64_t)((pct > 100 ? 100 : pct) * 10 + 0.5) / 10);
     add_int_or_null(d, "rate_bps", api_rate(a, s, v));
     events_publish(a->ev, "progress", d);
 }
@@ -371,22 +360,19 @@ void api_on_result(api_t *a, size_t i, const char *uuid, int64_t seq, const job_
     cJSON *d;
     (void)seq;
     (void)r;
-    if (!row)
-        return;
+    if (!row) return;
     if (store_job_get(a->o.store, uuid, row) != 0) {
         api__log(a, "job %s: cannot read its row back for the event stream: %s", uuid,
                  store_errmsg(a->o.store));
         free(row);
         return;
     }
-    if (row->final)
-        api__count_add(a, row->slot, row->result, 1);
+    if (row->final) api__count_add(a, row->slot, row->result, 1);
     if (!strcmp(row->result, "pass") && row->duration_ms >= 0) {
         static const double le[API_DURATION_BUCKETS] = {1, 2, 5, 10, 20, 30, 60, 120, 1e300};
         double s = (double)row->duration_ms / 1000.0;
         for (size_t b = 0; b < API_DURATION_BUCKETS; b++)
-            if (s <= le[b])
-                a->dur_bucket[b]++;
+            if (s <= le[b]) a->dur_bucket[b]++;
         a->dur_count++;
         a->dur_sum_s += s;
     }
@@ -404,8 +390,7 @@ void api_on_log(api_t *a, size_t i, job_log_level_t lvl, const char *msg)
 {
     slot_view_t v;
     cJSON *d;
-    if (lvl < JOB_LOG_WARN || i >= a->n_slots)
-        return;
+    if (lvl < JOB_LOG_WARN || i >= a->n_slots) return;
     jobmgr_slot_view(a->o.mgr, i, &v);
     d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "slot", v.name);

@@ -23,8 +23,8 @@
 
 typedef enum {
     DEFER_RECIPE_POST,
-    DEFER_SLOT_RECIPE,  /* a stored recipe: load it */
-    DEFER_SLOT_VERIFY,  /* a recipe the job manager has loaded: are its files still there? */
+    DEFER_SLOT_RECIPE, /* a stored recipe: load it */
+    DEFER_SLOT_VERIFY, /* a recipe the job manager has loaded: are its files still there? */
     DEFER_IMAGE_PUT,
     DEFER_IMAGE_LIST
 } defer_kind_t;
@@ -69,16 +69,14 @@ static void api_defer_set(api_defer_t *d, int status, const char *code, const ch
 static api_defer_t *api_defer_new(api_ctx_t *c, defer_kind_t kind, bool copy_body)
 {
     api_defer_t *d = calloc(1, sizeof *d);
-    if (!d)
-        return NULL;
+    if (!d) return NULL;
     d->kind = kind;
     d->image_dir = strdup(c->a->o.cfg->image_dir);
     if (copy_body) {
         d->len = c->req->body_len;
         d->body = malloc(d->len + 1);
         if (d->body) {
-            if (d->len)
-                memcpy(d->body, c->req->body, d->len);
+            if (d->len) memcpy(d->body, c->req->body, d->len);
             d->body[d->len] = 0;
         }
     }
@@ -91,8 +89,7 @@ static api_defer_t *api_defer_new(api_ctx_t *c, defer_kind_t kind, bool copy_bod
 
 void api__defer_free(api_defer_t *d)
 {
-    if (!d)
-        return;
+    if (!d) return;
     free(d->body);
     free(d->image_dir);
     for (size_t i = 0; i < d->n_files; i++)
@@ -118,8 +115,7 @@ static bool api_is_json(const api_req_t *req)
 static int api_slot_arg(api_ctx_t *c)
 {
     int i = jobmgr_slot_index(c->a->o.mgr, c->seg[3]);
-    if (i < 0)
-        api__problem(c->resp, 404, "not_found", "no slot named \"%.64s\"", c->seg[3]);
+    if (i < 0) api__problem(c->resp, 404, "not_found", "no slot named \"%.64s\"", c->seg[3]);
     return i;
 }
 
@@ -144,8 +140,7 @@ void api__post_start(api_ctx_t *c)
 {
     slot_view_t v;
     int i = api_slot_arg(c), rc;
-    if (i < 0)
-        return;
+    if (i < 0) return;
     rc = jobmgr_slot_start(c->a->o.mgr, (size_t)i);
     jobmgr_slot_view(c->a->o.mgr, (size_t)i, &v);
     switch (rc) {
@@ -164,9 +159,7 @@ void api__post_start(api_ctx_t *c)
         api__problem(c->resp, 409, "no_recipe", "slot %s has no recipe: %s", v.name,
                      v.recipe_error && *v.recipe_error ? v.recipe_error : "none configured");
         return;
-    case UV_ECANCELED:
-        api__problem(c->resp, 409, "conflict", "the station is stopping");
-        return;
+    case UV_ECANCELED: api__problem(c->resp, 409, "conflict", "the station is stopping"); return;
     default:
         api__problem(c->resp, 500, "internal", "cannot start a job on slot %s: %s", v.name,
                      est_strerror(rc));
@@ -178,8 +171,7 @@ void api__post_cancel(api_ctx_t *c)
 {
     slot_view_t v;
     int i = api_slot_arg(c), rc;
-    if (i < 0)
-        return;
+    if (i < 0) return;
     jobmgr_slot_view(c->a->o.mgr, (size_t)i, &v);
     if (v.state == SLOT_ST_IDLE || v.state == SLOT_ST_STOPPED) {
         api__problem(c->resp, 409, "conflict", "nothing runs or waits on slot %s (it is %s)",
@@ -209,8 +201,7 @@ static void api_recipe_problem(api_resp_t *resp, const recipe_err_t *e)
     api__problem(resp, 422, code, "%s (%s)", e->msg, e->cls_name);
     /* add the problem list to the problem object */
     cJSON *p = cJSON_ParseWithLength(resp->body, resp->body_len);
-    if (!p)
-        return;
+    if (!p) return;
     errs = cJSON_AddArrayToObject(p, "errors");
     for (size_t k = 0; k < e->n && k < RECIPE_MAX_ERRORS; k++) {
         cJSON *it = cJSON_CreateObject();
@@ -246,15 +237,12 @@ static const char *api_confine_path(const char *image_dir, const char *file)
         size_t k = strcspn(s, "/");
         if (k == 2 && s[0] == '.' && s[1] == '.')
             return "'..' is not allowed: name a file inside the station's image directory";
-        if (!s[k])
-            break;
+        if (!s[k]) break;
         s += k + 1;
     }
-    if (!realpath(image_dir, real_dir))
-        return NULL;
+    if (!realpath(image_dir, real_dir)) return NULL;
     snprintf(full, sizeof full, "%s/%s", real_dir, file);
-    if (!realpath(full, real))
-        return NULL;
+    if (!realpath(full, real)) return NULL;
     n = strlen(real_dir);
     if (strncmp(real, real_dir, n) != 0 || real[n] != '/')
         return "the path leads outside the station's image directory (a symlink)";
@@ -263,19 +251,16 @@ static const char *api_confine_path(const char *image_dir, const char *file)
 
 /* Check every file a recipe text names (images[].file, a stub path). 0 fine, -1 with a 422 in
  * resp. A text that is not JSON passes: the loader reports it with its JSON path. */
-static int api_confine_recipe(const char *image_dir, const char *text, size_t len,
-                              api_resp_t *resp)
+static int api_confine_recipe(const char *image_dir, const char *text, size_t len, api_resp_t *resp)
 {
     cJSON *root = cJSON_ParseWithLength(text, len), *imgs, *it, *errs = NULL;
     const char *why;
     char path[64], first[700] = "";
     int i = 0;
-    if (!root)
-        return 0;
+    if (!root) return 0;
     errs = cJSON_CreateArray();
     imgs = cJSON_GetObjectItemCaseSensitive(root, "images");
-    if (!cJSON_IsArray(imgs))
-        imgs = NULL;
+    if (!cJSON_IsArray(imgs)) imgs = NULL;
     cJSON_ArrayForEach(it, imgs)
     {
         cJSON *f = cJSON_GetObjectItemCaseSensitive(it, "file");
@@ -285,8 +270,7 @@ static int api_confine_recipe(const char *image_dir, const char *text, size_t le
             cJSON_AddStringToObject(e, "path", path);
             cJSON_AddStringToObject(e, "message", why);
             cJSON_AddItemToArray(errs, e);
-            if (!first[0])
-                snprintf(first, sizeof first, "%s: %s", path, why);
+            if (!first[0]) snprintf(first, sizeof first, "%s: %s", path, why);
         }
     }
     it = cJSON_GetObjectItemCaseSensitive(root, "stub");
@@ -295,8 +279,7 @@ static int api_confine_recipe(const char *image_dir, const char *text, size_t le
         cJSON_AddStringToObject(e, "path", "$.stub");
         cJSON_AddStringToObject(e, "message", why);
         cJSON_AddItemToArray(errs, e);
-        if (!first[0])
-            snprintf(first, sizeof first, "$.stub: %s", why);
+        if (!first[0]) snprintf(first, sizeof first, "$.stub: %s", why);
     }
     cJSON_Delete(root);
     if (!first[0]) {
@@ -325,8 +308,7 @@ static int api_confine_recipe(const char *image_dir, const char *text, size_t le
 static int api_defer_load(api_defer_t *d)
 {
     d->recipe = calloc(1, sizeof *d->recipe);
-    if (!d->recipe)
-        return -ENOMEM;
+    if (!d->recipe) return -ENOMEM;
     d->rc = recipe_load_mem(d->body, d->len, d->image_dir, RECIPE_NO_PARENT, d->recipe, &d->err);
     if (d->rc != 0) {
         recipe_free(d->recipe);
@@ -343,19 +325,16 @@ static int api_defer_load(api_defer_t *d)
 static int api_share_recipe(api_t *a, size_t i, const char *hash, char *err, size_t errlen)
 {
     recipe_t *r = calloc(1, sizeof *r);
-    if (!r)
-        return UV_ENOMEM;
+    if (!r) return UV_ENOMEM;
     snprintf(r->hash, sizeof r->hash, "%s", hash);
     return jobmgr_slot_set_recipe(a->o.mgr, i, r, err, errlen);
 }
 
 static bool api_hex64(const char *s)
 {
-    if (strlen(s) != 64)
-        return false;
+    if (strlen(s) != 64) return false;
     for (size_t i = 0; i < 64; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
     return true;
 }
 
@@ -384,8 +363,7 @@ void api__put_slot_recipe(api_ctx_t *c)
     char err[700], hash[65];
     api_text_t t = {0};
     int i = api_slot_arg(c), rc;
-    if (i < 0)
-        return;
+    if (i < 0) return;
     if (!api_is_json(c->req)) {
         api__problem(c->resp, 415, "unsupported_media_type",
                      "send {\"hash\": \"<recipe hash>\"} as application/json");
@@ -402,8 +380,7 @@ void api__put_slot_recipe(api_ctx_t *c)
         return;
     }
     hash[0] = 0;
-    if (cJSON_IsString(h))
-        snprintf(hash, sizeof hash, "%s", h->valuestring);
+    if (cJSON_IsString(h)) snprintf(hash, sizeof hash, "%s", h->valuestring);
     cJSON_Delete(body);
     jobmgr_slot_view(a->o.mgr, (size_t)i, &v);
     if (v.state == SLOT_ST_RUNNING) {
@@ -473,8 +450,7 @@ void api__put_slot_recipe(api_ctx_t *c)
             api__problem(c->resp, 500, "internal", "database: %s", store_errmsg(a->o.store));
         else
             api__problem(c->resp, 404, "not_found",
-                         "no recipe with hash %s: store it first with POST /api/v1/recipes",
-                         hash);
+                         "no recipe with hash %s: store it first with POST /api/v1/recipes", hash);
         return;
     }
     if (api_confine_recipe(a->o.cfg->image_dir, t.text, t.len, c->resp) != 0) {
@@ -598,8 +574,7 @@ void api__post_recipe(api_ctx_t *c)
 {
     api_defer_t *d;
     if (!api_is_json(c->req)) {
-        api__problem(c->resp, 415, "unsupported_media_type",
-                     "send the recipe as application/json");
+        api__problem(c->resp, 415, "unsupported_media_type", "send the recipe as application/json");
         return;
     }
     if (!c->req->body || !c->req->body_len) {
@@ -664,8 +639,9 @@ static void api_finish_recipe_post(api_t *a, api_defer_t *d, api_resp_t *resp)
 static bool api_image_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n < 1 || n > 128 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
-                              (s[0] >= '0' && s[0] <= '9')))
+    if (n < 1 || n > 128 ||
+        !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+          (s[0] >= '0' && s[0] <= '9')))
         return false;
     for (size_t i = 1; i < n; i++)
         if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
@@ -693,8 +669,7 @@ void api__put_image(api_ctx_t *c)
     }
     for (size_t i = 0; i < 64; i++) {
         char ch = sha[i];
-        if (ch >= 'A' && ch <= 'F')
-            ch = (char)(ch - 'A' + 'a');
+        if (ch >= 'A' && ch <= 'F') ch = (char)(ch - 'A' + 'a');
         if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
             api__problem(c->resp, 400, "bad_request", "query parameter sha256: 64 hex digits");
             return;
@@ -702,9 +677,8 @@ void api__put_image(api_ctx_t *c)
         low[i] = ch;
     }
     low[64] = 0;
-    if (!c->req->content_type ||
-        !(c->req->content_type_len >= sizeof oct - 1 &&
-          !strncasecmp(c->req->content_type, oct, sizeof oct - 1))) {
+    if (!c->req->content_type || !(c->req->content_type_len >= sizeof oct - 1 &&
+                                   !strncasecmp(c->req->content_type, oct, sizeof oct - 1))) {
         api__problem(c->resp, 415, "unsupported_media_type",
                      "send the image as application/octet-stream");
         return;
@@ -767,8 +741,7 @@ out:
 static int api_hash_path(const char *path, bool follow, char out[65], uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)), rc;
-    if (fd < 0)
-        return -errno;
+    if (fd < 0) return -errno;
     rc = api_hash_fd(fd, out, size);
     close(fd);
     return rc;
@@ -782,8 +755,8 @@ static void api_image_compare(api_defer_t *d, const char *path)
     int rc = api_hash_path(path, false, have, &size);
     if (rc != 0)
         api_defer_set(d, 409, "conflict",
-                      "%s exists in the image directory and cannot be read as a file (%s)",
-                      d->name, strerror(-rc));
+                      "%s exists in the image directory and cannot be read as a file (%s)", d->name,
+                      strerror(-rc));
     else if (strcmp(have, d->sha) != 0 || size != d->len)
         api_defer_set(d, 409, "conflict",
                       "a different file named %s is already in the image directory (images are "
@@ -815,8 +788,8 @@ static void api_work_image_put(api_defer_t *d)
         return;
     }
     if (mkdir(d->image_dir, 0755) != 0 && errno != EEXIST) {
-        api_defer_set(d, 500, "internal", "cannot create the image directory %s: %s",
-                      d->image_dir, strerror(errno));
+        api_defer_set(d, 500, "internal", "cannot create the image directory %s: %s", d->image_dir,
+                      strerror(errno));
         return;
     }
     snprintf(path, sizeof path, "%s/%s", d->image_dir, d->name);
@@ -889,29 +862,26 @@ static void api_work_image_list(api_defer_t *d)
         return;
     }
     while ((e = readdir(dir)) != NULL && n < API_IMAGES_MAX) {
-        if (!api_image_name_ok(e->d_name))
-            continue; /* dot files, upload temporaries */
+        if (!api_image_name_ok(e->d_name)) continue; /* dot files, upload temporaries */
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 64;
             char **nn = realloc(names, nc * sizeof *nn);
-            if (!nn)
-                break;
+            if (!nn) break;
             names = nn;
             cap = nc;
         }
         names[n] = strdup(e->d_name);
-        if (names[n])
-            n++;
+        if (names[n]) n++;
     }
     closedir(dir);
-    if (n)
-        qsort(names, n, sizeof *names, api_name_cmp);
+    if (n) qsort(names, n, sizeof *names, api_name_cmp);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX], sha[65], when[STORE_TIME_LEN];
         struct stat st;
         uint64_t size;
         snprintf(path, sizeof path, "%s/%s", d->image_dir, names[i]);
-        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && api_hash_path(path, false, sha, &size) == 0) {
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+            api_hash_path(path, false, sha, &size) == 0) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "name", names[i]);
             cJSON_AddNumberToObject(o, "size", (double)size);
@@ -982,8 +952,7 @@ static int api_choice_cb(const char *slot, const char *hash, void *data)
 {
     api_choices_t *x = data;
     api_choice_t *nc = realloc(x->c, (x->n + 1) * sizeof *nc);
-    if (!nc)
-        return 1;
+    if (!nc) return 1;
     x->c = nc;
     snprintf(nc[x->n].slot, sizeof nc[x->n].slot, "%s", slot);
     snprintf(nc[x->n].hash, sizeof nc[x->n].hash, "%s", hash);
@@ -1005,19 +974,18 @@ void api__apply_slot_recipes(api_t *a)
         api_text_t t = {0};
         recipe_t *r;
         recipe_err_t rerr;
-        if (i < 0)
-            continue; /* a slot the config no longer has */
+        if (i < 0) continue; /* a slot the config no longer has */
         if (jobmgr_find_recipe(a->o.mgr, x.c[k].hash)) {
             rc = api_share_recipe(a, (size_t)i, x.c[k].hash, err, sizeof err);
             if (rc != 0)
-                api__log(a, "slot %s: cannot use recipe %.12s: %s", x.c[k].slot, x.c[k].hash,
-                         err);
+                api__log(a, "slot %s: cannot use recipe %.12s: %s", x.c[k].slot, x.c[k].hash, err);
             continue;
         }
         if (store_recipe_get(a->o.store, x.c[k].hash, api_text_cb, &t) != 0 || !t.text) {
             free(t.text);
-            api__log(a, "slot %s: recipe %.12s chosen through the API is not stored; the slot "
-                        "keeps its configured recipe",
+            api__log(a,
+                     "slot %s: recipe %.12s chosen through the API is not stored; the slot "
+                     "keeps its configured recipe",
                      x.c[k].slot, x.c[k].hash);
             continue;
         }
@@ -1025,8 +993,9 @@ void api__apply_slot_recipes(api_t *a)
         snprintf(rerr.msg, sizeof rerr.msg, "a file path leads outside the image directory");
         if (!r || api_confine_recipe(a->o.cfg->image_dir, t.text, t.len, NULL) != 0 ||
             recipe_load_mem(t.text, t.len, a->o.cfg->image_dir, RECIPE_NO_PARENT, r, &rerr) != 0) {
-            api__log(a, "slot %s: recipe %.12s chosen through the API no longer loads (%s); the "
-                        "slot keeps its configured recipe",
+            api__log(a,
+                     "slot %s: recipe %.12s chosen through the API no longer loads (%s); the "
+                     "slot keeps its configured recipe",
                      x.c[k].slot, x.c[k].hash, r ? rerr.msg : "out of memory");
             free(r);
             free(t.text);

@@ -41,8 +41,8 @@ bool auth_allows(auth_role_t role, auth_perm_t perm)
 {
     switch (perm) {
     case AUTH_PERM_READ: return role != AUTH_ROLE_NONE;
-    case AUTH_PERM_EXPORT: return role == AUTH_ROLE_MES || role == AUTH_ROLE_OPERATOR ||
-                                  role == AUTH_ROLE_ENGINEER;
+    case AUTH_PERM_EXPORT:
+        return role == AUTH_ROLE_MES || role == AUTH_ROLE_OPERATOR || role == AUTH_ROLE_ENGINEER;
     case AUTH_PERM_OPERATE: return role == AUTH_ROLE_OPERATOR || role == AUTH_ROLE_ENGINEER;
     case AUTH_PERM_ENGINEER: return role == AUTH_ROLE_ENGINEER;
     }
@@ -80,20 +80,17 @@ int auth_parse(const char *text, size_t len, const char *name, auth_t **out, cha
     auth_t *a = calloc(1, sizeof *a);
     size_t line = 0, pos = 0;
     *out = NULL;
-    if (!a)
-        return -ENOMEM;
+    if (!a) return -ENOMEM;
     while (pos < len) {
         const char *l = text + pos, *nl = memchr(l, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - l) : len - pos, i = 0, rs, rl, ts, tl;
         auth_role_t role;
         pos += n + (nl != NULL);
         line++;
-        if (n && l[n - 1] == '\r')
-            n--;
+        if (n && l[n - 1] == '\r') n--;
         while (i < n && (l[i] == ' ' || l[i] == '\t'))
             i++;
-        if (i == n || l[i] == '#')
-            continue;
+        if (i == n || l[i] == '#') continue;
         rs = i;
         while (i < n && l[i] != ' ' && l[i] != '\t')
             i++;
@@ -201,8 +198,7 @@ int auth_load(const char *path, auth_t **out, char *err, size_t errlen)
 
 void auth_free(auth_t *a)
 {
-    if (!a)
-        return;
+    if (!a) return;
     free(a->e);
     free(a);
 }
@@ -217,24 +213,20 @@ auth_role_t auth_check(const auth_t *a, const char *h, size_t len)
     unsigned char d[SHA256_DIGEST_LENGTH];
     auth_role_t role = AUTH_ROLE_NONE;
     size_t i = 0, ts;
-    if (!a || !h)
-        return AUTH_ROLE_NONE;
+    if (!a || !h) return AUTH_ROLE_NONE;
     while (i < len && h[i] == ' ')
         i++;
     /* the auth-scheme is case-insensitive (RFC 9110 §11.1) */
-    if (len - i < 7 || strncasecmp(h + i, "bearer ", 7) != 0)
-        return AUTH_ROLE_NONE;
+    if (len - i < 7 || strncasecmp(h + i, "bearer ", 7) != 0) return AUTH_ROLE_NONE;
     i += 7;
     while (i < len && h[i] == ' ')
         i++;
     ts = i;
     while (i < len && auth_token_char(h[i]))
         i++;
-    if (i - ts < AUTH_TOKEN_MIN || i - ts > AUTH_TOKEN_MAX)
-        return AUTH_ROLE_NONE;
+    if (i - ts < AUTH_TOKEN_MIN || i - ts > AUTH_TOKEN_MAX) return AUTH_ROLE_NONE;
     for (size_t k = i; k < len; k++)
-        if (h[k] != ' ' && h[k] != '\t')
-            return AUTH_ROLE_NONE;
+        if (h[k] != ' ' && h[k] != '\t') return AUTH_ROLE_NONE;
     SHA256((const unsigned char *)h + ts, i - ts, d);
     for (size_t k = 0; k < a->n; k++) {
         /* no early exit: every entry costs the same */

@@ -39,8 +39,7 @@ struct events_s {
 events_t *events_new(const char *boot_id)
 {
     events_t *ev = calloc(1, sizeof *ev);
-    if (!ev)
-        return NULL;
+    if (!ev) return NULL;
     if (boot_id) {
         snprintf(ev->boot, sizeof ev->boot, "%s", boot_id);
     } else {
@@ -58,8 +57,7 @@ events_t *events_new(const char *boot_id)
 
 void events_free(events_t *ev)
 {
-    if (!ev)
-        return;
+    if (!ev) return;
     while (ev->clients)
         events_detach(ev->clients);
     for (size_t i = 0; i < EVENTS_RING; i++)
@@ -83,8 +81,7 @@ size_t events_client_count(const events_t *ev)
 /* Append to a client's backlog; past the cap the client is dropped (and told). */
 static void events_client_add(events_client_t *c, const char *s, size_t n, bool notify)
 {
-    if (c->dropped)
-        return;
+    if (c->dropped) return;
     if (c->len + n > EVENTS_BACKLOG_MAX) {
         free(c->buf);
         c->buf = NULL;
@@ -110,8 +107,7 @@ static void events_client_add(events_client_t *c, const char *s, size_t n, bool 
         c->len += n;
     }
 tell:
-    if (notify && c->cb)
-        c->cb(c, c->data);
+    if (notify && c->cb) c->cb(c, c->data);
 }
 
 /* "id: B:S\nevent: T\ndata: {...}\n\n" with seq/boot_id/time first in the data object. */
@@ -136,12 +132,10 @@ static char *events_frame(const events_t *ev, uint64_t seq, const char *type, cJ
     cJSON_Delete(data);
     json = cJSON_PrintUnformatted(o); /* one line: JSON strings escape newlines */
     cJSON_Delete(o);
-    if (!json)
-        return NULL;
+    if (!json) return NULL;
     n = asprintf(&frame, "id: %s:%" PRIu64 "\nevent: %s\ndata: %s\n\n", ev->boot, seq, type, json);
     free(json);
-    if (n < 0)
-        return NULL;
+    if (n < 0) return NULL;
     *len = (size_t)n;
     return frame;
 }
@@ -152,8 +146,7 @@ uint64_t events_publish(events_t *ev, const char *type, cJSON *data)
     uint64_t seq = ev->last + 1;
     char *frame = events_frame(ev, seq, type, data, &len);
     events_slot_t *slot;
-    if (!frame)
-        return 0;
+    if (!frame) return 0;
     ev->last = seq;
     slot = &ev->ring[seq % EVENTS_RING];
     free(slot->frame);
@@ -170,14 +163,11 @@ uint64_t events_publish(events_t *ev, const char *type, cJSON *data)
 bool events_parse_id(const char *s, size_t len, char boot[EVENTS_BOOT_ID_LEN], uint64_t *seq)
 {
     uint64_t v = 0;
-    if (len < 10 || len > 8 + 1 + 20 || s[8] != ':')
-        return false;
+    if (len < 10 || len > 8 + 1 + 20 || s[8] != ':') return false;
     for (size_t i = 0; i < 8; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
     for (size_t i = 9; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
-            return false;
+        if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10) return false;
         v = v * 10 + (uint64_t)(s[i] - '0');
     }
     memcpy(boot, s, 8);
@@ -198,8 +188,7 @@ static bool events_client_meta(events_client_t *c, const char *type, uint64_t at
 {
     size_t len;
     char *f = events_frame(c->ev, at, type, data, &len);
-    if (!f)
-        return false;
+    if (!f) return false;
     events_client_add(c, f, len, false);
     free(f);
     return true;
@@ -248,26 +237,21 @@ events_client_t *events_attach(events_t *ev, const char *resume, size_t len, cJS
         cJSON_AddItemToObject(hello, "station", station);
     else
         cJSON_AddNullToObject(hello, "station");
-    if (!events_client_meta(c, "hello", at, hello))
-        goto fail;
+    if (!events_client_meta(c, "hello", at, hello)) goto fail;
     if (reason) {
         cJSON *r = cJSON_CreateObject();
-        if (!r)
-            goto fail;
+        if (!r) goto fail;
         cJSON_AddStringToObject(r, "reason", reason);
-        if (!events_client_meta(c, "reset", at, r))
-            goto fail;
+        if (!events_client_meta(c, "reset", at, r)) goto fail;
     }
     if (replay)
         for (uint64_t s = from + 1; s <= ev->last; s++) {
             const events_slot_t *e = &ev->ring[s % EVENTS_RING];
             events_client_add(c, e->frame, e->len, false);
         }
-    if (c->dropped)
-        goto fail;
+    if (c->dropped) goto fail;
     c->next = ev->clients;
-    if (ev->clients)
-        ev->clients->prev = c;
+    if (ev->clients) ev->clients->prev = c;
     ev->clients = c;
     ev->n_clients++;
     return c;
@@ -305,15 +289,13 @@ bool events_client_dropped(const events_client_t *c)
 void events_detach(events_client_t *c)
 {
     events_t *ev;
-    if (!c)
-        return;
+    if (!c) return;
     ev = c->ev;
     if (c->prev)
         c->prev->next = c->next;
     else
         ev->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     ev->n_clients--;
     free(c->buf);
     free(c);

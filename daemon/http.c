@@ -72,7 +72,7 @@ typedef struct http_csv_s {
 typedef struct http_work_s {
     uv_work_t work;
     http_t *h;
-    h2o_req_t *req;      /* NULL once h2o disposed the request (client gone) */
+    h2o_req_t *req;               /* NULL once h2o disposed the request (client gone) */
     struct http_work_s **backref; /* in the request's pool: cleared by the pool's dispose */
     api_resp_t resp;
 } http_work_t;
@@ -122,11 +122,10 @@ static void http_maybe_done(http_t *h);
 
 static http_conn_t *http_conn_of(http_t *h, h2o_req_t *req)
 {
-    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn)
-                                                          : NULL;
+    h2o_socket_t *sock =
+        req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
     for (http_conn_t *c = h->conns; c && sock; c = c->next)
-        if (c->sock == sock)
-            return c;
+        if (c->sock == sock) return c;
     return NULL;
 }
 
@@ -134,11 +133,9 @@ static http_conn_t *http_conn_of(http_t *h, h2o_req_t *req)
 static void http_conn_shut(http_conn_t *c)
 {
     uv_os_fd_t fd;
-    if (!c || c->shut)
-        return;
+    if (!c || c->shut) return;
     c->shut = true;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-        shutdown(fd, SHUT_RDWR);
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) shutdown(fd, SHUT_RDWR);
 }
 
 static void http_conn_closed(uv_handle_t *hd)
@@ -149,8 +146,7 @@ static void http_conn_closed(uv_handle_t *hd)
         c->prev->next = c->next;
     else
         h->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    if (c->next) c->next->prev = c->prev;
     h->n_conns--;
     free(c);
     http_maybe_done(h);
@@ -169,8 +165,7 @@ static void http_refused_closed(uv_handle_t *hd)
 
 static void http_refused_close(http_refused_t *r)
 {
-    if (r->closing)
-        return;
+    if (r->closing) return;
     r->closing = true;
     uv_close((uv_handle_t *)&r->tcp, http_refused_closed);
     uv_close((uv_handle_t *)&r->timer, http_refused_closed);
@@ -192,8 +187,7 @@ static void http_refused_alloc(uv_handle_t *hd, size_t sz, uv_buf_t *buf)
 static void http_refused_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     (void)buf;
-    if (n < 0)
-        http_refused_close(s->data);
+    if (n < 0) http_refused_close(s->data);
 }
 
 static void http_refused_shut(uv_shutdown_t *req, int status)
@@ -237,12 +231,10 @@ static void http_on_accept(uv_stream_t *listener, int status)
 {
     http_t *h = listener->data;
     http_conn_t *c;
-    if (status != 0)
-        return;
+    if (status != 0) return;
     if (h->n_conns >= h->cfg.max_connections || h->stopping) {
         http_refused_t *r = calloc(1, sizeof *r);
-        if (!r)
-            return;
+        if (!r) return;
         r->h = h;
         uv_tcp_init(h->loop, &r->tcp);
         uv_timer_init(h->loop, &r->timer);
@@ -257,8 +249,7 @@ static void http_on_accept(uv_stream_t *listener, int status)
         return;
     }
     c = calloc(1, sizeof *c);
-    if (!c)
-        return;
+    if (!c) return;
     uv_tcp_init(h->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) != 0) {
         uv_close((uv_handle_t *)&c->tcp, http_free_closed);
@@ -267,8 +258,7 @@ static void http_on_accept(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     c->h = h;
     c->next = h->conns;
-    if (h->conns)
-        h->conns->prev = c;
+    if (h->conns) h->conns->prev = c;
     h->conns = c;
     h->n_conns++;
     c->sock = h2o_uv_socket_create((uv_stream_t *)&c->tcp, http_conn_closed);
@@ -282,8 +272,8 @@ static void http_headers(h2o_req_t *req, const api_resp_t *r)
     req->res.status = r->status;
     req->res.reason = api_status_text(r->status);
     if (r->content_type)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL,
-                       r->content_type, strlen(r->content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, r->content_type,
+                       strlen(r->content_type));
     if (r->cache_control)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                        r->cache_control, strlen(r->cache_control));
@@ -310,14 +300,12 @@ static void http_send_buffered(http_t *h, h2o_req_t *req, api_resp_t *r)
 
 static void http_csv_unlink(http_csv_t *s)
 {
-    if (!s->h)
-        return;
+    if (!s->h) return;
     if (s->prev)
         s->prev->next = s->next;
     else
         s->h->csvs = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    if (s->next) s->next->prev = s->prev;
     s->h->n_csv--;
     s->h = NULL;
 }
@@ -333,8 +321,7 @@ static void http_csv_dispose(void *p)
     api_resp_free(&tmp);
     s->stream = NULL;
     http_csv_unlink(s);
-    if (h)
-        http_maybe_done(h);
+    if (h) http_maybe_done(h);
 }
 
 static void http_csv_proceed(h2o_generator_t *g, h2o_req_t *req)
@@ -345,8 +332,7 @@ static void http_csv_proceed(h2o_generator_t *g, h2o_req_t *req)
     int rc;
     free(s->inflight);
     s->inflight = NULL;
-    if (s->last || !s->h)
-        return;
+    if (s->last || !s->h) return;
     rc = api_stream_next(s->h->api, s->stream, &s->inflight, &n);
     if (rc < 0) {
         h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
@@ -378,8 +364,7 @@ static void http_send_stream(http_t *h, h2o_req_t *req, api_resp_t *r)
     iov = h2o_iovec_init(r->body ? r->body : "", r->body_len);
     r->body = NULL;
     s->next = h->csvs;
-    if (h->csvs)
-        h->csvs->prev = s;
+    if (h->csvs) h->csvs->prev = s;
     h->csvs = s;
     h->n_csv++;
     http_headers(req, r);
@@ -394,14 +379,12 @@ static void http_sse_flush(http_sse_t *s);
 
 static void http_sse_unlink(http_sse_t *s)
 {
-    if (!s->h)
-        return;
+    if (!s->h) return;
     if (s->prev)
         s->prev->next = s->next;
     else
         s->h->sses = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    if (s->next) s->next->prev = s->prev;
     s->h = NULL;
 }
 
@@ -414,16 +397,14 @@ static void http_sse_dispose(void *p)
     free(s->inflight);
     s->inflight = NULL;
     http_sse_unlink(s);
-    if (h)
-        http_maybe_done(h);
+    if (h) http_maybe_done(h);
 }
 
 /* End the response: a final empty chunk when nothing is in flight, else after it. */
 static void http_sse_end(http_sse_t *s)
 {
     s->ending = true;
-    if (s->sending || s->ended || s->stopped)
-        return;
+    if (s->sending || s->ended || s->stopped) return;
     s->ended = true;
     h2o_send(s->req, NULL, 0, H2O_SEND_STATE_FINAL);
 }
@@ -432,8 +413,7 @@ static void http_sse_flush(http_sse_t *s)
 {
     h2o_iovec_t iov;
     size_t n;
-    if (s->sending || s->ended || s->stopped || !s->client)
-        return;
+    if (s->sending || s->ended || s->stopped || !s->client) return;
     if (events_client_dropped(s->client)) {
         /* the client did not read: its backlog overflowed; it can resume with its last id */
         http_log("event stream client dropped: more than %u bytes of events waiting for it",
@@ -446,8 +426,7 @@ static void http_sse_flush(http_sse_t *s)
         return;
     }
     s->inflight = events_client_take(s->client, &n);
-    if (!s->inflight)
-        return;
+    if (!s->inflight) return;
     iov = h2o_iovec_init(s->inflight, n);
     s->sending = true;
     s->sent_at = uv_now(s->h ? s->h->loop : uv_default_loop());
@@ -483,8 +462,7 @@ static void http_sse_notify(events_client_t *c, void *data)
         http_log("event stream client dropped: more than %u bytes of events waiting for it",
                  EVENTS_BACKLOG_MAX);
         s->ending = true;
-        if (s->h)
-            http_conn_shut(http_conn_of(s->h, s->req));
+        if (s->h) http_conn_shut(http_conn_of(s->h, s->req));
         return;
     }
     http_sse_flush(s);
@@ -502,13 +480,12 @@ static void http_send_events(http_t *h, h2o_req_t *req, api_resp_t *r)
     r->events = NULL;
     events_client_set_notify(s->client, http_sse_notify, s);
     s->next = h->sses;
-    if (h->sses)
-        h->sses->prev = s;
+    if (h->sses) h->sses->prev = s;
     h->sses = s;
     http_headers(req, r);
     /* no proxy buffering (nginx honours this), so events arrive as they happen */
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0,
-                          NULL, H2O_STRLIT("no"));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
+                          H2O_STRLIT("no"));
     api_count_status(h->api, r->status);
     h2o_start_response(req, &s->gen);
     if (h->stopping)
@@ -523,8 +500,7 @@ static bool http_peer_closed(http_conn_t *c)
 {
     uv_os_fd_t fd;
     char b;
-    if (!c || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
-        return false;
+    if (!c || uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
@@ -541,8 +517,7 @@ static void http_keepalive_cb(uv_timer_t *t)
             http_sse_end(s);
         }
     }
-    if (++h->ticks % (HTTP_KEEPALIVE_MS / HTTP_TICK_MS) != 0)
-        return;
+    if (++h->ticks % (HTTP_KEEPALIVE_MS / HTTP_TICK_MS) != 0) return;
     events_keepalive(api_events(h->api));
     /* a chunk that has not left in an idle timeout's time: the client is gone or stuck */
     for (http_sse_t *s = h->sses; s; s = s->next)
@@ -559,8 +534,7 @@ static void http_keepalive_cb(uv_timer_t *t)
 static void http_work_dispose(void *p)
 {
     http_work_t **ref = p;
-    if (*ref)
-        (*ref)->req = NULL; /* the client went away before the answer was ready */
+    if (*ref) (*ref)->req = NULL; /* the client went away before the answer was ready */
 }
 
 static void http_respond(http_t *h, h2o_req_t *req, api_resp_t *r);
@@ -670,8 +644,7 @@ static void http_problem_send(h2o_ostream_t *self, h2o_req_t *req, h2o_iovec_t *
     out = h2o_strdup(&req->pool, json ? json : "", json ? len : 0);
     free(json);
     req->res.content_length = out.len;
-    if (o->h)
-        api_count_status(o->h->api, req->res.status);
+    if (o->h) api_count_status(o->h->api, req->res.status);
     h2o_ostream_send_next(self, req, &out, 1, state);
 }
 
@@ -681,8 +654,7 @@ static void http_filter_setup(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t 
     if (req->res.status >= 400 && i >= 0 &&
         h2o_memis(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len,
                   H2O_STRLIT("text/plain; charset=utf-8"))) {
-        http_problem_os_t *o =
-            (http_problem_os_t *)h2o_add_ostream(req, sizeof *o, slot);
+        http_problem_os_t *o = (http_problem_os_t *)h2o_add_ostream(req, sizeof *o, slot);
         o->super.do_send = http_problem_send;
         o->h = ((http_filter_t *)self)->h;
         req->res.headers.entries[i].value = h2o_iovec_init(H2O_STRLIT("application/problem+json"));
@@ -729,7 +701,8 @@ static int http_on_req(h2o_handler_t *self, h2o_req_t *req)
     /* what the client sent before the body: request line and header lines */
     ar.header_bytes = req->input.method.len + req->input.path.len + 12;
     for (size_t i = 0; i < req->headers.size; i++)
-        ar.header_bytes += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+        ar.header_bytes +=
+            req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
     api_handle(h->api, &ar, &r);
     http_respond(h, req, &r);
     api_resp_free(&r);
@@ -747,37 +720,33 @@ static int http_parse_listen(const char *listen, struct sockaddr_storage *ss, ch
     char *end;
     if (listen[0] == '[') {
         const char *rb = strchr(listen, ']');
-        if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof host)
-            goto bad;
+        if (!rb || rb[1] != ':' || (size_t)(rb - listen - 1) >= sizeof host) goto bad;
         memcpy(host, listen + 1, (size_t)(rb - listen - 1));
         host[rb - listen - 1] = 0;
         colon = rb + 1;
     } else {
         colon = strrchr(listen, ':');
-        if (!colon || (size_t)(colon - listen) >= sizeof host)
-            goto bad;
+        if (!colon || (size_t)(colon - listen) >= sizeof host) goto bad;
         memcpy(host, listen, (size_t)(colon - listen));
         host[colon - listen] = 0;
     }
     port = strtol(colon + 1, &end, 10);
-    if (!colon[1] || *end || port < 0 || port > 65535)
-        goto bad;
-    if (!strcmp(host, "localhost"))
-        snprintf(host, sizeof host, "127.0.0.1");
-    if (!host[0])
-        snprintf(host, sizeof host, "0.0.0.0");
+    if (!colon[1] || *end || port < 0 || port > 65535) goto bad;
+    if (!strcmp(host, "localhost")) snprintf(host, sizeof host, "127.0.0.1");
+    if (!host[0]) snprintf(host, sizeof host, "0.0.0.0");
     if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ||
         uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
 bad:
-    snprintf(err, errlen, "listen address \"%s\": expected <IPv4>:<port>, [<IPv6>]:<port> or "
-                          "localhost:<port>",
+    snprintf(err, errlen,
+             "listen address \"%s\": expected <IPv4>:<port>, [<IPv6>]:<port> or "
+             "localhost:<port>",
              listen);
     return UV_EINVAL;
 }
 
-int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t *api,
-               http_t **out, char *err, size_t errlen)
+int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t *api, http_t **out,
+               char *err, size_t errlen)
 {
     struct sockaddr_storage ss, bound;
     int len = sizeof bound, rc;
@@ -789,8 +758,7 @@ int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t
 
     *out = NULL;
     memset(&ss, 0, sizeof ss);
-    if ((rc = http_parse_listen(listen, &ss, err, errlen)) != 0)
-        return rc;
+    if ((rc = http_parse_listen(listen, &ss, err, errlen)) != 0) return rc;
     h = calloc(1, sizeof *h);
     if (!h) {
         snprintf(err, errlen, "out of memory");
@@ -803,8 +771,7 @@ int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t
     h->listener.data = h;
     h->listening = true;
     rc = uv_tcp_bind(&h->listener, (const struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&h->listener, 128, http_on_accept);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&h->listener, 128, http_on_accept);
     if (rc != 0) {
         snprintf(err, errlen, "cannot listen on %s: %s%s", listen, uv_strerror(rc),
                  rc == UV_EADDRINUSE ? " (another program, or another espstation, uses that "
@@ -864,8 +831,7 @@ const char *http_url(const http_t *h)
 
 void http_close_listener(http_t *h)
 {
-    if (!h || !h->listening || h->listener_closing)
-        return;
+    if (!h || !h->listening || h->listener_closing) return;
     h->listener_closing = true;
     h->listening = false;
     uv_close((uv_handle_t *)&h->listener, NULL);
@@ -873,28 +839,23 @@ void http_close_listener(http_t *h)
 
 static void http_maybe_done(http_t *h)
 {
-    if (!h->stopping || h->stopped)
-        return;
-    if (h->n_work || h->n_csv)
-        return; /* answers being computed or streamed: let them finish */
+    if (!h->stopping || h->stopped) return;
+    if (h->n_work || h->n_csv) return; /* answers being computed or streamed: let them finish */
     /* what is left is idle (keep-alive) or an ended event stream: make h2o close it */
     for (http_conn_t *c = h->conns; c; c = c->next)
         http_conn_shut(c);
-    if (h->n_conns || h->n_refused || h->sses)
-        return;
+    if (h->n_conns || h->n_refused || h->sses) return;
     h->stopped = true;
     if (h->ctx_init) {
         h2o_context_dispose(&h->ctx);
         h->ctx_init = false;
     }
-    if (h->done_cb)
-        h->done_cb(h, h->done_data);
+    if (h->done_cb) h->done_cb(h, h->done_data);
 }
 
 void http_stop(http_t *h, void (*done_cb)(http_t *h, void *data), void *data)
 {
-    if (h->stopping)
-        return;
+    if (h->stopping) return;
     h->stopping = true;
     h->done_cb = done_cb;
     h->done_data = data;
@@ -914,12 +875,9 @@ void http_stop(http_t *h, void (*done_cb)(http_t *h, void *data), void *data)
 
 void http_free(http_t *h)
 {
-    if (!h)
-        return;
-    if (h->ctx_init)
-        h2o_context_dispose(&h->ctx);
-    if (h->gconf.hosts)
-        h2o_config_dispose(&h->gconf);
+    if (!h) return;
+    if (h->ctx_init) h2o_context_dispose(&h->ctx);
+    if (h->gconf.hosts) h2o_config_dispose(&h->gconf);
     free(h);
 }
 
@@ -928,23 +886,19 @@ char *http_web_root(const station_cfg_t *cfg)
     char self[PATH_MAX], p[PATH_MAX + 64], *dir;
     const char *env = getenv("ESPSTATION_WEB_ROOT");
     ssize_t n;
-    if (cfg->web_root)
-        return strdup(cfg->web_root);
-    if (env && *env)
-        return strdup(env);
+    if (cfg->web_root) return strdup(cfg->web_root);
+    if (env && *env) return strdup(env);
     n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n > 0) {
         self[n] = 0;
         dir = dirname(self);
         snprintf(p, sizeof p, "%s/../share/espstation/web", dir);
-        if (access(p, R_OK | X_OK) == 0)
-            return realpath(p, NULL);
+        if (access(p, R_OK | X_OK) == 0) return realpath(p, NULL);
     }
     /* the source tree this file was compiled from (a build directory run) */
     snprintf(p, sizeof p, "%s", __FILE__);
     dir = dirname(p);
     snprintf(self, sizeof self, "%s/../web-static", dir);
-    if (self[0] == '/' && access(self, R_OK | X_OK) == 0)
-        return realpath(self, NULL);
+    if (self[0] == '/' && access(self, R_OK | X_OK) == 0) return realpath(self, NULL);
     return NULL;
 }

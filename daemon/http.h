@@ -19,8 +19,8 @@ typedef struct http_s http_t;
 
 /* Listen on `listen` ("127.0.0.1:8080", "[::1]:8080", "localhost:0" = any free port) and serve
  * `api`. 0, or a negative UV code with `err` saying what went wrong (e.g. the port is taken). */
-int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t *api,
-               http_t **out, char *err, size_t errlen);
+int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t *api, http_t **out,
+               char *err, size_t errlen);
 /* "http://127.0.0.1:8080/" with the port actually bound. */
 const char *http_url(const http_t *h);
 /* No new connections (SIGTERM); what is open goes on. */

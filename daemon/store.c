@@ -550,7 +550,8 @@ static int store_update_final(store_t *s, int64_t id, int64_t seq, const job_rep
                       "flash_size = ?10, security_flags = ?11, error_class = ?12, "
                       "error_code = ?13, message = ?14, failed_state = ?15, nak_op = ?16, "
                       "nak_code = ?17, state_ms = ?18, bytes_written = ?19, bytes_sent = ?20, "
-                      "retries = ?21, sync_attempts = ?22, baud = COALESCE(?24, baud), final = ?25 WHERE id = ?23",
+                      "retries = ?21, sync_attempts = ?22, baud = COALESCE(?24, baud), final = ?25 "
+                      "WHERE id = ?23",
                       &st))
         return EST_EDB;
     sqlite3_bind_int64(st, 1, seq);
@@ -918,8 +919,9 @@ int store_job_counts(store_t *s,
 {
     sqlite3_stmt *st;
     int rc;
-    if (store_prepare(s, "SELECT slot, result, final, count(*) FROM jobs GROUP BY slot, result, "
-                         "final",
+    if (store_prepare(s,
+                      "SELECT slot, result, final, count(*) FROM jobs GROUP BY slot, result, "
+                      "final",
                       &st))
         return EST_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
@@ -1007,8 +1009,8 @@ int store_recipe_get(store_t *s, const char *hash, int (*cb)(const store_recipe_
 {
     sqlite3_stmt *st;
     int rc;
-    if (store_prepare(s, "SELECT hash, name, version, created_at, json FROM recipes WHERE hash = ?1",
-                      &st))
+    if (store_prepare(
+            s, "SELECT hash, name, version, created_at, json FROM recipes WHERE hash = ?1", &st))
         return EST_EDB;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_TRANSIENT);
     rc = store_each_recipe(s, st, true, cb, data);
@@ -1025,11 +1027,12 @@ int store_slot_recipe_set(store_t *s, const char *slot, const char *hash)
         sqlite3_bind_text(st, 1, slot, -1, SQLITE_TRANSIENT);
         return store_step_done(s, st, "clearing a slot's recipe");
     }
-    if (store_prepare(s,
-                      "INSERT INTO slot_recipes (slot, recipe_hash, assigned_at) VALUES (?1, ?2, ?3) "
-                      "ON CONFLICT (slot) DO UPDATE SET recipe_hash = excluded.recipe_hash, "
-                      "assigned_at = excluded.assigned_at",
-                      &st))
+    if (store_prepare(
+            s,
+            "INSERT INTO slot_recipes (slot, recipe_hash, assigned_at) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (slot) DO UPDATE SET recipe_hash = excluded.recipe_hash, "
+            "assigned_at = excluded.assigned_at",
+            &st))
         return EST_EDB;
     sqlite3_bind_text(st, 1, slot, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, hash, -1, SQLITE_TRANSIENT);

@@ -96,8 +96,7 @@ static void fx_open(fx_t *f, bool read_token, bool with_tokens)
     o.web_root = f->path;
     o.boot_id = "0badf00d";
     rc = api_new(&o, &f->api, err, sizeof err);
-    if (rc != 0)
-        fail_msg("api_new: %s", err);
+    if (rc != 0) fail_msg("api_new: %s", err);
 }
 
 static void fx_done_cb(jobmgr_t *m)
@@ -195,8 +194,7 @@ static void req(fx_t *f, const char *method, const char *target, const hdrs_t *h
         q.last_event_id = h->last_id;
         q.last_event_id_len = strlen(h->last_id);
     }
-    if (h)
-        q.header_bytes = h->header_bytes;
+    if (h) q.header_bytes = h->header_bytes;
     q.body = body;
     q.body_len = blen;
     api_handle_sync(f->api, &q, r);
@@ -209,8 +207,8 @@ static cJSON *get_json(fx_t *f, const char *target, const char *token, int statu
     cJSON *j;
     req(f, "GET", target, &h, NULL, 0, &r);
     if (r.status != status)
-        fail_msg("GET %s: status %d, expected %d: %.*s", target, r.status, status,
-                 (int)r.body_len, r.body ? r.body : "");
+        fail_msg("GET %s: status %d, expected %d: %.*s", target, r.status, status, (int)r.body_len,
+                 r.body ? r.body : "");
     j = cJSON_ParseWithLength(r.body, r.body_len);
     assert_non_null(j);
     api_resp_free(&r);
@@ -237,8 +235,7 @@ static const char *jstr(const cJSON *o, const char *k)
 static double jnum(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    if (!cJSON_IsNumber(v))
-        fail_msg("%s is not a number", k);
+    if (!cJSON_IsNumber(v)) fail_msg("%s is not a number", k);
     return v->valuedouble;
 }
 
@@ -247,7 +244,10 @@ static double jnum(const cJSON *o, const char *k)
 static void add_job(fx_t *f, const char *uuid, const char *slot, job_result_t res, uint8_t mac,
                     const char *msg)
 {
-    store_job_start_t st = {.uuid = uuid, .slot = slot, .port = "socket://x", .attempt = 1,
+    store_job_start_t st = {.uuid = uuid,
+                            .slot = slot,
+                            .port = "socket://x",
+                            .attempt = 1,
                             .recipe_hash = f->recipe_hash};
     job_report_t r;
     memset(&r, 0, sizeof r);
@@ -341,7 +341,8 @@ static void test_role_matrix(void **state)
 {
     fx_t *f = *state;
     api_resp_t r;
-    static const char *const toks[] = {NULL, "not-a-known-token-at-all", TOK_V, TOK_M, TOK_O, TOK_E};
+    static const char *const toks[] = {NULL, "not-a-known-token-at-all", TOK_V, TOK_M, TOK_O,
+                                       TOK_E};
     /* expected status per token (index as toks) */
     static const struct {
         const char *method, *target;
@@ -408,7 +409,9 @@ static void test_limits(void **state)
     api_resp_free(&r);
     /* the upload limit is separate (128 MiB by default) */
     h.ctype = "application/octet-stream";
-    req(f, "PUT", "/api/v1/images/x.bin?sha256=" "0000000000000000000000000000000000000000000000000000000000000000",
+    req(f, "PUT",
+        "/api/v1/images/x.bin?sha256="
+        "0000000000000000000000000000000000000000000000000000000000000000",
         &h, big, sizeof big, &r);
     assert_int_equal(r.status, 422);
     assert_non_null(strstr(r.body, "checksum_mismatch"));
@@ -465,9 +468,9 @@ static void test_jobs_paging_filters_csv(void **state)
     j = get_json(f, "/api/v1/jobs?since=2999-01-01T00:00:00%2B02:00", NULL, 200);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 0);
     cJSON_Delete(j);
-    static const char *const bad[] = {"limit=0", "limit=1001", "limit=abc", "after=-1",
-                                      "result=ok", "mac=24:0a", "since=yesterday",
-                                      "since=2026-02-30"};
+    static const char *const bad[] = {"limit=0",         "limit=1001",      "limit=abc",
+                                      "after=-1",        "result=ok",       "mac=24:0a",
+                                      "since=yesterday", "since=2026-02-30"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char t[128];
         snprintf(t, sizeof t, "/api/v1/jobs?%s", bad[i]);
@@ -587,8 +590,7 @@ static char *take_str(events_client_t *c)
     size_t n;
     char *b = events_client_take(c, &n), *s = calloc(1, n + 1);
     assert_non_null(s);
-    if (n)
-        memcpy(s, b, n);
+    if (n) memcpy(s, b, n);
     free(b);
     return s;
 }
@@ -714,10 +716,13 @@ static void test_recipes_images_and_choices(void **state)
     /* a missing image and a bad field: 422 with the class as code */
     req(f, "POST", "/api/v1/recipes", &h,
         "{\"name\":\"m\",\"version\":\"1\",\"chip\":\"esp32\",\"images\":[{\"offset\":\"0x1000\","
-        "\"file\":\"none.bin\",\"sha256\":\"" "00000000000000000000000000000000000000000000000000"
+        "\"file\":\"none.bin\",\"sha256\":\""
+        "00000000000000000000000000000000000000000000000000"
         "00000000000000\"}]}",
-        strlen("{\"name\":\"m\",\"version\":\"1\",\"chip\":\"esp32\",\"images\":[{\"offset\":\"0x1000\","
-               "\"file\":\"none.bin\",\"sha256\":\"" "00000000000000000000000000000000000000000000"
+        strlen("{\"name\":\"m\",\"version\":\"1\",\"chip\":\"esp32\",\"images\":[{\"offset\":"
+               "\"0x1000\","
+               "\"file\":\"none.bin\",\"sha256\":\""
+               "00000000000000000000000000000000000000000000"
                "00000000000000000000\"}]}"),
         &r);
     assert_int_equal(r.status, 422);
@@ -735,8 +740,7 @@ static void test_recipes_images_and_choices(void **state)
     /* the slot choice: stored, shown, survives a restart of the API; null goes back */
     snprintf(body, sizeof body, "{\"hash\":\"%s\"}", other_hash);
     req(f, "PUT", "/api/v1/slots/A2/recipe", &h, body, strlen(body), &r);
-    if (r.status != 200)
-        fail_msg("PUT recipe: %d %s", r.status, r.body);
+    if (r.status != 200) fail_msg("PUT recipe: %d %s", r.status, r.body);
     assert_non_null(strstr(r.body, "\"recipe\":{\"name\":\"posted\""));
     api_resp_free(&r);
     req(f, "PUT", "/api/v1/slots/A2/recipe", &h, "{\"hash\":\"abc\"}", 14, &r);
@@ -790,13 +794,12 @@ static void test_static_files(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type, "text/javascript; charset=utf-8");
     api_resp_free(&r);
-    static const char *const escape[] = {"/../secret.txt", "/%2e%2e/secret.txt",
-                                         "/%2E%2E%2Fsecret.txt", "/leak.txt", "/nope.html",
-                                         "/./index.html", "/a/../../secret.txt"};
+    static const char *const escape[] = {
+        "/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt", "/leak.txt",
+        "/nope.html",     "/./index.html",      "/a/../../secret.txt"};
     for (size_t i = 0; i < sizeof escape / sizeof escape[0]; i++) {
         req(f, "GET", escape[i], NULL, NULL, 0, &r);
-        if (r.status != 404)
-            fail_msg("GET %s: %d", escape[i], r.status);
+        if (r.status != 404) fail_msg("GET %s: %d", escape[i], r.status);
         api_resp_free(&r);
     }
     req(f, "POST", "/index.html", NULL, NULL, 0, &r);

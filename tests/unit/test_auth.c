@@ -48,7 +48,7 @@ static void test_parse_and_check(void **state)
     assert_int_equal(check(a, ""), AUTH_ROLE_NONE);
     assert_int_equal(check(a, "Basic " TOK_E), AUTH_ROLE_NONE);
     assert_int_equal(check(a, TOK_E), AUTH_ROLE_NONE);
-    assert_int_equal(check(a, "Bearer " TOK_E "x"), AUTH_ROLE_NONE);       /* longer */
+    assert_int_equal(check(a, "Bearer " TOK_E "x"), AUTH_ROLE_NONE);               /* longer */
     assert_int_equal(check(a, "Bearer engineer-token-012345678"), AUTH_ROLE_NONE); /* prefix */
     assert_int_equal(check(a, "Bearer " TOK_E " extra"), AUTH_ROLE_NONE);
     assert_int_equal(check(a, "Bearer short"), AUTH_ROLE_NONE);
@@ -64,10 +64,8 @@ static void expect_parse_error(const char *text, const char *needle)
     char err[256] = "";
     assert_int_not_equal(auth_parse(text, strlen(text), "tokens", &a, err, sizeof err), 0);
     assert_null(a);
-    if (!strstr(err, needle))
-        fail_msg("error \"%s\" does not contain \"%s\"", err, needle);
-    if (strstr(err, "0123456789"))
-        fail_msg("error \"%s\" quotes a token", err);
+    if (!strstr(err, needle)) fail_msg("error \"%s\" does not contain \"%s\"", err, needle);
+    if (strstr(err, "0123456789")) fail_msg("error \"%s\" quotes a token", err);
 }
 
 static void test_parse_errors(void **state)

@@ -26,8 +26,7 @@ static char *take(events_client_t *c)
     size_t n;
     char *b = events_client_take(c, &n);
     char *s = malloc(n + 1);
-    if (n)
-        memcpy(s, b, n);
+    if (n) memcpy(s, b, n);
     s[n] = 0;
     free(b);
     return s;
@@ -127,12 +126,18 @@ static void test_resume_rules(void **state)
     events_detach(c);
 
     /* other boot id, future id, malformed id: hello (at the newest event) + reset */
-    static const char *const bad[] = {"11112222:3", "0000abcd:12", "0000abcd", "0000ABCD:1",
-                                      "0000abcd:-1", "0000abcd:99999999999999999999999", ""};
+    static const char *const bad[] = {"11112222:3",
+                                      "0000abcd:12",
+                                      "0000abcd",
+                                      "0000ABCD:1",
+                                      "0000abcd:-1",
+                                      "0000abcd:99999999999999999999999",
+                                      ""};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = attach(ev, bad[i]);
         s = take(c);
-        if (!strstr(s, "id: 0000abcd:11\nevent: hello") || !strstr(s, "id: 0000abcd:11\nevent: reset"))
+        if (!strstr(s, "id: 0000abcd:11\nevent: hello") ||
+            !strstr(s, "id: 0000abcd:11\nevent: reset"))
             fail_msg("resume \"%s\": %s", bad[i], s);
         assert_int_equal(count(s, "event: "), 2);
         free(s);

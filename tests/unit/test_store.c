@@ -748,7 +748,8 @@ static void test_api_details_counts_recipes(void **state)
     memset(&x, 0, sizeof x);
     assert_int_equal(store_job_images(s, QU[0], img_cb, &x), 2);
     assert_string_equal(x.text[0], "0 0 65536 32768 abababababababababababababababab 1 1 500");
-    assert_string_equal(x.text[1], "1 65536 131072 41797 01010101010101010101010101010101 0 1 1600");
+    assert_string_equal(x.text[1],
+                        "1 65536 131072 41797 01010101010101010101010101010101 0 1 1600");
     memset(&x, 0, sizeof x);
     assert_int_equal(store_job_events(s, QU[0], 100, ev_cb, &x), 2);
     assert_string_equal(x.text[0], "0 0 state open -");
