@@ -28,11 +28,11 @@ int cli_ports(int argc, char **argv);
 
 /* Help lines of the link options every one-device command takes (cli_job_main parses them). */
 #define CLI_LINK_HELP                                                                              \
-    "  --baud N             write/read at N baud after connecting at 115200 (CHANGE_BAUDRATE;\n"  \
-    "                       on failure lower rates are tried); default: stay at 115200\n"         \
-    "  --stub-dir DIR       flasher stubs: an installed esptool's targets/stub_flasher/2 or /1\n" \
-    "                       (or that stub_flasher directory), esptool 4.2-4.7's stub_flasher,\n"  \
-    "                       or an esp-flasher-stub release; default: ROM loader only\n"           \
+    "  --baud N             write/read at N baud after connecting at 115200 (CHANGE_BAUDRATE;\n"   \
+    "                       on failure lower rates are tried); default: stay at 115200\n"          \
+    "  --stub-dir DIR       flasher stubs: an installed esptool's targets/stub_flasher/2 or /1\n"  \
+    "                       (or that stub_flasher directory), esptool 4.2-4.7's stub_flasher,\n"   \
+    "                       or an esp-flasher-stub release; default: ROM loader only\n"            \
     "  --no-stub            use the ROM loader even when --stub-dir is given\n"
 
 /* One one-device command for cli_job_main: its name and help, what it does with the positional

@@ -51,8 +51,7 @@ static const char cli_flash_help[] =
     "  --no-verify          skip the MD5 check after writing\n"
     "  --skip-unchanged     first ask the device for each region's MD5; an image that is\n"
     "                       already there is not written again\n"
-    "  --erase-all          erase the whole flash first (needs the stub)\n"
-    CLI_LINK_HELP
+    "  --erase-all          erase the whole flash first (needs the stub)\n" CLI_LINK_HELP
     "  --connect-attempts N reset+sync attempts before giving up (default 7)\n"
     "  --json               print one JSON object with the result on stdout\n"
     "  -v, --verbose        more detail on stderr\n"
@@ -79,8 +78,7 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
 {
     cli_run_t *r = job_data(j);
     (void)from;
-    if (r->verbose)
-        fprintf(stderr, "[%s] -> %s\n", job_port_spec(j), job_state_name(to));
+    if (r->verbose) fprintf(stderr, "[%s] -> %s\n", job_port_spec(j), job_state_name(to));
     if (!r->json && from == JOB_ST_OPEN && (to == JOB_ST_RESET || to == JOB_ST_SYNC))
         printf("Connecting to %s...\n", job_port_spec(j));
     if (!r->json && to == JOB_ST_BEGIN) {
@@ -88,8 +86,7 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
         const job_image_stat_t *is = &rep->images[rep->n_images - 1];
         const plan_image_t *im = &r->plan->images[rep->n_images - 1];
         printf("Writing %s at 0x%08x: %u bytes", im->path, is->offset, is->size);
-        if (is->compressed_size != is->size)
-            printf(" (%u compressed)", is->compressed_size);
+        if (is->compressed_size != is->size) printf(" (%u compressed)", is->compressed_size);
         printf("%s\n", is->patched ? ", flash parameters patched" : "");
         r->last_pct = -1;
     }
@@ -103,8 +100,7 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
         char mac[18];
         printf("Chip: %s (revision v%u.%u)", rep->chip ? rep->chip->pretty : "?",
                rep->chip_rev / 100, rep->chip_rev % 100);
-        if (rep->have_mac)
-            printf(", MAC %s", job_fmt_mac(rep->mac, mac));
+        if (rep->have_mac) printf(", MAC %s", job_fmt_mac(rep->mac, mac));
         printf("\n");
     }
     if (to == JOB_ST_PARAMS && !r->json) {
@@ -121,15 +117,12 @@ static void cli_progress_cb(job_t *j, size_t idx, uint64_t done, uint64_t total)
     cli_run_t *r = job_data(j);
     int pct = total ? (int)(done * 100 / total) : 100;
     (void)idx;
-    if (r->json)
-        return;
+    if (r->json) return;
     if (r->tty || pct / 10 != r->last_pct / 10 || pct == 100) {
-        if (pct == r->last_pct)
-            return;
+        if (pct == r->last_pct) return;
         printf(r->tty ? "\r  %3d%% (%llu of %llu bytes)" : "  %3d%% (%llu of %llu bytes)\n", pct,
                (unsigned long long)done, (unsigned long long)total);
-        if (r->tty && pct == 100)
-            printf("\n");
+        if (r->tty && pct == 100) printf("\n");
         fflush(stdout);
         r->last_pct = pct;
     }
@@ -139,12 +132,9 @@ static void cli_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
 {
     cli_run_t *r = job_data(j);
     static const char *const names[] = {"debug", "info", "warning", "error"};
-    if (lvl == JOB_LOG_ERROR)
-        return; /* the result says it */
-    if (lvl == JOB_LOG_DEBUG && !r->verbose)
-        return;
-    if (lvl == JOB_LOG_INFO && !r->verbose)
-        return;
+    if (lvl == JOB_LOG_ERROR) return; /* the result says it */
+    if (lvl == JOB_LOG_DEBUG && !r->verbose) return;
+    if (lvl == JOB_LOG_INFO && !r->verbose) return;
     fprintf(stderr, "%s: %s\n", names[lvl], msg);
 }
 
@@ -197,8 +187,7 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port, const p
         cJSON_AddNumberToObject(im, "duration_ms", (double)is->duration_ms);
         cJSON_AddItemToArray(imgs, im);
     }
-    if (plan->op != PLAN_OP_FLASH)
-        cJSON_Delete(imgs);
+    if (plan->op != PLAN_OP_FLASH) cJSON_Delete(imgs);
     cJSON_AddBoolToObject(o, "stub", rep->stub);
     if (rep->baud)
         cJSON_AddNumberToObject(o, "baud", rep->baud);
@@ -252,13 +241,11 @@ static void cli_done_cb(job_t *j, const job_report_t *rep)
 {
     cli_run_t *r = job_data(j);
     r->exit_code = rep->result == JOB_RESULT_PASS ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    if (r->op->finish)
-        r->exit_code = r->op->finish(r->op, rep, r->exit_code);
+    if (r->op->finish) r->exit_code = r->op->finish(r->op, rep, r->exit_code);
     if (r->json) {
         cJSON *o = cli_report_json(rep, job_port_spec(j), r->plan);
         char *s;
-        if (r->op->json)
-            r->op->json(r->op, rep, o);
+        if (r->op->json) r->op->json(r->op, rep, o);
         s = cJSON_PrintUnformatted(o);
         puts(s);
         free(s);
@@ -273,14 +260,12 @@ static void cli_done_cb(job_t *j, const job_report_t *rep)
                        is->offset, is->size);
                 continue;
             }
-            printf("0x%08x: %u bytes in %.1f s (%.1f kbit/s effective), %s\n", is->offset,
-                   is->size, s, s > 0 ? is->size * 8 / s / 1000 : 0.0,
+            printf("0x%08x: %u bytes in %.1f s (%.1f kbit/s effective), %s\n", is->offset, is->size,
+                   s, s > 0 ? is->size * 8 / s / 1000 : 0.0,
                    is->verified ? "MD5 verified" : "not verified");
         }
-        if (r->op->human)
-            r->op->human(r->op, rep);
-        if (r->exit_code == CLI_EXIT_OK)
-            printf("PASS in %.1f s\n", ms / 1000.0);
+        if (r->op->human) r->op->human(r->op, rep);
+        if (r->exit_code == CLI_EXIT_OK) printf("PASS in %.1f s\n", ms / 1000.0);
     } else {
         printf("%s [%s] in state %s: %s\nHint: %s\n",
                rep->result == JOB_RESULT_CANCELLED ? "CANCELLED" : "FAIL",
@@ -302,8 +287,7 @@ static void cli_signal_cb(uv_signal_t *s, int signum)
 {
     cli_run_t *r = s->data;
     (void)signum;
-    if (r->job)
-        job_cancel(r->job);
+    if (r->job) job_cancel(r->job);
 }
 
 /* ---- option parsing ---- */
@@ -368,8 +352,7 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
     plan_init(&plan);
     /* find --json first so early errors are reported in the requested form */
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--json"))
-            run.json = true;
+        if (!strcmp(argv[i], "--json")) run.json = true;
     optind = 1;
     opterr = 0;
     /* options may come before or after the OFFSET FILE pairs, as with esptool */
@@ -471,8 +454,7 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
             return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
         }
     }
-    if (!port)
-        return cli_early_fail(run.json, EST_CLASS_USAGE, "--port is required (see --help)");
+    if (!port) return cli_early_fail(run.json, EST_CLASS_USAGE, "--port is required (see --help)");
     if (plan.stub_dir && plan.stub) {
         /* a wrong directory is a usage error now, not a surprise after connecting */
         struct stat st;
@@ -513,8 +495,7 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
         return cli_early_fail(run.json, EST_CLASS_INTERNAL, "out of memory");
     }
     rc = job_start(run.job);
-    if (rc == 0)
-        uv_run(loop, UV_RUN_DEFAULT);
+    if (rc == 0) uv_run(loop, UV_RUN_DEFAULT);
     job_free(run.job);
     uv_run(loop, UV_RUN_DEFAULT); /* let the close callbacks run */
     plan_free(&plan);

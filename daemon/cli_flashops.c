@@ -109,8 +109,7 @@ static int cli_read_positional(cli_op_t *op, int argc, char **argv, int first, p
 static int cli_read_data(cli_op_t *op, uint32_t offset, const uint8_t *buf, size_t n)
 {
     cli_read_t *rd = op->ctx;
-    if (offset != rd->offset + rd->got || fwrite(buf, 1, n, rd->f) != n)
-        return -1;
+    if (offset != rd->offset + rd->got || fwrite(buf, 1, n, rd->f) != n) return -1;
     rd->got += (uint32_t)n;
     return 0;
 }
@@ -119,15 +118,11 @@ static int cli_read_finish(cli_op_t *op, const job_report_t *rep, int exit_code)
 {
     cli_read_t *rd = op->ctx;
     int werr = 0;
-    if (!rd->f)
-        return exit_code;
-    if (fflush(rd->f) != 0 || fsync(fileno(rd->f)) != 0)
-        werr = errno;
-    if (fclose(rd->f) != 0 && !werr)
-        werr = errno;
+    if (!rd->f) return exit_code;
+    if (fflush(rd->f) != 0 || fsync(fileno(rd->f)) != 0) werr = errno;
+    if (fclose(rd->f) != 0 && !werr) werr = errno;
     rd->f = NULL;
-    if (exit_code == CLI_EXIT_OK && !werr && rename(rd->partial, rd->file) != 0)
-        werr = errno;
+    if (exit_code == CLI_EXIT_OK && !werr && rename(rd->partial, rd->file) != 0) werr = errno;
     if (exit_code != CLI_EXIT_OK || werr) {
         unlink(rd->partial); /* never leave a file that looks complete but is not */
         if (werr) {
@@ -152,8 +147,7 @@ static void cli_read_human(cli_op_t *op, const job_report_t *rep)
     cli_read_t *rd = op->ctx;
     double s = (rep->state_ms[JOB_ST_READ]) / 1000.0;
     char md5[33];
-    if (!rd->written)
-        return;
+    if (!rd->written) return;
     cli_hex16(rd->md5, md5);
     printf("Read %u bytes at 0x%08x into %s in %.1f s (%.1f kbit/s), MD5 %s verified\n", rd->got,
            rd->offset, rd->file, s, s > 0 ? rd->got * 8 / s / 1000 : 0.0, md5);
@@ -221,8 +215,8 @@ static int cli_erase_positional(cli_op_t *op, int argc, char **argv, int first, 
     }
     if (plan_parse_u32(argv[first], &off) != 0 || plan_parse_u32(argv[first + 1], &size) != 0 ||
         size == 0) {
-        snprintf(msg, cap, "'%s %s' is not an OFFSET SIZE pair (e.g. 0x9000 0x6000)",
-                 argv[first], argv[first + 1]);
+        snprintf(msg, cap, "'%s %s' is not an OFFSET SIZE pair (e.g. 0x9000 0x6000)", argv[first],
+                 argv[first + 1]);
         return -1;
     }
     if (off % PLAN_SECTOR || size % PLAN_SECTOR) {

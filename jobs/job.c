@@ -92,8 +92,7 @@ static int job_port_open(job_t *j, const char *spec, uint32_t baud)
 {
     port_t *p = NULL;
     int rc = port_open(j->loop, spec, baud, &job_port_cbs, j, &p);
-    if (rc == 0)
-        j->io_data = p;
+    if (rc == 0) j->io_data = p;
     return rc;
 }
 static int job_port_write(job_t *j, const uint8_t *buf, size_t n)
@@ -110,13 +109,11 @@ static int job_port_set_baud(job_t *j, uint32_t baud)
 }
 static void job_port_flush_input(job_t *j)
 {
-    if (j->io_data)
-        port_flush_input(j->io_data);
+    if (j->io_data) port_flush_input(j->io_data);
 }
 static void job_port_close(job_t *j)
 {
-    if (j->io_data)
-        port_close(j->io_data);
+    if (j->io_data) port_close(j->io_data);
 }
 
 static const job_io_t job_port_io = {
@@ -134,8 +131,7 @@ job_t *job_new(uv_loop_t *loop, const char *port_spec, const plan_t *plan, const
                const job_io_t *io, void *data)
 {
     job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        return NULL;
+    if (!j) return NULL;
     j->spec = strdup(port_spec);
     if (!j->spec) {
         free(j);
@@ -143,8 +139,7 @@ job_t *job_new(uv_loop_t *loop, const char *port_spec, const plan_t *plan, const
     }
     j->loop = loop;
     j->plan = plan;
-    if (cbs)
-        j->cbs = *cbs;
+    if (cbs) j->cbs = *cbs;
     j->io = io ? io : &job_port_io;
     j->data = data;
     j->st = JOB_ST_IDLE;
@@ -156,8 +151,7 @@ job_t *job_new(uv_loop_t *loop, const char *port_spec, const plan_t *plan, const
 
 int job_start(job_t *j)
 {
-    if (j->started)
-        return UV_EALREADY;
+    if (j->started) return UV_EALREADY;
     j->started = true;
     j->rep.started_ms = uv_now(j->loop);
     j->st_enter_ms = j->rep.started_ms;
@@ -173,24 +167,20 @@ void job_cancel(job_t *j)
         j->rep.started_ms = uv_now(j->loop);
         j->st_enter_ms = j->rep.started_ms;
     }
-    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing)
-        return;
-    job_fail(j, EST_CLASS_CANCELLED, EST_ECANCELED, "cancelled in state %s",
-             job_state_name(j->st));
+    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing) return;
+    job_fail(j, EST_CLASS_CANCELLED, EST_ECANCELED, "cancelled in state %s", job_state_name(j->st));
 }
 
 static void job_timer_closed_cb(uv_handle_t *h)
 {
     job_t *j = container_of((uv_timer_t *)h, job_t, timer);
     j->finished = true;
-    if (j->cbs.done_cb)
-        j->cbs.done_cb(j, &j->rep);
+    if (j->cbs.done_cb) j->cbs.done_cb(j, &j->rep);
 }
 
 void job__finish(job_t *j)
 {
-    if (j->timer_closing)
-        return;
+    if (j->timer_closing) return;
     j->timer_closing = true;
     uv_timer_stop(&j->timer);
     uv_close((uv_handle_t *)&j->timer, job_timer_closed_cb);
@@ -203,18 +193,15 @@ static void job_unstarted_closed_cb(uv_handle_t *h)
 
 void job_free(job_t *j)
 {
-    if (!j)
-        return;
+    if (!j) return;
     /* A started job must have finished (all handles closed) before it is freed. */
-    if (j->started && !j->finished)
-        return;
+    if (j->started && !j->finished) return;
     if (j->io_abandoned)
         return; /* its port may still call back into it: leak rather than use after free */
     job__free_prep(&j->prep);
     stub_put(j->stub_img);
     j->stub_img = NULL;
-    if (j->rd_md5)
-        EVP_MD_CTX_free(j->rd_md5);
+    if (j->rd_md5) EVP_MD_CTX_free(j->rd_md5);
     j->rd_md5 = NULL;
     free(j->spec);
     if (!j->started) {
@@ -270,8 +257,7 @@ static void job_timer_cb(uv_timer_t *t)
 
 void job__arm(job_t *j, uint32_t ms)
 {
-    if (!j->timer_closing)
-        uv_timer_start(&j->timer, job_timer_cb, ms, 0);
+    if (!j->timer_closing) uv_timer_start(&j->timer, job_timer_cb, ms, 0);
 }
 
 void job__disarm(job_t *j)
@@ -283,8 +269,7 @@ void job__log(job_t *j, job_log_level_t lvl, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
-    if (!j->cbs.log_cb)
-        return;
+    if (!j->cbs.log_cb) return;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
@@ -296,16 +281,14 @@ int job__send(job_t *j, uint8_t op, size_t out_len, uint32_t timeout_ms)
     static uint8_t enc[SLIP_ENC_BOUND(CMD_MAX_REQ)]; /* loop thread only; copied by write */
     size_t n = slip_encode(enc, sizeof enc, j->req, j->req_len);
     int rc;
-    if (n == 0)
-        return EST_EPROTO;
+    if (n == 0) return EST_EPROTO;
     j->expect_op = op;
     j->expect_out = out_len;
     j->awaiting = true;
     j->req_timeout_ms = timeout_ms;
     j->rep.bytes_sent += n;
     rc = j->io->write(j, enc, n);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     job__arm(j, timeout_ms);
     return 0;
 }
@@ -314,8 +297,7 @@ int job__send_raw(job_t *j, const uint8_t *buf, size_t n)
 {
     uint8_t enc[SLIP_ENC_BOUND(64)];
     size_t e = n <= 64 ? slip_encode(enc, sizeof enc, buf, n) : 0;
-    if (e == 0)
-        return EST_EPROTO;
+    if (e == 0) return EST_EPROTO;
     j->rep.bytes_sent += e;
     return j->io->write(j, enc, e);
 }
@@ -339,10 +321,8 @@ static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
     }
     if (cmd_parse_resp(frame, len, 0, &r) != 0)
         return; /* noise, boot text, or a request echo: not a response */
-    if (j->st == JOB_ST_RESET || j->st == JOB_ST_SYNC)
-        j->saw_frame = true;
-    if (!j->awaiting)
-        return; /* stale (e.g. the extra SYNC replies) */
+    if (j->st == JOB_ST_RESET || j->st == JOB_ST_SYNC) j->saw_frame = true;
+    if (!j->awaiting) return; /* stale (e.g. the extra SYNC replies) */
     if (r.op != j->expect_op) {
         /* The ROMs answer an unknown command with an "invalid message" status, not always
          * echoing the opcode (reference §3.7), as esptool's command() assumes for any command. */
@@ -356,8 +336,7 @@ static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
         return;
     }
     out = j->expect_out == JOB_SECINFO_OUT ? cmd_secinfo_out_len(r.data_len) : j->expect_out;
-    if (out && r.data_len >= out + 2 && cmd_parse_resp(frame, len, out, &r) != 0)
-        return;
+    if (out && r.data_len >= out + 2 && cmd_parse_resp(frame, len, out, &r) != 0) return;
     j->awaiting = false;
     j->resp = r;
     j->resp_unsupported = r.status != 0 && cmd_resp_unsupported(&r);
@@ -367,11 +346,9 @@ static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
 
 void job_io_read(job_t *j, const uint8_t *buf, size_t n)
 {
-    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE)
-        return;
+    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE) return;
     job__on_text(j, buf, n);
-    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE)
-        return;
+    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE) return;
     slip_dec_feed(&j->dec, buf, n, job_frame_cb, j);
 }
 
@@ -387,8 +364,7 @@ void job_io_opened(job_t *j, int status)
 
 void job_io_error(job_t *j, int status)
 {
-    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing)
-        return;
+    if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing) return;
     if (j->st == JOB_ST_AFTER_RESET) {
         /* USB-Serial/JTAG and native-USB chips re-enumerate when reset: the work is done */
         job__log(j, JOB_LOG_INFO, "port %s went away during the final reset (%s)", j->spec,
@@ -430,8 +406,7 @@ static int job_count_block_output(job_prep_t *p)
     uint8_t sink[16384];
     int rc = 0;
     memset(&zs, 0, sizeof zs);
-    if (inflateInit(&zs) != Z_OK)
-        return -ENOMEM;
+    if (inflateInit(&zs) != Z_OK) return -ENOMEM;
     for (size_t b = 0; b < p->nslices && rc == 0; b++) {
         size_t start = b * JOB_ZGRAIN;
         size_t n = p->zlen - start < JOB_ZGRAIN ? p->zlen - start : JOB_ZGRAIN;
@@ -443,15 +418,13 @@ static int job_count_block_output(job_prep_t *p)
             zs.next_out = sink;
             zs.avail_out = sizeof sink;
             zr = inflate(&zs, Z_NO_FLUSH);
-            if (zr == Z_STREAM_END)
-                break;
+            if (zr == Z_STREAM_END) break;
             if (zr != Z_OK && zr != Z_BUF_ERROR) {
                 rc = EST_EIMAGE;
                 break;
             }
             /* done with this slice once the input is used up and inflate has no more output */
-            if (zs.avail_in == 0 && zs.avail_out != 0)
-                break;
+            if (zs.avail_in == 0 && zs.avail_out != 0) break;
         }
         p->blk_out[b] = (uint32_t)(zs.total_out - before);
     }
@@ -523,8 +496,8 @@ static void job_prep_work_cb(uv_work_t *w)
 
 #define JOB_CACHE_IDLE_BYTES (16u * 1024 * 1024) /* unreferenced entries kept at most */
 
-static job_cache_entry_t *job_cache;   /* most recently used first */
-static uint64_t job_preps;             /* preparations started */
+static job_cache_entry_t *job_cache; /* most recently used first */
+static uint64_t job_preps;           /* preparations started */
 
 uint64_t job_prep_count(void)
 {
@@ -534,8 +507,8 @@ uint64_t job_prep_count(void)
 static bool job_cache_match(const job_prep_t *a, const job_prep_t *b)
 {
     return a->src_id == b->src_id && a->src_len == b->src_len && a->offset == b->offset &&
-           a->chip == b->chip && a->no_patch == b->no_patch &&
-           a->params.mode == b->params.mode && a->params.size_code == b->params.size_code &&
+           a->chip == b->chip && a->no_patch == b->no_patch && a->params.mode == b->params.mode &&
+           a->params.size_code == b->params.size_code &&
            a->params.freq_code == b->params.freq_code && a->compress == b->compress;
 }
 
@@ -627,8 +600,7 @@ static int job_cache_start(uv_loop_t *loop, const job_prep_t *in, job_cache_entr
 {
     job_cache_entry_t *e = calloc(1, sizeof *e);
     int rc;
-    if (!e)
-        return UV_ENOMEM;
+    if (!e) return UV_ENOMEM;
     e->p = *in; /* the inputs */
     e->p.entry = NULL;
     e->running = true;
@@ -660,8 +632,7 @@ int job__queue_prep(job_t *j)
         return 0;
     }
     rc = job_cache_start(j->loop, &j->prep, &e);
-    if (rc != 0)
-        return rc;
+    if (rc != 0) return rc;
     e->waiters = j;
     j->cache_next = NULL;
     j->work_pending = true;
@@ -671,8 +642,7 @@ int job__queue_prep(job_t *j)
 int job__prefetch_prep(job_t *j)
 {
     job_cache_entry_t *e;
-    if (job_cache_find(&j->prep))
-        return 0;
+    if (job_cache_find(&j->prep)) return 0;
     return job_cache_start(j->loop, &j->prep, &e);
 }
 

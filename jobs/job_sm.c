@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* job_sm.c — the flashing job's state machine: one device from port open through reset, sync,
  * chip detection, eFuse reads, stub upload, baud change, flash attach and ID, parameters, and per
- * image prepare → [compare] → begin → data… → verify (or one read / erase), to the final reset. States and their timeouts and retry
- * budgets are listed once in job.h (JOB_STATE_MAP); docs/PROTOCOL.md shows the same table.
- * Every transition goes through job_enter(); job_step() switches on the state with no default so
- * the compiler flags a state without a handler. Must not: block, do I/O except through job.c. */
+ * image prepare → [compare] → begin → data… → verify (or one read / erase), to the final reset.
+ * States and their timeouts and retry budgets are listed once in job.h (JOB_STATE_MAP);
+ * docs/PROTOCOL.md shows the same table. Every transition goes through job_enter(); job_step()
+ * switches on the state with no default so the compiler flags a state without a handler. Must not:
+ * block, do I/O except through job.c. */
 #include "job_int.h"
 
 #include <ctype.h>
@@ -19,17 +20,17 @@
 
 /* SYNC tries per connect attempt: 1 + the state's retry budget = 5, as esptool */
 #define SYNC_TRIES (job_state_retries(JOB_ST_SYNC) + 1)
-#define SYNC_PAUSE_MS 50      /* pause after a failed SYNC try (esptool) */
-#define UNSUPP_DRAIN_MS 200   /* wait for the ROM's extra "invalid message" frames (§3.7) */
-#define SPI_POLLS 10          /* CMD USR-bit polls before giving up (§7.2) */
+#define SYNC_PAUSE_MS 50    /* pause after a failed SYNC try (esptool) */
+#define UNSUPP_DRAIN_MS 200 /* wait for the ROM's extra "invalid message" frames (§3.7) */
+#define SPI_POLLS 10        /* CMD USR-bit polls before giving up (§7.2) */
 #define DEFAULT_FLASH 0x400000u
 #define ROM_ADDR_LIMIT 0x1000000u /* ROM flash commands use 24-bit addresses (§14.12) */
-#define OHAI_WAIT_MS 3200       /* MEM_END's 0.2 s (reply optional) + 3 s for "OHAI" (§8.3) */
-#define BAUD_SETTLE_MS 50       /* after switching the host UART (esptool, §9) */
-#define BAUD_PROBE_MS 500       /* the first command at the new rate */
+#define OHAI_WAIT_MS 3200         /* MEM_END's 0.2 s (reply optional) + 3 s for "OHAI" (§8.3) */
+#define BAUD_SETTLE_MS 50         /* after switching the host UART (esptool, §9) */
+#define BAUD_PROBE_MS 500         /* the first command at the new rate */
 #define BAUD_MAX_FALLBACKS 4
-#define CHIP_ERASE_MS 120000    /* esptool's chip_erase_timeout (§4.4) */
-#define READ_PACKET 0x1000      /* READ_FLASH packet size (§4.6) */
+#define CHIP_ERASE_MS 120000 /* esptool's chip_erase_timeout (§4.4) */
+#define READ_PACKET 0x1000   /* READ_FLASH packet size (§4.6) */
 
 /* ---- reset sequences (reference §2.2), run as timer steps ---- */
 
@@ -42,19 +43,19 @@ typedef struct {
 
 /* ClassicReset: D0|R1|W0.1|D1|R0|W(delay)|D0 */
 static const rs_step_t rs_classic[] = {
-    {RS_DTR, 0, 0, 0}, {RS_RTS, 1, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 1, 0, 0},
-    {RS_RTS, 0, 0, 0}, {RS_WAIT_DELAY, 0, 0, 0}, {RS_DTR, 0, 0, 0}, {RS_END, 0, 0, 0}};
+    {RS_DTR, 0, 0, 0}, {RS_RTS, 1, 0, 0},        {RS_WAIT, 0, 0, 100}, {RS_DTR, 1, 0, 0},
+    {RS_RTS, 0, 0, 0}, {RS_WAIT_DELAY, 0, 0, 0}, {RS_DTR, 0, 0, 0},    {RS_END, 0, 0, 0}};
 /* UnixTightReset: both lines per step with one TIOCMSET: (0,0) (1,1) (0,1) W0.1 (1,0) W(delay)
  * (0,0), then DTR=0 once more */
 static const rs_step_t rs_unix_tight[] = {
-    {RS_LINES, 0, 0, 0}, {RS_LINES, 1, 1, 0},  {RS_LINES, 0, 1, 0},      {RS_WAIT, 0, 0, 100},
-    {RS_LINES, 1, 0, 0}, {RS_WAIT_DELAY, 0, 0, 0}, {RS_LINES, 0, 0, 0}, {RS_DTR, 0, 0, 0},
-    {RS_END, 0, 0, 0}};
+    {RS_LINES, 0, 0, 0},  {RS_LINES, 1, 1, 0}, {RS_LINES, 0, 1, 0},
+    {RS_WAIT, 0, 0, 100}, {RS_LINES, 1, 0, 0}, {RS_WAIT_DELAY, 0, 0, 0},
+    {RS_LINES, 0, 0, 0},  {RS_DTR, 0, 0, 0},   {RS_END, 0, 0, 0}};
 /* USBJTAGSerialReset */
 static const rs_step_t rs_usb_jtag[] = {
-    {RS_RTS, 0, 0, 0}, {RS_DTR, 0, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 1, 0, 0},
-    {RS_RTS, 0, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_RTS, 1, 0, 0}, {RS_DTR, 0, 0, 0},
-    {RS_RTS, 1, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 0, 0, 0}, {RS_RTS, 0, 0, 0},
+    {RS_RTS, 0, 0, 0}, {RS_DTR, 0, 0, 0},    {RS_WAIT, 0, 0, 100}, {RS_DTR, 1, 0, 0},
+    {RS_RTS, 0, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_RTS, 1, 0, 0},    {RS_DTR, 0, 0, 0},
+    {RS_RTS, 1, 0, 0}, {RS_WAIT, 0, 0, 100}, {RS_DTR, 0, 0, 0},    {RS_RTS, 0, 0, 0},
     {RS_END, 0, 0, 0}};
 /* HardReset: R1|W0.1|R0 */
 static const rs_step_t rs_hard[] = {
@@ -70,9 +71,9 @@ typedef struct {
  * Classic(0.55); attempt i uses i mod 4. Over RFC 2217 the lines travel as separate telnet
  * commands anyway, so only the classic sequences are used (as esptool does). */
 static const rs_strategy_t rs_default[] = {{rs_unix_tight, 50, "unix-tight 50 ms"},
-                                          {rs_unix_tight, 550, "unix-tight 550 ms"},
-                                          {rs_classic, 50, "classic 50 ms"},
-                                          {rs_classic, 550, "classic 550 ms"}};
+                                           {rs_unix_tight, 550, "unix-tight 550 ms"},
+                                           {rs_classic, 50, "classic 50 ms"},
+                                           {rs_classic, 550, "classic 550 ms"}};
 static const rs_strategy_t rs_rfc2217[] = {{rs_classic, 50, "classic 50 ms"},
                                            {rs_classic, 550, "classic 550 ms"}};
 static const rs_strategy_t rs_usb[] = {{rs_usb_jtag, 0, "usb-jtag-serial"}};
@@ -80,12 +81,9 @@ static const rs_strategy_t rs_after_hard = {rs_hard, 0, "hard reset"};
 
 static const rs_strategy_t *job_reset_strategy(job_t *j)
 {
-    if (j->st == JOB_ST_AFTER_RESET)
-        return &rs_after_hard;
-    if (j->plan->before == PLAN_BEFORE_USB_RESET)
-        return &rs_usb[0];
-    if (strncmp(j->spec, "rfc2217://", 10) == 0)
-        return &rs_rfc2217[j->attempt % 2];
+    if (j->st == JOB_ST_AFTER_RESET) return &rs_after_hard;
+    if (j->plan->before == PLAN_BEFORE_USB_RESET) return &rs_usb[0];
+    if (strncmp(j->spec, "rfc2217://", 10) == 0) return &rs_rfc2217[j->attempt % 2];
     return &rs_default[j->attempt % 4];
 }
 
@@ -109,8 +107,7 @@ static uint32_t job_stub_wait_ms(uint64_t out)
 void job_fail(job_t *j, est_class_t cls, int code, const char *fmt, ...)
 {
     va_list ap;
-    if (j->failing || j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE)
-        return;
+    if (j->failing || j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE) return;
     j->failing = true;
     j->rep.result = cls == EST_CLASS_CANCELLED ? JOB_RESULT_CANCELLED : JOB_RESULT_FAIL;
     j->rep.error_class = cls;
@@ -161,8 +158,8 @@ static void job_retry_or_fail(job_t *j, const char *what)
     if (j->tries < job_state_retries(j->st)) {
         j->tries++;
         j->rep.retries++;
-        job__log(j, JOB_LOG_WARN, "no reply to %s (%s), retry %u", cmd_op_name(j->expect_op),
-                 what, j->tries);
+        job__log(j, JOB_LOG_WARN, "no reply to %s (%s), retry %u", cmd_op_name(j->expect_op), what,
+                 j->tries);
         job_send_or_fail(j, j->expect_op, j->expect_out, j->req_timeout_ms);
         return;
     }
@@ -224,8 +221,7 @@ void job__on_text(job_t *j, const uint8_t *buf, size_t n)
     if (j->st == JOB_ST_RESET || j->st == JOB_ST_SYNC) {
         for (size_t i = 0; i < n; i++) {
             uint8_t c = buf[i];
-            if ((c >= 0x20 && c < 0x7F) || c == '\r' || c == '\n')
-                j->text_bytes++;
+            if ((c >= 0x20 && c < 0x7F) || c == '\r' || c == '\n') j->text_bytes++;
         }
         if (n > sizeof j->bootlog / 2) { /* keep the newest bytes: a boot log is short */
             buf += n - sizeof j->bootlog / 2;
@@ -305,8 +301,8 @@ static void job_fail_no_sync(job_t *j)
                  "running its application, not the ROM bootloader",
                  j->text_bytes);
     } else {
-        job_fail(j, EST_CLASS_NO_SYNC, EST_ESYNC,
-                 "no sync reply from %s after %u attempts (%s)", j->spec, j->attempt,
+        job_fail(j, EST_CLASS_NO_SYNC, EST_ESYNC, "no sync reply from %s after %u attempts (%s)",
+                 j->spec, j->attempt,
                  j->lines_ok ? "reset via DTR/RTS each time" : "port cannot reset the chip");
     }
 }
@@ -322,7 +318,7 @@ static void st_open(job_t *j, job_event_t ev)
         status = j->io->open(j, j->spec, j->plan->baud);
         if (status != 0) {
             job_fail(j,
-                     status == UV_EINVAL ? EST_CLASS_USAGE
+                     status == UV_EINVAL  ? EST_CLASS_USAGE
                      : status == UV_EBUSY ? EST_CLASS_PORT_BUSY
                                           : EST_CLASS_PORT_NOT_FOUND,
                      status, "cannot open port %s: %s", j->spec,
@@ -345,8 +341,8 @@ static void st_open(job_t *j, job_event_t ev)
             job_fail(j, EST_CLASS_PORT_NOT_FOUND, status, "cannot open port %s: %s", j->spec,
                      uv_strerror(status));
         else if (status == UV_EBUSY || status == UV_EAGAIN)
-            job_fail(j, EST_CLASS_PORT_BUSY, status,
-                     "port %s is in use by another program or job", j->spec);
+            job_fail(j, EST_CLASS_PORT_BUSY, status, "port %s is in use by another program or job",
+                     j->spec);
         else
             job_fail(j, EST_CLASS_PORT_ERROR, status, "cannot open port %s: %s", j->spec,
                      uv_strerror(status));
@@ -357,8 +353,7 @@ static void st_open(job_t *j, job_event_t ev)
     case JOB_EV_RESP:
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -419,15 +414,13 @@ static void st_reset(job_t *j, job_event_t ev)
                  job_reset_strategy(j)->name);
         /* fall through */
     case JOB_EV_TIMEOUT:
-        if (job_run_reset_steps(j))
-            job_enter(j, JOB_ST_SYNC);
+        if (job_run_reset_steps(j)) job_enter(j, JOB_ST_SYNC);
         return;
     case JOB_EV_RESP:
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -441,9 +434,7 @@ static void job_send_sync(job_t *j)
 static void st_sync(job_t *j, job_event_t ev)
 {
     switch (ev) {
-    case JOB_EV_ENTER:
-        job_send_sync(j);
-        return;
+    case JOB_EV_ENTER: job_send_sync(j); return;
     case JOB_EV_RESP:
         /* esptool counts any SYNC reply; a non-zero status is treated as a failed try here */
         if (j->resp.status != 0) {
@@ -481,8 +472,7 @@ static void st_sync(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -531,8 +521,7 @@ static void st_detect(job_t *j, job_event_t ev)
                     job_detected(j, c, "GET_SECURITY_INFO chip ID");
                     return;
                 }
-                job__log(j, JOB_LOG_DEBUG, "unknown chip ID %u; trying the magic word",
-                         si.chip_id);
+                job__log(j, JOB_LOG_DEBUG, "unknown chip ID %u; trying the magic word", si.chip_id);
             }
             /* ESP8266 / ESP32 ROMs reject the command; drain the extra error frames first */
             j->step = 1;
@@ -574,8 +563,7 @@ static void st_detect(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -621,14 +609,11 @@ static void st_read_efuse(job_t *j, job_event_t ev)
         job_prefetch_images(j);
         job_enter(j, JOB_ST_STUB);
         return;
-    case JOB_EV_TIMEOUT:
-        job_regs_timeout(j, "eFuse read");
-        return;
+    case JOB_EV_TIMEOUT: job_regs_timeout(j, "eFuse read"); return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -770,8 +755,7 @@ static void st_stub(job_t *j, job_event_t ev)
             job_stub_done(j);
             return;
         }
-        if (!job_stub_path(j, path, sizeof path))
-            return;
+        if (!job_stub_path(j, path, sizeof path)) return;
         j->stub_img = stub_get(path, err, sizeof err);
         if (!j->stub_img) {
             job_stub_fail(j, "%s", err);
@@ -814,8 +798,7 @@ static void st_stub(job_t *j, job_event_t ev)
         }
         /* MEM_END's own reply (optional) or noise: keep waiting for OHAI */
         if (cmd_parse_resp(j->raw, j->raw_len, 0, &r) == 0 && r.op == CMD_MEM_END && r.status)
-            job__log(j, JOB_LOG_DEBUG, "MEM_END answered with status 0x%04x",
-                     cmd_resp_code(&r));
+            job__log(j, JOB_LOG_DEBUG, "MEM_END answered with status 0x%04x", cmd_resp_code(&r));
         return;
     }
     case JOB_EV_TIMEOUT:
@@ -831,8 +814,7 @@ static void st_stub(job_t *j, job_event_t ev)
         return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
-    case JOB_EV_IO_CLOSED:
-        return;
+    case JOB_EV_IO_CLOSED: return;
     }
 }
 
@@ -846,8 +828,7 @@ static unsigned job_xtal_mhz(const job_t *j, uint32_t clkdiv)
 {
     uint64_t hz = (uint64_t)j->cur_baud * (clkdiv & 0xFFFFF);
     unsigned mhz;
-    if (j->chip->id == CHIP_ESP8266)
-        hz /= 2;
+    if (j->chip->id == CHIP_ESP8266) hz /= 2;
     mhz = (unsigned)(hz / 1000000);
     return mhz > 45 ? 48 : mhz > 33 ? 40 : 26;
 }
@@ -855,8 +836,7 @@ static unsigned job_xtal_mhz(const job_t *j, uint32_t clkdiv)
 /* Registers the ROM-side rate correction needs (ROM only; the stubs compute their own divider). */
 static size_t job_baud_regs(const job_t *j, uint32_t addrs[CHIP_MAX_REGS])
 {
-    if (j->stub)
-        return 0;
+    if (j->stub) return 0;
     switch (j->chip->id) {
     case CHIP_ESP32:
         addrs[0] = 0x3FF5F06C; /* RTC_CNTL calibration: cali = [31:7] */
@@ -876,8 +856,7 @@ static uint32_t job_baud_wire_value(job_t *j)
 {
     uint64_t nb = j->baud_target;
     j->baud_corr[0] = j->baud_corr[1] = 1;
-    if (j->stub)
-        return (uint32_t)nb;
+    if (j->stub) return (uint32_t)nb;
     if (j->chip->id == CHIP_ESP32) {
         /* the ROM derives its divider from the drifting 8 MHz clock (esptool >= 4.5) */
         uint64_t cali = j->regs[0] >> 7 & 0x1FFFFFF, ck8m = j->regs[1] & 0xFF;
@@ -932,8 +911,7 @@ static void job_baud_fallback(job_t *j, const char *why)
             break;
         }
     }
-    if (next <= j->plan->baud)
-        next = j->plan->baud;
+    if (next <= j->plan->baud) next = j->plan->baud;
     if (!j->lines_ok || j->plan->before == PLAN_BEFORE_NO_RESET ||
         j->rep.baud_fallbacks >= BAUD_MAX_FALLBACKS) {
         job_fail(j, EST_CLASS_TIMEOUT, EST_ETIMEOUT, "%s at %u baud, and %s: use a lower baud rate",
@@ -973,8 +951,7 @@ static void st_baud(job_t *j, job_event_t ev)
         target = j->plan->flash_baud ? j->plan->flash_baud : j->cur_baud;
         if (j->plan->op == PLAN_OP_FLASH && j->plan->n_images == 0)
             target = j->cur_baud; /* identify only: a few short commands */
-        if (j->baud_cap && target > j->baud_cap)
-            target = j->baud_cap;
+        if (j->baud_cap && target > j->baud_cap) target = j->baud_cap;
         if (target == j->cur_baud) {
             job_baud_keep(j);
             return;
@@ -1049,8 +1026,7 @@ static void st_baud(job_t *j, job_event_t ev)
         if (j->step == 11 || (j->step == 12 && j->tries < 1)) {
             /* settled (or the first probe got nothing): drop what came during the switch (the
              * loader may send stray 0xC0 then, §3.1) and ask again */
-            if (j->step == 12)
-                j->tries++;
+            if (j->step == 12) j->tries++;
             j->awaiting = false;
             j->io->flush_input(j);
             slip_dec_reset(&j->dec);
@@ -1064,8 +1040,7 @@ static void st_baud(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1078,8 +1053,7 @@ static uint32_t job_esp32_spi_config(uint32_t w5, uint32_t w3)
 {
     uint32_t clk = w5 & 0x1F, q = w5 >> 5 & 0x1F, d = w5 >> 10 & 0x1F, cs = w5 >> 15 & 0x1F;
     uint32_t hd = w3 >> 4 & 0x1F;
-    if (!clk && !q && !d && !cs && !hd)
-        return 0; /* default pins */
+    if (!clk && !q && !d && !cs && !hd) return 0; /* default pins */
     return hd << 24 | cs << 18 | d << 12 | q << 6 | clk;
 }
 
@@ -1127,8 +1101,7 @@ static void st_attach(job_t *j, job_event_t ev)
                 job_read_reg(j, ESP32_EFUSE_RDATA3);
             } else {
                 uint32_t cfg = job_esp32_spi_config(j->spi_pads[0], j->spi_pads[1]);
-                if (cfg)
-                    job__log(j, JOB_LOG_INFO, "SPI flash pins from eFuse: config 0x%08x", cfg);
+                if (cfg) job__log(j, JOB_LOG_INFO, "SPI flash pins from eFuse: config 0x%08x", cfg);
                 job_send_attach(j, cfg);
             }
             return;
@@ -1144,8 +1117,7 @@ static void st_attach(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1160,8 +1132,7 @@ static void job_spi_next(job_t *j)
         j->rep.flash_id = (raw & 0xFF) << 16 | (raw & 0xFF00) | (raw >> 16 & 0xFF);
         if (chip_jedec_invalid(raw)) {
             job_fail(j, EST_CLASS_FLASH_NOT_DETECTED, EST_EFLASHID,
-                     "flash JEDEC ID reads %06x: the SPI flash is not answering",
-                     j->rep.flash_id);
+                     "flash JEDEC ID reads %06x: the SPI flash is not answering", j->rep.flash_id);
             return;
         }
         size = chip_flash_size_from_jedec(raw);
@@ -1221,14 +1192,11 @@ static void st_flash_id(job_t *j, job_event_t ev)
         job_spi_next(j);
         return;
     }
-    case JOB_EV_TIMEOUT:
-        job_regs_timeout(j, "SPI flash register access");
-        return;
+    case JOB_EV_TIMEOUT: job_regs_timeout(j, "SPI flash register access"); return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1249,20 +1217,19 @@ static void st_params(job_t *j, job_event_t ev)
     switch (ev) {
     case JOB_EV_ENTER:
         size = j->rep.flash_size;
-        if (strcmp(j->plan->flash_size, "keep") != 0 && strcmp(j->plan->flash_size, "detect") != 0) {
+        if (strcmp(j->plan->flash_size, "keep") != 0 &&
+            strcmp(j->plan->flash_size, "detect") != 0) {
             char base[16]; /* "2MB-c1" is a 2MB ESP8266 layout */
             snprintf(base, sizeof base, "%.*s", (int)strcspn(j->plan->flash_size, "-"),
                      j->plan->flash_size);
             size = chip_parse_size(base);
         }
-        if (!size)
-            size = DEFAULT_FLASH;
+        if (!size) size = DEFAULT_FLASH;
         j->flash_size_used = size;
         /* What fits: the configured size the ROM is told, the physical flash if smaller, and
          * the ROM loader's 24-bit addressing (writes above 16 MB wrap onto the bootloader and
          * even verify: reference §14.12). */
-        if (j->rep.flash_size && j->rep.flash_size < size)
-            size = j->rep.flash_size;
+        if (j->rep.flash_size && j->rep.flash_size < size) size = j->rep.flash_size;
         /* 32-bit flash addresses: only the stub on ESP32-S3, -P4, -C5 (§8.4) */
         if (size > ROM_ADDR_LIMIT &&
             !(j->stub && (j->chip->id == CHIP_ESP32S3 || j->chip->id == CHIP_ESP32P4 ||
@@ -1303,14 +1270,11 @@ static void st_params(job_t *j, job_event_t ev)
         }
         job_after_params(j);
         return;
-    case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "flash parameters");
-        return;
+    case JOB_EV_TIMEOUT: job_retry_or_fail(j, "flash parameters"); return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1324,8 +1288,8 @@ static int job_image_params(const job_t *j, image_params_t *p, char *msg, size_t
     p->freq_code = -1;
     if (strcmp(pl->flash_size, "keep") != 0) {
         if (strcmp(pl->flash_size, "detect") == 0)
-            p->size_code = chip_flash_size_code(
-                j->chip, j->rep.flash_size ? j->rep.flash_size : DEFAULT_FLASH);
+            p->size_code = chip_flash_size_code(j->chip, j->rep.flash_size ? j->rep.flash_size
+                                                                           : DEFAULT_FLASH);
         else /* by name: also the ESP8266's "2MB-c1" / "4MB-c1" layouts */
             p->size_code = chip_flash_size_code_name(j->chip, pl->flash_size);
         if (p->size_code < 0) {
@@ -1353,10 +1317,8 @@ static int job_prep_inputs(const job_t *j, size_t idx, job_prep_t *p, char *msg,
     const plan_image_t *im = &j->plan->images[idx];
     static const image_params_t keep = {-1, -1, -1};
     memset(p, 0, sizeof *p);
-    if (job_image_params(j, &p->params, msg, cap) != 0)
-        return -1;
-    if (im->offset != j->chip->bootloader_offset)
-        p->params = keep;
+    if (job_image_params(j, &p->params, msg, cap) != 0) return -1;
+    if (im->offset != j->chip->bootloader_offset) p->params = keep;
     p->src_id = im->id;
     p->src = im->data;
     p->src_len = im->size;
@@ -1375,22 +1337,19 @@ static int job_prep_inputs(const job_t *j, size_t idx, job_prep_t *p, char *msg,
 static void job_prefetch_images(job_t *j)
 {
     const plan_t *pl = j->plan;
-    bool stub_likely = pl->stub && (pl->stub_dir || pl->stub_file || j->sync_zero) &&
-                       !job_stub_excluded(j);
+    bool stub_likely =
+        pl->stub && (pl->stub_dir || pl->stub_file || j->sync_zero) && !job_stub_excluded(j);
     char msg[160];
-    if (pl->op != PLAN_OP_FLASH)
-        return;
+    if (pl->op != PLAN_OP_FLASH) return;
     for (size_t i = 0; i < pl->n_images; i++) {
         job_prep_t in;
         if (pl->images[i].offset == j->chip->bootloader_offset &&
             strcmp(pl->flash_size, "detect") == 0)
             continue;
-        if (job_prep_inputs(j, i, &in, msg, sizeof msg) != 0)
-            return; /* PREPARE reports it */
+        if (job_prep_inputs(j, i, &in, msg, sizeof msg) != 0) return; /* PREPARE reports it */
         in.compress = pl->compress && (stub_likely || j->chip->rom_defl);
         j->prep = in;
-        if (job__prefetch_prep(j) != 0)
-            break;
+        if (job__prefetch_prep(j) != 0) break;
     }
     memset(&j->prep, 0, sizeof j->prep);
 }
@@ -1451,8 +1410,7 @@ static void st_erase(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1473,8 +1431,8 @@ static void st_prepare(job_t *j, job_event_t ev)
         }
         j->defl = j->plan->compress && (j->stub || j->chip->rom_defl);
         j->block_size = j->stub ? j->chip->stub_flash_block : j->chip->rom_flash_block;
-        if (p->no_patch && (p->params.mode >= 0 || p->params.size_code >= 0 ||
-                            p->params.freq_code >= 0))
+        if (p->no_patch &&
+            (p->params.mode >= 0 || p->params.size_code >= 0 || p->params.freq_code >= 0))
             job__log(j, JOB_LOG_WARN,
                      "Secure Boot is enabled: flash parameters in the header are left unchanged");
         /* one deflate serves ROM and stub jobs alike (block sizes are multiples of 1 KiB) */
@@ -1501,8 +1459,7 @@ static void st_prepare(job_t *j, job_event_t ev)
             return;
         }
         /* esptool master sends uncompressed when deflate does not shrink the data */
-        if (j->defl && p->zlen >= p->len)
-            j->defl = false;
+        if (j->defl && p->zlen >= p->len) j->defl = false;
         j->nblocks = (uint32_t)(((j->defl ? p->zlen : p->len) + j->block_size - 1) / j->block_size);
         is->offset = im->offset;
         is->size = (uint32_t)p->len;
@@ -1511,8 +1468,7 @@ static void st_prepare(job_t *j, job_event_t ev)
         is->patched = p->patched;
         j->rep.n_images = j->img + 1;
         if (p->patched)
-            job__log(j, JOB_LOG_INFO, "flash parameters patched in the header at 0x%x",
-                     im->offset);
+            job__log(j, JOB_LOG_INFO, "flash parameters patched in the header at 0x%x", im->offset);
         /* after a chip erase every region is blank: nothing to compare */
         if (j->plan->skip_unchanged && !j->plan->erase_all && (j->stub || j->chip->rom_md5))
             job_enter(j, JOB_ST_COMPARE);
@@ -1524,8 +1480,7 @@ static void st_prepare(job_t *j, job_event_t ev)
     case JOB_EV_TIMEOUT:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1565,19 +1520,15 @@ static void st_compare(job_t *j, job_event_t ev)
         is->verified = true; /* the device's MD5 of the region is the image's */
         job__log(j, JOB_LOG_INFO, "0x%x: the device already holds this image (MD5 %s): skipped",
                  im->offset, job_hex16(dev, (char[33]){0}));
-        if (j->cbs.progress_cb)
-            j->cbs.progress_cb(j, j->img, p->len, p->len);
+        if (j->cbs.progress_cb) j->cbs.progress_cb(j, j->img, p->len, p->len);
         job_next_image(j);
         return;
     }
-    case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "flash MD5 before writing");
-        return;
+    case JOB_EV_TIMEOUT: job_retry_or_fail(j, "flash MD5 before writing"); return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1604,8 +1555,7 @@ static void st_begin(job_t *j, job_event_t ev)
                 size_field = image_esp8266_erase_size(im->offset, (uint32_t)p->len);
             j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, size_field,
                                          j->nblocks, j->block_size, im->offset, enc, 0);
-            job_send_or_fail(j, CMD_FLASH_BEGIN, 0,
-                             j->stub ? 3000 : timeout_per_mb(30, p->len));
+            job_send_or_fail(j, CMD_FLASH_BEGIN, 0, j->stub ? 3000 : timeout_per_mb(30, p->len));
         }
         return;
     case JOB_EV_RESP:
@@ -1619,14 +1569,11 @@ static void st_begin(job_t *j, job_event_t ev)
         j->img_done = 0;
         job_enter(j, JOB_ST_DATA);
         return;
-    case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "erase before write");
-        return;
+    case JOB_EV_TIMEOUT: job_retry_or_fail(j, "erase before write"); return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1650,8 +1597,7 @@ static uint64_t job_block_out(const job_t *j, uint32_t k)
  * stub answers on receipt, but only after it has written block k-1. */
 static uint32_t job_block_timeout(const job_t *j, uint32_t k)
 {
-    if (!j->stub)
-        return timeout_per_mb(40, j->defl ? job_block_out(j, k) : j->block_size);
+    if (!j->stub) return timeout_per_mb(40, j->defl ? job_block_out(j, k) : j->block_size);
     return k == 0 ? job_state_timeout_ms(JOB_ST_DATA) : job_stub_wait_ms(job_block_out(j, k - 1));
 }
 
@@ -1661,8 +1607,8 @@ static void job_send_block(job_t *j)
     size_t start = (size_t)j->seq * j->block_size;
     if (j->defl) {
         size_t n = p->zlen - start < j->block_size ? p->zlen - start : j->block_size;
-        j->req_len = cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DEFL_DATA, j->seq,
-                                    p->z + start, n);
+        j->req_len =
+            cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DEFL_DATA, j->seq, p->z + start, n);
         job_send_or_fail(j, CMD_FLASH_DEFL_DATA, 0, job_block_timeout(j, j->seq));
     } else {
         /* every FLASH_DATA block carries block_size bytes; pad the last with 0xFF (§4.2) */
@@ -1697,9 +1643,7 @@ static void st_data(job_t *j, job_event_t ev)
 {
     job_prep_t *p = &j->prep;
     switch (ev) {
-    case JOB_EV_ENTER:
-        job_send_block(j);
-        return;
+    case JOB_EV_ENTER: job_send_block(j); return;
     case JOB_EV_RESP: {
         uint64_t add;
         if (j->end_sent) {
@@ -1733,8 +1677,7 @@ static void st_data(job_t *j, job_event_t ev)
         add = job_block_out(j, j->seq);
         j->img_done += add;
         j->rep.bytes_written += add;
-        if (j->cbs.progress_cb)
-            j->cbs.progress_cb(j, j->img, j->img_done, p->len);
+        if (j->cbs.progress_cb) j->cbs.progress_cb(j, j->img, j->img_done, p->len);
         j->seq++;
         j->tries = 0;
         if (j->seq < j->nblocks) {
@@ -1762,8 +1705,7 @@ static void st_data(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1819,8 +1761,8 @@ static void st_verify(job_t *j, job_event_t ev)
                 snprintf(b + 2 * k, 3, "%02x", dev[k]);
             }
             job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
-                     "MD5 of flash at 0x%x (%zu bytes) is %s, image is %s%s", im->offset, p->len,
-                     b, a,
+                     "MD5 of flash at 0x%x (%zu bytes) is %s, image is %s%s", im->offset, p->len, b,
+                     a,
                      job_md5_is_erased(dev, p->len)
                          ? ": the written flash region is empty (write failed)"
                          : "");
@@ -1830,14 +1772,11 @@ static void st_verify(job_t *j, job_event_t ev)
         job_next_image(j);
         return;
     }
-    case JOB_EV_TIMEOUT:
-        job_retry_or_fail(j, "flash MD5");
-        return;
+    case JOB_EV_TIMEOUT: job_retry_or_fail(j, "flash MD5"); return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -1862,8 +1801,7 @@ static bool job_read_deliver(job_t *j, const uint8_t *d, size_t n)
     EVP_DigestUpdate(j->rd_md5, d, n);
     j->rd_done += (uint32_t)n;
     j->rep.bytes_written += n; /* bytes moved over the link, for the record */
-    if (j->cbs.progress_cb)
-        j->cbs.progress_cb(j, 0, j->rd_done, j->op_size);
+    if (j->cbs.progress_cb) j->cbs.progress_cb(j, 0, j->rd_done, j->op_size);
     return true;
 }
 
@@ -1879,13 +1817,11 @@ static bool job_read_md5_ok(job_t *j, const uint8_t dev[16])
 {
     char a[33], b[33];
     job_read_finish(j);
-    if (memcmp(dev, j->rep.read_md5, 16) == 0)
-        return true;
+    if (memcmp(dev, j->rep.read_md5, 16) == 0) return true;
     job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
              "the data read from 0x%x (%u bytes) has MD5 %s, the device computed %s: the read "
              "was corrupted on the way",
-             j->plan->op_offset, j->op_size, job_hex16(j->rep.read_md5, a),
-             job_hex16(dev, b));
+             j->plan->op_offset, j->op_size, job_hex16(j->rep.read_md5, a), job_hex16(dev, b));
     return false;
 }
 
@@ -1943,8 +1879,7 @@ static void st_read(job_t *j, job_event_t ev)
                 return;
             }
             /* the reply always carries 64 bytes; the first `length` are ours (§4.2) */
-            if (!job_read_deliver(j, j->resp.out, left < 64 ? left : 64))
-                return;
+            if (!job_read_deliver(j, j->resp.out, left < 64 ? left : 64)) return;
             if (j->rd_done < j->op_size) {
                 job_read_slow_next(j);
                 return;
@@ -1964,8 +1899,7 @@ static void st_read(job_t *j, job_event_t ev)
                 job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO, "malformed MD5 reply");
                 return;
             }
-            if (job_read_md5_ok(j, dev))
-                job_enter(j, JOB_ST_AFTER_RESET);
+            if (job_read_md5_ok(j, dev)) job_enter(j, JOB_ST_AFTER_RESET);
         }
         return;
     case JOB_EV_RAW:
@@ -1978,15 +1912,13 @@ static void st_read(job_t *j, job_event_t ev)
                          pl->op_offset + j->rd_done, want);
                 return;
             }
-            if (!job_read_deliver(j, j->raw, j->raw_len))
-                return;
+            if (!job_read_deliver(j, j->raw, j->raw_len)) return;
             /* acknowledge every packet with the running total (§4.6) */
             if (job__send_raw(j, ack, cmd_build_read_flash_ack(ack, sizeof ack, j->rd_done))) {
                 job_fail(j, EST_CLASS_PORT_GONE, UV_EIO, "write to %s failed", j->spec);
                 return;
             }
-            if (j->rd_done == j->op_size)
-                j->step = 2;
+            if (j->rd_done == j->op_size) j->step = 2;
             job__arm(j, job_state_timeout_ms(JOB_ST_READ));
             return;
         }
@@ -1998,8 +1930,7 @@ static void st_read(job_t *j, job_event_t ev)
                 return;
             }
             j->raw_mode = false;
-            if (job_read_md5_ok(j, j->raw))
-                job_enter(j, JOB_ST_AFTER_RESET);
+            if (job_read_md5_ok(j, j->raw)) job_enter(j, JOB_ST_AFTER_RESET);
         }
         return;
     case JOB_EV_TIMEOUT:
@@ -2013,8 +1944,7 @@ static void st_read(job_t *j, job_event_t ev)
         return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
-    case JOB_EV_IO_CLOSED:
-        return;
+    case JOB_EV_IO_CLOSED: return;
     }
 }
 
@@ -2064,8 +1994,7 @@ static void st_after_reset(job_t *j, job_event_t ev)
             job_pass(j);
             return;
         }
-        if (job_run_reset_steps(j))
-            job_pass(j);
+        if (job_run_reset_steps(j)) job_pass(j);
         return;
     case JOB_EV_RESP:
         if (j->step == 100) {
@@ -2080,8 +2009,7 @@ static void st_after_reset(job_t *j, job_event_t ev)
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
 }
 
@@ -2094,8 +2022,7 @@ static void st_closing(job_t *j, job_event_t ev)
         stub_put(j->stub_img);
         j->stub_img = NULL;
         job__disarm(j);
-        if (j->work_pending)
-            job__leave_prep(j); /* the shared preparation goes on for other jobs */
+        if (j->work_pending) job__leave_prep(j); /* the shared preparation goes on for other jobs */
         if (j->io_active && !j->io_close_sent) {
             j->io_close_sent = true;
             j->io->close(j);
@@ -2104,8 +2031,7 @@ static void st_closing(job_t *j, job_event_t ev)
         break;
     case JOB_EV_IO_CLOSED:
     case JOB_EV_WORK_DONE:
-    case JOB_EV_IO_OPENED:
-        break;
+    case JOB_EV_IO_OPENED: break;
     case JOB_EV_TIMEOUT:
         /* A port that never confirms its close must not hold the job forever; a running
          * worker must still be waited for (it owns job memory). */
@@ -2117,20 +2043,16 @@ static void st_closing(job_t *j, job_event_t ev)
         }
         break;
     case JOB_EV_RESP:
-    case JOB_EV_RAW:
-        return;
+    case JOB_EV_RAW: return;
     }
-    if (!j->io_active && !j->work_pending)
-        job_enter(j, JOB_ST_DONE);
+    if (!j->io_active && !j->work_pending) job_enter(j, JOB_ST_DONE);
 }
 
 static void st_done(job_t *j, job_event_t ev)
 {
-    if (ev != JOB_EV_ENTER)
-        return;
+    if (ev != JOB_EV_ENTER) return;
     j->rep.finished_ms = job__now_ms(j);
-    if (j->rep.result == JOB_RESULT_NONE)
-        j->rep.result = JOB_RESULT_FAIL;
+    if (j->rep.result == JOB_RESULT_NONE) j->rep.result = JOB_RESULT_FAIL;
     job__free_prep(&j->prep);
     job__finish(j);
 }
@@ -2167,8 +2089,7 @@ void job_enter(job_t *j, job_state_t next)
 {
     job_state_t prev = j->st;
     uint64_t now = job__now_ms(j);
-    if (prev < JOB_ST__COUNT)
-        j->rep.state_ms[prev] += now - j->st_enter_ms;
+    if (prev < JOB_ST__COUNT) j->rep.state_ms[prev] += now - j->st_enter_ms;
     j->st_enter_ms = now;
     j->st = next;
     j->tries = 0;
@@ -2177,7 +2098,6 @@ void job_enter(job_t *j, job_state_t next)
     j->draining = false;
     j->raw_mode = false; /* raw frames belong to the state that asked for them */
     job__disarm(j);
-    if (j->cbs.state_cb)
-        j->cbs.state_cb(j, prev, next);
+    if (j->cbs.state_cb) j->cbs.state_cb(j, prev, next);
     job_step(j, JOB_EV_ENTER);
 }

@@ -34,8 +34,7 @@ static int stub_fail(char *err, size_t cap, int code, const char *fmt, ...)
 
 void stub_free(stub_t *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     free(s->text);
     free(s->data);
     free(s->path);
@@ -48,15 +47,12 @@ static int stub_get_u32(const cJSON *root, const char *key, bool required, uint3
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     double d;
-    if (present)
-        *present = v != NULL;
+    if (present) *present = v != NULL;
     if (!v) {
-        if (required)
-            return stub_fail(err, cap, EST_ESTUB, "\"%s\" is missing", key);
+        if (required) return stub_fail(err, cap, EST_ESTUB, "\"%s\" is missing", key);
         return 0;
     }
-    if (!cJSON_IsNumber(v))
-        return stub_fail(err, cap, EST_ESTUB, "\"%s\" is not a number", key);
+    if (!cJSON_IsNumber(v)) return stub_fail(err, cap, EST_ESTUB, "\"%s\" is not a number", key);
     d = v->valuedouble;
     if (d < 0 || d > 4294967295.0 || d != (double)(uint32_t)d)
         return stub_fail(err, cap, EST_ESTUB, "\"%s\" is not a 32-bit address (%.17g)", key, d);
@@ -76,8 +72,7 @@ static int stub_b64(const cJSON *root, const char *key, bool required, uint8_t *
     *out = NULL;
     *out_len = 0;
     if (!v) {
-        if (required)
-            return stub_fail(err, cap, EST_ESTUB, "\"%s\" is missing", key);
+        if (required) return stub_fail(err, cap, EST_ESTUB, "\"%s\" is missing", key);
         return 0;
     }
     if (!cJSON_IsString(v) || !v->valuestring)
@@ -86,8 +81,7 @@ static int stub_b64(const cJSON *root, const char *key, bool required, uint8_t *
     n = strlen(s);
     while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
         n--;
-    if (n == 0)
-        return stub_fail(err, cap, EST_ESTUB, "\"%s\" is empty", key);
+    if (n == 0) return stub_fail(err, cap, EST_ESTUB, "\"%s\" is empty", key);
     if (n % 4 != 0)
         return stub_fail(err, cap, EST_ESTUB, "\"%s\" is not valid base64 (length %zu)", key, n);
     if (n / 4 * 3 > STUB_MAX_SEGMENT)
@@ -98,13 +92,12 @@ static int stub_b64(const cJSON *root, const char *key, bool required, uint8_t *
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                   c == '+' || c == '/' || (c == '=' && i >= n - 2);
         if (!ok || (i == n - 2 && c == '=' && s[n - 1] != '='))
-            return stub_fail(err, cap, EST_ESTUB,
-                             "\"%s\" is not valid base64 (character %zu)", key, i);
+            return stub_fail(err, cap, EST_ESTUB, "\"%s\" is not valid base64 (character %zu)", key,
+                             i);
     }
     pad = s[n - 1] == '=' ? (s[n - 2] == '=' ? 2 : 1) : 0;
     buf = malloc(n / 4 * 3);
-    if (!buf)
-        return stub_fail(err, cap, -ENOMEM, "out of memory");
+    if (!buf) return stub_fail(err, cap, -ENOMEM, "out of memory");
     /* EVP_DecodeBlock counts the padding as zero bytes: the real length is 3/4 n - pad */
     got = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n);
     if (got < 0 || (size_t)got != n / 4 * 3 || (size_t)got <= pad) {
@@ -125,23 +118,18 @@ int stub_parse(const char *json, size_t len, stub_t *s, char *err, size_t cap)
     if (len > STUB_MAX_FILE)
         return stub_fail(err, cap, EST_ESTUB, "file is larger than %u bytes", STUB_MAX_FILE);
     root = cJSON_ParseWithLength(json, len);
-    if (!root)
-        return stub_fail(err, cap, EST_ESTUB, "not valid JSON");
+    if (!root) return stub_fail(err, cap, EST_ESTUB, "not valid JSON");
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return stub_fail(err, cap, EST_ESTUB, "not a JSON object");
     }
     rc = stub_b64(root, "text", true, &s->text, &s->text_len, err, cap);
-    if (rc == 0)
-        rc = stub_get_u32(root, "text_start", true, &s->text_start, NULL, err, cap);
-    if (rc == 0)
-        rc = stub_get_u32(root, "entry", true, &s->entry, NULL, err, cap);
-    if (rc == 0)
-        rc = stub_b64(root, "data", false, &s->data, &s->data_len, err, cap);
+    if (rc == 0) rc = stub_get_u32(root, "text_start", true, &s->text_start, NULL, err, cap);
+    if (rc == 0) rc = stub_get_u32(root, "entry", true, &s->entry, NULL, err, cap);
+    if (rc == 0) rc = stub_b64(root, "data", false, &s->data, &s->data_len, err, cap);
     if (rc == 0)
         rc = stub_get_u32(root, "data_start", false, &s->data_start, &has_data_start, err, cap);
-    if (rc == 0)
-        rc = stub_get_u32(root, "bss_start", false, &s->bss_start, &s->has_bss, err, cap);
+    if (rc == 0) rc = stub_get_u32(root, "bss_start", false, &s->bss_start, &s->has_bss, err, cap);
     cJSON_Delete(root);
     if (rc != 0) {
         stub_free(s);
@@ -163,8 +151,8 @@ int stub_parse(const char *json, size_t len, stub_t *s, char *err, size_t cap)
         uint32_t entry = s->entry;
         stub_free(s);
         return stub_fail(err, cap, EST_ESTUB,
-                         "\"entry\" 0x%08x lies outside the text segment 0x%08x..0x%08x", entry,
-                         ts, te);
+                         "\"entry\" 0x%08x lies outside the text segment 0x%08x..0x%08x", entry, ts,
+                         te);
     }
     if (has_data && s->data_start < s->text_start + s->text_len &&
         s->text_start < s->data_start + s->data_len) {
@@ -183,8 +171,7 @@ int stub_load_file(const char *path, stub_t *s, char *err, size_t cap)
     int rc;
     memset(s, 0, sizeof *s);
     f = fopen(path, "rb");
-    if (!f)
-        return stub_fail(err, cap, -errno, "cannot open %s: %s", path, strerror(errno));
+    if (!f) return stub_fail(err, cap, -errno, "cannot open %s: %s", path, strerror(errno));
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);
         return stub_fail(err, cap, EST_ESTUB, "%s is not a regular file", path);
@@ -209,8 +196,7 @@ int stub_load_file(const char *path, stub_t *s, char *err, size_t cap)
     {
         char why[256];
         rc = stub_parse(buf, got, s, why, sizeof why);
-        if (rc != 0)
-            stub_fail(err, cap, rc, "%s: %s", path, why);
+        if (rc != 0) stub_fail(err, cap, rc, "%s: %s", path, why);
     }
     free(buf);
     if (rc == 0) {
@@ -243,8 +229,7 @@ int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char 
     struct stat st;
     char base[32];
     const char *const subs[] = {"", "2/", "1/"};
-    if (!dir || !*dir)
-        return stub_fail(why, why_cap, EST_ESTUB, "no stub directory given");
+    if (!dir || !*dir) return stub_fail(why, why_cap, EST_ESTUB, "no stub directory given");
     if (stat(dir, &st) != 0)
         return stub_fail(why, why_cap, EST_ESTUB, "stub directory %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
@@ -280,12 +265,10 @@ const chip_info_t *stub_file_chip(const char *path)
     size_t n;
     b = b ? b + 1 : path;
     n = strlen(b);
-    if (n < 6 || n >= sizeof name || strcmp(b + n - 5, ".json") != 0)
-        return NULL;
+    if (n < 6 || n >= sizeof name || strcmp(b + n - 5, ".json") != 0) return NULL;
     memcpy(name, b, n - 5);
     name[n - 5] = 0;
-    if (strcmp(name, "esp32p4-rev1") == 0)
-        return chip_get(CHIP_ESP32P4);
+    if (strcmp(name, "esp32p4-rev1") == 0) return chip_get(CHIP_ESP32P4);
     if (strncmp(name, "stub_flasher_", 13) == 0) {
         char full[64];
         snprintf(full, sizeof full, "esp%s", name + 13);
@@ -343,8 +326,7 @@ const stub_t *stub_get(const char *path, char *err, size_t cap)
         return NULL;
     }
     for (pp = &stub_cache; (e = *pp); pp = &e->next) {
-        if (e->stale || strcmp(e->s.path, path) != 0)
-            continue;
+        if (e->stale || strcmp(e->s.path, path) != 0) continue;
         if (e->dev == st.st_dev && e->ino == st.st_ino && e->size == st.st_size &&
             e->mtime.tv_sec == st.st_mtim.tv_sec && e->mtime.tv_nsec == st.st_mtim.tv_nsec) {
             *pp = e->next; /* most recently used first */
@@ -378,12 +360,10 @@ const stub_t *stub_get(const char *path, char *err, size_t cap)
 
 void stub_put(const stub_t *s)
 {
-    if (!s)
-        return;
+    if (!s) return;
     for (stub_entry_t *e = stub_cache; e; e = e->next) {
         if (&e->s == s) {
-            if (e->refs > 0)
-                e->refs--;
+            if (e->refs > 0) e->refs--;
             break;
         }
     }

@@ -13,8 +13,8 @@
 
 #include "chip.h"
 
-#define STUB_MAX_FILE (2u * 1024 * 1024)  /* a stub JSON file (legacy ~20 KB, new stub < 200 KB) */
-#define STUB_MAX_SEGMENT (512u * 1024)    /* decoded text or data: far more than any chip's RAM */
+#define STUB_MAX_FILE (2u * 1024 * 1024) /* a stub JSON file (legacy ~20 KB, new stub < 200 KB) */
+#define STUB_MAX_SEGMENT (512u * 1024)   /* decoded text or data: far more than any chip's RAM */
 
 typedef struct stub_s {
     uint32_t text_start, data_start, bss_start, entry;

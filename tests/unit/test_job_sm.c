@@ -32,26 +32,26 @@ typedef struct fake_s {
     size_t out_len;
     /* device model: an ESP32 with 4 MB of flash (content kept), ROM or stub loader */
     uint32_t spi_w0, spi_cmd;
-    bool silent;           /* never answer */
-    bool app_text;         /* print application text instead of answering */
-    uint8_t nak_op;        /* NAK this opcode with ROM error 6 */
-    int drop_data_reply;   /* drop the reply to this FLASH_DEFL_DATA seq once (-1 none) */
-    int banner_at_seq;     /* print a ROM banner after this data seq (-1 none) */
-    int vanish_at_seq;     /* report a port error at this data seq (-1 none) */
-    int cancel_at_seq;     /* cancel the job at this data seq (-1 none) */
-    int nak_data_seq;      /* NAK this data seq once with a checksum error (-1 none) */
-    int stub_err_seq;      /* stub: answer this data seq with a deferred write error (-1 none) */
-    bool drop_mac1_once;   /* drop the first reply to READ_REG of the second MAC word */
-    bool big_burst;        /* one 6000-byte burst of text while connecting */
-    uint32_t jedec;        /* W0 answer of the JEDEC command */
-    bool lines;            /* the port drives DTR/RTS (an RTS release resets the chip) */
-    bool no_ohai;          /* a "stub" that never greets */
-    bool end_error;        /* stub: FLASH_DEFL_END reports a deferred write error (0xC4) */
-    uint32_t max_baud;     /* the link fails above this rate (0: any rate works) */
-    uint32_t cali, ck8m;   /* ESP32 ROM clock-correction inputs (§9) */
+    bool silent;         /* never answer */
+    bool app_text;       /* print application text instead of answering */
+    uint8_t nak_op;      /* NAK this opcode with ROM error 6 */
+    int drop_data_reply; /* drop the reply to this FLASH_DEFL_DATA seq once (-1 none) */
+    int banner_at_seq;   /* print a ROM banner after this data seq (-1 none) */
+    int vanish_at_seq;   /* report a port error at this data seq (-1 none) */
+    int cancel_at_seq;   /* cancel the job at this data seq (-1 none) */
+    int nak_data_seq;    /* NAK this data seq once with a checksum error (-1 none) */
+    int stub_err_seq;    /* stub: answer this data seq with a deferred write error (-1 none) */
+    bool drop_mac1_once; /* drop the first reply to READ_REG of the second MAC word */
+    bool big_burst;      /* one 6000-byte burst of text while connecting */
+    uint32_t jedec;      /* W0 answer of the JEDEC command */
+    bool lines;          /* the port drives DTR/RTS (an RTS release resets the chip) */
+    bool no_ohai;        /* a "stub" that never greets */
+    bool end_error;      /* stub: FLASH_DEFL_END reports a deferred write error (0xC4) */
+    uint32_t max_baud;   /* the link fails above this rate (0: any rate works) */
+    uint32_t cali, ck8m; /* ESP32 ROM clock-correction inputs (§9) */
     /* state */
     bool stub_on;
-    uint32_t chip_baud;    /* 0 = auto-baud pending (after reset) */
+    uint32_t chip_baud; /* 0 = auto-baud pending (after reset) */
     uint32_t host_baud;
     int rts;
     uint8_t flash[FAKE_FLASH];
@@ -68,12 +68,12 @@ typedef struct fake_s {
     unsigned syncs;
     bool closed;
     unsigned mem_ends, ohais, mem_bytes, attaches, erases, md5s;
-    uint32_t max_block;    /* largest FLASH_(DEFL_)DATA payload */
-    uint32_t defl_size;    /* size word of the last FLASH_DEFL_BEGIN */
-    uint32_t baud_new, baud_old; /* last CHANGE_BAUDRATE words */
+    uint32_t max_block;                      /* largest FLASH_(DEFL_)DATA payload */
+    uint32_t defl_size;                      /* size word of the last FLASH_DEFL_BEGIN */
+    uint32_t baud_new, baud_old;             /* last CHANGE_BAUDRATE words */
     uint32_t baud_first_new, baud_first_old; /* first CHANGE_BAUDRATE words */
     unsigned baud_changes;
-    unsigned ends;         /* FLASH_(DEFL_)END requests */
+    unsigned ends; /* FLASH_(DEFL_)END requests */
     uint32_t end_flag;
     char log[4096];
 } fake_t;
@@ -100,8 +100,7 @@ static void fake_reply(uint8_t op, uint32_t value, const uint8_t *o, size_t on, 
     r[1] = op;
     cmd_put_le16(r + 2, (uint16_t)dl);
     cmd_put_le32(r + 4, value);
-    if (on)
-        memcpy(r + 8, o, on);
+    if (on) memcpy(r + 8, o, on);
     memset(r + 8 + on, 0, sl);
     r[8 + on] = st;
     r[9 + on] = er;
@@ -111,13 +110,13 @@ static void fake_reply(uint8_t op, uint32_t value, const uint8_t *o, size_t on, 
 static uint32_t fake_read_reg(uint32_t a)
 {
     switch (a) {
-    case 0x40001000: return 0x00F01D83;     /* ESP32 magic */
-    case 0x3FF5A004: return 0x12345678;     /* mac0 */
-    case 0x3FF5A008: return 0x00AB0024;     /* mac1: bytes 00 24 → 00:24:12:34:56:78 */
-    case 0x3FF42000: return F.spi_cmd;      /* SPI CMD */
-    case 0x3FF42080: return F.spi_w0;       /* SPI W0 */
-    case 0x3FF5F06C: return F.cali << 7;    /* RTC calibration */
-    case 0x3FF5A010: return F.ck8m;         /* eFuse word 4 */
+    case 0x40001000: return 0x00F01D83;  /* ESP32 magic */
+    case 0x3FF5A004: return 0x12345678;  /* mac0 */
+    case 0x3FF5A008: return 0x00AB0024;  /* mac1: bytes 00 24 → 00:24:12:34:56:78 */
+    case 0x3FF42000: return F.spi_cmd;   /* SPI CMD */
+    case 0x3FF42080: return F.spi_w0;    /* SPI W0 */
+    case 0x3FF5F06C: return F.cali << 7; /* RTC calibration */
+    case 0x3FF5A010: return F.ck8m;      /* eFuse word 4 */
     default: return 0;
     }
 }
@@ -131,8 +130,7 @@ static void fake_md5(uint32_t off, uint32_t n, uint8_t out[16])
 
 static void fake_write_flash(const uint8_t *d, size_t n)
 {
-    if (n > F.wr_left)
-        n = F.wr_left;
+    if (n > F.wr_left) n = F.wr_left;
     memcpy(F.flash + F.wr_ptr, d, n);
     F.wr_ptr += (uint32_t)n;
     F.wr_left -= (uint32_t)n;
@@ -149,8 +147,7 @@ static void fake_inflate(const uint8_t *d, size_t n)
         F.zs.avail_out = sizeof buf;
         zr = inflate(&F.zs, Z_NO_FLUSH);
         fake_write_flash(buf, sizeof buf - F.zs.avail_out);
-        if (zr != Z_OK || (F.zs.avail_in == 0 && F.zs.avail_out != 0))
-            break;
+        if (zr != Z_OK || (F.zs.avail_in == 0 && F.zs.avail_out != 0)) break;
     }
 }
 
@@ -165,8 +162,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
 {
     uint8_t op;
     (void)ud;
-    if (F.silent)
-        return;
+    if (F.silent) return;
     /* the link: both ends at one rate, and not above what the wire can do */
     if (F.chip_baud && (F.chip_baud != F.host_baud || (F.max_baud && F.chip_baud > F.max_baud)))
         return;
@@ -183,12 +179,10 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         }
         return;
     }
-    if (n < 8 || f[0] != 0)
-        return;
+    if (n < 8 || f[0] != 0) return;
     op = f[1];
     if (!F.chip_baud) {
-        if (op != CMD_SYNC)
-            return; /* the ROM has not auto-bauded yet */
+        if (op != CMD_SYNC) return; /* the ROM has not auto-bauded yet */
         F.chip_baud = F.host_baud;
     }
     if (op == F.nak_op) {
@@ -218,8 +212,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         uint32_t a = cmd_get_le32(f + 8), v = cmd_get_le32(f + 12);
         if (a == 0x3FF42000 && (v & (1u << 18)))
             F.spi_w0 = F.jedec; /* the command completes at once */
-        if (a == 0x3FF42080)
-            F.spi_w0 = v;
+        if (a == 0x3FF42080) F.spi_w0 = v;
         fake_reply(op, 0, NULL, 0, 0, 0);
         return;
     }
@@ -238,7 +231,10 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
             fake_queue((const uint8_t *)"OHAI", 4);
         }
         return;
-    case CMD_SPI_ATTACH: F.attaches++; fake_reply(op, 0, NULL, 0, 0, 0); return;
+    case CMD_SPI_ATTACH:
+        F.attaches++;
+        fake_reply(op, 0, NULL, 0, 0, 0);
+        return;
     case CMD_CHANGE_BAUDRATE:
         F.baud_new = cmd_get_le32(f + 8);
         F.baud_old = cmd_get_le32(f + 12);
@@ -259,8 +255,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         F.wr_ptr = cmd_get_le32(f + 20);
         F.wr_left = F.stub_on ? F.defl_size : FAKE_FLASH - F.wr_ptr;
         if (op == CMD_FLASH_DEFL_BEGIN) {
-            if (F.zs_on)
-                inflateEnd(&F.zs);
+            if (F.zs_on) inflateEnd(&F.zs);
             memset(&F.zs, 0, sizeof F.zs);
             assert_int_equal(inflateInit(&F.zs), Z_OK);
             F.zs_on = true;
@@ -280,8 +275,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     case CMD_FLASH_DEFL_DATA: {
         int seq = (int)cmd_get_le32(f + 8 + 4);
         uint32_t len = cmd_get_le32(f + 8);
-        if (len > F.max_block)
-            F.max_block = len;
+        if (len > F.max_block) F.max_block = len;
         if (seq == F.cancel_at_seq) {
             F.cancel_at_seq = -1;
             job_cancel(F.job);
@@ -419,16 +413,14 @@ static int fake_set_lines(job_t *j, int dtr, int rts)
 {
     (void)j;
     (void)dtr;
-    if (!F.lines)
-        return UV_ENOTSUP; /* like a pty: no reset */
+    if (!F.lines) return UV_ENOTSUP; /* like a pty: no reset */
     if (rts == 0 && F.rts == 1) {
         /* EN released: the chip boots into the ROM loader, which auto-bauds again */
         F.stub_on = false;
         F.chip_baud = 0;
         F.rd_on = false;
     }
-    if (rts >= 0)
-        F.rts = rts;
+    if (rts >= 0) F.rts = rts;
     return 0;
 }
 static int fake_set_baud(job_t *j, uint32_t b)
@@ -454,8 +446,8 @@ static void fake_close(job_t *j)
     uv_timer_init(&F.loop, t);
     uv_timer_start(t, fake_closed_cb, 0, 0);
 }
-static const job_io_t fake_io = {fake_open, fake_write, fake_set_lines, fake_set_baud, fake_flush,
-                                 fake_close};
+static const job_io_t fake_io = {fake_open,     fake_write, fake_set_lines,
+                                 fake_set_baud, fake_flush, fake_close};
 
 /* ---- job callbacks ---- */
 
@@ -463,8 +455,7 @@ static void t_state_cb(job_t *j, job_state_t from, job_state_t to)
 {
     (void)j;
     (void)from;
-    if (F.n_path < 64)
-        F.path[F.n_path++] = to;
+    if (F.n_path < 64) F.path[F.n_path++] = to;
 }
 static void t_done_cb(job_t *j, const job_report_t *r)
 {
@@ -485,7 +476,7 @@ static const job_cbs_t t_cbs = {.state_cb = t_state_cb, .log_cb = t_log_cb, .don
 /* ---- harness ---- */
 
 static plan_t P;
-#define IMG_LEN (64 * 1024 + 3) /* not a multiple of 4: the job pads with 0xFF */
+#define IMG_LEN (64 * 1024 + 3)  /* not a multiple of 4: the job pads with 0xFF */
 static uint8_t EXP[IMG_LEN + 1]; /* what the device must hold at 0x10000 */
 static char stub_dir[64];        /* a temporary stub directory, "" when none */
 
@@ -564,8 +555,7 @@ static void make_stub_dir(void)
 static void remove_stub_dir(void)
 {
     char cmd[128];
-    if (!stub_dir[0])
-        return;
+    if (!stub_dir[0]) return;
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", stub_dir);
     assert_int_equal(system(cmd), 0);
     stub_dir[0] = 0;
@@ -587,8 +577,7 @@ static void teardown_fake(void)
     uv_run(&F.loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&F.loop), 0);
     plan_free(&P);
-    if (F.zs_on)
-        inflateEnd(&F.zs);
+    if (F.zs_on) inflateEnd(&F.zs);
     remove_stub_dir();
 }
 
@@ -608,8 +597,7 @@ static void run_again(void)
 static bool path_has(job_state_t s)
 {
     for (size_t i = 0; i < F.n_path; i++)
-        if (F.path[i] == s)
-            return true;
+        if (F.path[i] == s) return true;
     return false;
 }
 
@@ -624,9 +612,9 @@ static void test_happy_path(void **state)
     assert_int_equal(F.rep->error_class, EST_CLASS_NONE);
     /* the whole path, in order (reset skipped: the fake port has no DTR/RTS) */
     static const job_state_t want[] = {
-        JOB_ST_OPEN,   JOB_ST_RESET,   JOB_ST_SYNC, JOB_ST_DETECT, JOB_ST_READ_EFUSE,
-        JOB_ST_STUB,   JOB_ST_BAUD,    JOB_ST_ATTACH, JOB_ST_FLASH_ID, JOB_ST_PARAMS,
-        JOB_ST_PREPARE, JOB_ST_BEGIN,  JOB_ST_DATA, JOB_ST_VERIFY, JOB_ST_AFTER_RESET,
+        JOB_ST_OPEN,    JOB_ST_RESET, JOB_ST_SYNC,   JOB_ST_DETECT,   JOB_ST_READ_EFUSE,
+        JOB_ST_STUB,    JOB_ST_BAUD,  JOB_ST_ATTACH, JOB_ST_FLASH_ID, JOB_ST_PARAMS,
+        JOB_ST_PREPARE, JOB_ST_BEGIN, JOB_ST_DATA,   JOB_ST_VERIFY,   JOB_ST_AFTER_RESET,
         JOB_ST_CLOSING, JOB_ST_DONE};
     assert_int_equal(F.n_path, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < F.n_path; i++)
@@ -841,12 +829,12 @@ static void test_image_revision_checked(void **state)
     plan_free(&P);
     plan_init(&P);
     uint8_t *im = calloc(1, 64);
-    im[0] = 0xE9;                   /* magic, 0 segments */
-    im[8 + 4] = 0;                  /* extended header: chip ID 0 = ESP32 */
-    im[8 + 7] = 300 & 0xFF;         /* min_rev_full v3.00 */
+    im[0] = 0xE9;           /* magic, 0 segments */
+    im[8 + 4] = 0;          /* extended header: chip ID 0 = ESP32 */
+    im[8 + 7] = 300 & 0xFF; /* min_rev_full v3.00 */
     im[8 + 8] = 300 >> 8;
-    im[8 + 9] = im[8 + 10] = 0xFF;  /* max_rev_full: any */
-    im[31] = 0xEF;                  /* checksum of no segment data */
+    im[8 + 9] = im[8 + 10] = 0xFF; /* max_rev_full: any */
+    im[31] = 0xEF;                 /* checksum of no segment data */
     plan_err_t err;
     assert_int_equal(plan_add_image_mem(&P, 0x20000, "newer.bin", im, 64, &err), 0);
     assert_int_equal(plan_finish(&P, &err), 0);
@@ -965,7 +953,8 @@ static void test_stub_file_malformed(void **state)
     (void)state;
     setup_fake();
     make_stub_dir();
-    write_stub(stub_dir, "esp32.json", "{\"entry\": 1, \"text\": \"not base64!\", \"text_start\": 0}");
+    write_stub(stub_dir, "esp32.json",
+               "{\"entry\": 1, \"text\": \"not base64!\", \"text_start\": 0}");
     run_job();
     assert_int_equal(F.rep->error_class, EST_CLASS_STUB_FAILED);
     assert_int_equal(F.rep->failed_state, JOB_ST_STUB);

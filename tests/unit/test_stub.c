@@ -102,7 +102,8 @@ static void test_parse_text_only(void **state)
     stub_t s;
     char err[256];
     /* "AAAAAAAA" = 6 zero bytes; no data segment, no bss */
-    assert_int_equal(parse("{\"text\":\"AAAAAAAA\",\"text_start\":4096,\"entry\":4101}", &s, err), 0);
+    assert_int_equal(parse("{\"text\":\"AAAAAAAA\",\"text_start\":4096,\"entry\":4101}", &s, err),
+                     0);
     assert_int_equal(s.text_len, 6);
     assert_null(s.data);
     assert_int_equal(s.data_len, 0);
@@ -251,8 +252,7 @@ static void test_mkstub_files(void **state)
 {
     (void)state;
     const char *layouts[] = {"v1", "v4.2"};
-    if (system("python3 -c 'pass' >/dev/null 2>&1") != 0)
-        skip();
+    if (system("python3 -c 'pass' >/dev/null 2>&1") != 0) skip();
     for (size_t l = 0; l < 2; l++) {
         char cmd[512];
         mk_tmp();
@@ -264,8 +264,7 @@ static void test_mkstub_files(void **state)
             stub_t s;
             const chip_info_t *ci = chip_get((chip_id_t)c);
             int rc = stub_find(tmp, ci, 300, path, sizeof path, why, sizeof why);
-            if (rc != 0)
-                fail_msg("%s (%s layout): %s", ci->name, layouts[l], why);
+            if (rc != 0) fail_msg("%s (%s layout): %s", ci->name, layouts[l], why);
             assert_int_equal(stub_load_file(path, &s, err, sizeof err), 0);
             assert_true(s.text_len > 1000);
             assert_non_null(s.data);
@@ -309,10 +308,10 @@ static void test_cache(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_parse_text_only),
-        cmocka_unit_test(test_parse_refusals),   cmocka_unit_test(test_load_file_errors),
-        cmocka_unit_test(test_find_layouts),     cmocka_unit_test(test_find_p4_revision),
-        cmocka_unit_test(test_file_chip),        cmocka_unit_test(test_mkstub_files),
+        cmocka_unit_test(test_parse_valid),    cmocka_unit_test(test_parse_text_only),
+        cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_find_layouts),   cmocka_unit_test(test_find_p4_revision),
+        cmocka_unit_test(test_file_chip),      cmocka_unit_test(test_mkstub_files),
         cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
