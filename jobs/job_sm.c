@@ -669,8 +669,8 @@ static void job_stub_next_segment(job_t *j)
          * the stub then greets with a bare "OHAI" frame. Raw mode sees both. */
         j->step = 2;
         j->req_len = cmd_build_mem_end(j->req, sizeof j->req, s->entry);
+        j->raw_mode = true; /* before sending: a failed write leaves it cleared by CLOSING */
         job_send_or_fail(j, CMD_MEM_END, 0, OHAI_WAIT_MS);
-        j->raw_mode = true;
         return;
     }
     j->step = 0;
