@@ -1466,6 +1466,62 @@ def case_events_restart(ctx):
         es.close()
 
 
+def case_events_dropped(ctx, full=False):
+    """docs: the daemon keeps the last 4096 events; a resume point older than that gets hello +
+    reset, a kept one is replayed: 50 and 300 events back, and with full=True (its own case,
+    events-replay-full) all 4096, read as fast as possible."""
+    specs = [SlotSpec("M%d" % i, chip=chip) for i, chip in
+             enumerate(("esp32c3", "esp32", "esp32s3", "esp8266"), 1)]
+    s = Station(ctx, specs, app_size=4096)
+    s.start()
+    c = s.client()
+
+    def latest():
+        es = stream(c)
+        h = es.next(what="hello")
+        es.close()
+        return seq_of(h)
+    driver = Driver(s, [x.name for x in specs], [])
+    driver.start()
+    try:
+        s.wait(lambda: driver.error is None and latest() > 4096 + 200, 80,
+               "more than 4296 events", poll=0.5)
+    finally:
+        driver.stop.set()
+        driver.join(10)
+    check(driver.error is None, "Driver: %s" % driver.error)
+    s.wait(lambda: all(r["result"] != "running" for r in s.db_jobs()), 20, "no job running")
+    time.sleep(0.5)
+    top = latest()
+    time.sleep(0.3)
+    check(latest() == top, "TEST: events still happening with no job running")
+    boot = c.ok("GET", "/api/v1/station")["boot_id"]
+    ctx.log("%d events, %d jobs" % (top, len(s.db_finished())))
+    # dropped: the event after the resume point is no longer kept
+    for resume in (1, top - 4097):
+        es = stream(c, last_event_id="%s:%d" % (boot, resume))
+        h, r = es.next(what="hello"), es.next(what="reset")
+        check(h.type == "hello" and r.type == "reset" and seq_of(h) == seq_of(r) == top,
+              "HOST: resume from %d of %d (kept: the last 4096): %s then %s (docs: hello + "
+              "reset at the latest seq)" % (resume, top, h.raw[:100], r.raw[:100]))
+        es.close()
+    # kept: replayed in full, in order, then live
+    for resume in ((top - 4096,) if full else (top - 50, top - 300)):
+        es = stream(c, query={"last_event_id": "%s:%d" % (boot, resume)})
+        h = es.next(what="hello")
+        check(h.type == "hello" and seq_of(h) == resume, "HOST: resume from %d: %s"
+              % (resume, h.raw[:100]))
+        got = es.until(lambda e: seq_of(e) >= top, 30, "the replay up to seq %d" % top)
+        check(all(e.type != "reset" for e in got), "HOST: reset while resuming from a kept "
+              "event (%d of %d)" % (resume, top))
+        check_contiguous([h] + got, "replay from %d" % resume)
+        es.close()
+
+
+def case_events_replay_full(ctx):
+    case_events_dropped(ctx, full=True)
+
+
 # ---------------------------------------------------------------- roles
 
 WHO = ("none", "viewer", "mes", "operator", "engineer", "wrong")
@@ -2162,6 +2218,8 @@ CASES = {
     "events-order": case_events_order,
     "events-resume": case_events_resume,
     "events-restart": case_events_restart,
+    "events-dropped": case_events_dropped,
+    "events-replay-full": case_events_replay_full,
     "role-matrix-open": case_role_matrix_open,
     "role-matrix-token": case_role_matrix_token,
     "no-token-file": case_no_token_file,
