@@ -103,7 +103,22 @@ export async function waitFor(fn, timeoutMs, what, intervalMs = 100) {
     }
 }
 
+// Ports handed out in this process: the kernel may give a just-released port again, and two
+// slots on one port are a config error.
+const usedPorts = new Set();
+
+/** A loopback TCP port free now and not handed out before in this process. */
 export async function freePort() {
+    for (;;) {
+        const p = await anyFreePort();
+        if (!usedPorts.has(p)) {
+            usedPorts.add(p);
+            return p;
+        }
+    }
+}
+
+function anyFreePort() {
     return new Promise((resolve, reject) => {
         const s = net.createServer();
         s.unref();
@@ -113,6 +128,19 @@ export async function freePort() {
             s.close(() => resolve(port));
         });
     });
+}
+
+/** A listener on `port` that closes every connection at once (a fixture without a board). */
+function holdPort(port) {
+    return new Promise((resolve, reject) => {
+        const srv = net.createServer((c) => c.destroy());
+        srv.on('error', reject);
+        srv.listen(port, '127.0.0.1', () => resolve(srv));
+    });
+}
+
+function closeServer(srv) {
+    return new Promise((resolve) => srv.close(() => resolve()));
 }
 
 // ---------------------------------------------------------------- data
@@ -268,9 +296,12 @@ export class Station {
         for (const d of this.slotDefs) {
             const sim = new Sim(this, { ...d, tag: d.name });
             if (d.simLater) {
-                // a TCP port nobody listens on yet: the slot's probes find no board
+                // No board yet: the port is held by a listener that hangs up at once (the
+                // slot's probes find no board), so no other program on the machine can take
+                // it before the test starts the simulator there.
                 sim.opts.port = await freePort();
                 sim.plannedPort = `socket://127.0.0.1:${sim.opts.port}`;
+                sim.placeholder = await holdPort(sim.opts.port);
             } else {
                 await sim.start();
             }
@@ -293,6 +324,10 @@ export class Station {
 
     async startSim(name) {
         const sim = this.sims.get(name);
+        if (sim.placeholder) {
+            await closeServer(sim.placeholder);
+            sim.placeholder = null;
+        }
         await sim.start();
         return sim;
     }
@@ -310,16 +345,25 @@ export class Station {
         fs.closeSync(out);
         fs.closeSync(err);
         const d = this.daemon;
-        await waitFor(async () => {
-            if (d.exitCode !== null) {
-                throw new Error(`espstation exited (${d.exitCode}):\n${this.stderrTail()}`);
+        const end = Date.now() + 20000;
+        for (;;) {
+            if (d.exitCode !== null || d.signalCode !== null) {
+                throw new Error(`espstation exited (${d.exitCode ?? d.signalCode}) at start:\n` +
+                    this.stderrTail());
             }
-            const r = await fetch(`${this.url}/api/v1/station`,
-                { headers: { Authorization: `Bearer ${TOKENS.viewer}` } });
-            return r.ok;
-        }, 20000, 'the daemon to answer GET /api/v1/station').catch((e) => {
-            throw new Error(`${e.message}\n${this.stderrTail()}`);
-        });
+            try {
+                const r = await fetch(`${this.url}/api/v1/station`,
+                    { headers: { Authorization: `Bearer ${TOKENS.viewer}` } });
+                if (r.ok) break;
+            } catch {
+                // not listening yet
+            }
+            if (Date.now() > end) {
+                throw new Error('espstation did not answer GET /api/v1/station within 20 s:\n' +
+                    this.stderrTail());
+            }
+            await sleep(100);
+        }
     }
 
     stderrTail() {
@@ -360,7 +404,10 @@ export class Station {
         try {
             await this.stopDaemon();
         } finally {
-            for (const s of this.sims.values()) await s.stop();
+            for (const s of this.sims.values()) {
+                await s.stop();
+                if (s.placeholder) await closeServer(s.placeholder);
+            }
             if (!process.env.ESTN_KEEP_TMP) fs.rmSync(this.dir, { recursive: true, force: true });
         }
     }

@@ -115,7 +115,14 @@ test('32 tiles: every one present with its state word unclipped', async () => {
         await waitFor(async () => (await page.locator('article.tile').count()) === 32, 10000,
             '32 tiles');
         const waiting = page.locator('article.tile[data-state="WAITING FOR BOARD"]');
-        await waitFor(async () => (await waiting.count()) === 32, 15000, 'all 32 waiting');
+        await waitFor(async () => (await waiting.count()) === 32, 15000, 'all 32 waiting')
+            .catch(async (e) => {
+                const shown = await page.locator('article.tile').evaluateAll((ts) =>
+                    ts.map((t) => `${t.dataset.slot}=${t.dataset.state}`).join(' '));
+                const api = (await many.api('/api/v1/slots')).slots
+                    .map((x) => `${x.name}=${x.state}`).join(' ');
+                throw new Error(`${e.message}\npage: ${shown}\napi: ${api}`);
+            });
         const m = await measure(page);
         const names = m.tiles.map((t) => t.name);
         assert.deepEqual(names, slots(32).map((s) => s.name));
