@@ -29,6 +29,7 @@ typedef struct slot_s {
     slot_state_t st;
     job_t *job;
     bool probing;
+    bool stop_asked; /* cancelled: go idle when the job or probe ends, whatever the start mode */
     char uuid[STORE_UUID_LEN];
     unsigned attempt; /* of the current / last job: 1, 2, ... (retry policy) */
     uint64_t t0_ms;
@@ -269,6 +270,11 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
             jobmgr_maybe_finish_shutdown(m);
             return;
         }
+        if (s->stop_asked) {
+            s->stop_asked = false;
+            slot_set(s, SLOT_ST_IDLE);
+            return;
+        }
         if (!board) {
             s->have_finished = false; /* nothing answers: the finished board was removed */
             slot_set(s, SLOT_ST_WAITING);
@@ -289,7 +295,7 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
     }
 
     /* retry policy: a failure another attempt can cure, attempts left, still running */
-    bool retry = r->result == JOB_RESULT_FAIL && !m->shutdown && s->recipe &&
+    bool retry = r->result == JOB_RESULT_FAIL && !m->shutdown && !s->stop_asked && s->recipe &&
                  s->attempt < s->recipe->attempts && slot_retryable(r->error_class);
     /* the record first: nobody hears of the result before it is committed */
     store_job_end_t end = {0,
@@ -420,6 +426,11 @@ static void slot_after_job(slot_t *s)
     if (m->shutdown) {
         slot_set(s, SLOT_ST_STOPPED);
         jobmgr_maybe_finish_shutdown(m);
+        return;
+    }
+    if (s->stop_asked) { /* cancelled: presence detection stays off until the next start */
+        s->stop_asked = false;
+        slot_set(s, SLOT_ST_IDLE);
         return;
     }
     switch (s->cfg->start) {
@@ -599,6 +610,7 @@ static int slot_start_attempt(slot_t *s, unsigned attempt)
     if (!s->job)
         return UV_ENOMEM;
     s->probing = false;
+    s->stop_asked = false;
     s->attempt = attempt;
     s->t0_ms = uv_now(m->loop);
     s->stage = JOB_ST_OPEN;
@@ -616,6 +628,7 @@ int jobmgr_slot_cancel(jobmgr_t *m, size_t i)
     slot_t *s = &m->slots[i];
     uv_timer_stop(&s->timer);
     if (s->job) {
+        s->stop_asked = true;
         job_cancel(s->job);
         return 0;
     }
