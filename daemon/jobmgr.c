@@ -463,6 +463,9 @@ static void slot_use_recipe(slot_t *s, const recipe_t *r)
         s->plan = r->plan; /* shallow: the images stay the recipe's */
         s->plan.before = s->cfg->before;
         s->plan.after = s->cfg->after;
+        /* the station's stub directory, unless the recipe names its own stub (or none) */
+        if (!s->plan.stub_dir && !s->plan.stub_file)
+            s->plan.stub_dir = s->mgr->cfg->stub_dir;
     }
 }
 

@@ -933,6 +933,31 @@ def case_retry_not_for_wrong_chip(ctx):
           [("fail", "wrong_chip", 1, 1)], "HOST: %s" % summarize(rows))
 
 
+# ---------------------------------------------------------------- stub directory of the station
+
+def case_station_stub_dir(ctx):
+    """The config's stub_dir reaches the jobs: a slot whose recipe does not say otherwise runs
+    the (synthetic) stub; a recipe with "stub": false stays on the ROM loader."""
+    stubs = ctx.path("stubs")
+    subprocess.run([sys.executable, os.path.join(REPO, "tests", "data", "mkstub.py"), stubs],
+                   check=True, timeout=30)
+    app = Image(0x10000, "app.bin", img.app_image("stubdir", 40 * 1024), "app")
+    with_stub, _ = write_recipe(ctx, "with-stub.json", ["esp32"], [app])
+    rom_only, _ = write_recipe(ctx, "rom-only.json", ["esp32"], [app], stub=False)
+    a = StationSim(ctx, "esp32", "pty", tag="a")
+    b = StationSim(ctx, "esp32", "pty", tag="b")
+    cfg, db = write_config(ctx, "station.json",
+                           [slot_entry("S1", a, recipe=with_stub),
+                            slot_entry("S2", b, recipe=rom_only)], stub_dir="stubs")
+    d = serve(ctx, cfg)
+    rows = wait_jobs(db, lambda rs: len(finished(rs)) >= 2, 30, "both jobs", d)
+    d.stop()
+    check(all(r["result"] == "pass" for r in finished(rows)), "HOST: %s" % summarize(rows))
+    check(a.count_events("stub") == 1, "HOST: slot S1 did not run the stub from stub_dir "
+          "(espsim stub events: %d)" % a.count_events("stub"))
+    check(b.count_events("stub") == 0, "HOST: slot S2's recipe says no stub, yet one ran")
+
+
 # ---------------------------------------------------------------- case 8: demo
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -1032,6 +1057,7 @@ CASES = {
     "retry-brownout": case_retry_brownout,
     "retry-exhausted": case_retry_exhausted,
     "retry-not-for-wrong-chip": case_retry_not_for_wrong_chip,
+    "stub-dir": case_station_stub_dir,
 }
 
 
