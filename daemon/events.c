@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* events.c — event ring, SSE formatting, resume rules and client backlogs (docs/API.md "GET
- * /api/v1/events"). Must not: block, or let one client's backlog grow past EVENTS_BACKLOG_MAX. */
+/* events.c — event ring, SSE formatting, resume rules and client cursors (docs/API.md "GET
+ * /api/v1/events"). Must not: block, or give one client memory beyond EVENTS_META_MAX. */
 #include "events.h"
 
 #include <inttypes.h>
@@ -21,8 +21,9 @@ typedef struct events_slot_s {
 struct events_client_s {
     events_t *ev;
     events_client_t *prev, *next;
-    char *buf;
+    char *buf; /* sent before the ring events: retry, hello, reset, keep-alives */
     size_t len, cap;
+    uint64_t next_seq; /* the next ring event this client gets */
     bool dropped;
     events_notify_cb cb;
     void *data;
@@ -78,15 +79,20 @@ size_t events_client_count(const events_t *ev)
     return ev->n_clients;
 }
 
-/* Append to a client's backlog; past the cap the client is dropped (and told). */
+static void events_client_drop(events_client_t *c)
+{
+    free(c->buf);
+    c->buf = NULL;
+    c->len = c->cap = 0;
+    c->dropped = true;
+}
+
+/* Append to a client's own buffer; past its cap the client is dropped (and told). */
 static void events_client_add(events_client_t *c, const char *s, size_t n, bool notify)
 {
     if (c->dropped) return;
-    if (c->len + n > EVENTS_BACKLOG_MAX) {
-        free(c->buf);
-        c->buf = NULL;
-        c->len = c->cap = 0;
-        c->dropped = true;
+    if (c->len + n > EVENTS_META_MAX) {
+        events_client_drop(c);
     } else {
         if (c->len + n > c->cap) {
             size_t cap = c->cap ? c->cap : 4096;
@@ -94,10 +100,7 @@ static void events_client_add(events_client_t *c, const char *s, size_t n, bool 
                 cap *= 2;
             char *nb = realloc(c->buf, cap);
             if (!nb) {
-                free(c->buf);
-                c->buf = NULL;
-                c->len = c->cap = 0;
-                c->dropped = true;
+                events_client_drop(c);
                 goto tell;
             }
             c->buf = nb;
@@ -155,7 +158,11 @@ uint64_t events_publish(events_t *ev, const char *type, cJSON *data)
     slot->len = len;
     for (events_client_t *c = ev->clients, *next; c; c = next) {
         next = c->next; /* a notify callback may detach c */
-        events_client_add(c, frame, len, true);
+        /* the event just overwritten (seq - RING) is one this client has not had yet: it fell
+         * a whole ring behind and can only resume (and get a reset) */
+        if (!c->dropped && seq > EVENTS_RING && c->next_seq <= seq - EVENTS_RING)
+            events_client_drop(c);
+        if (c->cb) c->cb(c, c->data);
     }
     return seq;
 }
@@ -221,15 +228,8 @@ events_client_t *events_attach(events_t *ev, const char *resume, size_t len, cJS
         else if (from + 1 < events_oldest(ev) && from < ev->last)
             reason = "the events after that id were dropped from the buffer: reload the state";
         else {
-            size_t bytes = 0;
-            for (uint64_t s = from + 1; s <= ev->last; s++)
-                bytes += ev->ring[s % EVENTS_RING].len;
-            if (bytes > EVENTS_BACKLOG_MAX / 2) {
-                reason = "too many events to replay: reload the state";
-            } else {
-                replay = true;
-                at = from;
-            }
+            replay = true;
+            at = from;
         }
     }
     events_client_add(c, retry, sizeof retry - 1, false);
@@ -244,11 +244,8 @@ events_client_t *events_attach(events_t *ev, const char *resume, size_t len, cJS
         cJSON_AddStringToObject(r, "reason", reason);
         if (!events_client_meta(c, "reset", at, r)) goto fail;
     }
-    if (replay)
-        for (uint64_t s = from + 1; s <= ev->last; s++) {
-            const events_slot_t *e = &ev->ring[s % EVENTS_RING];
-            events_client_add(c, e->frame, e->len, false);
-        }
+    /* the replay is the cursor: kept events are read from the ring as the client drains */
+    c->next_seq = replay ? from + 1 : ev->last + 1;
     if (c->dropped) goto fail;
     c->next = ev->clients;
     if (ev->clients) ev->clients->prev = c;
@@ -269,16 +266,42 @@ void events_client_set_notify(events_client_t *c, events_notify_cb cb, void *dat
 
 char *events_client_take(events_client_t *c, size_t *len)
 {
-    char *b = c->buf;
+    const events_t *ev = c->ev;
+    size_t n = c->len;
+    uint64_t s = c->next_seq;
+    char *b;
+    *len = 0;
+    if (c->dropped) return NULL;
+    /* how much of the ring goes with it: at least one event, about EVENTS_TAKE_MAX in all */
+    while (s <= ev->last &&
+           (s == c->next_seq || n + ev->ring[s % EVENTS_RING].len <= EVENTS_TAKE_MAX))
+        n += ev->ring[s++ % EVENTS_RING].len;
+    if (n == 0) return NULL;
+    b = malloc(n);
+    if (!b) {
+        events_client_drop(c);
+        return NULL;
+    }
+    if (c->len) memcpy(b, c->buf, c->len);
     *len = c->len;
+    free(c->buf);
     c->buf = NULL;
     c->len = c->cap = 0;
+    for (; c->next_seq < s; c->next_seq++) {
+        const events_slot_t *e = &ev->ring[c->next_seq % EVENTS_RING];
+        memcpy(b + *len, e->frame, e->len);
+        *len += e->len;
+    }
     return b;
 }
 
 size_t events_client_pending(const events_client_t *c)
 {
-    return c->len;
+    size_t n = c->len;
+    if (c->dropped) return 0;
+    for (uint64_t s = c->next_seq; s <= c->ev->last; s++)
+        n += c->ev->ring[s % EVENTS_RING].len;
+    return n;
 }
 
 bool events_client_dropped(const events_client_t *c)

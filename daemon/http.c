@@ -416,8 +416,7 @@ static void http_sse_flush(http_sse_t *s)
     if (s->sending || s->ended || s->stopped || !s->client) return;
     if (events_client_dropped(s->client)) {
         /* the client did not read: its backlog overflowed; it can resume with its last id */
-        http_log("event stream client dropped: more than %u bytes of events waiting for it",
-                 EVENTS_BACKLOG_MAX);
+        http_log("event stream client dropped: it fell %u events behind", EVENTS_RING);
         http_sse_end(s);
         return;
     }
@@ -459,8 +458,7 @@ static void http_sse_notify(events_client_t *c, void *data)
     (void)c;
     if (s->sending && events_client_dropped(s->client)) {
         /* a write is stuck on this client: make h2o give up on the connection */
-        http_log("event stream client dropped: more than %u bytes of events waiting for it",
-                 EVENTS_BACKLOG_MAX);
+        http_log("event stream client dropped: it fell %u events behind", EVENTS_RING);
         s->ending = true;
         if (s->h) http_conn_shut(http_conn_of(s->h, s->req));
         return;
