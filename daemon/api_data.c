@@ -539,45 +539,31 @@ static cJSON *grp_json(api_grp_t *g, const char *name, uint64_t since_ms, uint64
     return o;
 }
 
-void api__get_stats(api_ctx_t *c)
+/* The statistics of one window from `st` (any thread: touches only its arguments). `names` are
+ * the configured slots, listed first even when they ran nothing. NULL with `err` on failure. */
+cJSON *api__stats_build(store_t *db, uint64_t since, uint64_t until, const char (*names)[65],
+                        size_t n_names, char *err, size_t errlen)
 {
-    uint64_t since, until;
-    bool have_since, have_until;
     char s_txt[STORE_TIME_LEN], u_txt[STORE_TIME_LEN], u_excl[STORE_TIME_LEN];
     api_stats_t st;
-    cJSON *o, *arr;
-    if (api__param_time(c, "until", &until, &have_until) < 0 ||
-        api__param_time(c, "since", &since, &have_since) < 0)
-        return;
-    if (!have_until) until = store_now_ms();
-    if (!have_since) since = until > 86400000u ? until - 86400000u : 0;
-    if (since > until) {
-        api__problem(c->resp, 400, "bad_request", "since is after until");
-        return;
-    }
+    cJSON *o = NULL, *arr;
     memset(&st, 0, sizeof st);
     st.classes = cJSON_CreateObject();
-    /* config slots first, in config order, even when they ran nothing */
-    st.slots = calloc(c->a->n_slots ? c->a->n_slots : 1, sizeof *st.slots);
+    st.slots = calloc(n_names ? n_names : 1, sizeof *st.slots);
     if (!st.slots || !st.classes) {
         free(st.slots);
         cJSON_Delete(st.classes);
-        api__problem(c->resp, 500, "internal", "out of memory");
-        return;
+        snprintf(err, errlen, "out of memory");
+        return NULL;
     }
-    for (size_t i = 0; i < c->a->n_slots; i++) {
-        slot_view_t v;
-        jobmgr_slot_view(c->a->o.mgr, i, &v);
-        snprintf(st.slots[i].name, sizeof st.slots[i].name, "%s", v.name);
-    }
-    st.n_slots = c->a->n_slots;
+    for (size_t i = 0; i < n_names; i++)
+        snprintf(st.slots[i].name, sizeof st.slots[i].name, "%s", names[i]);
+    st.n_slots = n_names;
     store_fmt_time(since, s_txt);
     store_fmt_time(until, u_txt);
     store_fmt_time(until + 1, u_excl); /* the window includes `until` */
-    if (store_stats_rows(c->a->o.store, s_txt, u_excl, api_stat_cb, &st) < 0 || st.oom) {
-        api__problem(c->resp, 500, "internal", "database: %s",
-                     st.oom ? "out of memory" : store_errmsg(c->a->o.store));
-        o = NULL;
+    if (store_stats_rows(db, s_txt, u_excl, api_stat_cb, &st) < 0 || st.oom) {
+        snprintf(err, errlen, "database: %s", st.oom ? "out of memory" : store_errmsg(db));
     } else {
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "since", s_txt);
@@ -594,7 +580,26 @@ void api__get_stats(api_ctx_t *c)
         free(st.slots[i].dur);
     free(st.slots);
     cJSON_Delete(st.classes);
-    if (o) api__json(c->resp, 200, o);
+    return o;
+}
+
+void api__get_stats(api_ctx_t *c)
+{
+    uint64_t since, until;
+    bool have_since, have_until;
+    if (api__param_time(c, "until", &until, &have_until) < 0 ||
+        api__param_time(c, "since", &since, &have_since) < 0)
+        return;
+    if (!have_until) until = store_now_ms();
+    if (!have_since) since = until > 86400000u ? until - 86400000u : 0;
+    if (since > until) {
+        api__problem(c->resp, 400, "bad_request", "since is after until");
+        return;
+    }
+    /* a long window over a big record takes a while: computed on a worker with its own
+     * query-only connection, so the loop (and every running job) never waits for it */
+    c->resp->defer = api__defer_stats(c, since, until);
+    if (!c->resp->defer) api__problem(c->resp, 500, "internal", "out of memory");
 }
 
 /* ---- GET /metrics ---- */

@@ -115,6 +115,10 @@ void api__post_recipe(api_ctx_t *c);
 void api__put_image(api_ctx_t *c);
 void api__get_static(api_ctx_t *c);
 
+cJSON *api__stats_build(store_t *db, uint64_t since, uint64_t until, const char (*names)[65],
+                        size_t n_names, char *err, size_t errlen);
+api_defer_t *api__defer_stats(api_ctx_t *c, uint64_t since, uint64_t until);
+
 /* deferred work of api_write.c */
 void api__defer_work(api_defer_t *d);
 void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp);

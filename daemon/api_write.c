@@ -26,7 +26,8 @@ typedef enum {
     DEFER_SLOT_RECIPE, /* a stored recipe: load it */
     DEFER_SLOT_VERIFY, /* a recipe the job manager has loaded: are its files still there? */
     DEFER_IMAGE_PUT,
-    DEFER_IMAGE_LIST
+    DEFER_IMAGE_LIST,
+    DEFER_STATS
 } defer_kind_t;
 
 struct api_defer_s {
@@ -43,6 +44,11 @@ struct api_defer_s {
     char *files[PLAN_MAX_IMAGES + 1];
     char file_sha[PLAN_MAX_IMAGES + 1][65];
     char file_path[PLAN_MAX_IMAGES + 1][40]; /* JSON path for the error */
+    /* DEFER_STATS */
+    char *db_path;
+    uint64_t since, until;
+    char (*names)[65];
+    size_t n_names;
     /* outputs */
     int rc;
     recipe_t *recipe;
@@ -92,6 +98,8 @@ void api__defer_free(api_defer_t *d)
     if (!d) return;
     free(d->body);
     free(d->image_dir);
+    free(d->db_path);
+    free(d->names);
     for (size_t i = 0; i < d->n_files; i++)
         free(d->files[i]);
     if (d->recipe) {
@@ -898,6 +906,45 @@ static void api_work_image_list(api_defer_t *d)
     api_defer_set(d, 200, NULL, "listed");
 }
 
+api_defer_t *api__defer_stats(api_ctx_t *c, uint64_t since, uint64_t until)
+{
+    api_defer_t *d = api_defer_new(c, DEFER_STATS, false);
+    if (!d) return NULL;
+    d->since = since;
+    d->until = until;
+    d->db_path = strdup(c->a->o.cfg->database);
+    d->names = calloc(c->a->n_slots ? c->a->n_slots : 1, sizeof *d->names);
+    if (!d->db_path || !d->names) {
+        api__defer_free(d);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->a->n_slots; i++) {
+        slot_view_t v;
+        jobmgr_slot_view(c->a->o.mgr, i, &v);
+        snprintf(d->names[i], sizeof d->names[i], "%s", v.name);
+    }
+    d->n_names = c->a->n_slots;
+    return d;
+}
+
+static void api_work_stats(api_defer_t *d)
+{
+    store_t *db = NULL;
+    if (store_open_query(d->db_path, &db) != 0) {
+        api_defer_set(d, 500, "internal", "database: %s", store_errmsg(db));
+    } else {
+        d->list = api__stats_build(db, d->since, d->until, (const char(*)[65])d->names, d->n_names,
+                                   d->msg, sizeof d->msg);
+        if (d->list) {
+            api_defer_set(d, 200, NULL, "computed");
+        } else {
+            d->status = 500; /* msg says why */
+            d->code = "internal";
+        }
+    }
+    store_close(db);
+}
+
 void api__defer_work(api_defer_t *d)
 {
     switch (d->kind) {
@@ -906,6 +953,7 @@ void api__defer_work(api_defer_t *d)
     case DEFER_SLOT_VERIFY: api_work_slot_verify(d); return;
     case DEFER_IMAGE_PUT: api_work_image_put(d); return;
     case DEFER_IMAGE_LIST: api_work_image_list(d); return;
+    case DEFER_STATS: api_work_stats(d); return;
     }
 }
 
@@ -927,6 +975,7 @@ void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp)
         }
         return;
     case DEFER_IMAGE_LIST:
+    case DEFER_STATS:
         if (d->status >= 400) {
             api__problem(resp, d->status, d->code, "%s", d->msg);
         } else {

@@ -35,6 +35,10 @@ const store_migration_t *store_migrations(size_t *n);
  * caller closes it either way. Returns the number of jobs marked interrupted (>= 0), or EST_EDB
  * (also when the file's schema is newer than this program knows). */
 int store_open(const char *path, store_t **out);
+/* A second, query-only connection to an existing, migrated database: for long reads on a worker
+ * thread (statistics) while the daemon's connection goes on writing (WAL lets both proceed).
+ * One thread per connection. 0 or EST_EDB (*out set as with store_open). */
+int store_open_query(const char *path, store_t **out);
 void store_close(store_t *s);
 /* The last error: never NULL ("" when none). */
 const char *store_errmsg(const store_t *s);
