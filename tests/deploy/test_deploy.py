@@ -308,8 +308,9 @@ class Daemon:
 
 def case_serve(ctx):
     """The installed daemon (DESTDIR, prefix /usr) with the installed example config — only the
-    site-specific values replaced (ports, paths) — flashes two simulated boards; with HTTP, it
-    serves the installed dashboard files and the API with the example token file's roles."""
+    site-specific values replaced (ports, paths) plus a stub directory laid out as DEPLOY.md
+    says — flashes two simulated boards with the stub, and serves the installed dashboard files
+    and the API with the example token file's roles."""
     dest = ctx.path("destdir")
     install(ctx, "/usr", dest)
     exe = os.path.join(dest, "usr/bin/espstation")
@@ -333,6 +334,12 @@ def case_serve(ctx):
     if "token_file" in cfg:
         cfg["token_file"] = ctx.path("tokens")
         tokens = tokens_from_example(os.path.join(examples, "tokens.example"), cfg["token_file"])
+    # Flasher stubs as DEPLOY.md §4 installs them: a copy of esptool's targets/stub_flasher
+    # directory (here synthetic files in the 4.8+ layout, stub_flasher/1/<chip>.json).
+    stubs = ctx.path("var/stubs")
+    run([sys.executable, os.path.join(ctx.src, "tests/data/mkstub.py"),
+         os.path.join(stubs, "1")], timeout=30)
+    cfg["stub_dir"] = stubs
     cfg["slots"] = cfg["slots"][:len(sims)]
     for slot, sim in zip(cfg["slots"], sims):
         slot["port"] = sim.port
@@ -398,6 +405,9 @@ def case_serve(ctx):
         check(mine[0]["mac"] == sim.ready["mac"] and mine[0]["chip"] == sim.chip,
               "database: slot %s recorded %s %s, the simulator is %s %s"
               % (name, mine[0]["chip"], mine[0]["mac"], sim.chip, sim.ready["mac"]))
+        stub_runs = [e for e in sim.events() if e.get("event") == "stub"]
+        check(len(stub_runs) >= 1, "slot %s: the stub from stub_dir was not used (espsim saw "
+              "no stub upload)" % name)
         dump = sim.stop_and_dump()
         check(dump[0x10000:0x10000 + len(image)] == image,
               "flash of the %s in slot %s differs from the recipe's image at 0x10000"
