@@ -1536,7 +1536,11 @@ static void st_begin(job_t *j, job_event_t ev)
 {
     const plan_image_t *im = &j->plan->images[j->img];
     job_prep_t *p = &j->prep;
-    bool enc = j->stub || j->chip->rom_begin_enc_word;
+    /* The 5th "encrypted" word: S2+ ROMs require it; the legacy stub checks for exactly 16
+     * bytes (verify_data_len(16), else 0xC0). esptool 4.x adds it only for a ROM that supports
+     * encrypted flash; esptool >= 5.2 sends it to stubs too because the new stub accepts both,
+     * but 16 bytes work with either stub. */
+    bool enc = !j->stub && j->chip->rom_begin_enc_word;
     uint32_t size_field;
     switch (ev) {
     case JOB_EV_ENTER:

@@ -582,6 +582,8 @@ static void usage(FILE *f)
         "  --quiet                only the ready and exit events on stdout\n"
         "  --strict-baud          pty: read the host's baud from the pty (Linux), garble on a\n"
         "                         mismatch (default: assume the host follows CHANGE_BAUDRATE)\n"
+        "  --new-stub             the uploaded stub accepts the 20-byte FLASH_BEGIN as\n"
+        "                         esp-flasher-stub does (default: the legacy stub, 16 only)\n"
         "  --help\n",
         sim_chip_names());
 }
@@ -705,6 +707,7 @@ int main(int argc, char **argv)
         O_ENDELAY,
         O_QUIET,
         O_STRICT,
+        O_NEWSTUB,
         O_HELP
     };
     static const struct option opts[] = {
@@ -726,6 +729,7 @@ int main(int argc, char **argv)
         {"en-delay", required_argument, 0, O_ENDELAY},
         {"quiet", no_argument, 0, O_QUIET},
         {"strict-baud", no_argument, 0, O_STRICT},
+        {"new-stub", no_argument, 0, O_NEWSTUB},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -836,6 +840,7 @@ int main(int argc, char **argv)
             break;
         case O_QUIET: sim_ev_quiet = 1; break;
         case O_STRICT: strict_baud = 1; break;
+        case O_NEWSTUB: cfg.new_stub = 1; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -1577,13 +1577,17 @@ static void stub_inflate(sim_dev_t *d, const uint8_t *p, uint32_t n)
 
 static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
-    // 16 bytes; the optional 5th "encrypted" word is accepted (reference §4.2; esptool ≥ v5.2
-    // sends it to every stub). Block size is checked first, exact size used, no erase here.
-    if ((len == 16 || len == 20) && get32(data + 8) > STUB_MAX_BLOCK) {
+    // The legacy stub takes exactly 16 bytes: "data_len == 16 && block size too big" gives
+    // BAD_BLOCKSIZE, anything else goes through verify_data_len(16) || ..., whose `||` answers
+    // a 20-byte BEGIN (the 5th "encrypted" word) with status 1. The new esp-flasher-stub
+    // (--new-stub) accepts 16 or 20 bytes; esptool >= v5.2 sends 20 to every stub, v4.x only
+    // 16 (reference §4.2). Block size is checked first, exact size used, no erase here.
+    size_t max_len = d->cfg.new_stub ? 20 : 16;
+    if ((len == 16 || len == max_len) && get32(data + 8) > STUB_MAX_BLOCK) {
         stub_status(d, op, STUB_EBAD_BLOCKSIZE);
         return;
     }
-    if (len != 16 && len != 20) {
+    if (len != 16 && len != max_len) {
         stub_status(d, op, STUB_EANY);
         return;
     }

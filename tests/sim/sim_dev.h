@@ -43,6 +43,8 @@ typedef struct {
     long f_brownout_after; // -1 = off
     int f_sync_drop;       // SYNC requests ignored after each reset
     int f_no_stub;         // MEM_END with an entry point never answers "OHAI" (chip hangs)
+    // loader variants (docs/SIMULATOR.md)
+    int new_stub; // the stub behaves as esp-flasher-stub where modelled (20-byte FLASH_BEGIN)
 } sim_dev_cfg_t;
 
 typedef struct sim_dev_s sim_dev_t;

@@ -1250,8 +1250,12 @@ def t_stub_write():
                 check(stub_md5(c, 0x10000, len(small)) == hashlib.md5(small).hexdigest(),
                       "%s stub MD5 16 KiB" % chip)
                 img = test_image(100 * 1024 + 12, 2)
-                enc = b"\x00" * 4 if chip != "esp8266" else b""  # 20-byte BEGIN is accepted
-                stub_defl_write(c, 0x21000, img, enc=enc)
+                # the legacy stub refuses the 20-byte BEGIN (verify_data_len(16) || ... → 1)
+                z = zlib.compress(img, 9)
+                nblk = (len(z) + 0x3FFF) // 0x4000
+                check(c.status(0x10, struct.pack("<IIIII", len(img), nblk, 0x4000, 0x21000, 0))
+                      == (1, 0), "%s legacy stub: 20-byte FLASH_DEFL_BEGIN accepted" % chip)
+                stub_defl_write(c, 0x21000, img)
                 ev = sim.wait_event("defl_begin", pred=lambda e: e["offset"] == "0x21000")
                 check(ev["size"] == len(img), "stub BEGIN size is the exact size")
                 check(stub_md5(c, 0x21000, len(img)) == hashlib.md5(img).hexdigest(),
@@ -1288,6 +1292,22 @@ def t_stub_write():
             want[0x40000:0x40000 + len(raw)] = raw
             bad = [i for i in range(0, 1 << 20, 4096) if dump[i:i + 4096] != want[i:i + 4096]]
             check(not bad, "%s: flash dump differs in sectors %s" % (chip, [hex(b) for b in bad]))
+
+
+def t_stub_new_begin():
+    """--new-stub: the 20-byte FLASH_(DEFL_)BEGIN (esptool >= 5.2 sends it to every stub) is
+    accepted as by esp-flasher-stub, and the write lands; the legacy default refuses it."""
+    sim = Sim("--chip", "esp32c3", "--tcp", "0", "--new-stub")
+    try:
+        c = stub_connect(sim, "esp32c3")
+        img = test_image(40 * 1024 + 8, 5)
+        stub_defl_write(c, 0x30000, img, enc=b"\x00" * 4)
+        ev = sim.wait_event("defl_begin", pred=lambda e: e["offset"] == "0x30000")
+        check(ev.get("encrypted") == 0, "20-byte BEGIN: encrypted word %r" % ev.get("encrypted"))
+        check(stub_md5(c, 0x30000, len(img)) == hashlib.md5(img).hexdigest(), "new-stub write")
+        c.check_ok(0x02, struct.pack("<IIIII", 0x4000, 1, 0x4000, 0x50000, 0))
+    finally:
+        sim.stop()
 
 
 def t_stub_erase_read():
@@ -1717,6 +1737,7 @@ TESTS = {
     "new_board": t_new_board,
     "stub_ohai": t_stub_ohai,
     "stub_write": t_stub_write,
+    "stub_new_begin": t_stub_new_begin,
     "stub_erase_read": t_stub_erase_read,
     "stub_deferred": t_stub_deferred,
     "stub_faults": t_stub_faults,

@@ -70,6 +70,7 @@ typedef struct fake_s {
     unsigned mem_ends, ohais, mem_bytes, attaches, erases, md5s;
     uint32_t max_block;                      /* largest FLASH_(DEFL_)DATA payload */
     uint32_t defl_size;                      /* size word of the last FLASH_DEFL_BEGIN */
+    uint32_t begin_len;                      /* data length of the last FLASH_(DEFL_)BEGIN */
     uint32_t baud_new, baud_old;             /* last CHANGE_BAUDRATE words */
     uint32_t baud_first_new, baud_first_old; /* first CHANGE_BAUDRATE words */
     unsigned baud_changes;
@@ -251,6 +252,14 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         return;
     case CMD_FLASH_DEFL_BEGIN:
     case CMD_FLASH_BEGIN:
+        F.begin_len = (uint32_t)(n - 8);
+        /* The legacy stub takes exactly 16 bytes: `error = verify_data_len(command, 16) ||
+         * handle_flash_begin(...)` refuses 20 with status 1 (the `||` turns 0xC0 into 1). The
+         * ESP32 ROM has no 5th word either (reference §4.2). */
+        if (F.begin_len != 16) {
+            fake_reply(op, 0, NULL, 0, 1, F.stub_on ? 0 : 5);
+            return;
+        }
         F.defl_size = cmd_get_le32(f + 8);
         F.wr_ptr = cmd_get_le32(f + 20);
         F.wr_left = F.stub_on ? F.defl_size : FAKE_FLASH - F.wr_ptr;
@@ -861,7 +870,9 @@ static void test_stub_path(void **state)
     assert_int_equal(F.mem_ends, 1);
     assert_int_equal(F.ohais, 1);
     assert_true(path_has(JOB_ST_STUB));
-    /* stub behaviour: no SPI_ATTACH, exact size, 16 KiB blocks, END(1) as barrier, raw MD5 */
+    /* stub behaviour: no SPI_ATTACH, exact size, 16 KiB blocks, END(1) as barrier, raw MD5,
+     * FLASH_DEFL_BEGIN without the 5th word (the legacy stub refuses 20 bytes) */
+    assert_int_equal(F.begin_len, 16);
     assert_int_equal(F.attaches, 0);
     assert_int_equal(F.defl_size, IMG_LEN + 1);
     assert_int_equal(F.max_block, 0x4000);
