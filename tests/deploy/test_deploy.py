@@ -476,12 +476,17 @@ def case_unit(ctx):
         check("espstation" in groups.get("dialout", "").split(","),
               "sysusers: espstation is not in dialout: %r" % groups.get("dialout"))
         if shutil.which("systemd-tmpfiles"):
+            st = os.stat(os.path.join(scratch, "etc/espstation"))
+            check(stat.S_IMODE(st.st_mode) == 0o755 and st.st_uid == 0,
+                  "tmpfiles: /etc/espstation mode %o uid %d, expected 0755 root"
+                  % (stat.S_IMODE(st.st_mode), st.st_uid))
             for sub in ("var/lib/espstation", "var/lib/espstation/images"):
                 st = os.stat(os.path.join(scratch, sub))
                 check(stat.S_IMODE(st.st_mode) == 0o750 and st.st_uid == int(user[0][2]),
                       "tmpfiles: /%s mode %o uid %d, expected 0750 espstation (%s)"
                       % (sub, stat.S_IMODE(st.st_mode), st.st_uid, user[0][2]))
-        print("unit: sysusers.d created espstation in dialout; tmpfiles.d its state directory")
+        print("unit: sysusers.d created espstation in dialout; tmpfiles.d /etc/espstation and "
+              "the state directory")
 
 
 # udev rule syntax, as udev(7) defines it: KEY[{attr}] OP "value", comma separated.
