@@ -326,13 +326,14 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
                  store_errmsg(m->store));
     else if (m->cbs.result_cb)
         m->cbs.result_cb(m, s->idx, s->uuid, seq, r);
+    est_class_t cls = r->error_class; /* r lives in the job: not after job_free */
     job_free(j);
     s->job = NULL;
     s->uuid[0] = 0;
     s->stage = JOB_ST_IDLE;
     if (retry && rc == 0) {
         slot_log(s, JOB_LOG_WARN, "attempt %u of %u failed (%s): trying the board again",
-                 s->attempt, s->recipe->attempts, est_class_name(r->error_class));
+                 s->attempt, s->recipe->attempts, est_class_name(cls));
         uv_timer_start(&s->timer, slot_retry_cb, RETRY_DELAY_MS, 0);
         slot_notify(s); /* observers see `retrying` */
         return;
