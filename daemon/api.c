@@ -515,6 +515,7 @@ typedef struct api_route_s {
     }
 static const api_route_t api_routes[] = {
     {R("api", "v1", "station"), M_GET, AUTH_PERM_READ, 0, api__get_station},
+    {R("api", "v1", "auth"), M_GET, AUTH_PERM_NONE, 0, api__get_auth},
     {R("api", "v1", "slots"), M_GET, AUTH_PERM_READ, 0, api__get_slots},
     {R("api", "v1", "slots", "*"), M_GET, AUTH_PERM_READ, 0, api__get_slot},
     {R("api", "v1", "slots", "*", "start"), M_POST, AUTH_PERM_OPERATE, 1, api__post_start},
@@ -552,6 +553,7 @@ static bool api_route_matches(const api_route_t *rt, const api_ctx_t *c)
 static bool api_authorize(api_ctx_t *c, auth_perm_t perm)
 {
     const api_t *a = c->a;
+    if (perm == AUTH_PERM_NONE) return true;
     if (perm == AUTH_PERM_READ && !a->o.cfg->http.read_token) return true;
     if (!a->o.auth) {
         api__problem(c->resp, 403, "forbidden",

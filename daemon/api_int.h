@@ -96,6 +96,7 @@ void api__count_add(api_t *a, const char *slot, const char *result, uint64_t n);
 
 /* ---- endpoints ---- */
 void api__get_station(api_ctx_t *c);
+void api__get_auth(api_ctx_t *c);
 void api__get_slots(api_ctx_t *c);
 void api__get_slot(api_ctx_t *c);
 void api__get_jobs(api_ctx_t *c);

@@ -226,6 +226,13 @@ cJSON *api__slot_json(api_t *a, size_t i)
                           v.state == SLOT_ST_WAITING || v.state == SLOT_ST_PROBING ||
                               v.state == SLOT_ST_RUNNING);
     cJSON_AddItemToObject(o, "actions", x);
+    /* retry policy: the attempt of the current / last job of the allowed number */
+    if (v.attempt)
+        cJSON_AddNumberToObject(o, "attempt", v.attempt);
+    else
+        cJSON_AddNullToObject(o, "attempt");
+    cJSON_AddNumberToObject(o, "attempts", v.attempts ? v.attempts : 1);
+    cJSON_AddBoolToObject(o, "retrying", v.retrying);
     return o;
 }
 
@@ -269,6 +276,35 @@ cJSON *api__station_json(api_t *a)
 void api__get_station(api_ctx_t *c)
 {
     api__json(c->resp, 200, api__station_json(c->a));
+}
+
+/* What the caller's token may do, so that a dashboard can show the right controls without
+ * trying a change. An Authorization header with a token the file does not list is a 401: a
+ * sign-in with a mistyped token must fail visibly. */
+void api__get_auth(api_ctx_t *c)
+{
+    const api_t *a = c->a;
+    cJSON *o, *may;
+    bool read;
+    if (c->req->authorization && c->role == AUTH_ROLE_NONE) {
+        api__problem(c->resp, 401, "unauthorized", "unknown token");
+        return;
+    }
+    read = !a->o.cfg->http.read_token || auth_allows(c->role, AUTH_PERM_READ);
+    o = cJSON_CreateObject();
+    if (c->role == AUTH_ROLE_NONE)
+        cJSON_AddNullToObject(o, "role");
+    else
+        cJSON_AddStringToObject(o, "role", auth_role_name(c->role));
+    cJSON_AddStringToObject(o, "read_access", a->o.cfg->http.read_token ? "token" : "open");
+    cJSON_AddBoolToObject(o, "tokens_configured", a->o.auth != NULL);
+    may = cJSON_AddObjectToObject(o, "may");
+    cJSON_AddBoolToObject(may, "read", read);
+    cJSON_AddBoolToObject(may, "export", a->o.auth && auth_allows(c->role, AUTH_PERM_EXPORT));
+    cJSON_AddBoolToObject(may, "operate", a->o.auth && auth_allows(c->role, AUTH_PERM_OPERATE));
+    cJSON_AddBoolToObject(may, "engineer",
+                          a->o.auth && auth_allows(c->role, AUTH_PERM_ENGINEER));
+    api__json(c->resp, 200, o);
 }
 
 void api__get_slots(api_ctx_t *c)

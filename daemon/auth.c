@@ -40,6 +40,7 @@ const char *auth_role_name(auth_role_t role)
 bool auth_allows(auth_role_t role, auth_perm_t perm)
 {
     switch (perm) {
+    case AUTH_PERM_NONE: return true;
     case AUTH_PERM_READ: return role != AUTH_ROLE_NONE;
     case AUTH_PERM_EXPORT:
         return role == AUTH_ROLE_MES || role == AUTH_ROLE_OPERATOR || role == AUTH_ROLE_ENGINEER;

@@ -25,6 +25,7 @@ typedef enum {
 
 /* What a request needs (docs/API.md's role table). */
 typedef enum {
+    AUTH_PERM_NONE,     /* GET /api/v1/auth: anyone (it says what the caller's token may do) */
     AUTH_PERM_READ,     /* every GET: any role */
     AUTH_PERM_EXPORT,   /* GET /api/v1/jobs.csv: every role but viewer */
     AUTH_PERM_OPERATE,  /* start / cancel: operator, engineer */

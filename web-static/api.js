@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // api.js — the dashboard's HTTP client: JSON requests to /api/v1 with the bearer token (kept in
 // sessionStorage for this browser tab only), RFC 9457 problem responses turned into errors
-// with the daemon's own words, and the probe that finds the token's role.
+// with the daemon's own words, and the lookup of the token's role (GET /api/v1/auth).
 // Must not: touch the DOM; store the token anywhere but sessionStorage.
 
 const TOKEN_KEY = 'espstation.token';
@@ -105,32 +105,12 @@ export function q(params) {
     return s ? `?${s}` : '';
 }
 
-// A name that can never be a slot (slot names are letters, digits, '-', '_', '.'), used to ask
-// the daemon whether a token may do something without doing it: the role check comes before
-// the slot lookup, so an allowed token gets 404 and a too-low one 403 (docs/API.md roles).
-const PROBE_SLOT = encodeURIComponent('~role-probe~');
-
-async function allowed(method, path, token, body) {
-    try {
-        await request(method, path, { token, body });
-        return true;
-    } catch (e) {
-        if (!(e instanceof ApiError)) throw e;
-        if (e.status === 401) throw e;
-        if (e.status === 403) return false;
-        return true; // 404 / 400 / 409 / 422: past the role check
-    }
-}
-
 /**
- * The role of a token: 'engineer', 'operator', 'mes' or 'viewer'. Throws ApiError 401 for an
- * unknown token, TypeError when the station cannot be reached.
+ * The role of a token: 'engineer', 'operator', 'mes' or 'viewer', from GET /api/v1/auth (which
+ * changes nothing). Throws ApiError 401 for an unknown token, TypeError when the station cannot
+ * be reached.
  */
 export async function probeRole(token) {
-    if (await allowed('PUT', `/api/v1/slots/${PROBE_SLOT}/recipe`, token, { hash: null })) {
-        return 'engineer';
-    }
-    if (await allowed('POST', `/api/v1/slots/${PROBE_SLOT}/start`, token)) return 'operator';
-    if (await allowed('GET', '/api/v1/jobs.csv?limit=1', token)) return 'mes';
-    return 'viewer';
+    const me = await request('GET', '/api/v1/auth', { token });
+    return me.role || 'viewer';
 }

@@ -1533,6 +1533,8 @@ def expected_status(need, who, read_access, ok):
     chosen from the daemon's behaviour)."""
     if need == "static":  # "always open so the page can load and ask for a token"
         return (ok,), None
+    if need == "auth":  # "open to everyone; a token the file does not list: 401"
+        return ((401,), None) if who == "wrong" else ((ok,), None)
     if need in ("operator", "engineer"):  # "Writes always need a token of the right role"
         if who in ("none", "wrong"):
             return (401,), None
@@ -1573,6 +1575,7 @@ def role_matrix(ctx, read_access):
     # their answer does not depend on the order of the matrix (nothing changes state).
     endpoints = [
         ("GET", "/api/v1/station", None, "read", 200),
+        ("GET", "/api/v1/auth", None, "auth", 200),
         ("GET", "/api/v1/slots", None, "read", 200),
         ("GET", "/api/v1/slots/A1", None, "read", 200),
         ("GET", "/api/v1/jobs", None, "read", 200),
@@ -1626,6 +1629,17 @@ def role_matrix(ctx, read_access):
                     if wa.replace(" ", "") != 'Bearerrealm="espstation"':
                         bad.append("%s %s as %s: WWW-Authenticate %r, docs: Bearer "
                                    "realm=\"espstation\"" % (method, path, who, wa))
+    # GET /api/v1/auth says what each role may do (docs/API.md's role table)
+    may = {"none": (read_access == "open", False, False, False),
+           "viewer": (True, False, False, False), "mes": (True, True, False, False),
+           "operator": (True, True, True, False), "engineer": (True, True, True, True)}
+    for who, want in may.items():
+        c = s.client(token=s.tokens[who]) if who != "none" else s.client()
+        got = c.ok("GET", "/api/v1/auth")
+        m = got["may"]
+        if (got["role"] != (None if who == "none" else who) or
+                (m["read"], m["export"], m["operate"], m["engineer"]) != want):
+            bad.append("GET /api/v1/auth as %s: %r, docs: role %s may %r" % (who, got, who, want))
     for line in table:
         ctx.log(line)
     for n in notes:
