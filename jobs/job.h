@@ -25,7 +25,7 @@
     XX(RESET, "reset", 0, 0, "drive DTR/RTS to reset into the ROM bootloader (timer steps)")       \
     XX(SYNC, "sync", 100, 4, "SYNC until the ROM answers: per attempt 5 tries of 100 ms")          \
     XX(DETECT, "detect", 3000, 1, "GET_SECURITY_INFO (chip ID), else READ_REG of the magic word")  \
-    XX(READ_EFUSE, "read_efuse", 3000, 1, "READ_REG the MAC and revision eFuse words")             \
+    XX(READ_EFUSE, "read_efuse", 3000, 1, "MAC, revision eFuse words; USB console; watchdogs off") \
     XX(STUB, "stub", 3000, 0, "upload the flasher stub (MEM_BEGIN/DATA/END), wait for OHAI")       \
     XX(BAUD, "baud", 3000, 0, "CHANGE_BAUDRATE, then check the link; lower rates if it fails")     \
     XX(ATTACH, "attach", 3000, 1, "SPI_ATTACH (ROM only); on the ESP8266 ROM FLASH_BEGIN(0,0)")    \

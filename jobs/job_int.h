@@ -129,6 +129,12 @@ struct job_s {
     uint8_t status_len;
     bool stub;            /* the flasher stub answers (uploaded, or found running at sync) */
     bool sync_zero;       /* the SYNC reply's value was 0: a stub is already running (§4.2) */
+    bool usb_otg;         /* the ROM talks over native USB-OTG (UARTDEV_BUF_NO, §4.3) */
+    bool usb_jtag;        /* ... over USB-Serial/JTAG (§14.10) */
+    uint32_t ram_block;   /* MEM_DATA block for this job (0x800 on USB-OTG) */
+    uint32_t stub_block;  /* stub FLASH_(DEFL_)DATA block for this job (0x800 on USB-OTG) */
+    chip_wdt_step_t wdt[CHIP_WDT_MAX_STEPS]; /* watchdog disable program (READ_EFUSE) */
+    size_t n_wdt;
 
     /* STUB: upload */
     const stub_t *stub_img; /* cache reference while uploading */

@@ -567,17 +567,116 @@ static void st_detect(job_t *j, job_event_t ev)
     }
 }
 
-/* READ_EFUSE sub-steps: step < n_regs reads reg_addrs[step]; phase in j->polls (0 MAC, 1 rev). */
+/* READ_EFUSE phases (in j->polls): 0 MAC words, 1 revision words (step < n_regs reads
+ * reg_addrs[step]); 2 the ROM's console variable UARTDEV_BUF_NO; 3 the watchdog program (step
+ * indexes j->wdt; a set-bits step is a READ_REG, then a WRITE_REG). */
+enum { EFUSE_MAC, EFUSE_REV, EFUSE_CONSOLE, EFUSE_WDT };
+
+static void job_efuse_done(job_t *j)
+{
+    job_prefetch_images(j);
+    job_enter(j, JOB_ST_STUB);
+}
+
+static void job_wdt_next(job_t *j)
+{
+    const chip_wdt_step_t *w;
+    if (j->step >= j->n_wdt) {
+        job__log(j, JOB_LOG_INFO,
+                 "ROM console on USB-Serial/JTAG: RTC watchdog off, super watchdog fed "
+                 "automatically (the ROM does not feed them there)");
+        job_efuse_done(j);
+        return;
+    }
+    w = &j->wdt[j->step];
+    if (w->set_bits)
+        job_read_reg(j, w->addr); /* then old | value, as esptool's read-modify-write */
+    else
+        job_write_reg(j, w->addr, w->value);
+}
+
+/* After the eFuse words: which port the ROM talks on. USB-OTG limits blocks to 0x800 bytes
+ * (§4.3); USB-Serial/JTAG leaves the RTC and super watchdogs running in ROM mode, so esptool
+ * turns them off right after connecting unless a stub already runs (§14.10, _post_connect()).
+ * Decided per job from the chip itself, as esptool does: no VID:PID guessing. */
+static void job_console_check(job_t *j)
+{
+    chip_console_t k;
+    j->usb_otg = j->usb_jtag = false;
+    j->ram_block = j->chip->ram_block;
+    j->stub_block = j->chip->stub_flash_block;
+    if (!chip_console(j->chip, j->rep.chip_rev, &k)) {
+        job_efuse_done(j);
+        return;
+    }
+    j->polls = EFUSE_CONSOLE;
+    j->step = 0;
+    job_read_reg(j, k.buf_no_addr);
+}
+
+static void job_console_decide(job_t *j, uint32_t value)
+{
+    chip_console_t k;
+    unsigned no = value & 0xFF; /* esptool: read_reg(UARTDEV_BUF_NO) & 0xFF */
+    chip_console(j->chip, j->rep.chip_rev, &k);
+    j->usb_otg = k.otg_value >= 0 && no == (unsigned)k.otg_value;
+    j->usb_jtag = k.jtag_value >= 0 && no == (unsigned)k.jtag_value;
+    if (j->usb_otg) {
+        j->ram_block = CHIP_USB_OTG_BLOCK;
+        j->stub_block = CHIP_USB_OTG_BLOCK;
+        job__log(j, JOB_LOG_INFO,
+                 "ROM console on native USB-OTG: 0x%x-byte blocks for the stub upload and stub "
+                 "writes",
+                 CHIP_USB_OTG_BLOCK);
+    }
+    if (j->usb_jtag && !j->sync_zero) {
+        j->n_wdt = chip_wdt_disable_steps(j->chip, j->wdt);
+        if (j->n_wdt) {
+            j->polls = EFUSE_WDT;
+            j->step = 0;
+            job_wdt_next(j);
+            return;
+        }
+    }
+    job_efuse_done(j);
+}
+
 static void st_read_efuse(job_t *j, job_event_t ev)
 {
     switch (ev) {
     case JOB_EV_ENTER:
-        j->polls = 0;
+        j->polls = EFUSE_MAC;
         j->n_regs = chip_mac_regs(j->chip, j->reg_addrs);
         j->step = 0;
         job_read_reg(j, j->reg_addrs[0]);
         return;
     case JOB_EV_RESP:
+        if (j->polls == EFUSE_CONSOLE) {
+            if (j->resp.status != 0) {
+                job__log(j, JOB_LOG_WARN,
+                         "the ROM refused to read its console variable: assuming a UART");
+                job_efuse_done(j);
+                return;
+            }
+            job_console_decide(j, j->resp.value);
+            return;
+        }
+        if (j->polls == EFUSE_WDT) {
+            if (j->resp.status != 0) {
+                job__log(j, JOB_LOG_WARN,
+                         "the ROM refused a watchdog register access: the watchdogs stay on "
+                         "(a long ROM-mode job may be reset)");
+                job_efuse_done(j);
+                return;
+            }
+            if (j->wdt[j->step].set_bits && j->expect_op == CMD_READ_REG) {
+                job_write_reg(j, j->wdt[j->step].addr, j->resp.value | j->wdt[j->step].value);
+                return;
+            }
+            j->step++;
+            job_wdt_next(j);
+            return;
+        }
         if (j->resp.status != 0) {
             job_nak(j, "of an eFuse word");
             return;
@@ -587,7 +686,7 @@ static void st_read_efuse(job_t *j, job_event_t ev)
             job_read_reg(j, j->reg_addrs[j->step]);
             return;
         }
-        if (j->polls == 0) {
+        if (j->polls == EFUSE_MAC) {
             char m[18];
             if (chip_mac_decode(j->chip, j->regs, j->rep.mac) == 0) {
                 j->rep.have_mac = true;
@@ -595,7 +694,7 @@ static void st_read_efuse(job_t *j, job_event_t ev)
             } else {
                 job__log(j, JOB_LOG_WARN, "MAC eFuse words have an unknown OUI; MAC not recorded");
             }
-            j->polls = 1;
+            j->polls = EFUSE_REV;
             j->n_regs = chip_rev_regs(j->chip, j->reg_addrs);
             j->step = 0;
             if (j->n_regs > 0) {
@@ -606,8 +705,7 @@ static void st_read_efuse(job_t *j, job_event_t ev)
         j->rep.chip_rev = chip_rev_decode(j->chip, j->regs);
         job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100,
                  j->rep.chip_rev % 100);
-        job_prefetch_images(j);
-        job_enter(j, JOB_ST_STUB);
+        job_console_check(j);
         return;
     case JOB_EV_TIMEOUT: job_regs_timeout(j, "eFuse read"); return;
     case JOB_EV_WORK_DONE:
@@ -663,7 +761,7 @@ static void job_stub_next_segment(job_t *j)
     const uint8_t *d = j->seg == 0 ? s->text : s->data;
     size_t n = j->seg == 0 ? s->text_len : s->data_len;
     uint32_t addr = j->seg == 0 ? s->text_start : s->data_start;
-    uint32_t bs = j->chip->ram_block;
+    uint32_t bs = j->ram_block; /* 0x1800, 0x800 over USB-OTG (§4.3) */
     if (j->seg > 1 || !d) {
         /* MEM_END(0, entry): the ROM may jump before it answers, so the reply is optional;
          * the stub then greets with a bare "OHAI" frame. Raw mode sees both. */
@@ -686,7 +784,7 @@ static void job_stub_send_block(job_t *j)
     const stub_t *s = j->stub_img;
     const uint8_t *d = j->seg == 0 ? s->text : s->data;
     size_t n = j->seg == 0 ? s->text_len : s->data_len;
-    size_t bs = j->chip->ram_block, off = (size_t)j->mem_seq * bs;
+    size_t bs = j->ram_block, off = (size_t)j->mem_seq * bs;
     j->step = 1;
     j->req_len = cmd_build_data(j->req, sizeof j->req, CMD_MEM_DATA, j->mem_seq, d + off,
                                 n - off < bs ? n - off : bs);
@@ -1430,7 +1528,8 @@ static void st_prepare(job_t *j, job_event_t ev)
             return;
         }
         j->defl = j->plan->compress && (j->stub || j->chip->rom_defl);
-        j->block_size = j->stub ? j->chip->stub_flash_block : j->chip->rom_flash_block;
+        /* USB-OTG: 0x800 for stub writes as esptool's stub class does (§4.3) */
+        j->block_size = j->stub ? j->stub_block : j->chip->rom_flash_block;
         if (p->no_patch &&
             (p->params.mode >= 0 || p->params.size_code >= 0 || p->params.freq_code >= 0))
             job__log(j, JOB_LOG_WARN,

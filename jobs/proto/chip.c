@@ -619,3 +619,79 @@ size_t chip_spi_cmd_steps(const chip_info_t *c, uint8_t opcode, unsigned read_bi
 #undef STEP
     return n;
 }
+
+/* ---- console port and watchdogs (§4.3, §14.10) ------------------------------------------- */
+
+/* UARTDEV_BUF_NO addresses and values as esptool's target classes list them (uses_usb_otg(),
+ * uses_usb_jtag_serial()); ESP32-P4: .bss UartDev at 0x4FF3FEB0 below v3.00, 0x4FFBFEB0 from
+ * v3.00 on, buff_uart_no at +24. */
+bool chip_console(const chip_info_t *c, unsigned rev, chip_console_t *out)
+{
+    chip_console_t k = {0, -1, -1};
+    if (!c) return false;
+    switch (c->id) {
+    case CHIP_ESP32S2: k = (chip_console_t){0x3FFFFD14, 2, -1}; break;
+    case CHIP_ESP32S3: k = (chip_console_t){0x3FCEF14C, 3, 4}; break;
+    case CHIP_ESP32C3: k = (chip_console_t){0x3FCDF07C, -1, 3}; break;
+    case CHIP_ESP32C6: k = (chip_console_t){0x4087F580, -1, 3}; break;
+    case CHIP_ESP32H2: k = (chip_console_t){0x4084FEFC, -1, 3}; break;
+    case CHIP_ESP32C5: k = (chip_console_t){0x4085F51C, -1, 3}; break;
+    case CHIP_ESP32P4: k = (chip_console_t){(rev < 300 ? 0x4FF3FEB0u : 0x4FFBFEB0u) + 24, 5, 6}; break;
+    case CHIP_ESP8266:
+    case CHIP_ESP32:
+    case CHIP_ESP32C2:
+    case CHIP__COUNT:
+    case CHIP_UNKNOWN: break;
+    }
+    if (out) *out = k;
+    return k.buf_no_addr != 0;
+}
+
+#define CHIP__WDT_KEY 0x50D83AA1u     /* RTC / LP watchdog write-protect key */
+#define CHIP__SWD_KEY_RTC 0x8F1D312Au /* super watchdog key on the RTC_CNTL chips (C3, S3) */
+
+/* esptool's order: unlock, RTC WDT config 0 = off, lock; unlock the super watchdog, set its
+ * auto-feed bit, lock. Register offsets per chip from esptool (ESP32-H2's LP_WDT block has the
+ * protect and SWD registers one word further than C6/C5/P4). */
+size_t chip_wdt_disable_steps(const chip_info_t *c, chip_wdt_step_t steps[CHIP_WDT_MAX_STEPS])
+{
+    uint32_t wprot, cfg0, swd_prot, swd_conf, swd_bit, swd_key;
+    if (!c) return 0;
+    switch (c->id) {
+    case CHIP_ESP32C3: /* RTC_CNTL at 0x60008000 */
+        cfg0 = 0x60008090, wprot = 0x600080A8, swd_conf = 0x600080AC, swd_prot = 0x600080B0;
+        swd_bit = 1u << 31, swd_key = CHIP__SWD_KEY_RTC;
+        break;
+    case CHIP_ESP32S3:
+        cfg0 = 0x60008098, wprot = 0x600080B0, swd_conf = 0x600080B4, swd_prot = 0x600080B8;
+        swd_bit = 1u << 31, swd_key = CHIP__SWD_KEY_RTC;
+        break;
+    case CHIP_ESP32C6:
+    case CHIP_ESP32C5: /* LP_WDT at 0x600B1C00 (the C5 class inherits the C6 values) */
+        cfg0 = 0x600B1C00, wprot = 0x600B1C18, swd_conf = 0x600B1C1C, swd_prot = 0x600B1C20;
+        swd_bit = 1u << 18, swd_key = CHIP__WDT_KEY;
+        break;
+    case CHIP_ESP32H2:
+        cfg0 = 0x600B1C00, wprot = 0x600B1C1C, swd_conf = 0x600B1C20, swd_prot = 0x600B1C24;
+        swd_bit = 1u << 18, swd_key = CHIP__WDT_KEY;
+        break;
+    case CHIP_ESP32P4: /* LP_WDT at 0x50116000 */
+        cfg0 = 0x50116000, wprot = 0x50116018, swd_conf = 0x5011601C, swd_prot = 0x50116020;
+        swd_bit = 1u << 18, swd_key = CHIP__WDT_KEY;
+        break;
+    case CHIP_ESP8266:
+    case CHIP_ESP32:
+    case CHIP_ESP32S2:
+    case CHIP_ESP32C2:
+    case CHIP__COUNT:
+    case CHIP_UNKNOWN:
+    default: return 0;
+    }
+    steps[0] = (chip_wdt_step_t){wprot, CHIP__WDT_KEY, false};
+    steps[1] = (chip_wdt_step_t){cfg0, 0, false};
+    steps[2] = (chip_wdt_step_t){wprot, 0, false};
+    steps[3] = (chip_wdt_step_t){swd_prot, swd_key, false};
+    steps[4] = (chip_wdt_step_t){swd_conf, swd_bit, true};
+    steps[5] = (chip_wdt_step_t){swd_prot, 0, false};
+    return 6;
+}

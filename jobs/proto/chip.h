@@ -131,4 +131,33 @@ typedef struct chip_spi_step_s {
 size_t chip_spi_cmd_steps(const chip_info_t *c, uint8_t opcode, unsigned read_bits,
                           chip_spi_step_t steps[CHIP_SPI_MAX_STEPS]);
 
+/* ---- the ROM's console port: UART, native USB-OTG or USB-Serial/JTAG (reference §4.3,
+ * §14.10) ---- */
+
+/* The ROM keeps the number of the port it talks on in a .bss variable (UARTDEV_BUF_NO); the
+ * low byte read with READ_REG tells UART from USB. */
+typedef struct chip_console_s {
+    uint32_t buf_no_addr; /* 0: the chip has no USB console */
+    int otg_value;        /* value meaning native USB-OTG (S2, S3, P4), -1 none */
+    int jtag_value;       /* value meaning USB-Serial/JTAG (S3, C3, C6, H2, C5, P4), -1 none */
+} chip_console_t;
+/* The variable for `c` at revision `rev` (ESP32-P4 moved it at v3.00). Returns false for chips
+ * without a USB console (ESP8266, ESP32, ESP32-C2). */
+bool chip_console(const chip_info_t *c, unsigned rev, chip_console_t *out);
+
+/* Block sizes over native USB-OTG: the ROM's CDC buffer takes at most 0x800 bytes, for RAM
+ * downloads and (as esptool does for the stub) flash writes (§4.3). */
+#define CHIP_USB_OTG_BLOCK 0x800u
+
+/* Disabling the RTC watchdog and making the super watchdog feed itself, which the ROM does not
+ * do over USB-Serial/JTAG (§14.10; esptool disable_watchdogs()). A step writes `value` to
+ * `addr`, or with `set_bits` reads `addr` and writes it back with `value` ORed in. */
+typedef struct chip_wdt_step_s {
+    uint32_t addr, value;
+    bool set_bits;
+} chip_wdt_step_t;
+#define CHIP_WDT_MAX_STEPS 6
+/* Returns the number of steps, 0 for chips without USB-Serial/JTAG. */
+size_t chip_wdt_disable_steps(const chip_info_t *c, chip_wdt_step_t steps[CHIP_WDT_MAX_STEPS]);
+
 #endif

@@ -584,6 +584,9 @@ static void usage(FILE *f)
         "                         mismatch (default: assume the host follows CHANGE_BAUDRATE)\n"
         "  --new-stub             the uploaded stub accepts the 20-byte FLASH_BEGIN as\n"
         "                         esp-flasher-stub does (default: the legacy stub, 16 only)\n"
+        "  --usb-otg              the host talks to the ROM over native USB-OTG (S2, S3):\n"
+        "                         reported in UARTDEV_BUF_NO, blocks > 0x800 bytes refused\n"
+        "  --usb-serial-jtag      ... over USB-Serial/JTAG (S3, C3, C6, H2): reported only\n"
         "  --help\n",
         sim_chip_names());
 }
@@ -708,6 +711,8 @@ int main(int argc, char **argv)
         O_QUIET,
         O_STRICT,
         O_NEWSTUB,
+        O_USBOTG,
+        O_USBJTAG,
         O_HELP
     };
     static const struct option opts[] = {
@@ -730,6 +735,8 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, O_QUIET},
         {"strict-baud", no_argument, 0, O_STRICT},
         {"new-stub", no_argument, 0, O_NEWSTUB},
+        {"usb-otg", no_argument, 0, O_USBOTG},
+        {"usb-serial-jtag", no_argument, 0, O_USBJTAG},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -841,12 +848,22 @@ int main(int argc, char **argv)
         case O_QUIET: sim_ev_quiet = 1; break;
         case O_STRICT: strict_baud = 1; break;
         case O_NEWSTUB: cfg.new_stub = 1; break;
+        case O_USBOTG: cfg.usb_otg = 1; break;
+        case O_USBJTAG: cfg.usb_jtag = 1; break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (!cfg.chip || ntransport != 1 || optind != argc || (strict_baud && kind != T_PTY)) {
         usage(stderr);
+        return 2;
+    }
+    if (((cfg.usb_otg || cfg.usb_jtag) && !cfg.chip->usb_buf_no) ||
+        (cfg.usb_otg && cfg.chip->usb_otg_no < 0) || (cfg.usb_jtag && cfg.chip->usb_jtag_no < 0) ||
+        (cfg.usb_otg && cfg.usb_jtag)) {
+        fprintf(stderr, "espsim: %s has no %s console\n", cfg.chip->display,
+                cfg.usb_otg && cfg.usb_jtag ? "second USB" : cfg.usb_otg ? "USB-OTG"
+                                                                    : "USB-Serial/JTAG");
         return 2;
     }
     if (cfg.rev_major < 0) {

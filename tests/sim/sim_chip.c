@@ -115,6 +115,10 @@ static const sim_chip_t chips[] = {
         .rst_brownout = "rst:0xf (BROWN_OUT_RST),",
         .boot_download = "boot:0x0 (DOWNLOAD(USB/UART0/1))\r\nwaiting for download\r\n",
         .boot_flash = "boot:0x8 (SPI_FAST_FLASH_BOOT)\r\n",
+        // ROM .bss UARTDEV_BUF_NO and its USB values (esptool uses_usb_otg/_jtag_serial)
+        .usb_buf_no = 0x3FFFFD14,
+        .usb_otg_no = 2,
+        .usb_jtag_no = -1,
     },
     {
         .name = "esp32s3",
@@ -151,6 +155,10 @@ static const sim_chip_t chips[] = {
         .rst_brownout = "rst:0xf (BROWN_OUT_RST),",
         .boot_download = "boot:0x23 (DOWNLOAD(USB/UART0))\r\nwaiting for download\r\n",
         .boot_flash = "boot:0x8 (SPI_FAST_FLASH_BOOT)\r\n",
+        // ROM .bss UARTDEV_BUF_NO and its USB values (esptool uses_usb_otg/_jtag_serial)
+        .usb_buf_no = 0x3FCEF14C,
+        .usb_otg_no = 3,
+        .usb_jtag_no = 4,
     },
     {
         .name = "esp32c2",
@@ -223,6 +231,10 @@ static const sim_chip_t chips[] = {
         .rst_brownout = "rst:0xf (BROWNOUT_RST),",
         .boot_download = "boot:0x5 (DOWNLOAD(USB/UART0/1))\r\nwaiting for download\r\n",
         .boot_flash = "boot:0xc (SPI_FAST_FLASH_BOOT)\r\n",
+        // ROM .bss UARTDEV_BUF_NO and its USB values (esptool uses_usb_otg/_jtag_serial)
+        .usb_buf_no = 0x3FCDF07C,
+        .usb_otg_no = -1,
+        .usb_jtag_no = 3,
     },
     {
         .name = "esp32c6",
@@ -261,6 +273,10 @@ static const sim_chip_t chips[] = {
         .boot_download = "boot:0x4 (DOWNLOAD(USB/UART0/SDIO_FEI_FEO))\r\n"
                          "waiting for download\r\n",
         .boot_flash = "boot:0xc (SPI_FAST_FLASH_BOOT)\r\n",
+        // ROM .bss UARTDEV_BUF_NO and its USB values (esptool uses_usb_otg/_jtag_serial)
+        .usb_buf_no = 0x4087F580,
+        .usb_otg_no = -1,
+        .usb_jtag_no = 3,
     },
     {
         .name = "esp32h2",
@@ -298,6 +314,10 @@ static const sim_chip_t chips[] = {
         .rst_brownout = "rst:0xf (BROWNOUT_RST),",
         .boot_download = "boot:0x4 (DOWNLOAD(USB/UART0))\r\nwaiting for download\r\n",
         .boot_flash = "boot:0xc (SPI_FAST_FLASH_BOOT)\r\n",
+        // ROM .bss UARTDEV_BUF_NO and its USB values (esptool uses_usb_otg/_jtag_serial)
+        .usb_buf_no = 0x4084FEFC,
+        .usb_otg_no = -1,
+        .usb_jtag_no = 3,
     },
 };
 

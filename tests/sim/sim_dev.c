@@ -127,6 +127,7 @@ typedef struct {
 #define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
 #define STUB_FLASH_SIZE (16u * 1024u * 1024u) // legacy stub: SPIParamCfg(FLASH_MAX_SIZE) at start
 #define STUB_MAX_BLOCK 0x4000u                // legacy stub MAX_WRITE_BLOCK (reference §4.3)
+#define USB_OTG_MAX_BLOCK 0x800u              // esptool USB_RAM_BLOCK (reference §4.3)
 
 struct sim_dev_s {
     sim_dev_cfg_t cfg;
@@ -457,6 +458,8 @@ static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
     uint32_t v = 0;
     if (addr == 0x40001000) return c->magic;
     if (addr == c->uart_clkdiv_reg) return uart_clkdiv(d);
+    if (c->usb_buf_no && addr == c->usb_buf_no) // the ROM's console number (reference §4.3)
+        return (uint32_t)(d->cfg.usb_otg ? c->usb_otg_no : d->cfg.usb_jtag ? c->usb_jtag_no : 0);
     if (c->fam == SIM_FAM_8266) {
         // OTP MAC words and OUI rules (reference §6, esptool ESP8266ROM.read_mac)
         int oui_fe34 = m[0] == 0x18 && m[1] == 0xFE && m[2] == 0x34;
@@ -2056,6 +2059,22 @@ static void dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
                 send_raw_reply(d, op, 0, NULL, 0, 1, (uint8_t)d->cfg.naks[i].code);
             goto done;
         }
+    }
+    if (d->cfg.usb_otg && (op == OP_MEM_DATA || op == OP_FLASH_DATA || op == OP_FLASH_DEFL_DATA) &&
+        len >= 16 && get32(data) > USB_OTG_MAX_BLOCK) {
+        // Native USB-OTG: the ROM's CDC buffer holds 0x800 bytes (esptool's USB_RAM_BLOCK,
+        // reference §4.3). Real chips tend to stall; the simulator refuses the block at once
+        // (ROM 0x05, stub 0xC0) so that a host sending big blocks fails fast and visibly.
+        sim_ev_t e;
+        sim_ev_begin(&e, "usb_block_refused");
+        sim_ev_str(&e, "name", op_name(op));
+        sim_ev_num(&e, "size", get32(data));
+        sim_ev_end(&e);
+        if (d->loader == LOADER_STUB)
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+        else
+            reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
+        goto done;
     }
     if (d->loader == LOADER_STUB) {
         stub_exec(d, op, data, len, chk);

@@ -45,6 +45,9 @@ typedef struct {
     int f_no_stub;         // MEM_END with an entry point never answers "OHAI" (chip hangs)
     // loader variants (docs/SIMULATOR.md)
     int new_stub; // the stub behaves as esp-flasher-stub where modelled (20-byte FLASH_BEGIN)
+    // the host reaches the ROM over its native USB (docs/SIMULATOR.md): 0 UART, else the chip's
+    // usb_otg_no / usb_jtag_no is reported in UARTDEV_BUF_NO; USB-OTG refuses > 0x800-byte blocks
+    int usb_otg, usb_jtag;
 } sim_dev_cfg_t;
 
 typedef struct sim_dev_s sim_dev_t;

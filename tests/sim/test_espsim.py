@@ -1310,6 +1310,34 @@ def t_stub_new_begin():
         sim.stop()
 
 
+def t_usb_console():
+    """--usb-otg / --usb-serial-jtag: the ROM's UARTDEV_BUF_NO says which port it talks on
+    (esptool: S2 2, S3 3 = USB-OTG, S3 4 / C3 3 = USB-Serial/JTAG, else UART); over USB-OTG
+    blocks above 0x800 bytes are refused, by the ROM and by the stub."""
+    for chip, addr, args, want in (("esp32s3", 0x3FCEF14C, (), 0),
+                                   ("esp32s3", 0x3FCEF14C, ("--usb-otg",), 3),
+                                   ("esp32s3", 0x3FCEF14C, ("--usb-serial-jtag",), 4),
+                                   ("esp32s2", 0x3FFFFD14, ("--usb-otg",), 2),
+                                   ("esp32c3", 0x3FCDF07C, ("--usb-serial-jtag",), 3)):
+        sim = Sim("--chip", chip, "--tcp", "0", *args)
+        try:
+            c = connect(sim, CHIPS[chip]["status"])
+            val, _ = c.command(0x0A, struct.pack("<I", addr))
+            check(val & 0xFF == want, "%s %s: UARTDEV_BUF_NO %r" % (chip, args, val))
+            if "--usb-otg" in args:
+                big = b"\x11" * 0x1800
+                c.check_ok(0x05, struct.pack("<IIII", len(big), 1, 0x1800, 0x3FCA0000))
+                check(c.status(0x07, *data_pkt(big, 0))[0] != 0, "%s: 0x1800 block taken" % chip)
+                sim.wait_event("usb_block_refused")
+                c.check_ok(0x05, struct.pack("<IIII", 0x800, 1, 0x800, 0x3FCA0000))
+                c.check_ok(0x07, *data_pkt(big[:0x800], 0))
+        finally:
+            sim.stop()
+    p = subprocess.run([ESPSIM, "--chip", "esp32", "--tcp", "0", "--usb-otg"],
+                       capture_output=True, timeout=10)
+    check(p.returncode == 2, "--usb-otg on ESP32 accepted (status %d)" % p.returncode)
+
+
 def t_stub_erase_read():
     sim = Sim("--chip", "esp32", "--tcp", "0")
     try:
@@ -1738,6 +1766,7 @@ TESTS = {
     "stub_ohai": t_stub_ohai,
     "stub_write": t_stub_write,
     "stub_new_begin": t_stub_new_begin,
+    "usb_console": t_usb_console,
     "stub_erase_read": t_stub_erase_read,
     "stub_deferred": t_stub_deferred,
     "stub_faults": t_stub_faults,

@@ -48,6 +48,11 @@ typedef struct fake_s {
     bool no_ohai;        /* a "stub" that never greets */
     bool end_error;      /* stub: FLASH_DEFL_END reports a deferred write error (0xC4) */
     uint32_t max_baud;   /* the link fails above this rate (0: any rate works) */
+    chip_id_t chip;      /* which chip the fake is (default ESP32; see fake_chips) */
+    uint32_t rev_word;   /* the revision eFuse word where the chip has one (C5, P4) */
+    uint32_t uart_no;    /* the ROM's UARTDEV_BUF_NO value (0 = UART0) */
+    uint32_t usb_block;  /* native USB-OTG: blocks larger than this are refused (0 = any) */
+    uint32_t peek_addr, peek_val; /* one more register with a value (0 = none) */
     uint32_t cali, ck8m; /* ESP32 ROM clock-correction inputs (§9) */
     /* state */
     bool stub_on;
@@ -68,6 +73,11 @@ typedef struct fake_s {
     unsigned syncs;
     bool closed;
     unsigned mem_ends, ohais, mem_bytes, attaches, erases, md5s;
+    uint32_t max_mem_block;                  /* largest MEM_DATA payload */
+    struct {
+        uint32_t addr, value;
+    } wr[64]; /* WRITE_REG requests outside the SPI controller, in order */
+    unsigned n_wr;
     uint32_t max_block;                      /* largest FLASH_(DEFL_)DATA payload */
     uint32_t defl_size;                      /* size word of the last FLASH_DEFL_BEGIN */
     uint32_t begin_len;                      /* data length of the last FLASH_(DEFL_)BEGIN */
@@ -108,18 +118,68 @@ static void fake_reply(uint8_t op, uint32_t value, const uint8_t *o, size_t on, 
     fake_queue(r, 8 + dl);
 }
 
-static uint32_t fake_read_reg(uint32_t a)
+/* The chips the fake can be, with the facts a job reads from them, restated from the protocol
+ * reference and esptool's target classes (not taken from jobs/proto/chip.c). */
+typedef struct fake_chip_s {
+    chip_id_t id;
+    uint32_t magic;
+    int secinfo_id;    /* GET_SECURITY_INFO chip ID; -1: the ROM lacks the command; 0 with
+                        * short: the ESP32-S2's 12-byte form */
+    bool short_secinfo;
+    uint32_t mac0;     /* address of the first MAC word (the second follows) */
+    uint32_t spi, w0;  /* SPI controller base and W0 offset (CMD at +0) */
+    uint32_t rev_addr; /* the revision word the fake answers with rev_word (0 none) */
+} fake_chip_t;
+
+static const fake_chip_t fake_chips[] = {
+    {CHIP_ESP32, 0x00F01D83, -1, false, 0x3FF5A004, 0x3FF42000, 0x80, 0},
+    {CHIP_ESP32S2, 0x000007C6, 0, true, 0x3F41A044, 0x3F402000, 0x58, 0},
+    {CHIP_ESP32S3, 0x00000009, 9, false, 0x60007044, 0x60002000, 0x58, 0},
+    {CHIP_ESP32C3, 0x1B31506F, 5, false, 0x60008844, 0x60002000, 0x58, 0},
+    {CHIP_ESP32C6, 0x2CE0806F, 13, false, 0x600B0844, 0x60003000, 0x58, 0},
+    {CHIP_ESP32H2, 0xD7B73E80, 16, false, 0x600B0844, 0x60003000, 0x58, 0},
+    {CHIP_ESP32C5, 0x1101406F, 23, false, 0x600B4844, 0x60003000, 0x58, 0x600B484C},
+    {CHIP_ESP32P4, 0, 18, false, 0x5012D044, 0x5008D000, 0x58, 0x5012D04C},
+};
+
+static const fake_chip_t *fake_chip(void)
 {
-    switch (a) {
-    case 0x40001000: return 0x00F01D83;  /* ESP32 magic */
-    case 0x3FF5A004: return 0x12345678;  /* mac0 */
-    case 0x3FF5A008: return 0x00AB0024;  /* mac1: bytes 00 24 → 00:24:12:34:56:78 */
-    case 0x3FF42000: return F.spi_cmd;   /* SPI CMD */
-    case 0x3FF42080: return F.spi_w0;    /* SPI W0 */
-    case 0x3FF5F06C: return F.cali << 7; /* RTC calibration */
-    case 0x3FF5A010: return F.ck8m;      /* eFuse word 4 */
+    for (size_t i = 0; i < sizeof fake_chips / sizeof fake_chips[0]; i++)
+        if (fake_chips[i].id == F.chip) return &fake_chips[i];
+    fail_msg("the fake cannot be chip %d", (int)F.chip);
+    return NULL;
+}
+
+/* Where this chip's ROM keeps the console number (esptool UARTDEV_BUF_NO; P4 by revision). */
+static uint32_t fake_buf_no_addr(void)
+{
+    switch (F.chip) {
+    case CHIP_ESP32S2: return 0x3FFFFD14;
+    case CHIP_ESP32S3: return 0x3FCEF14C;
+    case CHIP_ESP32C3: return 0x3FCDF07C;
+    case CHIP_ESP32C6: return 0x4087F580;
+    case CHIP_ESP32H2: return 0x4084FEFC;
+    case CHIP_ESP32C5: return 0x4085F51C;
+    case CHIP_ESP32P4: /* major = bits 5:4 of the revision word: v3.x and later moved it */
+        return ((F.rev_word >> 4) & 3) >= 3 ? 0x4FFBFEC8 : 0x4FF3FEC8;
     default: return 0;
     }
+}
+
+static uint32_t fake_read_reg(uint32_t a)
+{
+    const fake_chip_t *c = fake_chip();
+    if (a == 0x40001000) return c->magic;
+    if (a == c->mac0) return 0x12345678;                                /* mac0 */
+    if (a == c->mac0 + 4) return F.chip == CHIP_ESP32 ? 0x00AB0024 : 0x0024; /* → 00:24:12:… */
+    if (a == c->spi) return F.spi_cmd;
+    if (a == c->spi + c->w0) return F.spi_w0;
+    if (c->rev_addr && a == c->rev_addr) return F.rev_word;
+    if (a == fake_buf_no_addr()) return 0xAB00u | F.uart_no; /* only the low byte counts */
+    if (F.peek_addr && a == F.peek_addr) return F.peek_val;
+    if (F.chip == CHIP_ESP32 && a == 0x3FF5F06C) return F.cali << 7; /* RTC calibration */
+    if (F.chip == CHIP_ESP32 && a == 0x3FF5A010) return F.ck8m;      /* eFuse word 4 */
+    return 0;
 }
 
 static void fake_md5(uint32_t off, uint32_t n, uint8_t out[16])
@@ -196,12 +256,21 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         for (int i = 0; i < 8; i++)
             fake_reply(op, F.stub_on ? 0 : 0x20120707, NULL, 0, 0, 0);
         return;
-    case CMD_GET_SECURITY_INFO:
-        if (F.stub_on)
-            fake_reply(op, 0, NULL, 0, 0xC3, 0); /* the ESP32 stub has no such command */
-        else
-            fake_reply(op, 0, NULL, 0, 1, 5); /* ESP32 ROM: unsupported */
+    case CMD_GET_SECURITY_INFO: {
+        const fake_chip_t *c = fake_chip();
+        uint8_t info[20];
+        if (c->secinfo_id < 0) {
+            if (F.stub_on)
+                fake_reply(op, 0, NULL, 0, 0xFF, 0); /* the ESP32 stub has no such command */
+            else
+                fake_reply(op, 0, NULL, 0, 1, 5); /* ESP32 ROM: unsupported */
+            return;
+        }
+        memset(info, 0, sizeof info); /* flags 0: no Secure Boot, no SDM */
+        cmd_put_le32(info + 12, (uint32_t)c->secinfo_id);
+        fake_reply(op, 0, info, c->short_secinfo ? 12 : 20, 0, 0);
         return;
+    }
     case CMD_READ_REG:
         if (F.drop_mac1_once && cmd_get_le32(f + 8) == 0x3FF5A008) {
             F.drop_mac1_once = false;
@@ -210,19 +279,33 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         fake_reply(op, fake_read_reg(cmd_get_le32(f + 8)), NULL, 0, 0, 0);
         return;
     case CMD_WRITE_REG: {
+        const fake_chip_t *c = fake_chip();
         uint32_t a = cmd_get_le32(f + 8), v = cmd_get_le32(f + 12);
-        if (a == 0x3FF42000 && (v & (1u << 18)))
+        if (a == c->spi && (v & (1u << 18)))
             F.spi_w0 = F.jedec; /* the command completes at once */
-        if (a == 0x3FF42080) F.spi_w0 = v;
+        else if (a == c->spi + c->w0)
+            F.spi_w0 = v;
+        else if ((a < c->spi || a >= c->spi + 0x100) && F.n_wr < 64) {
+            F.wr[F.n_wr].addr = a;
+            F.wr[F.n_wr].value = v;
+            F.n_wr++;
+        }
         fake_reply(op, 0, NULL, 0, 0, 0);
         return;
     }
     case CMD_MEM_BEGIN: fake_reply(op, 0, NULL, 0, 0, 0); return;
-    case CMD_MEM_DATA:
-        F.mem_bytes += cmd_get_le32(f + 8);
-        assert_true(cmd_get_le32(f + 8) <= 0x1800);
+    case CMD_MEM_DATA: {
+        uint32_t len = cmd_get_le32(f + 8);
+        if (len > F.max_mem_block) F.max_mem_block = len;
+        assert_true(len <= 0x1800);
+        if (F.usb_block && len > F.usb_block) { /* more than the USB-OTG buffer holds */
+            fake_reply(op, 0, NULL, 0, F.stub_on ? 0xC0 : 1, F.stub_on ? 0 : 5);
+            return;
+        }
+        F.mem_bytes += len;
         fake_reply(op, 0, NULL, 0, 0, 0);
         return;
+    }
     case CMD_MEM_END:
         F.mem_ends++;
         fake_reply(op, 0, NULL, 0, 0, 0);
@@ -255,8 +338,8 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         F.begin_len = (uint32_t)(n - 8);
         /* The legacy stub takes exactly 16 bytes: `error = verify_data_len(command, 16) ||
          * handle_flash_begin(...)` refuses 20 with status 1 (the `||` turns 0xC0 into 1). The
-         * ESP32 ROM has no 5th word either (reference §4.2). */
-        if (F.begin_len != 16) {
+         * ESP32 ROM has no 5th word either; S2 and later ROMs need it (reference §4.2). */
+        if (F.begin_len != (F.stub_on || F.chip == CHIP_ESP32 ? 16u : 20u)) {
             fake_reply(op, 0, NULL, 0, 1, F.stub_on ? 0 : 5);
             return;
         }
@@ -285,6 +368,10 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         int seq = (int)cmd_get_le32(f + 8 + 4);
         uint32_t len = cmd_get_le32(f + 8);
         if (len > F.max_block) F.max_block = len;
+        if (F.usb_block && len > F.usb_block) {
+            fake_reply(op, 0, NULL, 0, F.stub_on ? 0xC0 : 1, F.stub_on ? 0 : 5);
+            return;
+        }
         if (seq == F.cancel_at_seq) {
             F.cancel_at_seq = -1;
             job_cancel(F.job);
@@ -492,6 +579,7 @@ static char stub_dir[64];        /* a temporary stub directory, "" when none */
 static void setup_fake(void)
 {
     memset(&F, 0, sizeof F);
+    F.chip = CHIP_ESP32;
     F.drop_data_reply = F.banner_at_seq = F.vanish_at_seq = F.cancel_at_seq = -1;
     F.nak_data_seq = F.stub_err_seq = -1;
     F.jedec = 0x1640EF; /* EF 40 16: 4 MB */
@@ -557,7 +645,14 @@ static void make_stub_dir(void)
              "{\"entry\": 1074520664, \"text\": \"%s\", \"text_start\": 1074520064, "
              "\"data\": \"%s\", \"data_start\": 1073605548, \"bss_start\": 1073606000}",
              b64t, b64d);
-    write_stub(stub_dir, "esp32.json", json);
+    /* the file the job looks for first: <chip>.json (ESP32-P4 below v3.00: esp32p4-rev1) */
+    if (F.chip == CHIP_ESP32P4 && ((F.rev_word >> 4) & 3) < 3)
+        write_stub(stub_dir, "esp32p4-rev1.json", json);
+    else {
+        char name[32];
+        snprintf(name, sizeof name, "%s.json", chip_get(F.chip)->name);
+        write_stub(stub_dir, name, json);
+    }
     P.stub_dir = stub_dir;
 }
 
@@ -1022,6 +1117,169 @@ static void test_stub_already_running(void **state)
     teardown_fake();
 }
 
+/* ---- the ROM's console port: native USB-OTG (reference §4.3) ---- */
+
+/* ESP32-S3 over USB-OTG (UARTDEV_BUF_NO == 3): the stub upload and the stub's writes in
+ * 0x800-byte blocks; the fake refuses anything bigger, as the ROM's USB buffer would. */
+static void test_usb_otg_s3_stub(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32S3;
+    F.uart_no = 3;
+    F.usb_block = 0x800;
+    make_stub_dir();
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->chip->id, CHIP_ESP32S3);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.max_mem_block, 0x800);
+    assert_int_equal(F.max_block, 0x800);
+    assert_int_equal(F.mem_bytes, STUB_TEXT_LEN + STUB_DATA_LEN);
+    assert_non_null(strstr(F.log, "USB-OTG"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* The same chip on a UART (value 0, the fake's default) keeps the normal sizes. */
+static void test_usb_uart_s3_normal_blocks(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32S3;
+    make_stub_dir();
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.max_mem_block, 0x1800);
+    assert_int_equal(F.max_block, 0x4000);
+    assert_null(strstr(F.log, "USB-OTG"));
+    teardown_fake();
+}
+
+/* ESP32-S2 (value 2) in ROM mode: 1 KiB flash blocks as always; detected and logged. */
+static void test_usb_otg_s2_rom(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32S2;
+    F.uart_no = 2;
+    F.usb_block = 0x800;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.rep->chip->id, CHIP_ESP32S2);
+    assert_false(F.rep->stub);
+    assert_int_equal(F.max_block, 0x400);
+    assert_non_null(strstr(F.log, "USB-OTG"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* ESP32-P4 (value 5): the variable moved at v3.00; both revisions are found where they are. */
+static void test_usb_otg_p4_by_revision(void **state)
+{
+    static const uint32_t revs[] = {0x10, 0x31}; /* v1.0, v3.1 */
+    (void)state;
+    for (size_t i = 0; i < 2; i++) {
+        setup_fake();
+        F.chip = CHIP_ESP32P4;
+        F.rev_word = revs[i];
+        F.uart_no = 5;
+        F.usb_block = 0x800;
+        make_stub_dir();
+        run_job();
+        assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+        assert_int_equal(F.rep->chip_rev, i == 0 ? 100 : 301);
+        assert_true(F.rep->stub);
+        assert_int_equal(F.max_mem_block, 0x800);
+        assert_int_equal(F.max_block, 0x800);
+        assert_flash_has_image();
+        teardown_fake();
+    }
+}
+
+/* ---- USB-Serial/JTAG: the watchdogs in ROM mode (reference §14.10) ---- */
+
+static void assert_writes(const uint32_t (*want)[2], unsigned n)
+{
+    assert_int_equal(F.n_wr, n);
+    for (unsigned i = 0; i < n; i++) {
+        assert_int_equal(F.wr[i].addr, want[i][0]);
+        assert_int_equal(F.wr[i].value, want[i][1]);
+    }
+}
+
+/* ESP32-C3 on USB-Serial/JTAG (UARTDEV_BUF_NO == 3): esptool's disable_watchdogs() sequence on
+ * the RTC_CNTL registers, the super watchdog's auto-feed bit ORed into what the register held. */
+static void test_usb_jtag_watchdogs_c3(void **state)
+{
+    static const uint32_t want[][2] = {{0x600080A8, 0x50D83AA1}, {0x60008090, 0},
+                                       {0x600080A8, 0},          {0x600080B0, 0x8F1D312A},
+                                       {0x600080AC, 0x80000012}, {0x600080B0, 0}};
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32C3;
+    F.uart_no = 3;
+    F.peek_addr = 0x600080AC; /* SWD_CONF holds other bits */
+    F.peek_val = 0x12;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_writes(want, 6);
+    assert_non_null(strstr(F.log, "USB-Serial/JTAG"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* ESP32-H2's LP_WDT registers sit one word further than the C6's; ESP32-P4 v3.x answers 6 at its
+ * moved UARTDEV_BUF_NO. */
+static void test_usb_jtag_watchdogs_h2_p4(void **state)
+{
+    static const uint32_t h2[][2] = {{0x600B1C1C, 0x50D83AA1}, {0x600B1C00, 0},
+                                     {0x600B1C1C, 0},          {0x600B1C24, 0x50D83AA1},
+                                     {0x600B1C20, 1u << 18},   {0x600B1C24, 0}};
+    static const uint32_t p4[][2] = {{0x50116018, 0x50D83AA1}, {0x50116000, 0},
+                                     {0x50116018, 0},          {0x50116020, 0x50D83AA1},
+                                     {0x5011601C, 1u << 18},   {0x50116020, 0}};
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32H2;
+    F.uart_no = 3;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_writes(h2, 6);
+    teardown_fake();
+    setup_fake();
+    F.chip = CHIP_ESP32P4;
+    F.rev_word = 0x30; /* v3.0 */
+    F.uart_no = 6;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_writes(p4, 6);
+    teardown_fake();
+}
+
+/* Not on a UART, and not when a stub already runs (it disabled them; esptool skips it then). */
+static void test_no_watchdog_writes_on_uart_or_running_stub(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32C3;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.n_wr, 0);
+    teardown_fake();
+    setup_fake();
+    F.chip = CHIP_ESP32C3;
+    F.uart_no = 3;
+    F.stub_on = true;
+    make_stub_dir();
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.mem_ends, 0);
+    assert_int_equal(F.n_wr, 0);
+    teardown_fake();
+}
+
 /* ---- CHANGE_BAUDRATE (reference §9) ---- */
 
 static void test_baud_rom(void **state)
@@ -1339,6 +1597,13 @@ int main(void)
         cmocka_unit_test(test_stub_file_for_other_chip),
         cmocka_unit_test(test_no_stub_option),
         cmocka_unit_test(test_stub_already_running),
+        cmocka_unit_test(test_usb_otg_s3_stub),
+        cmocka_unit_test(test_usb_uart_s3_normal_blocks),
+        cmocka_unit_test(test_usb_otg_s2_rom),
+        cmocka_unit_test(test_usb_otg_p4_by_revision),
+        cmocka_unit_test(test_usb_jtag_watchdogs_c3),
+        cmocka_unit_test(test_usb_jtag_watchdogs_h2_p4),
+        cmocka_unit_test(test_no_watchdog_writes_on_uart_or_running_stub),
         cmocka_unit_test(test_baud_rom),
         cmocka_unit_test(test_baud_stub),
         cmocka_unit_test(test_baud_esp32_rom_clock_correction),
