@@ -115,6 +115,28 @@ static void job_port_close(job_t *j)
 {
     if (j->io_data) port_close(j->io_data);
 }
+/* Raw TCP carries bytes only: the far UART (ser2net raw, a Moxa in TCP-server mode) stays at its
+ * configured rate whatever the chip is told. RFC 2217 asks the server (SET-BAUDRATE), which
+ * cannot refuse synchronously. A tty or USB adapter is set to the rate and straight back: the
+ * driver says whether it can do it, and no byte is in flight between two commands. */
+static int job_port_check_baud(job_t *j, uint32_t baud)
+{
+    port_t *p = j->io_data;
+    uint32_t cur;
+    int rc, back;
+    if (!p) return UV_EBADF;
+    switch (port_kind(p)) {
+    case PORT_KIND_TCP: return UV_ENOTSUP;
+    case PORT_KIND_RFC2217: return 0;
+    case PORT_KIND_SERIAL:
+    case PORT_KIND_TTY: break;
+    }
+    cur = port_baud(p);
+    if (baud == cur) return 0;
+    rc = port_set_baud(p, baud);
+    back = port_set_baud(p, cur);
+    return rc != 0 ? rc : back;
+}
 
 static const job_io_t job_port_io = {
     .open = job_port_open,
@@ -123,6 +145,7 @@ static const job_io_t job_port_io = {
     .set_baud = job_port_set_baud,
     .flush_input = job_port_flush_input,
     .close = job_port_close,
+    .check_baud = job_port_check_baud,
 };
 
 /* ---- lifecycle ---- */

@@ -129,6 +129,11 @@ typedef struct job_io_s {
     int (*set_baud)(job_t *j, uint32_t baud);
     void (*flush_input)(job_t *j);
     void (*close)(job_t *j);
+    /* Optional, asked before CHANGE_BAUDRATE: 0 when the port can run at `baud` and the device's
+     * line follows; UV_ENOTSUP when the port cannot change the device's line rate at all (raw
+     * TCP: ser2net raw, a terminal server's TCP mode); another negative error when it refuses
+     * this rate. It must leave the port at the rate it had. NULL: every rate is taken. */
+    int (*check_baud)(job_t *j, uint32_t baud);
 } job_io_t;
 
 /* Create a job. `plan` must outlive the job. `io` NULL = real ports. */

@@ -1039,6 +1039,39 @@ static void job_baud_fallback(job_t *j, const char *why)
     job_enter(j, j->plan->before == PLAN_BEFORE_NO_RESET ? JOB_ST_SYNC : JOB_ST_RESET);
 }
 
+/* The rate the host port can follow, asked before the chip is told anything: the chip must never
+ * switch to a rate the host cannot take (it would be lost until a reset). A port that cannot
+ * change the device's line rate at all (raw TCP) keeps the current rate; a refused rate is
+ * replaced by the next lower one of job_baud_steps the port takes. Returns the rate to use
+ * (j->cur_baud: no change). */
+static uint32_t job_baud_port_target(job_t *j, uint32_t target)
+{
+    uint32_t want = target;
+    int rc;
+    if (!j->io->check_baud) return target;
+    rc = j->io->check_baud(j, target);
+    if (rc == UV_ENOTSUP) {
+        job__log(j, JOB_LOG_INFO, "port %s cannot change its line rate: staying at %u baud",
+                 j->spec, j->cur_baud);
+        return j->cur_baud;
+    }
+    for (size_t i = 0; rc != 0 && i < sizeof job_baud_steps / sizeof job_baud_steps[0]; i++) {
+        if (job_baud_steps[i] >= target) continue;
+        if (job_baud_steps[i] <= j->cur_baud) break;
+        target = job_baud_steps[i];
+        rc = j->io->check_baud(j, target);
+    }
+    if (rc != 0) {
+        job__log(j, JOB_LOG_WARN, "port %s does not take %u baud (%s): staying at %u baud",
+                 j->spec, want, uv_strerror(rc), j->cur_baud);
+        return j->cur_baud;
+    }
+    if (target != want)
+        job__log(j, JOB_LOG_WARN, "port %s does not take %u baud: using %u", j->spec, want,
+                 target);
+    return target;
+}
+
 /* BAUD sub-steps: < n_regs correction reads; 10 CHANGE_BAUDRATE sent; 11 settling; 12 probe. */
 static void st_baud(job_t *j, job_event_t ev)
 {
@@ -1059,6 +1092,11 @@ static void st_baud(job_t *j, job_event_t ev)
                      "the %s ROM loader cannot change its baud rate (the stub can): staying at "
                      "%u baud",
                      j->chip->pretty, j->cur_baud);
+            job_baud_keep(j);
+            return;
+        }
+        target = job_baud_port_target(j, target);
+        if (target == j->cur_baud) {
             job_baud_keep(j);
             return;
         }

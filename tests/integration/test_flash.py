@@ -500,7 +500,9 @@ def case_stub_erase(ctx):
 def baud_case(transport, stub):
     """--baud 921600: CHANGE_BAUDRATE in the ROM or stub form, the host follows (a pty sim with
     --strict-baud and RFC 2217 garble a host that does not), the flash is right, the rate is
-    reported; afterwards a second job at 115200 still connects."""
+    reported; afterwards a second job at 115200 still connects. Raw TCP (ser2net raw, a terminal
+    server's TCP mode) cannot change the far UART's rate: no CHANGE_BAUDRATE is sent at all, the
+    job stays at 115200 and says so."""
 
     def run(ctx):
         ctx.require_executables("espsim", "espstation")
@@ -514,9 +516,26 @@ def baud_case(transport, stub):
         stub_args = ["--stub-dir", make_stub_dir(ctx)] if stub else []
         app = img.app_image("baud-%s-%d" % (transport, stub))
         p_app = ctx.write_file("app.bin", app)
-        obj = expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json",
-                                                  "--baud", "921600"] + stub_args +
-                                            ["0x%x" % APP_OFFSET, p_app], timeout=100))
+        r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--verbose",
+                                 "--baud", "921600"] + stub_args + ["0x%x" % APP_OFFSET, p_app],
+                           timeout=100)
+        obj = expect_success(r)
+        if transport == "tcp":
+            check(not events_of(sim, "change_baudrate"),
+                  "HOST: CHANGE_BAUDRATE sent over raw TCP, whose far UART cannot follow: %r"
+                  % events_of(sim, "change_baudrate"))
+            check(obj.get("baud") == 115200,
+                  "HOST: JSON baud %r over raw TCP, expected 115200" % obj.get("baud"))
+            check("cannot change its line rate: staying at 115200" in r.err,
+                  "HOST: no info line about the fixed rate over raw TCP; stderr: %s"
+                  % r.err[-1500:])
+            check(obj.get("stub") is stub, "HOST: JSON stub %r" % obj.get("stub"))
+            expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json"] +
+                                          stub_args + ["0x%x" % APP_OFFSET, p_app], timeout=100))
+            dump = sim.stop_and_dump()
+            compare_flash(dump, img.expected_flash(flash_size, [(APP_OFFSET, app)]),
+                          [("app", APP_OFFSET, len(app))])
+            return
         check(obj.get("baud") == 921600, "HOST: JSON baud %r, expected 921600" % obj.get("baud"))
         check(obj.get("stub") is stub, "HOST: JSON stub %r" % obj.get("stub"))
         check(obj.get("baud_fallbacks") == 0, "HOST: baud fallbacks %r" % obj.get("baud_fallbacks"))
@@ -527,10 +546,9 @@ def baud_case(transport, stub):
         check(as_int(changes[0].get("old_field")) == want_old,
               "HOST: CHANGE_BAUDRATE second word %r, expected %d (%s form, reference §9)"
               % (changes[0].get("old_field"), want_old, "stub" if stub else "ROM"))
-        if transport != "tcp":
-            hb = [as_int(e.get("baud")) for e in events_of(sim, "host_baud")]
-            check(921600 in hb, "HOST: the host never switched to 921600 (host_baud %r)" % hb)
-        # a second job at the sync rate: a reset (RFC 2217) or the rate set back (pty, TCP)
+        hb = [as_int(e.get("baud")) for e in events_of(sim, "host_baud")]
+        check(921600 in hb, "HOST: the host never switched to 921600 (host_baud %r)" % hb)
+        # a second job at the sync rate: a reset (RFC 2217) or the rate set back (pty)
         expect_success(run_espstation(ctx, ["flash", "--port", sim.port, "--json"] + stub_args +
                                       ["0x%x" % APP_OFFSET, p_app], timeout=100))
         dump = sim.stop_and_dump()

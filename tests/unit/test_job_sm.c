@@ -53,6 +53,8 @@ typedef struct fake_s {
     uint32_t uart_no;    /* the ROM's UARTDEV_BUF_NO value (0 = UART0) */
     uint32_t usb_block;  /* native USB-OTG: blocks larger than this are refused (0 = any) */
     uint32_t peek_addr, peek_val; /* one more register with a value (0 = none) */
+    bool port_fixed_rate; /* the port cannot change the device's line rate (raw TCP) */
+    uint32_t port_max;    /* the host port refuses rates above this (0: any) */
     uint32_t cali, ck8m; /* ESP32 ROM clock-correction inputs (§9) */
     /* state */
     bool stub_on;
@@ -522,8 +524,15 @@ static int fake_set_lines(job_t *j, int dtr, int rts)
 static int fake_set_baud(job_t *j, uint32_t b)
 {
     (void)j;
-    F.host_baud = b;
+    if (F.port_max && b > F.port_max) return UV_EINVAL; /* the driver refuses the rate */
+    if (!F.port_fixed_rate) F.host_baud = b; /* raw TCP: the far UART stays where it is */
     return 0;
+}
+static int fake_check_baud(job_t *j, uint32_t b)
+{
+    (void)j;
+    if (F.port_fixed_rate) return UV_ENOTSUP;
+    return F.port_max && b > F.port_max ? UV_EINVAL : 0;
 }
 static void fake_flush(job_t *j)
 {
@@ -542,8 +551,8 @@ static void fake_close(job_t *j)
     uv_timer_init(&F.loop, t);
     uv_timer_start(t, fake_closed_cb, 0, 0);
 }
-static const job_io_t fake_io = {fake_open,     fake_write, fake_set_lines,
-                                 fake_set_baud, fake_flush, fake_close};
+static const job_io_t fake_io = {fake_open,  fake_write, fake_set_lines,  fake_set_baud,
+                                 fake_flush, fake_close, fake_check_baud};
 
 /* ---- job callbacks ---- */
 
@@ -1381,6 +1390,44 @@ static void test_baud_fallback_to_sync_rate(void **state)
     teardown_fake();
 }
 
+/* Raw TCP (ser2net raw, a terminal server's TCP mode): the far UART cannot follow, so no
+ * CHANGE_BAUDRATE is sent at all and the job stays at the connect rate. */
+static void test_baud_port_cannot_change_rate(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.port_fixed_rate = true;
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.baud_changes, 0);
+    assert_int_equal(F.rep->baud, 115200);
+    assert_int_equal(F.rep->baud_fallbacks, 0);
+    assert_non_null(strstr(F.log, "fake://dut cannot change its line rate: staying at 115200"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* The host port does not take 921600: the chip is never told that rate; the next lower rate the
+ * port takes is used, without a reset or a fallback. */
+static void test_baud_port_refuses_rate(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.port_max = 460800;
+    P.flash_baud = 921600;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.baud_first_new, 460800);
+    assert_int_equal(F.rep->baud, 460800);
+    assert_int_equal(F.rep->baud_fallbacks, 0);
+    assert_non_null(strstr(F.log, "does not take 921600 baud: using 460800"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
 static void test_baud_fails_without_reset_lines(void **state)
 {
     (void)state;
@@ -1610,6 +1657,8 @@ int main(void)
         cmocka_unit_test(test_baud_fallback),
         cmocka_unit_test(test_baud_fallback_to_sync_rate),
         cmocka_unit_test(test_baud_fails_without_reset_lines),
+        cmocka_unit_test(test_baud_port_cannot_change_rate),
+        cmocka_unit_test(test_baud_port_refuses_rate),
         cmocka_unit_test(test_skip_unchanged),
         cmocka_unit_test(test_read_flash_stub),
         cmocka_unit_test(test_read_flash_rom),
