@@ -392,7 +392,7 @@ ROWS = {
     "drop-reply": Row(["drop-reply:12"], result="pass", retries=True, fired="drop-reply"),
     # the TX line breaks after the first SYNC answer: timeout after the retry budget
     "drop-replies": Row(["drop-replies"], cls="timeout", identity=False, untouched=True,
-                        states=("detect", "read_efuse"), hint=("cable",)),
+                        states=("detect",), hint=("cable",)),
     # NAKs with several codes, by name and by number
     "nak-begin": Row(["nak:0x02:0x06"], raw=True, cls="nak", states=("begin",),
                      nak=(0x02, 0x0106), untouched=True, fired="nak", hint=("rejected",),
@@ -429,14 +429,16 @@ ROWS = {
     # a recipe whose image runs past 1 MB: refused before anything is erased ...
     "flash-size": Row(["flash-size:1MB"], jedec=0xEF4014, cls="flash_too_small",
                       untouched=True, hint=("flash size",), app_offset=0xF8000,
+                      states=("flash_id", "params"),
                       message=(r"(?i)1 ?MB",)),
     # ... and for a recipe that asks for at least 2 MB (checks.min_flash_size)
     "flash-size-min": Row(["flash-size:1MB"], jedec=0xEF4014, cls="flash_too_small",
-                          untouched=True, hint=("flash size",),
+                          untouched=True, hint=("flash size",), states=("flash_id", "params"),
                           recipe_fields={"checks": {"min_flash_size": "2MB"}}),
     # a chip the recipe does not list (recipe chips: esp32, esp32c3, esp32s3)
     "wrong-chip": Row([], chip="esp32h2", mac="74:4d:bd:7a:00:0f", cls="wrong_chip",
-                      untouched=True, hint=("board type",), message=(r"(?i)h2",)),
+                      untouched=True, states=("detect", "read_efuse", "params"),
+                      hint=("board type",), message=(r"(?i)h2",)),
     # the port is held by another program: flock (esptool/pyserial exclusive, another
     # espstation) or TIOCEXCL (screen, minicom)
     "port-busy-flock": Row([], cls="port_busy", states=("open",), identity=False,
