@@ -158,6 +158,8 @@ struct job_s {
     uint32_t spi_result;
     unsigned polls;
     uint32_t flash_size_used; /* what SPI_SET_PARAMS got */
+    bool rom_eco_known;       /* ESP32-C5: the ROM's ECO version was read (PARAMS) */
+    uint32_t rom_eco;
 
     /* images */
     size_t img;

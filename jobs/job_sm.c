@@ -1346,67 +1346,131 @@ static void job_after_params(job_t *j)
     }
 }
 
-static void st_params(job_t *j, job_event_t ev)
+/* The size the job tells the loader (SPI_SET_PARAMS): the configured one, else the detected one,
+ * else 4 MB. */
+static uint32_t job_params_size(const job_t *j)
+{
+    uint32_t size = j->rep.flash_size;
+    if (strcmp(j->plan->flash_size, "keep") != 0 && strcmp(j->plan->flash_size, "detect") != 0) {
+        char base[16]; /* "2MB-c1" is a 2MB ESP8266 layout */
+        snprintf(base, sizeof base, "%.*s", (int)strcspn(j->plan->flash_size, "-"),
+                 j->plan->flash_size);
+        size = chip_parse_size(base);
+    }
+    return size ? size : DEFAULT_FLASH;
+}
+
+/* 32-bit flash addresses: only the stub, and only on ESP32-S3, -P4, -C5 (§8.4, §14.12). The
+ * legacy stub turns its large-flash mode on for the C5 only when the ROM's ECO version is 2 or
+ * later (stub_flasher.c: `_rom_eco_version >= 2 && flash_larger_than_16mb()`; older ROMs lack
+ * the functions or they did not work), so the C5 needs that word read (C5_ROM_ECO_REG). */
+static bool job_flash_32bit(const job_t *j)
+{
+    if (!j->stub) return false;
+    switch (j->chip->id) {
+    case CHIP_ESP32S3:
+    case CHIP_ESP32P4: return true;
+    case CHIP_ESP32C5: return j->rom_eco_known && j->rom_eco >= 2;
+    case CHIP_ESP8266:
+    case CHIP_ESP32:
+    case CHIP_ESP32S2:
+    case CHIP_ESP32C2:
+    case CHIP_ESP32C3:
+    case CHIP_ESP32C6:
+    case CHIP_ESP32H2:
+    case CHIP__COUNT:
+    case CHIP_UNKNOWN: break;
+    }
+    return false;
+}
+
+/* The ESP32-C5 ROM's `_rom_eco_version` word (the stub's ld script: "compatible with any ROM
+ * version for this chip"), read with READ_REG like the magic word. */
+#define C5_ROM_ECO_REG 0x40000014u
+
+static void job_params_apply(job_t *j)
 {
     plan_err_t perr;
+    uint32_t size = job_params_size(j);
+    char sz[32];
+    j->flash_size_used = size;
+    /* What fits: the configured size the ROM is told, the physical flash if smaller, and
+     * the ROM loader's 24-bit addressing (writes above 16 MB wrap onto the bootloader and
+     * even verify: reference §14.12). */
+    if (j->rep.flash_size && j->rep.flash_size < size) size = j->rep.flash_size;
+    if (size > ROM_ADDR_LIMIT && !job_flash_32bit(j)) {
+        if (j->stub && j->chip->id == CHIP_ESP32C5)
+            job__log(j, JOB_LOG_INFO,
+                     "ESP32-C5 %s: the stub addresses only the first 16 MB of the %s flash",
+                     j->rom_eco_known ? "ROM ECO below 2" : "ROM ECO unknown",
+                     plan_fmt_size(size, sz, sizeof sz));
+        size = ROM_ADDR_LIMIT;
+    }
+    j->op_size = j->plan->op_size;
+    if (j->plan->op == PLAN_OP_READ && j->op_size == 0 && j->plan->op_offset < size)
+        j->op_size = size - j->plan->op_offset; /* "read to the end of the flash" */
+    if (plan_check_flash(j->plan, size, &perr) != 0) {
+        job_fail(j, perr.cls, perr.cls == EST_CLASS_BAD_OFFSET ? EST_EOFFSET : EST_ETOOBIG, "%s",
+                 perr.msg);
+        return;
+    }
+    if (j->cbs.check_cb) {
+        est_class_t cls = EST_CLASS_INTERNAL;
+        char msg[400];
+        msg[0] = 0;
+        if (j->cbs.check_cb(j, &j->rep, &cls, msg, sizeof msg) != 0) {
+            job_fail(j, cls, EST_ECHIP, "%s", msg[0] ? msg : "device check failed");
+            return;
+        }
+    }
+    if (j->plan->op == PLAN_OP_FLASH && j->plan->n_images == 0) { /* identify only */
+        job_enter(j, JOB_ST_AFTER_RESET);
+        return;
+    }
+    if (!j->stub && !j->chip->rom_set_params) {
+        job_after_params(j);
+        return;
+    }
+    j->step = 2;
+    j->req_len = cmd_build_spi_set_params(j->req, sizeof j->req, j->flash_size_used);
+    job_send_or_fail(j, CMD_SPI_SET_PARAMS, 0, job_state_timeout_ms(j->st));
+}
+
+/* PARAMS sub-steps: 1 the C5 ROM's ECO word read; 2 SPI_SET_PARAMS sent. */
+static void st_params(job_t *j, job_event_t ev)
+{
     uint32_t size;
     switch (ev) {
     case JOB_EV_ENTER:
-        size = j->rep.flash_size;
-        if (strcmp(j->plan->flash_size, "keep") != 0 &&
-            strcmp(j->plan->flash_size, "detect") != 0) {
-            char base[16]; /* "2MB-c1" is a 2MB ESP8266 layout */
-            snprintf(base, sizeof base, "%.*s", (int)strcspn(j->plan->flash_size, "-"),
-                     j->plan->flash_size);
-            size = chip_parse_size(base);
-        }
-        if (!size) size = DEFAULT_FLASH;
-        j->flash_size_used = size;
-        /* What fits: the configured size the ROM is told, the physical flash if smaller, and
-         * the ROM loader's 24-bit addressing (writes above 16 MB wrap onto the bootloader and
-         * even verify: reference §14.12). */
+        size = job_params_size(j);
         if (j->rep.flash_size && j->rep.flash_size < size) size = j->rep.flash_size;
-        /* 32-bit flash addresses: only the stub on ESP32-S3, -P4, -C5 (§8.4) */
-        if (size > ROM_ADDR_LIMIT &&
-            !(j->stub && (j->chip->id == CHIP_ESP32S3 || j->chip->id == CHIP_ESP32P4 ||
-                          j->chip->id == CHIP_ESP32C5)))
-            size = ROM_ADDR_LIMIT;
-        j->op_size = j->plan->op_size;
-        if (j->plan->op == PLAN_OP_READ && j->op_size == 0 && j->plan->op_offset < size)
-            j->op_size = size - j->plan->op_offset; /* "read to the end of the flash" */
-        if (plan_check_flash(j->plan, size, &perr) != 0) {
-            job_fail(j, perr.cls, perr.cls == EST_CLASS_BAD_OFFSET ? EST_EOFFSET : EST_ETOOBIG,
-                     "%s", perr.msg);
+        if (size > ROM_ADDR_LIMIT && j->stub && j->chip->id == CHIP_ESP32C5 &&
+            !j->rom_eco_known) {
+            j->step = 1;
+            job_read_reg(j, C5_ROM_ECO_REG);
             return;
         }
-        if (j->cbs.check_cb) {
-            est_class_t cls = EST_CLASS_INTERNAL;
-            char msg[400];
-            msg[0] = 0;
-            if (j->cbs.check_cb(j, &j->rep, &cls, msg, sizeof msg) != 0) {
-                job_fail(j, cls, EST_ECHIP, "%s", msg[0] ? msg : "device check failed");
-                return;
-            }
-        }
-        if (j->plan->op == PLAN_OP_FLASH && j->plan->n_images == 0) { /* identify only */
-            job_enter(j, JOB_ST_AFTER_RESET);
-            return;
-        }
-        if (!j->stub && !j->chip->rom_set_params) {
-            job_after_params(j);
-            return;
-        }
-        j->req_len = cmd_build_spi_set_params(j->req, sizeof j->req, j->flash_size_used);
-        job_send_or_fail(j, CMD_SPI_SET_PARAMS, 0, job_state_timeout_ms(j->st));
+        job_params_apply(j);
         return;
     case JOB_EV_RESP:
+        if (j->step == 1) {
+            if (j->resp.status == 0) {
+                j->rom_eco_known = true;
+                j->rom_eco = j->resp.value;
+                job__log(j, JOB_LOG_DEBUG, "ESP32-C5 ROM ECO version %u", j->rom_eco);
+            }
+            job_params_apply(j);
+            return;
+        }
         if (j->resp.status != 0) {
             job_nak(j, "(flash size)");
             return;
         }
         job_after_params(j);
         return;
-    case JOB_EV_TIMEOUT: job_retry_or_fail(j, "flash parameters"); return;
+    case JOB_EV_TIMEOUT:
+        job_retry_or_fail(j, j->step == 1 ? "ROM ECO version" : "flash parameters");
+        return;
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:

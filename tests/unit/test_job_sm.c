@@ -53,6 +53,7 @@ typedef struct fake_s {
     uint32_t uart_no;    /* the ROM's UARTDEV_BUF_NO value (0 = UART0) */
     uint32_t usb_block;  /* native USB-OTG: blocks larger than this are refused (0 = any) */
     uint32_t peek_addr, peek_val; /* one more register with a value (0 = none) */
+    uint32_t rom_eco;             /* ESP32-C5: the ROM's _rom_eco_version word (0x40000014) */
     bool port_fixed_rate; /* the port cannot change the device's line rate (raw TCP) */
     uint32_t port_max;    /* the host port refuses rates above this (0: any) */
     uint32_t cali, ck8m; /* ESP32 ROM clock-correction inputs (§9) */
@@ -179,6 +180,7 @@ static uint32_t fake_read_reg(uint32_t a)
     if (c->rev_addr && a == c->rev_addr) return F.rev_word;
     if (a == fake_buf_no_addr()) return 0xAB00u | F.uart_no; /* only the low byte counts */
     if (F.peek_addr && a == F.peek_addr) return F.peek_val;
+    if (F.chip == CHIP_ESP32C5 && a == 0x40000014) return F.rom_eco;
     if (F.chip == CHIP_ESP32 && a == 0x3FF5F06C) return F.cali << 7; /* RTC calibration */
     if (F.chip == CHIP_ESP32 && a == 0x3FF5A010) return F.ck8m;      /* eFuse word 4 */
     return 0;
@@ -187,6 +189,7 @@ static uint32_t fake_read_reg(uint32_t a)
 static void fake_md5(uint32_t off, uint32_t n, uint8_t out[16])
 {
     unsigned int ml = 16;
+    off %= FAKE_FLASH; /* a bigger part's upper address bits are not modelled: wrap */
     assert_true((uint64_t)off + n <= FAKE_FLASH);
     EVP_Digest(F.flash + off, n, out, &ml, EVP_md5(), NULL);
 }
@@ -346,7 +349,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
             return;
         }
         F.defl_size = cmd_get_le32(f + 8);
-        F.wr_ptr = cmd_get_le32(f + 20);
+        F.wr_ptr = cmd_get_le32(f + 20) % FAKE_FLASH;
         F.wr_left = F.stub_on ? F.defl_size : FAKE_FLASH - F.wr_ptr;
         if (op == CMD_FLASH_DEFL_BEGIN) {
             if (F.zs_on) inflateEnd(&F.zs);
@@ -915,6 +918,34 @@ static void test_rom_cannot_reach_beyond_16mb(void **state)
     assert_int_equal(F.rep->error_class, EST_CLASS_BAD_OFFSET);
     assert_false(path_has(JOB_ST_BEGIN));
     teardown_fake();
+}
+
+/* ESP32-C5 with the legacy stub: flash above 16 MB only when the ROM's ECO version is 2 or
+ * later (the stub turns its 32-bit mode on only then); ECO 1 keeps the 16 MB limit. */
+static void test_c5_above_16mb_needs_rom_eco2(void **state)
+{
+    (void)state;
+    for (uint32_t eco = 1; eco <= 2; eco++) {
+        setup_fake();
+        F.chip = CHIP_ESP32C5;
+        F.rom_eco = eco;
+        F.jedec = 0x1940EF; /* 32 MB */
+        make_stub_dir();
+        P.images[0].offset = 0x1000000;
+        run_job();
+        assert_int_equal(F.rep->flash_size, 32 * 1024 * 1024);
+        if (eco == 1) {
+            assert_int_equal(F.rep->error_class, EST_CLASS_BAD_OFFSET);
+            assert_int_equal(F.rep->failed_state, JOB_ST_PARAMS);
+            assert_non_null(strstr(F.log, "ECO below 2"));
+            assert_false(path_has(JOB_ST_BEGIN));
+        } else {
+            assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+            assert_true(F.rep->images[0].verified);
+            assert_memory_equal(F.flash, EXP, sizeof EXP); /* 16 MB wraps onto 0 in the fake */
+        }
+        teardown_fake();
+    }
 }
 
 static void test_prepared_image_is_shared(void **state)
@@ -1632,6 +1663,7 @@ int main(void)
         cmocka_unit_test(test_dropped_register_reply_restarts_sequence),
         cmocka_unit_test(test_big_text_burst_while_connecting),
         cmocka_unit_test(test_rom_cannot_reach_beyond_16mb),
+        cmocka_unit_test(test_c5_above_16mb_needs_rom_eco2),
         cmocka_unit_test(test_prepared_image_is_shared),
         cmocka_unit_test(test_image_revision_checked),
         cmocka_unit_test(test_stub_path),
