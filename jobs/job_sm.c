@@ -805,6 +805,15 @@ static const char *job_stub_path(job_t *j, char *path, size_t cap)
                           fc->pretty, j->chip->pretty);
             return NULL;
         }
+        if (!stub_file_p4_rev_ok(pl->stub_file, j->rep.chip_rev)) {
+            job_stub_fail(j,
+                          "stub file %s is for ESP32-P4 %s v3.00, but this chip is v%u.%u "
+                          "(esp32p4-rev1.json / esp32p4rc1.json below v3.00, esp32p4.json from "
+                          "v3.00 on)",
+                          pl->stub_file, j->rep.chip_rev < 300 ? "from" : "below",
+                          j->rep.chip_rev / 100, j->rep.chip_rev % 100);
+            return NULL;
+        }
         snprintf(path, cap, "%s", pl->stub_file);
         return path;
     }

@@ -223,39 +223,59 @@ static const char *stub_short_name(const chip_info_t *c)
     return strncmp(c->name, "esp", 3) == 0 ? c->name + 3 : c->name;
 }
 
+/* ESP32-P4 below v3.00 needs the stub built for that silicon (its RAM layout differs: the
+ * legacy stub's rc1 build loads at 0x4FF10000, the v3 build higher). Its file names: esptool
+ * 5.x's `esp32p4rc1.json` (stub_json_name()), the newer `esp32p4-rev1.json`, and esptool
+ * 4.2–4.7's `stub_flasher_32p4.json`, which predates v3.00 silicon and so serves only the old
+ * revisions (never a v3 chip). Other chips: `<chip>.json` and `stub_flasher_<short>.json`. */
+static bool stub_p4_old(const chip_info_t *chip, unsigned chip_rev)
+{
+    return chip->id == CHIP_ESP32P4 && chip_rev < 300;
+}
+
 int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char *path, size_t cap,
               char *why, size_t why_cap)
 {
     struct stat st;
-    char base[32];
     const char *const subs[] = {"", "2/", "1/"};
+    const char *names[2];
+    size_t n_names = 0;
+    bool old_p4 = stub_p4_old(chip, chip_rev);
+    bool v42 = chip->id != CHIP_ESP32P4 || old_p4; /* stub_flasher_<short>.json allowed */
     if (!dir || !*dir) return stub_fail(why, why_cap, EST_ESTUB, "no stub directory given");
     if (stat(dir, &st) != 0)
         return stub_fail(why, why_cap, EST_ESTUB, "stub directory %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return stub_fail(why, why_cap, EST_ESTUB, "stub directory %s is not a directory", dir);
-    /* ESP32-P4 revisions below v3.00 need their own stub build (reference §8.1) */
-    if (chip->id == CHIP_ESP32P4 && chip_rev < 300)
-        snprintf(base, sizeof base, "%s-rev1", chip->name);
-    else
-        snprintf(base, sizeof base, "%s", chip->name);
+    if (old_p4) { /* reference §8.1 */
+        names[n_names++] = "esp32p4-rev1";
+        names[n_names++] = "esp32p4rc1";
+    } else {
+        names[n_names++] = chip->name;
+    }
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
-        /* <dir>/<chip>.json; in the top directory also the 4.2–4.7 name */
-        if ((size_t)snprintf(path, cap, "%s/%s%s.json", dir, subs[i], base) < cap &&
-            stub_is_file(path))
-            return 0;
-        if (i == 0 && !(chip->id == CHIP_ESP32P4 && chip_rev < 300) &&
+        /* <dir>/<name>.json; in the top directory also the 4.2–4.7 name */
+        for (size_t k = 0; k < n_names; k++)
+            if ((size_t)snprintf(path, cap, "%s/%s%s.json", dir, subs[i], names[k]) < cap &&
+                stub_is_file(path))
+                return 0;
+        if (i == 0 && v42 &&
             (size_t)snprintf(path, cap, "%s/stub_flasher_%s.json", dir, stub_short_name(chip)) <
                 cap &&
             stub_is_file(path))
             return 0;
     }
     path[0] = 0;
+    if (old_p4)
+        return stub_fail(why, why_cap, UV_ENOENT,
+                         "no stub for %s below v3.00 in %s (looked for esp32p4-rev1.json, "
+                         "esp32p4rc1.json, stub_flasher_32p4.json, and both names in 2/ and 1/)",
+                         chip->pretty, dir);
     return stub_fail(why, why_cap, UV_ENOENT,
-                     "no stub for %s%s in %s (looked for %s.json, stub_flasher_%s.json, "
-                     "2/%s.json, 1/%s.json)",
-                     chip->pretty, chip->id == CHIP_ESP32P4 && chip_rev < 300 ? " below v3.00" : "",
-                     dir, base, stub_short_name(chip), base, base);
+                     "no stub for %s%s in %s (looked for %s.json, %s%s%s2/%s.json, 1/%s.json)",
+                     chip->pretty, chip->id == CHIP_ESP32P4 ? " v3.00 or later" : "", dir,
+                     names[0], v42 ? "stub_flasher_" : "", v42 ? stub_short_name(chip) : "",
+                     v42 ? ".json, " : "", names[0], names[0]);
 }
 
 const chip_info_t *stub_file_chip(const char *path)
@@ -268,13 +288,25 @@ const chip_info_t *stub_file_chip(const char *path)
     if (n < 6 || n >= sizeof name || strcmp(b + n - 5, ".json") != 0) return NULL;
     memcpy(name, b, n - 5);
     name[n - 5] = 0;
-    if (strcmp(name, "esp32p4-rev1") == 0) return chip_get(CHIP_ESP32P4);
+    if (strcmp(name, "esp32p4-rev1") == 0 || strcmp(name, "esp32p4rc1") == 0)
+        return chip_get(CHIP_ESP32P4);
     if (strncmp(name, "stub_flasher_", 13) == 0) {
         char full[64];
         snprintf(full, sizeof full, "esp%s", name + 13);
         return chip_by_name(full);
     }
     return chip_by_name(name);
+}
+
+int stub_file_p4_rev_ok(const char *path, unsigned chip_rev)
+{
+    const char *b = strrchr(path, '/');
+    bool old_name;
+    b = b ? b + 1 : path;
+    if (stub_file_chip(path) != chip_get(CHIP_ESP32P4)) return 1;
+    old_name = strcmp(b, "esp32p4-rev1.json") == 0 || strcmp(b, "esp32p4rc1.json") == 0 ||
+               strcmp(b, "stub_flasher_32p4.json") == 0;
+    return old_name == (chip_rev < 300);
 }
 
 /* ---- the cache ---- */

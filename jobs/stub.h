@@ -40,16 +40,22 @@ void stub_free(stub_t *s);
  *   dir/<chip>.json                 esptool >= 4.8 (targets/stub_flasher/1 or /2), esp-flasher-stub
  *   dir/stub_flasher_<short>.json   esptool 4.2–4.7 (e.g. stub_flasher_32c3.json)
  *   dir/2/<chip>.json, dir/1/<chip>.json   dir is esptool's targets/stub_flasher itself
- * ESP32-P4 below revision 3.00 uses esp32p4-rev1.json instead of esp32p4.json (§8.1).
+ * ESP32-P4 below revision 3.00 uses esp32p4-rev1.json, else esp32p4rc1.json (esptool 5.x's
+ * name), instead of esp32p4.json (§8.1); the 4.2–4.7 stub_flasher_32p4.json was built before
+ * v3.00 silicon and is used only below v3.00.
  * Returns 0 with the path in `path`; UV_ENOENT when the directory is fine but holds nothing for
  * this chip (`why` says what was looked for); EST_ESTUB when `dir` is not a readable directory. */
 int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char *path, size_t cap,
               char *why, size_t why_cap);
 
 /* The chip a stub file name is for ("esp32c3.json", "stub_flasher_32c3.json",
- * "esp32p4-rev1.json"), or NULL when the name says nothing. Used to refuse a recipe's stub file
- * that belongs to another chip. */
+ * "esp32p4-rev1.json", "esp32p4rc1.json"), or NULL when the name says nothing. Used to refuse a
+ * recipe's stub file that belongs to another chip. */
 const chip_info_t *stub_file_chip(const char *path);
+/* 0 when `path` is an ESP32-P4 stub whose name says it is for the other side of v3.00 than
+ * `chip_rev` (esp32p4-rev1 / esp32p4rc1 / stub_flasher_32p4 below, esp32p4 from v3.00), else 1
+ * (right, or not a P4 name). */
+int stub_file_p4_rev_ok(const char *path, unsigned chip_rev);
 
 /* Shared, parsed files (loop thread only): the file at `path` parsed once and reused while its
  * size and modification time stay the same. Returns a reference to release with stub_put, or

@@ -1127,6 +1127,28 @@ static void test_stub_file_for_other_chip(void **state)
     teardown_fake();
 }
 
+/* A recipe's stub file for the pre-v3.00 ESP32-P4 on a v3.1 chip: refused by name, before the
+ * upload (it would load at the wrong RAM addresses and never say OHAI). */
+static void test_stub_file_for_other_p4_revision(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32P4;
+    F.rev_word = 0x31;
+    make_stub_dir();
+    char file[128], other[128];
+    snprintf(file, sizeof file, "%s/esp32p4.json", stub_dir);
+    snprintf(other, sizeof other, "%s/esp32p4rc1.json", stub_dir);
+    assert_int_equal(rename(file, other), 0);
+    P.stub_dir = NULL;
+    P.stub_file = other;
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_STUB_FAILED);
+    assert_non_null(strstr(F.rep->message, "below v3.00"));
+    assert_int_equal(F.mem_ends, 0);
+    teardown_fake();
+}
+
 static void test_no_stub_option(void **state)
 {
     (void)state;
@@ -1674,6 +1696,7 @@ int main(void)
         cmocka_unit_test(test_stub_dir_without_this_chip),
         cmocka_unit_test(test_stub_file_malformed),
         cmocka_unit_test(test_stub_file_for_other_chip),
+        cmocka_unit_test(test_stub_file_for_other_p4_revision),
         cmocka_unit_test(test_no_stub_option),
         cmocka_unit_test(test_stub_already_running),
         cmocka_unit_test(test_usb_otg_s3_stub),

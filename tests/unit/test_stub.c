@@ -234,6 +234,32 @@ static void test_find_p4_revision(void **state)
     snprintf(want, sizeof want, "%s/esp32p4.json", tmp);
     assert_string_equal(path, want);
     rm_tmp();
+    /* esptool 5.x's name for the pre-v3.00 build: esp32p4rc1.json, also under 1/ */
+    mk_tmp();
+    put("1/esp32p4rc1.json", ok_json);
+    put("1/esp32p4.json", ok_json);
+    assert_int_equal(stub_find(tmp, p4, 103, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/1/esp32p4rc1.json", tmp);
+    assert_string_equal(path, want);
+    put("2/esp32p4-rev1.json", ok_json); /* 2/ before 1/ */
+    assert_int_equal(stub_find(tmp, p4, 103, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/2/esp32p4-rev1.json", tmp);
+    assert_string_equal(path, want);
+    rm_tmp();
+    /* esptool 4.2-4.7's stub_flasher_32p4.json predates v3.00 silicon: below v3.00 only */
+    mk_tmp();
+    put("stub_flasher_32p4.json", ok_json);
+    assert_int_equal(stub_find(tmp, p4, 300, path, sizeof path, why, sizeof why), UV_ENOENT);
+    assert_non_null(strstr(why, "v3.00 or later"));
+    assert_null(strstr(why, "stub_flasher_32p4"));
+    assert_int_equal(stub_find(tmp, p4, 100, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/stub_flasher_32p4.json", tmp);
+    assert_string_equal(path, want);
+    put("esp32p4rc1.json", ok_json); /* the 5.x name wins over the 4.x one */
+    assert_int_equal(stub_find(tmp, p4, 100, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/esp32p4rc1.json", tmp);
+    assert_string_equal(path, want);
+    rm_tmp();
 }
 
 static void test_file_chip(void **state)
@@ -243,6 +269,14 @@ static void test_file_chip(void **state)
     assert_ptr_equal(stub_file_chip("stub_flasher_8266.json"), chip_get(CHIP_ESP8266));
     assert_ptr_equal(stub_file_chip("/a/1/esp32s3.json"), chip_get(CHIP_ESP32S3));
     assert_ptr_equal(stub_file_chip("esp32p4-rev1.json"), chip_get(CHIP_ESP32P4));
+    assert_ptr_equal(stub_file_chip("/s/1/esp32p4rc1.json"), chip_get(CHIP_ESP32P4));
+    /* a P4 file for the other side of v3.00 is recognised by its name */
+    assert_int_equal(stub_file_p4_rev_ok("/s/1/esp32p4rc1.json", 103), 1);
+    assert_int_equal(stub_file_p4_rev_ok("/s/1/esp32p4rc1.json", 300), 0);
+    assert_int_equal(stub_file_p4_rev_ok("stub_flasher_32p4.json", 301), 0);
+    assert_int_equal(stub_file_p4_rev_ok("/s/esp32p4.json", 100), 0);
+    assert_int_equal(stub_file_p4_rev_ok("/s/esp32p4.json", 300), 1);
+    assert_int_equal(stub_file_p4_rev_ok("/s/esp32c3.json", 0), 1);
     assert_null(stub_file_chip("/x/my-stub.json"));
     assert_null(stub_file_chip("/x/esp32.bin"));
 }
@@ -263,7 +297,9 @@ static void test_mkstub_files(void **state)
             char path[512], why[512], err[512];
             stub_t s;
             const chip_info_t *ci = chip_get((chip_id_t)c);
-            int rc = stub_find(tmp, ci, 300, path, sizeof path, why, sizeof why);
+            /* the 4.2-4.7 P4 file is the pre-v3.00 build */
+            unsigned rev = ci->id == CHIP_ESP32P4 && l == 1 ? 100 : 300;
+            int rc = stub_find(tmp, ci, rev, path, sizeof path, why, sizeof why);
             if (rc != 0) fail_msg("%s (%s layout): %s", ci->name, layouts[l], why);
             assert_int_equal(stub_load_file(path, &s, err, sizeof err), 0);
             assert_true(s.text_len > 1000);
