@@ -253,7 +253,13 @@ static const char demo_help[] =
     "database (default ./espstation-demo.db). The dashboard and the HTTP API listen on\n"
     "127.0.0.1:8080 (--listen to change); the demo prints an engineer token for API writes.\n"
     "Ctrl-C stops everything.\n"
-    "  --fast   simulators answer as fast as possible instead of in real time\n";
+    "\n"
+    "  --slots N           number of simulated boards (default 8)\n"
+    "  --db FILE           the database (default ./espstation-demo.db)\n"
+    "  --listen ADDR:PORT  where the dashboard and API listen (default 127.0.0.1:8080)\n"
+    "  --fast              simulators answer as fast as possible instead of in real time\n"
+    "  --verbose           log every slot state change\n"
+    "  --help              print this help\n";
 
 int cli_demo(int argc, char **argv)
 {

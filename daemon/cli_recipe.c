@@ -20,6 +20,13 @@ static const char recipe_help[] =
     "import  turn an ESP-IDF build (build/flasher_args.json, IDF v4.x to v6.x) into a recipe;\n"
     "        image paths in it are relative to the recipe's directory (default ./recipe.json;\n"
     "        an existing file is kept unless --force).\n"
+    "\n"
+    "import options:\n"
+    "  -o, --output RECIPE_JSON  where to write the recipe (default ./recipe.json)\n"
+    "  --name NAME               recipe name (default: the project name of the build)\n"
+    "  --version VERSION         recipe version (default: the project version)\n"
+    "  --chip CHIP               chip (default: from the build's esptool arguments or image)\n"
+    "  -f, --force               overwrite an existing recipe file\n"
     "See docs/RECIPES.md.\n";
 
 static void recipe_print_err(const char *what, const recipe_err_t *e)

@@ -239,7 +239,11 @@ static const char serve_help[] =
     "Run the station daemon: every slot of the station config runs its recipe on its port, all\n"
     "concurrently; every job is recorded in the SQLite database. The HTTP API and the dashboard\n"
     "listen on the config's \"listen\" address (default 127.0.0.1:8080). SIGTERM or Ctrl-C stops\n"
-    "it (running jobs are recorded as interrupted). See docs/STATION.md and docs/API.md.\n";
+    "it (running jobs are recorded as interrupted). See docs/STATION.md and docs/API.md.\n"
+    "\n"
+    "  -c, --config FILE  the station config (JSON; relative paths are relative to its directory)\n"
+    "  -v, --verbose      log every slot state change (results and warnings are always logged)\n"
+    "  -h, --help         print this help\n";
 
 int cli_serve(int argc, char **argv)
 {

@@ -24,7 +24,8 @@ static void main_usage(FILE *f)
           "  ports       list serial ports (USB IDs, serial numbers, by-path names)\n"
           "\n"
           "Run 'espstation <command> --help' for the options of a command.\n"
-          "Documentation: docs/ in the source tree (docs/CLI.md).\n",
+          "Documentation: man espstation; docs/ in the source tree or\n"
+          "/usr/share/doc/espstation when installed (CLI.md, STATION.md, API.md, ...).\n",
           f);
 }
 
