@@ -4,7 +4,9 @@
  * jobs cancelled and recorded as interrupted, then event streams ended and connections closed,
  * every handle closed). Logs one line per result on stderr.
  * Must not: implement slot logic (jobmgr.c), storage (store.c) or endpoints (api*.c). */
+#include <errno.h>
 #include <getopt.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,6 +154,21 @@ int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks
     sv.verbose = verbose;
     sv.hooks = hooks;
     signal(SIGPIPE, SIG_IGN);
+
+    /* A stub directory that is not there would fail every job with stub_failed: say it once,
+     * before any board is touched. */
+    if (cfg->stub_dir) {
+        struct stat sst;
+        if (stat(cfg->stub_dir, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
+            fprintf(stderr,
+                    "espstation: stub_dir %s: %s: copy an esptool's targets/stub_flasher/1 (or "
+                    "/2) there, or remove \"stub_dir\" from the config to flash with the ROM "
+                    "loader (docs/DEPLOY.md)\n",
+                    cfg->stub_dir, stat(cfg->stub_dir, &sst) != 0 ? strerror(errno)
+                                                                  : "not a directory");
+            return CLI_EXIT_USAGE;
+        }
+    }
 
     rc = store_open(cfg->database, &sv.store);
     if (rc < 0) {

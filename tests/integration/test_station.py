@@ -822,6 +822,8 @@ def case_config_errors(ctx):
          r"\$\.probe_interval_ms: "),
         ("no-slots", mutate(lambda c: c.pop("slots")), r"\$\.slots: "),
         ("wrong-type", mutate(lambda c: c.update(slots={"A1": slot})), r"\$\.slots: "),
+        ("missing-stub-dir", mutate(lambda c: c.update(stub_dir="no-such-stubs")),
+         r"stub_dir .*no-such-stubs.*No such file.*stub_flasher"),
     ]
     for name, text, rx in cases:
         p = ctx.write_file("bad-%s.json" % name, text.encode())
