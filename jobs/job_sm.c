@@ -30,6 +30,9 @@
 #define BAUD_PROBE_MS 500         /* the first command at the new rate */
 #define BAUD_MAX_FALLBACKS 4
 #define CHIP_ERASE_MS 120000 /* esptool's chip_erase_timeout (§4.4) */
+/* esptool master after v5.3.1 (30 before): the ROM's erase at FLASH_BEGIN / FLASH_DEFL_BEGIN,
+ * ERASE_REGION, and the scale of a whole-chip erase (§4.4) */
+#define ERASE_REGION_TIMEOUT_PER_MB 40
 #define READ_PACKET 0x1000   /* READ_FLASH packet size (§4.6) */
 
 /* ---- reset sequences (reference §2.2), run as timer steps ---- */
@@ -1565,6 +1568,16 @@ static void job_prefetch_images(job_t *j)
 
 /* ---- ERASE: the whole chip (stub) or a region ---- */
 
+/* ERASE_FLASH: esptool's 120 s, but a large part takes longer (a 16 MB NOR chip erase is up to a
+ * few minutes by datasheet): the region rate over the whole flash when that is more, never more
+ * than esptool's 240 s cap on any command (timeout_per_mb caps). */
+static uint32_t job_chip_erase_ms(const job_t *j)
+{
+    uint32_t size = j->rep.flash_size ? j->rep.flash_size : j->flash_size_used;
+    uint32_t ms = timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size);
+    return ms > CHIP_ERASE_MS ? ms : CHIP_ERASE_MS;
+}
+
 static void st_erase(job_t *j, job_event_t ev)
 {
     const plan_t *pl = j->plan;
@@ -1583,12 +1596,13 @@ static void st_erase(job_t *j, job_event_t ev)
             }
             job__log(j, JOB_LOG_INFO, "erasing the whole flash (this can take a while)");
             j->req_len = cmd_build_erase_flash(j->req, sizeof j->req);
-            job_send_or_fail(j, CMD_ERASE_FLASH, 0, CHIP_ERASE_MS);
+            job_send_or_fail(j, CMD_ERASE_FLASH, 0, job_chip_erase_ms(j));
             return;
         }
         if (j->stub) {
             j->req_len = cmd_build_erase_region(j->req, sizeof j->req, off, size);
-            job_send_or_fail(j, CMD_ERASE_REGION, 0, timeout_per_mb(40, size));
+            job_send_or_fail(j, CMD_ERASE_REGION, 0,
+                             timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size));
             return;
         }
         /* ROM: FLASH_BEGIN erases the region up front; no data follows and no FLASH_END is sent
@@ -1598,7 +1612,7 @@ static void st_erase(job_t *j, job_event_t ev)
             j->chip->id == CHIP_ESP8266 ? image_esp8266_erase_size(off, size) : size,
             (size + j->chip->rom_flash_block - 1) / j->chip->rom_flash_block,
             j->chip->rom_flash_block, off, j->chip->rom_begin_enc_word, 0);
-        job_send_or_fail(j, CMD_FLASH_BEGIN, 0, timeout_per_mb(40, size));
+        job_send_or_fail(j, CMD_FLASH_BEGIN, 0, timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size));
         return;
     case JOB_EV_RESP:
         if (j->resp.status != 0) {
@@ -1762,14 +1776,16 @@ static void st_begin(job_t *j, job_event_t ev)
             j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_DEFL_BEGIN, size_field,
                                          j->nblocks, j->block_size, im->offset, enc, 0);
             job_send_or_fail(j, CMD_FLASH_DEFL_BEGIN, 0,
-                             j->stub ? 3000 : timeout_per_mb(30, size_field));
+                             j->stub ? 3000
+                                     : timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size_field));
         } else {
             size_field = (uint32_t)p->len;
             if (!j->stub && j->chip->id == CHIP_ESP8266)
                 size_field = image_esp8266_erase_size(im->offset, (uint32_t)p->len);
             j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, size_field,
                                          j->nblocks, j->block_size, im->offset, enc, 0);
-            job_send_or_fail(j, CMD_FLASH_BEGIN, 0, j->stub ? 3000 : timeout_per_mb(30, p->len));
+            job_send_or_fail(j, CMD_FLASH_BEGIN, 0,
+                             j->stub ? 3000 : timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, p->len));
         }
         return;
     case JOB_EV_RESP:

@@ -84,6 +84,7 @@ typedef struct fake_s {
     uint32_t max_block;                      /* largest FLASH_(DEFL_)DATA payload */
     uint32_t defl_size;                      /* size word of the last FLASH_DEFL_BEGIN */
     uint32_t begin_len;                      /* data length of the last FLASH_(DEFL_)BEGIN */
+    uint32_t begin_tmo_ms, erase_tmo_ms;     /* the job's reply timeouts for them / ERASE_* */
     uint32_t baud_new, baud_old;             /* last CHANGE_BAUDRATE words */
     uint32_t baud_first_new, baud_first_old; /* first CHANGE_BAUDRATE words */
     unsigned baud_changes;
@@ -341,6 +342,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     case CMD_FLASH_DEFL_BEGIN:
     case CMD_FLASH_BEGIN:
         F.begin_len = (uint32_t)(n - 8);
+        F.begin_tmo_ms = F.job->req_timeout_ms; /* set before the request was written */
         /* The legacy stub takes exactly 16 bytes: `error = verify_data_len(command, 16) ||
          * handle_flash_begin(...)` refuses 20 with status 1 (the `||` turns 0xC0 into 1). The
          * ESP32 ROM has no 5th word either; S2 and later ROMs need it (reference §4.2). */
@@ -455,6 +457,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
             return;
         }
         F.erases++;
+        F.erase_tmo_ms = F.job->req_timeout_ms;
         if (op == CMD_ERASE_FLASH)
             memset(F.flash, 0xFF, FAKE_FLASH);
         else
@@ -1636,6 +1639,52 @@ static void test_erase_all_before_flash(void **state)
     teardown_fake();
 }
 
+/* Timeouts (reference §4.4): the ROM erases at FLASH_DEFL_BEGIN, 40 s per 10^6 bytes (esptool
+ * master's ERASE_REGION_TIMEOUT_PER_MB); ERASE_REGION the same; ERASE_FLASH at least 120 s,
+ * scaled by the flash size at that rate, at most 240 s. */
+static void test_erase_timeouts(void **state)
+{
+    (void)state;
+    setup_fake();
+    plan_free(&P);
+    plan_init(&P);
+    uint8_t *big = malloc(2u << 20); /* 2 MiB, compresses well: few ROM blocks */
+    for (size_t i = 0; i < (2u << 20); i++)
+        big[i] = (uint8_t)(i >> 12);
+    plan_err_t err;
+    assert_int_equal(plan_add_image_mem(&P, 0x100000, "big.bin", big, 2u << 20, &err), 0);
+    assert_int_equal(plan_finish(&P, &err), 0);
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_false(F.rep->stub);
+    assert_int_equal(F.begin_tmo_ms, 83886); /* 40 s × 2097152 / 10^6 (30 s/MB: 62914) */
+    teardown_fake();
+
+    static const struct {
+        uint32_t jedec, want_ms;
+    } parts[] = {{0x1540EF, 120000}, {0x1640EF, 167772}, {0x1840EF, 240000}}; /* 2, 4, 16 MB */
+    for (size_t i = 0; i < 3; i++) {
+        setup_fake();
+        make_stub_dir();
+        F.jedec = parts[i].jedec;
+        P.op = PLAN_OP_ERASE;
+        P.erase_all = true;
+        run_job();
+        assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+        assert_int_equal(F.erase_tmo_ms, parts[i].want_ms);
+        teardown_fake();
+    }
+    setup_fake();
+    make_stub_dir();
+    P.op = PLAN_OP_ERASE;
+    P.op_offset = 0x100000;
+    P.op_size = 0x200000;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_int_equal(F.erase_tmo_ms, 83886);
+    teardown_fake();
+}
+
 /* One deflate serves the ROM (1 KiB blocks) and the stub (16 KiB blocks). */
 static void test_prepared_image_shared_rom_and_stub(void **state)
 {
@@ -1721,6 +1770,7 @@ int main(void)
         cmocka_unit_test(test_erase_all_needs_stub),
         cmocka_unit_test(test_erase_all_before_flash),
         cmocka_unit_test(test_prepared_image_shared_rom_and_stub),
+        cmocka_unit_test(test_erase_timeouts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
