@@ -21,6 +21,8 @@
 /* SYNC tries per connect attempt: 1 + the state's retry budget = 5, as esptool */
 #define SYNC_TRIES (job_state_retries(JOB_ST_SYNC) + 1)
 #define SYNC_PAUSE_MS 50    /* pause after a failed SYNC try (esptool) */
+#define SYNC_REPLIES 8      /* replies to one SYNC (reference §4.2) */
+#define SYNC_REST_MS 100    /* wait for each further SYNC reply after the first */
 #define UNSUPP_DRAIN_MS 200 /* wait for the ROM's extra "invalid message" frames (§3.7) */
 #define SPI_POLLS 10        /* CMD USR-bit polls before giving up (§7.2) */
 #define DEFAULT_FLASH 0x400000u
@@ -434,24 +436,59 @@ static void job_send_sync(job_t *j)
     job_send_or_fail(j, CMD_SYNC, 0, job_state_timeout_ms(JOB_ST_SYNC));
 }
 
+/* Wait for the rest of the 8 replies to one SYNC (reference §4.2, §14.3). */
+static void job_sync_await_rest(job_t *j)
+{
+    j->awaiting = true;
+    j->expect_op = CMD_SYNC;
+    j->expect_out = 0;
+    j->req_timeout_ms = SYNC_REST_MS;
+    job__arm(j, SYNC_REST_MS);
+}
+
+static void job_synced(job_t *j)
+{
+    j->awaiting = false;
+    job__disarm(j);
+    job__log(j, JOB_LOG_INFO, "synced after %u attempt(s)", j->attempt + 1);
+    job_enter(j, JOB_ST_DETECT);
+}
+
+/* SYNC sub-steps: 0 waiting for the first reply; 1 pause before the next try; 2 collecting the
+ * other replies of the SYNC that was answered (j->polls counts them). */
 static void st_sync(job_t *j, job_event_t ev)
 {
     switch (ev) {
     case JOB_EV_ENTER: job_send_sync(j); return;
     case JOB_EV_RESP:
+        if (j->step == 2) {
+            j->sync_zero = j->sync_zero && j->resp.value == 0;
+            if (++j->polls >= SYNC_REPLIES)
+                job_synced(j);
+            else
+                job_sync_await_rest(j);
+            return;
+        }
         /* esptool counts any SYNC reply; a non-zero status is treated as a failed try here */
         if (j->resp.status != 0) {
             st_sync(j, JOB_EV_TIMEOUT);
             return;
         }
         j->rep.sync_attempts = j->attempt + 1;
-        /* A stub answers SYNC with value 0, the ROM with a non-zero value (reference §4.2):
-         * a stub left running by an earlier job is not uploaded again. */
+        /* A stub answers SYNC with value 0, the ROM with a non-zero value: a stub left running
+         * by an earlier job is not uploaded again. esptool decides from all 8 replies of the
+         * successful SYNC (sync_stub_detected &= val == 0 for each), not from the first. */
         j->sync_zero = j->resp.value == 0;
-        job__log(j, JOB_LOG_INFO, "synced after %u attempt(s)", j->attempt + 1);
-        job_enter(j, JOB_ST_DETECT);
+        j->step = 2;
+        j->polls = 1;
+        job_sync_await_rest(j);
         return;
     case JOB_EV_TIMEOUT:
+        if (j->step == 2) {
+            /* fewer than 8 replies (a lossy link, a quirky loader): decide from those seen */
+            job_synced(j);
+            return;
+        }
         if (j->step == 0) {
             j->awaiting = false;
             j->tries++;
@@ -845,7 +882,8 @@ static void st_stub(job_t *j, job_event_t ev)
             j->stub = true;
             j->rep.stub = true;
             job__log(j, JOB_LOG_INFO,
-                     "a flasher stub is already running (SYNC value 0): not uploading it again");
+                     "a flasher stub is already running (every SYNC reply had value 0): not "
+                     "uploading it again");
             job_stub_done(j);
             return;
         }

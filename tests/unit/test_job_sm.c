@@ -47,6 +47,7 @@ typedef struct fake_s {
     bool lines;          /* the port drives DTR/RTS (an RTS release resets the chip) */
     bool no_ohai;        /* a "stub" that never greets */
     bool end_error;      /* stub: FLASH_DEFL_END reports a deferred write error (0xC4) */
+    bool sync_first_zero; /* ROM: the first reply to each SYNC carries value 0, the rest not */
     uint32_t max_baud;   /* the link fails above this rate (0: any rate works) */
     chip_id_t chip;      /* which chip the fake is (default ESP32; see fake_chips) */
     uint32_t rev_word;   /* the revision eFuse word where the chip has one (C5, P4) */
@@ -260,7 +261,8 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     case CMD_SYNC:
         F.syncs++;
         for (int i = 0; i < 8; i++)
-            fake_reply(op, F.stub_on ? 0 : 0x20120707, NULL, 0, 0, 0);
+            fake_reply(op, F.stub_on || (F.sync_first_zero && i == 0) ? 0 : 0x20120707, NULL, 0,
+                       0, 0);
         return;
     case CMD_GET_SECURITY_INFO: {
         const fake_chip_t *c = fake_chip();
@@ -1345,6 +1347,23 @@ static void test_no_watchdog_writes_on_uart_or_running_stub(void **state)
     teardown_fake();
 }
 
+/* "Stub already running" needs value 0 in every reply to the successful SYNC (esptool's
+ * sync_stub_detected), not just the first: here the ROM answers, so the stub is uploaded. */
+static void test_sync_stub_detection_uses_all_replies(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.sync_first_zero = true;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(F.rep->stub);
+    assert_int_equal(F.mem_ends, 1); /* uploaded: not taken for a running stub */
+    assert_null(strstr(F.log, "already running"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
 /* ---- CHANGE_BAUDRATE (reference §9) ---- */
 
 static void test_baud_rom(void **state)
@@ -1748,6 +1767,7 @@ int main(void)
         cmocka_unit_test(test_stub_file_for_other_p4_revision),
         cmocka_unit_test(test_no_stub_option),
         cmocka_unit_test(test_stub_already_running),
+        cmocka_unit_test(test_sync_stub_detection_uses_all_replies),
         cmocka_unit_test(test_usb_otg_s3_stub),
         cmocka_unit_test(test_usb_uart_s3_normal_blocks),
         cmocka_unit_test(test_usb_otg_s2_rom),
