@@ -83,8 +83,8 @@ def run(ctx, a):
     for i in range(a.kills):
         d = reliab.serve(ctx, cfg, "serve-%03d" % i)
         # Mostly anywhere in the jobs; one kill in six while the daemon starts (database
-        # opening, crashed jobs being marked, slots and HTTP coming up).
-        delay = rng.uniform(0.0, 0.1) if rng.random() < 1 / 6 else rng.uniform(0.0, a.max_delay)
+        # opening, crashed jobs being marked, slots and HTTP coming up: a few ms).
+        delay = rng.uniform(0.0, 0.03) if rng.random() < 1 / 6 else rng.uniform(0.0, a.max_delay)
         deadline = time.monotonic() + delay
         url = None
         while time.monotonic() < deadline:
@@ -94,7 +94,7 @@ def run(ctx, a):
                     url = m.group(1)
                     poller.start(url)
             check(d.alive(), "HOST: espstation exited by itself (kill %d)\n%s" % (i, d.describe()))
-            time.sleep(0.005)
+            time.sleep(0.001 if delay < 0.1 else 0.005)
         d.kill9()
         poller.stop()
         err = d.stderr_text()
