@@ -25,7 +25,8 @@
 /* The request is split the way the HTTP layer hands it to the API (method, target,
  * Authorization, Content-Type, Last-Event-ID, body, header size), each field in a buffer of its
  * own exact size. The station: two slots, a token file of four roles, an image directory and a
- * web root each holding a symlink to a secret file outside them, three finished jobs. Checks: a
+ * web root each holding a symlink to a secret file outside them, three finished jobs; the job
+ * manager's callbacks feed the API's live events as in espstation serve. Checks: a
  * sane status; JSON and problem+json bodies parse and agree with the status; 401/405 carry
  * their headers; no body holds the secret (unless the request itself did); no recipe naming
  * the secret through the symlink is accepted; no log line holds a token. Files written to the
@@ -86,6 +87,32 @@ static void log_line(void *data, const char *line)
         FUZZ_CHECK(strstr(line, tokens[i]) == NULL);
 }
 
+/* The job manager's callbacks feed the API's live events, as espstation serve wires them. */
+static void mgr_slot(jobmgr_t *m, size_t i, const slot_view_t *v)
+{
+    (void)m;
+    if (F.api) api_on_slot(F.api, i, v);
+}
+
+static void mgr_progress(jobmgr_t *m, size_t i, const slot_view_t *v)
+{
+    (void)m;
+    if (F.api) api_on_progress(F.api, i, v);
+}
+
+static void mgr_result(jobmgr_t *m, size_t i, const char *uuid, int64_t seq, const job_report_t *r)
+{
+    (void)m;
+    if (F.api) api_on_result(F.api, i, uuid, seq, r);
+}
+
+static void mgr_log(jobmgr_t *m, size_t i, job_log_level_t lvl, const char *msg)
+{
+    (void)m;
+    log_line(NULL, msg);
+    if (F.api) api_on_log(F.api, i, lvl, msg);
+}
+
 static void add_job(const char *uuid, const char *slot, job_result_t res, uint8_t mac,
                     const char *recipe_hash)
 {
@@ -127,6 +154,10 @@ static void add_job(const char *uuid, const char *slot, job_result_t res, uint8_
 static void setup(void)
 {
     static uint8_t img[8192];
+    static const jobmgr_cbs_t cbs = {.slot_cb = mgr_slot,
+                                     .progress_cb = mgr_progress,
+                                     .result_cb = mgr_result,
+                                     .log_cb = mgr_log};
     static char web[4200];
     char cfg[1024], recipe[512], sha[65], rhash[65], err[512];
     const char *tok;
@@ -163,7 +194,7 @@ static void setup(void)
     if (config_parse(cfg, strlen(cfg), F.dir, &F.cfg, err, sizeof err) != 0) die(err);
     if (store_open(F.cfg.database, &F.store) < 0) die("store_open");
     if (uv_loop_init(&F.loop) != 0) die("uv_loop_init");
-    if (jobmgr_new(&F.loop, &F.cfg, F.store, NULL, NULL, &F.mgr) != 0) die("jobmgr_new");
+    if (jobmgr_new(&F.loop, &F.cfg, F.store, &cbs, NULL, &F.mgr) != 0) die("jobmgr_new");
     tok = "viewer viewer-token-000000000001\nmes mes-token-000000000000002\n"
           "operator operator-token-0000000003\n# comment\n\nengineer engineer-token-0000000004\n";
     if (auth_parse(tok, strlen(tok), "tokens", &F.auth, err, sizeof err) != 0) die(err);

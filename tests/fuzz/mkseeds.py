@@ -381,6 +381,8 @@ def http_seeds():
     hello = b"hello image\n"
     seeds = {
         "station": http("GET", "/api/v1/station"),
+        "auth-engineer": http("GET", "/api/v1/auth", "engineer"),
+        "auth-unknown": http("GET", "/api/v1/auth", "nobody-token-00000000000"),
         "slots": http("GET", "/api/v1/slots", "viewer"),
         "slot-a1": http("GET", "/api/v1/slots/A1"),
         "slot-unknown": http("GET", "/api/v1/slots/Z9"),
