@@ -51,7 +51,11 @@ static const char cli_flash_help[] =
     "  --no-verify          skip the MD5 check after writing\n"
     "  --skip-unchanged     first ask the device for each region's MD5; an image that is\n"
     "                       already there is not written again\n"
-    "  --erase-all          erase the whole flash first (needs the stub)\n" CLI_LINK_HELP
+    "  --erase-all          erase the whole flash first (needs the stub)\n"
+    "  --test-expect TEXT   after the hard reset, read the application's output until TEXT\n"
+    "                       appears (plain text), else fail with test_failed\n"
+    "  --test-timeout MS    how long to wait for it (default 10000)\n"
+    "  --test-baud N        the application's baud rate (default 115200)\n" CLI_LINK_HELP
     "  --connect-attempts N reset+sync attempts before giving up (default 7)\n"
     "  --json               print one JSON object with the result on stdout\n"
     "  -v, --verbose        more detail on stderr\n"
@@ -197,6 +201,20 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port, const p
     cJSON_AddNumberToObject(o, "bytes_written", (double)rep->bytes_written);
     cJSON_AddNumberToObject(o, "bytes_sent", (double)rep->bytes_sent);
     cJSON_AddNumberToObject(o, "retries", rep->retries);
+    if (plan->test && plan->op == PLAN_OP_FLASH) {
+        cJSON *t = cJSON_AddObjectToObject(o, "test");
+        cJSON_AddStringToObject(t, "expect", plan->test_expect ? plan->test_expect : "");
+        cJSON_AddBoolToObject(t, "ran", rep->test_ran);
+        cJSON_AddBoolToObject(t, "passed", rep->test_passed);
+        cJSON_AddNumberToObject(t, "baud", plan->test_baud);
+        if (rep->test_ran) {
+            cJSON_AddNumberToObject(t, "duration_ms", (double)rep->test_ms);
+            cJSON_AddStringToObject(t, "output", rep->test_output);
+        } else {
+            cJSON_AddNullToObject(t, "duration_ms");
+            cJSON_AddNullToObject(t, "output");
+        }
+    }
     st = cJSON_AddObjectToObject(o, "state_ms");
     for (int s = 0; s < JOB_ST__COUNT; s++)
         if (rep->state_ms[s])
@@ -264,9 +282,17 @@ static void cli_done_cb(job_t *j, const job_report_t *rep)
                    s, s > 0 ? is->size * 8 / s / 1000 : 0.0,
                    is->verified ? "MD5 verified" : "not verified");
         }
+        if (rep->test_passed)
+            printf("Test: the application printed \"%s\" %.1f s after the reset\n",
+                   r->plan->test_expect, rep->test_ms / 1000.0);
         if (r->op->human) r->op->human(r->op, rep);
         if (r->exit_code == CLI_EXIT_OK) printf("PASS in %.1f s\n", ms / 1000.0);
     } else {
+        if (rep->test_ran && !rep->test_passed)
+            printf("Application output after the reset (%zu bytes):\n%s%s", rep->test_output_len,
+                   rep->test_output,
+                   rep->test_output_len && rep->test_output[rep->test_output_len - 1] != '\n' ? "\n"
+                                                                                              : "");
         printf("%s [%s] in state %s: %s\nHint: %s\n",
                rep->result == JOB_RESULT_CANCELLED ? "CANCELLED" : "FAIL",
                est_class_name(rep->error_class), job_state_name(rep->failed_state), rep->message,
@@ -309,7 +335,10 @@ enum {
     OPT_NO_STUB,
     OPT_SKIP,
     OPT_ERASE_ALL,
-    OPT_ALL
+    OPT_ALL,
+    OPT_TEST_EXPECT,
+    OPT_TEST_TIMEOUT,
+    OPT_TEST_BAUD
 };
 
 static const struct option cli_opts[] = {
@@ -332,6 +361,9 @@ static const struct option cli_opts[] = {
     {"skip-unchanged", no_argument, NULL, OPT_SKIP},
     {"erase-all", no_argument, NULL, OPT_ERASE_ALL},
     {"all", no_argument, NULL, OPT_ALL},
+    {"test-expect", required_argument, NULL, OPT_TEST_EXPECT},
+    {"test-timeout", required_argument, NULL, OPT_TEST_TIMEOUT},
+    {"test-baud", required_argument, NULL, OPT_TEST_BAUD},
     {"json", no_argument, NULL, OPT_JSON},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -346,6 +378,7 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
     cli_run_t run;
     const char *port = NULL;
     char msg[600];
+    bool test_opts = false;
     int c, rc;
 
     memset(&run, 0, sizeof run);
@@ -445,6 +478,42 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
             else
                 plan.erase_all = true;
             break;
+        case OPT_TEST_EXPECT:
+        case OPT_TEST_TIMEOUT:
+        case OPT_TEST_BAUD: {
+            uint32_t v = 0;
+            if (!flash) {
+                snprintf(msg, sizeof msg, "%s is not an option of %s (see --help)",
+                         argv[optind - 1], op->name);
+                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+            }
+            if (c == OPT_TEST_EXPECT) {
+                if (!*optarg || strlen(optarg) > PLAN_TEST_EXPECT_MAX) {
+                    snprintf(msg, sizeof msg, "--test-expect needs 1 to %d characters",
+                             PLAN_TEST_EXPECT_MAX);
+                    return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+                }
+                plan.test = true;
+                plan.test_expect = optarg;
+            } else if (c == OPT_TEST_TIMEOUT) {
+                if (plan_parse_u32(optarg, &v) != 0 || v < 100 || v > 600000) {
+                    snprintf(msg, sizeof msg, "--test-timeout needs 100 to 600000 ms, not '%s'",
+                             optarg);
+                    return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+                }
+                plan.test_timeout_ms = v;
+                test_opts = true;
+            } else {
+                if (plan_parse_u32(optarg, &v) != 0 || v < 9600 || v > 5000000) {
+                    snprintf(msg, sizeof msg,
+                             "--test-baud needs a rate from 9600 to 5000000, not '%s'", optarg);
+                    return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+                }
+                plan.test_baud = v;
+                test_opts = true;
+            }
+            break;
+        }
         case OPT_JSON: run.json = true; break;
         case 'v': run.verbose = true; break;
         case 'h': fputs(op->help, stdout); return CLI_EXIT_OK;
@@ -455,6 +524,13 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
         }
     }
     if (!port) return cli_early_fail(run.json, EST_CLASS_USAGE, "--port is required (see --help)");
+    if (test_opts && !plan.test)
+        return cli_early_fail(run.json, EST_CLASS_USAGE,
+                              "--test-timeout / --test-baud need --test-expect TEXT");
+    if (plan.test && plan.after == PLAN_AFTER_NO_RESET)
+        return cli_early_fail(run.json, EST_CLASS_USAGE,
+                              "--test-expect needs --after hard_reset: the test reads what the "
+                              "application prints after the reset");
     if (plan.stub_dir && plan.stub) {
         /* a wrong directory is a usage error now, not a surprise after connecting */
         struct stat st;

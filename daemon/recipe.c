@@ -943,6 +943,20 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
         r->test_baud = (uint32_t)recipe_get_int(test, "$.test.baud", &d);
         r->test_expect = strdup(recipe_get_str(test, "$.test.expect", &d));
         r->test_timeout_ms = (uint32_t)recipe_get_int(test, "$.test.timeout_ms", &d);
+        if (!r->test_expect)
+            recipe_fail(err, "internal", -ENOMEM, "$.test.expect", "out of memory");
+        /* the test reads what the application prints after the reset: without the reset the
+         * chip stays in its loader and the test could only fail */
+        if (r->plan.after == PLAN_AFTER_NO_RESET)
+            recipe_fail(err, INVALID, EST_ERECIPE, "$.test",
+                        "a post-flash test needs \"after\": \"hard-reset\" (the board is reset "
+                        "into its application and its output read), but the recipe says "
+                        "\"no-reset\"");
+        /* the job runs it (jobs/job_sm.c, state test); the plan borrows the text */
+        r->plan.test = true;
+        r->plan.test_baud = r->test_baud;
+        r->plan.test_expect = r->test_expect;
+        r->plan.test_timeout_ms = r->test_timeout_ms;
     }
     retry = cJSON_GetObjectItemCaseSensitive(root, "retry");
     r->attempts = (unsigned)recipe_get_int(retry, "$.retry.attempts", &d);

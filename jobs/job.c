@@ -388,6 +388,16 @@ void job_io_opened(job_t *j, int status)
 void job_io_error(job_t *j, int status)
 {
     if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing) return;
+    if (j->st == JOB_ST_AFTER_RESET && j->plan->test && j->plan->op == PLAN_OP_FLASH &&
+        j->plan->n_images > 0) {
+        /* the application's output cannot be read from a port that went away (a reopen after
+         * USB re-enumeration is not done) */
+        job_fail(j, EST_CLASS_TEST_FAILED, EST_ETEST,
+                 "the board was flashed and verified, but port %s went away during the reset "
+                 "(%s): the post-flash test cannot read the application's output",
+                 j->spec, uv_err_name(status));
+        return;
+    }
     if (j->st == JOB_ST_AFTER_RESET) {
         /* USB-Serial/JTAG and native-USB chips re-enumerate when reset: the work is done */
         job__log(j, JOB_LOG_INFO, "port %s went away during the final reset (%s)", j->spec,

@@ -39,6 +39,7 @@
     XX(VERIFY, "verify", 3000, 0, "SPI_FLASH_MD5 of the written region, compared")                 \
     XX(READ, "read", 3000, 0, "READ_FLASH (stub, acknowledged packets) or READ_FLASH_SLOW (ROM)")  \
     XX(AFTER_RESET, "after_reset", 0, 0, "hard reset (RTS pulse) to run the application")          \
+    XX(TEST, "test", 0, 0, "post-flash test: read the application's output for the expected text") \
     XX(CLOSING, "closing", 5000, 0, "close the port, finish pending work")                         \
     XX(DONE, "done", 0, 0, "finished: result recorded")
 
@@ -58,6 +59,8 @@ typedef struct job_s job_t;
 
 typedef enum { JOB_RESULT_NONE, JOB_RESULT_PASS, JOB_RESULT_FAIL, JOB_RESULT_CANCELLED } job_result_t;
 const char *job_result_name(job_result_t r);
+
+#define JOB_TEST_OUTPUT_MAX 2048 /* application output kept in the report (the last bytes) */
 
 typedef struct job_image_stat_s {
     uint32_t offset;
@@ -97,6 +100,12 @@ typedef struct job_report_s {
     bool stub;                   /* the flasher stub ran (else the ROM loader) */
     unsigned baud_fallbacks;     /* reconnects to go on at a lower rate after a failed change */
     uint8_t read_md5[16];        /* PLAN_OP_READ: MD5 of the range read (checked on the device) */
+    /* post-flash test (plan.test): ran, passed, and the last JOB_TEST_OUTPUT_MAX bytes the
+     * application printed (non-printable bytes shown as '.', NUL-terminated) */
+    bool test_ran, test_passed;
+    uint32_t test_ms; /* from entering TEST to the expected text (or the timeout) */
+    size_t test_output_len;
+    char test_output[JOB_TEST_OUTPUT_MAX + 1];
     size_t n_images;
     job_image_stat_t images[PLAN_MAX_IMAGES];
 } job_report_t;

@@ -169,6 +169,10 @@ struct job_s {
     bool end_sent;          /* stub: FLASH_(DEFL_)END(1) sent after the last block */
     uint64_t img_done, img_t0_ms;
 
+    /* TEST: the application's raw output, the newest JOB_TEST_OUTPUT_MAX bytes */
+    uint8_t test_buf[JOB_TEST_OUTPUT_MAX];
+    size_t test_len;
+
     /* READ */
     uint32_t op_size;       /* plan op_size, or (READ of 0 bytes) up to the end of the flash */
     uint32_t rd_done;       /* bytes received */

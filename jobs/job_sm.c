@@ -221,8 +221,14 @@ static bool job_bootlog_has(const job_t *j, const char *needle)
     return memmem(j->bootlog, j->bootlog_len, needle, strlen(needle)) != NULL;
 }
 
+static void job_test_text(job_t *j, const uint8_t *buf, size_t n);
+
 void job__on_text(job_t *j, const uint8_t *buf, size_t n)
 {
+    if (j->st == JOB_ST_TEST) {
+        job_test_text(j, buf, n);
+        return;
+    }
     if (j->st == JOB_ST_RESET || j->st == JOB_ST_SYNC) {
         for (size_t i = 0; i < n; i++) {
             uint8_t c = buf[i];
@@ -1112,13 +1118,12 @@ static uint32_t job_baud_port_target(job_t *j, uint32_t target)
         rc = j->io->check_baud(j, target);
     }
     if (rc != 0) {
-        job__log(j, JOB_LOG_WARN, "port %s does not take %u baud (%s): staying at %u baud",
-                 j->spec, want, uv_strerror(rc), j->cur_baud);
+        job__log(j, JOB_LOG_WARN, "port %s does not take %u baud (%s): staying at %u baud", j->spec,
+                 want, uv_strerror(rc), j->cur_baud);
         return j->cur_baud;
     }
     if (target != want)
-        job__log(j, JOB_LOG_WARN, "port %s does not take %u baud: using %u", j->spec, want,
-                 target);
+        job__log(j, JOB_LOG_WARN, "port %s does not take %u baud: using %u", j->spec, want, target);
     return target;
 }
 
@@ -1487,15 +1492,30 @@ static void job_params_apply(job_t *j)
 }
 
 /* PARAMS sub-steps: 1 the C5 ROM's ECO word read; 2 SPI_SET_PARAMS sent. */
+static bool job_has_test(const job_t *j);
+
 static void st_params(job_t *j, job_event_t ev)
 {
     uint32_t size;
     switch (ev) {
     case JOB_EV_ENTER:
+        /* the post-flash test needs the board reset into its application: say so before
+         * anything is written */
+        if (job_has_test(j) && (j->plan->after == PLAN_AFTER_NO_RESET || !j->lines_ok)) {
+            if (j->plan->after == PLAN_AFTER_NO_RESET)
+                job_fail(j, EST_CLASS_USAGE, EST_EUSAGE,
+                         "the post-flash test needs a hard reset after flashing, but the job is "
+                         "set to after no_reset: nothing was written");
+            else
+                job_fail(j, EST_CLASS_USAGE, EST_EUSAGE,
+                         "the post-flash test needs a hard reset after flashing, but port %s "
+                         "cannot drive RTS: nothing was written",
+                         j->spec);
+            return;
+        }
         size = job_params_size(j);
         if (j->rep.flash_size && j->rep.flash_size < size) size = j->rep.flash_size;
-        if (size > ROM_ADDR_LIMIT && j->stub && j->chip->id == CHIP_ESP32C5 &&
-            !j->rom_eco_known) {
+        if (size > ROM_ADDR_LIMIT && j->stub && j->chip->id == CHIP_ESP32C5 && !j->rom_eco_known) {
             j->step = 1;
             job_read_reg(j, C5_ROM_ECO_REG);
             return;
@@ -2222,6 +2242,29 @@ static void job_pass(job_t *j)
     job_enter(j, JOB_ST_CLOSING);
 }
 
+/* The plan asks for the post-flash test (flashing jobs with images only). */
+static bool job_has_test(const job_t *j)
+{
+    return j->plan->test && j->plan->op == PLAN_OP_FLASH && j->plan->n_images > 0;
+}
+
+/* The board was reset into its application: on to the test, or done. */
+static void job_after_reset_done(job_t *j)
+{
+    if (!job_has_test(j)) {
+        job_pass(j);
+        return;
+    }
+    if (!j->lines_ok) {
+        job_fail(j, EST_CLASS_TEST_FAILED, EST_ETEST,
+                 "the board was flashed and verified, but port %s cannot drive RTS to reset it "
+                 "into the application: the post-flash test cannot run",
+                 j->spec);
+        return;
+    }
+    job_enter(j, JOB_ST_TEST);
+}
+
 /* AFTER_RESET sub-steps: 0 reset sequence; 100 CHANGE_BAUDRATE back to the connect rate sent,
  * 101 settling. A chip that is not reset stays in its loader at the rate we left it at; putting
  * it back to the connect rate lets the next job (or esptool) sync with it again. */
@@ -2232,6 +2275,10 @@ static void st_after_reset(job_t *j, job_event_t ev)
         j->watch_banner = false; /* the reset we cause prints a banner */
         j->step = 0;
         if (j->plan->after == PLAN_AFTER_NO_RESET || !j->lines_ok) {
+            if (job_has_test(j)) {
+                job_after_reset_done(j); /* fails: the test needs the application running */
+                return;
+            }
             if (j->plan->after != PLAN_AFTER_NO_RESET)
                 job__log(j, JOB_LOG_WARN,
                          "port %s cannot drive RTS: the chip stays in the loader until it is "
@@ -2262,7 +2309,7 @@ static void st_after_reset(job_t *j, job_event_t ev)
             job_pass(j);
             return;
         }
-        if (job_run_reset_steps(j)) job_pass(j);
+        if (job_run_reset_steps(j)) job_after_reset_done(j);
         return;
     case JOB_EV_RESP:
         if (j->step == 100) {
@@ -2274,6 +2321,96 @@ static void st_after_reset(job_t *j, job_event_t ev)
             job__arm(j, BAUD_SETTLE_MS);
         }
         return;
+    case JOB_EV_WORK_DONE:
+    case JOB_EV_IO_OPENED:
+    case JOB_EV_IO_CLOSED:
+    case JOB_EV_RAW: return;
+    }
+}
+
+/* ---- TEST: the application's output after the reset (recipe "test") ---- */
+
+/* The output as the report keeps it: printable ASCII, tabs and newlines; CR dropped (CRLF reads
+ * as LF); anything else (a ROM log at another rate, binary) as '.'. Then one log line with it,
+ * which the station stores with the job's events. */
+static void job_test_report(job_t *j, bool passed)
+{
+    char line[JOB_TEST_OUTPUT_MAX + 160];
+    size_t n = 0;
+    for (size_t i = 0; i < j->test_len; i++) {
+        uint8_t c = j->test_buf[i];
+        if (c == '\r') continue;
+        j->rep.test_output[n++] = (c >= 0x20 && c < 0x7F) || c == '\n' || c == '\t' ? (char)c : '.';
+    }
+    j->rep.test_output[n] = 0;
+    j->rep.test_output_len = n;
+    j->rep.test_passed = passed;
+    j->rep.test_ms = job__now_ms(j) - j->st_enter_ms;
+    snprintf(line, sizeof line, "test: application output after the reset (%zu bytes%s):\n%s", n,
+             j->test_len == sizeof j->test_buf ? ", the last ones" : "", j->rep.test_output);
+    if (j->cbs.log_cb) j->cbs.log_cb(j, passed ? JOB_LOG_INFO : JOB_LOG_WARN, line);
+}
+
+static void job_test_text(job_t *j, const uint8_t *buf, size_t n)
+{
+    const char *want = j->plan->test_expect;
+    size_t cap = sizeof j->test_buf;
+    if (n >= cap) { /* keep the newest bytes */
+        buf += n - cap;
+        n = cap;
+    }
+    if (j->test_len + n > cap) {
+        size_t drop = j->test_len + n - cap;
+        memmove(j->test_buf, j->test_buf + drop, j->test_len - drop);
+        j->test_len -= drop;
+    }
+    memcpy(j->test_buf + j->test_len, buf, n);
+    j->test_len += n;
+    /* a plain substring; it is at most 256 bytes, so it fits in what is kept whole */
+    if (want && *want && memmem(j->test_buf, j->test_len, want, strlen(want))) {
+        job__disarm(j);
+        job__log(j, JOB_LOG_INFO, "test passed: the application printed \"%s\" after %llu ms", want,
+                 (unsigned long long)(job__now_ms(j) - j->st_enter_ms));
+        job_test_report(j, true);
+        job_pass(j);
+    }
+}
+
+/* The board runs its application (AFTER_RESET pulsed RTS): the port goes to the test's rate,
+ * old input is dropped, and the output is read until the expected text or the timeout. */
+static void st_test(job_t *j, job_event_t ev)
+{
+    const plan_t *pl = j->plan;
+    int rc;
+    switch (ev) {
+    case JOB_EV_ENTER:
+        j->rep.test_ran = true;
+        j->test_len = 0;
+        j->awaiting = false;
+        if (j->cur_baud != pl->test_baud) {
+            rc = j->io->set_baud(j, pl->test_baud);
+            if (rc != 0) {
+                job_fail(j, EST_CLASS_PORT_ERROR, rc, "cannot set %s to the test's %u baud: %s",
+                         j->spec, pl->test_baud, uv_strerror(rc));
+                return;
+            }
+            j->cur_baud = pl->test_baud;
+        }
+        j->io->flush_input(j);
+        slip_dec_reset(&j->dec);
+        job__log(j, JOB_LOG_INFO, "test: waiting up to %u ms for \"%s\" at %u baud",
+                 pl->test_timeout_ms, pl->test_expect ? pl->test_expect : "", pl->test_baud);
+        job__arm(j, pl->test_timeout_ms);
+        return;
+    case JOB_EV_TIMEOUT:
+        job_test_report(j, false);
+        job_fail(j, EST_CLASS_TEST_FAILED, EST_ETEST,
+                 "the application did not print \"%s\" within %u ms after the reset (%zu bytes of "
+                 "output at %u baud: see the test output)",
+                 pl->test_expect ? pl->test_expect : "", pl->test_timeout_ms,
+                 j->rep.test_output_len, pl->test_baud);
+        return;
+    case JOB_EV_RESP:
     case JOB_EV_WORK_DONE:
     case JOB_EV_IO_OPENED:
     case JOB_EV_IO_CLOSED:
@@ -2347,6 +2484,7 @@ void job_step(job_t *j, job_event_t ev)
     case JOB_ST_VERIFY: st_verify(j, ev); return;
     case JOB_ST_READ: st_read(j, ev); return;
     case JOB_ST_AFTER_RESET: st_after_reset(j, ev); return;
+    case JOB_ST_TEST: st_test(j, ev); return;
     case JOB_ST_CLOSING: st_closing(j, ev); return;
     case JOB_ST_DONE: st_done(j, ev); return;
     case JOB_ST__COUNT: return;

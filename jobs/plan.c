@@ -40,6 +40,8 @@ void plan_init(plan_t *p)
     p->connect_attempts = 7;
     p->stub = true; /* used when stub_dir / stub_file names a file for the chip */
     p->op = PLAN_OP_FLASH;
+    p->test_baud = 115200;
+    p->test_timeout_ms = 10000;
 }
 
 int plan_parse_before(const char *s, plan_before_t *out)

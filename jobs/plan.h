@@ -16,6 +16,7 @@
 #define PLAN_MAX_IMAGES 16
 #define PLAN_MAX_IMAGE_SIZE (128u * 1024 * 1024) /* largest flash any supported chip has */
 #define PLAN_SECTOR 0x1000u
+#define PLAN_TEST_EXPECT_MAX 256 /* recipe test.expect */
 
 typedef enum { PLAN_BEFORE_DEFAULT, PLAN_BEFORE_NO_RESET, PLAN_BEFORE_USB_RESET } plan_before_t;
 typedef enum { PLAN_AFTER_HARD_RESET, PLAN_AFTER_NO_RESET } plan_after_t;
@@ -52,6 +53,14 @@ typedef struct plan_s {
     plan_op_t op;
     uint32_t op_offset, op_size; /* PLAN_OP_READ (size 0: to the end of the flash) and
                                   * PLAN_OP_ERASE (region) range */
+    /* Post-flash test (PLAN_OP_FLASH with images; needs PLAN_AFTER_HARD_RESET and a port that
+     * can reset the board): after the hard reset, read the application's output at test_baud
+     * until test_expect (a plain substring) appears, else fail with test_failed after
+     * test_timeout_ms. */
+    bool test;
+    uint32_t test_baud;       /* default 115200 */
+    const char *test_expect;  /* borrowed, 1..PLAN_TEST_EXPECT_MAX bytes */
+    uint32_t test_timeout_ms; /* default 10000 */
     size_t n_images;
     plan_image_t images[PLAN_MAX_IMAGES];
 } plan_t;

@@ -273,8 +273,8 @@ int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char 
                          chip->pretty, dir);
     return stub_fail(why, why_cap, UV_ENOENT,
                      "no stub for %s%s in %s (looked for %s.json, %s%s%s2/%s.json, 1/%s.json)",
-                     chip->pretty, chip->id == CHIP_ESP32P4 ? " v3.00 or later" : "", dir,
-                     names[0], v42 ? "stub_flasher_" : "", v42 ? stub_short_name(chip) : "",
+                     chip->pretty, chip->id == CHIP_ESP32P4 ? " v3.00 or later" : "", dir, names[0],
+                     v42 ? "stub_flasher_" : "", v42 ? stub_short_name(chip) : "",
                      v42 ? ".json, " : "", names[0], names[0]);
 }
 

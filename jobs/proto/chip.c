@@ -636,7 +636,9 @@ bool chip_console(const chip_info_t *c, unsigned rev, chip_console_t *out)
     case CHIP_ESP32C6: k = (chip_console_t){0x4087F580, -1, 3}; break;
     case CHIP_ESP32H2: k = (chip_console_t){0x4084FEFC, -1, 3}; break;
     case CHIP_ESP32C5: k = (chip_console_t){0x4085F51C, -1, 3}; break;
-    case CHIP_ESP32P4: k = (chip_console_t){(rev < 300 ? 0x4FF3FEB0u : 0x4FFBFEB0u) + 24, 5, 6}; break;
+    case CHIP_ESP32P4:
+        k = (chip_console_t){(rev < 300 ? 0x4FF3FEB0u : 0x4FFBFEB0u) + 24, 5, 6};
+        break;
     case CHIP_ESP8266:
     case CHIP_ESP32:
     case CHIP_ESP32C2:

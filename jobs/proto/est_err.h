@@ -11,7 +11,7 @@
 /* Project error codes, numbered from -10000 down. libuv's UV_E* codes (negative errno values)
  * are used alongside these for OS-level failures. XX(NAME, value, text). */
 #define EST_ERRNO_MAP(XX)                                                                          \
-    XX(EPROTO, -10001, "protocol error (malformed or unexpected response)")                       \
+    XX(EPROTO, -10001, "protocol error (malformed or unexpected response)")                        \
     XX(ENAK, -10002, "device answered with an error status")                                       \
     XX(EMD5, -10003, "MD5 of flash does not match the image")                                      \
     XX(ECHIP, -10004, "unknown or unexpected chip")                                                \
@@ -28,7 +28,8 @@
     XX(ETIMEOUT, -10015, "device did not answer in time")                                          \
     XX(ECANCELED, -10016, "cancelled")                                                             \
     XX(EUSAGE, -10017, "invalid arguments")                                                        \
-    XX(ESTUB, -10018, "flasher stub missing, malformed or not starting")
+    XX(ESTUB, -10018, "flasher stub missing, malformed or not starting")                           \
+    XX(ETEST, -10019, "the application did not report ready after flashing")
 
 enum {
 #define XX(name, val, text) EST_##name = (val),
@@ -45,7 +46,7 @@ const char *est_strerror(int err);
     XX(NONE, "none", "")                                                                           \
     XX(USAGE, "usage", "Check the command line; run with --help for the options.")                 \
     XX(IMAGE_MISSING, "image_missing",                                                             \
-       "Check that the image file exists and is readable by the station user.")                   \
+       "Check that the image file exists and is readable by the station user.")                    \
     XX(IMAGE_INVALID, "image_invalid",                                                             \
        "The image file is empty or not a valid firmware image for this chip; rebuild it or "       \
        "check the recipe points at the right file.")                                               \
@@ -56,19 +57,19 @@ const char *est_strerror(int err);
        "Flash offsets must be multiples of 4 KiB (0x1000), images must not overlap, and every "    \
        "image must lie inside the flash.")                                                         \
     XX(FLASH_TOO_SMALL, "flash_too_small",                                                         \
-       "The image does not fit in this board's flash; check the board variant (module flash "     \
+       "The image does not fit in this board's flash; check the board variant (module flash "      \
        "size) or the image/offset.")                                                               \
     XX(PORT_NOT_FOUND, "port_not_found",                                                           \
        "The serial port does not exist: check the USB cable and hub, and the port name (ls "       \
        "/dev/serial/by-path/).")                                                                   \
     XX(PORT_BUSY, "port_busy",                                                                     \
-       "Another program holds the port (a serial monitor, ModemManager, another station job); "   \
+       "Another program holds the port (a serial monitor, ModemManager, another station job); "    \
        "close it and retry.")                                                                      \
     XX(PORT_GONE, "port_gone",                                                                     \
-       "The port disappeared during the job: check the USB cable, the hub's power and the "       \
+       "The port disappeared during the job: check the USB cable, the hub's power and the "        \
        "fixture contacts, then reinsert the board.")                                               \
     XX(PORT_ERROR, "port_error",                                                                   \
-       "The port could not be configured; check that it is a serial device and that the station " \
+       "The port could not be configured; check that it is a serial device and that the station "  \
        "user is in the dialout group.")                                                            \
     XX(NO_SYNC, "no_sync",                                                                         \
        "Nothing answered the bootloader sync. Check that the board is powered and seated, that "   \
@@ -76,37 +77,41 @@ const char *est_strerror(int err);
        "at reset (auto-reset wiring on DTR/RTS, or hold BOOT while resetting).")                   \
     XX(WRONG_BOOT_MODE, "wrong_boot_mode",                                                         \
        "The device is running its application instead of the ROM bootloader: the boot pin was "    \
-       "not low at reset. Check the DTR/RTS auto-reset circuit (and its EN capacitor) or hold "   \
+       "not low at reset. Check the DTR/RTS auto-reset circuit (and its EN capacitor) or hold "    \
        "BOOT while resetting.")                                                                    \
     XX(TIMEOUT, "timeout",                                                                         \
-       "The device stopped answering. Check the cable, the fixture contacts and power; try a "    \
+       "The device stopped answering. Check the cable, the fixture contacts and power; try a "     \
        "lower baud rate.")                                                                         \
     XX(NAK, "nak",                                                                                 \
-       "The bootloader rejected a command. Check that the recipe matches the chip and the flash " \
+       "The bootloader rejected a command. Check that the recipe matches the chip and the flash "  \
        "size; see the command and status in the message.")                                         \
     XX(UNSUPPORTED, "unsupported",                                                                 \
        "This loader does not support the operation (e.g. the ESP8266 ROM has no MD5 or "           \
        "compressed writes); use the stub loader or change the recipe.")                            \
     XX(PROTOCOL, "protocol",                                                                       \
-       "Garbled replies from the device: check for noise on the serial lines, a bad cable, or a " \
+       "Garbled replies from the device: check for noise on the serial lines, a bad cable, or a "  \
        "baud rate the adapter cannot do.")                                                         \
     XX(MD5_MISMATCH, "md5_mismatch",                                                               \
-       "Flash content differs from the image after writing: the flash may be faulty or the "      \
+       "Flash content differs from the image after writing: the flash may be faulty or the "       \
        "supply unstable during writing. Retry; if it repeats, reject the board.")                  \
     XX(WRONG_CHIP, "wrong_chip",                                                                   \
-       "The chip on the board is not the one the job expects: check the board type or the "       \
+       "The chip on the board is not the one the job expects: check the board type or the "        \
        "--chip / recipe setting.")                                                                 \
     XX(FLASH_NOT_DETECTED, "flash_not_detected",                                                   \
-       "The SPI flash did not answer (JEDEC ID 000000/FFFFFF): check the flash chip, its supply " \
+       "The SPI flash did not answer (JEDEC ID 000000/FFFFFF): check the flash chip, its supply "  \
        "and the SPI pin configuration.")                                                           \
     XX(BROWNOUT, "brownout",                                                                       \
        "The chip reset itself during the job (boot banner mid-transfer): check the 3.3 V supply "  \
        "under load, USB hub power and decoupling.")                                                \
     XX(STUB_FAILED, "stub_failed",                                                                 \
-       "The flasher stub could not be loaded or did not start. Point the station at an intact "   \
-       "stub directory (an installed esptool's targets/stub_flasher/1 or /2, or an "              \
-       "esp-flasher-stub release; docs/CLI.md), or use the ROM loader (--no-stub, recipe "        \
+       "The flasher stub could not be loaded or did not start. Point the station at an intact "    \
+       "stub directory (an installed esptool's targets/stub_flasher/1 or /2, or an "               \
+       "esp-flasher-stub release; docs/CLI.md), or use the ROM loader (--no-stub, recipe "         \
        "\"stub\": false).")                                                                        \
+    XX(TEST_FAILED, "test_failed",                                                                 \
+       "The board was flashed and verified, but the application did not report ready: check the "  \
+       "application log in the job detail (what it printed after the reset), the power supply, "   \
+       "and the peripherals and wiring on the fixture the application waits for.")                 \
     XX(CANCELLED, "cancelled", "The job was cancelled.")                                           \
     XX(INTERNAL, "internal", "Internal error in espstation; please report it with the log.")
 

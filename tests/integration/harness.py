@@ -122,7 +122,7 @@ class Sim:
     line is kept (JSON events) for diagnostics."""
 
     def __init__(self, ctx, chip, transport, mac=None, jedec=None, faults=(), tag="sim",
-                 ready_timeout=15.0):
+                 ready_timeout=15.0, extra=()):
         self.ctx = ctx
         self.chip = chip
         self.transport = transport
@@ -145,6 +145,7 @@ class Sim:
         args += ["--flash-out", self.flash_out]
         for f in faults:
             args += ["--fault", f]
+        args += list(extra)  # any other espsim option (--app-print TEXT, --usb-otg, ...)
         self.args = args
         ctx.log("start: " + " ".join(args))
         self._stderr_f = open(self.stderr_path, "wb")

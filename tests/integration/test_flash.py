@@ -14,6 +14,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import esp_image as img  # noqa: E402
+import harness  # noqa: E402
 from harness import (Sim, check, expect_failure, expect_success, main,  # noqa: E402
                      run_espstation)
 
@@ -622,6 +623,148 @@ def case_stub_broken_file(ctx):
     check(obj.get("stub") is False, "HOST: no esp32 stub, yet JSON stub %r" % obj.get("stub"))
 
 
+# ---- the post-flash test (recipe "test", flash --test-expect): after the hard reset the board
+# runs its application, whose output must contain the expected text. espsim --app-print says it
+# once per application start (docs/SIMULATOR.md); RFC 2217 carries the reset lines.
+
+READY = "I (312) app: station ready"
+
+
+def test_images(ctx, chip, tag):
+    """A valid bootloader (so that the sim's ROM boots the application) and an app."""
+    boot_off = img.CHIPS[chip]["boot_offset"]
+    boot = img.bootloader_image(chip, "post-test-" + tag)
+    app = img.app_image("post-test-app-" + tag, 64 * 1024)
+    return boot_off, boot, app, ["0x%x" % boot_off, ctx.write_file("boot.bin", boot),
+                                 "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app)]
+
+
+def post_test_case(chip, baud):
+    """Pass: flashed (at `baud`), reset, the application prints the expected line at 115200
+    (the ESP8266's ROM log at 74880 before it): JSON test.passed, its output kept."""
+
+    def run(ctx):
+        ctx.require_executables("espsim", "espstation")
+        sim = Sim(ctx, chip, "rfc2217", mac=mac_for(chip, "rfc2217"), jedec=0xEF4016,
+                  extra=["--app-period", "0", "--app-print", "I (300) app: init",
+                         "--app-print", READY])
+        boot_off, boot, app, files = test_images(ctx, chip, chip)
+        r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--baud", str(baud),
+                                 "--test-expect", "station ready", "--test-timeout", "8000"]
+                           + files, timeout=100)
+        obj = expect_success(r)
+        t = obj.get("test")
+        check(isinstance(t, dict) and t.get("ran") is True and t.get("passed") is True,
+              "HOST: JSON test %r" % (t,))
+        check(t.get("expect") == "station ready" and t.get("baud") == 115200,
+              "HOST: JSON test %r" % (t,))
+        out = t.get("output") or ""
+        check(READY in out and "I (300) app: init\n" in out,
+              "HOST: test output %r lacks the application's lines" % out[-500:])
+        check("\r" not in out and len(out) <= 2048, "HOST: test output not cleaned/limited")
+        check(isinstance(obj.get("state_ms", {}).get("test"), (int, float)),
+              "HOST: no time in state test: %r" % obj.get("state_ms"))
+        dump = sim.stop_and_dump()
+        resets = [e.get("mode") for e in events_of(sim, "reset")]
+        check(resets and resets[-1] == "app", "SIM: the last reset was %r, not into the app"
+              % resets[-1:])
+        check(events_of(sim, "app_print"), "SIM: the application never printed its lines")
+        w_boot = img.expected_written(chip, boot_off, boot, detected_size=sim.ready["flash_size"])
+        compare_flash(dump, img.expected_flash(sim.ready["flash_size"],
+                                               [(boot_off, w_boot), (APP_OFFSET, app)]),
+                      [("bootloader", boot_off, len(w_boot)), ("app", APP_OFFSET, len(app))])
+
+    return run
+
+
+def case_post_test_failed(ctx):
+    """The application says something else: test_failed after the timeout, in state test, the
+    output in the JSON (and the board flashed and verified all the same)."""
+    ctx.require_executables("espsim", "espstation")
+    sim = Sim(ctx, "esp32", "rfc2217", mac="24:0a:c4:7e:57:02", jedec=0xEF4016,
+              extra=["--app-period", "0", "--app-print", "E (310) app: sensor not found"])
+    _boot_off, _boot, _app, files = test_images(ctx, "esp32", "failed")
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--test-expect",
+                             "station ready", "--test-timeout", "1500"] + files, timeout=100)
+    obj = expect_failure(r, "test_failed", ["station ready", "1500 ms"],
+                         ["application", "fixture"])
+    check(obj.get("failed_state") == "test", "HOST: failed_state %r" % obj.get("failed_state"))
+    t = obj.get("test") or {}
+    check(t.get("ran") is True and t.get("passed") is False, "HOST: JSON test %r" % (t,))
+    check("sensor not found" in (t.get("output") or ""), "HOST: test output %r" % t)
+    check(all(i.get("verified") for i in obj.get("images", [])),
+          "HOST: images not verified before the test: %r" % obj.get("images"))
+    sim.stop_and_dump()
+
+
+def case_post_test_needs_reset(ctx):
+    """A port without DTR/RTS (pty) cannot reset the board into its application: refused
+    before anything is written; --after no_reset with a test is a usage error at once."""
+    ctx.require_executables("espsim", "espstation")
+    sim = Sim(ctx, "esp32", "pty", mac="24:0a:c4:7e:57:03", jedec=0xEF4016)
+    _boot_off, _boot, _app, files = test_images(ctx, "esp32", "needs-reset")
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--test-expect", "ready"]
+                       + files, timeout=60)
+    obj = expect_failure(r, "usage", ["cannot drive RTS", "nothing was written"])
+    check(obj.get("failed_state") == "params", "HOST: failed_state %r" % obj.get("failed_state"))
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--test-expect", "ready",
+                             "--after", "no_reset"] + files, timeout=30)
+    expect_failure(r, "usage", ["--after hard_reset"])
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--test-timeout", "500"]
+                       + files, timeout=30)
+    expect_failure(r, "usage", ["--test-expect"])
+    dump = sim.stop_and_dump()
+    check(not events_of(sim, "defl_begin") and not events_of(sim, "flash_begin"),
+          "HOST: something was written although the test could not run")
+    check(dump == b"\xff" * len(dump), "FLASH CONTENT: written although the test could not run")
+
+
+def case_post_test_station(ctx):
+    """The station with a recipe "test": two RFC 2217 slots, one board reports ready, the
+    other not; the jobs pass / fail with test_failed in state test, the state is recorded, and
+    the failing job's events carry the application's output."""
+    import test_station as ts  # the station harness (serve, database helpers)
+    ctx.require_executables("espsim", "espstation")
+    ctx.daemons = []
+    try:
+        boot = ts.Image(0x1000, "boot.bin", img.bootloader_image("esp32", "station-test"), "boot")
+        app = ts.Image(0x10000, "app.bin", img.app_image("station-test-app", 48 * 1024), "app")
+        rec_path, _ = ts.write_recipe(ctx, "tested.json", ["esp32"], [boot, app],
+                                      test={"expect": "station ready", "timeout_ms": 3000})
+        good = ts.StationSim(ctx, "esp32", "rfc2217", tag="good", mac="24:0a:c4:7e:57:10",
+                             extra=["--app-period", "0", "--app-print", READY])
+        bad = ts.StationSim(ctx, "esp32", "rfc2217", tag="bad", mac="24:0a:c4:7e:57:11",
+                            extra=["--app-period", "0", "--app-print",
+                                   "E (310) app: sensor not found"])
+        cfg, db = ts.write_config(ctx, "station.json", [ts.slot_entry("T1", good),
+                                                        ts.slot_entry("T2", bad)],
+                                  recipe=rec_path)
+        d = ts.serve(ctx, cfg)
+        rows = ts.wait_jobs(db, lambda rs: {r["slot"] for r in ts.finished(rs)} >= {"T1", "T2"},
+                            60, "a finished job on both slots", d)
+        d.stop()
+        first = {}
+        for r in ts.finished(rows):
+            first.setdefault(r["slot"], r)
+        t1, t2 = first["T1"], first["T2"]
+        check(t1["result"] == "pass", "HOST: T1 %s" % ts.summarize([t1]))
+        check(t2["result"] == "fail" and t2["error_class"] == "test_failed" and
+              t2["failed_state"] == "test", "HOST: T2 %s" % ts.summarize([t2]))
+        for r in (t1, t2):
+            check(ts.events_in_state(db, r["uuid"], "test"),
+                  "HOST: no state event 'test' for %s" % r["slot"])
+        logs = ts.db_query(db, "SELECT detail FROM job_events WHERE job_uuid = ? AND kind = "
+                               "'log'", (t2["uuid"],)) or []
+        check(any("sensor not found" in (e["detail"] or "") for e in logs),
+              "HOST: the failed job's events lack the application's output: %r" % logs)
+    finally:
+        for dmn in ctx.daemons:  # never leave a daemon running, whatever happened
+            if dmn.proc.poll() is None:
+                harness._kill(dmn.proc)
+            dmn._out.close()
+            dmn._err.close()
+
+
 CASES = {}
 for _chip in CHIPS:
     for _tr in TRANSPORTS:
@@ -641,6 +784,11 @@ CASES["baud-921600-pty-rom"] = baud_case("pty", False)
 CASES["no-stub"] = case_no_stub
 CASES["stub-v42-layout-skip-unchanged"] = case_stub_v42_layout_and_skip
 CASES["stub-broken-file"] = case_stub_broken_file
+CASES["post-test-esp32-rfc2217"] = post_test_case("esp32", 460800)
+CASES["post-test-esp8266-rfc2217"] = post_test_case("esp8266", 115200)
+CASES["post-test-failed"] = case_post_test_failed
+CASES["post-test-needs-reset"] = case_post_test_needs_reset
+CASES["post-test-station"] = case_post_test_station
 
 if __name__ == "__main__":
     sys.exit(main(CASES, "espstation flash integration tests against espsim"))

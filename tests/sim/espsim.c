@@ -578,6 +578,8 @@ static void usage(FILE *f)
         "  --boot-log TEXT        application boot log (replaces the generated one)\n"
         "  --app-text TEXT        periodic application line\n"
         "  --app-period MS        period of the application line (default 200)\n"
+        "  --app-print TEXT       repeatable: printed (with CR LF) once each time the\n"
+        "                         application starts, after its boot log; \\n \\r \\t \\\\\n"
         "  --en-delay MS          EN rise time; boot pin low meanwhile = download (default 100)\n"
         "  --quiet                only the ready and exit events on stdout\n"
         "  --strict-baud          pty: read the host's baud from the pty (Linux), garble on a\n"
@@ -608,6 +610,27 @@ static int parse_size(const char *s, uint32_t *out)
     if (v < 65536 || v > 256ull * 1024 * 1024 || (v & (v - 1)))
         return -1; // flash parts are powers of two from 64 KiB to 256 MiB
     *out = (uint32_t)v;
+    return 0;
+}
+
+// --app-print TEXT: \n, \r, \t and \\ in TEXT stand for those characters (in place).
+static int unescape(char *s)
+{
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        if (*r != '\\') {
+            *w++ = *r;
+            continue;
+        }
+        switch (*++r) {
+        case 'n': *w++ = '\n'; break;
+        case 'r': *w++ = '\r'; break;
+        case 't': *w++ = '\t'; break;
+        case '\\': *w++ = '\\'; break;
+        default: return -1; // an unknown escape, or a lone backslash at the end
+        }
+    }
+    *w = 0;
     return 0;
 }
 
@@ -713,6 +736,7 @@ int main(int argc, char **argv)
         O_NEWSTUB,
         O_USBOTG,
         O_USBJTAG,
+        O_APPPRINT,
         O_HELP
     };
     static const struct option opts[] = {
@@ -737,6 +761,7 @@ int main(int argc, char **argv)
         {"new-stub", no_argument, 0, O_NEWSTUB},
         {"usb-otg", no_argument, 0, O_USBOTG},
         {"usb-serial-jtag", no_argument, 0, O_USBJTAG},
+        {"app-print", required_argument, 0, O_APPPRINT},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -850,6 +875,14 @@ int main(int argc, char **argv)
         case O_NEWSTUB: cfg.new_stub = 1; break;
         case O_USBOTG: cfg.usb_otg = 1; break;
         case O_USBJTAG: cfg.usb_jtag = 1; break;
+        case O_APPPRINT:
+            if (cfg.n_app_print == SIM_MAX_APP_PRINT || unescape(optarg) != 0) {
+                fprintf(stderr, "espsim: bad or too many --app-print (at most %d)\n",
+                        SIM_MAX_APP_PRINT);
+                return 2;
+            }
+            cfg.app_print[cfg.n_app_print++] = optarg;
+            break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -862,8 +895,9 @@ int main(int argc, char **argv)
         (cfg.usb_otg && cfg.chip->usb_otg_no < 0) || (cfg.usb_jtag && cfg.chip->usb_jtag_no < 0) ||
         (cfg.usb_otg && cfg.usb_jtag)) {
         fprintf(stderr, "espsim: %s has no %s console\n", cfg.chip->display,
-                cfg.usb_otg && cfg.usb_jtag ? "second USB" : cfg.usb_otg ? "USB-OTG"
-                                                                    : "USB-Serial/JTAG");
+                cfg.usb_otg && cfg.usb_jtag ? "second USB"
+                : cfg.usb_otg               ? "USB-OTG"
+                                            : "USB-Serial/JTAG");
         return 2;
     }
     if (cfg.rev_major < 0) {

@@ -780,6 +780,18 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
                      c->display);
             out_text(d, log, 115200);
         }
+        // --app-print: what the application says once it runs (e.g. "station ready"), at the
+        // application's 115200 baud, after the ROM log (74880 on the ESP8266) and boot log
+        for (int i = 0; i < d->cfg.n_app_print; i++) {
+            out_text(d, d->cfg.app_print[i], 115200);
+            out_text(d, "\r\n", 115200);
+        }
+        if (d->cfg.n_app_print) {
+            sim_ev_t e;
+            sim_ev_begin(&e, "app_print");
+            sim_ev_num(&e, "lines", d->cfg.n_app_print);
+            sim_ev_end(&e);
+        }
     }
     d->app_tick = 0;
     d->app_next_us = d->now_us + (uint64_t)d->cfg.app_period_ms * 1000;

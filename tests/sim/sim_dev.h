@@ -11,6 +11,7 @@
 #include "sim_chip.h"
 
 #define SIM_MAX_NAKS 16
+#define SIM_MAX_APP_PRINT 16
 
 typedef struct {
     const sim_chip_t *chip;
@@ -24,6 +25,9 @@ typedef struct {
     // application model
     const char *boot_log; // replaces the generated application boot log when set
     const char *app_text; // periodic application line
+    // printed once per application start, after the boot log (--app-print, escapes resolved)
+    const char *app_print[SIM_MAX_APP_PRINT];
+    int n_app_print;
     unsigned app_period_ms;
     unsigned en_delay_ms; // EN rise time: boot pin low meanwhile = download (RFC 2217)
     int has_lines;        // the transport carries DTR/RTS (RFC 2217)

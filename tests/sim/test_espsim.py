@@ -873,6 +873,36 @@ def t_rfc2217_app():
         sim.stop()
 
 
+def t_app_print():
+    """--app-print (repeatable, escapes): printed once per application start, after the boot log,
+    at 115200; not in download mode; again after the next hard reset."""
+    with tempfile.TemporaryDirectory() as td:
+        img = os.path.join(td, "in.bin")
+        with open(img, "wb") as f:
+            f.write(b"\xff" * 0x1000 + b"\xe9\x03\x02\x20" + b"\x00" * 60)
+        sim = Sim("--chip", "esp32", "--rfc2217", "0", "--flash-in", img, "--app-period", "0",
+                  "--app-print", "I (300) app: init\\tdone", "--app-print", "station ready")
+        try:
+            link = open_link(sim)
+            hard_reset(link)
+            log = read_until(link, lambda b: b"station ready\r\n" in b)
+            check(b"I (300) app: init\tdone\r\nstation ready\r\n" in log, "app print %r" % log)
+            check(log.index(b"station ready") > log.index(b"application started"),
+                  "printed before the boot log: %r" % log)
+            sim.wait_event("app_print", pred=lambda e: e["lines"] == 2)
+            hard_reset(link)
+            log = read_until(link, lambda b: b"station ready" in b)
+            check(log.count(b"station ready") == 1, "second start: %r" % log)
+            classic_reset(link)  # download mode: the ROM banner, no application output
+            log = read_until(link, lambda b: b"waiting for download" in b)
+            check(b"station ready" not in log, "printed in download mode: %r" % log)
+        finally:
+            sim.stop()
+    p = subprocess.run([ESPSIM, "--chip", "esp32", "--tcp", "0", "--app-print", "bad\\q"],
+                       capture_output=True, timeout=10)
+    check(p.returncode == 2, "--app-print with an unknown escape accepted (%d)" % p.returncode)
+
+
 def esp8266_erase_size(offset, size):
     """esptool ESP8266ROM.get_erase_size, restated from the reference §4.5.3."""
     sectors_per_block, sector = 16, 4096
@@ -1758,6 +1788,7 @@ TESTS = {
     "status_len": t_status_len,
     "rfc2217_reset": t_rfc2217_reset,
     "rfc2217_app": t_rfc2217_app,
+    "app_print": t_app_print,
     "esp8266_erase_bug": t_esp8266_erase_bug,
     "faults": t_faults,
     "realtime": t_realtime,

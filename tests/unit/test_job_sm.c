@@ -47,7 +47,10 @@ typedef struct fake_s {
     bool lines;          /* the port drives DTR/RTS (an RTS release resets the chip) */
     bool no_ohai;        /* a "stub" that never greets */
     bool end_error;      /* stub: FLASH_DEFL_END reports a deferred write error (0xC4) */
-    bool sync_first_zero; /* ROM: the first reply to each SYNC carries value 0, the rest not */
+    bool sync_first_zero;  /* ROM: the first reply to each SYNC carries value 0, the rest not */
+    const char *app_print; /* printed when the chip boots its application (EN up, boot pin high) */
+    bool in_app;           /* the application runs: nothing answers requests */
+    int dtr;
     uint32_t max_baud;   /* the link fails above this rate (0: any rate works) */
     chip_id_t chip;      /* which chip the fake is (default ESP32; see fake_chips) */
     uint32_t rev_word;   /* the revision eFuse word where the chip has one (C5, P4) */
@@ -55,8 +58,8 @@ typedef struct fake_s {
     uint32_t usb_block;  /* native USB-OTG: blocks larger than this are refused (0 = any) */
     uint32_t peek_addr, peek_val; /* one more register with a value (0 = none) */
     uint32_t rom_eco;             /* ESP32-C5: the ROM's _rom_eco_version word (0x40000014) */
-    bool port_fixed_rate; /* the port cannot change the device's line rate (raw TCP) */
-    uint32_t port_max;    /* the host port refuses rates above this (0: any) */
+    bool port_fixed_rate;         /* the port cannot change the device's line rate (raw TCP) */
+    uint32_t port_max;            /* the host port refuses rates above this (0: any) */
     uint32_t cali, ck8m; /* ESP32 ROM clock-correction inputs (§9) */
     /* state */
     bool stub_on;
@@ -77,7 +80,7 @@ typedef struct fake_s {
     unsigned syncs;
     bool closed;
     unsigned mem_ends, ohais, mem_bytes, attaches, erases, md5s;
-    uint32_t max_mem_block;                  /* largest MEM_DATA payload */
+    uint32_t max_mem_block; /* largest MEM_DATA payload */
     struct {
         uint32_t addr, value;
     } wr[64]; /* WRITE_REG requests outside the SPI controller, in order */
@@ -128,8 +131,8 @@ static void fake_reply(uint8_t op, uint32_t value, const uint8_t *o, size_t on, 
 typedef struct fake_chip_s {
     chip_id_t id;
     uint32_t magic;
-    int secinfo_id;    /* GET_SECURITY_INFO chip ID; -1: the ROM lacks the command; 0 with
-                        * short: the ESP32-S2's 12-byte form */
+    int secinfo_id; /* GET_SECURITY_INFO chip ID; -1: the ROM lacks the command; 0 with
+                     * short: the ESP32-S2's 12-byte form */
     bool short_secinfo;
     uint32_t mac0;     /* address of the first MAC word (the second follows) */
     uint32_t spi, w0;  /* SPI controller base and W0 offset (CMD at +0) */
@@ -175,7 +178,7 @@ static uint32_t fake_read_reg(uint32_t a)
 {
     const fake_chip_t *c = fake_chip();
     if (a == 0x40001000) return c->magic;
-    if (a == c->mac0) return 0x12345678;                                /* mac0 */
+    if (a == c->mac0) return 0x12345678;                                     /* mac0 */
     if (a == c->mac0 + 4) return F.chip == CHIP_ESP32 ? 0x00AB0024 : 0x0024; /* → 00:24:12:… */
     if (a == c->spi) return F.spi_cmd;
     if (a == c->spi + c->w0) return F.spi_w0;
@@ -230,7 +233,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
 {
     uint8_t op;
     (void)ud;
-    if (F.silent) return;
+    if (F.silent || F.in_app) return;
     /* the link: both ends at one rate, and not above what the wire can do */
     if (F.chip_baud && (F.chip_baud != F.host_baud || (F.max_baud && F.chip_baud > F.max_baud)))
         return;
@@ -261,8 +264,8 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     case CMD_SYNC:
         F.syncs++;
         for (int i = 0; i < 8; i++)
-            fake_reply(op, F.stub_on || (F.sync_first_zero && i == 0) ? 0 : 0x20120707, NULL, 0,
-                       0, 0);
+            fake_reply(op, F.stub_on || (F.sync_first_zero && i == 0) ? 0 : 0x20120707, NULL, 0, 0,
+                       0);
         return;
     case CMD_GET_SECURITY_INFO: {
         const fake_chip_t *c = fake_chip();
@@ -518,13 +521,25 @@ static int fake_write(job_t *j, const uint8_t *buf, size_t n)
 static int fake_set_lines(job_t *j, int dtr, int rts)
 {
     (void)j;
-    (void)dtr;
     if (!F.lines) return UV_ENOTSUP; /* like a pty: no reset */
+    if (dtr >= 0) F.dtr = dtr;       /* DTR drives the boot pin (GPIO0 low while asserted) */
     if (rts == 0 && F.rts == 1) {
-        /* EN released: the chip boots into the ROM loader, which auto-bauds again */
+        /* EN released: the boot pin low boots the ROM loader, which auto-bauds again; high
+         * boots the application, which prints the ROM log and then its own output */
         F.stub_on = false;
         F.chip_baud = 0;
         F.rd_on = false;
+        F.in_app = F.dtr == 0;
+        if (F.in_app && F.app_print) {
+            static const char rom[] = "ets Jun  8 2016 00:22:57\r\n\r\nrst:0x1 (POWERON_RESET),"
+                                      "boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n";
+            size_t a = strlen(F.app_print);
+            assert_true(F.out_len + sizeof rom + a < sizeof F.out);
+            memcpy(F.out + F.out_len, rom, sizeof rom - 1);
+            F.out_len += sizeof rom - 1;
+            memcpy(F.out + F.out_len, F.app_print, a);
+            F.out_len += a;
+        }
     }
     if (rts >= 0) F.rts = rts;
     return 0;
@@ -559,7 +574,7 @@ static void fake_close(job_t *j)
     uv_timer_init(&F.loop, t);
     uv_timer_start(t, fake_closed_cb, 0, 0);
 }
-static const job_io_t fake_io = {fake_open,  fake_write, fake_set_lines,  fake_set_baud,
+static const job_io_t fake_io = {fake_open,  fake_write, fake_set_lines, fake_set_baud,
                                  fake_flush, fake_close, fake_check_baud};
 
 /* ---- job callbacks ---- */
@@ -1516,6 +1531,82 @@ static void test_baud_fails_without_reset_lines(void **state)
     teardown_fake();
 }
 
+/* ---- the post-flash test (recipe "test") ---- */
+
+static void test_post_flash_test_passes(void **state)
+{
+    (void)state;
+    setup_fake();
+    make_stub_dir();
+    F.lines = true;
+    F.app_print = "I (29) boot: ESP-IDF\r\n\x01I (300) app: station ready\r\n";
+    P.flash_baud = 921600;
+    P.test = true;
+    P.test_expect = "station ready";
+    P.test_timeout_ms = 2000;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_true(path_has(JOB_ST_TEST));
+    assert_int_equal(F.path[F.n_path - 3], JOB_ST_TEST); /* after AFTER_RESET, then CLOSING */
+    assert_int_equal(F.path[F.n_path - 4], JOB_ST_AFTER_RESET);
+    assert_true(F.rep->test_ran);
+    assert_true(F.rep->test_passed);
+    assert_int_equal(F.host_baud, 115200); /* the port went to the test's rate */
+    /* the output is kept (CR dropped, a control byte shown as '.') and logged */
+    assert_non_null(strstr(F.rep->test_output, "rst:0x1 (POWERON_RESET)"));
+    assert_non_null(strstr(F.rep->test_output, "\n.I (300) app: station ready\n"));
+    assert_int_equal(F.rep->test_output_len, strlen(F.rep->test_output));
+    assert_non_null(strstr(F.log, "test passed"));
+    assert_non_null(strstr(F.log, "application output after the reset"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_post_flash_test_fails(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.lines = true;
+    F.app_print = "I (300) app: sensor not found\r\n";
+    P.test = true;
+    P.test_expect = "station ready";
+    P.test_timeout_ms = 300;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_FAIL);
+    assert_int_equal(F.rep->error_class, EST_CLASS_TEST_FAILED);
+    assert_int_equal(F.rep->failed_state, JOB_ST_TEST);
+    assert_non_null(strstr(F.rep->message, "\"station ready\""));
+    assert_non_null(strstr(F.rep->message, "300 ms"));
+    assert_true(F.rep->test_ran);
+    assert_false(F.rep->test_passed);
+    assert_non_null(strstr(F.rep->test_output, "sensor not found"));
+    assert_non_null(strstr(F.log, "sensor not found")); /* the log line carries the output */
+    assert_true(F.rep->images[0].verified); /* flashed and verified: only the test failed */
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+/* The test needs the board reset into its application: refused before anything is written when
+ * the job is told not to reset, or the port cannot drive RTS. */
+static void test_post_flash_test_needs_reset(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 2; k++) {
+        setup_fake();
+        F.lines = k == 0; /* k 1: a pty-like port */
+        if (k == 0) P.after = PLAN_AFTER_NO_RESET;
+        P.test = true;
+        P.test_expect = "station ready";
+        run_job();
+        assert_int_equal(F.rep->error_class, EST_CLASS_USAGE);
+        assert_int_equal(F.rep->failed_state, JOB_ST_PARAMS);
+        assert_non_null(strstr(F.rep->message, k == 0 ? "no_reset" : "cannot drive RTS"));
+        assert_false(path_has(JOB_ST_BEGIN));
+        assert_false(F.rep->test_ran);
+        teardown_fake();
+    }
+}
+
 /* ---- skip, read, erase ---- */
 
 static void test_skip_unchanged(void **state)
@@ -1783,6 +1874,9 @@ int main(void)
         cmocka_unit_test(test_baud_fails_without_reset_lines),
         cmocka_unit_test(test_baud_port_cannot_change_rate),
         cmocka_unit_test(test_baud_port_refuses_rate),
+        cmocka_unit_test(test_post_flash_test_passes),
+        cmocka_unit_test(test_post_flash_test_fails),
+        cmocka_unit_test(test_post_flash_test_needs_reset),
         cmocka_unit_test(test_skip_unchanged),
         cmocka_unit_test(test_read_flash_stub),
         cmocka_unit_test(test_read_flash_rom),

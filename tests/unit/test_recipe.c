@@ -216,6 +216,11 @@ static void test_valid_recipe_to_plan(void **state)
     assert_int_equal(r.test_baud, 115200);
     assert_string_equal(r.test_expect, "station ready");
     assert_int_equal(r.test_timeout_ms, 8000);
+    /* the job runs the test from the plan */
+    assert_true(r.plan.test);
+    assert_int_equal(r.plan.test_baud, 115200);
+    assert_string_equal(r.plan.test_expect, "station ready");
+    assert_int_equal(r.plan.test_timeout_ms, 8000);
     assert_int_equal(r.attempts, 2);
 
     /* recipe order kept in images[], plan sorted by offset with the data loaded */
@@ -265,6 +270,7 @@ static void test_defaults(void **state)
     assert_int_equal(r.rev_min, 0);
     assert_int_equal(r.rev_max, 9999);
     assert_false(r.test);
+    assert_false(r.plan.test);
     assert_int_equal(r.attempts, 1);
     assert_string_equal(r.images[0].label, "");
     recipe_free(&r);
@@ -437,6 +443,34 @@ static void test_schema_errors_name_the_path(void **state)
         recipe_free(&r);
         free(text);
     }
+}
+
+/* A post-flash test reads the application's output after the hard reset: a recipe that has one
+ * and says "after": "no-reset" is refused, naming the test. Defaults reach the plan. */
+static void test_test_needs_hard_reset(void **state)
+{
+    (void)state;
+    recipe_t r;
+    recipe_err_t e;
+    cJSON *j = base_recipe();
+    char *txt;
+    cJSON_AddItemToObject(j, "test", cJSON_Parse("{\"expect\": \"station ready\"}"));
+    cJSON_AddStringToObject(j, "after", "no-reset");
+    txt = cJSON_PrintUnformatted(j);
+    expect_err(txt, ".", RECIPE_NO_IMAGES, "recipe_invalid", "$.test", "\"hard-reset\"");
+    free(txt);
+    cJSON_ReplaceItemInObject(j, "after", cJSON_CreateString("hard-reset"));
+    txt = cJSON_PrintUnformatted(j);
+    if (recipe_load_mem(txt, strlen(txt), ".", RECIPE_NO_IMAGES, &r, &e) != 0)
+        fail_msg("%s", e.msg);
+    assert_true(r.plan.test);
+    assert_int_equal(r.plan.test_baud, 115200);
+    assert_int_equal(r.plan.test_timeout_ms, 10000);
+    assert_string_equal(r.plan.test_expect, "station ready");
+    assert_int_equal(r.plan.after, PLAN_AFTER_HARD_RESET);
+    recipe_free(&r);
+    free(txt);
+    cJSON_Delete(j);
 }
 
 static void test_text_level_errors(void **state)
@@ -1260,6 +1294,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test_setup_teardown(test_speed_fields_to_plan, tmp_setup, tmp_teardown),
         cmocka_unit_test(test_schema_errors_name_the_path),
+        cmocka_unit_test(test_test_needs_hard_reset),
         cmocka_unit_test(test_text_level_errors),
         cmocka_unit_test_setup_teardown(test_recipe_file_errors, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_image_file_errors, tmp_setup, tmp_teardown),
