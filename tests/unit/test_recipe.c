@@ -895,11 +895,31 @@ static void test_import_fixtures(void **state)
         if (recipe_import(args, out, NULL, &text, &e) != 0) fail_msg("%s: %s", c->fixture, e.msg);
         assert_non_null(realpath(FA, real_fa));
         {
-            /* /tmp/estn-recipe-XXXXXX → two levels up to / */
-            snprintf(prefix, sizeof prefix, "../..%s/%s/", real_fa, c->fixture);
+            /* from the temporary directory up to the deepest directory it shares with the
+             * fixtures (/ when the checkout is not under /tmp), then down to the fixture */
             char *tmp_real = realpath(t->dir, NULL);
+            const char *x, *y, *rest;
+            size_t n = 0;
             assert_non_null(tmp_real);
-            assert_int_equal(strncmp(tmp_real, "/tmp/", 5), 0);
+            x = tmp_real;
+            y = real_fa;
+            for (;;) { /* skip whole components both paths share */
+                size_t lx, ly;
+                while (*x == '/') x++;
+                while (*y == '/') y++;
+                lx = strcspn(x, "/");
+                ly = strcspn(y, "/");
+                if (!lx || lx != ly || strncmp(x, y, lx)) break;
+                x += lx;
+                y += ly;
+            }
+            rest = y;
+            while (*x) { /* one ../ per component of the temporary dir left */
+                x += strcspn(x, "/");
+                while (*x == '/') x++;
+                n += (size_t)snprintf(prefix + n, sizeof prefix - n, "../");
+            }
+            snprintf(prefix + n, sizeof prefix - n, "%s/%s/", rest, c->fixture);
             free(tmp_real);
         }
         check_imported(c, text, t->dir, prefix);
