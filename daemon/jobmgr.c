@@ -598,6 +598,14 @@ static int slot_start_attempt(slot_t *s, unsigned attempt)
     if (!s->recipe)
         return UV_ENOENT;
     uv_timer_stop(&s->timer);
+    /* retry.lower_baud: each retry at half the previous attempt's flashing rate */
+    s->plan.flash_baud = s->recipe->plan.flash_baud;
+    if (attempt > 1 && s->recipe->retry_lower_baud && s->plan.flash_baud > 115200) {
+        uint32_t b = s->plan.flash_baud >> (attempt - 1 < 8 ? attempt - 1 : 8);
+        s->plan.flash_baud = b < 115200 ? 115200 : b;
+        slot_log(s, JOB_LOG_INFO, "attempt %u at %u baud (retry.lower_baud)", attempt,
+                 (unsigned)s->plan.flash_baud);
+    }
     store_new_uuid(s->uuid);
     memset(&st, 0, sizeof st);
     st.uuid = s->uuid;

@@ -162,6 +162,7 @@ static const recipe_field_t recipe_field_table[] = {
      .minimum = 1,
      .maximum = 10,
      .dflt = "1"},
+    {.path = "$.retry.lower_baud", .types = T_BOOL, .dflt = "false"},
 };
 #define RECIPE_N_FIELDS (sizeof recipe_field_table / sizeof recipe_field_table[0])
 
@@ -960,6 +961,7 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
     }
     retry = cJSON_GetObjectItemCaseSensitive(root, "retry");
     r->attempts = (unsigned)recipe_get_int(retry, "$.retry.attempts", &d);
+    r->retry_lower_baud = recipe_get_bool(retry, "$.retry.lower_baud", &d);
 
     images = cJSON_GetObjectItemCaseSensitive(root, "images");
     cJSON_ArrayForEach(it, images)

@@ -69,6 +69,7 @@ typedef struct recipe_s {
     char *test_expect;
     uint32_t test_timeout_ms;
     unsigned attempts; /* retry.attempts */
+    bool retry_lower_baud; /* retry.lower_baud: each retry at half the previous flashing baud */
     size_t n_images;
     recipe_image_t images[PLAN_MAX_IMAGES];
     plan_t plan; /* chip (when exactly one is allowed), reset modes, flash params,

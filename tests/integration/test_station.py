@@ -875,12 +875,13 @@ def case_broken_recipe_slot(ctx):
 
 # ---------------------------------------------------------------- retry policy
 
-def _retry_case(ctx, fault, attempts, expect):
+def _retry_case(ctx, fault, attempts, expect, recipe_extra=None, bauds=None):
     """One auto slot with `fault`, recipe retry.attempts = `attempts`, a clean slot beside it.
     `expect` = [(result, error_class or None)] per attempt of the faulty slot's board."""
     app = Image(0x10000, "app.bin", img.app_image("retry", 24 * 1024), "app")
-    rec_path, rec = write_recipe(ctx, "retry.json", ["esp32"], [app],
-                                 retry={"attempts": attempts})
+    fields = {"retry": {"attempts": attempts}}
+    fields.update(recipe_extra or {})
+    rec_path, rec = write_recipe(ctx, "retry.json", ["esp32"], [app], **fields)
     bad = StationSim(ctx, "esp32", "pty", faults=[fault], tag="bad")
     ok = StationSim(ctx, "esp32", "pty", tag="ok")
     cfg, db = write_config(ctx, "station.json", [slot_entry("R1", bad), slot_entry("OK", ok)],
@@ -901,6 +902,9 @@ def _retry_case(ctx, fault, attempts, expect):
           "HOST: attempt numbers %r" % [r["attempt"] for r in r1])
     check([r["final"] for r in r1] == [0] * (len(expect) - 1) + [1],
           "HOST: final flags %r (only the deciding attempt is final)" % [r["final"] for r in r1])
+    if bauds is not None:
+        check([r["baud"] for r in r1] == bauds, "HOST: rates per attempt %r, expected %r"
+              % ([r["baud"] for r in r1], bauds))
     check(len({r["mac"] for r in r1}) == 1, "HOST: attempts on different boards? %r"
           % [r["mac"] for r in r1])
     okr = [r for r in rows if r["slot"] == "OK"]
@@ -913,6 +917,13 @@ def _retry_case(ctx, fault, attempts, expect):
 def case_retry_brownout(ctx):
     # espsim browns out once per board: the second attempt passes
     _retry_case(ctx, "brownout:2", 3, [("fail", "brownout"), ("pass", None)])
+
+
+def case_retry_lower_baud(ctx):
+    # retry.lower_baud: the second attempt flashes at half the first one's rate
+    _retry_case(ctx, "brownout:2", 3, [("fail", "brownout"), ("pass", None)],
+                recipe_extra={"baud": 921600, "retry": {"attempts": 3, "lower_baud": True}},
+                bauds=[921600, 460800])
 
 
 def case_retry_exhausted(ctx):
@@ -1058,6 +1069,7 @@ CASES = {
     "demo": case_demo,
     "retry-brownout": case_retry_brownout,
     "retry-exhausted": case_retry_exhausted,
+    "retry-lower-baud": case_retry_lower_baud,
     "retry-not-for-wrong-chip": case_retry_not_for_wrong_chip,
     "stub-dir": case_station_stub_dir,
 }
