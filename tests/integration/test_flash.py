@@ -623,6 +623,37 @@ def case_stub_broken_file(ctx):
     check(obj.get("stub") is False, "HOST: no esp32 stub, yet JSON stub %r" % obj.get("stub"))
 
 
+def case_usb_otg(ctx):
+    """ESP32-S3 on its native USB-OTG port (espsim --usb-otg refuses blocks above 0x800 bytes,
+    reference §4.3): the stub is uploaded and writes in 0x800-byte blocks and the flash is right;
+    an ESP32-C3 on USB-Serial/JTAG (--usb-serial-jtag) flashes as usual in ROM mode."""
+    ctx.require_executables("espsim", "espstation")
+    stubs = make_stub_dir(ctx)
+    sim = Sim(ctx, "esp32s3", "pty", mac="7c:df:a1:0b:07:01", jedec=0xEF4016, extra=["--usb-otg"])
+    app = img.app_image("usb-otg-app", 200 * 1024)
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--verbose", "--stub-dir",
+                             stubs, "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app)],
+                       timeout=100)
+    obj = expect_success(r)
+    check(obj.get("stub") is True, "HOST: the stub did not run over USB-OTG")
+    check("USB-OTG" in r.err, "HOST: no info line about USB-OTG; stderr: %s" % r.err[-1500:])
+    dump = sim.stop_and_dump()
+    refused = events_of(sim, "usb_block_refused")
+    check(not refused, "HOST: blocks above 0x800 bytes sent over USB-OTG: %r" % refused)
+    blocks = {as_int(e.get("block_size")) for e in events_of(sim, "defl_begin") +
+              events_of(sim, "flash_begin")}
+    check(blocks == {0x800}, "HOST: stub writes over USB-OTG with block sizes %r" % blocks)
+    compare_flash(dump, img.expected_flash(sim.ready["flash_size"], [(APP_OFFSET, app)]),
+                  [("app", APP_OFFSET, len(app))])
+    sim2 = Sim(ctx, "esp32c3", "pty", mac="24:0a:c4:0b:07:02", jedec=0xEF4016, tag="sim2",
+               extra=["--usb-serial-jtag"])
+    expect_success(run_espstation(ctx, ["flash", "--port", sim2.port, "--json", "0x%x" % APP_OFFSET,
+                                        ctx.path("app.bin")], timeout=100))
+    compare_flash(sim2.stop_and_dump(), img.expected_flash(sim2.ready["flash_size"],
+                                                           [(APP_OFFSET, app)]),
+                  [("app", APP_OFFSET, len(app))])
+
+
 # ---- the post-flash test (recipe "test", flash --test-expect): after the hard reset the board
 # runs its application, whose output must contain the expected text. espsim --app-print says it
 # once per application start (docs/SIMULATOR.md); RFC 2217 carries the reset lines.
@@ -784,6 +815,7 @@ CASES["baud-921600-pty-rom"] = baud_case("pty", False)
 CASES["no-stub"] = case_no_stub
 CASES["stub-v42-layout-skip-unchanged"] = case_stub_v42_layout_and_skip
 CASES["stub-broken-file"] = case_stub_broken_file
+CASES["usb-otg-and-serial-jtag"] = case_usb_otg
 CASES["post-test-esp32-rfc2217"] = post_test_case("esp32", 460800)
 CASES["post-test-esp8266-rfc2217"] = post_test_case("esp8266", 115200)
 CASES["post-test-failed"] = case_post_test_failed
