@@ -74,6 +74,8 @@ const CLASS_WORDS = {
     wrong_chip: 'Wrong chip on the board',
     flash_not_detected: 'Flash chip not found',
     brownout: 'Board reset itself (power)',
+    stub_failed: 'Flasher program did not start',
+    test_failed: 'Board did not start its program',
     cancelled: 'Cancelled',
     internal: 'Station software error',
 };
