@@ -180,11 +180,15 @@ static void slot_job_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
     slot_t *s = job_data(j);
     if (s->probing)
         return; /* probes fail all the time while no board is there */
-    if (lvl >= JOB_LOG_WARN) {
-        char detail[600];
+    /* warnings and errors, and the application's output of the post-flash test (also when it
+     * passed: the record keeps what the board printed) */
+    if (lvl >= JOB_LOG_WARN || !strncmp(msg, "test: application output", 24)) {
+        char detail[5000];
         cJSON *o = cJSON_CreateObject();
         char *txt;
-        cJSON_AddStringToObject(o, "level", lvl == JOB_LOG_WARN ? "warning" : "error");
+        cJSON_AddStringToObject(o, "level", lvl == JOB_LOG_WARN    ? "warning"
+                                            : lvl == JOB_LOG_ERROR ? "error"
+                                                                   : "info");
         cJSON_AddStringToObject(o, "message", msg);
         txt = cJSON_PrintUnformatted(o);
         snprintf(detail, sizeof detail, "%s", txt ? txt : "{}");
