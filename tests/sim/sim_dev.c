@@ -967,6 +967,36 @@ static void ev_flash_begin(const char *name, uint32_t size, uint32_t nblocks, ui
     sim_ev_end(&e);
 }
 
+// A FLASH_BEGIN / FLASH_DEFL_BEGIN session, the part the ROM and the stub share: where the data
+// goes, the block bookkeeping and (compressed) a fresh inflater. -1 when the inflater cannot be
+// set up (no session then); the caller answers with its loader's error status.
+static int flash_session_begin(sim_dev_t *d, uint8_t op, uint32_t off, uint32_t size,
+                               uint32_t nblocks, uint32_t blk)
+{
+    if (d->z_init) {
+        inflateEnd(&d->z);
+        d->z_init = 0;
+    }
+    d->fl_mode = op == OP_FLASH_DEFL_BEGIN ? 2 : 1;
+    d->fl_off = off;
+    d->fl_erase = size;
+    d->fl_nblocks = nblocks;
+    d->fl_blksize = blk;
+    d->fl_seq = 0;
+    d->fl_written = 0;
+    d->z_end = 0;
+    d->fl_bitflip_done = 0;
+    if (d->fl_mode == 2) {
+        memset(&d->z, 0, sizeof(d->z));
+        if (inflateInit(&d->z) != Z_OK) {
+            d->fl_mode = 0;
+            return -1;
+        }
+        d->z_init = 1;
+    }
+    return 0;
+}
+
 static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
     const sim_chip_t *c = d->chip;
@@ -1004,27 +1034,9 @@ static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
         count = (uint32_t)((end + SIM_FLASH_SECTOR - 1) / SIM_FLASH_SECTOR) - first;
     }
     do_erase(d, first, count);
-    if (d->z_init) {
-        inflateEnd(&d->z);
-        d->z_init = 0;
-    }
-    d->fl_mode = op == OP_FLASH_DEFL_BEGIN ? 2 : 1;
-    d->fl_off = off;
-    d->fl_erase = size;
-    d->fl_nblocks = nblocks;
-    d->fl_blksize = blk;
-    d->fl_seq = 0;
-    d->fl_written = 0;
-    d->z_end = 0;
-    d->fl_bitflip_done = 0;
-    if (d->fl_mode == 2) {
-        memset(&d->z, 0, sizeof(d->z));
-        if (inflateInit(&d->z) != Z_OK) {
-            d->fl_mode = 0;
-            reply(d, op, 0, NULL, 0, ROM_EFAILED);
-            return;
-        }
-        d->z_init = 1;
+    if (flash_session_begin(d, op, off, size, nblocks, blk) != 0) {
+        reply(d, op, 0, NULL, 0, ROM_EFAILED);
+        return;
     }
     ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
                    off, first, count, enc);
@@ -1609,15 +1621,6 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
     uint32_t size = get32(data), nblocks = get32(data + 4), blk = get32(data + 8);
     uint32_t off = get32(data + 12);
     stub_session_clear(d);
-    d->fl_mode = op == OP_FLASH_DEFL_BEGIN ? 2 : 1;
-    d->fl_off = off;
-    d->fl_erase = size;
-    d->fl_nblocks = nblocks;
-    d->fl_blksize = blk;
-    d->fl_seq = 0;
-    d->fl_written = 0;
-    d->fl_bitflip_done = 0;
-    d->z_end = 0;
     d->st_next_write = off;
     d->st_next_erase = off / SIM_FLASH_SECTOR;
     d->st_remaining = size;
@@ -1626,14 +1629,9 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
                    SIM_FLASH_SECTOR);
     d->st_comp_left =
         (uint32_t)((uint64_t)nblocks * blk > UINT32_MAX ? UINT32_MAX : (uint64_t)nblocks * blk);
-    if (d->fl_mode == 2) {
-        memset(&d->z, 0, sizeof(d->z));
-        if (inflateInit(&d->z) != Z_OK) {
-            d->fl_mode = 0;
-            stub_status(d, op, STUB_EANY);
-            return;
-        }
-        d->z_init = 1;
+    if (flash_session_begin(d, op, off, size, nblocks, blk) != 0) {
+        stub_status(d, op, STUB_EANY);
+        return;
     }
     ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
                    off, off / SIM_FLASH_SECTOR, d->st_erase_left,
