@@ -16,11 +16,8 @@ import collections
 import os
 import random
 import re
-import signal
 import sys
-import tempfile
 import time
-import traceback
 
 import reliab
 from reliab import TestFailure, check, harness, st
@@ -202,46 +199,8 @@ def main():
     if a.seed is None:
         a.seed = int(time.time()) % 100000
 
-    def on_alarm(signum, frame):
-        raise TestFailure("deadline of %.0f s reached" % a.timeout)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(TestFailure("SIGTERM")))
-    signal.alarm(int(a.timeout))
-    if a.tmpdir:
-        os.makedirs(a.tmpdir, exist_ok=True)
-        tempfile.tempdir = a.tmpdir
-    ctx = harness.Ctx(a.build, "crash", keep=a.keep)
-    ctx.daemons = []
-    failed = True
-    try:
-        ctx.require_executables("espsim", "espstation")
-        summary = run(ctx, a)
-        failed = False
-        print("crash safety: %s" % summary)
-        if a.report:
-            import json
-            with open(a.report, "a") as f:
-                f.write(json.dumps(summary) + "\n")
-    except TestFailure as e:
-        print("FAIL crash-safety (seed %d): %s" % (a.seed, e))
-    except Exception:
-        print("ERROR crash-safety (seed %d):" % a.seed)
-        traceback.print_exc()
-    finally:
-        signal.alarm(0)
-        harness.kill_all_children()
-        if failed:
-            for line in ctx.log_lines[-40:]:
-                print(line)
-            for d in ctx.daemons[-2:]:
-                try:
-                    print("---- %s stderr (tail) ----\n%s" % (d.tag, d.stderr_text()[-3000:]))
-                except (OSError, ValueError):
-                    pass
-        ctx.cleanup(failed)
-    print("PASS crash-safety" if not failed else "")
-    return 1 if failed else 0
+    return reliab.script_main(a, "crash safety", "crash", run, str, log_tail=40, daemon_tail=2,
+                              err_tail=3000, term_fails=True)
 
 
 if __name__ == "__main__":

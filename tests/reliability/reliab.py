@@ -8,10 +8,13 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import traceback
 import urllib.error
 import urllib.request
 
@@ -160,3 +163,52 @@ def fmt_table(header, rows):
 
 __all__ = ["TestFailure", "check", "harness", "st", "wait_url", "api_get", "CursorPoller",
            "proc_sample", "integrity", "all_jobs", "serve", "fmt_table"]
+
+
+def script_main(a, name, tag, run, describe, log_tail=20, daemon_tail=None, err_tail=4000,
+                term_fails=False):
+    """The frame of a long run (crash_safety.py, soak.py): the overall deadline (SIGALRM), the
+    temp directory, `run(ctx, a)`, one summary line (`describe(summary)`) and the JSON report
+    line, and on failure the end of the log and of the daemons' stderr. Returns the exit status.
+    `term_fails`: SIGTERM ends the run as a failure (with the log) instead of killing it."""
+    def on_alarm(signum, frame):
+        raise TestFailure("deadline of %.0f s reached" % a.timeout)
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    if term_fails:
+        signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(TestFailure("SIGTERM")))
+    signal.alarm(int(a.timeout))
+    if a.tmpdir:
+        os.makedirs(a.tmpdir, exist_ok=True)
+        tempfile.tempdir = a.tmpdir
+    ctx = harness.Ctx(a.build, tag, keep=a.keep)
+    ctx.daemons = []
+    failed = True
+    try:
+        ctx.require_executables("espsim", "espstation")
+        summary = run(ctx, a)
+        failed = False
+        print("%s: %s" % (name, describe(summary)))
+        if a.report:
+            with open(a.report, "a") as f:
+                f.write(json.dumps(summary) + "\n")
+    except TestFailure as e:
+        print("FAIL %s (seed %d): %s" % (name.replace(" ", "-"), a.seed, e))
+    except Exception:
+        print("ERROR %s (seed %d):" % (name.replace(" ", "-"), a.seed))
+        traceback.print_exc()
+    finally:
+        signal.alarm(0)
+        harness.kill_all_children()
+        if failed:
+            for line in ctx.log_lines[-log_tail:]:
+                print(line)
+            for d in ctx.daemons[-daemon_tail:] if daemon_tail else ctx.daemons:
+                try:
+                    print("---- %s stderr (tail) ----\n%s" % (d.tag, d.stderr_text()[-err_tail:]))
+                except (OSError, ValueError):
+                    pass
+        ctx.cleanup(failed)
+    if not failed:
+        print("PASS %s" % name.replace(" ", "-"))
+    return 1 if failed else 0

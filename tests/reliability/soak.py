@@ -16,12 +16,9 @@ import collections
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
-import tempfile
 import time
-import traceback
 
 import reliab
 from reliab import TestFailure, check, harness, st
@@ -287,46 +284,9 @@ def main():
     if a.seed is None:
         a.seed = int(time.time()) % 100000
 
-    def on_alarm(signum, frame):
-        raise TestFailure("deadline of %.0f s reached" % a.timeout)
-
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(int(a.timeout))
-    if a.tmpdir:
-        os.makedirs(a.tmpdir, exist_ok=True)
-        tempfile.tempdir = a.tmpdir
-    ctx = harness.Ctx(a.build, "soak", keep=a.keep)
-    ctx.daemons = []
-    failed = True
-    try:
-        ctx.require_executables("espsim", "espstation")
-        summary = run(ctx, a)
-        failed = False
-        short = {k: v for k, v in summary.items() if k not in ("rss_kb", "fds")}
-        print("soak: %s" % json.dumps(short))
-        if a.report:
-            with open(a.report, "a") as f:
-                f.write(json.dumps(summary) + "\n")
-    except TestFailure as e:
-        print("FAIL soak (seed %d): %s" % (a.seed, e))
-    except Exception:
-        print("ERROR soak (seed %d):" % a.seed)
-        traceback.print_exc()
-    finally:
-        signal.alarm(0)
-        harness.kill_all_children()
-        if failed:
-            for line in ctx.log_lines[-20:]:
-                print(line)
-            for d in ctx.daemons:
-                try:
-                    print("---- %s stderr (tail) ----\n%s" % (d.tag, d.stderr_text()[-4000:]))
-                except (OSError, ValueError):
-                    pass
-        ctx.cleanup(failed)
-    if not failed:
-        print("PASS soak")
-    return 1 if failed else 0
+    return reliab.script_main(
+        a, "soak", "soak", run,
+        lambda summary: json.dumps({k: v for k, v in summary.items() if k not in ("rss_kb", "fds")}))
 
 
 if __name__ == "__main__":
