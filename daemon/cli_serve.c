@@ -159,13 +159,15 @@ int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks
      * before any board is touched. */
     if (cfg->stub_dir) {
         struct stat sst;
-        if (stat(cfg->stub_dir, &sst) != 0 || !S_ISDIR(sst.st_mode)) {
+        const char *why = stat(cfg->stub_dir, &sst) != 0 ? strerror(errno)
+                          : !S_ISDIR(sst.st_mode)       ? "not a directory"
+                                                        : NULL;
+        if (why) {
             fprintf(stderr,
                     "espstation: stub_dir %s: %s: copy an esptool's targets/stub_flasher/1 (or "
                     "/2) there, or remove \"stub_dir\" from the config to flash with the ROM "
                     "loader (docs/DEPLOY.md)\n",
-                    cfg->stub_dir, stat(cfg->stub_dir, &sst) != 0 ? strerror(errno)
-                                                                  : "not a directory");
+                    cfg->stub_dir, why);
             return CLI_EXIT_USAGE;
         }
     }
