@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # embed_migrations.cmake — run as `cmake -DSCHEMA_DIR=... -DOUT=... -P embed_migrations.cmake`:
-# turns schema/NNN_*.sql into a C file defining store_migrations() (declared in daemon/store.h),
+# turns schema/NNN_*.sql into a C file defining store_migrations() (declared in daemon/station/store.h),
 # so the binary carries its migrations and never reads the source tree at run time.
 # Must not: reorder or skip versions — NNN must run 001, 002, ... without gaps.
 file(GLOB sqls RELATIVE ${SCHEMA_DIR} ${SCHEMA_DIR}/[0-9][0-9][0-9]_*.sql)

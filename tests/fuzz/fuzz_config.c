@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_config.c — fuzz target for the station configuration parser (config_parse in
- * daemon/config.c, docs/STATION.md). Input: a config file, parsed with and without a base
+ * daemon/station/config.c, docs/STATION.md). Input: a config file, parsed with and without a base
  * directory. Must not: open anything (config_parse only resolves paths, and realpath()s device
  * paths). */
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_http.c — fuzz target for HTTP request handling without sockets (api_handle_sync in
- * daemon/api*.c, docs/API.md). Input: a raw HTTP/1.1 request, answered by an API over a scratch
+ * daemon/api/api*.c, docs/API.md). Input: a raw HTTP/1.1 request, answered by an API over a scratch
  * station; checks below. Must not: write outside the scratch directory, or connect anywhere but
  * the slots' loopback ports (127.0.0.1:9 and :10, where nothing listens). */
 #include <dirent.h>

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_store.c — unit tests of the SQLite store (daemon/store.c): migrations and user_version,
+/* test_store.c — unit tests of the SQLite store (daemon/station/store.c): migrations and user_version,
  * crash recovery (running → interrupted, also after a real SIGKILL), the MES cursor, foreign
  * keys, durable final rows, events, that the sqlite3 shell can read the jobs table, and the
  * HTTP API's queries (filters and paging, a board's jobs, details, counts, stats, recipes).

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* api_int.h — what the api_*.c files share: the api object, per-slot live data (rates, the last
  * job, progress coalescing), the parsed request and the helpers that build responses.
- * Must not: be included outside daemon/api*.c. */
+ * Must not: be included outside daemon/api/api*.c. */
 #ifndef API_INT_H
 #define API_INT_H
 
