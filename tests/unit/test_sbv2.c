@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/* test_sbv2.c — Secure Boot v2 against espsecure's outputs (tests/data/vectors/security):
+ * public-key digests equal digest-sbv2-public-key, signed images verify with their key, the
+ * tampered image, the wrong key and the unsigned image are refused with their own reasons, and
+ * damaged signature blocks are not accepted (jobs/prov/sbv2.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sbv2.h"
+
+#define VEC ESTN_SOURCE_DIR "/tests/data/vectors/security/"
+
+static uint8_t *load(const char *name, size_t *len)
+{
+    char path[512];
+    FILE *f;
+    uint8_t *buf;
+    long n;
+    snprintf(path, sizeof path, VEC "%s", name);
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = 0;
+    fclose(f);
+    *len = (size_t)n;
+    return buf;
+}
+
+static void load_key(const char *name, sbv2_pubkey_t *k)
+{
+    size_t n;
+    char err[200] = "";
+    uint8_t *pem = load(name, &n);
+    int rc = sbv2_pubkey_load_pem((const char *)pem, n, k, err, sizeof err);
+    free(pem);
+    if (rc != 0) fail_msg("%s: %s", name, err);
+}
+
+static void check_digest(const char *pem, const char *digest, sbv2_key_type_t type)
+{
+    sbv2_pubkey_t k;
+    size_t n;
+    uint8_t *want = load(digest, &n);
+    load_key(pem, &k);
+    assert_int_equal(n, 32);
+    assert_int_equal(k.type, type);
+    assert_memory_equal(k.digest, want, 32);
+    sbv2_pubkey_free(&k);
+    free(want);
+}
+
+static void test_digest_rsa3072(void **state)
+{
+    (void)state;
+    check_digest("sbv2_rsa3072_pub.pem", "sbv2_rsa3072_digest.bin", SBV2_KEY_RSA3072);
+}
+
+static void test_digest_ecdsa256(void **state)
+{
+    (void)state;
+    check_digest("sbv2_ecdsa256_pub.pem", "sbv2_ecdsa256_digest.bin", SBV2_KEY_ECDSA_P256);
+}
+
+/* Verify `image` against the named keys; returns rc, err copied out. */
+static int verify(const char *image, const char *const *pems, size_t n_keys,
+                  sbv2_verify_result_t *res, char *err, size_t cap)
+{
+    sbv2_pubkey_t keys[SBV2_MAX_KEYS];
+    size_t len;
+    uint8_t *img = load(image, &len);
+    int rc;
+    for (size_t i = 0; i < n_keys; i++)
+        load_key(pems[i], &keys[i]);
+    rc = sbv2_verify_image(img, len, keys, n_keys, res, err, cap);
+    for (size_t i = 0; i < n_keys; i++)
+        sbv2_pubkey_free(&keys[i]);
+    free(img);
+    return rc;
+}
+
+static void test_rsa_signed_passes(void **state)
+{
+    const char *keys[] = {"sbv2_rsa3072_pub.pem"};
+    sbv2_verify_result_t r;
+    char err[300] = "";
+    (void)state;
+    if (verify("c3_app_signed_rsa3072.bin", keys, 1, &r, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(r.block, 0);
+    assert_int_equal(r.key, 0);
+    assert_true(r.n_blocks >= 1);
+}
+
+static void test_ecdsa_signed_passes(void **state)
+{
+    const char *keys[] = {"sbv2_ecdsa256_pub.pem"};
+    sbv2_verify_result_t r;
+    char err[300] = "";
+    (void)state;
+    if (verify("c3_app_signed_ecdsa256.bin", keys, 1, &r, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(r.key, 0);
+}
+
+/* With several recipe keys, the one that signed is found. */
+static void test_second_of_two_keys(void **state)
+{
+    const char *keys[] = {"sbv2_ecdsa256_pub.pem", "sbv2_rsa3072_pub.pem"};
+    sbv2_verify_result_t r;
+    char err[300] = "";
+    (void)state;
+    if (verify("c3_app_signed_rsa3072.bin", keys, 2, &r, err, sizeof err) != 0) fail_msg("%s", err);
+    assert_int_equal(r.key, 1);
+}
+
+static void test_tampered_fails(void **state)
+{
+    const char *keys[] = {"sbv2_rsa3072_pub.pem"};
+    sbv2_verify_result_t r;
+    char err[300] = "";
+    (void)state;
+    assert_int_equal(verify("c3_app_signed_rsa3072_tampered.bin", keys, 1, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "image digest mismatch"));
+    assert_int_equal(r.block, -1);
+}
+
+static void test_wrong_key_fails(void **state)
+{
+    const char *keys[] = {"sbv2_ecdsa256_pub.pem"};
+    sbv2_verify_result_t r;
+    char err[300] = "";
+    (void)state;
+    assert_int_equal(verify("c3_app_signed_rsa3072.bin", keys, 1, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "not signed by any of the given keys"));
+}
+
+static void test_unsigned_fails(void **state)
+{
+    const char *keys[] = {"sbv2_rsa3072_pub.pem"};
+    sbv2_verify_result_t r;
+    char err[300] = "";
+    (void)state;
+    assert_int_equal(verify("c3_app_unsigned.bin", keys, 1, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no signature block"));
+    assert_int_equal(r.n_blocks, 0);
+}
+
+/* An unsigned image padded to whole sectors (0xFF) has no block either. */
+static void test_padded_unsigned_fails(void **state)
+{
+    sbv2_pubkey_t k;
+    sbv2_verify_result_t r;
+    size_t len;
+    uint8_t *img = load("c3_app_unsigned.bin", &len), *pad = malloc(3 * SBV2_SECTOR);
+    char err[300] = "";
+    (void)state;
+    memset(pad, 0xFF, 3 * SBV2_SECTOR);
+    memcpy(pad, img, len);
+    load_key("sbv2_rsa3072_pub.pem", &k);
+    assert_int_equal(sbv2_verify_image(pad, 3 * SBV2_SECTOR, &k, 1, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no signature block"));
+    sbv2_pubkey_free(&k);
+    free(img);
+    free(pad);
+}
+
+/* The parsed block names the key it was made with; a flipped bit inside the block (caught by
+ * its CRC32) or a wrong magic leaves the image without a valid signature block. */
+static void test_damaged_block(void **state)
+{
+    sbv2_pubkey_t k;
+    sbv2_verify_result_t r;
+    sbv2_block_t blocks[SBV2_MAX_BLOCKS];
+    size_t len;
+    uint8_t *img = load("c3_app_signed_ecdsa256.bin", &len);
+    uint8_t *blk = img + len - SBV2_SECTOR;
+    char err[300] = "";
+    (void)state;
+    assert_int_equal(sbv2_parse_image(img, len, blocks, err, sizeof err), 1);
+    assert_int_equal(blocks[0].key_type, SBV2_KEY_ECDSA_P256);
+    assert_int_equal(blocks[0].digest_len, 32);
+    load_key("sbv2_ecdsa256_pub.pem", &k);
+    assert_memory_equal(blocks[0].key_digest, k.digest, 32);
+    blk[120] ^= 0x01; /* inside the signature: the CRC no longer matches */
+    assert_int_equal(sbv2_parse_image(img, len, blocks, err, sizeof err), 0);
+    assert_non_null(strstr(err, "CRC32"));
+    assert_int_equal(sbv2_verify_image(img, len, &k, 1, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "no signature block"));
+    blk[120] ^= 0x01;
+    blk[0] = 0x00;
+    assert_int_equal(sbv2_parse_image(img, len, blocks, err, sizeof err), 0);
+    assert_non_null(strstr(err, "magic"));
+    sbv2_pubkey_free(&k);
+    free(img);
+}
+
+static void test_bad_keys_refused(void **state)
+{
+    static const char priv[] = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+    static const char junk[] = "hello";
+    sbv2_pubkey_t k;
+    sbv2_verify_result_t r;
+    uint8_t img[SBV2_SECTOR] = {0};
+    char err[300] = "";
+    (void)state;
+    assert_int_equal(sbv2_pubkey_load_pem(priv, sizeof priv - 1, &k, err, sizeof err), -1);
+    assert_non_null(strstr(err, "private key"));
+    assert_int_equal(sbv2_pubkey_load_pem(junk, sizeof junk - 1, &k, err, sizeof err), -1);
+    assert_non_null(strstr(err, "PEM"));
+    assert_int_equal(sbv2_verify_image(img, sizeof img, &k, 0, &r, err, sizeof err), -1);
+    assert_non_null(strstr(err, "1 to 3"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_digest_rsa3072),      cmocka_unit_test(test_digest_ecdsa256),
+        cmocka_unit_test(test_rsa_signed_passes),   cmocka_unit_test(test_ecdsa_signed_passes),
+        cmocka_unit_test(test_second_of_two_keys),  cmocka_unit_test(test_tampered_fails),
+        cmocka_unit_test(test_wrong_key_fails),     cmocka_unit_test(test_unsigned_fails),
+        cmocka_unit_test(test_padded_unsigned_fails), cmocka_unit_test(test_damaged_block),
+        cmocka_unit_test(test_bad_keys_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
