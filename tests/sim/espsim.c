@@ -68,6 +68,8 @@ typedef struct {
     uint32_t host_baud;
     uint8_t datasize, parity, stopsize;
     int dtr, rts;
+    uint8_t linestate_mask, modemstate_mask; // RFC 2217 SET-*STATE-MASK (default: all, 255)
+    int comport_notified; // the first NOTIFY-MODEMSTATE after the client agreed to RFC 2217
     int strict_pty;    // --strict-baud: the host's rate is read from the pty's termios
     uint32_t pty_baud; // last rate seen there
     uint8_t data_run[4096];
@@ -204,6 +206,8 @@ static int tn_supported(uint8_t opt)
     return opt == OPT_BINARY || opt == OPT_SGA || opt == OPT_COMPORT;
 }
 
+static void rfc2217_notify_modemstate(app_t *a);
+
 static void tn_negotiate(app_t *a, uint8_t verb, uint8_t opt)
 {
     switch (verb) {
@@ -212,6 +216,12 @@ static void tn_negotiate(app_t *a, uint8_t verb, uint8_t opt)
             if (!a->him[opt]) {
                 a->him[opt] = 1;
                 tn_option(a, T_DO, opt);
+            }
+            // the client speaks RFC 2217 now: tell it the modem state once, as pyserial's
+            // server does, so that reading CTS/DSR works before any change (RFC 2217 §3)
+            if (opt == OPT_COMPORT && !a->comport_notified) {
+                a->comport_notified = 1;
+                rfc2217_notify_modemstate(a);
             }
         } else {
             tn_option(a, T_DONT, opt);
@@ -251,6 +261,23 @@ static void rfc2217_lines(app_t *a)
     sim_ev_bool(&e, "rts", a->rts);
     sim_ev_end(&e);
     sim_dev_set_lines(a->dev, a->dtr, a->rts, mono_us());
+}
+
+// RFC 2217 §3 NOTIFY-MODEMSTATE (server code 107): the adapter's modem inputs. The simulated
+// adapter (like a CP2102 whose CTS/DSR/RI/DCD pins are not wired on a devkit) reports all four
+// inactive and no changes; the byte is filtered by the client's SET-MODEMSTATE-MASK.
+static void rfc2217_notify_modemstate(app_t *a)
+{
+    uint8_t st = (uint8_t)(0x00 & a->modemstate_mask);
+    tn_sb_reply(a, 107, &st, 1);
+}
+
+// NOTIFY-LINESTATE (server code 106): transmit registers empty (0x60), no errors, no data
+// waiting in the sense of the RFC (the server forwards everything), filtered by the mask.
+static void rfc2217_notify_linestate(app_t *a)
+{
+    uint8_t st = (uint8_t)(0x60 & a->linestate_mask);
+    tn_sb_reply(a, 106, &st, 1);
 }
 
 static void tn_comport(app_t *a, const uint8_t *sb, size_t n)
@@ -329,13 +356,21 @@ static void tn_comport(app_t *a, const uint8_t *sb, size_t n)
     }
     case 10: // SET-LINESTATE-MASK
     case 11: // SET-MODEMSTATE-MASK
+        if (vn >= 1 && cmd == 10) a->linestate_mask = v[0];
+        if (vn >= 1 && cmd == 11) a->modemstate_mask = v[0];
         tn_sb_reply(a, (uint8_t)(100 + cmd), v, vn >= 1 ? 1 : 0);
+        break;
+    case 6: // NOTIFY-LINESTATE from a client: a poll, answered with the current line state
+        rfc2217_notify_linestate(a);
+        break;
+    case 7: // NOTIFY-MODEMSTATE from a client: a poll (pyserial's get_modem_state)
+        rfc2217_notify_modemstate(a);
         break;
     case 12: // PURGE-DATA: drop what we still hold for the client, then confirm
         if (vn >= 1 && (v[0] == 1 || v[0] == 3)) a->outlen = 0;
         tn_sb_reply(a, 112, v, vn >= 1 ? 1 : 0);
         break;
-    default: // NOTIFY-*, FLOWCONTROL-SUSPEND/RESUME: harmless
+    default: // FLOWCONTROL-SUSPEND/RESUME and unknown: harmless
         break;
     }
 }
@@ -405,6 +440,9 @@ static void client_reset_state(app_t *a)
     memset(a->us, 0, sizeof(a->us));
     memset(a->him, 0, sizeof(a->him));
     a->outlen = 0;
+    a->linestate_mask = 0xFF;
+    a->modemstate_mask = 0xFF;
+    a->comport_notified = 0;
 }
 
 static void client_close(app_t *a, const char *why)
@@ -574,7 +612,10 @@ static void usage(FILE *f)
         "  --realtime             bytes at the current baud, datasheet erase/program times\n"
         "  --fault SPEC           repeatable: silent, app, nak:OP:CODE, noise:K,\n"
         "                         drop-reply:K, drop-replies, bitflip, hangup:K,\n"
-        "                         brownout:K, flash-size:SIZE, sync-drop:N, no-stub\n"
+        "                         brownout:K, flash-size:SIZE, sync-drop:N, no-stub,\n"
+        "                         efuse-bad-block:N, efuse-hangup:K, efuse-brownout:K\n"
+        "  --efuse-file FILE      the chip's eFuses as JSON: loaded if it exists, else created;\n"
+        "                         rewritten after every burn and for a new board (SIGUSR2)\n"
         "  --boot-log TEXT        application boot log (replaces the generated one)\n"
         "  --app-text TEXT        periodic application line\n"
         "  --app-period MS        period of the application line (default 200)\n"
@@ -584,8 +625,9 @@ static void usage(FILE *f)
         "  --quiet                only the ready and exit events on stdout\n"
         "  --strict-baud          pty: read the host's baud from the pty (Linux), garble on a\n"
         "                         mismatch (default: assume the host follows CHANGE_BAUDRATE)\n"
-        "  --new-stub             the uploaded stub accepts the 20-byte FLASH_BEGIN as\n"
-        "                         esp-flasher-stub does (default: the legacy stub, 16 only)\n"
+        "  --ram-log TEXT         printed once by an uploaded RAM program that is not a\n"
+        "                         flasher stub when it starts (default: nothing)\n"
+        "  --ram-text TEXT        printed by it every --app-period ms (default \"Hello world!\")\n"
         "  --usb-otg              the host talks to the ROM over native USB-OTG (S2, S3):\n"
         "                         reported in UARTDEV_BUF_NO, blocks > 0x800 bytes refused\n"
         "  --usb-serial-jtag      ... over USB-Serial/JTAG (S3, C3, C6, H2): reported only\n"
@@ -669,6 +711,12 @@ static int parse_fault(sim_dev_cfg_t *c, const char *spec, uint32_t *flash_overr
         c->f_hangup_after = k;
     else if (!strcmp(buf, "brownout") && arg && !parse_long(arg, &k))
         c->f_brownout_after = k;
+    else if (!strcmp(buf, "efuse-bad-block") && arg && !parse_long(arg, &k) && k >= 0 && k <= 10)
+        c->f_efuse_bad_block = (int)k;
+    else if (!strcmp(buf, "efuse-hangup") && arg && !parse_long(arg, &k) && k > 0)
+        c->f_efuse_hangup = k;
+    else if (!strcmp(buf, "efuse-brownout") && arg && !parse_long(arg, &k) && k > 0)
+        c->f_efuse_brownout = k;
     else if (!strcmp(buf, "sync-drop") && arg && !parse_long(arg, &k))
         c->f_sync_drop = (int)k;
     else if (!strcmp(buf, "flash-size") && arg && !parse_size(arg, flash_override))
@@ -734,9 +782,12 @@ int main(int argc, char **argv)
         O_QUIET,
         O_STRICT,
         O_NEWSTUB,
+        O_RAMLOG,
+        O_RAMTEXT,
         O_USBOTG,
         O_USBJTAG,
         O_APPPRINT,
+        O_EFUSE,
         O_HELP
     };
     static const struct option opts[] = {
@@ -759,9 +810,12 @@ int main(int argc, char **argv)
         {"quiet", no_argument, 0, O_QUIET},
         {"strict-baud", no_argument, 0, O_STRICT},
         {"new-stub", no_argument, 0, O_NEWSTUB},
+        {"ram-log", required_argument, 0, O_RAMLOG},
+        {"ram-text", required_argument, 0, O_RAMTEXT},
         {"usb-otg", no_argument, 0, O_USBOTG},
         {"usb-serial-jtag", no_argument, 0, O_USBJTAG},
         {"app-print", required_argument, 0, O_APPPRINT},
+        {"efuse-file", required_argument, 0, O_EFUSE},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
     };
@@ -770,11 +824,16 @@ int main(int argc, char **argv)
     cfg.jedec = 0xEF4016;
     cfg.rev_major = -1;
     cfg.app_period_ms = 200;
+    // esptool's RAM test programs (test/images/ram_helloworld) print this line in a loop
+    cfg.ram_text = "Hello world!";
     cfg.en_delay_ms = 100;
     cfg.f_noise_after = -1;
     cfg.f_drop_reply = -1;
     cfg.f_hangup_after = -1;
     cfg.f_brownout_after = -1;
+    cfg.f_efuse_bad_block = -1;
+    cfg.f_efuse_hangup = -1;
+    cfg.f_efuse_brownout = -1;
     transport_t kind = T_NONE;
     long port = 0;
     int have_mac = 0, have_seed = 0;
@@ -827,6 +886,7 @@ int main(int argc, char **argv)
         }
         case O_FOUT: flash_out = optarg; break;
         case O_FIN: cfg.flash_in = optarg; break;
+        case O_EFUSE: cfg.efuse_file = optarg; break;
         case O_RT: cfg.realtime = 1; break;
         case O_FAULT:
             if (parse_fault(&cfg, optarg, &flash_override)) {
@@ -872,7 +932,24 @@ int main(int argc, char **argv)
             break;
         case O_QUIET: sim_ev_quiet = 1; break;
         case O_STRICT: strict_baud = 1; break;
-        case O_NEWSTUB: cfg.new_stub = 1; break;
+        case O_NEWSTUB:
+            // the stub is identified from the upload now (docs/SIMULATOR.md "Uploaded programs")
+            fprintf(stderr, "espsim: --new-stub has no effect any more: the stub's behaviour "
+                            "follows what was uploaded (mkstub.py --stub new for a synthetic "
+                            "esp-flasher-stub)\n");
+            break;
+        case O_RAMLOG:
+        case O_RAMTEXT:
+            if (unescape(optarg) != 0) {
+                fprintf(stderr, "espsim: bad escape in --%s (\\n \\r \\t \\\\ only)\n",
+                        ch == O_RAMLOG ? "ram-log" : "ram-text");
+                return 2;
+            }
+            if (ch == O_RAMLOG)
+                cfg.ram_log = optarg;
+            else
+                cfg.ram_text = optarg;
+            break;
         case O_USBOTG: cfg.usb_otg = 1; break;
         case O_USBJTAG: cfg.usb_jtag = 1; break;
         case O_APPPRINT:
@@ -991,6 +1068,13 @@ int main(int argc, char **argv)
         sim_ev_num(&e, "seed", cfg.seed);
         sim_ev_num(&e, "pid", getpid());
         sim_ev_bool(&e, "realtime", cfg.realtime);
+        // only RFC 2217 carries DTR/RTS: over a pty or raw TCP nothing can reset the chip
+        // (esptool says "Chip was NOT reset"); it starts in download mode
+        sim_ev_bool(&e, "reset_lines", kind == T_RFC2217);
+        if (kind != T_RFC2217)
+            sim_ev_str(&e, "note",
+                       kind == T_PTY ? "a pty has no modem lines: nothing resets the chip"
+                                     : "raw TCP has no modem lines: nothing resets the chip");
         sim_ev_end(&e);
     }
     sim_dev_start(a.dev, mono_us());

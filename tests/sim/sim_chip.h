@@ -54,12 +54,15 @@ typedef struct {
     const char *rst_poweron; // e.g. "rst:0x1 (POWERON_RESET)"
     const char *rst_sw;      // software reset (FLASH_END / brown-out use their own)
     const char *rst_brownout;
+    const char *rst_rtcwdt; // RTC watchdog reset (esptool watchdog_reset), NULL = not modelled
     const char *boot_download; // e.g. "boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))"
     const char *boot_flash;    // e.g. "boot:0x13 (SPI_FAST_FLASH_BOOT)"
     // The ROM's console variable (reference §4.3, §14.10): 0 = the chip has no USB console;
     // its low byte is usb_otg_no / usb_jtag_no (-1: not on this chip) when that port is used.
     uint32_t usb_buf_no;
     int usb_otg_no, usb_jtag_no;
+    // RTC (LP) watchdog: CONFIG0 (CONFIG1 = +4) and write-protect registers, 0 = none
+    uint32_t wdt_cfg0, wdt_wprot;
 } sim_chip_t;
 
 const sim_chip_t *sim_chip_find(const char *name);

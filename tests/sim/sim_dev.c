@@ -18,6 +18,10 @@
 #include "sim_flash.h"
 #include "sim_md5.h"
 #include "sim_slip.h"
+#include "sim_efuse.h"
+#include "sim_flashenc.h"
+#include "sim_secure.h"
+#include "sim_stubid.h"
 
 // Opcodes (reference §4.1).
 enum {
@@ -87,19 +91,19 @@ typedef enum {
     MODE_DOWNLOAD, // ROM serial loader
     MODE_APP,      // the application from flash runs (or fails to boot)
     MODE_DEAD,     // jumped to a RAM program we do not emulate: silent
+    MODE_RAMAPP,   // an uploaded program that is not a flasher stub runs: prints, never listens
 } dev_mode_t;
 
 // Which loader answers in download mode: the ROM, or the flasher stub started by MEM_END with an
-// entry point inside uploaded RAM ("OHAI", 2 status bytes, 16 KiB blocks, ACK-then-write).
+// entry point inside an upload identified as a stub ("OHAI", 2 status bytes, 16 KiB blocks,
+// ACK-then-write); which stub it is (legacy or esp-flasher-stub) is in stub_kind.
 typedef enum {
     LOADER_ROM,
     LOADER_STUB,
 } dev_loader_t;
 
-// A RAM area announced by MEM_BEGIN and how much of it MEM_DATA filled.
-typedef struct {
-    uint32_t addr, size, got;
-} ram_area_t;
+// A RAM area announced by MEM_BEGIN and what MEM_DATA filled it with (crc32, first bytes).
+typedef sim_upload_t ram_area_t;
 
 #define RAM_AREAS 8
 
@@ -136,6 +140,9 @@ struct sim_dev_s {
     sim_flash_t flash;
     dev_mode_t mode;
     dev_loader_t loader;
+    sim_prog_kind_t stub_kind; // which stub runs when loader == LOADER_STUB
+    uint8_t st_pending;        // esp-flasher-stub: error of the last command's second half,
+                               // answered to the next command instead of running it
     uint32_t baud;         // chip UART rate (what its divider really gives)
     uint32_t nominal_baud; // rate a correct host uses: 115200/auto-baud, then CHANGE_BAUDRATE's
     int uart_dead;         // legacy stub got old baud 0: divider 0, the UART is unusable
@@ -183,6 +190,8 @@ struct sim_dev_s {
     int sync_dropped;
     int cur_drop; // the request being handled has its reply dropped
     int noise_done, drop_done, hangup_done, brownout_done;
+    // RTC watchdog (esptool's watchdog_reset, docs/SIMULATOR.md "Watchdog reset")
+    uint64_t wdt_at_us; // 0 = not armed
     // application model
     uint64_t app_next_us;
     uint64_t app_tick;
@@ -203,6 +212,10 @@ struct sim_dev_s {
     inframe_t *inq;
     size_t nin, capin;
     uint32_t rng;
+    // eFuses and security (sim_efuse.h, sim_secure.h; docs/SIMULATOR.md "eFuses and security")
+    sim_efuse_t *efuse;       // NULL: no controller model for this chip
+    sim_fe_writer_t fl_enc;   // the current flash session writes encrypted
+    int app_refused;          // Secure Boot refused the image: the chip stays halted
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -490,6 +503,7 @@ static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
 
 static uint32_t reg_read(sim_dev_t *d, uint32_t addr)
 {
+    if (sim_efuse_owns(d->efuse, addr)) return sim_efuse_read(d->efuse, addr);
     reg_t *r = reg_find(d, addr);
     return r ? r->val : reg_default(d, addr);
 }
@@ -617,8 +631,14 @@ static void spi_run_user_cmd(sim_dev_t *d)
     }
 }
 
+static void efuse_write(sim_dev_t *d, uint32_t addr, uint32_t val);
+
 static void reg_write(sim_dev_t *d, uint32_t addr, uint32_t val, uint32_t mask)
 {
+    if (sim_efuse_owns(d->efuse, addr)) {
+        efuse_write(d, addr, (val & mask) | (sim_efuse_read(d->efuse, addr) & ~mask));
+        return;
+    }
     uint32_t old = reg_read(d, addr);
     uint32_t nv = (val & mask) | (old & ~mask);
     reg_store(d, addr, nv);
@@ -670,6 +690,9 @@ static void rt_queues_clear(sim_dev_t *d);
 static void loader_state_clear(sim_dev_t *d)
 {
     d->loader = LOADER_ROM;
+    d->stub_kind = SIM_PROG_APP;
+    d->st_pending = 0;
+    d->wdt_at_us = 0; // every reset stops the RTC watchdog
     d->baud = 115200;
     d->nominal_baud = 115200;
     d->uart_dead = 0;
@@ -692,6 +715,8 @@ static void loader_state_clear(sim_dev_t *d)
     free(d->mem_buf);
     d->mem_buf = NULL;
     d->nregs = 0; // registers return to their reset values
+    if (d->efuse) sim_efuse_reset(d->efuse); // the eFuse controller reloads its read registers
+    d->fl_enc.on = 0;
     d->last_op = 0;
     d->sync_dropped = 0;
     sim_slip_dec_init(&d->slip);
@@ -706,16 +731,34 @@ static void ev_reset(const char *mode, const char *reason)
     sim_ev_end(&e);
 }
 
+// DIS_DOWNLOAD_MODE burnt and the strap asks for download mode: the ROM prints its banner and
+// does not enter the loader; the chip stays silent until reset (docs/SIMULATOR.md).
+static void efuse_download_disabled(sim_dev_t *d, const char *rst_text, const char *reason)
+{
+    const sim_chip_t *c = d->chip;
+    d->mode = MODE_DEAD;
+    ev_reset("download_disabled", reason);
+    char banner[512];
+    snprintf(banner, sizeof(banner), "%s%s%s", c->rom_header, rst_text,
+             sim_sec_download_banner(d->efuse, c->boot_download));
+    out_text(d, banner, c->rom_log_baud);
+}
+
 // A chip reset: EN/power (strap sampled), software or brown-out (strap latched earlier).
 static void chip_boot(sim_dev_t *d, int download, const char *rst_text, const char *reason)
 {
     loader_state_clear(d);
     const sim_chip_t *c = d->chip;
+    if (download && !d->cfg.f_app && sim_sec_download_disabled(d->efuse)) {
+        efuse_download_disabled(d, rst_text, reason); // DIS_DOWNLOAD_MODE burnt
+        return;
+    }
     if (download && !d->cfg.f_app) {
         d->mode = MODE_DOWNLOAD;
         ev_reset("download", reason);
         char banner[512];
-        snprintf(banner, sizeof(banner), "%s%s%s", c->rom_header, rst_text, c->boot_download);
+        snprintf(banner, sizeof(banner), "%s%s%s", c->rom_header, rst_text,
+                 sim_sec_download_banner(d->efuse, c->boot_download));
         out_text(d, banner, c->rom_log_baud);
         return;
     }
@@ -723,9 +766,27 @@ static void chip_boot(sim_dev_t *d, int download, const char *rst_text, const ch
     app_begin(d, 1, rst_text);
 }
 
+// A write to the eFuse controller; the burn faults act on the device (docs/SIMULATOR.md).
+static void efuse_write(sim_dev_t *d, uint32_t addr, uint32_t val)
+{
+    sim_efuse_ev_t ev = sim_efuse_write(d->efuse, addr, val);
+    if (ev != SIM_EFUSE_EV_HANGUP && ev != SIM_EFUSE_EV_BROWNOUT) return;
+    sim_ev_t e;
+    sim_ev_begin(&e, "fault");
+    sim_ev_str(&e, "fault", ev == SIM_EFUSE_EV_HANGUP ? "efuse-hangup" : "efuse-brownout");
+    sim_ev_end(&e);
+    d->cur_drop = 1; // the reply to the WRITE_REG that started the burn never leaves
+    if (ev == SIM_EFUSE_EV_HANGUP) {
+        if (d->io.hangup) d->io.hangup(d->io.ctx);
+    } else {
+        chip_boot(d, d->strap_download, d->chip->rst_brownout, "brownout");
+    }
+}
+
 static void app_line(sim_dev_t *d)
 {
     char line[512];
+    if (d->app_refused) return; // Secure Boot refused the image: the chip stays halted
     if (!d->app_valid && !d->cfg.f_app) {
         snprintf(line, sizeof(line), "invalid header: 0x%08x\r\n", d->app_word);
     } else if (d->cfg.app_text) {
@@ -746,15 +807,17 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
 {
     const sim_chip_t *c = d->chip;
     d->mode = MODE_APP;
-    uint8_t hdr[4];
-    sim_flash_read(&d->flash, c->bootloader_off, hdr, 4);
-    d->app_word = get32(hdr);
-    d->app_valid = hdr[0] == 0xE9; // image magic (reference §11.1)
+    sim_boot_t bt; // image magic (reference §11.1), flash decryption, Secure Boot (sim_secure.h)
+    sim_sec_boot(d->efuse, c, &d->flash, &bt);
+    d->app_word = bt.first_word;
+    d->app_valid = bt.result == SIM_BOOT_OK;
+    d->app_refused = bt.result == SIM_BOOT_REFUSED;
     if (with_rom_banner) {
         char banner[512];
         snprintf(banner, sizeof(banner), "%s%s%s", c->rom_header, rst_text, c->boot_flash);
         out_text(d, banner, c->rom_log_baud);
     }
+    if (bt.msg[0]) out_text(d, bt.msg, c->rom_log_baud);
     if (d->app_valid || d->cfg.f_app) {
         if (d->cfg.boot_log) {
             out_text(d, d->cfg.boot_log, 115200);
@@ -827,7 +890,10 @@ static void do_erase(sim_dev_t *d, uint32_t first, uint32_t count)
 
 static int do_program(sim_dev_t *d, uint32_t off, const uint8_t *p, uint32_t n)
 {
-    int ok = sim_flash_program(&d->flash, off, p, n);
+    // an encrypted session: the flash controller encrypts what reaches the flash (sim_flashenc.h)
+    uint8_t *enc = d->fl_enc.on ? sim_fe_writer_feed(&d->fl_enc, &off, p, &n) : NULL;
+    int ok = n == 0 || sim_flash_program(&d->flash, off, enc ? enc : p, n);
+    free(enc);
     if (d->cfg.realtime) d->vt_us += (uint64_t)((n + 255) / 256) * 500; // 0.5 ms per 256-byte page
     if (d->cfg.f_bitflip && !d->fl_bitflip_done && n > 0 && off < d->flash.size) {
         // fault bitflip: one bit rots after the ROM's write check, so only MD5 notices
@@ -882,6 +948,71 @@ static void after_data_block(sim_dev_t *d)
 }
 
 // ---------------------------------------------------------------------------------------------
+// RTC watchdog reset (docs/SIMULATOR.md "Watchdog reset")
+
+#define WDT_WKEY 0x50D83AA1u   // RTC/LP watchdog write-protect key
+#define WDT_SLOW_CLK_HZ 150000 // RTC slow clock the timeout counts (about 150 kHz)
+
+// esptool's watchdog_reset(): unlock the write protection, CONFIG1 = timeout, CONFIG0 = enable
+// (bit 31) with a stage-0 action (bits 30:28), lock. A CONFIG0 write that enables the watchdog
+// with an action while it is unlocked arms the reset; one that disables it disarms.
+static void wdt_after_write(sim_dev_t *d, uint32_t addr)
+{
+    const sim_chip_t *c = d->chip;
+    if (!c->wdt_cfg0 || addr != c->wdt_cfg0) return;
+    if (reg_read(d, c->wdt_wprot) != WDT_WKEY) return; // locked: the write has no effect
+    uint32_t v = reg_read(d, addr);
+    if (!(v & (1u << 31)) || ((v >> 28) & 7) == 0) {
+        d->wdt_at_us = 0;
+        return;
+    }
+    uint64_t us = (uint64_t)reg_read(d, c->wdt_cfg0 + 4) * 1000000u / WDT_SLOW_CLK_HZ;
+    if (us < 1000) us = 1000;
+    if (us > 60000000u) us = 60000000u;
+    d->wdt_at_us = d->now_us + us;
+    sim_ev_t e;
+    sim_ev_begin(&e, "watchdog_armed");
+    sim_ev_num(&e, "timeout_us", (int64_t)us);
+    sim_ev_end(&e);
+}
+
+// The watchdog fires: a system reset that samples the boot strap again (the lines as the host
+// holds them; without modem lines nothing pulls the boot pin low, so the chip boots from flash).
+static void wdt_fire(sim_dev_t *d)
+{
+    d->wdt_at_us = 0;
+    int download = d->cfg.has_lines && d->en && d->dtr && !d->rts;
+    d->strap_download = download;
+    chip_boot(d, download, d->chip->rst_rtcwdt ? d->chip->rst_rtcwdt : d->chip->rst_sw,
+              "watchdog");
+}
+
+// ---------------------------------------------------------------------------------------------
+// An uploaded program that is not a flasher stub runs (docs/SIMULATOR.md "Uploaded programs"):
+// it prints --ram-log once and --ram-text every --app-period ms at the UART rate the loader
+// left, and never listens to the host, until the chip is reset.
+
+static void ramapp_start(sim_dev_t *d)
+{
+    d->mode = MODE_RAMAPP;
+    d->rf_active = 0;
+    if (d->cfg.ram_log && *d->cfg.ram_log) {
+        out_text(d, d->cfg.ram_log, d->baud);
+        out_text(d, "\r\n", d->baud);
+    }
+    d->app_tick = 0;
+    d->app_next_us = d->now_us; // the first line right away
+}
+
+static void ramapp_line(sim_dev_t *d)
+{
+    if (!d->cfg.ram_text || !*d->cfg.ram_text) return;
+    out_text(d, d->cfg.ram_text, d->baud);
+    out_text(d, "\r\n", d->baud);
+    d->app_tick++;
+}
+
+// ---------------------------------------------------------------------------------------------
 // RAM downloads and the jump to uploaded code
 
 static void ram_area_add(sim_dev_t *d, uint32_t addr, uint32_t size)
@@ -893,30 +1024,57 @@ static void ram_area_add(sim_dev_t *d, uint32_t addr, uint32_t size)
     d->ram[d->nram++] = (ram_area_t){addr, size, 0};
 }
 
-static void stub_start(sim_dev_t *d, uint32_t entry);
+// MEM_DATA bytes that landed in the newest RAM area: count, crc32 and first bytes, which is
+// what identifies the program later (sim_stubid.h).
+static void ram_area_fill(sim_dev_t *d, const uint8_t *p, uint32_t n)
+{
+    if (d->nram == 0) return;
+    ram_area_t *a = &d->ram[d->nram - 1];
+    for (uint32_t i = 0; i < n && a->got + i < sizeof(a->head); i++)
+        a->head[a->got + i] = p[i];
+    a->crc = (uint32_t)crc32(a->crc, p, n);
+    a->got += n;
+}
 
-// The loader jumps to uploaded code. The bytes are not executed: an entry point inside RAM that
-// MEM_DATA filled is taken to be a flasher stub (reference §8.3-§8.5), which greets with "OHAI"
-// and then answers as the stub does. Anything else crashes the chip: silent until reset.
+static void stub_start(sim_dev_t *d, uint32_t entry, const sim_prog_id_t *id);
+
+// The loader jumps to uploaded code. The bytes are not executed. What runs is decided from the
+// upload as docs/SIMULATOR.md "Uploaded programs" says: a known flasher stub greets with "OHAI"
+// and then answers as that stub does (reference §8.3-§8.5); any other program runs and prints
+// its output (--ram-log / --ram-text); an entry point outside what was uploaded crashes the
+// chip: silent until reset.
 static void ram_jump(sim_dev_t *d, uint32_t entry)
 {
-    int inside = 0;
+    const ram_area_t *text = NULL;
     for (int i = 0; i < d->nram; i++) {
         const ram_area_t *a = &d->ram[i];
-        if (entry >= a->addr && (uint64_t)entry < (uint64_t)a->addr + a->got) inside = 1;
+        if (entry >= a->addr && (uint64_t)entry < (uint64_t)a->addr + a->got) text = a;
     }
-    int stub = inside && !d->cfg.f_no_stub;
+    sim_prog_id_t id;
+    sim_prog_identify(d->chip, text, entry, &id);
+    int stub = text && id.kind != SIM_PROG_APP && !d->cfg.f_no_stub;
     sim_ev_t e;
     sim_ev_begin(&e, "jump"); // every jump, so harnesses that look for it see stub uploads too
     sim_ev_hex(&e, "entry", entry);
     sim_ev_bool(&e, "stub", stub);
+    if (text) {
+        sim_ev_str(&e, "program", sim_prog_kind_name(id.kind));
+        sim_ev_str(&e, "label", id.label);
+        sim_ev_str(&e, "identified_by", id.how);
+    }
     sim_ev_str(&e, "detail",
-               stub     ? "flasher stub started (emulated)"
-               : inside ? "fault no-stub: the uploaded program hangs, chip silent until reset"
-                        : "entry outside uploaded RAM: the chip crashes, silent until reset");
+               stub ? "flasher stub started (emulated)"
+               : !text ? "entry outside uploaded RAM: the chip crashes, silent until reset"
+               : id.kind != SIM_PROG_APP
+                   ? "fault no-stub: the uploaded stub hangs, chip silent until reset"
+                   : "not a flasher stub: the uploaded program runs (--ram-log, --ram-text)");
     sim_ev_end(&e);
     if (stub) {
-        stub_start(d, entry);
+        stub_start(d, entry, &id);
+        return;
+    }
+    if (text && id.kind == SIM_PROG_APP) {
+        ramapp_start(d);
         return;
     }
     d->mode = MODE_DEAD;
@@ -986,6 +1144,7 @@ static int flash_session_begin(sim_dev_t *d, uint8_t op, uint32_t off, uint32_t 
     d->fl_written = 0;
     d->z_end = 0;
     d->fl_bitflip_done = 0;
+    sim_fe_writer_start(&d->fl_enc, d->efuse, 0); // the caller turns encryption on
     if (d->fl_mode == 2) {
         memset(&d->z, 0, sizeof(d->z));
         if (inflateInit(&d->z) != Z_OK) {
@@ -1015,7 +1174,8 @@ static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
         reply(d, op, 0, NULL, 0, ROM_EFAILED);
         return;
     }
-    if (blk == 0 || blk > 0x4000 || (size > 0 && !rom_range_ok(d, off, size))) {
+    if (blk == 0 || blk > 0x4000 || (size > 0 && !rom_range_ok(d, off, size)) ||
+        (enc == 1 && sim_sec_manual_encrypt_disabled(d->efuse))) {
         reply(d, op, 0, NULL, 0, ROM_EFAILED);
         return;
     }
@@ -1038,6 +1198,7 @@ static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
         reply(d, op, 0, NULL, 0, ROM_EFAILED);
         return;
     }
+    sim_fe_writer_start(&d->fl_enc, d->efuse, enc == 1); // encrypted write (sim_flashenc.h)
     ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
                    off, first, count, enc);
     reply(d, op, 0, NULL, 0, ROM_OK);
@@ -1199,7 +1360,7 @@ static void h_mem_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len
     }
     memcpy(d->mem_buf + at, pl, plen);
     d->mem_written += plen;
-    if (d->nram > 0) d->ram[d->nram - 1].got = d->mem_written;
+    ram_area_fill(d, pl, plen);
     d->mem_seq++;
     reply(d, op, 0, NULL, 0, ROM_OK);
 }
@@ -1261,6 +1422,7 @@ static void h_write_reg(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t le
         uint32_t delay = get32(data + i + 12);
         if (d->cfg.realtime) d->vt_us += delay;
         reg_write(d, get32(data + i), get32(data + i + 4), get32(data + i + 8));
+        wdt_after_write(d, get32(data + i));
     }
     reply(d, op, 0, NULL, 0, ROM_OK);
 }
@@ -1387,13 +1549,8 @@ static void h_security_info(sim_dev_t *d, uint8_t op, const uint8_t *data, size_
         reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
         return;
     }
-    uint8_t out[20];
-    memset(out, 0, sizeof(out)); // flags 0, crypt count 0, key purposes 0: a virgin chip
-    if (d->chip->secinfo_len == 20) {
-        put32(out + 12, (uint32_t)d->chip->chip_id);
-        put32(out + 16, 0); // api/eco version
-    }
-    reply(d, op, 0, out, (size_t)d->chip->secinfo_len, ROM_OK);
+    uint8_t out[20]; // from the eFuses: flags, crypt count, key purposes, chip id (sim_secure.h)
+    reply(d, op, 0, out, sim_sec_info(d->efuse, d->chip, out), ROM_OK);
 }
 
 // The ROM's answer to an opcode it does not implement. esptool (loader.py command()) documents
@@ -1431,8 +1588,21 @@ enum {
     STUB_EINFLATE = 0xC7,
     STUB_ENOT_ENOUGH_DATA = 0xC8,
     STUB_ETOO_MUCH_DATA = 0xC9,
+    STUB_EINVALID_COMMAND = 0xC3, // esp-flasher-stub: opcode it does not have
     STUB_ECMD_NOT_IMPLEMENTED = 0xFF,
 };
+
+// The two stubs answer some errors differently (docs/SIMULATOR.md "Flasher stubs"). `lg` is the
+// legacy stub's code, `nw` esp-flasher-stub's.
+static int stub_is_new(const sim_dev_t *d)
+{
+    return d->stub_kind == SIM_PROG_NEW;
+}
+
+static uint8_t stub_code(const sim_dev_t *d, uint8_t lg, uint8_t nw)
+{
+    return stub_is_new(d) ? nw : lg;
+}
 
 #define STUB_MD5_US_PER_KB 250u    // stub MD5: ~4 MB/s (flash read + MD5 on the CPU; estimate)
 #define STUB_START_US 1000u        // BSS clear, flash attach before "OHAI" (estimate)
@@ -1476,10 +1646,12 @@ static void stub_session_clear(sim_dev_t *d)
     d->st_last_error = 0;
 }
 
-static void stub_start(sim_dev_t *d, uint32_t entry)
+static void stub_start(sim_dev_t *d, uint32_t entry, const sim_prog_id_t *id)
 {
     stub_session_clear(d);
     d->loader = LOADER_STUB;
+    d->stub_kind = id->kind;
+    d->st_pending = 0;
     // The stub attaches the flash on the default pins and calls SPIParamCfg(FLASH_MAX_SIZE =
     // 16 MB) itself (stub_main); the UART keeps the rate the ROM used (reference §8.3).
     d->attached = 1;
@@ -1489,6 +1661,8 @@ static void stub_start(sim_dev_t *d, uint32_t entry)
     sim_ev_begin(&e, "stub");
     sim_ev_hex(&e, "entry", entry);
     sim_ev_num(&e, "baud", d->baud);
+    sim_ev_str(&e, "kind", sim_prog_kind_name(id->kind));
+    sim_ev_str(&e, "label", id->label);
     sim_ev_end(&e);
     if (d->cfg.realtime) d->vt_us += STUB_START_US;
     static const uint8_t ohai[4] = {'O', 'H', 'A', 'I'};
@@ -1507,11 +1681,29 @@ static int stub_in_range(const sim_dev_t *d, uint32_t off, uint32_t len)
     return (uint64_t)off + len <= lim;
 }
 
+// Both stubs address flash with 24 bits on every simulated chip but the ESP32-S3 (legacy
+// stub_flasher.h FLASH_MAX_SIZE; esp-flasher-stub modelled alike): on a larger part, addresses
+// from 16 MB up alias to the low 16 MB as on real parts (docs/SIMULATOR.md "16 MB").
+static int stub_24bit(const sim_dev_t *d)
+{
+    return strcmp(d->chip->name, "esp32s3") != 0;
+}
+
+// One contiguous piece of a stub flash access at `off`: the physical address and how many of
+// `n` bytes follow it without wrapping (24-bit alias, then the part's own size).
+static uint32_t stub_piece(const sim_dev_t *d, uint32_t off, uint32_t n, uint32_t *phys)
+{
+    uint32_t a = stub_24bit(d) ? off & 0xFFFFFFu : off;
+    uint32_t p = a & (d->flash.size - 1), k = d->flash.size - p;
+    if (stub_24bit(d) && k > 0x1000000u - a) k = 0x1000000u - a;
+    *phys = p;
+    return k < n ? k : n;
+}
+
 static void stub_flash_read(sim_dev_t *d, uint32_t off, uint8_t *out, uint32_t n)
 {
     while (n > 0) {
-        uint32_t p = off & (d->flash.size - 1), k = d->flash.size - p;
-        if (k > n) k = n;
+        uint32_t p, k = stub_piece(d, off, n, &p);
         sim_flash_read(&d->flash, p, out, k);
         off += k;
         out += k;
@@ -1522,8 +1714,7 @@ static void stub_flash_read(sim_dev_t *d, uint32_t off, uint8_t *out, uint32_t n
 static void stub_flash_program(sim_dev_t *d, uint32_t off, const uint8_t *data, uint32_t n)
 {
     while (n > 0) {
-        uint32_t p = off & (d->flash.size - 1), k = d->flash.size - p;
-        if (k > n) k = n;
+        uint32_t p, k = stub_piece(d, off, n, &p);
         (void)do_program(d, p, data, k); // SPIWrite does not read back: no write check
         off += k;
         data += k;
@@ -1535,6 +1726,7 @@ static void stub_flash_program(sim_dev_t *d, uint32_t off, const uint8_t *data, 
 static void stub_erase_unit(sim_dev_t *d, uint32_t sector, int block)
 {
     uint32_t nsec = d->flash.size / SIM_FLASH_SECTOR;
+    if (stub_24bit(d)) sector &= 0xFFFu; // 16 MB / 4 KiB sectors (24-bit addresses)
     sim_flash_erase_sectors(&d->flash, sector % nsec, block ? 16 : 1);
     if (d->cfg.realtime) d->vt_us += block ? 200000 : 45000;
 }
@@ -1599,27 +1791,32 @@ static void stub_inflate(sim_dev_t *d, const uint8_t *p, uint32_t n)
     if (zerr == Z_DATA_ERROR || zerr == Z_NEED_DICT || zerr == Z_MEM_ERROR ||
         zerr == Z_STREAM_ERROR)
         d->st_last_error = STUB_EINFLATE;
-    if (d->z_end && d->st_remaining > 0) d->st_last_error = STUB_ENOT_ENOUGH_DATA;
+    // legacy: a stream that ends short is reported at once; esp-flasher-stub notices it only at
+    // FLASH_DEFL_END (bytes still missing: 0xC0)
+    if (d->z_end && d->st_remaining > 0 && !stub_is_new(d))
+        d->st_last_error = STUB_ENOT_ENOUGH_DATA;
 }
 
 static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
-    // The legacy stub takes exactly 16 bytes: "data_len == 16 && block size too big" gives
-    // BAD_BLOCKSIZE, anything else goes through verify_data_len(16) || ..., whose `||` answers
-    // a 20-byte BEGIN (the 5th "encrypted" word) with status 1. The new esp-flasher-stub
-    // (--new-stub) accepts 16 or 20 bytes; esptool >= v5.2 sends 20 to every stub, v4.x only
-    // 16 (reference §4.2). Block size is checked first, exact size used, no erase here.
-    size_t max_len = d->cfg.new_stub ? 20 : 16;
-    if ((len == 16 || len == max_len) && get32(data + 8) > STUB_MAX_BLOCK) {
-        stub_status(d, op, STUB_EBAD_BLOCKSIZE);
+    // Both stubs take 16 or 20 bytes (the 5th word: "encrypted"), other lengths get 0xC0
+    // (legacy stub since v1.10.0; esp-flasher-stub). The legacy stub checks the block size
+    // first (0xC2 above 16 KiB); esp-flasher-stub does not, but starts erasing at once, so a
+    // region outside the flash fails here (0xC4). Exact size used (docs/SIMULATOR.md).
+    if (len != 16 && len != 20) {
+        stub_status(d, op, STUB_EBAD_DATA_LEN);
         return;
     }
-    if (len != 16 && len != max_len) {
-        stub_status(d, op, STUB_EANY);
+    if (!stub_is_new(d) && get32(data + 8) > STUB_MAX_BLOCK) {
+        stub_status(d, op, STUB_EBAD_BLOCKSIZE);
         return;
     }
     uint32_t size = get32(data), nblocks = get32(data + 4), blk = get32(data + 8);
     uint32_t off = get32(data + 12);
+    if (stub_is_new(d) && size > 0 && !stub_in_range(d, off - off % SIM_FLASH_SECTOR, 1)) {
+        stub_status(d, op, STUB_EFAILED_SPI_OP);
+        return;
+    }
     stub_session_clear(d);
     d->st_next_write = off;
     d->st_next_erase = off / SIM_FLASH_SECTOR;
@@ -1630,7 +1827,7 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
     d->st_comp_left =
         (uint32_t)((uint64_t)nblocks * blk > UINT32_MAX ? UINT32_MAX : (uint64_t)nblocks * blk);
     if (flash_session_begin(d, op, off, size, nblocks, blk) != 0) {
-        stub_status(d, op, STUB_EANY);
+        stub_status(d, op, STUB_EFAILED_SPI_OP);
         return;
     }
     ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
@@ -1639,12 +1836,45 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
     stub_status(d, op, STUB_OK);
 }
 
+// esp-flasher-stub's checks of a FLASH_DATA / FLASH_DEFL_DATA request, in its order. It does
+// not tell the two sessions apart (only "a flash session is open").
+static uint8_t nstub_data_err(const sim_dev_t *d, int want, const uint8_t *data, size_t len,
+                              uint32_t chk)
+{
+    if (len < 16) return want == 1 ? STUB_ENOT_ENOUGH_DATA : STUB_EBAD_DATA_LEN;
+    if (d->fl_mode == 0) return STUB_ENOT_IN_FLASH_MODE;
+    uint32_t n = get32(data);
+    if (want == 1 && n != len - 16) return STUB_ETOO_MUCH_DATA;
+    if (want == 2 && d->st_remaining == 0) return STUB_ETOO_MUCH_DATA; // all output written
+    if (n > len - 16) n = (uint32_t)(len - 16);
+    uint8_t x = 0xEF;
+    for (uint32_t i = 0; i < n; i++)
+        x ^= data[16 + i];
+    return (chk & 0xFF) != x ? STUB_EBAD_DATA_CHECKSUM : STUB_OK;
+}
+
+// esp-flasher-stub, FLASH_DEFL_DATA with sequence number 0: a new zlib stream starts.
+static void nstub_inflate_restart(sim_dev_t *d, const uint8_t *data)
+{
+    if (!d->z_init) {
+        memset(&d->z, 0, sizeof(d->z));
+        d->z_init = inflateInit(&d->z) == Z_OK;
+    } else if (get32(data + 4) == 0 && d->fl_seq > 0) {
+        inflateReset(&d->z);
+    }
+    if (get32(data + 4) == 0) d->z_end = 0;
+}
+
 // FLASH_DATA / FLASH_DEFL_DATA: ACK after the length and checksum check, then write (§8.5).
+// Errors of the write itself are deferred: the legacy stub reports them with the next DATA or
+// END, esp-flasher-stub to the next command of any kind, which it then does not run.
 static void stub_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
 {
     int want = op == OP_FLASH_DEFL_DATA ? 2 : 1;
     uint8_t err;
-    if (d->fl_mode != want) {
+    if (stub_is_new(d)) {
+        err = nstub_data_err(d, want, data, len, chk);
+    } else if (d->fl_mode != want) {
         err = STUB_ENOT_IN_FLASH_MODE;
     } else {
         err = d->st_last_error; // the deferred error of an earlier block
@@ -1660,11 +1890,16 @@ static void stub_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_
     stub_status(d, op, err);
     if (err) return;
     // the reply is on its way; the write now overlaps the receipt of the next block
+    if (stub_is_new(d) && want == 2) nstub_inflate_restart(d, data);
     d->fl_seq++;
     if (want == 1)
         stub_write(d, data + 16, (uint32_t)(len - 16));
-    else
+    else if (d->z_init)
         stub_inflate(d, data + 16, (uint32_t)(len - 16));
+    if (stub_is_new(d) && d->st_last_error) {
+        d->st_pending = d->st_last_error;
+        d->st_last_error = 0;
+    }
     if (d->fl_seq == d->fl_nblocks) ev_write_done(d);
 }
 
@@ -1674,10 +1909,12 @@ static void stub_flash_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t
 {
     uint32_t flag = len >= 4 ? get32(data) : 1;
     uint8_t err;
-    if (d->fl_mode == 0)
+    if (stub_is_new(d) && len != 4)
+        err = STUB_EBAD_DATA_LEN;
+    else if (d->fl_mode == 0)
         err = STUB_ENOT_IN_FLASH_MODE;
     else if (d->st_remaining > 0)
-        err = STUB_ENOT_ENOUGH_DATA;
+        err = stub_code(d, STUB_ENOT_ENOUGH_DATA, STUB_EBAD_DATA_LEN);
     else {
         err = d->st_last_error;
         stub_session_clear(d);
@@ -1688,20 +1925,24 @@ static void stub_flash_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t
     sim_ev_hex(&e, "status", err);
     sim_ev_end(&e);
     stub_status(d, op, err);
-    if (err == STUB_OK && flag == 0) chip_boot(d, d->strap_download, d->chip->rst_sw, "flash_end");
+    // the legacy stub reboots on flag 0; esp-flasher-stub does not (its reboot is a TODO) and
+    // keeps answering
+    if (err == STUB_OK && flag == 0 && !stub_is_new(d))
+        chip_boot(d, d->strap_download, d->chip->rst_sw, "flash_end");
 }
 
 static void stub_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
-    if (len != 16) {
-        stub_reply(d, op, 0, NULL, 0, 18, STUB_EANY, 0);
+    // legacy: the size field says 18 before the command runs, failures collapse to 0x01;
+    // esp-flasher-stub: an error reply has no digest and size 2 (0xC0 length, 0xC4 read)
+    if (len != 16 || !stub_in_range(d, get32(data), get32(data + 4))) {
+        if (stub_is_new(d))
+            stub_status(d, op, len != 16 ? STUB_EBAD_DATA_LEN : STUB_EFAILED_SPI_OP);
+        else
+            stub_reply(d, op, 0, NULL, 0, 18, STUB_EANY, 0);
         return;
     }
     uint32_t off = get32(data), n = get32(data + 4);
-    if (!stub_in_range(d, off, n)) {
-        stub_reply(d, op, 0, NULL, 0, 18, STUB_EANY, 0); // size field still says 18
-        return;
-    }
     sim_md5_t m;
     sim_md5_init(&m);
     uint8_t buf[4096];
@@ -1728,7 +1969,7 @@ static void stub_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 
 static void stub_erase_flash(sim_dev_t *d, uint8_t op, size_t len)
 {
-    if (len != 0) {
+    if (len != 0 && !stub_is_new(d)) { // esp-flasher-stub does not look at the length
         stub_status(d, op, STUB_EANY);
         return;
     }
@@ -1745,21 +1986,24 @@ static void stub_erase_flash(sim_dev_t *d, uint8_t op, size_t len)
 static void stub_erase_region(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
     if (len != 8) {
-        stub_status(d, op, STUB_EANY);
+        stub_status(d, op, stub_code(d, STUB_EANY, STUB_EBAD_DATA_LEN));
         return;
     }
     uint32_t addr = get32(data), n = get32(data + 4);
+    int aligned = addr % SIM_FLASH_SECTOR == 0 && n % SIM_FLASH_SECTOR == 0;
     sim_ev_t e;
     sim_ev_begin(&e, "erase_region");
     sim_ev_hex(&e, "offset", addr);
     sim_ev_num(&e, "size", n);
     // handle_flash_erase(): 0x32 unaligned address, 0x33 unaligned length, 0x35-0x37 failed
     // erase (here: beyond the configured size) - all seen by the host as 0x01 (see STUB_EANY)
-    int ok = addr % SIM_FLASH_SECTOR == 0 && n % SIM_FLASH_SECTOR == 0 && stub_in_range(d, addr, n);
+    // esp-flasher-stub: 0xC0 for misalignment, 0xC4 for a failed erase
+    int ok = aligned && stub_in_range(d, addr, n);
     sim_ev_bool(&e, "ok", ok);
     sim_ev_end(&e);
     if (!ok) {
-        stub_status(d, op, STUB_EANY);
+        stub_status(d, op,
+                    stub_code(d, STUB_EANY, aligned ? STUB_EFAILED_SPI_OP : STUB_EBAD_DATA_LEN));
         return;
     }
     // sectors up to a block boundary, blocks while MORE than 64 KiB remain, sectors for the rest
@@ -1823,6 +2067,7 @@ static void stub_read_flash(sim_dev_t *d, uint8_t op, const uint8_t *data, size_
     d->rf_len = get32(data + 4);
     d->rf_pkt = get32(data + 8);
     d->rf_inflight = get32(data + 12);
+    if (stub_is_new(d)) d->rf_inflight = d->rf_pkt; // esp-flasher-stub: 1 packet, hard-coded
     d->rf_sent = d->rf_acked = 0;
     sim_ev_t e;
     sim_ev_begin(&e, "read_flash");
@@ -1831,7 +2076,10 @@ static void stub_read_flash(sim_dev_t *d, uint8_t op, const uint8_t *data, size_
     sim_ev_num(&e, "packet", d->rf_pkt);
     sim_ev_num(&e, "in_flight", d->rf_inflight);
     sim_ev_end(&e);
-    if (d->rf_pkt > 4096) return; // the stub returns at once: no data, no MD5
+    if (d->rf_pkt > 4096) { // the stub returns at once: no data, no MD5
+        if (stub_is_new(d)) d->st_pending = STUB_EBAD_DATA_LEN; // reported to the next command
+        return;
+    }
     sim_md5_init(&d->rf_md5);
     d->rf_active = 1;
     if (d->rf_len == 0) {
@@ -1868,7 +2116,9 @@ static void stub_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size
     uint32_t prev = d->baud;
     // stub_io.c: new divider = divider * old / new, i.e. the real rate becomes rate * new / old.
     // A wrong old rate gives a wrong real rate; 0 gives divider 0, a UART that no longer works.
-    if (old == 0 || nb == 0) {
+    if (stub_is_new(d)) {
+        d->baud = nb; // esp-flasher-stub sets the new rate and ignores the second word
+    } else if (old == 0 || nb == 0) {
         d->uart_dead = 1;
     } else {
         uint64_t r = (uint64_t)prev * nb / old;
@@ -1886,13 +2136,22 @@ static void stub_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size
     sim_ev_end(&e);
 }
 
-static void stub_mem_data(sim_dev_t *d, uint8_t op, size_t len)
+static void stub_mem_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
-    // handle_mem_data(): no checksum check; length against the announced size, whole words
+    // legacy handle_mem_data(): no checksum check; length against the announced size, whole
+    // words. esp-flasher-stub: header (0xC8), session (0xC6), size word against what is left
+    // and against the payload (0xC9).
     uint64_t plen = len >= 16 ? len - 16 : UINT64_MAX;
     uint32_t left = d->mem_total - d->mem_written;
     uint8_t err = STUB_OK;
-    if (!d->mem_active && plen > 0)
+    if (stub_is_new(d)) {
+        if (len < 16)
+            err = STUB_ENOT_ENOUGH_DATA;
+        else if (!d->mem_active)
+            err = STUB_ENOT_IN_FLASH_MODE;
+        else if (get32(data) > left || get32(data) != plen)
+            err = STUB_ETOO_MUCH_DATA;
+    } else if (!d->mem_active && plen > 0)
         err = STUB_ENOT_IN_FLASH_MODE;
     else if (plen > left)
         err = STUB_ETOO_MUCH_DATA;
@@ -1900,9 +2159,59 @@ static void stub_mem_data(sim_dev_t *d, uint8_t op, size_t len)
         err = STUB_EBAD_DATA_LEN;
     if (!err) {
         d->mem_written += (uint32_t)plen;
-        if (d->nram > 0) d->ram[d->nram - 1].got = d->mem_written;
+        ram_area_fill(d, data + 16, (uint32_t)plen);
     }
     stub_status(d, op, err);
+}
+
+// The commands esp-flasher-stub (src/command_handler.c) answers differently from the legacy
+// stub in ways the simulator models: length checks (0xC0, WRITE_REG 0xC8), MEM_BEGIN/MEM_END
+// (execute flag), SPI_ATTACH/SPI_SET_PARAMS lengths, RUN_USER_CODE (no effect). Returns 1 when
+// handled; everything else goes through the shared code (with stub_is_new() branches).
+static int nstub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
+{
+    switch (op) {
+    case OP_WRITE_REG:
+        if (len == 0 || len % 16 != 0) {
+            stub_status(d, op, STUB_ENOT_ENOUGH_DATA);
+            return 1;
+        }
+        return 0;
+    case OP_SPI_SET_PARAMS:
+        if (len != 24) {
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+            return 1;
+        }
+        return 0;
+    case OP_SPI_ATTACH:
+        if (len != 4) {
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+            return 1;
+        }
+        return 0;
+    case OP_MEM_BEGIN:
+        if (len != 16) {
+            stub_status(d, op, STUB_EBAD_DATA_LEN);
+            return 1;
+        }
+        d->mem_active = 1;
+        d->mem_total = get32(data);
+        d->mem_written = 0;
+        ram_area_add(d, get32(data + 12), d->mem_total);
+        stub_status(d, op, STUB_OK);
+        return 1;
+    case OP_MEM_END: {
+        uint8_t err = len != 8 ? STUB_EBAD_DATA_LEN : !d->mem_active ? STUB_ENOT_IN_FLASH_MODE : 0;
+        stub_status(d, op, err);
+        if (err) return 1;
+        d->mem_active = 0;
+        if (get32(data) == 0) ram_jump(d, get32(data + 4)); // flag 0 = execute
+        return 1;
+    }
+    case 0xD3: // RUN_USER_CODE: no reply and, in this stub, no effect
+        return 1;
+    default: return 0;
+    }
 }
 
 static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
@@ -1912,6 +2221,15 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
         stub_reply(d, op, 0, NULL, 0, 2, STUB_EBAD_DATA_LEN, 0xEE); // larger than its buffer
         return;
     }
+    if (stub_is_new(d) && d->st_pending) {
+        // esp-flasher-stub: the error of the previous command's second half (write, inflate,
+        // read) answers this command, which is not run
+        uint8_t err = d->st_pending;
+        d->st_pending = 0;
+        stub_status(d, op, err);
+        return;
+    }
+    if (stub_is_new(d) && nstub_exec(d, op, data, len)) return;
     switch (op) {
     case OP_SYNC:
         if (len != 36) {
@@ -1935,6 +2253,7 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
         for (size_t i = 0; i < len; i += 16) {
             if (d->cfg.realtime) d->vt_us += get32(data + i + 12);
             reg_write(d, get32(data + i), get32(data + i + 4), get32(data + i + 8));
+            wdt_after_write(d, get32(data + i));
         }
         stub_status(d, op, STUB_OK);
         break;
@@ -1989,7 +2308,7 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
         ram_area_add(d, get32(data + 12), d->mem_total);
         stub_status(d, op, STUB_OK);
         break;
-    case OP_MEM_DATA: stub_mem_data(d, op, len); break;
+    case OP_MEM_DATA: stub_mem_data(d, op, data, len); break;
     case OP_MEM_END: {
         // legacy stub: MEM_END jumps when entry != 0 (the flag is not looked at, §4.2)
         int short_load = d->mem_active && d->mem_written < d->mem_total;
@@ -2007,9 +2326,7 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
     case OP_GET_SECURITY_INFO:
         if (c->fam == SIM_FAM_S2PLUS) {
             uint8_t out[20];
-            memset(out, 0, sizeof(out));
-            if (c->secinfo_len == 20) put32(out + 12, (uint32_t)c->chip_id);
-            uint16_t n = (uint16_t)c->secinfo_len; // size field: the info without the status
+            uint16_t n = (uint16_t)sim_sec_info(d->efuse, c, out); // size: info without status
             if (len != 0)
                 stub_reply(d, op, 0, NULL, 0, n, STUB_EANY, 0);
             else
@@ -2028,7 +2345,9 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
             sim_event_simple("jump", "RUN_USER_CODE outside the ESP8266 stub: chip silent");
         }
         break;
-    default: stub_status(d, op, STUB_ECMD_NOT_IMPLEMENTED); break;
+    default:
+        stub_status(d, op, stub_code(d, STUB_ECMD_NOT_IMPLEMENTED, STUB_EINVALID_COMMAND));
+        break;
     }
 }
 
@@ -2091,8 +2410,8 @@ static void dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
         if (op == OP_FLASH_DATA || op == OP_FLASH_DEFL_DATA) after_data_block(d);
         goto done;
     }
-    if (!rom_supports(d, op)) {
-        rom_unsupported(d, op);
+    if (!rom_supports(d, op) || (sim_sec_sdm(d->efuse) && sim_sec_sdm_refuses(op))) {
+        rom_unsupported(d, op); // Secure Download Mode refuses as unsupported (reference §4.7)
         goto done;
     }
     switch (op) {
@@ -2151,6 +2470,24 @@ static void process_frame(sim_dev_t *d, const uint8_t *frame, size_t len)
 // ---------------------------------------------------------------------------------------------
 // public API
 
+static uint32_t efuse_factory_word(void *ctx, uint32_t addr)
+{
+    return reg_default(ctx, addr); // MAC, revision, clock calibration as before
+}
+
+// The chip's eFuses (docs/SIMULATOR.md "eFuses and security"): factory state, file, faults.
+static int efuse_setup(sim_dev_t *d, char *err, size_t errlen)
+{
+    d->efuse = sim_efuse_new(d->chip);
+    if (!d->efuse) return 0;
+    sim_efuse_factory(d->efuse, efuse_factory_word, d);
+    sim_efuse_set_faults(d->efuse, d->cfg.f_efuse_bad_block, d->cfg.f_efuse_hangup,
+                         d->cfg.f_efuse_brownout);
+    if (d->cfg.efuse_file && sim_efuse_attach_file(d->efuse, d->cfg.efuse_file, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 sim_dev_t *sim_dev_new(const sim_dev_cfg_t *cfg, const sim_dev_io_t *io, char *err, size_t errlen)
 {
     sim_dev_t *d = calloc(1, sizeof(*d));
@@ -2181,6 +2518,12 @@ sim_dev_t *sim_dev_new(const sim_dev_cfg_t *cfg, const sim_dev_io_t *io, char *e
             return NULL;
         }
     }
+    if (efuse_setup(d, err, errlen) != 0) {
+        sim_efuse_free(d->efuse);
+        sim_flash_free(&d->flash);
+        free(d);
+        return NULL;
+    }
     sim_slip_dec_init(&d->slip);
     loader_state_clear(d);
     return d;
@@ -2196,6 +2539,7 @@ void sim_dev_free(sim_dev_t *d)
     free(d->outq);
     free(d->inq);
     sim_flash_free(&d->flash);
+    sim_efuse_free(d->efuse);
     free(d);
 }
 
@@ -2236,7 +2580,7 @@ static void queue_frame(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t due)
 void sim_dev_input(sim_dev_t *d, const uint8_t *p, size_t n, uint64_t now_us)
 {
     d->now_us = now_us;
-    if (d->mode == MODE_RESET || d->mode == MODE_DEAD) return;
+    if (d->mode == MODE_RESET || d->mode == MODE_DEAD || d->mode == MODE_RAMAPP) return;
     if (d->uart_dead) return; // divider 0: nothing intelligible is received
     uint8_t *conv = NULL;
     uint32_t wire_baud = host_rate(d);
@@ -2366,6 +2710,18 @@ uint64_t sim_dev_tick(sim_dev_t *d, uint64_t now_us)
         chip_boot(d, 0, d->chip->rst_poweron, "en");
     }
     if (d->sample_at_us && d->sample_at_us < next) next = d->sample_at_us;
+    if (d->wdt_at_us && now_us >= d->wdt_at_us && d->mode != MODE_RESET) wdt_fire(d);
+    if (d->wdt_at_us && d->wdt_at_us < next) next = d->wdt_at_us;
+    if (d->mode == MODE_RAMAPP && !d->cfg.f_silent) {
+        if (now_us >= d->app_next_us && d->app_next_us != UINT64_MAX) {
+            d->vt_us = now_us;
+            ramapp_line(d);
+            d->app_next_us = d->cfg.app_period_ms
+                                 ? now_us + (uint64_t)d->cfg.app_period_ms * 1000
+                                 : UINT64_MAX; // period 0: the line once
+        }
+        if (d->app_next_us < next) next = d->app_next_us;
+    }
     if (d->mode == MODE_APP && !d->cfg.f_silent && d->cfg.app_period_ms > 0) {
         if (now_us >= d->app_next_us) {
             d->vt_us = now_us;
@@ -2407,6 +2763,8 @@ void sim_dev_new_board(sim_dev_t *d, uint64_t now_us)
     m[5] = (uint8_t)nic;
     d->boards++;
     sim_flash_erase_sectors(&d->flash, 0, d->flash.size / SIM_FLASH_SECTOR);
+    if (d->efuse) // a new chip: blank eFuses but its factory words (the file follows the board)
+        sim_efuse_factory(d->efuse, efuse_factory_word, d);
     rt_queues_clear(d);
     // every board meets the same one-shot faults
     d->requests = 0;

@@ -47,11 +47,19 @@ typedef struct {
     long f_brownout_after; // -1 = off
     int f_sync_drop;       // SYNC requests ignored after each reset
     int f_no_stub;         // MEM_END with an entry point never answers "OHAI" (chip hangs)
-    // loader variants (docs/SIMULATOR.md)
-    int new_stub; // the stub behaves as esp-flasher-stub where modelled (20-byte FLASH_BEGIN)
+    // an uploaded RAM program that is not a flasher stub (docs/SIMULATOR.md "Uploaded programs"):
+    // printed once when it starts / every app_period_ms (NULL or "" = nothing)
+    const char *ram_log;
+    const char *ram_text;
     // the host reaches the ROM over its native USB (docs/SIMULATOR.md): 0 UART, else the chip's
     // usb_otg_no / usb_jtag_no is reported in UARTDEV_BUF_NO; USB-OTG refuses > 0x800-byte blocks
     int usb_otg, usb_jtag;
+    // eFuses (docs/SIMULATOR.md "eFuses and security"): a JSON file loaded (or created) at start
+    // and rewritten after each burn; faults: a block that reads back wrong, hangup / brown-out at
+    // program command K (-1 = off)
+    const char *efuse_file;
+    int f_efuse_bad_block;
+    long f_efuse_hangup, f_efuse_brownout;
 } sim_dev_cfg_t;
 
 typedef struct sim_dev_s sim_dev_t;

@@ -1134,24 +1134,27 @@ def t_new_board():
 # flasher stub (reference §4.5.6, §4.6, §8, §9); the stub file is synthetic (tests/data/mkstub.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-_STUB_DIR = None
+_STUB_DIRS = {}
 
 
-def stub_dir():
-    global _STUB_DIR
-    if _STUB_DIR is None:
-        _STUB_DIR = tempfile.mkdtemp(prefix="espsim-stub-")
-        subprocess.run([sys.executable, os.path.join(HERE, "..", "data", "mkstub.py"), _STUB_DIR],
-                       check=True, timeout=30)
-    return _STUB_DIR
+def stub_dir(kind="legacy"):
+    """Synthetic stubs of tests/data/mkstub.py; `kind` legacy or new (esp-flasher-stub)."""
+    if kind not in _STUB_DIRS:
+        d = tempfile.mkdtemp(prefix="espsim-stub-")
+        subprocess.run([sys.executable, os.path.join(HERE, "..", "data", "mkstub.py"), d,
+                        "--stub", kind], check=True, timeout=30)
+        _STUB_DIRS[kind] = d
+    return _STUB_DIRS[kind]
 
 
-def upload_stub(c, chip, entry=None, expect_ohai=True):
-    """esptool's stub upload (reference §8.3): MEM_BEGIN/MEM_DATA per segment, MEM_END(0, entry),
-    then one frame that must be exactly "OHAI". Leaves c in stub mode (2 status bytes)."""
+def upload_stub(c, chip, entry=None, expect_ohai=True, kind="legacy", stub=None):
+    """esptool's stub upload (docs/PROTOCOL.md, flasher stub): MEM_BEGIN/MEM_DATA per segment,
+    MEM_END(0, entry), then one frame that must be exactly "OHAI". Leaves c in stub mode (2
+    status bytes). `stub`: a stub dict to upload instead of a synthetic file."""
     import base64
-    with open(os.path.join(stub_dir(), chip + ".json")) as f:
-        stub = json.load(f)
+    if stub is None:
+        with open(os.path.join(stub_dir(kind), chip + ".json")) as f:
+            stub = json.load(f)
     for seg, start in (("text", "text_start"), ("data", "data_start")):
         if seg not in stub:
             continue
@@ -1174,9 +1177,9 @@ def upload_stub(c, chip, entry=None, expect_ohai=True):
     return stub
 
 
-def stub_connect(sim, chip="esp32"):
+def stub_connect(sim, chip="esp32", kind="legacy"):
     c = connect(sim, CHIPS[chip]["status"])
-    upload_stub(c, chip)
+    upload_stub(c, chip, kind=kind)
     return c
 
 
@@ -1208,7 +1211,7 @@ def test_image(size, seed):
     return bytes(out[:size])
 
 
-def t_stub_ohai():
+def t_stub_ohai():  # noqa: C901
     for chip in ("esp32", "esp8266", "esp32s3"):
         sim = Sim("--chip", chip, "--tcp", "0")
         try:
@@ -1280,12 +1283,12 @@ def t_stub_write():
                 check(stub_md5(c, 0x10000, len(small)) == hashlib.md5(small).hexdigest(),
                       "%s stub MD5 16 KiB" % chip)
                 img = test_image(100 * 1024 + 12, 2)
-                # the legacy stub refuses the 20-byte BEGIN (verify_data_len(16) || ... → 1)
+                # the legacy stub (since v1.10.0) takes 16 or 20 bytes; other lengths: 0xC0
                 z = zlib.compress(img, 9)
                 nblk = (len(z) + 0x3FFF) // 0x4000
-                check(c.status(0x10, struct.pack("<IIIII", len(img), nblk, 0x4000, 0x21000, 0))
-                      == (1, 0), "%s legacy stub: 20-byte FLASH_DEFL_BEGIN accepted" % chip)
-                stub_defl_write(c, 0x21000, img)
+                check(c.status(0x10, struct.pack("<IIIIII", len(img), nblk, 0x4000, 0x21000, 0,
+                                                 0)) == (0xC0, 0), "%s: 24-byte BEGIN" % chip)
+                stub_defl_write(c, 0x21000, img, enc=b"\x00" * 4 if chip == "esp32c3" else b"")
                 ev = sim.wait_event("defl_begin", pred=lambda e: e["offset"] == "0x21000")
                 check(ev["size"] == len(img), "stub BEGIN size is the exact size")
                 check(stub_md5(c, 0x21000, len(img)) == hashlib.md5(img).hexdigest(),
@@ -1324,20 +1327,189 @@ def t_stub_write():
             check(not bad, "%s: flash dump differs in sectors %s" % (chip, [hex(b) for b in bad]))
 
 
-def t_stub_new_begin():
-    """--new-stub: the 20-byte FLASH_(DEFL_)BEGIN (esptool >= 5.2 sends it to every stub) is
-    accepted as by esp-flasher-stub, and the write lands; the legacy default refuses it."""
-    sim = Sim("--chip", "esp32c3", "--tcp", "0", "--new-stub")
+def t_stub_new():
+    """A synthetic esp-flasher-stub upload (mkstub.py --stub new) makes espsim answer as that
+    stub (src/command_handler.c): 16- and 20-byte BEGIN, deferred errors answered to the next
+    command (not run), FLASH_END with bytes missing 0xC0, unknown opcode 0xC3, no reboot on
+    FLASH_END(0), only the new rate in CHANGE_BAUDRATE."""
+    sim = Sim("--chip", "esp32c3", "--tcp", "0")
     try:
-        c = stub_connect(sim, "esp32c3")
+        c = stub_connect(sim, "esp32c3", kind="new")
+        ev = sim.wait_event("stub")
+        check(ev.get("kind") == "esp-flasher-stub", "stub kind %r" % ev.get("kind"))
         img = test_image(40 * 1024 + 8, 5)
         stub_defl_write(c, 0x30000, img, enc=b"\x00" * 4)
         ev = sim.wait_event("defl_begin", pred=lambda e: e["offset"] == "0x30000")
         check(ev.get("encrypted") == 0, "20-byte BEGIN: encrypted word %r" % ev.get("encrypted"))
         check(stub_md5(c, 0x30000, len(img)) == hashlib.md5(img).hexdigest(), "new-stub write")
         c.check_ok(0x02, struct.pack("<IIIII", 0x4000, 1, 0x4000, 0x50000, 0))
+        # FLASH_END before every byte: 0xC0 (the legacy stub says 0xC8)
+        check(c.status(0x04, struct.pack("<I", 1)) == (0xC0, 0), "END with bytes missing")
+        check(c.status(0x02, struct.pack("<IIIIII", 0, 0, 0x4000, 0, 0, 0)) == (0xC0, 0),
+              "24-byte BEGIN")
+        # unknown opcode: 0xC3 (legacy: 0xFF)
+        check(c.status(0x0E, struct.pack("<II", 0, 16)) == (0xC3, 0), "unknown opcode")
+        # corrupt compressed data: ACKed, the inflate error (0xC7) answers the NEXT command of
+        # any kind, which is not run: a READ_REG gets (0xC7) and no value
+        c.check_ok(0x10, struct.pack("<IIII", 0x8000, 1, 0x4000, 0x60000))
+        check(c.status(0x11, *data_pkt(b"\x78\x9c" + b"\xff" * 0x100, 0)) == (0, 0), "ACK")
+        val, d = c.command(0x0A, struct.pack("<I", 0x40001000))
+        check(d == b"\xc7\x00" and val == 0, "deferred error on READ_REG: %r %r" % (val, d))
+        val, d = c.command(0x0A, struct.pack("<I", 0x40001000))
+        check(d == b"\x00\x00" and val == CHIPS["esp32c3"]["magic"], "READ_REG after it")
+        # FLASH_DEFL_END(0) after a complete write: no reboot, the stub keeps answering
+        small = test_image(0x2000, 6)
+        stub_defl_write(c, 0x70000, small, end=False)
+        c.check_ok(0x12, struct.pack("<I", 0))
+        c.check_ok(0x0A, struct.pack("<I", 0x40001000))
+        # MD5 error reply: size 2, no digest
+        c.send(0x13, struct.pack("<IIII", 0x7FFFF000, 0x1000, 0, 0))
+        f = c.read_frame(1.0)
+        check(f and struct.unpack("<H", f[2:4])[0] == 2 and f[8:] == b"\xc4\x00",
+              "MD5 error frame %r" % f)
+        # CHANGE_BAUDRATE: the second word is ignored (a legacy stub would take 0 as divider 0)
+        c.check_ok(0x0F, struct.pack("<II", 230400, 0))
+        ev = sim.wait_event("change_baudrate", pred=lambda e: e.get("loader") == "stub")
+        check(ev["actual"] == 230400, "new stub baud %r" % ev)
     finally:
         sim.stop()
+
+
+def t_ram_app():
+    """An uploaded program that is not a flasher stub runs (esptool's load_ram test images):
+    no OHAI, its text at the loader's rate, no answers; a reset brings the ROM back."""
+    import random
+    rnd = random.Random(7)
+    prog = {"text": bytes(rnd.getrandbits(8) for _ in range(800)), "text_start": 0x4037C000,
+            "entry": 0x4037C010}
+    import base64
+    stub = {"text": base64.b64encode(prog["text"]).decode(), "text_start": prog["text_start"],
+            "entry": prog["entry"]}
+    sim = Sim("--chip", "esp32c3", "--rfc2217", "0", "--ram-log", "ram app\\nstarted",
+              "--app-period", "50")
+    try:
+        link = open_link(sim)
+        c = Client(link)
+        c.sync()
+        c.drain(0.05)
+        upload_stub(c, "esp32c3", stub=stub, expect_ohai=False)
+        ev = sim.wait_event("jump")
+        check(ev["stub"] is False and ev.get("program") == "app", "jump event %r" % ev)
+        out = bytes(c.garbage) + read_for(link, 0.4)
+        check(b"ram app\nstarted\r\n" in out, "RAM program log %r" % out[:200])
+        check(out.count(b"Hello world!\r\n") >= 3, "RAM program text %r" % out[:200])
+        c.send(0x08, SYNC_DATA)
+        check(not [f for f in c.drain(0.3) if f[:2] == b"\x01\x08"], "RAM program answered")
+        classic_reset(link)
+        c.garbage.clear()
+        c.sync()
+    finally:
+        sim.stop()
+
+
+# esptool's watchdog_reset(): unlock, CONFIG1 = 5000, CONFIG0 = EN | stage-0 action 5 | ..., lock
+WDT = {"esp32c3": (0x60008090, 0x600080A8), "esp32s3": (0x60008098, 0x600080B0),
+       "esp32c6": (0x600B1C00, 0x600B1C18), "esp32h2": (0x600B1C00, 0x600B1C1C),
+       "esp32s2": (0x3F408094, 0x3F4080AC)}
+
+
+def watchdog_reset(c, chip):
+    cfg0, wprot = WDT[chip]
+    c.write_reg(wprot, 0x50D83AA1)
+    c.write_reg(cfg0 + 4, 5000)
+    c.write_reg(cfg0, (1 << 31) | (5 << 28) | (1 << 8) | 2)
+    c.write_reg(wprot, 0)
+
+
+def t_watchdog():
+    """esptool --after watchdog_reset: the chip resets through its RTC watchdog and boots as
+    its straps say: the application (here: invalid header on blank flash) when nothing holds
+    the boot pin (raw TCP; RFC 2217 with the lines released), download mode when DTR holds it."""
+    for chip in ("esp32c3", "esp32s3", "esp32c6", "esp32h2", "esp32s2"):
+        sim = Sim("--chip", chip, "--tcp", "0")
+        try:
+            c = connect(sim)
+            upload_stub(c, chip)
+            c.garbage.clear()
+            watchdog_reset(c, chip)
+            ev = sim.wait_event("reset", pred=lambda e: e["reason"] == "watchdog", timeout=2)
+            check(ev["mode"] == "app", "%s watchdog reset mode %r" % (chip, ev))
+            out = bytes(c.garbage) + read_for(c.link, 0.3)
+            check(b"rst:0x10 (" in out and b"invalid header" in out, "%s: %r" % (chip, out))
+        finally:
+            sim.stop()
+    # locked: the write has no effect
+    sim = Sim("--chip", "esp32c3", "--tcp", "0")
+    try:
+        c = connect(sim)
+        c.write_reg(0x60008090, (1 << 31) | (5 << 28) | (1 << 8) | 2)
+        time.sleep(0.2)
+        c.sync()
+    finally:
+        sim.stop()
+    # RFC 2217 with DTR holding the boot pin low: back to download mode, banner printed
+    sim = Sim("--chip", "esp32c3", "--rfc2217", "0")
+    try:
+        link = open_link(sim)
+        link.dtr(True)
+        c = Client(link)
+        c.sync()
+        watchdog_reset(c, "esp32c3")
+        ev = sim.wait_event("reset", pred=lambda e: e["reason"] == "watchdog", timeout=2)
+        check(ev["mode"] == "download", "watchdog reset with DTR: %r" % ev)
+        c.sync()
+    finally:
+        sim.stop()
+
+
+def t_rfc2217_notify():
+    """RFC 2217 §3: the server sends NOTIFY-MODEMSTATE (107) when the client agrees to the
+    COM-PORT option and answers NOTIFY-MODEMSTATE / NOTIFY-LINESTATE polls (7 / 6); pyserial's
+    client (esptool's) reads CTS/DSR/RI/CD from that answer (checked when it is installed)."""
+    have_pyserial = _pyserial_reexec("rfc2217_notify")
+    sim = Sim("--chip", "esp32", "--rfc2217", "0")
+    try:
+        link = open_link(sim)
+        check(any(code == 107 for code, _ in link.replies), "no initial modem state")
+        link._sb(7, b"")
+        link._wait_reply(107, b"\x00")
+        link._sb(6, b"")
+        link._wait_reply(106, b"\x60")
+        link._sb(11, b"\x00")  # mask: nothing
+        link._wait_reply(111, b"\x00")
+        c = Client(link)
+        c.sync()
+    finally:
+        sim.stop()
+    if not have_pyserial:
+        print("note: pyserial not installed, its cts/dsr reads are not checked")
+        return
+    import serial
+    sim = Sim("--chip", "esp32", "--rfc2217", "0")
+    try:
+        s = serial.serial_for_url(sim.ready["port"], baudrate=115200, timeout=0.3)
+        check(s.cts is False and s.dsr is False and s.ri is False and s.cd is False,
+              "pyserial modem lines")
+        s.close()
+    finally:
+        sim.stop()
+
+
+def t_stub_16mb():
+    """Both stubs address flash with 24 bits on ESP32/C3 (legacy stub_flasher.h): on a 32 MB
+    part, a write at 16 MB + x lands at x. The ESP32-S3 stub addresses all 32 MB."""
+    for chip, alias in (("esp32", True), ("esp32c3", True), ("esp32s3", False)):
+        sim = Sim("--chip", chip, "--tcp", "0", "--flash-jedec", "0xEF4019")
+        try:
+            c = stub_connect(sim, chip)
+            c.check_ok(0x0B, struct.pack("<IIIIII", 0, 32 << 20, 0x10000, 0x1000, 0x100, 0xFFFF))
+            img = test_image(0x3000, 9)
+            stub_defl_write(c, 0x1000000 + 0x20000, img)
+            low = stub_md5(c, 0x20000, len(img)) == hashlib.md5(img).hexdigest()
+            check(low == alias, "%s: write at 16 MB + 0x20000 %s the low copy" %
+                  (chip, "missed" if alias else "hit"))
+        finally:
+            sim.stop()
 
 
 def t_usb_console():
@@ -1572,10 +1744,12 @@ def t_stub_baud_pty():
         sim.stop()
 
 
-def _pyserial_or_skip(case):
+def _pyserial_reexec(case):
+    """True when pyserial can be imported; otherwise re-runs `case` with another interpreter
+    that has it (does not return), or returns False when none has."""
     try:
         import serial  # noqa: F401
-        return
+        return True
     except ImportError:
         pass
     for py in ("/usr/bin/python3", "/usr/local/bin/python3"):
@@ -1583,8 +1757,13 @@ def _pyserial_or_skip(case):
             r = subprocess.run([py, "-c", "import serial"], capture_output=True)
             if r.returncode == 0:  # run this case with the interpreter that has pyserial
                 os.execv(py, [py, os.path.abspath(__file__), "--espsim", ESPSIM, case])
-    print("SKIP %s: pyserial not installed" % case)
-    sys.exit(77)
+    return False
+
+
+def _pyserial_or_skip(case):
+    if not _pyserial_reexec(case):
+        print("SKIP %s: pyserial not installed" % case)
+        sys.exit(77)
 
 
 class PyserialLink:
@@ -1796,7 +1975,11 @@ TESTS = {
     "new_board": t_new_board,
     "stub_ohai": t_stub_ohai,
     "stub_write": t_stub_write,
-    "stub_new_begin": t_stub_new_begin,
+    "stub_new": t_stub_new,
+    "ram_app": t_ram_app,
+    "watchdog": t_watchdog,
+    "rfc2217_notify": t_rfc2217_notify,
+    "stub_16mb": t_stub_16mb,
     "usb_console": t_usb_console,
     "stub_erase_read": t_stub_erase_read,
     "stub_deferred": t_stub_deferred,
