@@ -518,6 +518,7 @@ static int add_item(nvs_gen_t *g, const nvs_csv_rec_t *r, const char *key, const
         else if (rc)
             fail(e, el, "line %u: key `%s`: `%.*s` is out of range for %s", r->line, key,
                  (int)(n > 40 ? 40 : n), d, encname);
+        if (rc) rc = NVS_EINPUT;
         else
             rc = nvs_gen_int(g, key, (enum nvs_type)t, v, sub, sizeof sub);
         break;
