@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* api_int.h — what the api_*.c files share: the api object, per-slot live data (rates, the last
- * job, progress coalescing), the parsed request and the helpers that build responses.
+/* api_int.h — the bottom layer of the API files: the api object, per-slot live data (rates, the
+ * last job, progress coalescing), the parsed request and the helpers that build responses
+ * (api_util.c). The layers above it: api_defer.h (work off the loop), api_model.h (JSON of the
+ * model), api_routes.h (the endpoints, used only by the router in api.c). A file includes the
+ * headers of its own layer and below, never above, so the api files do not call in a circle.
  * Must not: be included outside daemon/api/api*.c. */
 #ifndef API_INT_H
 #define API_INT_H
@@ -72,7 +75,7 @@ typedef struct api_ctx_s {
     auth_role_t role;
 } api_ctx_t;
 
-/* ---- responses (api.c) ---- */
+/* ---- responses (api_util.c) ---- */
 void api__problem(api_resp_t *r, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* 200-style JSON body from `j` (deleted). */
@@ -84,49 +87,7 @@ const char *api__param(const api_ctx_t *c, const char *key);
 int api__param_int(api_ctx_t *c, const char *key, int64_t lo, int64_t hi, int64_t *out);
 int api__param_time(api_ctx_t *c, const char *key, uint64_t *out, bool *present);
 void api__log(api_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-/* ---- JSON of the model (api_json.c) ---- */
-cJSON *api__slot_json(api_t *a, size_t i);
-cJSON *api__station_json(api_t *a);
-cJSON *api__job_json(const store_job_row_t *row);
-cJSON *api__recipe_ref(const recipe_t *r);
-/* slots that currently use `hash` (a JSON array of names) */
-cJSON *api__recipe_slots(api_t *a, const char *hash);
-void api__count_add(api_t *a, const char *slot, const char *result, uint64_t n);
-
-/* ---- endpoints ---- */
-void api__get_station(api_ctx_t *c);
-void api__get_auth(api_ctx_t *c);
-void api__get_slots(api_ctx_t *c);
-void api__get_slot(api_ctx_t *c);
-void api__get_jobs(api_ctx_t *c);
-void api__get_jobs_csv(api_ctx_t *c);
-void api__get_job(api_ctx_t *c);
-void api__get_device(api_ctx_t *c);
-void api__get_stats(api_ctx_t *c);
-void api__get_metrics(api_ctx_t *c);
-void api__get_events(api_ctx_t *c);
-void api__get_recipes(api_ctx_t *c);
-void api__get_recipe(api_ctx_t *c);
-void api__get_images(api_ctx_t *c);
-void api__post_start(api_ctx_t *c);
-void api__post_cancel(api_ctx_t *c);
-void api__put_slot_recipe(api_ctx_t *c);
-void api__post_recipe(api_ctx_t *c);
-void api__put_image(api_ctx_t *c);
-void api__get_static(api_ctx_t *c);
-
-cJSON *api__stats_build(store_t *db, uint64_t since, uint64_t until, const char (*names)[65],
-                        size_t n_names, char *err, size_t errlen);
-api_defer_t *api__defer_stats(api_ctx_t *c, uint64_t since, uint64_t until);
-
-/* deferred work of api_write.c */
-void api__defer_work(api_defer_t *d);
-void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp);
-void api__defer_free(api_defer_t *d);
-void api__stream_free(api_stream_t *s);
-int api__stream_next(api_t *a, api_stream_t *s, char **buf, size_t *len);
-/* apply the slot recipe choices stored in the database (api_new) */
-void api__apply_slot_recipes(api_t *a);
+/* Split c->req->target into c->path, c->seg and c->params; false when malformed. */
+bool api__parse_target(api_ctx_t *c);
 
 #endif

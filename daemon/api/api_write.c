@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* api_write.c — the API's writes: start/cancel a slot, choose a slot's recipe, store a posted
- * recipe, upload and list images; plus the stored slot recipe choices applied at start.
+ * recipe; plus the stored slot recipe choices applied at start (images: api_images.c).
  * Image and recipe paths are confined to the image directory (no absolute paths, no "..", no
  * symlink leading out). Loading a recipe (hashing its images), hashing an upload and writing it
  * run on a worker thread (api_defer_t) so a running job never waits for them.
  * Must not: let a worker touch the api, the store or the job manager (only the defer's copies). */
-#include "api_int.h"
+#include "api_defer.h"
+#include "api_model.h"
+#include "api_routes.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -17,98 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
-#define API_IMAGES_MAX 10000
-
-typedef enum {
-    DEFER_RECIPE_POST,
-    DEFER_SLOT_RECIPE, /* a stored recipe: load it */
-    DEFER_SLOT_VERIFY, /* a recipe the job manager has loaded: are its files still there? */
-    DEFER_IMAGE_PUT,
-    DEFER_IMAGE_LIST,
-    DEFER_STATS
-} defer_kind_t;
-
-struct api_defer_s {
-    defer_kind_t kind;
-    /* inputs (copies: the request may be gone when the worker runs) */
-    char *body;
-    size_t len;
-    char *image_dir;
-    char name[129];
-    char sha[65];
-    char slot[CONFIG_NAME_MAX + 1];
-    char hash[65];
-    size_t n_files; /* DEFER_SLOT_VERIFY: resolved paths, their sha256 ("" = a stub: readable) */
-    char *files[PLAN_MAX_IMAGES + 1];
-    char file_sha[PLAN_MAX_IMAGES + 1][65];
-    char file_path[PLAN_MAX_IMAGES + 1][40]; /* JSON path for the error */
-    /* DEFER_STATS */
-    char *db_path;
-    uint64_t since, until;
-    char (*names)[65];
-    size_t n_names;
-    /* outputs */
-    int rc;
-    recipe_t *recipe;
-    recipe_err_t err;
-    int status;
-    const char *code;
-    char msg[600];
-    uint64_t size;
-    cJSON *list;
-};
-
-static void api_defer_set(api_defer_t *d, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void api_defer_set(api_defer_t *d, int status, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    d->status = status;
-    d->code = code;
-    va_start(ap, fmt);
-    vsnprintf(d->msg, sizeof d->msg, fmt, ap);
-    va_end(ap);
-}
-
-static api_defer_t *api_defer_new(api_ctx_t *c, defer_kind_t kind, bool copy_body)
-{
-    api_defer_t *d = calloc(1, sizeof *d);
-    if (!d) return NULL;
-    d->kind = kind;
-    d->image_dir = strdup(c->a->o.cfg->image_dir);
-    if (copy_body) {
-        d->len = c->req->body_len;
-        d->body = malloc(d->len + 1);
-        if (d->body) {
-            if (d->len) memcpy(d->body, c->req->body, d->len);
-            d->body[d->len] = 0;
-        }
-    }
-    if (!d->image_dir || (copy_body && !d->body)) {
-        api__defer_free(d);
-        return NULL;
-    }
-    return d;
-}
-
-void api__defer_free(api_defer_t *d)
-{
-    if (!d) return;
-    free(d->body);
-    free(d->image_dir);
-    free(d->db_path);
-    free(d->names);
-    for (size_t i = 0; i < d->n_files; i++)
-        free(d->files[i]);
-    if (d->recipe) {
-        recipe_free(d->recipe);
-        free(d->recipe);
-    }
-    cJSON_Delete(d->list);
-    free(d);
-}
 
 static bool api_is_json(const api_req_t *req)
 {
@@ -313,20 +222,27 @@ static int api_confine_recipe(const char *image_dir, const char *text, size_t le
     return -1;
 }
 
-static int api_defer_load(api_defer_t *d)
+static void api_defer_load(api_defer_t *d)
 {
     d->recipe = calloc(1, sizeof *d->recipe);
-    if (!d->recipe) return -ENOMEM;
+    if (!d->recipe) {
+        d->rc = -ENOMEM;
+        snprintf(d->err.msg, sizeof d->err.msg, "out of memory");
+        return;
+    }
     d->rc = recipe_load_mem(d->body, d->len, d->image_dir, RECIPE_NO_PARENT, d->recipe, &d->err);
     if (d->rc != 0) {
         recipe_free(d->recipe);
         free(d->recipe);
         d->recipe = NULL;
     }
-    return d->rc;
 }
 
 /* ---- PUT /api/v1/slots/{name}/recipe ---- */
+
+static void api_finish_slot_recipe(api_t *a, api_defer_t *d, api_resp_t *resp);
+static void api_work_slot_verify(api_defer_t *d);
+static void api_finish_slot_verify(api_t *a, api_defer_t *d, api_resp_t *resp);
 
 /* A recipe the job manager already has loaded: hand it a stand-in carrying only the hash; it
  * shares its loaded copy and frees the stand-in (jobmgr_slot_set_recipe). */
@@ -419,7 +335,7 @@ void api__put_slot_recipe(api_ctx_t *c)
     if (loaded) {
         /* loaded once, but "the recipe no longer loads" if a file went away or changed since:
          * check its files again (on a worker: hashing) before the slot uses it */
-        api_defer_t *d = api_defer_new(c, DEFER_SLOT_VERIFY, false);
+        api_defer_t *d = api__defer_new(c, api_work_slot_verify, api_finish_slot_verify, false);
         if (!d) {
             api__problem(c->resp, 500, "internal", "out of memory");
             return;
@@ -465,7 +381,7 @@ void api__put_slot_recipe(api_ctx_t *c)
         free(t.text);
         return;
     }
-    api_defer_t *d = api_defer_new(c, DEFER_SLOT_RECIPE, false);
+    api_defer_t *d = api__defer_new(c, api_defer_load, api_finish_slot_recipe, false);
     if (!d) {
         free(t.text);
         api__problem(c->resp, 500, "internal", "out of memory");
@@ -509,8 +425,6 @@ static void api_finish_slot_recipe(api_t *a, api_defer_t *d, api_resp_t *resp)
     api_slot_reply(a, resp, 200, (size_t)i);
 }
 
-static int api_hash_path(const char *path, bool follow, char out[65], uint64_t *size);
-
 static void api_work_slot_verify(api_defer_t *d)
 {
     recipe_err_t *e = &d->err;
@@ -518,7 +432,7 @@ static void api_work_slot_verify(api_defer_t *d)
     for (size_t k = 0; k < d->n_files; k++) {
         char got[65];
         uint64_t size;
-        int rc = api_hash_path(d->files[k], true, got, &size);
+        int rc = api__hash_path(d->files[k], true, got, &size);
         recipe_problem_t *it = &e->items[e->n < RECIPE_MAX_ERRORS ? e->n : RECIPE_MAX_ERRORS - 1];
         if (rc != 0) {
             if (!e->cls_name) {
@@ -578,6 +492,8 @@ static void api_finish_slot_verify(api_t *a, api_defer_t *d, api_resp_t *resp)
 
 /* ---- POST /api/v1/recipes ---- */
 
+static void api_finish_recipe_post(api_t *a, api_defer_t *d, api_resp_t *resp);
+
 void api__post_recipe(api_ctx_t *c)
 {
     api_defer_t *d;
@@ -591,7 +507,7 @@ void api__post_recipe(api_ctx_t *c)
     }
     if (api_confine_recipe(c->a->o.cfg->image_dir, c->req->body, c->req->body_len, c->resp) != 0)
         return;
-    d = api_defer_new(c, DEFER_RECIPE_POST, true);
+    d = api__defer_new(c, api_defer_load, api_finish_recipe_post, true);
     if (!d) {
         api__problem(c->resp, 500, "internal", "out of memory");
         return;
@@ -640,350 +556,6 @@ static void api_finish_recipe_post(api_t *a, api_defer_t *d, api_resp_t *resp)
         return;
     }
     api__json(resp, existed ? 200 : 201, x.o);
-}
-
-/* ---- images ---- */
-
-static bool api_image_name_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 128 ||
-        !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
-          (s[0] >= '0' && s[0] <= '9')))
-        return false;
-    for (size_t i = 1; i < n; i++)
-        if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-              (s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == '_' || s[i] == '-'))
-            return false;
-    return true;
-}
-
-void api__put_image(api_ctx_t *c)
-{
-    const char *sha = api__param(c, "sha256");
-    api_defer_t *d;
-    char low[65];
-    static const char oct[] = "application/octet-stream";
-    if (!api_image_name_ok(c->seg[3])) {
-        api__problem(c->resp, 400, "bad_request",
-                     "image names are one path component: a letter or digit, then up to 127 "
-                     "letters, digits, '.', '_' or '-'");
-        return;
-    }
-    if (!sha || strlen(sha) != 64) {
-        api__problem(c->resp, 400, "bad_request",
-                     "query parameter sha256 (64 hex digits, the body's SHA-256) is required");
-        return;
-    }
-    for (size_t i = 0; i < 64; i++) {
-        char ch = sha[i];
-        if (ch >= 'A' && ch <= 'F') ch = (char)(ch - 'A' + 'a');
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
-            api__problem(c->resp, 400, "bad_request", "query parameter sha256: 64 hex digits");
-            return;
-        }
-        low[i] = ch;
-    }
-    low[64] = 0;
-    if (!c->req->content_type || !(c->req->content_type_len >= sizeof oct - 1 &&
-                                   !strncasecmp(c->req->content_type, oct, sizeof oct - 1))) {
-        api__problem(c->resp, 415, "unsupported_media_type",
-                     "send the image as application/octet-stream");
-        return;
-    }
-    d = api_defer_new(c, DEFER_IMAGE_PUT, true);
-    if (!d) {
-        api__problem(c->resp, 500, "internal", "out of memory");
-        return;
-    }
-    snprintf(d->name, sizeof d->name, "%s", c->seg[3]);
-    memcpy(d->sha, low, sizeof low);
-    c->resp->defer = d;
-}
-
-void api__get_images(api_ctx_t *c)
-{
-    api_defer_t *d = api_defer_new(c, DEFER_IMAGE_LIST, false);
-    if (!d) {
-        api__problem(c->resp, 500, "internal", "out of memory");
-        return;
-    }
-    c->resp->defer = d;
-}
-
-static void api_hex(const unsigned char *b, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        snprintf(out + 2 * i, 3, "%02x", b[i]);
-}
-
-/* SHA-256 of an open file (worker thread). */
-static int api_hash_fd(int fd, char out[65], uint64_t *size)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned char md[32], *buf = malloc(1 << 20);
-    unsigned int ml = sizeof md;
-    ssize_t n;
-    int rc = 0;
-    *size = 0;
-    if (!ctx || !buf || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    while ((n = read(fd, buf, 1 << 20)) > 0) {
-        EVP_DigestUpdate(ctx, buf, (size_t)n);
-        *size += (uint64_t)n;
-    }
-    if (n < 0)
-        rc = -errno;
-    else if (EVP_DigestFinal_ex(ctx, md, &ml) != 1)
-        rc = -EIO;
-    else
-        api_hex(md, sizeof md, out);
-out:
-    EVP_MD_CTX_free(ctx);
-    free(buf);
-    return rc;
-}
-
-static int api_hash_path(const char *path, bool follow, char out[65], uint64_t *size)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)), rc;
-    if (fd < 0) return -errno;
-    rc = api_hash_fd(fd, out, size);
-    close(fd);
-    return rc;
-}
-
-/* The existing file at `path` against the upload: 200 identical, 409 different. */
-static void api_image_compare(api_defer_t *d, const char *path)
-{
-    char have[65];
-    uint64_t size;
-    int rc = api_hash_path(path, false, have, &size);
-    if (rc != 0)
-        api_defer_set(d, 409, "conflict",
-                      "%s exists in the image directory and cannot be read as a file (%s)", d->name,
-                      strerror(-rc));
-    else if (strcmp(have, d->sha) != 0 || size != d->len)
-        api_defer_set(d, 409, "conflict",
-                      "a different file named %s is already in the image directory (images are "
-                      "immutable: upload under a new name)",
-                      d->name);
-    else
-        api_defer_set(d, 200, NULL, "identical");
-}
-
-static void api_work_image_put(api_defer_t *d)
-{
-    unsigned char md[32];
-    unsigned int ml = sizeof md;
-    char got[65], path[PATH_MAX], tmp[PATH_MAX];
-    struct stat st;
-    int fd, dfd;
-    size_t off = 0;
-    d->size = d->len;
-    if (EVP_Digest(d->body, d->len, md, &ml, EVP_sha256(), NULL) != 1) {
-        api_defer_set(d, 500, "internal", "cannot compute SHA-256");
-        return;
-    }
-    api_hex(md, sizeof md, got);
-    if (strcmp(got, d->sha) != 0) {
-        api_defer_set(d, 422, "checksum_mismatch",
-                      "the body's SHA-256 is %s, not the %s given: the upload was damaged or the "
-                      "wrong file was sent",
-                      got, d->sha);
-        return;
-    }
-    if (mkdir(d->image_dir, 0755) != 0 && errno != EEXIST) {
-        api_defer_set(d, 500, "internal", "cannot create the image directory %s: %s", d->image_dir,
-                      strerror(errno));
-        return;
-    }
-    snprintf(path, sizeof path, "%s/%s", d->image_dir, d->name);
-    if (lstat(path, &st) == 0) {
-        api_image_compare(d, path);
-        return;
-    }
-    snprintf(tmp, sizeof tmp, "%s/.upload-XXXXXX", d->image_dir);
-    fd = mkstemp(tmp);
-    if (fd < 0) {
-        api_defer_set(d, 500, "internal", "cannot write into %s: %s", d->image_dir,
-                      strerror(errno));
-        return;
-    }
-    while (off < d->len) {
-        ssize_t n = write(fd, d->body + off, d->len - off);
-        if (n <= 0) {
-            api_defer_set(d, 500, "internal", "writing %s: %s", d->name,
-                          n < 0 ? strerror(errno) : "short write");
-            close(fd);
-            unlink(tmp);
-            return;
-        }
-        off += (size_t)n;
-    }
-    if (fchmod(fd, 0644) != 0 || fsync(fd) != 0 || close(fd) != 0) {
-        api_defer_set(d, 500, "internal", "writing %s: %s", d->name, strerror(errno));
-        unlink(tmp);
-        return;
-    }
-    /* link() never replaces: a file that appeared meanwhile is compared instead */
-    if (link(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        if (e == EEXIST)
-            api_image_compare(d, path);
-        else
-            api_defer_set(d, 500, "internal", "storing %s: %s", d->name, strerror(e));
-        return;
-    }
-    unlink(tmp);
-    dfd = open(d->image_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd); /* the new name survives a power cut */
-        close(dfd);
-    }
-    api_defer_set(d, 201, NULL, "stored");
-}
-
-static int api_name_cmp(const void *x, const void *y)
-{
-    return strcmp(*(char *const *)x, *(char *const *)y);
-}
-
-static void api_work_image_list(api_defer_t *d)
-{
-    DIR *dir = opendir(d->image_dir);
-    struct dirent *e;
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    cJSON *arr;
-    d->list = cJSON_CreateObject();
-    arr = cJSON_AddArrayToObject(d->list, "images");
-    if (!dir) {
-        if (errno != ENOENT)
-            api_defer_set(d, 500, "internal", "cannot read the image directory %s: %s",
-                          d->image_dir, strerror(errno));
-        else
-            api_defer_set(d, 200, NULL, "empty");
-        return;
-    }
-    while ((e = readdir(dir)) != NULL && n < API_IMAGES_MAX) {
-        if (!api_image_name_ok(e->d_name)) continue; /* dot files, upload temporaries */
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            char **nn = realloc(names, nc * sizeof *nn);
-            if (!nn) break;
-            names = nn;
-            cap = nc;
-        }
-        names[n] = strdup(e->d_name);
-        if (names[n]) n++;
-    }
-    closedir(dir);
-    if (n) qsort(names, n, sizeof *names, api_name_cmp);
-    for (size_t i = 0; i < n; i++) {
-        char path[PATH_MAX], sha[65], when[STORE_TIME_LEN];
-        struct stat st;
-        uint64_t size;
-        snprintf(path, sizeof path, "%s/%s", d->image_dir, names[i]);
-        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-            api_hash_path(path, false, sha, &size) == 0) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", names[i]);
-            cJSON_AddNumberToObject(o, "size", (double)size);
-            cJSON_AddStringToObject(o, "sha256", sha);
-            cJSON_AddStringToObject(o, "modified_at",
-                                    store_fmt_time((uint64_t)st.st_mtim.tv_sec * 1000u +
-                                                       (uint64_t)st.st_mtim.tv_nsec / 1000000u,
-                                                   when));
-            cJSON_AddItemToArray(arr, o);
-        }
-        free(names[i]);
-    }
-    free(names);
-    api_defer_set(d, 200, NULL, "listed");
-}
-
-api_defer_t *api__defer_stats(api_ctx_t *c, uint64_t since, uint64_t until)
-{
-    api_defer_t *d = api_defer_new(c, DEFER_STATS, false);
-    if (!d) return NULL;
-    d->since = since;
-    d->until = until;
-    d->db_path = strdup(c->a->o.cfg->database);
-    d->names = calloc(c->a->n_slots ? c->a->n_slots : 1, sizeof *d->names);
-    if (!d->db_path || !d->names) {
-        api__defer_free(d);
-        return NULL;
-    }
-    for (size_t i = 0; i < c->a->n_slots; i++) {
-        slot_view_t v;
-        jobmgr_slot_view(c->a->o.mgr, i, &v);
-        snprintf(d->names[i], sizeof d->names[i], "%s", v.name);
-    }
-    d->n_names = c->a->n_slots;
-    return d;
-}
-
-static void api_work_stats(api_defer_t *d)
-{
-    store_t *db = NULL;
-    if (store_open_query(d->db_path, &db) != 0) {
-        api_defer_set(d, 500, "internal", "database: %s", store_errmsg(db));
-    } else {
-        d->list = api__stats_build(db, d->since, d->until, (const char(*)[65])d->names, d->n_names,
-                                   d->msg, sizeof d->msg);
-        if (d->list) {
-            api_defer_set(d, 200, NULL, "computed");
-        } else {
-            d->status = 500; /* msg says why */
-            d->code = "internal";
-        }
-    }
-    store_close(db);
-}
-
-void api__defer_work(api_defer_t *d)
-{
-    switch (d->kind) {
-    case DEFER_RECIPE_POST:
-    case DEFER_SLOT_RECIPE: api_defer_load(d); return;
-    case DEFER_SLOT_VERIFY: api_work_slot_verify(d); return;
-    case DEFER_IMAGE_PUT: api_work_image_put(d); return;
-    case DEFER_IMAGE_LIST: api_work_image_list(d); return;
-    case DEFER_STATS: api_work_stats(d); return;
-    }
-}
-
-void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp)
-{
-    switch (d->kind) {
-    case DEFER_RECIPE_POST: api_finish_recipe_post(a, d, resp); return;
-    case DEFER_SLOT_RECIPE: api_finish_slot_recipe(a, d, resp); return;
-    case DEFER_SLOT_VERIFY: api_finish_slot_verify(a, d, resp); return;
-    case DEFER_IMAGE_PUT:
-        if (d->status >= 400) {
-            api__problem(resp, d->status, d->code, "%s", d->msg);
-        } else {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", d->name);
-            cJSON_AddNumberToObject(o, "size", (double)d->size);
-            cJSON_AddStringToObject(o, "sha256", d->sha);
-            api__json(resp, d->status, o);
-        }
-        return;
-    case DEFER_IMAGE_LIST:
-    case DEFER_STATS:
-        if (d->status >= 400) {
-            api__problem(resp, d->status, d->code, "%s", d->msg);
-        } else {
-            api__json(resp, 200, d->list);
-            d->list = NULL;
-        }
-        return;
-    }
 }
 
 /* ---- the slot recipe choices stored in the database ---- */

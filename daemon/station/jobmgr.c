@@ -3,6 +3,7 @@
  * record of every job in the store (committed before anyone is told the result).
  * Must not: print or speak HTTP; block the loop. */
 #include "jobmgr.h"
+#include "est_util.h"
 
 #include <cJSON.h>
 #include <stdarg.h>
@@ -12,9 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
 
 #define PATH_POLL_MS 500 /* how often a device path is checked for presence */
 

@@ -4,6 +4,7 @@
  * import of ESP-IDF's build/flasher_args.json (reference §13).
  * Must not: log, talk to a device or the database; every problem goes into recipe_err_t. */
 #include "recipe.h"
+#include "est_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -670,21 +671,11 @@ static int recipe_read_file(const char *path, size_t limit, uint8_t **out, size_
     return 0;
 }
 
-static void recipe_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void recipe_sha256_hex(const uint8_t *data, size_t len, char out[65])
 {
     uint8_t d[32];
     image_sha256(data, len, d);
-    recipe_hex(d, sizeof d, out);
+    est_hex(d, sizeof d, out);
 }
 
 /* dir + "/" + rel (malloc'ed) */
@@ -1061,7 +1052,7 @@ int recipe_load_mem(const char *text, size_t len, const char *base_dir, unsigned
     r->text_len = len;
     /* identity = the exact bytes: `sha256sum recipe.json` gives the hash jobs record */
     image_sha256((const uint8_t *)text, len, digest);
-    recipe_hex(digest, sizeof digest, r->hash);
+    est_hex(digest, sizeof digest, r->hash);
 
     root = cJSON_ParseWithOpts(r->text, &end, true);
     if (!root) {

@@ -4,6 +4,7 @@
  * Must not: log (errors go to store_errmsg), block on anything but SQLite's own file locks, or
  * share its connection between threads. */
 #include "store.h"
+#include "est_util.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -99,16 +100,6 @@ int store_new_uuid(char *buf)
              b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
              b[15]);
     return 0;
-}
-
-static void store_hex(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 static int store_exec(store_t *s, const char *sql)
@@ -427,7 +418,7 @@ int store_recipe_put(store_t *s, const char *hash, const char *name, const char 
                             hash ? hash : "(null)");
     /* The hash is the recipe's identity in every job row: make sure it is the bytes' hash. */
     SHA256((const unsigned char *)json, json_len, digest);
-    store_hex(digest, sizeof digest, hex);
+    est_hex(digest, sizeof digest, hex);
     if (strcmp(hex, hash) != 0)
         return store_refuse(s, "recipe hash %s is not the sha256 of the recipe text (%s)", hash,
                             hex);
@@ -537,7 +528,7 @@ static int store_insert_images(store_t *s, const char *uuid, const job_report_t 
     for (size_t i = 0; i < n && rc == 0; i++) {
         const job_image_stat_t *im = &r->images[i];
         char md5[33];
-        store_hex(im->md5, sizeof im->md5, md5);
+        est_hex(im->md5, sizeof im->md5, md5);
         sqlite3_reset(st);
         sqlite3_bind_text(st, 1, uuid, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 2, (int64_t)i);
