@@ -636,8 +636,13 @@ async function stubScenario(esp, chipKey, opts, tmp, baud = 115200) {
         const name = await withTimeout(loader.main("default_reset"), STEP_TIMEOUT_MS, "main()");
         check(`${tag}: main() uploads and starts the stub`, loader.IS_STUB === true,
             `chip ${name}`);
-        check(`${tag}: espsim switched to stub behaviour`,
-            (await waitSimEvent(sim, "stub")) !== null);
+        const stubEv = await waitSimEvent(sim, "stub");
+        check(`${tag}: espsim switched to stub behaviour`, stubEv !== null);
+        // espsim identifies the upload (docs/SIMULATOR.md "Uploaded programs"): esptool-js
+        // 0.7.0 ships esp-flasher-stub builds that espsim knows by their text checksum
+        check(`${tag}: espsim recognised esptool-js's esp-flasher-stub build`,
+            stubEv?.kind === "esp-flasher-stub" && /esptool-js 0\.7\.0/.test(stubEv?.label ?? ""),
+            JSON.stringify(stubEv));
         check(`${tag}: the SYNC before the upload came from the ROM`,
             loader.syncStubDetected === false);
         if (baud !== 115200) {
