@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_recipe.c — fuzz target for recipe parsing and validation (daemon/station/recipe.c,
+/* fuzz_recipe.c — fuzz target for recipe parsing and validation (daemon/station/recipe_schema.c and recipe_plan.c,
  * docs/RECIPES.md). Input: a recipe file, loaded text-only and with its images from a scratch
  * copy of tests/data/flasher_args ("flasher_args/idf-v5.x/station.bin"; ".." refused), then
  * checked against every chip. Must not: write outside the scratch directory. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_recipe.c — unit tests of recipes (daemon/station/recipe.c): a valid recipe becomes a plan; each
+/* test_recipe.c — unit tests of recipes (daemon/station/recipe_*.c): a valid recipe becomes a plan; each
  * kind of error names its JSON path and class; image files (missing, sha256 mismatch, overlap,
  * wrong chip); device checks; flasher_args.json import of the IDF v4.0 / v5.x / v6.0 fixtures;
  * import → write → load round trip; and schema/recipe.schema.json held against the validator.
