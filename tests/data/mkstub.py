@@ -18,7 +18,7 @@ usage: mkstub.py OUTDIR [--layout v1|v4.2|esptool4|esptool5] [--stub legacy|new]
 import base64, json, os, random, sys
 
 # chip: (short name of the v4.2 layout, IRAM text address, DRAM data address). Addresses are of
-# the right kind for each chip (reference §8.2 gives the ESP32 and ESP8266 ones); the sizes
+# the right kind for each chip (docs/SIMULATOR.md "Flasher stub" gives the ESP32 and ESP8266 ones); the sizes
 # are about those of the legacy stub.
 CHIPS = {
     "esp8266": ("8266", 0x4010D000, 0x3FFFACAC),

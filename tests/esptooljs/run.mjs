@@ -34,11 +34,11 @@ const READY_TIMEOUT_MS = 10_000;
 const STEP_TIMEOUT_MS = 30_000;
 const EXIT_TIMEOUT_MS = 5_000;
 
-// Loader opcodes esptool-js has no wrapper for (reference §4.1).
+// Loader opcodes esptool-js has no wrapper for (docs/SIMULATOR.md "ROM loader").
 const OP_FLASH_BEGIN = 0x02;
 const OP_SPI_ATTACH = 0x0d;
 const OP_READ_FLASH_SLOW = 0x0e;
-// esptool's ROM FLASH_WRITE_SIZE (reference §4.3).
+// esptool's ROM FLASH_WRITE_SIZE (docs/SIMULATOR.md "ROM loader").
 const ROM_FLASH_WRITE_SIZE = 0x400;
 
 const CHIPS = {
@@ -280,7 +280,7 @@ function sameBytes(a, b) {
 const SECTOR = 0x1000;
 
 // The ROM erases at *_BEGIN: every 4 KiB sector touched by [offset, offset + eraseSize)
-// (reference §4.5.4/§4.5.5; design.md §5 flash model).
+// (docs/SIMULATOR.md "ROM loader" and "Timing" flash model).
 function modelErase(flash, offset, eraseSize) {
     const start = Math.floor(offset / SECTOR) * SECTOR;
     const end = Math.ceil((offset + eraseSize) / SECTOR) * SECTOR;
@@ -330,7 +330,7 @@ function makeTerminal(tag) {
     };
 }
 
-// ROM SPI_ATTACH takes 8 bytes {config, is_legacy=0, 0, 0, 0} (reference §4.2, esptool's
+// ROM SPI_ATTACH takes 8 bytes {config, is_legacy=0, 0, 0, 0} (docs/SIMULATOR.md "ROM loader", esptool's
 // flash_spi_attach). esptool-js's flashSpiAttach() always sends the stub's 4-byte form, so it
 // is not used here.
 async function romSpiAttach(loader, config = 0) {
@@ -340,7 +340,7 @@ async function romSpiAttach(loader, config = 0) {
 }
 
 // esptool-js's flashMd5sum() hex-encodes the response bytes. A ROM answers with 32 ASCII hex
-// characters (reference §10), so in ROM mode esptool-js returns the hex of that ASCII (64
+// characters (docs/SIMULATOR.md "ROM loader"), so in ROM mode esptool-js returns the hex of that ASCII (64
 // chars); esptool decodes the text instead. Undo that here and insist on the ROM format.
 async function romMd5(loader, addr, size) {
     const raw = await loader.flashMd5sum(addr, size);
@@ -370,7 +370,7 @@ async function romReadFlashSlow(loader, addr, size) {
     return out;
 }
 
-// ESP32 ROM: FLASH_BEGIN without the 5th word (reference §4.2: "must be absent" on ESP32/ESP8266
+// ESP32 ROM: FLASH_BEGIN without the 5th word (docs/SIMULATOR.md "ROM loader": "must be absent" on ESP32/ESP8266
 // ROMs), then esptool-js's own flashBlock() for the data packets.
 async function romWriteUncompressed16(loader, data, offset) {
     const bs = loader.FLASH_WRITE_SIZE;
@@ -450,8 +450,8 @@ async function romScenario(esp, chipKey, opts, tmp) {
         check(`${chipKey}: not in Secure Download Mode`, loader.secureDownloadMode === false);
         // How detection went: ESP32 ROM has no GET_SECURITY_INFO, and esptool-js must have
         // recognised the ROM's "unsupported" frames (other opcode, status 1/0x05, reference
-        // §3.7) and fallen back to the magic word without its reconnect-and-retry path.
-        // ESP32-S3 answers GET_SECURITY_INFO with chip_id 9 (reference §5.3).
+        // docs/SIMULATOR.md "ROM loader") and fallen back to the magic word without its reconnect-and-retry path.
+        // ESP32-S3 answers GET_SECURITY_INFO with chip_id 9 (docs/SIMULATOR.md "Chips").
         const retried = terminal.lines.some((l) => l.includes("Autodetection failed"));
         check(`${chipKey}: detected without esptool-js's reconnect-and-retry`, !retried);
         if (chipKey === "esp32") {
@@ -499,7 +499,7 @@ async function romScenario(esp, chipKey, opts, tmp) {
             `esptool-js ${sizeStr}, sim ${flashSize}`);
 
         // esptool-js keeps FLASH_WRITE_SIZE at the stub's 0x4000 even in ROM mode; real ROMs
-        // refuse FLASH_DATA blocks that large (esptool uses 0x400 with the ROM, reference §4.3).
+        // refuse FLASH_DATA blocks that large (esptool uses 0x400 with the ROM, docs/SIMULATOR.md "ROM loader").
         loader.FLASH_WRITE_SIZE = ROM_FLASH_WRITE_SIZE;
 
         // 3. Compressed ROM write (FLASH_DEFL_BEGIN/DATA, no DEFL_END) via writeFlash().
@@ -522,7 +522,7 @@ async function romScenario(esp, chipKey, opts, tmp) {
         const offB = 0x20000;
         if (chipKey === "esp32") {
             // esptool-js's flashBegin() appends the 5th (encrypted) word for every ROM; the ESP32
-            // ROM takes the 16-byte form only (reference §4.2, §14 item 5), so it must refuse.
+            // ROM takes the 16-byte form only (docs/SIMULATOR.md "ROM loader" item 5), so it must refuse.
             let refusal = null;
             try {
                 await loader.flashBegin(Bp.length, offB);

@@ -70,8 +70,8 @@ typedef struct {
     int dtr, rts;
     uint8_t linestate_mask, modemstate_mask; // RFC 2217 SET-*STATE-MASK (default: all, 255)
     int comport_notified; // the first NOTIFY-MODEMSTATE after the client agreed to RFC 2217
-    int strict_pty;    // --strict-baud: the host's rate is read from the pty's termios
-    uint32_t pty_baud; // last rate seen there
+    int strict_pty;       // --strict-baud: the host's rate is read from the pty's termios
+    uint32_t pty_baud;    // last rate seen there
     uint8_t data_run[4096];
     size_t data_len;
     uint64_t accept_wait_us; // a new client waits while the old one's last bytes are read
@@ -537,7 +537,7 @@ static int open_pty(app_t *a)
     char name[256];
     struct termios tio;
     if (openpty(&m, &s, name, NULL, NULL) < 0) return -errno;
-    // raw, 8N1: the protocol is binary (reference §1, §14.4)
+    // raw, 8N1: the protocol is binary (docs/SIMULATOR.md "ROM loader")
     if (tcgetattr(s, &tio) == 0) {
         cfmakeraw(&tio);
         cfsetispeed(&tio, B115200);

@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-// SPI register offsets: ESP8266/ESP32 layout vs. the S2-and-later layout (reference §7.1).
+// SPI register offsets: ESP8266/ESP32 layout vs. the S2-and-later layout (docs/SIMULATOR.md "ROM
+// loader").
 #define SPI_OLD 0x1C, 0x20, 0x24, 0x28, 0x2C
 #define SPI_NEW 0x18, 0x1C, 0x20, 0x24, 0x28
 
@@ -361,7 +362,8 @@ uint32_t sim_chip_flash_size_from_jedec(uint32_t jedec)
     uint32_t cap = jedec & 0xFF;
     const uint32_t KB = 1024, MB = 1024 * 1024;
     if (mfr == 0x1F) {
-        // Adesto: esptool v5+ reads the size from bits 12:8 of its ID (reference §7.3)
+        // Adesto: esptool v5+ reads the size from bits 12:8 of its ID (docs/SIMULATOR.md "ROM
+        // loader")
         switch (type & 0x1F) {
         case 0x04: return 512 * KB;
         case 0x05: return 1 * MB;

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 // sim_dev: one simulated Espressif chip: reset/boot-mode model, ROM download-mode loader
-// (reference §3-§7, §9, §10), flasher-stub emulation after an upload (§4.5.6, §4.6, §8), UART
-// rates of chip and host, register file with eFuse/SPI controller, NOR flash, faults and the
-// optional realtime model. Bytes come in and go out through sim_dev_io_t; it never does I/O on
-// its own (only --flash-in/--flash-out files). Uploaded code is never executed.
+// (docs/SIMULATOR.md "ROM loader"), flasher-stub emulation after an upload (docs/SIMULATOR.md
+// "Flasher stub"), UART rates of chip and host, register file with eFuse/SPI controller, NOR flash,
+// faults and the optional realtime model. Bytes come in and go out through sim_dev_io_t; it never
+// does I/O on its own (only --flash-in/--flash-out files). Uploaded code is never executed.
 // Protocol facts and their sources: docs/SIMULATOR.md.
 #include "sim_dev.h"
 
@@ -23,7 +23,7 @@
 #include "sim_secure.h"
 #include "sim_stubid.h"
 
-// Opcodes (reference §4.1).
+// Opcodes (docs/SIMULATOR.md "ROM loader").
 enum {
     OP_FLASH_BEGIN = 0x02,
     OP_FLASH_DATA = 0x03,
@@ -45,7 +45,7 @@ enum {
     OP_GET_SECURITY_INFO = 0x14,
 };
 
-// ROM error codes (reference §3.6).
+// ROM error codes (docs/SIMULATOR.md "ROM loader").
 enum {
     ROM_OK = 0x00,
     ROM_EINVAL_MSG = 0x05, // invalid message: bad length or command not supported
@@ -128,10 +128,10 @@ typedef struct {
 #define RT_TX_QUANTUM_US 500u // realtime output granularity
 #define REGS_MAX 8192
 #define SPI_CMD_USR (1u << 18)
-#define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS (§4.2)
+#define ROM_DEFAULT_FLASH_SIZE (2u * 1024u * 1024u) // ROM's idea before SPI_SET_PARAMS
 #define STUB_FLASH_SIZE (16u * 1024u * 1024u) // legacy stub: SPIParamCfg(FLASH_MAX_SIZE) at start
-#define STUB_MAX_BLOCK 0x4000u                // legacy stub MAX_WRITE_BLOCK (reference §4.3)
-#define USB_OTG_MAX_BLOCK 0x800u              // esptool USB_RAM_BLOCK (reference §4.3)
+#define STUB_MAX_BLOCK 0x4000u   // legacy stub MAX_WRITE_BLOCK (docs/SIMULATOR.md "ROM loader")
+#define USB_OTG_MAX_BLOCK 0x800u // esptool USB_RAM_BLOCK (docs/SIMULATOR.md "ROM loader")
 
 struct sim_dev_s {
     sim_dev_cfg_t cfg;
@@ -174,10 +174,11 @@ struct sim_dev_s {
     uint8_t *mem_buf;
     ram_area_t ram[RAM_AREAS];
     int nram;
-    // stub flash session (legacy stub stub_write_flash.c semantics, reference §8.4, §8.5)
+    // stub flash session (legacy stub stub_write_flash.c semantics, docs/SIMULATOR.md "Flasher
+    // stub")
     uint32_t st_next_write, st_remaining, st_next_erase, st_erase_left, st_comp_left;
     uint8_t st_last_error; // deferred write/inflate error, reported by the next DATA/END
-    // stub READ_FLASH (reference §4.6)
+    // stub READ_FLASH (docs/SIMULATOR.md "Flasher stub")
     int rf_active;
     uint32_t rf_addr, rf_len, rf_pkt, rf_inflight, rf_sent, rf_acked;
     sim_md5_t rf_md5;
@@ -318,7 +319,8 @@ static int baud_close(uint32_t a, uint32_t b)
 
 // The rate the host's UART runs at. A transport that sees it (RFC 2217 SET-BAUDRATE, a pty with
 // --strict-baud) reports it; otherwise the host is assumed to do what the protocol told it: 115200
-// (or the rate the ROM auto-bauded to), then the rate of the last CHANGE_BAUDRATE (reference §9).
+// (or the rate the ROM auto-bauded to), then the rate of the last CHANGE_BAUDRATE
+// (docs/SIMULATOR.md "Baud rate").
 static uint32_t host_rate(const sim_dev_t *d)
 {
     if (d->strict_baud && d->host_baud) return d->host_baud;
@@ -381,7 +383,8 @@ static void out_text(sim_dev_t *d, const char *text, uint32_t baud)
 
 static void out_frame(sim_dev_t *d, const uint8_t *pkt, size_t len)
 {
-    uint8_t enc[2 * 4096 + 8]; // largest frame: a stub READ_FLASH packet (reference §4.6)
+    uint8_t enc[2 * 4096 +
+                8]; // largest frame: a stub READ_FLASH packet (docs/SIMULATOR.md "Flasher stub")
     size_t n = sim_slip_encode(pkt, len, enc, sizeof(enc));
     out_push(d, enc, n, d->baud);
 }
@@ -423,7 +426,7 @@ static uint32_t uart_clkdiv(const sim_dev_t *d)
     return (integ & 0xFFFFF) | (frag & 0xF) << 20;
 }
 
-// eFuse words holding the chip revision (reference §5.5).
+// eFuse words holding the chip revision (docs/SIMULATOR.md "Chips").
 static uint32_t rev_bits(const sim_dev_t *d, uint32_t addr)
 {
     const sim_chip_t *c = d->chip;
@@ -463,7 +466,7 @@ static uint32_t rev_bits(const sim_dev_t *d, uint32_t addr)
     return v;
 }
 
-// Value of a register nobody wrote: ROM constants, eFuse, clocks (reference §5, §6, §9).
+// Value of a register nobody wrote: ROM constants, eFuse, clocks (docs/SIMULATOR.md "Chips").
 static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
 {
     const sim_chip_t *c = d->chip;
@@ -471,10 +474,11 @@ static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
     uint32_t v = 0;
     if (addr == 0x40001000) return c->magic;
     if (addr == c->uart_clkdiv_reg) return uart_clkdiv(d);
-    if (c->usb_buf_no && addr == c->usb_buf_no) // the ROM's console number (reference §4.3)
+    if (c->usb_buf_no &&
+        addr == c->usb_buf_no) // the ROM's console number (docs/SIMULATOR.md "ROM loader")
         return (uint32_t)(d->cfg.usb_otg ? c->usb_otg_no : d->cfg.usb_jtag ? c->usb_jtag_no : 0);
     if (c->fam == SIM_FAM_8266) {
-        // OTP MAC words and OUI rules (reference §6, esptool ESP8266ROM.read_mac)
+        // OTP MAC words and OUI rules (docs/SIMULATOR.md "Chips", esptool ESP8266ROM.read_mac)
         int oui_fe34 = m[0] == 0x18 && m[1] == 0xFE && m[2] == 0x34;
         int oui_acd0 = m[0] == 0xAC && m[1] == 0xD0 && m[2] == 0x74;
         if (addr == 0x3FF00050) return (uint32_t)m[5] << 24;
@@ -488,12 +492,13 @@ static uint32_t reg_default(const sim_dev_t *d, uint32_t addr)
         v |= (uint32_t)m[2] << 24 | (uint32_t)m[3] << 16 | (uint32_t)m[4] << 8 | m[5];
     if (addr == c->mac_reg + 4) {
         v |= (uint32_t)m[0] << 8 | m[1];
-        if (c->mac_ext) v |= 0xFFFEu << 16; // MAC_EXT FF:FE (reference §6)
+        if (c->mac_ext) v |= 0xFFFEu << 16; // MAC_EXT FF:FE (docs/SIMULATOR.md "Chips")
     }
     v |= rev_bits(d, addr);
     if (c->fam == SIM_FAM_ESP32) {
-        // ROM baud correction inputs (reference §9): chosen so that the ROM's computed clock is
-        // exactly 40 MHz, i.e. the corrected rate esptool sends equals the real rate.
+        // ROM baud correction inputs (docs/SIMULATOR.md "Baud rate"): chosen so that the ROM's
+        // computed clock is exactly 40 MHz, i.e. the corrected rate esptool sends equals the real
+        // rate.
         if (addr == 0x3FF5F06C) v |= 1024u << 7; // RTC calibration value
         if (addr == 0x3FF5A010) v |= 100; // eFuse CK8M_FREQ: 1024 * 15625 * 100 / 40 = 40 MHz
         if (addr == 0x60000078) v |= 0x15122500; // UART_DATE, seen in esptool traces of ESP32 ROMs
@@ -509,7 +514,7 @@ static uint32_t reg_read(sim_dev_t *d, uint32_t addr)
 }
 
 // ---------------------------------------------------------------------------------------------
-// SPI flash controller "user command" (reference §7.1, §7.2)
+// SPI flash controller "user command" (docs/SIMULATOR.md "ROM loader")
 
 static uint8_t sfdp_byte(const sim_dev_t *d, uint32_t a)
 {
@@ -544,7 +549,7 @@ static void spi_run_user_cmd(sim_dev_t *d)
     int has_addr = (user >> 30) & 1, miso = (user >> 28) & 1, mosi = (user >> 27) & 1;
     uint32_t miso_bits = 0, mosi_bits = 0;
     if (c->fam == SIM_FAM_8266) {
-        // ESP8266 keeps the data lengths in USER1 (reference §7.1)
+        // ESP8266 keeps the data lengths in USER1 (docs/SIMULATOR.md "ROM loader")
         if (miso) miso_bits = ((user1 >> 8) & 0x1FF) + 1;
         if (mosi) mosi_bits = ((user1 >> 17) & 0x1FF) + 1;
     } else {
@@ -571,7 +576,7 @@ static void spi_run_user_cmd(sim_dev_t *d)
     if (responding) {
         uint32_t jedec = d->cfg.jedec;
         switch (opcode) {
-        case 0x9F: // RDID: manufacturer, memory type, capacity (reference §7.2)
+        case 0x9F: // RDID: manufacturer, memory type, capacity (docs/SIMULATOR.md "ROM loader")
             rx[0] = (uint8_t)(jedec >> 16);
             rx[1] = (uint8_t)(jedec >> 8);
             rx[2] = (uint8_t)jedec;
@@ -653,7 +658,7 @@ static void reg_write(sim_dev_t *d, uint32_t addr, uint32_t val, uint32_t mask)
 
 static int status_len(const sim_dev_t *d)
 {
-    return d->loader == LOADER_STUB ? 2 : d->chip->status_len; // reference §3.5
+    return d->loader == LOADER_STUB ? 2 : d->chip->status_len; // docs/SIMULATOR.md "ROM loader"
 }
 
 static void send_raw_reply(sim_dev_t *d, uint8_t op, uint32_t val, const uint8_t *out,
@@ -701,8 +706,8 @@ static void loader_state_clear(sim_dev_t *d)
     d->nram = 0;
     d->st_last_error = 0;
     d->attached = 0;
-    // ESP32-family ROMs assume 2 MB until SPI_SET_PARAMS (reference §4.2, §14.13). The ESP8266
-    // ROM has no such command, so no such limit is modelled there (only the chip's size).
+    // ESP32-family ROMs assume 2 MB until SPI_SET_PARAMS (docs/SIMULATOR.md "ROM loader"). The
+    // ESP8266 ROM has no such command, so no such limit is modelled there (only the chip's size).
     d->rom_flash_size = d->chip->fam == SIM_FAM_8266 ? d->flash.size : ROM_DEFAULT_FLASH_SIZE;
     d->dpd = 0;
     d->wel = 0;
@@ -807,7 +812,8 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
 {
     const sim_chip_t *c = d->chip;
     d->mode = MODE_APP;
-    sim_boot_t bt; // image magic (reference §11.1), flash decryption, Secure Boot (sim_secure.h)
+    sim_boot_t bt; // image magic (docs/SIMULATOR.md "Boot and modes"), flash decryption, Secure
+                   // Boot (sim_secure.h)
     sim_sec_boot(d->efuse, c, &d->flash, &bt);
     d->app_word = bt.first_word;
     d->app_valid = bt.result == SIM_BOOT_OK;
@@ -865,8 +871,8 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
 
 static uint32_t erase_cost_us(uint32_t first, uint32_t count)
 {
-    // design.md §5: ~45 ms per 4 KiB sector, ~200 ms per 64 KiB block (ROM uses blocks when
-    // the region is block aligned)
+    // docs/SIMULATOR.md "Timing": ~45 ms per 4 KiB sector, ~200 ms per 64 KiB block (ROM uses
+    // blocks when the region is block aligned)
     uint64_t us = 0;
     uint32_t s = first, end = first + count;
     while (s < end) {
@@ -914,7 +920,7 @@ static int rom_range_ok(const sim_dev_t *d, uint32_t off, uint32_t len)
     uint64_t end = (uint64_t)off + len;
     if (end > d->rom_flash_size || end > d->flash.size) return 0;
     if (end > 16u * 1024u * 1024u)
-        return 0; // ROM flash commands use 24-bit addresses (reference §14.12)
+        return 0; // ROM flash commands use 24-bit addresses (docs/SIMULATOR.md "ROM loader")
     return 1;
 }
 
@@ -1040,8 +1046,8 @@ static void stub_start(sim_dev_t *d, uint32_t entry, const sim_prog_id_t *id);
 
 // The loader jumps to uploaded code. The bytes are not executed. What runs is decided from the
 // upload as docs/SIMULATOR.md "Uploaded programs" says: a known flasher stub greets with "OHAI"
-// and then answers as that stub does (reference §8.3-§8.5); any other program runs and prints
-// its output (--ram-log / --ram-text); an entry point outside what was uploaded crashes the
+// and then answers as that stub does (docs/SIMULATOR.md "Flasher stub"); any other program runs and
+// prints its output (--ram-log / --ram-text); an entry point outside what was uploaded crashes the
 // chip: silent until reset.
 static void ram_jump(sim_dev_t *d, uint32_t entry)
 {
@@ -1093,7 +1099,7 @@ static int rom_supports(const sim_dev_t *d, int op)
     return 0;
 }
 
-// Checks the data-packet sub-header (reference §3.4). Returns the ROM error or 0.
+// Checks the data-packet sub-header (docs/SIMULATOR.md "ROM loader"). Returns the ROM error or 0.
 static int check_data_packet(const uint8_t *data, size_t len, uint32_t chk, uint32_t *seq,
                              const uint8_t **payload, uint32_t *plen)
 {
@@ -1159,7 +1165,7 @@ static int flash_session_begin(sim_dev_t *d, uint8_t op, uint32_t off, uint32_t 
 static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
 {
     const sim_chip_t *c = d->chip;
-    // S2+ ROMs need the 5th "encrypted" word, older ROMs reject it (reference §4.2, §14.5)
+    // S2+ ROMs need the 5th "encrypted" word, older ROMs reject it (docs/SIMULATOR.md "ROM loader")
     size_t want = c->fam == SIM_FAM_S2PLUS ? 20 : 16;
     if (len != want) {
         reply(d, op, 0, NULL, 0, ROM_EINVAL_MSG);
@@ -1169,7 +1175,7 @@ static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
     uint32_t off = get32(data + 12);
     int enc = len == 20 ? (int)get32(data + 16) : -1;
     if (c->fam == SIM_FAM_8266)
-        d->attached = 1; // FLASH_BEGIN attaches the SPI flash on the ESP8266 ROM (§4.2)
+        d->attached = 1; // FLASH_BEGIN attaches the SPI flash on the ESP8266 ROM
     if (!d->attached || (op == OP_FLASH_DEFL_BEGIN && c->fam == SIM_FAM_8266)) {
         reply(d, op, 0, NULL, 0, ROM_EFAILED);
         return;
@@ -1181,9 +1187,9 @@ static void h_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
     }
     uint32_t first = off / SIM_FLASH_SECTOR, count = 0;
     if (c->fam == SIM_FAM_8266) {
-        // ESP8266 ROM erase bug (reference §4.5.3): SPIEraseArea erases the sectors up to the
-        // next 64 KiB boundary ("head") and then still the full requested count after them,
-        // i.e. n + min(head, n) sectors. esptool's get_erase_size() sends a reduced size so
+        // ESP8266 ROM erase bug (docs/SIMULATOR.md "ROM loader"): SPIEraseArea erases the sectors
+        // up to the next 64 KiB boundary ("head") and then still the full requested count after
+        // them, i.e. n + min(head, n) sectors. esptool's get_erase_size() sends a reduced size so
         // that this covers the data; a host that sends the plain size erases too much.
         uint32_t n = (size + SIM_FLASH_SECTOR - 1) / SIM_FLASH_SECTOR;
         uint32_t head = 16 - (first % 16);
@@ -1289,9 +1295,9 @@ static void h_flash_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t le
     sim_ev_num(&e, "flag", flag);
     sim_ev_end(&e);
     reply(d, op, 0, NULL, 0, ROM_OK);
-    // Sending FLASH_END to a ROM leaves the loader (reference §4.2): 0 reboots (the strap was
-    // latched at the last chip reset, so a download-strapped chip comes back to download mode),
-    // 1 runs the user code from flash without a reset.
+    // Sending FLASH_END to a ROM leaves the loader (docs/SIMULATOR.md "ROM loader"): 0 reboots (the
+    // strap was latched at the last chip reset, so a download-strapped chip comes back to download
+    // mode), 1 runs the user code from flash without a reset.
     if (flag == 0)
         chip_boot(d, d->strap_download, d->chip->rst_sw, "flash_end");
     else {
@@ -1379,7 +1385,7 @@ static void h_mem_end(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     sim_ev_num(&e, "loaded", d->mem_written);
     sim_ev_end(&e);
     reply(d, op, 0, NULL, 0, ROM_OK);
-    if (flag == 0) ram_jump(d, entry); // flag 0 = jump to entry (reference §4.2)
+    if (flag == 0) ram_jump(d, entry); // flag 0 = jump to entry (docs/SIMULATOR.md "ROM loader")
 }
 
 static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
@@ -1397,7 +1403,7 @@ static void h_sync(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
         d->baud = d->nominal_baud = d->host_baud; // auto-baud: the ROM adopts the host's rate
     d->baud_locked = 1;
     int first = !d->synced;
-    for (int i = 0; i < 8; i++) // 8 replies per SYNC (reference §4.2)
+    for (int i = 0; i < 8; i++) // 8 replies per SYNC (docs/SIMULATOR.md "ROM loader")
         reply(d, op, d->chip->sync_value, NULL, 0, ROM_OK);
     d->synced = 1;
     if (first) sim_event_simple("sync", NULL);
@@ -1478,7 +1484,7 @@ static void h_read_flash_slow(sim_dev_t *d, uint8_t op, const uint8_t *data, siz
         return;
     }
     sim_flash_read(&d->flash, off, buf, n);
-    if (d->cfg.realtime) d->vt_us += 25000; // ~20 kbit/s observed (reference §4.2)
+    if (d->cfg.realtime) d->vt_us += 25000; // ~20 kbit/s observed (docs/SIMULATOR.md "ROM loader")
     reply(d, op, 0, buf, 64, ROM_OK);       // always 64 data bytes, then status
 }
 
@@ -1493,7 +1499,7 @@ static void h_change_baud(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t 
         reply(d, op, 0, NULL, 0, ROM_EFAILED);
         return;
     }
-    reply(d, op, 0, NULL, 0, ROM_OK); // the reply still goes out at the old rate (§9)
+    reply(d, op, 0, NULL, 0, ROM_OK); // the reply still goes out at the old rate ("Baud rate")
     uint32_t prev = d->baud;
     d->baud = nb; // ESP32 clock correction modelled as exact (see reg_default)
     d->nominal_baud = nb;
@@ -1538,7 +1544,7 @@ static void h_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     sim_ev_num(&e, "size", n);
     sim_ev_str(&e, "md5", hex);
     sim_ev_end(&e);
-    // ROM: 32 lower-case hex characters then the status (reference §10)
+    // ROM: 32 lower-case hex characters then the status (docs/SIMULATOR.md "ROM loader")
     reply(d, op, 0, (const uint8_t *)hex, 32, ROM_OK);
 }
 
@@ -1570,7 +1576,7 @@ static void rom_unsupported(sim_dev_t *d, int op)
 
 // ---------------------------------------------------------------------------------------------
 // Flasher stub emulation: the legacy stub (esptool-legacy-flasher-stub stub_flasher.c,
-// stub_commands.c, stub_write_flash.c; reference §4.5.6, §4.6, §8.4, §8.5, §9). The uploaded
+// stub_commands.c, stub_write_flash.c; docs/SIMULATOR.md "Flasher stub"). The uploaded
 // bytes are never run; after "OHAI" this code answers instead. Differences from the reference's
 // tables are listed in docs/SIMULATOR.md ("Stub").
 
@@ -1653,7 +1659,8 @@ static void stub_start(sim_dev_t *d, uint32_t entry, const sim_prog_id_t *id)
     d->stub_kind = id->kind;
     d->st_pending = 0;
     // The stub attaches the flash on the default pins and calls SPIParamCfg(FLASH_MAX_SIZE =
-    // 16 MB) itself (stub_main); the UART keeps the rate the ROM used (reference §8.3).
+    // 16 MB) itself (stub_main); the UART keeps the rate the ROM used (docs/SIMULATOR.md "Flasher
+    // stub").
     d->attached = 1;
     d->dpd = 0;
     d->rom_flash_size = STUB_FLASH_SIZE;
@@ -1675,7 +1682,8 @@ static void stub_start(sim_dev_t *d, uint32_t entry, const sim_prog_id_t *id)
 static int stub_in_range(const sim_dev_t *d, uint32_t off, uint32_t len)
 {
     // 24-bit flash addresses unless the part is larger (the legacy stub's 4-byte-address mode on
-    // S3/P4/C5, reference §8.4); this also bounds what one command can make us hash or erase
+    // S3/P4/C5, docs/SIMULATOR.md "Flasher stub"); this also bounds what one command can make us
+    // hash or erase
     uint64_t lim = d->flash.size > STUB_FLASH_SIZE ? d->flash.size : STUB_FLASH_SIZE;
     if (d->rom_flash_size < lim) lim = d->rom_flash_size;
     return (uint64_t)off + len <= lim;
@@ -1722,7 +1730,7 @@ static void stub_flash_program(sim_dev_t *d, uint32_t off, const uint8_t *data, 
     }
 }
 
-// One erase command: a 4 KiB sector or a 64 KiB block (design.md §5 times).
+// One erase command: a 4 KiB sector or a 64 KiB block (docs/SIMULATOR.md "Timing" times).
 static void stub_erase_unit(sim_dev_t *d, uint32_t sector, int block)
 {
     uint32_t nsec = d->flash.size / SIM_FLASH_SECTOR;
@@ -1756,7 +1764,7 @@ static void stub_write(sim_dev_t *d, const uint8_t *p, uint32_t n)
     if (stub_in_range(d, d->st_next_write, n))
         stub_flash_program(d, d->st_next_write, p, n);
     else
-        d->st_last_error = STUB_EFAILED_SPI_OP; // reported with the next DATA/END (§8.5)
+        d->st_last_error = STUB_EFAILED_SPI_OP; // reported with the next DATA/END
     d->st_next_write += n;
     d->st_remaining -= n;
     d->fl_written += n;
@@ -1865,7 +1873,7 @@ static void nstub_inflate_restart(sim_dev_t *d, const uint8_t *data)
     if (get32(data + 4) == 0) d->z_end = 0;
 }
 
-// FLASH_DATA / FLASH_DEFL_DATA: ACK after the length and checksum check, then write (§8.5).
+// FLASH_DATA / FLASH_DEFL_DATA: ACK after the length and checksum check, then write.
 // Errors of the write itself are deferred: the legacy stub reports them with the next DATA or
 // END, esp-flasher-stub to the next command of any kind, which it then does not run.
 static void stub_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
@@ -1964,7 +1972,7 @@ static void stub_md5(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len)
     sim_ev_num(&e, "size", n);
     sim_ev_str(&e, "md5", hex);
     sim_ev_end(&e);
-    stub_reply(d, op, 0, dig, 16, 18, STUB_OK, 0); // raw digest (reference §10)
+    stub_reply(d, op, 0, dig, 16, 18, STUB_OK, 0); // raw digest (docs/SIMULATOR.md "ROM loader")
 }
 
 static void stub_erase_flash(sim_dev_t *d, uint8_t op, size_t len)
@@ -1973,7 +1981,7 @@ static void stub_erase_flash(sim_dev_t *d, uint8_t op, size_t len)
         stub_status(d, op, STUB_EANY);
         return;
     }
-    // SPIEraseChip; timed as one 64 KiB block erase per block (no chip-erase figure in §5)
+    // SPIEraseChip; timed as one 64 KiB block erase per block (no chip-erase figure in "Timing")
     for (uint32_t b = 0; b < d->flash.size / SIM_FLASH_BLOCK; b++)
         stub_erase_unit(d, b * 16, 1);
     sim_ev_t e;
@@ -2035,7 +2043,7 @@ static void stub_read_flash_finish(sim_dev_t *d)
     sim_ev_num(&e, "sent", d->rf_sent);
     sim_ev_num(&e, "acked", d->rf_acked);
     sim_ev_end(&e);
-    out_frame(d, dig, sizeof(dig)); // raw MD5 of the data sent (reference §4.6)
+    out_frame(d, dig, sizeof(dig)); // raw MD5 of the data sent (docs/SIMULATOR.md "Flasher stub")
 }
 
 // handle_flash_read()'s inner loop: send while fewer than max_in_flight BYTES are unacknowledged
@@ -2236,7 +2244,8 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
             stub_status(d, op, STUB_EBAD_DATA_LEN);
             break;
         }
-        for (int i = 0; i < 8; i++) // 8 replies like the ROM, value 0 (reference §4.2)
+        for (int i = 0; i < 8;
+             i++) // 8 replies like the ROM, value 0 (docs/SIMULATOR.md "ROM loader")
             stub_status(d, op, STUB_OK);
         break;
     case OP_READ_REG:
@@ -2283,7 +2292,7 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
         stub_reply(d, op, 0, NULL, 0, 2, STUB_OK, 0); // extra byte: SPIParamCfg result (0)
         break;
     case OP_SPI_ATTACH:
-        if (len != 4) { // the stub form is 4 bytes (reference §4.2)
+        if (len != 4) { // the stub form is 4 bytes (docs/SIMULATOR.md "ROM loader")
             stub_status(d, op, STUB_EANY);
             break;
         }
@@ -2310,7 +2319,7 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
         break;
     case OP_MEM_DATA: stub_mem_data(d, op, data, len); break;
     case OP_MEM_END: {
-        // legacy stub: MEM_END jumps when entry != 0 (the flag is not looked at, §4.2)
+        // legacy stub: MEM_END jumps when entry != 0 (the flag is not looked at)
         int short_load = d->mem_active && d->mem_written < d->mem_total;
         if (len != 8 || short_load) {
             stub_status(d, op, STUB_EANY);
@@ -2392,8 +2401,9 @@ static void dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
     if (d->cfg.usb_otg && (op == OP_MEM_DATA || op == OP_FLASH_DATA || op == OP_FLASH_DEFL_DATA) &&
         len >= 16 && get32(data) > USB_OTG_MAX_BLOCK) {
         // Native USB-OTG: the ROM's CDC buffer holds 0x800 bytes (esptool's USB_RAM_BLOCK,
-        // reference §4.3). Real chips tend to stall; the simulator refuses the block at once
-        // (ROM 0x05, stub 0xC0) so that a host sending big blocks fails fast and visibly.
+        // docs/SIMULATOR.md "ROM loader"). Real chips tend to stall; the simulator refuses the
+        // block at once (ROM 0x05, stub 0xC0) so that a host sending big blocks fails fast and
+        // visibly.
         sim_ev_t e;
         sim_ev_begin(&e, "usb_block_refused");
         sim_ev_str(&e, "name", op_name(op));
@@ -2411,7 +2421,8 @@ static void dispatch(sim_dev_t *d, const uint8_t *frame, size_t flen)
         goto done;
     }
     if (!rom_supports(d, op) || (sim_sec_sdm(d->efuse) && sim_sec_sdm_refuses(op))) {
-        rom_unsupported(d, op); // Secure Download Mode refuses as unsupported (reference §4.7)
+        rom_unsupported(
+            d, op); // Secure Download Mode refuses as unsupported (docs/SIMULATOR.md "ROM loader")
         goto done;
     }
     switch (op) {
@@ -2557,8 +2568,9 @@ void sim_dev_start(sim_dev_t *d, uint64_t now_us)
         // "as if the host had reset it": in download mode. The banner went out before anybody
         // listened, so it is not printed.
         loader_state_clear(d);
-        d->mode = MODE_DOWNLOAD;
-        ev_reset("download", "start");
+        int off = sim_sec_download_disabled(d->efuse); // DIS_DOWNLOAD_MODE: no loader at all
+        d->mode = off ? MODE_DEAD : MODE_DOWNLOAD;
+        ev_reset(off ? "download_disabled" : "download", "start");
     }
 }
 
@@ -2628,7 +2640,7 @@ void sim_dev_set_lines(sim_dev_t *d, int dtr, int rts, uint64_t now_us)
 {
     d->now_us = now_us;
     d->vt_us = now_us;
-    // Usual two-transistor auto-reset circuit (reference §2.1)
+    // Usual two-transistor auto-reset circuit (docs/SIMULATOR.md "Auto-reset circuit")
     int en = !(rts && !dtr);
     if (d->en && !en) {
         d->mode = MODE_RESET; // chip held in reset: silent, deaf
@@ -2659,7 +2671,8 @@ void sim_dev_client_connected(sim_dev_t *d, uint64_t now_us)
     d->now_us = now_us;
     d->vt_us = now_us;
     if (d->mode == MODE_APP && d->cfg.f_app) {
-        // fault app: a host that connects sees the application's boot log (reference §2.4)
+        // fault app: a host that connects sees the application's boot log (docs/SIMULATOR.md "Boot
+        // and modes")
         ev_reset("app", "connect");
         app_begin(d, 1, d->chip->rst_poweron);
     }
@@ -2784,7 +2797,7 @@ void sim_dev_new_board(sim_dev_t *d, uint64_t now_us)
         sim_dev_start(d, now_us); // like the first board: download mode, banner unseen
         return;
     }
-    // power-on with the lines as the host holds them (reference §2.1)
+    // power-on with the lines as the host holds them (docs/SIMULATOR.md "Auto-reset circuit")
     if (!d->en) {
         loader_state_clear(d);
         d->mode = MODE_RESET;

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 // sim_slip: SLIP encoder/decoder used by espsim. Frames are delimited by 0xC0 with 0xDB
-// escapes (reference §3.1). Must not interpret packet contents.
+// escapes (docs/SIMULATOR.md "ROM loader"). Must not interpret packet contents.
 #include "sim_slip.h"
 
 #include <string.h>
@@ -37,7 +37,8 @@ int sim_slip_dec_feed(sim_slip_dec_t *d, uint8_t byte)
             d->len = 0;
             return 0;
         }
-        // Empty frame (two adjacent ENDs) or start of a frame: ignore, reference §3.1.
+        // Empty frame (two adjacent ENDs) or start of a frame: ignore, docs/SIMULATOR.md "ROM
+        // loader".
         d->in_frame = 1;
         d->len = 0;
         d->esc = 0;

@@ -91,10 +91,12 @@ void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_
     for (size_t i = 0; i < sizeof(origins) / sizeof(origins[0]); i++) {
         if (strcmp(origins[i].chip, chip->name) != 0) continue;
         int leg = text->addr == origins[i].legacy;
-        int neu = text->addr == origins[i].new1 || (origins[i].new2 && text->addr == origins[i].new2);
+        int neu =
+            text->addr == origins[i].new1 || (origins[i].new2 && text->addr == origins[i].new2);
         if (leg && neu) {
             if (text->got >= origins[i].split)
-                set(out, SIM_PROG_NEW, "load address and size", "esp-flasher-stub (unlisted build)");
+                set(out, SIM_PROG_NEW, "load address and size",
+                    "esp-flasher-stub (unlisted build)");
             else
                 set(out, SIM_PROG_LEGACY, "load address and size", "legacy stub (unlisted build)");
         } else if (leg) {

@@ -27,8 +27,8 @@ typedef struct {
 
 typedef struct {
     sim_prog_kind_t kind;
-    const char *how;   // "build", "marker", "load address", "load address and size", "unknown"
-    char label[96];    // e.g. "esp-flasher-stub (esptool-js 0.7.0 build)"
+    const char *how; // "build", "marker", "load address", "load address and size", "unknown"
+    char label[96];  // e.g. "esp-flasher-stub (esptool-js 0.7.0 build)"
 } sim_prog_id_t;
 
 // Marker at the start of a synthetic stub's text (tests/data/mkstub.py): the prefix, then

@@ -415,7 +415,7 @@ def read_mac(c, chip):
 
 
 def spiflash_command(c, chip, opcode, read_bits=0, addr=None, addr_len=0, dummy_len=0):
-    """esptool's run_spiflash_command register sequence (reference §7.2)."""
+    """esptool's run_spiflash_command register sequence (docs/SIMULATOR.md "ROM loader")."""
     info = CHIPS[chip]
     base = info.get("spi", 0x60000200)
     if chip == "esp8266":
@@ -904,7 +904,7 @@ def t_app_print():
 
 
 def esp8266_erase_size(offset, size):
-    """esptool ESP8266ROM.get_erase_size, restated from the reference §4.5.3."""
+    """esptool ESP8266ROM.get_erase_size, restated from the docs/SIMULATOR.md "ROM loader"."""
     sectors_per_block, sector = 16, 4096
     num = (size + sector - 1) // sector
     start = offset // sector
@@ -1131,7 +1131,7 @@ def t_new_board():
 
 
 # --------------------------------------------------------------------------------------------
-# flasher stub (reference §4.5.6, §4.6, §8, §9); the stub file is synthetic (tests/data/mkstub.py)
+# flasher stub (docs/SIMULATOR.md "Flasher stub"); the stub file is synthetic (tests/data/mkstub.py)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _STUB_DIRS = {}
@@ -1189,7 +1189,7 @@ def stub_md5(c, offset, size):
 
 
 def stub_defl_write(c, offset, image, blk=0x4000, end=True, enc=b""):
-    """Stub compressed write (reference §4.5.6): exact size, 16 KiB blocks, DEFL_END(1) barrier."""
+    """Stub compressed write (docs/SIMULATOR.md "Flasher stub"): exact size, 16 KiB blocks, DEFL_END(1) barrier."""
     z = zlib.compress(image, 9)
     nblk = (len(z) + blk - 1) // blk
     c.check_ok(0x10, struct.pack("<IIII", len(image), nblk, blk, offset) + enc)
@@ -1232,7 +1232,7 @@ def t_stub_ohai():  # noqa: C901
             if chip != "esp8266":
                 c.check_ok(0x0B, struct.pack("<IIIIII", 0, 4 << 20, 0x10000, 0x1000, 0x100,
                                              0xFFFF))
-            else:  # SPI_SET_PARAMS exists in the ESP8266 stub, not in its ROM (reference §8.4)
+            else:  # SPI_SET_PARAMS exists in the ESP8266 stub, not in its ROM (docs/SIMULATOR.md "Flasher stub")
                 _, d = c.command(0x0B, struct.pack("<IIIIII", 0, 4 << 20, 0x10000, 0x1000,
                                                    0x100, 0xFFFF))
                 check(d == b"\x00\x00", "ESP8266 stub SPI_SET_PARAMS %r" % d)
@@ -1293,7 +1293,7 @@ def t_stub_write():
                 check(ev["size"] == len(img), "stub BEGIN size is the exact size")
                 check(stub_md5(c, 0x21000, len(img)) == hashlib.md5(img).hexdigest(),
                       "%s stub MD5 multi-block" % chip)
-                # uncompressed stub write, last block padded with 0xFF (reference §4.2)
+                # uncompressed stub write, last block padded with 0xFF (docs/SIMULATOR.md "ROM loader")
                 raw = test_image(0x5000 + 20, 3)
                 nblk = (len(raw) + 0x3FFF) // 0x4000
                 c.check_ok(0x02, struct.pack("<IIII", len(raw), nblk, 0x4000, 0x40000))
@@ -1546,7 +1546,7 @@ def t_stub_erase_read():
         c = stub_connect(sim)
         img = test_image(0x9000 + 100, 4)
         stub_defl_write(c, 0x100000, img)
-        # READ_FLASH (reference §4.6): packets of packet_size, one ACK each, final raw MD5
+        # READ_FLASH (docs/SIMULATOR.md "Flasher stub"): packets of packet_size, one ACK each, final raw MD5
         length = len(img)
         c.check_ok(0xD2, struct.pack("<IIII", 0x100000, length, 0x1000, 64))
         got = bytearray()
@@ -1674,7 +1674,7 @@ def t_stub_faults():
 
 
 def change_baud_ok(c, new, old):
-    """CHANGE_BAUDRATE: the reply comes at the old rate (reference §9)."""
+    """CHANGE_BAUDRATE: the reply comes at the old rate (docs/SIMULATOR.md "Baud rate")."""
     _, d = c.command(0x0F, struct.pack("<II", new, old))
     check(d[:2] == b"\x00\x00", "CHANGE_BAUDRATE status %r" % d)
 
@@ -1697,7 +1697,7 @@ def t_stub_baud_pty():
     finally:
         sim.stop()
     # legacy stub with a wrong "current" rate: its divider is off, the host (at the new rate)
-    # reads garbage; with 0 the divider is 0 and the link is dead (reference §8.5, §9)
+    # reads garbage; with 0 the divider is 0 and the link is dead (docs/SIMULATOR.md "Flasher stub")
     for old, actual in ((230400, 460800), (0, 0)):
         sim = Sim("--chip", "esp32", "--pty")
         try:
@@ -1818,7 +1818,7 @@ def t_stub_baud_rfc2217():
 
 
 def stub_write_model(image, z, offset, baud, blk=0x4000):
-    """Expected duration of a stub compressed write under the timing model of design.md §5,
+    """Expected duration of a stub compressed write under the timing model of docs/SIMULATOR.md "Timing",
     restated: wire time of every frame at `baud` (10 bits per byte, SLIP escapes counted), the
     stub ACKs a block when it starts on it, and writes it (just-in-time erase: a 64 KiB block
     when 16 sectors remain and it is aligned, else 45 ms sectors; 0.5 ms per 256-byte page)
