@@ -20,6 +20,7 @@
 #include "http.h"
 #include "jobmgr.h"
 #include "serve.h"
+#include "serve_guard.h"
 #include "store.h"
 
 typedef struct serve_s {
@@ -137,14 +138,12 @@ static void serve_signal_cb(uv_signal_t *h, int signum)
     jobmgr_shutdown(sv->mgr, serve_stopped_cb);
 }
 
+static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks);
+
 int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks)
 {
-    static const jobmgr_cbs_t cbs = {.slot_cb = serve_slot_cb,
-                                     .progress_cb = serve_progress_cb,
-                                     .result_cb = serve_result_cb,
-                                     .log_cb = serve_log_cb};
     serve_t sv;
-    api_opts_t ao;
+    serve_guard_t guard;
     char err[700];
     int rc;
 
@@ -171,6 +170,37 @@ int serve_run(const station_cfg_t *cfg, bool verbose, const serve_hooks_t *hooks
             return CLI_EXIT_USAGE;
         }
     }
+
+    /* One daemon per database and per network port, and descriptors for every slot, before
+     * anything is written: crash recovery below rewrites rows (serve_guard.h). */
+    {
+        unsigned long long nofile = 0;
+        if (serve_guard_nofile(cfg, &nofile, err, sizeof err) != 0) {
+            fprintf(stderr, "espstation: %s\n", err);
+            return CLI_EXIT_USAGE;
+        }
+        if (serve_guard_take(cfg, &guard, err, sizeof err) != 0) {
+            fprintf(stderr, "espstation: %s\n", err);
+            return CLI_EXIT_FAIL;
+        }
+    }
+    rc = serve_run_locked(&sv, hooks);
+    serve_guard_release(&guard);
+    return rc;
+}
+
+/* serve_run once the guards hold. */
+static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
+{
+    static const jobmgr_cbs_t cbs = {.slot_cb = serve_slot_cb,
+                                     .progress_cb = serve_progress_cb,
+                                     .result_cb = serve_result_cb,
+                                     .log_cb = serve_log_cb};
+    serve_t sv = *svp;
+    const station_cfg_t *cfg = sv.cfg;
+    api_opts_t ao;
+    char err[700];
+    int rc;
 
     rc = store_open(cfg->database, &sv.store);
     if (rc < 0) {

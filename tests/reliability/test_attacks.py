@@ -1,0 +1,567 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+# test_attacks.py — a second instance and a hostile network must not cost a result (issue 14,
+# docs/RELIABILITY.md "Attacks and site faults"): two daemons on one database or one device
+# server port, a connection flood under a 1024-descriptor limit while boards flash, event-stream
+# and slowloris hogs with an operator's cancel still answered, a 128 MiB unauthenticated body
+# refused from its headers, and the smaller request-smuggling and parsing cases.
+# Every case runs `espstation serve` with espsim boards on 127.0.0.1 (clients also use other
+# loopback source addresses, 127.0.0.2 and up, to be other hosts), bounded in time; everything
+# it starts is killed at the end (harness).
+# Must not: take an expected value from the daemon's answers where the issue or the docs say
+# what it must be.
+
+import hashlib
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "api"))
+
+import apistation  # noqa: E402  (puts tests/integration on sys.path)
+from apistation import SlotSpec, Station  # noqa: E402
+import harness  # noqa: E402
+from harness import TestFailure, check, main  # noqa: E402
+import test_station as ts  # noqa: E402
+
+OTHER_HOST = "127.0.0.2"  # the operator's dashboard PC, as far as the daemon can tell
+
+
+# ---------------------------------------------------------------- raw HTTP
+
+def connect(port, src="127.0.0.1", timeout=5):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((src, 0))
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_response(sk, timeout=5.0):
+    """(status, headers, body bytes) of one response, or None when the peer closed without one
+    (or nothing came within `timeout`)."""
+    sk.settimeout(0.2)
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if b"\r\n\r\n" in buf:
+            head, _, body = buf.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+            if not m:
+                return None
+            hdrs = {}
+            for ln in lines[1:]:
+                k, _, v = ln.partition(":")
+                hdrs[k.strip().lower()] = v.strip()
+            want = int(hdrs.get("content-length", "0"))
+            if len(body) >= want:
+                return int(m.group(1)), hdrs, body[:want]
+        try:
+            chunk = sk.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            return None if b"\r\n\r\n" not in buf else read_partial(buf)
+        buf += chunk
+    return None
+
+
+def read_partial(buf):
+    head, _, body = buf.partition(b"\r\n\r\n")
+    m = re.match(rb"HTTP/1\.[01] (\d{3})", head)
+    return (int(m.group(1)), {}, body) if m else None
+
+
+def closed_within(sk, timeout):
+    """True when the peer closes the connection within `timeout` (what it sent is dropped)."""
+    sk.settimeout(0.1)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not sk.recv(65536):
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def request(port, method, path, token=None, body=None, headers=None, src="127.0.0.1",
+            timeout=5.0):
+    """One request on a new connection → (status, headers, parsed JSON or raw body)."""
+    sk = connect(port, src, timeout)
+    try:
+        h = {"Host": "127.0.0.1:%d" % port, "Connection": "close"}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        if body is not None:
+            h["Content-Length"] = str(len(body))
+            h.setdefault("Content-Type", "application/json")
+        h.update(headers or {})
+        head = "%s %s HTTP/1.1\r\n" % (method, path) + "".join("%s: %s\r\n" % kv
+                                                            for kv in h.items()) + "\r\n"
+        sk.sendall(head.encode("latin-1") + (body or b""))
+        r = read_response(sk, timeout)
+    finally:
+        sk.close()
+    check(r is not None, "HOST: no answer to %s %s" % (method, path))
+    status, hdrs, raw = r
+    try:
+        return status, hdrs, json.loads(raw.decode("utf-8")) if raw else None
+    except ValueError:
+        return status, hdrs, raw
+
+
+def daemon_fds(d):
+    try:
+        return len(os.listdir("/proc/%d/fd" % d.proc.pid))
+    except OSError:
+        return -1
+
+
+def daemon_rss_kib(d):
+    with open("/proc/%d/status" % d.proc.pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def raise_own_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def wait_final(s, uuids, timeout, what):
+    def done():
+        rows = {r["uuid"]: r for r in s.db_jobs()}
+        return all(u in rows and rows[u]["result"] != "running" for u in uuids) and rows
+    return s.wait(done, timeout, what)
+
+
+def start_slot(s, slot, src=OTHER_HOST):
+    st, _, body = request(s.port, "POST", "/api/v1/slots/%s/start" % slot,
+                          token=s.tokens["operator"], body=b"{}", src=src)
+    check(st == 202, "HOST: POST start %s as operator from %s: %s %r" % (slot, src, st, body))
+    return body["slot"]["job_uuid"]
+
+
+def wait_running(s, slot, timeout=20):
+    s.wait(lambda: [r for r in s.db_jobs() if r["slot"] == slot and r["result"] == "running"],
+           timeout, "a running job on %s" % slot)
+
+
+# ---------------------------------------------------------------- 1. one daemon per database
+
+def case_two_daemons(ctx):
+    """A second daemon on the live database is refused before it writes anything (it names the
+    first one's pid); the first one's running jobs record normally (pass, with their MAC)."""
+    s = Station(ctx, [SlotSpec("R%d" % i, chip="esp32", transport="rfc2217", realtime=True,
+                               recipe="slow.json", start="auto") for i in range(1, 3)]
+                + [SlotSpec("P1", chip="esp32c3", transport="pty", realtime=True,
+                            recipe="slow.json", start="auto")])
+    first = s.start(tag="first")
+    for name in ("R1", "R2", "P1"):
+        wait_running(s, name)
+    running = [r["uuid"] for r in s.db_jobs() if r["result"] == "running"]
+    # the same config with its own HTTP port: the same database, the same boards
+    cfg2 = dict(s.cfg)
+    cfg2["listen"] = "127.0.0.1:%d" % harness.free_tcp_port()
+    path2 = ctx.write_file("second.json", json.dumps(cfg2, indent=2).encode())
+    second = ts.Daemon(ctx, ["serve", "--config", path2], tag="second")
+    try:
+        second.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("HOST: a second daemon on the same database is still running after "
+                          "10 s\n%s" % second.describe())
+    err = second.stderr_text()
+    check(second.proc.returncode != 0, "HOST: the second daemon exited %s\n%s"
+          % (second.proc.returncode, err[-2000:]))
+    check(re.search(r"in use by another espstation \(pid %d\b" % first.proc.pid, err),
+          "HOST: the second daemon's refusal does not name the first one's pid %d:\n%s"
+          % (first.proc.pid, err[-2000:]))
+    rows = wait_final(s, running, 40, "the first daemon's jobs")
+    for u in running:
+        r = rows[u]
+        check(r["result"] == "pass" and r["mac"], "HOST: job %s of the first daemon (slot %s) "
+              "ended %s / %s mac=%s (a second daemon must not touch it)"
+              % (u, r["slot"], r["result"], r["error_class"], r["mac"]))
+    first.check_alive()
+    s.stop()
+    check(not os.path.exists(s.db + ".lock"), "HOST: the database lock file is left after a "
+          "clean stop")
+
+
+def case_two_daemons_ports(ctx):
+    """Another database, the same device server ports (spelled differently): refused too."""
+    s = Station(ctx, [SlotSpec("T1", chip="esp32", transport="tcp", start="manual"),
+                      SlotSpec("R1", chip="esp32c3", transport="rfc2217", start="manual")])
+    first = s.start(tag="first")
+    cfg2 = dict(s.cfg)
+    cfg2["listen"] = "127.0.0.1:%d" % harness.free_tcp_port()
+    cfg2["database"] = "other.db"
+    cfg2["slots"] = [dict(e) for e in s.cfg["slots"]]
+    cfg2["slots"][0]["port"] = cfg2["slots"][0]["port"].replace("127.0.0.1", "localhost")
+    path2 = ctx.write_file("second.json", json.dumps(cfg2, indent=2).encode())
+    second = ts.Daemon(ctx, ["serve", "--config", path2], tag="second")
+    try:
+        second.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("HOST: a second daemon on the same network ports is still running "
+                          "after 10 s\n%s" % second.describe())
+    err = second.stderr_text()
+    check(second.proc.returncode != 0 and
+          re.search(r"used by another espstation \(pid %d\b" % first.proc.pid, err),
+          "HOST: a second daemon on the first one's network ports: exit %s\n%s"
+          % (second.proc.returncode, err[-2000:]))
+    check(not os.path.exists(ctx.path("other.db")), "HOST: the refused daemon created its "
+          "database")
+    first.check_alive()
+
+
+# ---------------------------------------------------------------- 3. descriptor flood
+
+class Flood:
+    """Connections opened as fast as possible from `srcs`, each held `hold` s (sending nothing)
+    then closed: the refused ones must not pile up in the daemon."""
+
+    def __init__(self, port, srcs, hold=2.0, threads=2):
+        self.port, self.srcs, self.hold = port, srcs, hold
+        self.stop_ev = threading.Event()
+        self.opened = 0
+        self.failed = 0
+        self.threads = [threading.Thread(target=self.run, args=(i,), daemon=True)
+                        for i in range(threads)]
+
+    def run(self, k):
+        held = []
+        i = 0
+        while not self.stop_ev.is_set():
+            now = time.monotonic()
+            while held and now - held[0][0] > self.hold:
+                held.pop(0)[1].close()
+            try:
+                sk = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                sk.setblocking(False)
+                sk.bind((self.srcs[(i + k) % len(self.srcs)], 0))
+                sk.connect_ex(("127.0.0.1", self.port))
+                held.append((now, sk))
+                self.opened += 1
+            except OSError:
+                self.failed += 1
+                time.sleep(0.01)
+            i += 1
+            if len(held) > 6000:
+                time.sleep(0.005)
+        for _, sk in held:
+            sk.close()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def stop(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def case_fd_flood(ctx):
+    """Under prlimit --nofile=1024 an unauthenticated connection flood (thousands of
+    connections held open) must not starve the slots of descriptors: every job passes."""
+    check(raise_own_nofile() >= 8192, "TEST: the test needs 8192 descriptors of its own")
+    slots = [SlotSpec("T%d" % i, chip="esp32c3", transport="tcp") for i in range(1, 3)] + \
+        [SlotSpec("P%d" % i, chip="esp32", transport="pty") for i in range(1, 3)]
+    s = Station(ctx, slots)
+    s.daemon = ts.Daemon.__new__(ts.Daemon)
+    # the daemon under a 1024-descriptor limit (soft and hard), as a small unit would have
+    d = s.daemon
+    d.ctx, d.tag = ctx, "serve-prlimit"
+    d.args = ["prlimit", "--nofile=1024:1024", ctx.espstation, "serve", "--config",
+              s.config_path]
+    d.err_path, d.out_path = ctx.path("prl-stderr.txt"), ctx.path("prl-stdout.txt")
+    d._err, d._out = open(d.err_path, "wb"), open(d.out_path, "wb")
+    d.t0 = time.monotonic()
+    d.proc = subprocess.Popen(d.args, stdin=subprocess.DEVNULL, stdout=d._out, stderr=d._err,
+                              preexec_fn=harness._pdeathsig, cwd=ctx.tmp)
+    harness._children.append(d.proc)
+    ctx.daemons.append(d)
+    s.wait_listening(20)
+    flood = Flood(s.port, ["127.0.0.%d" % (10 + i) for i in range(40)])
+    flood.start()
+    uuids = []
+    max_fds = 0
+    try:
+        t_end = time.monotonic() + 12
+        while time.monotonic() < t_end:
+            batch = [start_slot(s, sl.name) for sl in slots]
+            uuids += batch
+
+            def done():
+                rows = {r["uuid"]: r for r in s.db_jobs()}
+                return all(u in rows and rows[u]["result"] != "running" for u in batch)
+            deadline = time.monotonic() + 30
+            while not done():
+                check(time.monotonic() < deadline, "HOST: jobs not finished within 30 s under "
+                      "the flood")
+                d.check_alive()
+                max_fds = max(max_fds, daemon_fds(d))
+                time.sleep(0.1)
+    finally:
+        flood.stop()
+    rows = {r["uuid"]: r for r in s.db_jobs()}
+    bad = [rows[u] for u in uuids if rows[u]["result"] != "pass"]
+    ctx.log("flood: %d connections opened, %d jobs, daemon fds up to %d" % (flood.opened,
+                                                                            len(uuids), max_fds))
+    check(flood.opened > 3000, "TEST: the flood opened only %d connections" % flood.opened)
+    check(not bad, "HOST: %d of %d jobs failed under a connection flood:\n%s"
+          % (len(bad), len(uuids), ts.summarize(bad)))
+    check(max_fds < 1024 - 64, "HOST: the daemon held %d descriptors of 1024" % max_fds)
+    st, _, _ = request(s.port, "GET", "/api/v1/station")
+    check(st == 200, "HOST: GET /api/v1/station after the flood: %s" % st)
+
+
+# ---------------------------------------------------------------- 6. hogs
+
+def open_stream(port, src):
+    sk = connect(port, src)
+    sk.sendall(b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream"
+               b"\r\n\r\n")
+    return sk
+
+
+def case_hogs(ctx):
+    """64 event streams and 70 slowloris connections from one client: the operator (another
+    host) still gets a cancel and a GET answered; the hog's extra streams are refused."""
+    s = Station(ctx, [SlotSpec("R1", chip="esp32", transport="rfc2217", realtime=True,
+                               recipe="slow.json"), SlotSpec("A1")])
+    s.start()
+    uuid = start_slot(s, "R1")
+    wait_running(s, "R1")
+    hog = "127.0.0.1"
+    socks, refused_streams = [], 0
+    try:
+        for _ in range(64):
+            try:
+                sk = open_stream(s.port, hog)
+                socks.append(sk)
+            except OSError:
+                refused_streams += 1
+        for _ in range(70):
+            try:
+                sk = connect(s.port, hog)
+                sk.sendall(b"GET /api/v1/station HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+                socks.append(sk)
+            except OSError:
+                pass
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        st, _, body = request(s.port, "POST", "/api/v1/slots/R1/cancel",
+                              token=s.tokens["operator"], body=b"{}", src=OTHER_HOST)
+        took = time.monotonic() - t0
+        check(st in (200, 202), "HOST: the operator's cancel under the hogs: %s %r" % (st, body))
+        check(took < 2.0, "HOST: the operator's cancel took %.2f s" % took)
+        st, _, _ = request(s.port, "GET", "/api/v1/slots", src="127.0.0.3")
+        check(st == 200, "HOST: a viewer's GET under the hogs: %s" % st)
+        # how many of the hog's streams got through (the rest 503 or closed)
+        served = 0
+        for sk in socks[:64]:
+            r = read_response(sk, 0.3)
+            served += r is not None and r[0] == 200
+        ctx.log("hog: %d streams served of 64" % served)
+        check(served <= 16, "HOST: one client holds %d event streams" % served)
+    finally:
+        for sk in socks:
+            sk.close()
+    rows = wait_final(s, [uuid], 20, "the cancelled job")
+    check(rows[uuid]["result"] == "cancelled", "HOST: the cancelled job is %r"
+          % rows[uuid]["result"])
+
+
+def case_slowloris_deadline(ctx):
+    """Headers that trickle in are cut at http.header_timeout_ms even while bytes keep coming."""
+    s = Station(ctx, [SlotSpec("A1")], http={"header_timeout_ms": 2000})
+    s.start()
+    sk = connect(s.port)
+    sk.sendall(b"GET /api/v1/station HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    t0 = time.monotonic()
+    closed = False
+    while time.monotonic() - t0 < 8:
+        try:
+            sk.sendall(b"X-Slow-%d: a\r\n" % int((time.monotonic() - t0) * 10))
+        except OSError:
+            closed = True
+            break
+        if closed_within(sk, 0.5):
+            closed = True
+            break
+    took = time.monotonic() - t0
+    sk.close()
+    check(closed and took < 4.5, "HOST: a trickling request was %s" %
+          ("closed after %.1f s (header_timeout_ms 2000)" % took if closed else
+           "still open after 8 s"))
+
+
+# ---------------------------------------------------------------- 8. bodies
+
+def case_big_body(ctx):
+    """A 128 MiB unauthenticated body is refused from the headers: the answer comes before the
+    body is sent, no temp file, no RSS growth; the engineer's upload still works."""
+    s = Station(ctx, [SlotSpec("A1")])
+    d = s.start()
+    st, _, _ = request(s.port, "GET", "/api/v1/station")
+    rss0 = daemon_rss_kib(d)
+    size = 128 * 1024 * 1024
+    chunk = b"\0" * (1 << 20)
+    for i, (method, path, token) in enumerate(
+            [("PUT", "/api/v1/images/x%d.bin?sha256=%s" % (i, "0" * 64), None) for i in range(20)]
+            + [("POST", "/api/v1/recipes", None), ("POST", "/api/v1/slots/A1/start", None),
+               ("PUT", "/api/v1/images/v.bin?sha256=" + "0" * 64, s.tokens["viewer"]),
+               ("GET", "/api/v1/station", None), ("POST", "/nowhere", None)]):
+        sk = connect(s.port)
+        hdr = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n" % (method, path, size)
+        if token:
+            hdr += "Authorization: Bearer %s\r\n" % token
+        sk.sendall((hdr + "\r\n").encode())
+        r = read_response(sk, 2.0)
+        check(r is not None, "HOST: %s %s with a 128 MiB body: no answer from the headers "
+              "within 2 s (the body is being read)" % (method, path))
+        check(400 <= r[0] < 500 and r[1].get("content-type", "").startswith(
+            "application/problem+json"), "HOST: %s %s 128 MiB: %s %r" % (method, path, r[0],
+                                                                        r[1]))
+        # the body sent anyway is not buffered: the connection closes
+        sent = 0
+        try:
+            sk.settimeout(2)
+            while sent < 16 * len(chunk):
+                sk.sendall(chunk)
+                sent += len(chunk)
+        except OSError:
+            pass
+        sk.close()
+    time.sleep(0.3)
+    fds = os.listdir("/proc/%d/fd" % d.proc.pid)
+    temp = [os.readlink("/proc/%d/fd/%s" % (d.proc.pid, f)) for f in fds]
+    temp = [t for t in temp if "h2o" in t or "(deleted)" in t]
+    check(not temp, "HOST: temp files open in the daemon: %r" % temp)
+    rss1 = daemon_rss_kib(d)
+    ctx.log("RSS %d KiB -> %d KiB" % (rss0, rss1))
+    check(rss1 - rss0 < 8 * 1024, "HOST: RSS grew by %d KiB over refused bodies" % (rss1 - rss0))
+    data = os.urandom(3 * 1024 * 1024)
+    st, _, body = request(s.port, "PUT", "/api/v1/images/ok.bin?sha256=%s"
+                          % hashlib.sha256(data).hexdigest(), token=s.tokens["engineer"],
+                          body=data, headers={"Content-Type": "application/octet-stream"},
+                          timeout=20)
+    check(st == 201, "HOST: the engineer's 3 MiB upload: %s %r" % (st, body))
+    with open(os.path.join(s.image_dir, "ok.bin"), "rb") as f:
+        check(f.read() == data, "HOST: the uploaded image differs")
+
+
+# ---------------------------------------------------------------- lower harm
+
+def raw_exchange(port, data, timeout=3.0):
+    sk = connect(port)
+    try:
+        sk.sendall(data)
+        r = read_response(sk, timeout)
+        closed = closed_within(sk, 1.0) if r is not None else True
+    finally:
+        sk.close()
+    return r, closed
+
+
+def case_smuggling(ctx):
+    """RFC 9112 §6.1/§6.3: two Content-Length headers are refused (400); Content-Length with
+    Transfer-Encoding: chunked is answered and the connection closed."""
+    s = Station(ctx, [SlotSpec("A1")])
+    s.start()
+    r, _ = raw_exchange(s.port, b"POST /api/v1/slots/A1/cancel HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                        b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}")
+    check(r is not None and r[0] == 400 and r[1].get("content-type", "").startswith(
+        "application/problem+json"), "HOST: duplicate Content-Length: %r" % (r,))
+    r, closed = raw_exchange(s.port, b"POST /api/v1/slots/A1/cancel HTTP/1.1\r\nHost: "
+                             b"127.0.0.1\r\nContent-Length: 7\r\nTransfer-Encoding: chunked\r\n"
+                             b"\r\n2\r\n{}\r\n0\r\n\r\nGET /api/v1/station HTTP/1.1\r\nHost: "
+                             b"127.0.0.1\r\n\r\n")
+    check(r is not None and r[0] == 400, "HOST: Content-Length + chunked: %r" % (r,))
+    check(closed, "HOST: Content-Length + chunked: the connection stayed open (RFC 9112 §6.1)")
+
+
+def case_many_headers(ctx):
+    """100-150 valid headers: problem+json (431), not h2o's plain text."""
+    s = Station(ctx, [SlotSpec("A1")])
+    s.start()
+    for n in (100, 120, 150):
+        hdrs = "".join("X-H%d: v\r\n" % i for i in range(n))
+        r, _ = raw_exchange(s.port, ("GET /api/v1/station HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n"
+                                     % hdrs).encode())
+        check(r is not None and r[1].get("content-type", "").startswith(
+            "application/problem+json"), "HOST: %d headers: %r" % (n, r and r[:2]))
+        check(json.loads(r[2])["code"] in ("header_too_large", "bad_request"),
+              "HOST: %d headers: %r" % (n, r[2][:200]))
+
+
+def case_host_header(ctx):
+    """DNS rebinding: a Host that is not an IP literal or a configured name is refused (421);
+    the configured name and IP literals are served."""
+    s = Station(ctx, [SlotSpec("A1")], http={"allowed_hosts": ["station-7.plant.example"]})
+    s.start()
+    for host, want in (("evil.example", 421), ("evil.example:%d" % s.port, 421),
+                       ("127.0.0.1:%d" % s.port, 200), ("station-7.plant.example", 200),
+                       ("STATION-7.plant.example:%d" % s.port, 200), ("[::1]", 200),
+                       ("localhost:%d" % s.port, 200)):
+        st, _, body = request(s.port, "GET", "/api/v1/station", headers={"Host": host})
+        check(st == want, "HOST: Host %s: %s %r (want %d)" % (host, st, body, want))
+
+
+def case_garbage_logged(ctx):
+    """An endless garbage stream is answered 400, closed and logged once (rate-limited)."""
+    s = Station(ctx, [SlotSpec("A1")])
+    d = s.start()
+    for _ in range(20):
+        sk = connect(s.port)
+        try:
+            sk.sendall(os.urandom(4096).replace(b"\n", b"x"))
+            for _ in range(20):
+                sk.sendall(os.urandom(4096))
+        except OSError:
+            pass
+        sk.close()
+    time.sleep(0.5)
+    n = len(re.findall(r"not HTTP", d.stderr_text()))
+    check(1 <= n <= 3, "HOST: %d log lines about the garbage streams (want 1-3)\n%s"
+          % (n, d.stderr_text()[-2000:]))
+
+
+CASES = {
+    "two-daemons": case_two_daemons,
+    "two-daemons-ports": case_two_daemons_ports,
+    "fd-flood": case_fd_flood,
+    "hogs": case_hogs,
+    "slowloris-deadline": case_slowloris_deadline,
+    "big-body": case_big_body,
+    "smuggling": case_smuggling,
+    "many-headers": case_many_headers,
+    "host-header": case_host_header,
+    "garbage-logged": case_garbage_logged,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main({k: apistation.with_daemon_log(v) for k, v in CASES.items()},
+                  "attacks and site faults (issue 14): espstation serve under a hostile "
+                  "network and a second instance"))
