@@ -450,6 +450,44 @@ def http_seeds():
         put("http", name, req)
 
 
+# ---- Secure Boot v2 signature sectors (docs/SECURITY-PROVISIONING.md) ----
+
+def sbv2_block(version, body, sha=0):
+    """A 1216-byte signature block: magic, version, hash type, body, CRC32 of 1196 bytes."""
+    import zlib
+    blk = bytes([0xE7, version, sha, 0]) + body
+    blk = blk[:1196].ljust(1196, b"\0")
+    return blk + struct.pack("<I", zlib.crc32(blk) & 0xFFFFFFFF) + b"\0" * 16
+
+
+def sbv2_seeds():
+    vec = os.path.join(DATA, "vectors", "security")
+
+    def read(name):
+        with open(os.path.join(vec, name), "rb") as f:
+            return f.read()
+    rsa = read("c3_app_signed_rsa3072.bin")
+    ecdsa = read("c3_app_signed_ecdsa256.bin")
+    put("sbv2", "signed-rsa3072.bin", rsa)
+    put("sbv2", "signed-ecdsa256.bin", ecdsa)
+    put("sbv2", "tampered-rsa3072.bin", read("c3_app_signed_rsa3072_tampered.bin"))
+    put("sbv2", "unsigned-unaligned.bin", read("c3_app_unsigned.bin"))
+    body = bytes(range(256)) * 16  # one synthetic 4 KiB "image" sector
+    rsa_blk, ecdsa_blk = rsa[-4096:][:1216], ecdsa[-4096:][:1216]
+    put("sbv2", "lone-block.bin", rsa_blk)
+    put("sbv2", "three-blocks.bin", body + (rsa_blk + ecdsa_blk + rsa_blk).ljust(4096, b"\xff"))
+    digest = hashlib.sha384(body).digest()
+    p384 = sbv2_block(3, digest + bytes([3]) + b"\x11" * 96 + b"\x22" * 96, sha=1)
+    put("sbv2", "p384-block.bin", body + p384.ljust(4096, b"\xff"))
+    p192 = sbv2_block(3, hashlib.sha256(body).digest() + bytes([1]) + b"\x33" * 128)
+    put("sbv2", "p192-block.bin", body + p192.ljust(4096, b"\xff"))
+    bad = bytearray(rsa)
+    bad[-4096 + 1196] ^= 0xFF
+    put("sbv2", "bad-crc.bin", bytes(bad))
+    put("sbv2", "bad-version.bin", body + sbv2_block(7, b"").ljust(4096, b"\xff"))
+    put("sbv2", "empty-sector.bin", b"\xff" * 8192)
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -458,3 +496,4 @@ if __name__ == "__main__":
     flasher_args_seeds()
     config_seeds()
     http_seeds()
+    sbv2_seeds()
