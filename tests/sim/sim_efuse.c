@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sim_event.h"
+
 #define OP_WRITE 0x5A5Au // CONF opcode before a program command
 #define OP_READ 0x5AA5u  // CONF opcode before a read (reload) command
 #define CMD_READ 0x1u
@@ -340,6 +342,11 @@ static sim_efuse_ev_t program(sim_efuse_t *e, int block)
         memset(&e->regs[N_PGM / 4], 0, 11 * 4); // PGM_DATA0..7 and CHECK_VALUE0..2 cleared
     }
     if (e->path) (void)sim_efuse_save(e, e->path);
+    sim_ev_t ev;
+    sim_ev_begin(&ev, "efuse_burn");
+    sim_ev_num(&ev, "block", e->esp32 ? -1 : block); // ESP32: one command burns every block
+    sim_ev_num(&ev, "burn", e->burns);
+    sim_ev_end(&ev);
     if (e->hangup_k > 0 && e->burns == e->hangup_k) return SIM_EFUSE_EV_HANGUP;
     return SIM_EFUSE_EV_BURN;
 }
@@ -433,7 +440,9 @@ void sim_efuse_factory(sim_efuse_t *e, uint32_t (*word)(void *ctx, uint32_t addr
             bytes_to_words(ck, 3, e->rsck[b]);
         }
     }
+    e->burns = 0; // the burn faults count this chip's program commands
     sim_efuse_reset(e);
+    if (e->path) (void)sim_efuse_save(e, e->path);
 }
 
 void sim_efuse_set_faults(sim_efuse_t *e, int bad_block, long hangup_k, long brownout_k)
@@ -450,7 +459,9 @@ void sim_efuse_set_faults(sim_efuse_t *e, int bad_block, long hangup_k, long bro
 void sim_efuse_security(const sim_efuse_t *e, sim_efuse_sec_t *s)
 {
     memset(s, 0, sizeof(*s));
-    const uint32_t *b0 = e->raw[0];
+    // BLOCK0 as the read registers latched it at the last reload (what the ROM and the
+    // hardware act on: a burn takes effect with the reload or reset that follows it)
+    const uint32_t *b0 = e->rd[0];
     if (e->esp32) {
         s->crypt_cnt = (int)((b0[0] >> 20) & 0x7F);
         s->dis_download_mode = (int)((b0[0] >> 27) & 1);

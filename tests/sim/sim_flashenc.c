@@ -4,6 +4,7 @@
 #include "sim_flashenc.h"
 
 #include <openssl/evp.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void reverse(uint8_t *p, size_t n)
@@ -162,4 +163,42 @@ int sim_fe_crypt(const sim_fe_key_t *k, uint32_t addr, uint8_t *buf, size_t len,
         done += n;
     }
     return 0;
+}
+
+void sim_fe_writer_start(sim_fe_writer_t *w, const sim_efuse_t *e, int on)
+{
+    memset(w, 0, sizeof(*w));
+    w->on = on && e;
+    if (w->on) sim_fe_key_from_efuse(e, &w->key);
+}
+
+uint8_t *sim_fe_writer_feed(sim_fe_writer_t *w, uint32_t *off, const uint8_t *p, uint32_t *n)
+{
+    if (w->nheld && *off != w->next + w->nheld) w->nheld = 0; // not a continuation: drop
+    if (!w->nheld) w->next = *off & ~15u;
+    uint32_t lead = w->nheld ? w->nheld : (*off & 15u); // bytes before p in its first unit
+    uint64_t total = (uint64_t)lead + *n;
+    uint32_t whole = (uint32_t)(total & ~(uint64_t)15);
+    uint8_t *buf = malloc(total ? (size_t)total : 1);
+    if (!buf) {
+        *n = 0;
+        return NULL;
+    }
+    if (w->nheld)
+        memcpy(buf, w->held, w->nheld);
+    else
+        memset(buf, 0xFF, lead); // an unaligned start: the rest of the unit is erased flash
+    memcpy(buf + lead, p, *n);
+    uint32_t start = w->next;
+    w->nheld = (uint32_t)(total - whole);
+    memcpy(w->held, buf + whole, w->nheld);
+    w->next = start + whole;
+    if (whole == 0 || sim_fe_crypt(&w->key, start, buf, whole, 0) != 0) {
+        free(buf);
+        *n = 0;
+        return NULL;
+    }
+    *off = start;
+    *n = whole;
+    return buf;
 }

@@ -32,4 +32,20 @@ void sim_fe_key_from_efuse(const sim_efuse_t *e, sim_fe_key_t *k);
 // len must be multiples of 16. Returns 0, or -1 if libcrypto fails.
 int sim_fe_crypt(const sim_fe_key_t *k, uint32_t addr, uint8_t *buf, size_t len, int decrypt);
 
+// An encrypted write session (FLASH_BEGIN / FLASH_DEFL_BEGIN with encrypted = 1): the flash
+// controller encrypts in 16-byte units, so bytes that do not fill a unit wait for the next piece
+// (inflated data arrives in arbitrary pieces). Pieces must follow each other in flash order.
+typedef struct {
+    int on;
+    sim_fe_key_t key;
+    uint32_t next;   // flash address the held bytes start at
+    uint8_t held[16];
+    uint32_t nheld;
+} sim_fe_writer_t;
+
+void sim_fe_writer_start(sim_fe_writer_t *w, const sim_efuse_t *e, int on);
+// Takes plaintext p[0..*n) for flash address *off; returns a malloc'd ciphertext to program at
+// the updated *off with the updated *n (NULL and *n = 0 when nothing is complete yet).
+uint8_t *sim_fe_writer_feed(sim_fe_writer_t *w, uint32_t *off, const uint8_t *p, uint32_t *n);
+
 #endif

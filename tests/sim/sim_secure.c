@@ -12,6 +12,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "sim_event.h"
 #include "sim_flashenc.h"
 
 #define SECTOR 4096u
@@ -87,6 +88,19 @@ int sim_sec_manual_encrypt_disabled(const sim_efuse_t *e)
     sim_efuse_sec_t s;
     sim_efuse_security(e, &s);
     return s.dis_dl_manual_enc;
+}
+
+const char *sim_sec_download_banner(const sim_efuse_t *e, const char *boot_download)
+{
+    static char buf[256];
+    int sdm = sim_sec_sdm(e), off = sim_sec_download_disabled(e);
+    if (!sdm && !off) return boot_download;
+    const char *nl = strchr(boot_download, '\n'); // end of the boot: line
+    int n = nl ? (int)(nl - boot_download + 1) : (int)strlen(boot_download);
+    // the observed ESP32-S3 text (reference §2.4); "disabled": nothing after the boot: line
+    snprintf(buf, sizeof(buf), "%.*s%s", n, boot_download,
+             off ? "" : "wait uart download(secure mode)\r\n");
+    return buf;
 }
 
 int sim_sec_flash_encrypted(const sim_efuse_t *e)
@@ -299,6 +313,49 @@ static int verify_image(const reader_t *r, uint32_t off, const sb_keys_t *keys)
     return ok;
 }
 
+static void boot_event(const char *check, int ok, int keys)
+{
+    sim_ev_t ev;
+    sim_ev_begin(&ev, "boot_check");
+    sim_ev_str(&ev, "check", check);
+    sim_ev_bool(&ev, "ok", ok);
+    sim_ev_num(&ev, "keys", keys);
+    sim_ev_end(&ev);
+}
+
+// Secure Boot v2 at SPI boot: the ROM checks the bootloader, the bootloader the application.
+static void boot_secure(const sim_efuse_t *e, const sim_chip_t *c, const reader_t *rp, sim_boot_t *out)
+{
+    const reader_t r = *rp;
+    sb_keys_t keys;
+    trusted_digests(e, &keys);
+    // ROM texts: modelled on public ESP32-C3 boot logs ("Valid secure boot key blocks: N",
+    // "secure boot verification succeeded"); the failure line is our inference
+    int ok = verify_image(&r, c->bootloader_off, &keys);
+    boot_event("bootloader", ok, keys.n);
+    if (!ok) {
+        snprintf(out->msg, sizeof(out->msg),
+                 "Valid secure boot key blocks: %d\r\nsecure boot verification failed\r\n", keys.n);
+        out->result = SIM_BOOT_REFUSED;
+        return;
+    }
+    snprintf(out->msg, sizeof(out->msg),
+             "Valid secure boot key blocks: %d\r\nsecure boot verification succeeded\r\n", keys.n);
+    uint8_t app[1];
+    read_plain(&r, APP_OFFSET, app, 1);
+    if (APP_OFFSET == c->bootloader_off || app[0] != 0xE9) return;
+    ok = verify_image(&r, APP_OFFSET, &keys);
+    boot_event("app", ok, keys.n);
+    if (!ok) {
+        // the second-stage bootloader's words (ESP-IDF esp_image / boot log lines)
+        snprintf(out->msg + strlen(out->msg), sizeof(out->msg) - strlen(out->msg),
+                 "E (312) esp_image: Secure boot signature verification failed\r\n"
+                 "E (320) boot: Factory app partition is not bootable\r\n"
+                 "E (326) boot: No bootable app partitions in the partition table\r\n");
+        out->result = SIM_BOOT_REFUSED;
+    }
+}
+
 void sim_sec_boot(const sim_efuse_t *e, const sim_chip_t *c, const sim_flash_t *flash,
                   sim_boot_t *out)
 {
@@ -309,6 +366,7 @@ void sim_sec_boot(const sim_efuse_t *e, const sim_chip_t *c, const sim_flash_t *
     read_plain(&r, c->bootloader_off, hdr, 4);
     out->first_word = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
                       (uint32_t)hdr[3] << 24;
+    if (r.enc) boot_event("flash_encryption", hdr[0] == 0xE9, 0);
     if (hdr[0] != 0xE9) {
         out->result = SIM_BOOT_INVALID;
         return;
@@ -318,26 +376,5 @@ void sim_sec_boot(const sim_efuse_t *e, const sim_chip_t *c, const sim_flash_t *
     if (!e) return;
     sim_efuse_security(e, &s);
     if (!s.secure_boot_en) return;
-    sb_keys_t keys;
-    trusted_digests(e, &keys);
-    // ROM texts: modelled on public ESP32-C3 boot logs ("Valid secure boot key blocks: N",
-    // "secure boot verification succeeded"); the failure line is our inference
-    if (!verify_image(&r, c->bootloader_off, &keys)) {
-        snprintf(out->msg, sizeof(out->msg),
-                 "Valid secure boot key blocks: %d\r\nsecure boot verification failed\r\n", keys.n);
-        out->result = SIM_BOOT_REFUSED;
-        return;
-    }
-    snprintf(out->msg, sizeof(out->msg),
-             "Valid secure boot key blocks: %d\r\nsecure boot verification succeeded\r\n", keys.n);
-    uint8_t app[1];
-    read_plain(&r, APP_OFFSET, app, 1);
-    if (APP_OFFSET != c->bootloader_off && app[0] == 0xE9 && !verify_image(&r, APP_OFFSET, &keys)) {
-        // the second-stage bootloader's words (ESP-IDF esp_image / boot log lines)
-        snprintf(out->msg + strlen(out->msg), sizeof(out->msg) - strlen(out->msg),
-                 "E (312) esp_image: Secure boot signature verification failed\r\n"
-                 "E (320) boot: Factory app partition is not bootable\r\n"
-                 "E (326) boot: No bootable app partitions in the partition table\r\n");
-        out->result = SIM_BOOT_REFUSED;
-    }
+    boot_secure(e, c, &r, out);
 }

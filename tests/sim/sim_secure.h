@@ -24,6 +24,10 @@ int sim_sec_sdm_refuses(int op);
 int sim_sec_download_disabled(const sim_efuse_t *e);
 // FLASH_BEGIN / FLASH_DEFL_BEGIN with encrypted = 1 is refused (DIS_DOWNLOAD_MANUAL_ENCRYPT).
 int sim_sec_manual_encrypt_disabled(const sim_efuse_t *e);
+// The part of the download-mode banner after the rst: text (the chip's boot_download lines):
+// in Secure Download Mode the last line reads "wait uart download(secure mode)"; with download
+// mode disabled only the boot: line remains.
+const char *sim_sec_download_banner(const sim_efuse_t *e, const char *boot_download);
 // Flash encryption is on: an odd number of crypt counter bits.
 int sim_sec_flash_encrypted(const sim_efuse_t *e);
 

@@ -12,6 +12,7 @@
 
 #include "sim_chip.h"
 #include "sim_efuse.h"
+#include "sim_event.h"
 #include "sim_flashenc.h"
 
 static int failures;
@@ -268,6 +269,7 @@ int main(int argc, char **argv)
         return 2;
     }
     vdir = argv[1];
+    sim_ev_quiet = 1; // the controller reports burns as events; not wanted here
     test_rs_vectors();
     test_controller();
     test_cipher("esp32c3", "xts128_key.bin", "c3_xts128_0x10000.bin", 0x10000);
