@@ -25,6 +25,7 @@ int cli_serve(int argc, char **argv);
 int cli_recipe(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_ports(int argc, char **argv);
+int cli_nvs(int argc, char **argv);
 
 /* Help lines of the link options every one-device command takes (cli_job_main parses them). */
 #define CLI_LINK_HELP                                                                              \

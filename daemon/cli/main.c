@@ -22,6 +22,7 @@ static void main_usage(FILE *f)
           "  recipe      check a recipe, or import one from an ESP-IDF build\n"
           "  demo        the station daemon with simulated boards (no hardware needed)\n"
           "  ports       list serial ports (USB IDs, serial numbers, by-path names)\n"
+          "  nvs         NVS partition images (per-device data) from CSV files\n"
           "\n"
           "Run 'espstation <command> --help' for the options of a command.\n"
           "Documentation: man espstation; docs/ in the source tree or\n"
@@ -60,6 +61,8 @@ int main(int argc, char **argv)
         return cli_demo(argc - 1, argv + 1);
     if (strcmp(argv[1], "ports") == 0)
         return cli_ports(argc - 1, argv + 1);
+    if (strcmp(argv[1], "nvs") == 0)
+        return cli_nvs(argc - 1, argv + 1);
     fprintf(stderr, "espstation: unknown command '%s'\n\n", argv[1]);
     main_usage(stderr);
     return CLI_EXIT_USAGE;
