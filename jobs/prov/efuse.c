@@ -233,7 +233,7 @@ static int apply_field(efuse_plan_t *p, const efuse_field_def_t *f, const uint8_
     if (field_compare(p, f, v, &noop, err, cap) != 0) return -1;
     if (!(ch = add_change(p, f, f->block, err, cap))) return -1;
     ch->old_value = efuse_get(&p->cur, f);
-    ch->bytes = f->len > 64;
+    ch->bytes = f->len >= 48 && f->len % 8 == 0; /* MACs, user data: shown as bytes */
     ch->secret = secret;
     if (note) snprintf(ch->note, sizeof ch->note, "%s", note);
     if (noop) {
@@ -242,8 +242,10 @@ static int apply_field(efuse_plan_t *p, const efuse_field_def_t *f, const uint8_
         return 0;
     }
     for (unsigned i = 0; i < f->len; i++)
-        if (bit_get(v, i)) bit_put(p->want.blk[f->block], f->bit + i, 1);
-    ch->new_value = efuse_get(&p->want, f);
+        if (bit_get(v, i)) bit_put(f->lockdown ? p->lock : p->want.blk[f->block], f->bit + i, 1);
+    ch->new_value = f->lockdown ? ch->old_value | bits_get(p->lock, f->bit, f->len)
+                                : efuse_get(&p->want, f);
+    if (f->lockdown) snprintf(ch->note, sizeof ch->note, "lockdown: burnt last");
     p->touched |= (uint16_t)(1u << f->block);
     if (secret) p->secret_blocks |= (uint16_t)(1u << f->block);
     return 0;
@@ -524,6 +526,16 @@ int efuse_plan_finish(efuse_plan_t *p, char *err, size_t cap)
         make_burn(p, bn, 0, blk0, p->want.blk[0]);
         bn->protect_pass = true;
     }
+    /* 4: lockdown bits (download mode off, Secure Download Mode) at the very end: after them the
+     * ROM may refuse register access, so nothing may follow */
+    memcpy(blk0, p->want.blk[0], sizeof blk0);
+    for (unsigned i = 0; i < EFUSE_BLOCK_BYTES; i++)
+        p->want.blk[0][i] |= p->lock[i];
+    if (memcmp(blk0, p->want.blk[0], sizeof blk0) != 0) {
+        efuse_burn_t *bn = &p->burns[p->n_burns++];
+        make_burn(p, bn, 0, blk0, p->want.blk[0]);
+        bn->lockdown = true;
+    }
     p->finished = true;
     return 0;
 }
@@ -583,6 +595,7 @@ size_t efuse_plan_describe(const efuse_plan_t *p, char *buf, size_t cap)
             p->n_burns, bd->name, bd->alias ? " (" : "", bd->alias ? bd->alias : "",
             bd->alias ? ")" : "", efuse_coding_name(bn->coding), bn->n_pgm);
         if (bn->protect_pass) app(buf, cap, &pos, ", protection bits");
+        if (bn->lockdown) app(buf, cap, &pos, ", lockdown (last; ends register access)");
         if (bn->secret) {
             app(buf, cap, &pos, ": <secret>\n");
             continue;

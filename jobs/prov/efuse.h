@@ -21,7 +21,7 @@
 #define EFUSE_MAX_BLOCKS 11
 #define EFUSE_BLOCK_BYTES 32
 #define EFUSE_MAX_REQ 48
-#define EFUSE_MAX_BURNS (EFUSE_MAX_BLOCKS + 1)
+#define EFUSE_MAX_BURNS (EFUSE_MAX_BLOCKS + 2)
 
 typedef enum { EFUSE_CODING_NONE, EFUSE_CODING_34, EFUSE_CODING_RS } efuse_coding_t;
 const char *efuse_coding_name(efuse_coding_t c);
@@ -58,6 +58,8 @@ typedef struct efuse_field_def_s {
     bool protect;      /* WR_DIS/RD_DIS themselves: burnt in the final burn */
     bool recipe;       /* a recipe may request it */
     const char *what;  /* plain words, for the dry run */
+    bool lockdown;     /* ends the station's access (download mode off / Secure Download Mode):
+                          burnt in a burn of its own after everything else */
 } efuse_field_def_t;
 
 /* One register update of the controller's clock/timing set-up: reg = (reg & ~mask) | value. */
@@ -119,7 +121,9 @@ bool efuse_is_write_protected(const efuse_chip_t *c, const efuse_state_t *s, int
 /* One burn: program one block. */
 typedef struct efuse_burn_s {
     uint8_t block;
-    bool protect_pass;              /* the final BLOCK0 burn of WR_DIS/RD_DIS */
+    bool protect_pass;              /* the BLOCK0 burn of WR_DIS/RD_DIS */
+    bool lockdown;                  /* the very last BLOCK0 burn: download-mode bits; after it
+                                       READ_REG may be refused, verify with GET_SECURITY_INFO */
     bool secret;                    /* the block holds key material: never print its data */
     efuse_coding_t coding;
     uint32_t pgm[EFUSE_RS_WORDS];   /* words for the program registers (coded) */
@@ -141,7 +145,8 @@ typedef struct efuse_change_s {
 typedef struct efuse_plan_s {
     const efuse_chip_t *chip;
     efuse_state_t cur, want;
-    uint32_t wr_dis_add, rd_dis_add; /* protection bits for the final burn */
+    uint32_t wr_dis_add, rd_dis_add; /* protection bits for the protection burn */
+    uint8_t lock[EFUSE_BLOCK_BYTES]; /* BLOCK0 bits of lockdown fields, burnt last */
     uint16_t touched;                /* blocks this plan writes (bit per block) */
     uint16_t secret_blocks;
     efuse_change_t changes[EFUSE_MAX_REQ];
@@ -171,7 +176,8 @@ int efuse_plan_key(efuse_plan_t *p, int block, int purpose, const uint8_t *key, 
 /* Read- or write-protect a block by name (final burn). */
 int efuse_plan_protect_block(efuse_plan_t *p, const char *block, bool read_protect, char *err,
                              size_t cap);
-/* Compute the burns: data blocks first (ascending), BLOCK0, then the protection burn.
+/* Compute the burns: data blocks first (ascending), BLOCK0, the protection burn (WR_DIS,
+ * RD_DIS), and last the lockdown burn (DIS_DOWNLOAD_MODE, ENABLE_SECURITY_DOWNLOAD, ...).
  * Returns 0 (possibly with no burns: nothing to do) or -1. */
 int efuse_plan_finish(efuse_plan_t *p, char *err, size_t cap);
 /* Dry run: what would be burnt, one line per change and per burn; secrets as "<secret, N bytes>".

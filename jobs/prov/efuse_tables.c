@@ -50,7 +50,7 @@ static const efuse_field_def_t ESP32_FIELDS[] = {
     {"FLASH_CRYPT_CNT", NULL, 0, 20, 7, 2, EFUSE_KIND_BITS, false, true,
      "flash encryption on while an odd number of bits is set"},
     {"UART_DOWNLOAD_DIS", "DIS_DOWNLOAD_MODE", 0, 27, 1, 2, EFUSE_KIND_BITS, false, true,
-     "UART download mode off (ESP32 v3 and later)"},
+     "UART download mode off (ESP32 v3 and later)", true},
     {"FLASH_CRYPT_CONFIG", "ENCRYPT_CONFIG", 0, 188, 4, 10, EFUSE_KIND_BITS, false, true,
      "flash encryption key tweak range (0xF in production)"},
     {"CODING_SCHEME", NULL, 0, 192, 2, 10, EFUSE_KIND_ONCE, false, false,
@@ -168,15 +168,15 @@ static const efuse_block_def_t C3_BLOCKS[] = NEWBLOCKS(C3B, 7, 11, 15, 19, 23, 2
         {"SECURE_BOOT_AGGRESSIVE_REVOKE", NULL, 0, 117, 1, 16, EFUSE_KIND_BITS, false, true,       \
          "revoke a digest as soon as its signature fails"},                                        \
         {"DIS_DOWNLOAD_MODE", NULL, 0, 128, 1, 18, EFUSE_KIND_BITS, false, true,                   \
-         "all download modes off"},                                                                \
+         "all download modes off", true},                                                                \
         {"DIS_DIRECT_BOOT", "DIS_LEGACY_SPI_BOOT", 0, 129, 1, 18, EFUSE_KIND_BITS, false, true,    \
          "direct (legacy SPI) boot off"},                                                          \
         {"DIS_USB_SERIAL_JTAG_ROM_PRINT", NULL, 0, 130, 1, 18, EFUSE_KIND_BITS, false, true,       \
          "no ROM messages on USB-Serial/JTAG"},                                                    \
         {"DIS_USB_SERIAL_JTAG_DOWNLOAD_MODE", "DIS_USB_DOWNLOAD_MODE", 0, 132, 1, 18,              \
-         EFUSE_KIND_BITS, false, true, "no download mode over USB-Serial/JTAG"},                   \
+         EFUSE_KIND_BITS, false, true, "no download mode over USB-Serial/JTAG", true},                   \
         {"ENABLE_SECURITY_DOWNLOAD", NULL, 0, 133, 1, 18, EFUSE_KIND_BITS, false, true,            \
-         "Secure Download Mode"},                                                                  \
+         "Secure Download Mode", true},                                                                  \
         {"UART_PRINT_CONTROL", NULL, 0, 134, 2, 18, EFUSE_KIND_BITS, false, true,                  \
          "ROM UART messages (3 = off)"},                                                           \
         {"SECURE_VERSION", NULL, 0, 142, 16, 18, EFUSE_KIND_BITS, false, true,                     \
@@ -199,7 +199,7 @@ static const efuse_field_def_t S3_FIELDS[] = {
     {"STRAP_JTAG_SEL", NULL, 0, 120, 1, 2, EFUSE_KIND_BITS, false, true,
      "JTAG source chosen by GPIO3"},
     {"DIS_USB_OTG_DOWNLOAD_MODE", NULL, 0, 159, 1, 19, EFUSE_KIND_BITS, false, true,
-     "no download mode over USB-OTG"},
+     "no download mode over USB-OTG", true},
 };
 
 static const efuse_field_def_t C3_FIELDS[] = {

@@ -139,14 +139,21 @@ static void test_c3_secure_plan(void **state)
     OK(efuse_plan_set(&p, "DIS_USB_JTAG", 1, E));
     OK(efuse_plan_set(&p, "ENABLE_SECURITY_DOWNLOAD", 1, E));
     OK(efuse_plan_finish(&p, E));
-    /* one burn per block, BLOCK0 fields, then protection */
-    assert_int_equal(p.n_burns, 4);
+    /* one burn per block, BLOCK0 fields, protection, then the lockdown bit on its own */
+    assert_int_equal(p.n_burns, 5);
     assert_int_equal(p.burns[0].block, 4);
     assert_int_equal(p.burns[1].block, 5);
     assert_int_equal(p.burns[2].block, 0);
     assert_false(p.burns[2].protect_pass);
     assert_int_equal(p.burns[3].block, 0);
     assert_true(p.burns[3].protect_pass);
+    assert_int_equal(p.burns[4].block, 0);
+    assert_true(p.burns[4].lockdown);
+    assert_int_equal(p.burns[4].pgm[4], 1u << (133 - 128)); /* ENABLE_SECURITY_DOWNLOAD only */
+    for (unsigned w = 0; w < 6; w++)
+        if (w != 4) assert_int_equal(p.burns[4].pgm[w], 0);
+    assert_int_equal(p.burns[2].pgm[4] & (1u << 5), 0);
+    assert_int_equal(bitv(&p.want, 0, 133), 1);
     /* the XTS key is stored reversed and Reed-Solomon coded */
     assert_true(p.burns[0].secret);
     assert_int_equal(p.burns[0].coding, EFUSE_CODING_RS);
@@ -169,7 +176,8 @@ static void test_c3_secure_plan(void **state)
     assert_int_equal(p.burns[2].pgm[1] & 0x7F, 0);
     /* the dry run names everything and never shows the key */
     efuse_plan_describe(&p, text, sizeof text);
-    assert_non_null(strstr(text, "burn 1/4: BLOCK_KEY0 (BLOCK4), coding Reed-Solomon"));
+    assert_non_null(strstr(text, "burn 1/5: BLOCK_KEY0 (BLOCK4), coding Reed-Solomon"));
+    assert_non_null(strstr(text, "burn 5/5: BLOCK0, coding none, 6 program word(s), lockdown"));
     assert_non_null(strstr(text, "<secret>"));
     assert_non_null(strstr(text, "SPI_BOOT_CRYPT_CNT (BLOCK0 bits 82..84): 0x0 -> 0x1"));
     assert_non_null(strstr(text, "XTS_AES_128_KEY"));
