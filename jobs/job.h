@@ -98,6 +98,7 @@ typedef struct job_report_s {
     unsigned sync_attempts;
     uint32_t baud;               /* the rate the images went at (0 = not known; stored when set) */
     bool stub;                   /* the flasher stub ran (else the ROM loader) */
+    char stub_name[96]; /* the stub file that ran (stub.h stub_choice_t.name), "" = ROM/none */
     unsigned baud_fallbacks;     /* reconnects to go on at a lower rate after a failed change */
     uint8_t read_md5[16];        /* PLAN_OP_READ: MD5 of the range read (checked on the device) */
     /* post-flash test (plan.test): ran, passed, and the last JOB_TEST_OUTPUT_MAX bytes the

@@ -233,49 +233,215 @@ static bool stub_p4_old(const chip_info_t *chip, unsigned chip_rev)
     return chip->id == CHIP_ESP32P4 && chip_rev < 300;
 }
 
-int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char *path, size_t cap,
-              char *why, size_t why_cap)
+/* ---- which esptool a stub directory came from, and which of 1/ 2/ it uses ---- */
+
+int stub_pick_parse(const char *s, stub_pick_t *out)
+{
+    if (!s) return -1;
+    if (strcmp(s, "default") == 0)
+        *out = STUB_PICK_DEFAULT;
+    else if (strcmp(s, "1") == 0 || strcmp(s, "legacy") == 0)
+        *out = STUB_PICK_LEGACY;
+    else if (strcmp(s, "2") == 0 || strcmp(s, "esp-flasher-stub") == 0)
+        *out = STUB_PICK_NEW;
+    else
+        return -1;
+    return 0;
+}
+
+const char *stub_pick_name(stub_pick_t p)
+{
+    return p == STUB_PICK_LEGACY ? "legacy" : p == STUB_PICK_NEW ? "esp-flasher-stub" : "default";
+}
+
+/* "5.3.1" from a line such as `__version__ = "5.3.1"` or `5.3.1`; must start with a digit. */
+static int stub_version_from(const char *line, char *out, size_t cap)
+{
+    const char *p = line, *q;
+    size_t n;
+    if (strncmp(p, "__version__", 11) == 0) {
+        p = strchr(p, '=');
+        if (!p) return -1;
+        p++;
+    }
+    while (*p == ' ' || *p == '\t' || *p == '"' || *p == '\'')
+        p++;
+    if (*p < '0' || *p > '9') return -1;
+    for (q = p; (*q >= '0' && *q <= '9') || (*q >= 'a' && *q <= 'z') || *q == '.' || *q == '-' ||
+                *q == '+';
+         q++)
+        ;
+    n = (size_t)(q - p);
+    if (n == 0 || n >= cap) return -1;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 0;
+}
+
+/* First line of `path` (VERSION) or the `__version__` line of an __init__.py. */
+static int stub_version_file(const char *path, bool python, char *out, size_t cap)
+{
+    char line[256];
+    int rc = -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    for (int n = 0; rc != 0 && n < 400 && fgets(line, sizeof line, f); n++) {
+        if (python && strncmp(line, "__version__", 11) != 0) continue;
+        rc = stub_version_from(line, out, cap);
+        if (!python) break;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* An esptool-X.dist-info beside the esptool package directory `pkg`. */
+static int stub_version_distinfo(const char *pkg, char *out, size_t cap)
+{
+    char parent[4096];
+    uv_fs_t req;
+    uv_dirent_t ent;
+    int rc = -1;
+    if ((size_t)snprintf(parent, sizeof parent, "%s/..", pkg) >= sizeof parent) return -1;
+    if (uv_fs_scandir(NULL, &req, parent, 0, NULL) < 0) {
+        uv_fs_req_cleanup(&req);
+        return -1;
+    }
+    while (rc != 0 && uv_fs_scandir_next(&req, &ent) != UV_EOF) {
+        size_t n = strlen(ent.name);
+        if (strncmp(ent.name, "esptool-", 8) == 0 && n > 18 &&
+            strcmp(ent.name + n - 10, ".dist-info") == 0) {
+            char v[64];
+            size_t vn = n - 18;
+            if (vn >= sizeof v) continue;
+            memcpy(v, ent.name + 8, vn);
+            v[vn] = 0;
+            rc = stub_version_from(v, out, cap);
+        }
+    }
+    uv_fs_req_cleanup(&req);
+    return rc;
+}
+
+int stub_esptool_version(const char *dir, char *out, size_t cap)
+{
+    /* dir = <pkg>/targets/stub_flasher, or <pkg>/targets/stub_flasher/{1,2} */
+    static const char *const ups[] = {"../..", "../../.."};
+    char p[4096];
+    if (!dir || !*dir || !out || cap == 0) return -1;
+    if ((size_t)snprintf(p, sizeof p, "%s/VERSION", dir) < sizeof p &&
+        stub_version_file(p, false, out, cap) == 0)
+        return 0;
+    for (size_t i = 0; i < sizeof ups / sizeof ups[0]; i++) {
+        if ((size_t)snprintf(p, sizeof p, "%s/%s/__init__.py", dir, ups[i]) < sizeof p &&
+            stub_version_file(p, true, out, cap) == 0)
+            return 0;
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, ups[i]) < sizeof p &&
+            stub_version_distinfo(p, out, cap) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* The subdirectory esptool `version` uploads by default: 2/ from esptool 5 on, else 1/. */
+static bool stub_version_prefers_new(const char *version)
+{
+    return version[0] && atoi(version) >= 5;
+}
+
+static void stub_choice_set(stub_choice_t *choice, const char *path, const char *version)
+{
+    const char *b, *k;
+    char rel[64];
+    if (!choice) return;
+    /* the last two path components: "2/esp32c3.json", "stubs/esp32c3.json" */
+    b = strrchr(path, '/');
+    k = b;
+    while (k && k > path && k[-1] != '/')
+        k--;
+    snprintf(rel, sizeof rel, "%s", k ? k : path);
+    if (strncmp(rel, "1/", 2) == 0 || strncmp(rel, "2/", 2) == 0)
+        snprintf(choice->name, sizeof choice->name, "%s (%s%s%s)", rel,
+                 rel[0] == '1' ? "legacy stub" : "esp-flasher-stub", version[0] ? ", esptool " : "",
+                 version);
+    else
+        snprintf(choice->name, sizeof choice->name, "%s%s%s%s", rel, version[0] ? " (esptool " : "",
+                 version, version[0] ? ")" : "");
+}
+
+static int stub_find_missing(const char *dir, const chip_info_t *chip, bool old_p4, bool v42,
+                             const char *name, char *why, size_t why_cap)
+{
+    if (old_p4)
+        return stub_fail(why, why_cap, UV_ENOENT,
+                         "no stub for %s below v3.00 in %s (looked for esp32p4-rev1.json, "
+                         "esp32p4rc1.json, stub_flasher_32p4.json, and both names in 1/ and 2/)",
+                         chip->pretty, dir);
+    return stub_fail(why, why_cap, UV_ENOENT,
+                     "no stub for %s%s in %s (looked for %s.json, %s%s%s1/%s.json, 2/%s.json)",
+                     chip->pretty, chip->id == CHIP_ESP32P4 ? " v3.00 or later" : "", dir, name,
+                     v42 ? "stub_flasher_" : "", v42 ? stub_short_name(chip) : "",
+                     v42 ? ".json, " : "", name, name);
+}
+
+int stub_find_pick(const char *dir, const chip_info_t *chip, unsigned chip_rev, stub_pick_t pick,
+                   char *path, size_t cap, stub_choice_t *choice, char *why, size_t why_cap)
 {
     struct stat st;
-    const char *const subs[] = {"", "2/", "1/"};
+    const char *subs[3] = {"", "1/", "2/"};
     const char *names[2];
-    size_t n_names = 0;
+    char version[32] = "";
+    size_t n_names = 0, n_subs = 3;
     bool old_p4 = stub_p4_old(chip, chip_rev);
     bool v42 = chip->id != CHIP_ESP32P4 || old_p4; /* stub_flasher_<short>.json allowed */
+    if (choice) memset(choice, 0, sizeof *choice);
     if (!dir || !*dir) return stub_fail(why, why_cap, EST_ESTUB, "no stub directory given");
     if (stat(dir, &st) != 0)
         return stub_fail(why, why_cap, EST_ESTUB, "stub directory %s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return stub_fail(why, why_cap, EST_ESTUB, "stub directory %s is not a directory", dir);
-    if (old_p4) { /* reference §8.1 */
+    (void)stub_esptool_version(dir, version, sizeof version);
+    if (choice) snprintf(choice->esptool_version, sizeof choice->esptool_version, "%s", version);
+    if (pick == STUB_PICK_NEW || (pick == STUB_PICK_DEFAULT && stub_version_prefers_new(version))) {
+        subs[1] = "2/";
+        subs[2] = "1/";
+    }
+    if (pick != STUB_PICK_DEFAULT) n_subs = 2; /* only the subdirectory asked for */
+    if (old_p4) {                              /* docs/PROTOCOL.md, stub files */
         names[n_names++] = "esp32p4-rev1";
         names[n_names++] = "esp32p4rc1";
     } else {
         names[n_names++] = chip->name;
     }
-    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+    for (size_t i = 0; i < n_subs; i++) {
         /* <dir>/<name>.json; in the top directory also the 4.2–4.7 name */
         for (size_t k = 0; k < n_names; k++)
             if ((size_t)snprintf(path, cap, "%s/%s%s.json", dir, subs[i], names[k]) < cap &&
-                stub_is_file(path))
+                stub_is_file(path)) {
+                stub_choice_set(choice, path, version);
                 return 0;
+            }
         if (i == 0 && v42 &&
             (size_t)snprintf(path, cap, "%s/stub_flasher_%s.json", dir, stub_short_name(chip)) <
                 cap &&
-            stub_is_file(path))
+            stub_is_file(path)) {
+            stub_choice_set(choice, path, version);
             return 0;
+        }
     }
     path[0] = 0;
-    if (old_p4)
-        return stub_fail(why, why_cap, UV_ENOENT,
-                         "no stub for %s below v3.00 in %s (looked for esp32p4-rev1.json, "
-                         "esp32p4rc1.json, stub_flasher_32p4.json, and both names in 2/ and 1/)",
-                         chip->pretty, dir);
-    return stub_fail(why, why_cap, UV_ENOENT,
-                     "no stub for %s%s in %s (looked for %s.json, %s%s%s2/%s.json, 1/%s.json)",
-                     chip->pretty, chip->id == CHIP_ESP32P4 ? " v3.00 or later" : "", dir, names[0],
-                     v42 ? "stub_flasher_" : "", v42 ? stub_short_name(chip) : "",
-                     v42 ? ".json, " : "", names[0], names[0]);
+    if (pick != STUB_PICK_DEFAULT)
+        return stub_fail(why, why_cap, EST_ESTUB,
+                         "no %s stub for %s in %s (looked for %s.json and %s%s.json, as the "
+                         "recipe's stub choice \"%s\" asks)",
+                         stub_pick_name(pick), chip->pretty, dir, names[0], subs[1], names[0],
+                         stub_pick_name(pick));
+    return stub_find_missing(dir, chip, old_p4, v42, names[0], why, why_cap);
+}
+
+int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char *path, size_t cap,
+              char *why, size_t why_cap)
+{
+    return stub_find_pick(dir, chip, chip_rev, STUB_PICK_DEFAULT, path, cap, NULL, why, why_cap);
 }
 
 const chip_info_t *stub_file_chip(const char *path)

@@ -36,10 +36,39 @@ int stub_parse(const char *json, size_t len, stub_t *s, char *err, size_t cap);
 int stub_load_file(const char *path, stub_t *s, char *err, size_t cap);
 void stub_free(stub_t *s);
 
+/* Which stub of a directory holding both 1/ (legacy esptool-legacy-flasher-stub) and 2/
+ * (esp-flasher-stub), i.e. esptool's targets/stub_flasher (docs/CLI.md "Flasher stubs"). */
+typedef enum {
+    STUB_PICK_DEFAULT = 0, /* what the esptool the directory came from uses by default */
+    STUB_PICK_LEGACY,      /* 1/ */
+    STUB_PICK_NEW,         /* 2/ */
+} stub_pick_t;
+
+/* What stub_find_pick() chose, for the log and the job report. */
+typedef struct {
+    char esptool_version[32]; /* version of the esptool the directory came from, "" = unknown */
+    char name[96];            /* e.g. "2/esp32c3.json (esp-flasher-stub, esptool 5.3.1)" */
+} stub_choice_t;
+
+/* "default", "1" / "legacy", "2" / "esp-flasher-stub" (case as written) → *out; -1 if none. */
+int stub_pick_parse(const char *s, stub_pick_t *out);
+const char *stub_pick_name(stub_pick_t p); /* "default", "legacy", "esp-flasher-stub" */
+
+/* The version of the esptool a stub directory belongs to, from (first found): dir/VERSION
+ * (one line, e.g. "5.3.1"; what an operator writes beside a copied stub_flasher), the
+ * `__version__ = "..."` of dir/../../__init__.py (dir is an installed esptool's
+ * targets/stub_flasher or one of its 1/ 2/ subdirectories: then ../../../__init__.py), or an
+ * esptool-X.dist-info directory beside the esptool package. 0 with the version in `out`, -1
+ * when none says. */
+int stub_esptool_version(const char *dir, char *out, size_t cap);
+
 /* Find the file for `chip` (revision `chip_rev` = major*100+minor) under `dir`, in this order:
  *   dir/<chip>.json                 esptool >= 4.8 (targets/stub_flasher/1 or /2), esp-flasher-stub
  *   dir/stub_flasher_<short>.json   esptool 4.2–4.7 (e.g. stub_flasher_32c3.json)
- *   dir/2/<chip>.json, dir/1/<chip>.json   dir is esptool's targets/stub_flasher itself
+ *   dir/1/<chip>.json, dir/2/<chip>.json   dir is esptool's targets/stub_flasher itself: first
+ *                                   the one its esptool uses by default (esptool < 5: 1/,
+ *                                   5.x: 2/; version unknown: 1/), then the other
+ * stub_find() is stub_find_pick(..., STUB_PICK_DEFAULT, ..., NULL).
  * ESP32-P4 below revision 3.00 uses esp32p4-rev1.json, else esp32p4rc1.json (esptool 5.x's
  * name), instead of esp32p4.json (§8.1); the 4.2–4.7 stub_flasher_32p4.json was built before
  * v3.00 silicon and is used only below v3.00.
@@ -47,6 +76,12 @@ void stub_free(stub_t *s);
  * this chip (`why` says what was looked for); EST_ESTUB when `dir` is not a readable directory. */
 int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char *path, size_t cap,
               char *why, size_t why_cap);
+/* The same with an explicit choice between 1/ and 2/: STUB_PICK_LEGACY / STUB_PICK_NEW take
+ * only that subdirectory of a stub_flasher directory (EST_ESTUB when it has no file for the
+ * chip: the recipe asked for it); a flat directory is used as it is. `choice` (may be NULL)
+ * says what was chosen and why. */
+int stub_find_pick(const char *dir, const chip_info_t *chip, unsigned chip_rev, stub_pick_t pick,
+                   char *path, size_t cap, stub_choice_t *choice, char *why, size_t why_cap);
 
 /* The chip a stub file name is for ("esp32c3.json", "stub_flasher_32c3.json",
  * "esp32p4-rev1.json", "esp32p4rc1.json"), or NULL when the name says nothing. Used to refuse a

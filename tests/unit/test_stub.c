@@ -196,14 +196,15 @@ static void test_find_layouts(void **state)
     assert_int_equal(stub_find(tmp, c3, 4, path, sizeof path, why, sizeof why), 0);
     snprintf(want, sizeof want, "%s/esp32c3.json", tmp);
     assert_string_equal(path, want);
-    /* the stub_flasher parent: 2/ before 1/, 1/ when 2/ lacks the chip */
-    put("1/esp32.json", ok_json);
-    assert_int_equal(stub_find(tmp, e32, 300, path, sizeof path, why, sizeof why), 0);
-    snprintf(want, sizeof want, "%s/1/esp32.json", tmp);
-    assert_string_equal(path, want);
+    /* the stub_flasher parent of an unknown esptool: 1/ (esptool 4.x's default) before 2/,
+     * 2/ when 1/ lacks the chip */
     put("2/esp32.json", ok_json);
     assert_int_equal(stub_find(tmp, e32, 300, path, sizeof path, why, sizeof why), 0);
     snprintf(want, sizeof want, "%s/2/esp32.json", tmp);
+    assert_string_equal(path, want);
+    put("1/esp32.json", ok_json);
+    assert_int_equal(stub_find(tmp, e32, 300, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/1/esp32.json", tmp);
     assert_string_equal(path, want);
     /* not a directory / missing: an error, not "no stub for this chip" */
     snprintf(want, sizeof want, "%s/esp32c3.json", tmp);
@@ -212,6 +213,102 @@ static void test_find_layouts(void **state)
     snprintf(want, sizeof want, "%s/missing", tmp);
     assert_int_equal(stub_find(want, c3, 4, path, sizeof path, why, sizeof why), EST_ESTUB);
     rm_tmp();
+}
+
+/* A directory holding both 1/ and 2/: what the esptool it came from uses by default (4.x 1/,
+ * 5.x 2/), told by VERSION, the package's __init__.py or its dist-info; explicit choices. */
+static void test_find_pick(void **state)
+{
+    (void)state;
+    char path[512], why[512], want[600], sub[512];
+    const chip_info_t *c3 = chip_get(CHIP_ESP32C3);
+    stub_choice_t ch;
+    stub_pick_t pk;
+    mk_tmp();
+    put("1/esp32c3.json", ok_json);
+    put("2/esp32c3.json", ok_json);
+    /* no version anywhere: 1/, and the choice says so */
+    assert_int_equal(
+        stub_find_pick(tmp, c3, 4, STUB_PICK_DEFAULT, path, sizeof path, &ch, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/1/esp32c3.json", tmp);
+    assert_string_equal(path, want);
+    assert_string_equal(ch.esptool_version, "");
+    assert_string_equal(ch.name, "1/esp32c3.json (legacy stub)");
+    /* VERSION 5.3.1: 2/ */
+    put("VERSION", "5.3.1\n");
+    assert_int_equal(
+        stub_find_pick(tmp, c3, 4, STUB_PICK_DEFAULT, path, sizeof path, &ch, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/2/esp32c3.json", tmp);
+    assert_string_equal(path, want);
+    assert_string_equal(ch.esptool_version, "5.3.1");
+    assert_string_equal(ch.name, "2/esp32c3.json (esp-flasher-stub, esptool 5.3.1)");
+    /* stub_find() is the default choice */
+    assert_int_equal(stub_find(tmp, c3, 4, path, sizeof path, why, sizeof why), 0);
+    assert_string_equal(path, want);
+    /* VERSION 4.12.0: 1/ */
+    put("VERSION", "4.12.0\n");
+    assert_int_equal(stub_find(tmp, c3, 4, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/1/esp32c3.json", tmp);
+    assert_string_equal(path, want);
+    /* explicit: 2/ although esptool 4.x would take 1/; and 1/ */
+    assert_int_equal(
+        stub_find_pick(tmp, c3, 4, STUB_PICK_NEW, path, sizeof path, &ch, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/2/esp32c3.json", tmp);
+    assert_string_equal(path, want);
+    assert_int_equal(
+        stub_find_pick(tmp, c3, 4, STUB_PICK_LEGACY, path, sizeof path, &ch, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/1/esp32c3.json", tmp);
+    assert_string_equal(path, want);
+    /* explicit and missing: an error naming the choice, not a silent fallback to the other */
+    snprintf(sub, sizeof sub, "%s/2/esp32c3.json", tmp);
+    assert_int_equal(unlink(sub), 0);
+    assert_int_equal(
+        stub_find_pick(tmp, c3, 4, STUB_PICK_NEW, path, sizeof path, &ch, why, sizeof why),
+        EST_ESTUB);
+    assert_non_null(strstr(why, "esp-flasher-stub"));
+    /* default and the preferred one missing: the other one */
+    put("VERSION", "5.0.0\n");
+    assert_int_equal(stub_find(tmp, c3, 4, path, sizeof path, why, sizeof why), 0);
+    snprintf(want, sizeof want, "%s/1/esp32c3.json", tmp);
+    assert_string_equal(path, want);
+    rm_tmp();
+
+    /* an installed esptool: <pkg>/targets/stub_flasher, version in <pkg>/__init__.py */
+    mk_tmp();
+    put("esptool/__init__.py", "# comment\n__version__ = \"5.3.1\"\n");
+    snprintf(sub, sizeof sub, "%s/esptool/targets", tmp);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    snprintf(sub, sizeof sub, "%s/esptool/targets/stub_flasher", tmp);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    put("esptool/targets/stub_flasher/1/esp32c3.json", ok_json);
+    put("esptool/targets/stub_flasher/2/esp32c3.json", ok_json);
+    char ver[32];
+    assert_int_equal(stub_esptool_version(sub, ver, sizeof ver), 0);
+    assert_string_equal(ver, "5.3.1");
+    assert_int_equal(stub_find(sub, c3, 4, path, sizeof path, why, sizeof why), 0);
+    assert_non_null(strstr(path, "/2/esp32c3.json"));
+    /* its 1/ subdirectory given directly: the same version, that file */
+    snprintf(want, sizeof want, "%s/1", sub);
+    assert_int_equal(stub_esptool_version(want, ver, sizeof ver), 0);
+    assert_string_equal(ver, "5.3.1");
+    /* dist-info beside the package when __init__.py says nothing */
+    put("esptool/__init__.py", "# no version here\n");
+    snprintf(want, sizeof want, "%s/esptool-4.12.0.dist-info", tmp);
+    assert_int_equal(mkdir(want, 0755), 0);
+    assert_int_equal(stub_esptool_version(sub, ver, sizeof ver), 0);
+    assert_string_equal(ver, "4.12.0");
+    assert_int_equal(stub_find(sub, c3, 4, path, sizeof path, why, sizeof why), 0);
+    assert_non_null(strstr(path, "/1/esp32c3.json"));
+    rm_tmp();
+
+    assert_int_equal(stub_pick_parse("2", &pk), 0);
+    assert_int_equal(pk, STUB_PICK_NEW);
+    assert_int_equal(stub_pick_parse("legacy", &pk), 0);
+    assert_int_equal(pk, STUB_PICK_LEGACY);
+    assert_int_equal(stub_pick_parse("default", &pk), 0);
+    assert_int_equal(pk, STUB_PICK_DEFAULT);
+    assert_int_equal(stub_pick_parse("3", &pk), -1);
+    assert_string_equal(stub_pick_name(STUB_PICK_NEW), "esp-flasher-stub");
 }
 
 static void test_find_p4_revision(void **state)
@@ -241,7 +338,8 @@ static void test_find_p4_revision(void **state)
     assert_int_equal(stub_find(tmp, p4, 103, path, sizeof path, why, sizeof why), 0);
     snprintf(want, sizeof want, "%s/1/esp32p4rc1.json", tmp);
     assert_string_equal(path, want);
-    put("2/esp32p4-rev1.json", ok_json); /* 2/ before 1/ */
+    put("2/esp32p4-rev1.json", ok_json); /* esptool 5.x: 2/ before 1/ */
+    put("VERSION", "5.3.1\n");
     assert_int_equal(stub_find(tmp, p4, 103, path, sizeof path, why, sizeof why), 0);
     snprintf(want, sizeof want, "%s/2/esp32p4-rev1.json", tmp);
     assert_string_equal(path, want);
@@ -344,11 +442,11 @@ static void test_cache(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_valid),    cmocka_unit_test(test_parse_text_only),
-        cmocka_unit_test(test_parse_refusals), cmocka_unit_test(test_load_file_errors),
-        cmocka_unit_test(test_find_layouts),   cmocka_unit_test(test_find_p4_revision),
-        cmocka_unit_test(test_file_chip),      cmocka_unit_test(test_mkstub_files),
-        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_parse_valid),      cmocka_unit_test(test_parse_text_only),
+        cmocka_unit_test(test_parse_refusals),   cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_find_layouts),     cmocka_unit_test(test_find_pick),
+        cmocka_unit_test(test_find_p4_revision), cmocka_unit_test(test_file_chip),
+        cmocka_unit_test(test_mkstub_files),     cmocka_unit_test(test_cache),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
