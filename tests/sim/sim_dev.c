@@ -16,6 +16,7 @@
 
 #include "sim_event.h"
 #include "sim_flash.h"
+#include "sim_nvs.h"
 #include "sim_md5.h"
 #include "sim_slip.h"
 #include "sim_efuse.h"
@@ -854,6 +855,12 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
         for (int i = 0; i < d->cfg.n_app_print; i++) {
             out_text(d, d->cfg.app_print[i], 115200);
             out_text(d, "\r\n", 115200);
+        }
+        if (d->cfg.app_nvs_print) { // per-device data from the NVS partition (sim_nvs.c)
+            char nvs[2048];
+            sim_nvs_report(d->flash.mem, d->flash.size, d->cfg.nvs_offset, d->cfg.nvs_size,
+                           d->cfg.app_nvs_print, nvs, sizeof(nvs));
+            out_text(d, nvs, 115200);
         }
         if (d->cfg.n_app_print) {
             sim_ev_t e;
@@ -1838,6 +1845,10 @@ static void stub_flash_begin(sim_dev_t *d, uint8_t op, const uint8_t *data, size
         stub_status(d, op, STUB_EFAILED_SPI_OP);
         return;
     }
+    // esp-flasher-stub honours the "encrypted" word; the legacy stub ignores it and has
+    // FLASH_ENCRYPT_DATA instead (docs/SIMULATOR.md "eFuses and security")
+    if (stub_is_new(d))
+        sim_fe_writer_start(&d->fl_enc, d->efuse, len == 20 && get32(data + 16) == 1);
     ev_flash_begin(op == OP_FLASH_DEFL_BEGIN ? "defl_begin" : "flash_begin", size, nblocks, blk,
                    off, off / SIM_FLASH_SECTOR, d->st_erase_left,
                    len == 20 ? (int)get32(data + 16) : -1);
@@ -2343,6 +2354,15 @@ static void stub_exec(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len,
             break;
         }
         stub_status(d, op, STUB_ECMD_NOT_IMPLEMENTED);
+        break;
+    case 0xD4: // FLASH_ENCRYPT_DATA (legacy stub, not ESP8266): FLASH_DATA through the encryption
+        if (stub_is_new(d) || c->fam == SIM_FAM_8266) {
+            stub_status(d, op, STUB_ECMD_NOT_IMPLEMENTED);
+            break;
+        }
+        if (!d->fl_enc.on && d->fl_mode == 1) sim_fe_writer_start(&d->fl_enc, d->efuse, 1);
+        stub_flash_data(d, op, data, len, chk);
+        after_data_block(d); // a data block for the hangup / brown-out faults
         break;
     case 0xD3: // RUN_USER_CODE: no reply; the ESP8266 stub returns into the user code
         if (c->fam == SIM_FAM_8266) {

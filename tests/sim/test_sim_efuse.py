@@ -389,6 +389,53 @@ def t_encrypted_write():
             sim.stop()
 
 
+def esp32_burn_fe_key(c, key):
+    """ESP32: BLOCK1 = the key byte-reversed (espefuse burn_key), FLASH_CRYPT_CONFIG = 0xF."""
+    B = ESP32_BASE
+    for i, w in enumerate(struct.unpack("<8I", key[::-1])):
+        c.write_reg(B + 0x98 + 4 * i, w)
+    c.write_reg(B + 0x1C + 5 * 4, 0xF << 28)
+    c.write_reg(B + 0xFC, 0x5A5A)
+    c.write_reg(B + 0x104, 2)
+    c.write_reg(B + 0xFC, 0x5AA5)
+    c.write_reg(B + 0x104, 1)
+
+
+def t_stub_encrypted_write():
+    """The stubs' encrypted paths: legacy FLASH_ENCRYPT_DATA (0xD4; also the ESP32's only way),
+    esp-flasher-stub's encrypted word in FLASH_BEGIN."""
+    plain = vec("plain_app.bin")
+    cases = [("esp32", "legacy", "esp32_fe_key.bin", "esp32_aes256_0x10000.bin", 0x10000),
+             ("esp32c3", "legacy", "xts128_key.bin", "c3_xts128_0x10000.bin", 0x10000),
+             ("esp32c3", "new", "xts128_key.bin", "c3_xts128_0x10000.bin", 0x10000)]
+    for chip, kind, keyf, ctf, addr in cases:
+        with tempfile.TemporaryDirectory() as td:
+            out = os.path.join(td, "flash.bin")
+            sim, c = start(chip, "--flash-out", out)
+            try:
+                if chip == "esp32":
+                    esp32_burn_fe_key(c, vec(keyf))
+                else:
+                    Efuses(c, chip).burn_key(0, vec(keyf), 4)
+                te.upload_stub(c, chip, kind=kind)
+                blk = 0x4000
+                nblk = len(plain) // blk
+                if kind == "legacy":
+                    c.check_ok(0x02, struct.pack("<IIII", len(plain), nblk, blk, addr))
+                    for i in range(nblk):
+                        c.check_ok(0xD4, *data_pkt(plain[i * blk:(i + 1) * blk], i))
+                else:
+                    c.check_ok(0x02, struct.pack("<IIIII", len(plain), nblk, blk, addr, 1))
+                    for i in range(nblk):
+                        c.check_ok(0x03, *data_pkt(plain[i * blk:(i + 1) * blk], i))
+                c.check_ok(0x04, struct.pack("<I", 1), timeout=5)
+                got = dump(sim, out)[addr:addr + len(plain)]
+                check(got == vec(ctf), "%s %s stub: flash holds the espsecure ciphertext" %
+                      (chip, kind))
+            finally:
+                sim.stop()
+
+
 def run_app(c, sim):
     """FLASH_END(1): the ROM runs the code in flash; returns the text the chip prints."""
     c.garbage.clear()
