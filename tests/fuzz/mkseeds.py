@@ -488,6 +488,24 @@ def sbv2_seeds():
     put("sbv2", "empty-sector.bin", b"\xff" * 8192)
 
 
+def escrow_seeds():
+    """Escrow blobs (docs/SECURITY-PROVISIONING.md §10.2) and GET_SECURITY_INFO outputs (§9);
+    the ciphertexts are random-looking filler: no real key is involved."""
+    def blob(label, secret_len, ct, version=1, alg=1, key_id=b"\x5a" * 32):
+        return (b"ESKW" + bytes([version, alg, len(label), 0]) + key_id +
+                struct.pack("<HH", secret_len, len(ct)) + label + ct)
+    filler = hashlib.sha512(b"escrow-seed").digest() * 6  # 384 bytes
+    put("escrow", "rsa3072-flash-key", blob(b"flash_encryption_key", 32, filler))
+    put("escrow", "rsa3072-xts256-key", blob(b"flash_encryption_key", 64, filler))
+    put("escrow", "no-label", blob(b"", 32, filler))
+    put("escrow", "truncated", blob(b"nvs_key", 32, filler)[:-7])
+    put("escrow", "bad-version", blob(b"nvs_key", 32, filler, version=2))
+    put("escrow", "bad-alg", blob(b"nvs_key", 32, filler, alg=9))
+    secinfo = struct.pack("<IB7BII", 0x85, 1, 4, 9, 0, 0, 0, 0, 0, 5, 3)
+    put("escrow", "secinfo-c3-secured", secinfo)
+    put("escrow", "secinfo-s2-12-bytes", secinfo[:12])
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -497,3 +515,4 @@ if __name__ == "__main__":
     config_seeds()
     http_seeds()
     sbv2_seeds()
+    escrow_seeds()
