@@ -22,6 +22,7 @@
 
 #include "sim_chip.h"
 #include "sim_dev.h"
+#include "sim_nvs.h"
 #include "sim_event.h"
 
 typedef enum { T_NONE, T_PTY, T_TCP, T_RFC2217 } transport_t;
@@ -621,6 +622,10 @@ static void usage(FILE *f)
         "  --app-period MS        period of the application line (default 200)\n"
         "  --app-print TEXT       repeatable: printed (with CR LF) once each time the\n"
         "                         application starts, after its boot log; \\n \\r \\t \\\\\n"
+        "  --app-nvs-print NS:KEY[,NS:KEY]  the application prints these NVS values at start\n"
+        "                         (after --app-print), read from the NVS partition\n"
+        "  --nvs-offset OFF       the NVS partition's offset (default 0x9000)\n"
+        "  --nvs-size SIZE        the NVS partition's size (default 0x6000)\n"
         "  --en-delay MS          EN rise time; boot pin low meanwhile = download (default 100)\n"
         "  --quiet                only the ready and exit events on stdout\n"
         "  --strict-baud          pty: read the host's baud from the pty (Linux), garble on a\n"
@@ -787,6 +792,9 @@ int main(int argc, char **argv)
         O_USBOTG,
         O_USBJTAG,
         O_APPPRINT,
+        O_NVSPRINT,
+        O_NVSOFF,
+        O_NVSSIZE,
         O_EFUSE,
         O_HELP
     };
@@ -815,6 +823,9 @@ int main(int argc, char **argv)
         {"usb-otg", no_argument, 0, O_USBOTG},
         {"usb-serial-jtag", no_argument, 0, O_USBJTAG},
         {"app-print", required_argument, 0, O_APPPRINT},
+        {"app-nvs-print", required_argument, 0, O_NVSPRINT},
+        {"nvs-offset", required_argument, 0, O_NVSOFF},
+        {"nvs-size", required_argument, 0, O_NVSSIZE},
         {"efuse-file", required_argument, 0, O_EFUSE},
         {"help", no_argument, 0, O_HELP},
         {0, 0, 0, 0},
@@ -959,6 +970,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             cfg.app_print[cfg.n_app_print++] = optarg;
+            break;
+        case O_NVSPRINT:
+        case O_NVSOFF:
+        case O_NVSSIZE:
+            if (sim_nvs_option(ch == O_NVSPRINT ? "app-nvs-print"
+                               : ch == O_NVSOFF ? "nvs-offset"
+                                                : "nvs-size",
+                               optarg, &cfg.app_nvs_print, &cfg.nvs_offset, &cfg.nvs_size))
+                return 2;
             break;
         case O_HELP: usage(stdout); return 0;
         default: usage(stderr); return 2;

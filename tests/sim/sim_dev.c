@@ -858,8 +858,8 @@ static void app_begin(sim_dev_t *d, int with_rom_banner, const char *rst_text)
         }
         if (d->cfg.app_nvs_print) { // per-device data from the NVS partition (sim_nvs.c)
             char nvs[2048];
-            sim_nvs_report(d->flash.mem, d->flash.size, d->cfg.nvs_offset, d->cfg.nvs_size,
-                           d->cfg.app_nvs_print, nvs, sizeof(nvs));
+            sim_nvs_report(&d->flash, d->cfg.nvs_offset, d->cfg.nvs_size, d->cfg.app_nvs_print,
+                           nvs, sizeof(nvs));
             out_text(d, nvs, 115200);
         }
         if (d->cfg.n_app_print) {

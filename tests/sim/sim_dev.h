@@ -28,6 +28,10 @@ typedef struct {
     // printed once per application start, after the boot log (--app-print, escapes resolved)
     const char *app_print[SIM_MAX_APP_PRINT];
     int n_app_print;
+    // NVS keys the application reports after them (--app-nvs-print, sim_nvs.c) and where the
+    // NVS partition is (--nvs-offset / --nvs-size; 0 = ESP-IDF's default 0x9000 / 0x6000)
+    const char *app_nvs_print;
+    uint32_t nvs_offset, nvs_size;
     unsigned app_period_ms;
     unsigned en_delay_ms; // EN rise time: boot pin low meanwhile = download (RFC 2217)
     int has_lines;        // the transport carries DTR/RTS (RFC 2217)
