@@ -11,6 +11,7 @@
 #include "cmd.h"
 #include "image.h"
 #include "job.h"
+#include "regprog.h"
 #include "slip.h"
 #include "stub.h"
 
@@ -73,6 +74,37 @@ typedef enum {
     JOB_EV_IO_CLOSED,
     JOB_EV_RAW,      /* raw mode: j->raw holds a frame that is not a response (OHAI, READ_FLASH) */
 } job_event_t;
+#define JOB_EVS(ev) (1u << (ev)) /* a set of events: a state's `handles` mask (job_sm.c) */
+
+/* Sub-steps of the states that have them (per-state scratch, job_t.u). */
+typedef enum { SYNC_AWAIT_FIRST, SYNC_PAUSE, SYNC_COLLECT } job_sync_phase_t;
+typedef enum { DETECT_SECINFO, DETECT_DRAIN, DETECT_MAGIC } job_detect_phase_t;
+typedef enum { EFUSE_IDENTIFY, EFUSE_CONSOLE, EFUSE_WDT } job_efuse_phase_t;
+typedef enum { STUB_MEM_BEGIN, STUB_MEM_DATA, STUB_MEM_END } job_stub_phase_t;
+typedef enum { BAUD_CLOCK, BAUD_CHANGE, BAUD_SETTLE, BAUD_PROBE } job_baud_phase_t;
+typedef enum { ATTACH_PADS, ATTACH_SENT } job_attach_phase_t;
+typedef enum { PARAMS_ROM_ECO, PARAMS_SET } job_params_phase_t;
+typedef enum { READ_CMD, READ_PACKETS, READ_MD5_FRAME, READ_SLOW, READ_SLOW_MD5 } job_read_phase_t;
+typedef enum { AFTER_PULSE, AFTER_BAUD_BACK, AFTER_SETTLE } job_after_phase_t;
+
+/* The register-program runner (job_regprog.c, docs/PROTOCOL.md §16): one program at a time, with
+ * one set of rules for timeouts, draining and late replies. */
+typedef enum {
+    JOB_RP_DONE,       /* ran to the end: j->rp.run.slots hold the captures */
+    JOB_RP_NAK,        /* the device refused a request: j->resp holds the reply */
+    JOB_RP_POLL_LIMIT, /* a poll never matched */
+} job_rp_result_t;
+typedef void (*job_rp_done_fn)(job_t *j, job_rp_result_t res);
+typedef struct job_rp_s {
+    rp_prog_t prog; /* filled by the state (chip_prog_*), then started */
+    rp_run_t run;
+    const char *what;      /* for messages: "eFuse read" */
+    uint32_t timeout_ms;   /* per request */
+    unsigned max_restarts; /* whole-program restarts after a timeout */
+    job_rp_done_fn done;
+    bool active;
+    bool draining; /* waiting out a late reply before the restart */
+} job_rp_t;
 
 struct job_s {
     uv_loop_t *loop;
@@ -87,8 +119,27 @@ struct job_s {
     job_state_t st;
     uint64_t st_enter_ms;
     unsigned tries;   /* re-sends in this state */
-    unsigned step;    /* sub-step inside a state */
     unsigned attempt; /* connect attempt (reset + sync tries) */
+    uint8_t rs_idx;   /* RESET / AFTER_RESET: position in the DTR/RTS sequence */
+    /* per-state scratch, zeroed by job_enter: only the current state's member is valid */
+    union {
+        struct {
+            job_sync_phase_t phase;
+            unsigned replies; /* replies seen to the SYNC that was answered */
+        } sync;
+        job_detect_phase_t detect;
+        job_efuse_phase_t efuse;
+        struct {
+            job_stub_phase_t phase;
+            unsigned seg; /* 0 text, 1 data */
+            uint32_t mem_seq, mem_blocks;
+        } stub;
+        job_baud_phase_t baud;
+        job_attach_phase_t attach;
+        job_params_phase_t params;
+        job_read_phase_t read;
+        job_after_phase_t after;
+    } u;
 
     /* lifecycle */
     bool started, io_active, io_close_sent, work_pending, timer_closing, finished;
@@ -96,9 +147,8 @@ struct job_s {
     int open_status; /* result of io->open, for JOB_EV_IO_OPENED */
     bool io_abandoned; /* the port never confirmed its close: never free (it may call back) */
     struct job_s *cache_next; /* in a cache entry's list of waiting jobs */
-    bool draining;     /* waiting out a late reply before restarting a register sequence */
-    unsigned restarts; /* register-sequence restarts in this state */
-    uint32_t spi_pads[2]; /* ESP32 SPI-pad eFuse words for SPI_ATTACH */
+    unsigned restarts; /* register-program restarts in this state */
+    job_rp_t rp;       /* the register program running (if rp.active) */
 
     /* receive */
     slip_dec_t dec;
@@ -133,13 +183,9 @@ struct job_s {
     bool usb_jtag;        /* ... over USB-Serial/JTAG (§14.10) */
     uint32_t ram_block;   /* MEM_DATA block for this job (0x800 on USB-OTG) */
     uint32_t stub_block;  /* stub FLASH_(DEFL_)DATA block for this job (0x800 on USB-OTG) */
-    chip_wdt_step_t wdt[CHIP_WDT_MAX_STEPS]; /* watchdog disable program (READ_EFUSE) */
-    size_t n_wdt;
 
     /* STUB: upload */
     const stub_t *stub_img; /* cache reference while uploading */
-    unsigned seg;           /* 0 text, 1 data */
-    uint32_t mem_seq, mem_blocks;
 
     /* BAUD */
     uint32_t cur_baud;      /* the rate host and chip use now */
@@ -148,15 +194,7 @@ struct job_s {
     uint64_t baud_corr[2];  /* ROM clock correction (§9): send rate × [0] / [1] */
     bool lines_ok, lines_warned;
 
-    /* register reads */
-    uint32_t reg_addrs[CHIP_MAX_REGS];
-    uint32_t regs[CHIP_MAX_REGS];
-    size_t n_regs;
-    chip_spi_step_t spi[CHIP_SPI_MAX_STEPS];
-    size_t n_spi;
-    uint32_t spi_saved[2];
-    uint32_t spi_result;
-    unsigned polls;
+    /* flash */
     uint32_t flash_size_used; /* what SPI_SET_PARAMS got */
     bool rom_eco_known;       /* ESP32-C5: the ROM's ECO version was read (PARAMS) */
     uint32_t rom_eco;
@@ -205,11 +243,21 @@ void job__log(job_t *j, job_log_level_t lvl, const char *fmt, ...)
 /* Close the timer; done_cb follows from its close callback. */
 void job__finish(job_t *j);
 
-/* job_sm.c */
+/* job_sm.c: the dispatcher and what every state uses */
 void job_step(job_t *j, job_event_t ev);
 void job_enter(job_t *j, job_state_t next);
 void job_fail(job_t *j, est_class_t cls, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* job_connect.c: text while connecting (boot log), the brown-out banner, the test's output */
 void job__on_text(job_t *j, const uint8_t *buf, size_t n);
+
+/* job_regprog.c: run j->rp.prog (filled by the caller) with the state's reply timeout and retry
+ * budget; RESP and TIMEOUT go to the runner while it is active, and `done` follows. */
+void job_rp_start(job_t *j, const char *what, job_rp_done_fn done);
+/* The same with an explicit timeout per request and restart budget. */
+void job_rp_start_ex(job_t *j, const char *what, uint32_t timeout_ms, unsigned max_restarts,
+                     job_rp_done_fn done);
+/* The dispatcher hands events to the runner first; true when it took the event. */
+bool job_rp_event(job_t *j, job_event_t ev);
 
 #endif

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* plan.c — load and check the input of a flashing job before any device is touched.
- * Must not: talk to a device or log; errors are returned with a class and a message. */
+/* plan.c — load and check the input of a flashing job before any device is touched: images,
+ * typed settings parsed once, the station's slot precedence, and plan_finalize(), the only place
+ * that checks rules spanning fields. Must not: talk to a device or log; errors are returned with
+ * a class and a message. */
 #include "plan.h"
 
 #include <errno.h>
@@ -32,15 +34,14 @@ void plan_init(plan_t *p)
     p->before = PLAN_BEFORE_DEFAULT;
     p->after = PLAN_AFTER_HARD_RESET;
     p->flash_mode = -1;
-    snprintf(p->flash_size, sizeof p->flash_size, "keep");
-    snprintf(p->flash_freq, sizeof p->flash_freq, "keep");
+    p->flash_size_mode = PLAN_FSIZE_KEEP;
     p->compress = true;
     p->verify = true;
-    p->baud = 115200;
+    p->baud = PLAN_DEFAULT_BAUD;
     p->connect_attempts = 7;
     p->stub = true; /* used when stub_dir / stub_file names a file for the chip */
     p->op = PLAN_OP_FLASH;
-    p->test_baud = 115200;
+    p->test_baud = PLAN_DEFAULT_BAUD;
     p->test_timeout_ms = 10000;
 }
 
@@ -65,6 +66,149 @@ int plan_parse_after(const char *s, plan_after_t *out)
         *out = PLAN_AFTER_NO_RESET;
     else
         return -1;
+    return 0;
+}
+
+bool plan_spelling_deprecated(const char *s)
+{
+    return s && strchr(s, '-') != NULL;
+}
+
+const char *plan_before_name(plan_before_t b)
+{
+    switch (b) {
+    case PLAN_BEFORE_DEFAULT: return "default_reset";
+    case PLAN_BEFORE_NO_RESET: return "no_reset";
+    case PLAN_BEFORE_USB_RESET: return "usb_reset";
+    }
+    return "?";
+}
+
+const char *plan_after_name(plan_after_t a)
+{
+    switch (a) {
+    case PLAN_AFTER_HARD_RESET: return "hard_reset";
+    case PLAN_AFTER_NO_RESET: return "no_reset";
+    }
+    return "?";
+}
+
+int plan_set_flash_size(plan_t *p, const char *s, plan_err_t *err)
+{
+    char base[16];
+    size_t n = s ? strcspn(s, "-") : 0;
+    uint32_t bytes;
+    if (!s || !*s)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "flash size: empty (use keep, detect "
+                                                           "or a size like 4MB)");
+    if (!strcmp(s, "keep") || !strcmp(s, "detect")) {
+        p->flash_size_mode = s[0] == 'k' ? PLAN_FSIZE_KEEP : PLAN_FSIZE_DETECT;
+        p->flash_size_bytes = 0;
+        p->flash_size_c1 = false;
+        return 0;
+    }
+    snprintf(base, sizeof base, "%.*s", (int)n, s);
+    bytes = chip_parse_size(base);
+    if (n >= sizeof base || !bytes || (s[n] && strcmp(s + n, "-c1") != 0) ||
+        (s[n] && bytes != 2u * 1024 * 1024 && bytes != 4u * 1024 * 1024))
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE,
+                         "flash size %s: use keep, detect, a size like 4MB or 512KB, or the "
+                         "ESP8266 layouts 2MB-c1 / 4MB-c1",
+                         s);
+    p->flash_size_mode = PLAN_FSIZE_SET;
+    p->flash_size_bytes = bytes;
+    p->flash_size_c1 = s[n] != 0;
+    return 0;
+}
+
+int plan_set_flash_freq(plan_t *p, const char *s, plan_err_t *err)
+{
+    char *end;
+    unsigned long v;
+    if (s && !strcmp(s, "keep")) {
+        p->flash_freq_mhz = 0;
+        return 0;
+    }
+    v = s && *s >= '1' && *s <= '9' ? strtoul(s, &end, 10) : 0;
+    if (!v || v > 1000 || strcmp(end, "m") != 0)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE,
+                         "flash frequency %s: use keep or a frequency like 40m", s ? s : "");
+    p->flash_freq_mhz = (uint16_t)v;
+    return 0;
+}
+
+const char *plan_flash_size_name(const plan_t *p, char *buf, size_t cap)
+{
+    char sz[24];
+    switch (p->flash_size_mode) {
+    case PLAN_FSIZE_KEEP: snprintf(buf, cap, "keep"); break;
+    case PLAN_FSIZE_DETECT: snprintf(buf, cap, "detect"); break;
+    case PLAN_FSIZE_SET:
+        snprintf(buf, cap, "%s%s", plan_fmt_size(p->flash_size_bytes, sz, sizeof sz),
+                 p->flash_size_c1 ? "-c1" : "");
+        break;
+    }
+    return buf;
+}
+
+const char *plan_flash_freq_name(const plan_t *p, char *buf, size_t cap)
+{
+    if (p->flash_freq_mhz)
+        snprintf(buf, cap, "%um", p->flash_freq_mhz);
+    else
+        snprintf(buf, cap, "keep");
+    return buf;
+}
+
+void plan_apply_slot(plan_t *p, const plan_slot_t *slot)
+{
+    if (slot->force || !p->before_set) p->before = slot->before;
+    if (slot->force || !p->after_set) p->after = slot->after;
+}
+
+static int plan_range(plan_err_t *err, const char *what, uint32_t v, uint32_t lo, uint32_t hi)
+{
+    if (v >= lo && v <= hi) return 0;
+    return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "%s %u is out of range (%u..%u)", what, v,
+                     lo, hi);
+}
+
+int plan_finalize(const plan_t *p, plan_err_t *err)
+{
+    int rc;
+    if ((rc = plan_range(err, "baud rate", p->baud, PLAN_BAUD_MIN, PLAN_BAUD_MAX)) ||
+        (p->flash_baud &&
+         (rc = plan_range(err, "flash baud rate", p->flash_baud, PLAN_BAUD_MIN, PLAN_BAUD_MAX))) ||
+        (rc = plan_range(err, "connect attempts", p->connect_attempts, PLAN_CONNECT_ATTEMPTS_MIN,
+                         PLAN_CONNECT_ATTEMPTS_MAX)))
+        return rc;
+    if (p->flash_mode < -1 || p->flash_mode > 3)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "flash mode code %d is not valid",
+                         p->flash_mode);
+    if (p->op == PLAN_OP_ERASE && !p->erase_all && p->op_size == 0)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "erase: the region is empty");
+    if (p->op != PLAN_OP_FLASH && (uint64_t)p->op_offset + p->op_size > UINT32_MAX)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE,
+                         "0x%x + 0x%x is beyond any flash address", p->op_offset, p->op_size);
+    if (!p->test) return 0;
+    /* the post-flash test: a flashing job with images, reset into the application after */
+    if (p->op != PLAN_OP_FLASH || p->n_images == 0)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE,
+                         "the post-flash test runs only after writing images");
+    if (p->after != PLAN_AFTER_HARD_RESET)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE,
+                         "the post-flash test needs after hard_reset (--after hard_reset, recipe "
+                         "\"after\": \"hard-reset\"; the board must be reset into its "
+                         "application), but after is %s",
+                         plan_after_name(p->after));
+    if (!p->test_expect || !*p->test_expect || strlen(p->test_expect) > PLAN_TEST_EXPECT_MAX)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE,
+                         "the post-flash test needs the expected text (1..%d bytes)",
+                         PLAN_TEST_EXPECT_MAX);
+    if ((rc = plan_range(err, "test baud rate", p->test_baud, PLAN_BAUD_MIN, PLAN_BAUD_MAX)) ||
+        (rc = plan_range(err, "test timeout (ms)", p->test_timeout_ms, PLAN_TEST_TIMEOUT_MIN,
+                         PLAN_TEST_TIMEOUT_MAX)))
+        return rc;
     return 0;
 }
 

@@ -409,6 +409,10 @@ static void api_finish_slot_recipe(api_t *a, api_defer_t *d, api_resp_t *resp)
     r = d->recipe;
     d->recipe = NULL; /* the job manager takes it over, also on failure */
     rc = jobmgr_slot_set_recipe(a->o.mgr, (size_t)i, r, err, sizeof err);
+    if (rc == UV_EINVAL) { /* the slot's settings make the recipe inconsistent (jobmgr.h) */
+        api__problem(resp, 422, "recipe_invalid", "%s", err);
+        return;
+    }
     if (rc != 0) {
         api__problem(resp, rc == UV_EBUSY ? 409 : 500, rc == UV_EBUSY ? "slot_busy" : "internal",
                      "%s", err[0] ? err : est_strerror(rc));

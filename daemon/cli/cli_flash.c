@@ -404,6 +404,7 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
             }
             break;
         case OPT_BEFORE:
+            plan.before_set = true;
             if (plan_parse_before(optarg, &plan.before) != 0) {
                 snprintf(msg, sizeof msg,
                          "unknown --before '%s' (default_reset, usb_reset, no_reset)", optarg);
@@ -411,6 +412,7 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
             }
             break;
         case OPT_AFTER:
+            plan.after_set = true;
             if (plan_parse_after(optarg, &plan.after) != 0) {
                 snprintf(msg, sizeof msg, "unknown --after '%s' (hard_reset, no_reset)", optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
@@ -426,27 +428,26 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
             }
             break;
         case OPT_SIZE:
-            if (strcmp(optarg, "keep") && strcmp(optarg, "detect") && !chip_parse_size(optarg) &&
-                strcmp(optarg, "2MB-c1") && strcmp(optarg, "4MB-c1")) {
+            if (plan_set_flash_size(&plan, optarg, NULL) != 0) {
                 snprintf(msg, sizeof msg,
                          "unknown --flash-size '%s' (keep, detect, 256KB ... 128MB)", optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
             }
-            snprintf(plan.flash_size, sizeof plan.flash_size, "%s", optarg);
             break;
         case OPT_FREQ:
-            if (strlen(optarg) >= sizeof plan.flash_freq) {
-                snprintf(msg, sizeof msg, "unknown --flash-freq '%s'", optarg);
+            if (plan_set_flash_freq(&plan, optarg, NULL) != 0) {
+                snprintf(msg, sizeof msg, "unknown --flash-freq '%s' (keep, or e.g. 40m)", optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
             }
-            snprintf(plan.flash_freq, sizeof plan.flash_freq, "%s", optarg);
             break;
         case OPT_NO_COMPRESS: plan.compress = false; break;
         case OPT_NO_VERIFY: plan.verify = false; break;
         case OPT_ATTEMPTS: {
             uint32_t n;
-            if (plan_parse_u32(optarg, &n) != 0 || n == 0 || n > 100) {
-                snprintf(msg, sizeof msg, "--connect-attempts needs a number from 1 to 100");
+            if (plan_parse_u32(optarg, &n) != 0 || n < PLAN_CONNECT_ATTEMPTS_MIN ||
+                n > PLAN_CONNECT_ATTEMPTS_MAX) {
+                snprintf(msg, sizeof msg, "--connect-attempts needs a number from %u to %u",
+                         PLAN_CONNECT_ATTEMPTS_MIN, PLAN_CONNECT_ATTEMPTS_MAX);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
             }
             plan.connect_attempts = n;
@@ -454,9 +455,9 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
         }
         case OPT_BAUD: {
             uint32_t b;
-            if (plan_parse_u32(optarg, &b) != 0 || b < 9600 || b > 5000000) {
-                snprintf(msg, sizeof msg, "--baud needs a rate from 9600 to 5000000, not '%s'",
-                         optarg);
+            if (plan_parse_u32(optarg, &b) != 0 || b < PLAN_BAUD_MIN || b > PLAN_BAUD_MAX) {
+                snprintf(msg, sizeof msg, "--baud needs a rate from %u to %u, not '%s'",
+                         PLAN_BAUD_MIN, PLAN_BAUD_MAX, optarg);
                 return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
             }
             plan.flash_baud = b;
@@ -496,17 +497,18 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
                 plan.test = true;
                 plan.test_expect = optarg;
             } else if (c == OPT_TEST_TIMEOUT) {
-                if (plan_parse_u32(optarg, &v) != 0 || v < 100 || v > 600000) {
-                    snprintf(msg, sizeof msg, "--test-timeout needs 100 to 600000 ms, not '%s'",
-                             optarg);
+                if (plan_parse_u32(optarg, &v) != 0 || v < PLAN_TEST_TIMEOUT_MIN ||
+                    v > PLAN_TEST_TIMEOUT_MAX) {
+                    snprintf(msg, sizeof msg, "--test-timeout needs %u to %u ms, not '%s'",
+                             PLAN_TEST_TIMEOUT_MIN, PLAN_TEST_TIMEOUT_MAX, optarg);
                     return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
                 }
                 plan.test_timeout_ms = v;
                 test_opts = true;
             } else {
-                if (plan_parse_u32(optarg, &v) != 0 || v < 9600 || v > 5000000) {
-                    snprintf(msg, sizeof msg,
-                             "--test-baud needs a rate from 9600 to 5000000, not '%s'", optarg);
+                if (plan_parse_u32(optarg, &v) != 0 || v < PLAN_BAUD_MIN || v > PLAN_BAUD_MAX) {
+                    snprintf(msg, sizeof msg, "--test-baud needs a rate from %u to %u, not '%s'",
+                             PLAN_BAUD_MIN, PLAN_BAUD_MAX, optarg);
                     return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
                 }
                 plan.test_baud = v;
@@ -527,10 +529,6 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
     if (test_opts && !plan.test)
         return cli_early_fail(run.json, EST_CLASS_USAGE,
                               "--test-timeout / --test-baud need --test-expect TEXT");
-    if (plan.test && plan.after == PLAN_AFTER_NO_RESET)
-        return cli_early_fail(run.json, EST_CLASS_USAGE,
-                              "--test-expect needs --after hard_reset: the test reads what the "
-                              "application prints after the reset");
     if (plan.stub_dir && plan.stub) {
         /* a wrong directory is a usage error now, not a surprise after connecting */
         struct stat st;
@@ -544,6 +542,13 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
     if (op->positional(op, argc, argv, optind, &plan, &cls, msg, sizeof msg) != 0) {
         plan_free(&plan);
         return cli_early_fail(run.json, cls, msg);
+    }
+    { /* the rules spanning fields: the same check the recipe loader and the station make */
+        plan_err_t perr;
+        if (plan_finalize(&plan, &perr) != 0) {
+            plan_free(&plan);
+            return cli_early_fail(run.json, perr.cls, perr.msg);
+        }
     }
 
     uv_loop_t *loop = uv_default_loop();

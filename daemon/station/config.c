@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +93,8 @@ static bool cfg_name_ok(const char *s)
 
 static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, size_t errlen)
 {
-    static const char *const keys[] = {"name", "port", "before", "after", "start", "recipe", NULL};
+    static const char *const keys[] = {"name",  "port",   "before",         "after",
+                                       "start", "recipe", "reset_override", NULL};
     slot_cfg_t *s = &cfg->slots[i];
     char path[48];
     const char *v;
@@ -129,6 +131,12 @@ static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, siz
         return rc;
     if (rc && plan_parse_after(v, &s->after) != 0)
         return cfg_err(err, errlen, "%s.after: one of hard_reset, no_reset", path);
+    {
+        const cJSON *ov = cJSON_GetObjectItemCaseSensitive(o, "reset_override");
+        if (ov && !cJSON_IsBool(ov))
+            return cfg_err(err, errlen, "%s.reset_override: true or false", path);
+        s->reset_override = cJSON_IsTrue(ov);
+    }
     if ((rc = cfg_str(o, "start", path, 32, &v, err, errlen)) < 0)
         return rc;
     if (rc) {
@@ -182,13 +190,62 @@ static int cfg_uint(const cJSON *obj, const char *key, const char *path, uint64_
     return 1;
 }
 
+/* The "http" keys against a hostile network (docs/API.md "Limits"). */
+static int cfg_http_guard(const cJSON *o, http_cfg_t *h, char *err, size_t errlen)
+{
+    static const struct {
+        const char *key;
+        uint64_t lo, hi;
+        size_t off;
+    } nums[] = {
+        {"max_connections_per_client", 1, 4096, offsetof(http_cfg_t, max_connections_per_client)},
+        {"max_streams_per_client", 1, 4096, offsetof(http_cfg_t, max_streams_per_client)},
+        {"reserved_connections", 0, 1024, offsetof(http_cfg_t, reserved_connections)},
+        {"header_timeout_ms", 500, 600000, offsetof(http_cfg_t, header_timeout_ms)},
+    };
+    const cJSON *hosts = o ? cJSON_GetObjectItemCaseSensitive(o, "allowed_hosts") : NULL, *it;
+    uint64_t n;
+    int rc;
+    h->max_connections_per_client = 16;
+    h->max_streams_per_client = 4;
+    h->reserved_connections = 8;
+    h->header_timeout_ms = 10000;
+    h->n_allowed_hosts = 0;
+    for (size_t i = 0; o && i < sizeof nums / sizeof nums[0]; i++) {
+        if ((rc = cfg_uint(o, nums[i].key, "$.http", nums[i].lo, nums[i].hi, &n, err, errlen)) < 0)
+            return rc;
+        if (rc)
+            *(uint32_t *)((char *)h + nums[i].off) = (uint32_t)n;
+    }
+    if (!hosts)
+        return 0;
+    if (!cJSON_IsArray(hosts) || cJSON_GetArraySize(hosts) > CONFIG_MAX_HOSTS)
+        return cfg_err(err, errlen, "$.http.allowed_hosts: a list of at most %d host names",
+                       CONFIG_MAX_HOSTS);
+    cJSON_ArrayForEach(it, hosts)
+    {
+        const char *s = cJSON_GetStringValue(it);
+        if (!s || !*s || strlen(s) > CONFIG_HOST_MAX || strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                  "0123456789.-") != strlen(s))
+            return cfg_err(err, errlen,
+                           "$.http.allowed_hosts[%zu]: a host name (letters, digits, '.', '-'; "
+                           "without a port)",
+                           h->n_allowed_hosts);
+        snprintf(h->allowed_hosts[h->n_allowed_hosts++], CONFIG_HOST_MAX + 1, "%s", s);
+    }
+    return 0;
+}
+
 /* "http": {"read_access", "max_connections", "max_header_bytes", "max_body_bytes",
  * "max_upload_bytes", "idle_timeout_ms"}; defaults per docs/API.md. */
 static int cfg_http(const cJSON *o, http_cfg_t *h, char *err, size_t errlen)
 {
     static const char *const keys[] = {"read_access",      "max_connections", "max_header_bytes",
                                        "max_body_bytes",   "max_upload_bytes", "idle_timeout_ms",
-                                       NULL};
+                                       "max_connections_per_client", "max_streams_per_client",
+                                       "reserved_connections", "header_timeout_ms",
+                                       "allowed_hosts", NULL};
     const char *v = NULL;
     uint64_t n;
     int rc;
@@ -199,7 +256,7 @@ static int cfg_http(const cJSON *o, http_cfg_t *h, char *err, size_t errlen)
     h->max_upload_bytes = 128u * 1024 * 1024;
     h->idle_timeout_ms = 30000;
     if (!o)
-        return 0;
+        return cfg_http_guard(NULL, h, err, errlen);
     if (!cJSON_IsObject(o))
         return cfg_err(err, errlen, "$.http: must be an object");
     if ((rc = cfg_known_keys(o, "$.http", keys, err, errlen)) != 0)
@@ -235,7 +292,7 @@ static int cfg_http(const cJSON *o, http_cfg_t *h, char *err, size_t errlen)
         return rc;
     if (rc)
         h->idle_timeout_ms = (uint32_t)n;
-    return 0;
+    return cfg_http_guard(o, h, err, errlen);
 }
 
 int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *cfg, char *err,

@@ -16,6 +16,8 @@
 #define CONFIG_MAX_SLOTS 256
 #define CONFIG_MAX_BYTES (1024u * 1024u)
 #define CONFIG_NAME_MAX 32
+#define CONFIG_MAX_HOSTS 8   /* http.allowed_hosts */
+#define CONFIG_HOST_MAX 253  /* a DNS name */
 
 typedef enum { SLOT_START_MANUAL, SLOT_START_AUTO, SLOT_START_LOOP } slot_start_t;
 const char *config_start_name(slot_start_t s);
@@ -23,8 +25,9 @@ const char *config_start_name(slot_start_t s);
 typedef struct slot_cfg_s {
     char name[CONFIG_NAME_MAX + 1]; /* "A1" */
     char *port;                     /* port spec */
-    plan_before_t before;
+    plan_before_t before;           /* defaults for the recipe's before/after ... */
     plan_after_t after;
+    bool reset_override;            /* ... unless "reset_override": the slot's values win */
     slot_start_t start;
     char *recipe;                   /* resolved path; NULL = the station default */
 } slot_cfg_t;
@@ -37,6 +40,17 @@ typedef struct http_cfg_s {
     uint64_t max_body_bytes;   /* [1 MiB] JSON bodies */
     uint64_t max_upload_bytes; /* [128 MiB] PUT /api/v1/images/{name} */
     uint32_t idle_timeout_ms;  /* [30000] */
+    /* docs/API.md "Limits" (issue 14): one client address may hold at most
+     * max_connections_per_client [16] connections and max_streams_per_client [4] event streams;
+     * the last reserved_connections [8] (at most a quarter of max_connections) serve only
+     * operator/engineer requests; a request's headers must arrive within header_timeout_ms
+     * [10000]; "Host" must be an IP literal, localhost or one of allowed_hosts. */
+    uint32_t max_connections_per_client;
+    uint32_t max_streams_per_client;
+    uint32_t reserved_connections;
+    uint32_t header_timeout_ms;
+    size_t n_allowed_hosts;
+    char allowed_hosts[CONFIG_MAX_HOSTS][CONFIG_HOST_MAX + 1];
 } http_cfg_t;
 
 typedef struct station_cfg_s {

@@ -178,9 +178,9 @@ static void slot_job_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
     slot_t *s = job_data(j);
     if (s->probing)
         return; /* probes fail all the time while no board is there */
-    /* warnings and errors, and the application's output of the post-flash test (also when it
-     * passed: the record keeps what the board printed) */
-    if (lvl >= JOB_LOG_WARN || !strncmp(msg, "test: application output", 24)) {
+    /* warnings and errors (the post-flash test's output is recorded from the report: the job's
+     * test_output column and a "test" event, slot_record_test) */
+    if (lvl >= JOB_LOG_WARN) {
         char detail[5000];
         cJSON *o = cJSON_CreateObject();
         char *txt;
@@ -248,6 +248,24 @@ static void slot_retry_cb(uv_timer_t *t)
         slot_after_job(s);
 }
 
+/* The post-flash test in the job's events (kind "test", docs/API.md): whether it passed, how
+ * long it took and what the application printed (also when it passed). */
+static void slot_record_test(slot_t *s, const job_report_t *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *txt;
+    cJSON_AddBoolToObject(o, "passed", r->test_passed);
+    cJSON_AddNumberToObject(o, "ms", r->test_ms);
+    cJSON_AddStringToObject(o, "output", r->test_output);
+    txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!txt || store_job_event(s->mgr->store, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, "test",
+                                job_state_name(JOB_ST_TEST), txt) != 0)
+        slot_log(s, JOB_LOG_WARN, "job %s: the test's event was not recorded: %s", s->uuid,
+                 txt ? store_errmsg(s->mgr->store) : "out of memory");
+    free(txt);
+}
+
 static void slot_job_done_cb(job_t *j, const job_report_t *r)
 {
     slot_t *s = job_data(j);
@@ -306,6 +324,7 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
                                : STORE_RESULT_RUNNING,
                            retry};
     int64_t seq = -1;
+    if (r->test_ran) slot_record_test(s, r);
     int rc = store_job_finish(m->store, s->uuid, r, &end, &seq);
     snprintf(s->last_uuid, sizeof s->last_uuid, "%s", s->uuid);
     s->last_result = r->result;
@@ -456,20 +475,34 @@ static void slot_after_job(slot_t *s)
 /* ---- public ---- */
 
 /* Load each recipe file once; slots naming the same file share it (and its error). */
-/* Point a slot at `r` (NULL = none) and rebuild its plan from it. */
-static void slot_use_recipe(slot_t *s, const recipe_t *r)
+/* Point a slot at `r` (NULL = none) and rebuild its plan from it: the slot's settings applied by
+ * the one precedence rule (plan_apply_slot: the recipe's explicit before/after win over the
+ * slot's defaults unless the slot has "reset_override"), then plan_finalize(), as the command
+ * line and the recipe loader do. A recipe the slot makes inconsistent (a test with after no_reset
+ * forced by the slot) is refused here, before any board, with the reason in `err`; the slot then
+ * keeps what it had. Returns 0 or UV_EINVAL. */
+static int slot_use_recipe(slot_t *s, const recipe_t *r, char *err, size_t errlen)
 {
-    s->recipe = (recipe_t *)r;
-    memset(&s->plan, 0, sizeof s->plan);
+    plan_err_t perr;
+    plan_t plan;
+    plan_slot_t sl = {s->cfg->before, s->cfg->after, s->cfg->reset_override};
+    memset(&plan, 0, sizeof plan);
     if (r) {
-        s->recipe_err[0] = 0;
-        s->plan = r->plan; /* shallow: the images stay the recipe's */
-        s->plan.before = s->cfg->before;
-        s->plan.after = s->cfg->after;
+        plan = r->plan; /* shallow: the images stay the recipe's */
+        plan_apply_slot(&plan, &sl);
         /* the station's stub directory, unless the recipe names its own stub (or none) */
-        if (!s->plan.stub_dir && !s->plan.stub_file)
-            s->plan.stub_dir = s->mgr->cfg->stub_dir;
+        if (!plan.stub_dir && !plan.stub_file)
+            plan.stub_dir = s->mgr->cfg->stub_dir;
+        if (plan_finalize(&plan, &perr) != 0) {
+            snprintf(err, errlen, "recipe %s cannot run on slot %s: %s", r->name, s->cfg->name,
+                     perr.msg);
+            return UV_EINVAL;
+        }
+        s->recipe_err[0] = 0;
     }
+    s->recipe = (recipe_t *)r;
+    s->plan = plan;
+    return 0;
 }
 
 static recipe_t *jobmgr_recipe(jobmgr_t *m, const char *path, char *err, size_t errlen)
@@ -546,7 +579,9 @@ int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
                      s->cfg->name);
             continue;
         }
-        slot_use_recipe(s, jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err));
+        const recipe_t *use = jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err);
+        if (use)
+            slot_use_recipe(s, use, s->recipe_err, sizeof s->recipe_err);
     }
     *out = m;
     return 0;
@@ -697,7 +732,7 @@ int jobmgr_slot_set_recipe(jobmgr_t *m, size_t i, recipe_t *r, char *err, size_t
     if (!r) { /* back to the configuration's recipe */
         const char *rp = s->cfg->recipe ? s->cfg->recipe : m->cfg->recipe;
         if (!rp) {
-            slot_use_recipe(s, NULL);
+            slot_use_recipe(s, NULL, NULL, 0);
             snprintf(s->recipe_err, sizeof s->recipe_err,
                      "no recipe configured for slot %s (set \"recipe\" for the station or the "
                      "slot)",
@@ -705,10 +740,13 @@ int jobmgr_slot_set_recipe(jobmgr_t *m, size_t i, recipe_t *r, char *err, size_t
             return 0;
         }
         use = jobmgr_recipe(m, rp, s->recipe_err, sizeof s->recipe_err);
-        slot_use_recipe(s, use);
-        if (!use) {
+        if (!use || slot_use_recipe(s, use, s->recipe_err, sizeof s->recipe_err) != 0) {
+            char why[sizeof s->recipe_err];
+            snprintf(why, sizeof why, "%s", s->recipe_err);
+            slot_use_recipe(s, NULL, NULL, 0); /* the configured recipe cannot be used: none */
+            snprintf(s->recipe_err, sizeof s->recipe_err, "%s", why);
             if (err)
-                snprintf(err, errlen, "%s", s->recipe_err);
+                snprintf(err, errlen, "%s", why);
             return UV_ENOENT;
         }
         return 0;
@@ -728,7 +766,14 @@ int jobmgr_slot_set_recipe(jobmgr_t *m, size_t i, recipe_t *r, char *err, size_t
         m->adopted[m->n_adopted++] = r;
         use = r;
     }
-    slot_use_recipe(s, use);
+    { /* refused (the slot's settings make it inconsistent): the slot keeps its recipe */
+        char why[700];
+        if (slot_use_recipe(s, use, why, sizeof why) != 0) {
+            if (err)
+                snprintf(err, errlen, "%s", why);
+            return UV_EINVAL;
+        }
+    }
     return 0;
 }
 

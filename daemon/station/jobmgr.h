@@ -86,7 +86,10 @@ int jobmgr_slot_cancel(jobmgr_t *m, size_t slot);
 /* Give slot `slot` another recipe: `r` (malloc'ed, loaded; the manager takes it over, also on
  * failure) or NULL to go back to the configuration's recipe. Refused with UV_EBUSY while a job
  * runs (a presence probe is fine: the next job uses the new recipe). UV_ENOENT when the config's
- * recipe does not load (the slot then has none; err says why). The caller stores the choice. */
+ * recipe does not load or cannot run on this slot (the slot then has none; err says why);
+ * UV_EINVAL when `r` cannot run on this slot (its test needs after hard_reset, which the slot's
+ * "reset_override" forbids: docs/STATION.md "Reset modes"; the slot keeps its recipe). The caller
+ * stores the choice. */
 int jobmgr_slot_set_recipe(jobmgr_t *m, size_t slot, recipe_t *r, char *err, size_t errlen);
 /* A loaded recipe (from the configuration or set through the API) by content hash, or NULL. */
 const recipe_t *jobmgr_find_recipe(const jobmgr_t *m, const char *hash);

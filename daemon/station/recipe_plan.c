@@ -116,17 +116,18 @@ static void recipe_chip_list(const recipe_t *r, char *buf, size_t cap)
         n += (size_t)snprintf(buf + n, cap - n, "%s%s", i ? ", " : "", chip_get(r->chips[i])->name);
 }
 
-/* Flash parameters must be ones every allowed chip can encode (reference §12). */
+/* Flash parameters must be ones every allowed chip can encode (PROTOCOL.md §12). */
 static void recipe_check_params(const recipe_t *r, recipe_err_t *err)
 {
+    char fs[24], ff[16];
+    plan_flash_size_name(&r->plan, fs, sizeof fs);
+    snprintf(ff, sizeof ff, "%um", r->plan.flash_freq_mhz);
     for (size_t i = 0; i < r->n_chips; i++) {
         const chip_info_t *c = chip_get(r->chips[i]);
-        const char *fs = r->plan.flash_size, *ff = r->plan.flash_freq;
-        if (strcmp(fs, "keep") != 0 && strcmp(fs, "detect") != 0 &&
-            chip_flash_size_code_name(c, fs) < 0)
+        if (r->plan.flash_size_mode == PLAN_FSIZE_SET && chip_flash_size_code_name(c, fs) < 0)
             recipe_fail(err, INVALID, EST_ERECIPE, "$.flash_size",
                         "\"%s\" is not a flash size %s can have in its image header", fs, c->name);
-        if (strcmp(ff, "keep") != 0 && chip_flash_freq_code(c, ff) < 0) {
+        if (r->plan.flash_freq_mhz && chip_flash_freq_code(c, ff) < 0) {
             char known[64];
             size_t n = 0;
             known[0] = '\0';
@@ -218,16 +219,16 @@ static void recipe_load_image(recipe_t *r, recipe_image_t *im, unsigned flags, c
 /* Image ends against the flash sizes the recipe itself names. */
 static void recipe_check_fit(const recipe_t *r, recipe_err_t *err)
 {
-    uint32_t fixed = chip_parse_size(r->plan.flash_size);
-    char sz[32], jpath[48];
+    uint32_t fixed = r->plan.flash_size_mode == PLAN_FSIZE_SET ? r->plan.flash_size_bytes : 0;
+    char sz[32], jpath[48], fs[24];
+    plan_flash_size_name(&r->plan, fs, sizeof fs);
     for (size_t i = 0; i < r->n_images; i++) {
         const recipe_image_t *im = &r->images[i];
         uint64_t end = (uint64_t)im->offset + im->size;
         snprintf(jpath, sizeof jpath, "$.images[%zu]", i);
         if (fixed && end > fixed)
             recipe_fail(err, "bad_offset", EST_EOFFSET, jpath,
-                        "%s ends at 0x%" PRIx64 ", beyond flash_size %s", im->file, end,
-                        r->plan.flash_size);
+                        "%s ends at 0x%" PRIx64 ", beyond flash_size %s", im->file, end, fs);
         else if (r->min_flash_size && end > r->min_flash_size)
             recipe_fail(err, "bad_offset", EST_EOFFSET, jpath,
                         "%s ends at 0x%" PRIx64 ", beyond checks.min_flash_size %s: a board "
@@ -236,17 +237,23 @@ static void recipe_check_fit(const recipe_t *r, recipe_err_t *err)
     }
 }
 
-static int recipe_enum_index(const char *const *e, const char *v)
-{
-    for (int i = 0; e[i]; i++)
-        if (strcmp(e[i], v) == 0) return i;
-    return -1;
-}
-
 static bool recipe_is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* before/after (the schema's spelling, "hard-reset"; plan_parse_* takes it). A value the recipe
+ * names is its own choice (before_set/after_set) and wins over a slot's default
+ * (plan_apply_slot, docs/STATION.md "Reset modes"). */
+static void recipe_reset_modes(recipe_t *r, const cJSON *root, cJSON **d)
+{
+    if (plan_parse_before(recipe_get_str(root, "$.before", d), &r->plan.before) != 0)
+        r->plan.before = PLAN_BEFORE_DEFAULT;
+    if (plan_parse_after(recipe_get_str(root, "$.after", d), &r->plan.after) != 0)
+        r->plan.after = PLAN_AFTER_HARD_RESET;
+    r->plan.before_set = cJSON_GetObjectItemCaseSensitive(root, "before") != NULL;
+    r->plan.after_set = cJSON_GetObjectItemCaseSensitive(root, "after") != NULL;
 }
 
 /* Fill r from a validated document. */
@@ -293,24 +300,20 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
 
     s = recipe_get_str(root, "$.flash_mode", &d);
     r->plan.flash_mode = strcmp(s, "keep") == 0 ? -1 : chip_flash_mode_code(s);
-    snprintf(r->plan.flash_size, sizeof r->plan.flash_size, "%s",
-             recipe_get_str(root, "$.flash_size", &d));
-    snprintf(r->plan.flash_freq, sizeof r->plan.flash_freq, "%s",
-             recipe_get_str(root, "$.flash_freq", &d));
+    {
+        plan_err_t perr;
+        if (plan_set_flash_size(&r->plan, recipe_get_str(root, "$.flash_size", &d), &perr) != 0)
+            recipe_fail(err, INVALID, EST_ERECIPE, "$.flash_size", "%s", perr.msg);
+        if (plan_set_flash_freq(&r->plan, recipe_get_str(root, "$.flash_freq", &d), &perr) != 0)
+            recipe_fail(err, INVALID, EST_ERECIPE, "$.flash_freq", "%s", perr.msg);
+    }
     r->erase = strcmp(recipe_get_str(root, "$.erase", &d), "all") == 0 ? RECIPE_ERASE_ALL
                                                                        : RECIPE_ERASE_REGIONS;
     r->plan.compress = recipe_get_bool(root, "$.compress", &d);
     r->plan.verify = recipe_get_bool(root, "$.verify", &d);
     r->plan.skip_unchanged = recipe_get_bool(root, "$.skip_unchanged", &d);
     r->plan.erase_all = r->erase == RECIPE_ERASE_ALL;
-    switch (recipe_enum_index(recipe_befores, recipe_get_str(root, "$.before", &d))) {
-    case 1: r->plan.before = PLAN_BEFORE_NO_RESET; break;
-    case 2: r->plan.before = PLAN_BEFORE_USB_RESET; break;
-    default: r->plan.before = PLAN_BEFORE_DEFAULT; break;
-    }
-    r->plan.after = strcmp(recipe_get_str(root, "$.after", &d), "no-reset") == 0
-                        ? PLAN_AFTER_NO_RESET
-                        : PLAN_AFTER_HARD_RESET;
+    recipe_reset_modes(r, root, &d);
     recipe_check_params(r, err);
 
     checks = cJSON_GetObjectItemCaseSensitive(root, "checks");
@@ -337,12 +340,15 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
         if (!r->test_expect)
             recipe_fail(err, "internal", -ENOMEM, "$.test.expect", "out of memory");
         /* the test reads what the application prints after the reset: without the reset the
-         * chip stays in its loader and the test could only fail */
-        if (r->plan.after == PLAN_AFTER_NO_RESET)
+         * chip stays in its loader and the test could only fail. A test is the recipe's choice
+         * of after hard_reset: it wins over a slot's default (docs/RECIPES.md "before/after") */
+        if (r->plan.after_set && r->plan.after == PLAN_AFTER_NO_RESET)
             recipe_fail(err, INVALID, EST_ERECIPE, "$.test",
                         "a post-flash test needs \"after\": \"hard-reset\" (the board is reset "
                         "into its application and its output read), but the recipe says "
                         "\"no-reset\"");
+        r->plan.after = PLAN_AFTER_HARD_RESET;
+        r->plan.after_set = true;
         /* the job runs it (jobs/job_sm.c, state test); the plan borrows the text */
         r->plan.test = true;
         r->plan.test_baud = r->test_baud;
@@ -385,6 +391,8 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
         plan_err_t perr;
         if (plan_finish(&r->plan, &perr) != 0)
             recipe_fail(err, est_class_name(perr.cls), EST_EOFFSET, "$.images", "%s", perr.msg);
+        else if (plan_finalize(&r->plan, &perr) != 0) /* the rules spanning fields */
+            recipe_fail(err, INVALID, EST_ERECIPE, "$", "%s", perr.msg);
     }
     recipe_check_fit(r, err);
 }

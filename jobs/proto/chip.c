@@ -44,6 +44,137 @@ static const uint8_t chip__freq_codes_c6[] = {0x0, 0x0, 0x2};
 
 #define CHIP__BLOCKS .rom_flash_block = 0x400, .stub_flash_block = 0x4000, .ram_block = 0x1800
 
+/* ---- formula hooks of the chip table (chip_hooks_t) --------------------------------------- */
+
+static const chip_hooks_t chip__hooks_none = {0};
+
+/* ESP32: the ROM does not attach in-package flash (PICO-D4, D2WD, U4WDH) by itself; esptool
+ * builds SPI_ATTACH's pin word from the SPI-pad eFuses, BLK0 words 5 and 3 (PROTOCOL.md §4.2). */
+#define CHIP__ESP32_EFUSE_RDATA5 0x3FF5A014u
+#define CHIP__ESP32_EFUSE_RDATA3 0x3FF5A00Cu
+
+static bool chip__esp32_attach_prog(rp_prog_t *p)
+{
+    rp_init(p);
+    rp_read(p, CHIP__ESP32_EFUSE_RDATA5, 0);
+    rp_read(p, CHIP__ESP32_EFUSE_RDATA3, 1);
+    return true;
+}
+
+static uint32_t chip__esp32_attach_config(const uint32_t slots[RP_MAX_SLOTS])
+{
+    uint32_t w5 = slots[0], w3 = slots[1];
+    uint32_t clk = w5 & 0x1F, q = w5 >> 5 & 0x1F, d = w5 >> 10 & 0x1F, cs = w5 >> 15 & 0x1F;
+    uint32_t hd = w3 >> 4 & 0x1F;
+    if (!clk && !q && !d && !cs && !hd) return 0; /* default pins */
+    return hd << 24 | cs << 18 | d << 12 | q << 6 | clk;
+}
+
+/* Crystal estimate from UART_CLKDIV at the rate it was read at (PROTOCOL.md §5.6, §9). */
+static unsigned chip__xtal_mhz(const chip_info_t *c, uint32_t cur_baud, uint32_t clkdiv)
+{
+    uint64_t hz = (uint64_t)cur_baud * (clkdiv & 0xFFFFF);
+    unsigned mhz;
+    if (c->id == CHIP_ESP8266) hz /= 2;
+    mhz = (unsigned)(hz / 1000000);
+    return mhz > 45 ? 48 : mhz > 33 ? 40 : 26;
+}
+
+/* ESP32: the ROM derives its divider from the drifting 8 MHz clock (esptool >= 4.5): RTC_CNTL
+ * calibration [31:7] and the CK8M frequency in eFuse word 4 [7:0]. */
+static bool chip__esp32_clock_prog(const chip_info_t *c, rp_prog_t *p)
+{
+    (void)c;
+    rp_init(p);
+    rp_read(p, 0x3FF5F06C, 0);
+    rp_read(p, 0x3FF5A010, 1);
+    return true;
+}
+
+static void chip__esp32_clock(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS],
+                              uint32_t cur_baud, uint64_t corr[2])
+{
+    uint64_t cali = slots[0] >> 7 & 0x1FFFFFF, ck8m = slots[1] & 0xFF;
+    (void)c, (void)cur_baud;
+    if (cali && ck8m) {
+        uint64_t rom_freq = cali * 15625 * ck8m / 40;
+        corr[0] = rom_freq;
+        corr[1] = rom_freq > 33000000 ? 40000000 : 26000000;
+    }
+}
+
+/* ESP32-C2: with a 26 MHz crystal the ROM still believes it has 40 MHz. */
+static bool chip__clkdiv_prog(const chip_info_t *c, rp_prog_t *p)
+{
+    rp_init(p);
+    rp_read(p, c->uart_clkdiv_reg, 0);
+    return true;
+}
+
+static void chip__c2_clock(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS],
+                           uint32_t cur_baud, uint64_t corr[2])
+{
+    if (chip__xtal_mhz(c, cur_baud, slots[0]) == 26) {
+        corr[0] = 40;
+        corr[1] = 26;
+    }
+}
+
+/* ESP32-C5: the crystal the ROM assumes (MHz in [30:24] of 0x60096110) against the real one. */
+static bool chip__c5_clock_prog(const chip_info_t *c, rp_prog_t *p)
+{
+    rp_init(p);
+    rp_read(p, 0x60096110, 0);
+    rp_read(p, c->uart_clkdiv_reg, 1);
+    return true;
+}
+
+static void chip__c5_clock(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS],
+                           uint32_t cur_baud, uint64_t corr[2])
+{
+    unsigned rom = slots[0] >> 24 & 0x7F, real = chip__xtal_mhz(c, cur_baud, slots[1]);
+    if ((real == 48 && rom == 40) || (real == 40 && rom == 48)) {
+        corr[0] = rom;
+        corr[1] = real;
+    }
+}
+
+/* esptool's stub exclusions (PROTOCOL.md §8.3, §14.23). */
+static const char *chip__c3_stub_exclusion(unsigned rev, bool secure_boot)
+{
+    (void)rev;
+    return secure_boot ? "ESP32-C3 with Secure Boot enabled: esptool does not run the stub there"
+                       : NULL;
+}
+
+static const char *chip__s3_stub_exclusion(unsigned rev, bool secure_boot)
+{
+    (void)rev;
+    return secure_boot ? "ESP32-S3 with Secure Boot enabled needs esptool's ROM-hook start, which "
+                         "this station does not do"
+                       : NULL;
+}
+
+static const char *chip__c2_stub_exclusion(unsigned rev, bool secure_boot)
+{
+    (void)secure_boot;
+    return rev < 100 ? "ESP32-C2 revision v0.x: esptool does not run the stub there" : NULL;
+}
+
+static const chip_hooks_t chip__hooks_esp32 = {
+    .attach_prog = chip__esp32_attach_prog,
+    .attach_config = chip__esp32_attach_config,
+    .clock_prog = chip__esp32_clock_prog,
+    .clock_correction = chip__esp32_clock,
+};
+static const chip_hooks_t chip__hooks_c2 = {.clock_prog = chip__clkdiv_prog,
+                                            .clock_correction = chip__c2_clock,
+                                            .stub_exclusion = chip__c2_stub_exclusion};
+static const chip_hooks_t chip__hooks_c3 = {.stub_exclusion = chip__c3_stub_exclusion};
+static const chip_hooks_t chip__hooks_s3 = {.stub_exclusion = chip__s3_stub_exclusion};
+static const chip_hooks_t chip__hooks_c5 = {.clock_prog = chip__c5_clock_prog,
+                                            .clock_correction = chip__c5_clock};
+
 /* Magic words (§5.2). Only ESP8266, ESP32 and ESP32-S2 are detected by magic in current esptool
  * (detect_by_magic). The other chips keep the values esptool <= v4.8 listed; chip_by_magic uses
  * them only as a fallback (see there). ESP32-P4 has no usable magic value. */
@@ -69,6 +200,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
             .max_flash_size = MB(16),
+            .hooks = &chip__hooks_none,
         },
     [CHIP_ESP32] =
         {
@@ -95,6 +227,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
             .max_flash_size = MB(16),
+            .hooks = &chip__hooks_esp32,
         },
     [CHIP_ESP32S2] =
         {
@@ -115,6 +248,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
             .max_flash_size = MB(128),
+            .hooks = &chip__hooks_none,
         },
     [CHIP_ESP32S3] =
         {
@@ -134,6 +268,8 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
             .max_flash_size = MB(128),
+            .addr32 = CHIP_ADDR32_STUB,
+            .hooks = &chip__hooks_s3,
         },
     [CHIP_ESP32C2] =
         {
@@ -153,6 +289,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_c2,
             .freq_codes = chip__freq_codes_c2,
             .max_flash_size = MB(16),
+            .hooks = &chip__hooks_c2,
         },
     [CHIP_ESP32C3] =
         {
@@ -172,6 +309,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
             .max_flash_size = MB(16),
+            .hooks = &chip__hooks_c3,
         },
     [CHIP_ESP32C6] =
         {
@@ -193,6 +331,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_c6,
             .freq_codes = chip__freq_codes_c6,
             .max_flash_size = MB(16),
+            .hooks = &chip__hooks_none,
         },
     [CHIP_ESP32H2] =
         {
@@ -212,6 +351,7 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_h2,
             .freq_codes = chip__freq_codes_h2,
             .max_flash_size = MB(16),
+            .hooks = &chip__hooks_none,
         },
     [CHIP_ESP32C5] =
         {
@@ -231,6 +371,12 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_c5,
             .freq_codes = chip__freq_codes_c5,
             .max_flash_size = MB(32),
+            /* the legacy stub turns its 32-bit mode on only from ROM ECO 2 (stub_flasher.c:
+             * `_rom_eco_version >= 2 && flash_larger_than_16mb()`); `_rom_eco_version` at
+             * 0x40000014 (the stub's rom_32c5.ld), PROTOCOL.md §14.12 */
+            .addr32 = CHIP_ADDR32_STUB_ECO2,
+            .rom_eco_reg = 0x40000014,
+            .hooks = &chip__hooks_c5,
         },
     [CHIP_ESP32P4] =
         {
@@ -250,6 +396,8 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
             .max_flash_size = MB(64),
+            .addr32 = CHIP_ADDR32_STUB,
+            .hooks = &chip__hooks_none,
         },
 };
 
@@ -696,4 +844,111 @@ size_t chip_wdt_disable_steps(const chip_info_t *c, chip_wdt_step_t steps[CHIP_W
     steps[4] = (chip_wdt_step_t){swd_conf, swd_bit, true};
     steps[5] = (chip_wdt_step_t){swd_prot, 0, false};
     return 6;
+}
+
+/* ---- register programs for the job (docs/PROTOCOL.md §16) -------------------------------- */
+
+bool chip_prog_identify(const chip_info_t *c, rp_prog_t *p)
+{
+    uint32_t a[CHIP_MAX_REGS];
+    size_t n;
+    rp_init(p);
+    if (!c) return false;
+    n = chip_mac_regs(c, a);
+    for (size_t i = 0; i < n; i++)
+        rp_read(p, a[i], (uint8_t)(CHIP_RP_MAC + i));
+    n = chip_rev_regs(c, a);
+    for (size_t i = 0; i < n; i++)
+        rp_read(p, a[i], (uint8_t)(CHIP_RP_REV + i));
+    return true;
+}
+
+bool chip_prog_console(const chip_info_t *c, unsigned rev, rp_prog_t *p)
+{
+    chip_console_t k;
+    rp_init(p);
+    if (!chip_console(c, rev, &k)) return false;
+    rp_read(p, k.buf_no_addr, 0);
+    return true;
+}
+
+bool chip_prog_wdt_disable(const chip_info_t *c, rp_prog_t *p)
+{
+    chip_wdt_step_t w[CHIP_WDT_MAX_STEPS];
+    size_t n = chip_wdt_disable_steps(c, w);
+    rp_init(p);
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].set_bits)
+            rp_modify(p, w[i].addr, 0, w[i].value); /* read, OR, write (esptool) */
+        else
+            rp_write(p, w[i].addr, w[i].value);
+    }
+    return n > 0;
+}
+
+bool chip_prog_spi_cmd(const chip_info_t *c, uint8_t opcode, unsigned read_bits, rp_prog_t *p)
+{
+    chip_spi_step_t st[CHIP_SPI_MAX_STEPS];
+    size_t n = chip_spi_cmd_steps(c, opcode, read_bits, st);
+    rp_init(p);
+    for (size_t i = 0; i < n; i++) {
+        switch (st[i].op) {
+        case CHIP_SPI_SAVE: rp_read(p, st[i].addr, st[i].slot & 1); break;
+        case CHIP_SPI_WRITE: rp_write(p, st[i].addr, st[i].value); break;
+        case CHIP_SPI_POLL:
+            rp_poll(p, st[i].addr, st[i].value, 0, RP_POLL_DEFAULT, RP_NO_SLOT);
+            break;
+        case CHIP_SPI_RESULT: rp_read(p, st[i].addr, CHIP_RP_SPI_RESULT); break;
+        case CHIP_SPI_RESTORE: rp_write_slot(p, st[i].addr, st[i].slot & 1); break;
+        }
+    }
+    return n > 0;
+}
+
+bool chip_prog_attach(const chip_info_t *c, rp_prog_t *p)
+{
+    rp_init(p);
+    return c && c->hooks->attach_prog && c->hooks->attach_prog(p);
+}
+
+uint32_t chip_attach_config(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS])
+{
+    return c && c->hooks->attach_config ? c->hooks->attach_config(slots) : 0;
+}
+
+bool chip_prog_clock(const chip_info_t *c, rp_prog_t *p)
+{
+    rp_init(p);
+    return c && c->hooks->clock_prog && c->hooks->clock_prog(c, p);
+}
+
+void chip_clock_correction(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS],
+                           uint32_t cur_baud, uint64_t corr[2])
+{
+    corr[0] = corr[1] = 1;
+    if (c && c->hooks->clock_correction) c->hooks->clock_correction(c, slots, cur_baud, corr);
+}
+
+bool chip_prog_rom_eco(const chip_info_t *c, rp_prog_t *p)
+{
+    rp_init(p);
+    if (!c || c->addr32 != CHIP_ADDR32_STUB_ECO2) return false;
+    rp_read(p, c->rom_eco_reg, 0);
+    return true;
+}
+
+bool chip_addr32_ok(const chip_info_t *c, bool stub, bool eco_known, uint32_t eco)
+{
+    if (!c || !stub) return false;
+    switch (c->addr32) {
+    case CHIP_ADDR32_NEVER: return false;
+    case CHIP_ADDR32_STUB: return true;
+    case CHIP_ADDR32_STUB_ECO2: return eco_known && eco >= 2;
+    }
+    return false;
+}
+
+const char *chip_stub_exclusion(const chip_info_t *c, unsigned rev, bool secure_boot)
+{
+    return c && c->hooks->stub_exclusion ? c->hooks->stub_exclusion(rev, secure_boot) : NULL;
 }

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "regprog.h"
+
 typedef enum {
     CHIP_ESP8266,
     CHIP_ESP32,
@@ -39,6 +41,31 @@ typedef struct chip_spi_regs_s {
 } chip_spi_regs_t;
 
 typedef enum { CHIP_MAC_ESP32FAM, CHIP_MAC_ESP8266 } chip_mac_layout_t;
+
+/* Which flash addresses above 16 MB a loader reaches (docs/PROTOCOL.md §14.12): ROM flash commands
+ * carry 24-bit addresses; the stub goes further on some chips only. */
+typedef enum {
+    CHIP_ADDR32_NEVER,     /* 24-bit only, stub or not */
+    CHIP_ADDR32_STUB,      /* the stub takes 32-bit addresses (ESP32-S3, -P4) */
+    CHIP_ADDR32_STUB_ECO2, /* the stub does when the ROM's ECO word (rom_eco_reg) is >= 2 (C5) */
+} chip_addr32_t;
+
+struct chip_info_s;
+/* Formula hooks of the chip table (NULL: the chip has none), as esp-serial-flasher's target
+ * table keeps per-chip functions. Each program hook fills `p` and returns false when the chip
+ * needs no such program; each decode hook reads the slots the program captured. */
+typedef struct chip_hooks_s {
+    /* SPI_ATTACH pin word from eFuse (ESP32: the SPI-pad words, §4.2) */
+    bool (*attach_prog)(rp_prog_t *p);
+    uint32_t (*attach_config)(const uint32_t slots[RP_MAX_SLOTS]);
+    /* ROM clock correction for CHANGE_BAUDRATE (§9): registers, then send rate ×
+     * corr[0] / corr[1] (`cur_baud`: the rate the UART divider was read at) */
+    bool (*clock_prog)(const struct chip_info_s *c, rp_prog_t *p);
+    void (*clock_correction)(const struct chip_info_s *c, const uint32_t slots[RP_MAX_SLOTS],
+                             uint32_t cur_baud, uint64_t corr[2]);
+    /* why esptool does not run the stub on this chip (revision, Secure Boot), or NULL (§8.3, §14.23) */
+    const char *(*stub_exclusion)(unsigned rev, bool secure_boot);
+} chip_hooks_t;
 
 typedef struct chip_info_s {
     chip_id_t id;
@@ -72,6 +99,9 @@ typedef struct chip_info_s {
     const char *const *freq_names; /* NULL-terminated */
     const uint8_t *freq_codes;
     uint32_t max_flash_size;  /* largest size the bootloader supports */
+    chip_addr32_t addr32;     /* flash beyond 16 MB (§14.12) */
+    uint32_t rom_eco_reg;     /* CHIP_ADDR32_STUB_ECO2: the ROM's ECO version word */
+    const chip_hooks_t *hooks; /* formulas; never NULL */
 } chip_info_t;
 
 const chip_info_t *chip_get(chip_id_t id);
@@ -159,5 +189,35 @@ typedef struct chip_wdt_step_s {
 #define CHIP_WDT_MAX_STEPS 6
 /* Returns the number of steps, 0 for chips without USB-Serial/JTAG. */
 size_t chip_wdt_disable_steps(const chip_info_t *c, chip_wdt_step_t steps[CHIP_WDT_MAX_STEPS]);
+
+/* ---- register programs for the job (regprog.h, docs/PROTOCOL.md §16) ---- */
+
+/* MAC and revision words in one program: MAC words in slots CHIP_RP_MAC.., revision words in
+ * CHIP_RP_REV.. (chip_mac_decode / chip_rev_decode read them there). */
+#define CHIP_RP_MAC 0
+#define CHIP_RP_REV CHIP_MAX_REGS
+bool chip_prog_identify(const chip_info_t *c, rp_prog_t *p);
+/* The ROM's console variable (UARTDEV_BUF_NO) into slot 0; false: no USB console. */
+bool chip_prog_console(const chip_info_t *c, unsigned rev, rp_prog_t *p);
+/* The watchdog program of chip_wdt_disable_steps; false: none for this chip. */
+bool chip_prog_wdt_disable(const chip_info_t *c, rp_prog_t *p);
+/* An SPI user command (chip_spi_cmd_steps): the result word in slot CHIP_RP_SPI_RESULT. */
+#define CHIP_RP_SPI_RESULT 2
+bool chip_prog_spi_cmd(const chip_info_t *c, uint8_t opcode, unsigned read_bits, rp_prog_t *p);
+/* SPI_ATTACH's pin word: the program (false: attach with 0) and the word from its slots. */
+bool chip_prog_attach(const chip_info_t *c, rp_prog_t *p);
+uint32_t chip_attach_config(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS]);
+/* ROM clock correction for CHANGE_BAUDRATE (ROM loader only): program (false: none needed) and
+ * factors: the rate to send is target × corr[0] / corr[1] ({1, 1} when nothing is known). */
+bool chip_prog_clock(const chip_info_t *c, rp_prog_t *p);
+void chip_clock_correction(const chip_info_t *c, const uint32_t slots[RP_MAX_SLOTS],
+                           uint32_t cur_baud, uint64_t corr[2]);
+/* The ROM's ECO version word into slot 0 (CHIP_ADDR32_STUB_ECO2 chips); false: not needed. */
+bool chip_prog_rom_eco(const chip_info_t *c, rp_prog_t *p);
+/* Whether flash addresses beyond 16 MB work: the stub runs, and the chip's rule allows it
+ * (`eco`: the ROM's ECO version when `eco_known`). */
+bool chip_addr32_ok(const chip_info_t *c, bool stub, bool eco_known, uint32_t eco);
+/* Why the stub is not used on this chip, or NULL (esptool's exclusions, §8.3, §14.23). */
+const char *chip_stub_exclusion(const chip_info_t *c, unsigned rev, bool secure_boot);
 
 #endif

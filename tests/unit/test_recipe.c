@@ -202,8 +202,8 @@ static void test_valid_recipe_to_plan(void **state)
     assert_int_equal(r.plan.flash_baud, 460800); /* what the job acts on */
     assert_false(r.plan.stub);
     assert_int_equal(r.plan.flash_mode, 2); /* dio */
-    assert_string_equal(r.plan.flash_size, "4MB");
-    assert_string_equal(r.plan.flash_freq, "80m");
+    assert_string_equal(plan_flash_size_name(&r.plan, (char[24]){0}, 24), "4MB");
+    assert_string_equal(plan_flash_freq_name(&r.plan, (char[24]){0}, 24), "80m");
     assert_int_equal(r.erase, RECIPE_ERASE_REGIONS);
     assert_true(r.plan.compress);
     assert_true(r.plan.verify);
@@ -260,8 +260,8 @@ static void test_defaults(void **state)
     assert_false(r.plan.skip_unchanged);
     assert_false(r.plan.erase_all);
     assert_int_equal(r.plan.flash_mode, -1);
-    assert_string_equal(r.plan.flash_size, "keep");
-    assert_string_equal(r.plan.flash_freq, "keep");
+    assert_string_equal(plan_flash_size_name(&r.plan, (char[24]){0}, 24), "keep");
+    assert_string_equal(plan_flash_freq_name(&r.plan, (char[24]){0}, 24), "keep");
     assert_int_equal(r.erase, RECIPE_ERASE_REGIONS);
     assert_true(r.plan.compress && r.plan.verify);
     assert_int_equal(r.plan.before, PLAN_BEFORE_DEFAULT);
