@@ -20,7 +20,7 @@
 #define CMD_READ 0x1u
 #define CMD_PGM 0x2u
 
-// Register offsets from the controller base (espefuse mem_definition.py of each chip).
+// Register offsets from the controller base (docs/SIMULATOR.md "eFuses and security").
 // S2 and later:
 #define N_PGM 0x000u        // PGM_DATA0..7, then CHECK_VALUE0..2 at 0x020
 #define N_RD_BLK0 0x02Cu    // RD_WR_DIS, RD_REPEAT_DATA0..4

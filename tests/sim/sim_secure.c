@@ -31,7 +31,7 @@ size_t sim_sec_info(const sim_efuse_t *e, const sim_chip_t *c, uint8_t out[20])
     if (e) {
         sim_efuse_sec_t s;
         sim_efuse_security(e, &s);
-        // flag bits: reference §5.4
+        // flag bits: docs/SIMULATOR.md "eFuses and security"
         uint32_t f = (uint32_t)s.secure_boot_en | (uint32_t)s.aggressive_revoke << 1 |
                      (uint32_t)s.security_download << 2 | (uint32_t)s.revoke[0] << 3 |
                      (uint32_t)s.revoke[1] << 4 | (uint32_t)s.revoke[2] << 5 |
@@ -70,7 +70,7 @@ int sim_sec_sdm_refuses(int op)
     case 0x0F: // CHANGE_BAUDRATE
     case 0x14: // GET_SECURITY_INFO
         return 0;
-    default: return 1; // reference §4.7: everything else, READ_REG and MEM_* included
+    default: return 1; // everything else, READ_REG and MEM_* included (docs/SIMULATOR.md)
     }
 }
 
@@ -97,7 +97,7 @@ const char *sim_sec_download_banner(const sim_efuse_t *e, const char *boot_downl
     if (!sdm && !off) return boot_download;
     const char *nl = strchr(boot_download, '\n'); // end of the boot: line
     int n = nl ? (int)(nl - boot_download + 1) : (int)strlen(boot_download);
-    // the observed ESP32-S3 text (reference §2.4); "disabled": nothing after the boot: line
+    // the observed ESP32-S3 text (docs/SIMULATOR.md); "disabled": nothing after the boot: line
     snprintf(buf, sizeof(buf), "%.*s%s", n, boot_download,
              off ? "" : "wait uart download(secure mode)\r\n");
     return buf;
@@ -139,7 +139,7 @@ static void read_plain(const reader_t *r, uint32_t off, uint8_t *out, uint32_t n
 }
 
 // Length of the ESP image at off (header, segments, checksum padding, appended SHA-256), or 0
-// when it does not parse (reference §11.1).
+// when it does not parse (docs/SIMULATOR.md "eFuses and security", the boot).
 static uint32_t image_length(const reader_t *r, uint32_t off)
 {
     uint8_t h[24];
