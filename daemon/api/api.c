@@ -136,7 +136,7 @@ void api__get_static(api_ctx_t *c)
     /* no "." or ".." component anywhere (also after decoding: %2e%2e) */
     for (const char *s = rel;;) {
         size_t n = strcspn(s, "/");
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.')) {
+        if (n >= 1 && s[0] == '.') { /* also dotfiles: ".git", ".env" (issue 14) */
             api__problem(c->resp, 404, "not_found", "no such file");
             return;
         }
@@ -266,6 +266,82 @@ static api_method_t api_method(const api_req_t *req)
     return M_OTHER;
 }
 
+/* Non-empty '&'-separated parameters of the query. */
+static size_t api_count_params(const api_req_t *req)
+{
+    const char *q = req->target ? memchr(req->target, '?', req->target_len) : NULL;
+    const char *end = req->target + req->target_len;
+    size_t n = 0;
+    for (const char *s = q ? q + 1 : end; s < end;) {
+        const char *amp = memchr(s, '&', (size_t)(end - s));
+        const char *e = amp ? amp : end;
+        n += e > s;
+        s = e + 1;
+    }
+    return n;
+}
+
+/* Well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates, at most U+10FFFF). */
+static bool api_utf8_valid(const char *p, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)p, *e = s + n;
+    while (s < e) {
+        unsigned c = *s++, need, cp, min;
+        if (c < 0x80) continue;
+        if (c >= 0xC2 && c <= 0xDF)
+            need = 1, cp = c & 0x1F, min = 0x80;
+        else if (c >= 0xE0 && c <= 0xEF)
+            need = 2, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4)
+            need = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return false;
+        if ((size_t)(e - s) < need) return false;
+        for (unsigned k = 0; k < need; k++) {
+            if ((s[k] & 0xC0) != 0x80) return false;
+            cp = (cp << 6) | (s[k] & 0x3F);
+        }
+        s += need;
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    }
+    return true;
+}
+
+static void api_ctx_free(api_ctx_t *c)
+{
+    free(c->path);
+    free(c->full);
+    for (size_t i = 0; i < c->n_params; i++) {
+        free(c->params[i].key);
+        free(c->params[i].val);
+    }
+}
+
+void api_early(api_t *a, const api_req_t *req, api_early_t *out)
+{
+    api_ctx_t c;
+    api_resp_t resp;
+    api_method_t m = api_method(req);
+    memset(&c, 0, sizeof c);
+    memset(&resp, 0, sizeof resp);
+    c.a = a;
+    c.req = req;
+    c.resp = &resp;
+    c.role = auth_check(a->o.auth, req->authorization, req->authorization_len);
+    out->body_limit = a->o.cfg->http.max_body_bytes;
+    out->privileged = c.role != AUTH_ROLE_NONE && auth_allows(c.role, AUTH_PERM_OPERATE);
+    if (m == M_PUT && api__parse_target(&c)) {
+        for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+            const api_route_t *rt = &api_routes[i];
+            if (rt->body == 2 && rt->method == m && api_route_matches(rt, &c) &&
+                api_authorize(&c, rt->perm))
+                out->body_limit = a->o.cfg->http.max_upload_bytes;
+        }
+    }
+    api_ctx_free(&c);
+    api_resp_free(&resp);
+}
+
 static void api_route(api_ctx_t *c)
 {
     const api_t *a = c->a;
@@ -278,6 +354,11 @@ static void api_route(api_ctx_t *c)
                      "the request line and headers are %zu bytes; the limit is %u "
                      "(http.max_header_bytes)",
                      c->req->header_bytes, (unsigned)a->o.cfg->http.max_header_bytes);
+        return;
+    }
+    if (api_count_params(c->req) > API_MAX_PARAMS) { /* not silently dropped (issue 14) */
+        api__problem(c->resp, 400, "bad_request", "more than %d query parameters",
+                     API_MAX_PARAMS);
         return;
     }
     if (!api__parse_target(c)) {
@@ -303,6 +384,11 @@ static void api_route(api_ctx_t *c)
                          "the request body is %zu bytes; the limit is %llu (http.%s)",
                          c->req->body_len, (unsigned long long)limit,
                          rt->body == 2 ? "max_upload_bytes" : "max_body_bytes");
+            return;
+        }
+        if (rt->body == 1 && c->req->body && !api_utf8_valid(c->req->body, c->req->body_len)) {
+            api__problem(c->resp, 400, "bad_request",
+                         "the body is not valid UTF-8 (JSON text must be UTF-8, RFC 8259)");
             return;
         }
         rt->fn(c);
@@ -340,12 +426,7 @@ void api_handle(api_t *a, const api_req_t *req, api_resp_t *resp)
     resp->role = auth_role_name(c.role);
     api_route(&c);
     if (!resp->status) api__problem(resp, 500, "internal", "the request was not answered");
-    free(c.path);
-    free(c.full);
-    for (size_t i = 0; i < c.n_params; i++) {
-        free(c.params[i].key);
-        free(c.params[i].val);
-    }
+    api_ctx_free(&c);
 }
 
 int api_stream_next(api_t *a, api_stream_t *s, char **buf, size_t *len)

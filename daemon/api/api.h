@@ -78,6 +78,16 @@ typedef struct api_resp_s {
     api_defer_t *defer;
 } api_resp_t;
 
+/* What the HTTP layer decides from the request line and the Authorization header alone, before
+ * it reads a body (docs/API.md "Limits"): the largest body it may have (max_upload_bytes only
+ * for an upload route the caller's token may use, else max_body_bytes), and whether the caller
+ * is an operator or engineer (the reserved connections serve only those). Body fields unused. */
+typedef struct api_early_s {
+    uint64_t body_limit;
+    bool privileged;
+} api_early_t;
+void api_early(api_t *a, const api_req_t *req, api_early_t *out);
+
 /* Answer one request. Never fails: errors are problem+json responses. */
 void api_handle(api_t *a, const api_req_t *req, api_resp_t *resp);
 /* The next chunk of a streamed body (malloc'ed into *buf): 1 more follow, 0 this was the last
