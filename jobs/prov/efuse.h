@@ -2,7 +2,7 @@
 /* efuse.h — per-chip eFuse tables and the burn planner (docs/SECURITY-PROVISIONING.md
  * §"eFuse tables" and §"Burn planner"; bit positions and controller registers from the
  * ESP-IDF/esptool eFuse tables cited there).
- * Owns: for ESP32, ESP32-S3 and ESP32-C3 the blocks (read/program addresses, coding, protect
+ * Owns: for ESP32, ESP32-S3, ESP32-C3 and ESP32-C6 the blocks (read/program addresses, coding, protect
  * bits, key-purpose slot), the fields a recipe may burn, the controller registers and opcodes;
  * a planner that turns the current block contents (as read from the chip) plus requested
  * values into one burn per block (protection bits last), refusing anything that would clear a
@@ -95,9 +95,10 @@ typedef struct efuse_chip_s {
     const char *crypt_cnt;    /* "SPI_BOOT_CRYPT_CNT" / "FLASH_CRYPT_CNT" */
 } efuse_chip_t;
 
-/* Table for a chip by esptool name ("esp32", "esp32s3", "esp32c3"); NULL if not tabled. */
+/* Table for a chip by esptool name ("esp32", "esp32s3", "esp32c3", "esp32c6"); NULL if not
+ * tabled. */
 const efuse_chip_t *efuse_chip(const char *name);
-/* "esp32, esp32s3, esp32c3" */
+/* "esp32, esp32s3, esp32c3, esp32c6" */
 const char *efuse_chip_names(void);
 const efuse_field_def_t *efuse_field(const efuse_chip_t *c, const char *name);
 const efuse_block_def_t *efuse_block(const efuse_chip_t *c, unsigned index);

@@ -78,6 +78,7 @@ static const efuse_field_def_t ESP32_FIELDS[] = {
 
 #define S3B 0x60007000u
 #define C3B 0x60008800u
+#define C6B 0x600B0800u
 
 #define NEWCTRL(B)                                                                                 \
     {.base = (B),                                                                                  \
@@ -104,9 +105,10 @@ static const efuse_field_def_t ESP32_FIELDS[] = {
 static const efuse_ctrl_t S3_CTRL = NEWCTRL(S3B);
 #undef WR_TIM1
 #undef WR_TIM2
-#define WR_TIM1 0x1F0 /* C3 */
+#define WR_TIM1 0x1F0 /* C3, C6 */
 #define WR_TIM2 0x1F4
 static const efuse_ctrl_t C3_CTRL = NEWCTRL(C3B);
+static const efuse_ctrl_t C6_CTRL = NEWCTRL(C6B);
 #undef WR_TIM1
 #undef WR_TIM2
 
@@ -133,6 +135,7 @@ static const efuse_ctrl_t C3_CTRL = NEWCTRL(C3B);
  * erratum noted in espefuse), BLOCK10 has none. */
 static const efuse_block_def_t S3_BLOCKS[] = NEWBLOCKS(S3B, 3, 7, 11, 15, 19, 23, 27, 31, 3, 7);
 static const efuse_block_def_t C3_BLOCKS[] = NEWBLOCKS(C3B, 7, 11, 15, 19, 23, 27, 31, NA, 7, NA);
+static const efuse_block_def_t C6_BLOCKS[] = NEWBLOCKS(C6B, 3, 7, 11, 15, 19, 23, 27, 31, 3, 7);
 /* C3's BLOCK_KEY4 has its error count in RD_RS_ERR0 [30:28] but its fail bit in RD_RS_ERR1
  * (bit 3): only the count is checked for it. */
 
@@ -202,6 +205,7 @@ static const efuse_field_def_t S3_FIELDS[] = {
      "no download mode over USB-OTG", true},
 };
 
+/* The ESP32-C6 has the C3's positions for every field a recipe burns (efuse_defs/esp32c6.yaml). */
 static const efuse_field_def_t C3_FIELDS[] = {
     COMMON_FIELDS,
     {"DIS_USB_JTAG", NULL, 0, 41, 1, 2, EFUSE_KIND_BITS, false, true, "USB JTAG off"},
@@ -220,6 +224,8 @@ static const efuse_chip_t CHIPS[] = {
     {"esp32s3", "ESP32-S3", &S3_CTRL, S3_BLOCKS, N(S3_BLOCKS), S3_FIELDS, N(S3_FIELDS),
      NEW_PURPOSES | PURPOSE_BIT(2) | PURPOSE_BIT(3), true, 5, "SPI_BOOT_CRYPT_CNT"},
     {"esp32c3", "ESP32-C3", &C3_CTRL, C3_BLOCKS, N(C3_BLOCKS), C3_FIELDS, N(C3_FIELDS),
+     NEW_PURPOSES, true, 5, "SPI_BOOT_CRYPT_CNT"},
+    {"esp32c6", "ESP32-C6", &C6_CTRL, C6_BLOCKS, N(C6_BLOCKS), C3_FIELDS, N(C3_FIELDS),
      NEW_PURPOSES, true, 5, "SPI_BOOT_CRYPT_CNT"},
 };
 

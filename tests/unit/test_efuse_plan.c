@@ -52,10 +52,10 @@ static void expect_refused(int rc, const char *err, const char *needle)
  * of BLOCK0 never overlap (aliases are one field). */
 static void test_tables_sane(void **state)
 {
-    static const char *const names[] = {"esp32", "esp32s3", "esp32c3"};
+    static const char *const names[] = {"esp32", "esp32s3", "esp32c3", "esp32c6"};
     (void)state;
     assert_null(efuse_chip("esp8266"));
-    for (unsigned k = 0; k < 3; k++) {
+    for (unsigned k = 0; k < 4; k++) {
         const efuse_chip_t *c = chip(names[k]);
         const efuse_field_def_t *wd = efuse_field(c, "WR_DIS");
         assert_non_null(wd);
@@ -105,6 +105,9 @@ static void test_positions(void **state)
     assert_int_equal(efuse_field(e, "ABS_DONE_1")->bit, 197);
     assert_int_equal(efuse_block(c3, 4)->rd_addr, 0x6000889Cu);
     assert_int_equal(efuse_block(s3, 4)->rd_addr, 0x6000709Cu);
+    assert_int_equal(efuse_block(chip("esp32c6"), 4)->rd_addr, 0x600B089Cu);
+    assert_int_equal(efuse_block(chip("esp32c6"), 9)->fail_bit, 3);
+    assert_int_equal(efuse_field(chip("esp32c6"), "SECURE_BOOT_EN")->bit, 116);
     assert_int_equal(efuse_block(e, 1)->wr_addr, 0x3FF5A098u);
     assert_int_equal(efuse_block_by_name(c3, "BLOCK4"), efuse_block(c3, 4));
 }
