@@ -9,6 +9,7 @@ import argparse
 import glob
 import hashlib
 import hmac
+import json
 import os
 import subprocess
 import sys
@@ -240,11 +241,49 @@ def case_errors(tmp):
         fail("a failed run left an output")
 
 
+def case_post_flash(tmp):
+    """End to end: per-device images from `nvs mfg`, written by `espstation flash` into a
+    simulated ESP32 whose application reports its NVS serial number at boot (espsim
+    --app-nvs-print); the post-flash test (--test-expect) passes on the board's own serial and
+    fails (test_failed) on another's."""
+    if not ARGS.espsim:
+        fail("--espsim is needed for this case")
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "sim"))
+    import test_espsim as te
+    te.ESPSIM = ARGS.espsim
+    run(["mfg", "--conf", "mfg_config.csv", "--values", "mfg_values.csv", "--prefix", "dev",
+         "--fileid", "serial_no", "--size", "0x4000", "--outdir", tmp])
+    app = os.path.join(tmp, "app.bin")
+    with open(app, "wb") as f:
+        f.write(b"\xe9\x03\x02\x20" + b"\x00" * 60)
+    for serial, expect, want in (("SN-2026-001001", "SN-2026-001001", 0),
+                                 ("SN-2026-001003", "SN-2026-001000", 1)):
+        sim = te.Sim("--chip", "esp32", "--rfc2217", "0", "--app-period", "0",
+                     "--app-nvs-print", "device:serial_no,device:hw_rev", "--nvs-size", "0x4000")
+        try:
+            p = subprocess.run([ARGS.espstation, "flash", "--port", sim.ready["port"], "--json",
+                                "--test-expect", "device:serial_no = " + expect,
+                                "--test-timeout", "3000", "0x1000", app, "0x9000",
+                                os.path.join(tmp, "bin", "dev-%s.bin" % serial)],
+                               capture_output=True, text=True, timeout=60)
+        finally:
+            sim.stop()
+        if p.returncode != want:
+            fail("flash %s, expecting %s: exit %d\n%s\n%s" % (serial, expect, p.returncode,
+                                                               p.stdout, p.stderr))
+        out = (json.loads(p.stdout).get("test") or {}).get("output") or ""
+        if "device:serial_no = %s\n" % serial not in out or "device:hw_rev = 3" not in out:
+            fail("the board did not report %s: %r" % (serial, out[-400:]))
+        if want and '"test_failed"' not in p.stdout:
+            fail("a wrong serial is not test_failed: " + p.stdout)
+
+
 def main():
     global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--espstation", required=True)
     ap.add_argument("--vectors", required=True)
+    ap.add_argument("--espsim")
     ap.add_argument("case")
     ARGS = ap.parse_args()
     fn = globals().get("case_" + ARGS.case)
