@@ -506,6 +506,30 @@ def escrow_seeds():
     put("escrow", "secinfo-s2-12-bytes", secinfo[:12])
 
 
+
+def espsim_efuse_seeds():
+    """espsim --efuse-file bodies (docs/SIMULATOR.md "eFuses and security"): blank ESP32 and
+    ESP32-C3 chips, a C3 with a key and purposes, and damaged variants."""
+    def efuse_file(chip, nblocks, words_of, rs=True, fill=None):
+        blocks = []
+        for b in range(nblocks):
+            n = words_of(b)
+            o = {"block": b, "words": ["0x%08x" % ((fill or {}).get((b, i), 0)) for i in range(n)]}
+            if rs and b >= 1:
+                o["rs"] = ["0x00000000"] * 3
+            blocks.append(o)
+        return json.dumps({"chip": chip, "blocks": blocks}, indent=2)
+    esp32 = efuse_file("esp32", 4, lambda b: 7 if b == 0 else 8, rs=False,
+                       fill={(0, 1): 0x5e113322, (0, 6): 1})
+    c3 = efuse_file("esp32c3", 11, lambda b: 6 if b <= 1 else 8,
+                    fill={(1, 0): 0x5ef93a60, (4, 0): 0x01020304, (0, 2): 4 << 24 | 1 << 18})
+    put("espsim_efuse", "esp32-blank.json", esp32)
+    put("espsim_efuse", "esp32c3-key.json", c3)
+    put("espsim_efuse", "esp32c3-wrong-count.json", c3.replace('"block": 10', '"block": 9', 1))
+    put("espsim_efuse", "esp32c3-bad-hex.json", c3.replace("0x5ef93a60", "0xZZ", 1))
+    put("espsim_efuse", "truncated.json", c3[:200])
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -516,3 +540,4 @@ if __name__ == "__main__":
     http_seeds()
     sbv2_seeds()
     escrow_seeds()
+    espsim_efuse_seeds()
