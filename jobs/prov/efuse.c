@@ -334,6 +334,13 @@ static const efuse_field_def_t *purpose_field(const efuse_chip_t *c, int slot)
     return efuse_field(c, name);
 }
 
+/* RD_DIS itself write-protected (WR_DIS bit of the RD_DIS field): no more read protection. */
+static bool rd_dis_locked(const efuse_plan_t *p)
+{
+    const efuse_field_def_t *rd = efuse_field(p->chip, "RD_DIS");
+    return rd && efuse_is_write_protected(p->chip, &p->cur, rd->wr_dis);
+}
+
 /* Is key block `b` free in the current state and not yet claimed by this plan? */
 static bool key_block_free(const efuse_plan_t *p, const efuse_block_def_t *bd)
 {
@@ -360,6 +367,10 @@ static int put_key(efuse_plan_t *p, const efuse_block_def_t *bd, int purpose, co
     if (!key_block_free(p, bd))
         return ef_fail(err, cap, "%s is not free (holds data, has a purpose, or is protected): "
                                  "refusing to burn a key into it", bd->name);
+    if (secret && bd->rd_dis_bit >= 0 && rd_dis_locked(p))
+        return ef_fail(err, cap, "RD_DIS is write-protected: the key in %s could never be "
+                                 "read-protected, refusing to burn a readable secret key (burn "
+                                 "flash-encryption keys before write-protecting RD_DIS)", bd->name);
     if (!(ch = add_change(p, NULL, bd->index, err, cap))) return -1;
     for (size_t i = 0; i < len; i++)
         dst[i] = reverse ? key[len - 1 - i] : key[i];
@@ -458,6 +469,9 @@ int efuse_plan_protect_block(efuse_plan_t *p, const char *name, bool read_protec
     bit = read_protect ? bd->rd_dis_bit : bd->wr_dis_bit;
     if (bit < 0)
         return ef_fail(err, cap, "%s cannot be %s-protected", bd->name, read_protect ? "read" : "write");
+    if (read_protect && rd_dis_locked(p))
+        return ef_fail(err, cap, "RD_DIS is write-protected: %s can no longer be read-protected",
+                       bd->name);
     if (read_protect) p->rd_dis_add |= 1u << bit;
     else p->wr_dis_add |= 1u << bit;
     return 0;

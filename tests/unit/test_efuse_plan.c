@@ -250,6 +250,19 @@ static void test_refusals(void **state)
     expect_refused(efuse_plan_key(&p, 5, KEY_PURPOSE_HMAC_UP, key, 32, NULL, err, sizeof err), err,
                    "not free");
     expect_refused(efuse_plan_set(&p, "CUSTOM_MAC_NOPE", 1, err, sizeof err), err, "no eFuse field");
+    /* RD_DIS write-protected (WR_DIS bit 0, as the Secure Boot flow does): a flash key could
+     * never be read-protected, so it is refused; a digest (public) is still fine */
+    memset(&s, 0, sizeof s);
+    setbit(&s, 0, 0);
+    efuse_plan_init(&p, c, &s);
+    expect_refused(efuse_plan_key(&p, -1, KEY_PURPOSE_XTS_AES_128_KEY, key, 32, NULL, err, sizeof err),
+                   err, "RD_DIS is write-protected");
+    expect_refused(efuse_plan_protect_block(&p, "BLOCK_KEY3", true, err, sizeof err), err,
+                   "RD_DIS is write-protected");
+    expect_refused(efuse_plan_set(&p, "RD_DIS", 1, err, sizeof err), err, "write-protected");
+    assert_int_equal(efuse_plan_key(&p, -1, KEY_PURPOSE_SECURE_BOOT_DIGEST1, key, 32, NULL, err,
+                                    sizeof err),
+                     0);
     expect_refused(efuse_plan_custom_mac(&p, (const uint8_t[6]){0x01, 2, 3, 4, 5, 6}, err, sizeof err),
                    err, "unicast");
 }
