@@ -127,19 +127,21 @@ def attach(c):
     c.check_ok(0x0B, struct.pack("<IIIIII", 0, 4 * 1024 * 1024, 0x10000, 4096, 256, 0xFFFF))
 
 
-def rom_write(c, offset, image, encrypted=0, compress=False):
+def rom_write(c, offset, image, encrypted=0, compress=False, esp32=False):
+    """ROM write; S2 and later send the 5th (encrypted) word, the ESP32 ROM takes 16 bytes."""
     import zlib
     blk = 0x400
+    enc = b"" if esp32 else struct.pack("<I", encrypted)
     if compress:
         z = zlib.compress(image, 9)
         nblk = (len(z) + blk - 1) // blk
-        c.check_ok(0x10, struct.pack("<IIIII", len(image), nblk, blk, offset, encrypted), timeout=5)
+        c.check_ok(0x10, struct.pack("<IIII", len(image), nblk, blk, offset) + enc, timeout=5)
         for i in range(nblk):
             pkt, chk = data_pkt(z[i * blk:(i + 1) * blk], i)
             c.check_ok(0x11, pkt, chk)
         return
     nblk = (len(image) + blk - 1) // blk
-    c.check_ok(0x02, struct.pack("<IIIII", len(image), nblk, blk, offset, encrypted), timeout=5)
+    c.check_ok(0x02, struct.pack("<IIII", len(image), nblk, blk, offset) + enc, timeout=5)
     for i in range(nblk):
         chunk = image[i * blk:(i + 1) * blk]
         pkt, chk = data_pkt(chunk + b"\xff" * (blk - len(chunk)), i)
@@ -477,6 +479,24 @@ def t_secure_boot():
             else:
                 check("station ready" not in text and "secure boot verification failed" in text
                       and not ev["ok"], "%s: must not boot: %r" % (name, text[-200:]))
+        finally:
+            sim.stop()
+    # ESP32 (revision 3): ABS_DONE_1 with the RSA key digest in BLOCK2, bootloader at 0x1000
+    for img, boots in (("c3_app_signed_rsa3072.bin", True), ("c3_app_signed_rsa3072_tampered.bin", False)):
+        sim, c = start("esp32", "--app-print", "station ready")
+        try:
+            B = ESP32_BASE
+            for i, w in enumerate(struct.unpack("<8I", vec("sbv2_rsa3072_digest.bin"))):
+                c.write_reg(B + 0xB8 + 4 * i, w)  # BLOCK2 write registers
+            c.write_reg(B + 0x1C + 6 * 4, 1 << 5)  # ABS_DONE_1
+            c.write_reg(B + 0xFC, 0x5A5A)
+            c.write_reg(B + 0x104, 2)
+            c.write_reg(B + 0xFC, 0x5AA5)
+            c.write_reg(B + 0x104, 1)
+            attach(c)
+            rom_write(c, 0x1000, vec(img), esp32=True)
+            text = run_app(c, sim)
+            check(("station ready" in text) == boots, "ESP32 %s: boots=%s: %r" % (img, boots, text[-160:]))
         finally:
             sim.stop()
     # Secure Boot off: the unsigned image just runs (today's behaviour)
