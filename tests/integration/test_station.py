@@ -873,6 +873,58 @@ def case_broken_recipe_slot(ctx):
     check(b1.count_events("connect") == 0, "HOST: slot B1 (broken recipe) touched its port")
 
 
+# ---------------------------------------------------------------- reset modes: recipe and slot
+
+def case_reset_modes(ctx):
+    """One precedence rule (docs/STATION.md "Reset modes"): a slot's before/after are defaults
+    that a recipe's own choice overrides. R1: slot after no_reset, recipe with a post-flash test
+    (the test chooses hard_reset): the board is reset and the test passes (it used to fail every
+    board with usage). R2: the same with "reset_override": true: the slot forbids the reset the
+    test needs, so the recipe is refused for R2 before any board (no job, the reason logged).
+    R3: recipe "before": "no-reset" on a default slot: the job syncs without a reset."""
+    ready = "I (312) app: station ready"
+    boot = Image(0x1000, "boot.bin", img.bootloader_image("esp32", "reset-modes"), "boot")
+    app = Image(0x10000, "app.bin", img.app_image("reset-modes", 24 * 1024), "app")
+    tested, _ = write_recipe(ctx, "tested.json", ["esp32"], [boot, app],
+                             test={"expect": "station ready", "timeout_ms": 3000})
+    nores, _ = write_recipe(ctx, "no-reset-before.json", ["esp32"], [app], before="no-reset")
+    r1 = StationSim(ctx, "esp32", "rfc2217", tag="r1", mac="24:0a:c4:7e:57:21",
+                    extra=["--app-period", "0", "--app-print", ready])
+    r2 = StationSim(ctx, "esp32", "rfc2217", tag="r2", mac="24:0a:c4:7e:57:22",
+                    extra=["--app-period", "0", "--app-print", ready])
+    r3 = StationSim(ctx, "esp32", "pty", tag="r3", mac="24:0a:c4:7e:57:23")
+    s1 = slot_entry("R1", r1, recipe=tested)
+    s1["after"] = "no_reset"
+    s2 = slot_entry("R2", r2, recipe=tested)
+    s2["after"] = "no_reset"
+    s2["reset_override"] = True
+    s3 = slot_entry("R3", r3, recipe=nores)
+    cfg, db = write_config(ctx, "station.json", [s1, s2, s3])
+    d = serve(ctx, cfg)
+    rows = wait_jobs(db, lambda rs: {r["slot"] for r in finished(rs)} >= {"R1", "R3"}, 60,
+                     "a finished job on R1 and R3", d)
+    time.sleep(0.5)
+    rows = jobs(db)
+    d.check_alive()
+    err = d.stderr_text()
+    d.stop()
+    first = {}
+    for r in finished(rows):
+        first.setdefault(r["slot"], r)
+    t1, t3 = first["R1"], first["R3"]
+    check(t1["result"] == "pass", "HOST: R1 (recipe test over the slot's after no_reset) %s"
+          % summarize([t1]))
+    check(events_in_state(db, t1["uuid"], "test"), "HOST: R1's job never reached state test")
+    check("R2" not in {r["slot"] for r in rows}, "HOST: R2 (reset_override no_reset and a "
+          "recipe test) ran a job: %s" % summarize(rows))
+    check(re.search(r"R2[^\n]*needs after hard_reset", err),
+          "HOST: no message saying why slot R2 cannot use the recipe\n%s" % err[-3000:])
+    check(r2.count_events("connect") == 0, "HOST: slot R2 (refused recipe) touched its port")
+    check(t3["result"] == "pass", "HOST: R3 %s" % summarize([t3]))
+    check(not events_in_state(db, t3["uuid"], "reset"),
+          "HOST: R3's recipe says before no-reset, but its job went through state reset")
+
+
 # ---------------------------------------------------------------- retry policy
 
 def _retry_case(ctx, fault, attempts, expect, recipe_extra=None, bauds=None):
@@ -1066,6 +1118,7 @@ CASES = {
     "loop-rfc2217": case_loop_rfc2217,
     "config-errors": case_config_errors,
     "broken-recipe-slot": case_broken_recipe_slot,
+    "reset-modes": case_reset_modes,
     "demo": case_demo,
     "retry-brownout": case_retry_brownout,
     "retry-exhausted": case_retry_exhausted,
