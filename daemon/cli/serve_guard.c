@@ -208,7 +208,7 @@ static char *guard_port_lock_path(const char *endpoint)
 
 static int guard_ports(const station_cfg_t *cfg, serve_guard_t *g, char *err, size_t errlen)
 {
-    char (*seen)[300] = calloc(cfg->n_slots ? cfg->n_slots : 1, sizeof *seen);
+    char(*seen)[300] = calloc(cfg->n_slots ? cfg->n_slots : 1, sizeof *seen);
     g->port_fds = calloc(cfg->n_slots ? cfg->n_slots : 1, sizeof *g->port_fds);
     g->port_locks = calloc(cfg->n_slots ? cfg->n_slots : 1, sizeof *g->port_locks);
     if (!seen || !g->port_fds || !g->port_locks) {

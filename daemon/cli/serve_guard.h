@@ -15,10 +15,10 @@
 #include "config.h"
 
 typedef struct serve_guard_s {
-    int db_fd;        /* the database lock (-1 = none) */
-    char *db_lock;    /* its path */
+    int db_fd;     /* the database lock (-1 = none) */
+    char *db_lock; /* its path */
     size_t n_ports;
-    int *port_fds;    /* one per distinct network endpoint */
+    int *port_fds; /* one per distinct network endpoint */
     char **port_locks;
 } serve_guard_t;
 

@@ -352,8 +352,8 @@ def case_fd_flood(ctx):
     check(not bad, "HOST: %d of %d jobs failed under a connection flood:\n%s"
           % (len(bad), len(uuids), ts.summarize(bad)))
     check(max_fds < 1024 - 64, "HOST: the daemon held %d descriptors of 1024" % max_fds)
-    st, _, _ = request(s.port, "GET", "/api/v1/station")
-    check(st == 200, "HOST: GET /api/v1/station after the flood: %s" % st)
+    s.wait(lambda: request(s.port, "GET", "/api/v1/station")[0] == 200, 5,
+           "the API answering within 5 s of the flood's end")
 
 
 # ---------------------------------------------------------------- 6. hogs
@@ -568,6 +568,40 @@ def case_garbage_logged(ctx):
           % (n, d.stderr_text()[-2000:]))
 
 
+def case_input_checks(ctx):
+    """Parameters after the 32nd are refused (not dropped); invalid UTF-8 in a recipe is refused
+    and nothing is stored; dotfiles in the web root are not served."""
+    web = ctx.path("web")
+    os.makedirs(os.path.join(web, "sub"))
+    for name, data in (("index.html", b"<html>station</html>"), (".env", b"SECRET=1"),
+                       ("sub/.htpasswd", b"user:hash"), (".hidden.js", b"x")):
+        with open(os.path.join(web, name), "wb") as f:
+            f.write(data)
+    s = Station(ctx, [SlotSpec("A1")], web_root=web)
+    s.start()
+    q32 = "&".join("p%d=1" % i for i in range(32))
+    st, _, body = request(s.port, "GET", "/api/v1/jobs?" + q32)
+    check(st == 200, "HOST: 32 query parameters: %s %r" % (st, body))
+    st, _, body = request(s.port, "GET", "/api/v1/jobs?" + q32 + "&limit=abc")
+    check(st == 400 and body["code"] == "bad_request", "HOST: a 33rd parameter (limit=abc, "
+          "malformed): %s %r (docs: 400, never dropped)" % (st, body))
+    rec = {"name": "utf8", "version": "1", "chip": ["esp32"], "images": []}
+    # "bad-" then 0xC3 0x28: a two-byte sequence whose second byte is not a continuation
+    raw = json.dumps(rec).encode().replace(b'"utf8"', b'"bad-\xc3\x28"')
+    st, _, body = request(s.port, "POST", "/api/v1/recipes", token=s.tokens["engineer"],
+                          body=raw)
+    check(st == 400 and "UTF-8" in body.get("detail", ""), "HOST: a recipe with invalid "
+          "UTF-8: %s %r" % (st, body))
+    rows = ts.db_query(s.db, "SELECT name FROM recipes WHERE name LIKE 'bad-%'") or []
+    check(not rows, "HOST: the invalid recipe was stored: %r" % rows)
+    st, _, body = request(s.port, "GET", "/index.html")
+    check(st == 200 and body == b"<html>station</html>", "HOST: /index.html: %s %r"
+          % (st, body))
+    for path in ("/.env", "/sub/.htpasswd", "/.hidden.js", "/%2eenv"):
+        st, _, body = request(s.port, "GET", path)
+        check(st == 404, "HOST: GET %s (a dotfile): %s %r" % (path, st, body))
+
+
 CASES = {
     "two-daemons": case_two_daemons,
     "two-daemons-ports": case_two_daemons_ports,
@@ -579,6 +613,7 @@ CASES = {
     "many-headers": case_many_headers,
     "host-header": case_host_header,
     "garbage-logged": case_garbage_logged,
+    "input-checks": case_input_checks,
 }
 
 
