@@ -241,10 +241,13 @@ void nvs_csv_free(nvs_csv_t *c)
 
 int nvs_csv_write_row(nvs_buf_t *b, const char *const *fields, size_t n)
 {
+    /* a lone empty field is written quoted, so that the row does not read back as blank */
+    if (n == 1 && (!fields[0] || !fields[0][0])) return nvs_buf_add(b, "\"\"\r\n", 4);
     for (size_t i = 0; i < n; i++) {
         const char *f = fields[i] ? fields[i] : "";
         if (i && nvs_buf_add(b, ",", 1)) return NVS_ENOMEM;
-        if (strpbrk(f, ",\"\r\n")) {
+        /* quoted also when it starts with a UTF-8 byte-order mark (read as one at the start) */
+        if (strpbrk(f, ",\"\r\n") || strncmp(f, "\xEF\xBB\xBF", 3) == 0) {
             if (nvs_buf_add(b, "\"", 1)) return NVS_ENOMEM;
             for (const char *p = f; *p; p++)
                 if (nvs_buf_add(b, p, 1) || (*p == '"' && nvs_buf_add(b, "\"", 1)))

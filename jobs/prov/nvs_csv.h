@@ -43,7 +43,7 @@ int nvs_csv_read(const char *text, size_t len, bool skip_comments, nvs_csv_t *ou
 void nvs_csv_free(nvs_csv_t *c);
 
 /* Append one record: fields quoted when they hold ',', '"', CR or LF (quotes doubled), joined
- * by ',', ended by CRLF. 0 or NVS_ENOMEM. */
+ * by ',', ended by CRLF; a record of one empty field is written "". 0 or NVS_ENOMEM. */
 int nvs_csv_write_row(nvs_buf_t *b, const char *const *fields, size_t n);
 
 /* Reads the file a "file" row names: the whole content into a malloc'd *data. Returns 0, or

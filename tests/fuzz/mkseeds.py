@@ -530,6 +530,43 @@ def espsim_efuse_seeds():
     put("espsim_efuse", "truncated.json", c3[:200])
 
 
+def nvs_csv_seeds():
+    """Generator CSVs (docs/DEVICE-DATA.md "Input CSV"): the NVS vectors' inputs, and rows for
+    every encoding, quoting, comments, file rows (the fuzz loader: a path with "big" gives 700
+    bytes, "fail" cannot be read), limits and refusals."""
+    vec = os.path.join(DATA, "vectors", "nvs")
+    for name in sorted(os.listdir(vec)):
+        if name.endswith(".csv"):
+            with open(os.path.join(vec, name), "rb") as f:
+                put("nvs_csv", name, f.read())
+    head = "key,type,encoding,value\n"
+    put("nvs_csv", "every-encoding.csv", head + "ns,namespace,,\n" + "".join(
+        "%s,data,%s,%s\n" % (e, e, v) for e, v in (
+            ("u8", "0"), ("i8", "-1"), ("u16", "1_000"), ("i16", " 7 "), ("u32", "+42"),
+            ("i32", "-2147483648"), ("u64", "18446744073709551615"),
+            ("i64", "9223372036854775807"), ("string", "hello"), ("hex2bin", "00ff"),
+            ("base64", "QUJD\n="), ("binary", "raw bytes"))))
+    put("nvs_csv", "quoted.csv", head + '# comment\r\nns,namespace,,\r\n'
+        '"k,1",data,string,"a ""quoted"", multi\nline value"\r\n'
+        'k2,data,string,""\r\n\r\nk3,data,string,"open')
+    put("nvs_csv", "files.csv", head + "ns,namespace,,\nf1,file,binary,big.bin\n"
+        "f2,file,string,name.txt\nf3,file,hex2bin,0a0b\nf4,file,base64,big64\n"
+        "f5,file,u8,7\nf6,file,binary,fail.bin\n")
+    put("nvs_csv", "namespaces.csv", head + "a,namespace,,\nx,data,u8,1\nb,namespace,,\n"
+        "y,data,u8,2\na,namespace,,\nz,data,u8,3\n")
+    put("nvs_csv", "page-edge.csv", head + "ns,namespace,,\n" + "".join(
+        "s%d,data,string,%s\n" % (i, "x" * (300 + 37 * i)) for i in range(14)) +
+        "blob,data,hex2bin," + "ab" * 5000 + "\nlast,data,u8,1\n")
+    put("nvs_csv", "string-3968.csv", head + "ns,namespace,,\nlong,data,string," +
+        "y" * 3967 + "\nlonger,data,string," + "y" * 3968 + "\n")
+    put("nvs_csv", "errors.csv", head + "k,data,u8,1\nns,namespace,,\n"
+        "sixteen_chars_k,data,u8,256\nh,data,hex2bin,abc\nb,data,base64,Q\n"
+        "t,blob,u8,1\ne,data,u9,1\nonly_key\n")
+    put("nvs_csv", "no-header.csv", "ns,namespace,,\nk,data,u8,1\n")
+    put("nvs_csv", "mfg-config-repeat.csv", "dev,namespace,\nsn,data,string\n"
+        "rev,data,u8,REPEAT\nx_missing,data,u8\nblob,file,binary\n")
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -541,3 +578,4 @@ if __name__ == "__main__":
     sbv2_seeds()
     escrow_seeds()
     espsim_efuse_seeds()
+    nvs_csv_seeds()
