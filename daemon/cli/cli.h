@@ -26,6 +26,7 @@ int cli_recipe(int argc, char **argv);
 int cli_demo(int argc, char **argv);
 int cli_ports(int argc, char **argv);
 int cli_nvs(int argc, char **argv);
+int cli_escrow(int argc, char **argv);
 
 /* Help lines of the link options every one-device command takes (cli_job_main parses them). */
 #define CLI_LINK_HELP                                                                              \

@@ -23,6 +23,7 @@ static void main_usage(FILE *f)
           "  demo        the station daemon with simulated boards (no hardware needed)\n"
           "  ports       list serial ports (USB IDs, serial numbers, by-path names)\n"
           "  nvs         NVS partition images (per-device data) from CSV files\n"
+          "  escrow      escrowed per-unit keys: inspect, unwrap, decrypt a flash dump\n"
           "\n"
           "Run 'espstation <command> --help' for the options of a command.\n"
           "Documentation: man espstation; docs/ in the source tree or\n"
@@ -63,6 +64,8 @@ int main(int argc, char **argv)
         return cli_ports(argc - 1, argv + 1);
     if (strcmp(argv[1], "nvs") == 0)
         return cli_nvs(argc - 1, argv + 1);
+    if (strcmp(argv[1], "escrow") == 0)
+        return cli_escrow(argc - 1, argv + 1);
     fprintf(stderr, "espstation: unknown command '%s'\n\n", argv[1]);
     main_usage(stderr);
     return CLI_EXIT_USAGE;
