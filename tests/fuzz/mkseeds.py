@@ -567,6 +567,16 @@ def nvs_csv_seeds():
         "rev,data,u8,REPEAT\nx_missing,data,u8\nblob,file,binary\n")
 
 
+def stub_version_seeds():
+    """Bodies of a copied stub_flasher's VERSION file / an installed esptool's __init__.py
+    (docs/CLI.md "Flasher stubs", jobs/stub.c stub_esptool_version)."""
+    put("stub_version", "version-5", "5.3.1\n")
+    put("stub_version", "init-4", '__version__ = "4.12.0"\n')
+    put("stub_version", "init-5dev", '# -*- coding\nfrom x import y\n__version__ = "5.0.dev3"\n')
+    put("stub_version", "not-a-version", "v5\n")
+    put("stub_version", "long", "5" + "1" * 40 + "\n")
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -579,3 +589,4 @@ if __name__ == "__main__":
     escrow_seeds()
     espsim_efuse_seeds()
     nvs_csv_seeds()
+    stub_version_seeds()
