@@ -189,6 +189,7 @@ def case_two_daemons(ctx):
     except subprocess.TimeoutExpired:
         raise TestFailure("HOST: a second daemon on the same database is still running after "
                           "10 s\n%s" % second.describe())
+    ctx.log("figure: second daemon refused after %.3f s" % (time.monotonic() - second.t0))
     err = second.stderr_text()
     check(second.proc.returncode != 0, "HOST: the second daemon exited %s\n%s"
           % (second.proc.returncode, err[-2000:]))
@@ -196,6 +197,7 @@ def case_two_daemons(ctx):
           "HOST: the second daemon's refusal does not name the first one's pid %d:\n%s"
           % (first.proc.pid, err[-2000:]))
     rows = wait_final(s, running, 40, "the first daemon's jobs")
+    ctx.log("figure: %d running jobs of the first daemon all recorded" % len(running))
     for u in running:
         r = rows[u]
         check(r["result"] == "pass" and r["mac"], "HOST: job %s of the first daemon (slot %s) "
@@ -396,6 +398,7 @@ def case_hogs(ctx):
         took = time.monotonic() - t0
         check(st in (200, 202), "HOST: the operator's cancel under the hogs: %s %r" % (st, body))
         check(took < 2.0, "HOST: the operator's cancel took %.2f s" % took)
+        ctx.log("figure: operator cancel answered in %.3f s under the hogs" % took)
         st, _, _ = request(s.port, "GET", "/api/v1/slots", src="127.0.0.3")
         check(st == 200, "HOST: a viewer's GET under the hogs: %s" % st)
         # how many of the hog's streams got through (the rest 503 or closed)
@@ -432,6 +435,7 @@ def case_slowloris_deadline(ctx):
             break
     took = time.monotonic() - t0
     sk.close()
+    ctx.log("figure: trickling request closed after %.2f s (header_timeout_ms 2000)" % took)
     check(closed and took < 4.5, "HOST: a trickling request was %s" %
           ("closed after %.1f s (header_timeout_ms 2000)" % took if closed else
            "still open after 8 s"))
@@ -448,6 +452,7 @@ def case_big_body(ctx):
     rss0 = daemon_rss_kib(d)
     size = 128 * 1024 * 1024
     chunk = b"\0" * (1 << 20)
+    answer_s = []
     for i, (method, path, token) in enumerate(
             [("PUT", "/api/v1/images/x%d.bin?sha256=%s" % (i, "0" * 64), None) for i in range(20)]
             + [("POST", "/api/v1/recipes", None), ("POST", "/api/v1/slots/A1/start", None),
@@ -458,7 +463,9 @@ def case_big_body(ctx):
         if token:
             hdr += "Authorization: Bearer %s\r\n" % token
         sk.sendall((hdr + "\r\n").encode())
+        t_ans = time.monotonic()
         r = read_response(sk, 2.0)
+        answer_s.append(time.monotonic() - t_ans)
         check(r is not None, "HOST: %s %s with a 128 MiB body: no answer from the headers "
               "within 2 s (the body is being read)" % (method, path))
         check(400 <= r[0] < 500 and r[1].get("content-type", "").startswith(
@@ -480,7 +487,8 @@ def case_big_body(ctx):
     temp = [t for t in temp if "h2o" in t or "(deleted)" in t]
     check(not temp, "HOST: temp files open in the daemon: %r" % temp)
     rss1 = daemon_rss_kib(d)
-    ctx.log("RSS %d KiB -> %d KiB" % (rss0, rss1))
+    ctx.log("figure: 25 refused 128 MiB bodies: answered from the headers in at most %.3f s; "
+            "RSS %d KiB -> %d KiB" % (max(answer_s), rss0, rss1))
     check(rss1 - rss0 < 8 * 1024, "HOST: RSS grew by %d KiB over refused bodies" % (rss1 - rss0))
     data = os.urandom(3 * 1024 * 1024)
     st, _, body = request(s.port, "PUT", "/api/v1/images/ok.bin?sha256=%s"
