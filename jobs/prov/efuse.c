@@ -716,3 +716,100 @@ int efuse_burn_verify(const efuse_plan_t *p, unsigned i, const uint32_t *words, 
         return ef_fail(err, cap, "BLOCK0: repeat-copy errors reported (0x%08x)", err_reg);
     return 0;
 }
+
+/* ---- reading and summarising the state ---- */
+
+size_t efuse_block_read_addrs(const efuse_chip_t *c, const efuse_state_t *s, unsigned index,
+                              uint32_t addrs[8])
+{
+    const efuse_block_def_t *bd = efuse_block(c, index);
+    efuse_state_t blank;
+    size_t n;
+    if (!bd) return 0;
+    if (!s) {
+        memset(&blank, 0, sizeof blank);
+        s = &blank;
+    }
+    n = efuse_block_coding(c, s, index) == EFUSE_CODING_34 ? 6 : bd->words;
+    for (size_t i = 0; i < n; i++)
+        addrs[i] = bd->rd_addr + 4 * (uint32_t)i;
+    return n;
+}
+
+/* Value of the first of the named fields the chip has (0 if none). */
+static uint64_t get_any(const efuse_chip_t *c, const efuse_state_t *s, const char *a,
+                        const char *b)
+{
+    const efuse_field_def_t *f = efuse_field(c, a);
+    if (!f && b) f = efuse_field(c, b);
+    return f ? efuse_get(s, f) : 0;
+}
+
+void efuse_summarize(const efuse_chip_t *c, const efuse_state_t *s, efuse_summary_t *sum)
+{
+    const efuse_field_def_t *cnt = efuse_field(c, c->crypt_cnt);
+    uint64_t v = efuse_get(s, cnt);
+    memset(sum, 0, sizeof *sum);
+    sum->crypt_cnt_len = cnt->len;
+    for (; v; v &= v - 1)
+        sum->crypt_cnt_bits++;
+    sum->flash_encryption = sum->crypt_cnt_bits & 1u;
+    sum->release_mode = sum->flash_encryption &&
+                        (sum->crypt_cnt_bits == cnt->len ||
+                         efuse_is_write_protected(c, s, cnt->wr_dis));
+    sum->download_encrypt_off = get_any(c, s, "DIS_DOWNLOAD_MANUAL_ENCRYPT", NULL) != 0;
+    sum->secure_boot = get_any(c, s, "SECURE_BOOT_EN", NULL) != 0;
+    for (unsigned i = 0; i < 3; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "SECURE_BOOT_KEY_REVOKE%u", i);
+        sum->key_revoked[i] = get_any(c, s, name, NULL) != 0;
+    }
+    sum->jtag_disabled = get_any(c, s, "DIS_PAD_JTAG", NULL) != 0;
+    sum->usb_jtag_disabled = get_any(c, s, "DIS_USB_JTAG", NULL) != 0;
+    sum->download_disabled = get_any(c, s, "DIS_DOWNLOAD_MODE", NULL) != 0;
+    sum->secure_download = get_any(c, s, "ENABLE_SECURITY_DOWNLOAD", NULL) != 0;
+    sum->rd_dis_locked = efuse_is_write_protected(c, s, efuse_field(c, "RD_DIS")->wr_dis);
+    for (unsigned i = 0; i < c->n_blocks && i < EFUSE_MAX_BLOCKS; i++) {
+        const efuse_block_def_t *bd = &c->blocks[i];
+        sum->read_protected[i] = read_protected(c, s, bd->rd_dis_bit);
+        sum->write_protected[i] = efuse_is_write_protected(c, s, bd->wr_dis_bit);
+        if (bd->key_block) sum->key_used[i] = !block_empty(s->blk[i]);
+        if (bd->key_slot >= 0 && bd->key_slot < 6) {
+            sum->key_purpose[bd->key_slot] = (uint8_t)efuse_get(s, purpose_field(c, bd->key_slot));
+            sum->key_used[i] |= sum->key_purpose[bd->key_slot] != 0;
+        }
+    }
+}
+
+size_t efuse_summary_describe(const efuse_chip_t *c, const efuse_summary_t *sum, char *buf,
+                              size_t cap)
+{
+    size_t pos = 0;
+    if (!cap) return 0;
+    buf[0] = 0;
+    app(buf, cap, &pos, "flash encryption %s%s (%s %u/%u bits)%s\n",
+        sum->flash_encryption ? "on" : "off",
+        sum->flash_encryption ? (sum->release_mode ? ", release mode" : ", development mode") : "",
+        c->crypt_cnt, sum->crypt_cnt_bits, sum->crypt_cnt_len,
+        sum->download_encrypt_off ? ", download-mode encryption disabled" : "");
+    app(buf, cap, &pos, "Secure Boot %s", sum->secure_boot ? "on" : "off");
+    for (unsigned i = 0; i < 3; i++)
+        if (sum->key_revoked[i]) app(buf, cap, &pos, ", digest %u revoked", i);
+    app(buf, cap, &pos, "\nJTAG %s%s\n", sum->jtag_disabled ? "disabled" : "enabled",
+        sum->usb_jtag_disabled ? ", USB JTAG disabled" : "");
+    app(buf, cap, &pos, "download mode %s\n",
+        sum->download_disabled  ? "disabled"
+        : sum->secure_download ? "Secure Download Mode"
+                               : "open");
+    if (sum->rd_dis_locked) app(buf, cap, &pos, "RD_DIS write-protected (no more read protection)\n");
+    for (unsigned i = 0; i < c->n_blocks && i < EFUSE_MAX_BLOCKS; i++) {
+        const efuse_block_def_t *bd = &c->blocks[i];
+        if (!bd->key_block) continue;
+        app(buf, cap, &pos, "%s: %s", bd->name, sum->key_used[i] ? "used" : "free");
+        if (bd->key_slot >= 0 && bd->key_slot < 6 && sum->key_used[i])
+            app(buf, cap, &pos, ", purpose %s", secinfo_key_purpose_name(sum->key_purpose[bd->key_slot]));
+        app(buf, cap, &pos, "%s%s\n", sum->read_protected[i] ? ", read-protected" : "",
+            sum->write_protected[i] ? ", write-protected" : "");
+    }
+    return pos;
+}

@@ -113,6 +113,38 @@ typedef struct efuse_state_s {
 /* Fill block `index` from the words read at its read registers (n = block words). */
 void efuse_state_set_words(efuse_state_t *s, unsigned index, const uint32_t *words, size_t n);
 
+/* The read registers of block `index` (as many words as the block holds; an ESP32 3/4-coded
+ * block reads 6 words — pass the state with BLOCK0 already read, or NULL to assume no coding).
+ * Returns the number of addresses (0 for an unknown block). The job reads BLOCK0 first, then the
+ * others, and fills an efuse_state_t with efuse_state_set_words. */
+size_t efuse_block_read_addrs(const efuse_chip_t *c, const efuse_state_t *s, unsigned index,
+                              uint32_t addrs[8]);
+
+/* The security state decoded from the blocks (the ESP32 has no GET_SECURITY_INFO; on the
+ * other chips this adds what the ROM does not report: protection, mode, download state). */
+typedef struct efuse_summary_s {
+    bool flash_encryption;      /* odd number of crypt-counter bits */
+    bool release_mode;          /* encryption on and the counter can no longer change */
+    unsigned crypt_cnt_bits, crypt_cnt_len;
+    bool download_encrypt_off;  /* DIS_DOWNLOAD_MANUAL_ENCRYPT / DISABLE_DL_ENCRYPT */
+    bool secure_boot;           /* SECURE_BOOT_EN / ABS_DONE_1 */
+    bool key_revoked[3];
+    bool jtag_disabled;         /* DIS_PAD_JTAG / JTAG_DISABLE */
+    bool usb_jtag_disabled;
+    bool download_disabled;     /* DIS_DOWNLOAD_MODE / UART_DOWNLOAD_DIS */
+    bool secure_download;       /* ENABLE_SECURITY_DOWNLOAD */
+    bool rd_dis_locked;         /* RD_DIS write-protected: no more read protection */
+    uint8_t key_purpose[6];     /* S3/C3/C6: KEY_PURPOSE_0..5 */
+    bool key_used[EFUSE_MAX_BLOCKS];  /* key block holds data or a purpose */
+    bool read_protected[EFUSE_MAX_BLOCKS];
+    bool write_protected[EFUSE_MAX_BLOCKS];
+} efuse_summary_t;
+void efuse_summarize(const efuse_chip_t *c, const efuse_state_t *s, efuse_summary_t *sum);
+/* Several lines: the summary and one line per key block (purpose, read/write protection),
+ * never key bytes. Returns the length written (truncated to cap-1). */
+size_t efuse_summary_describe(const efuse_chip_t *c, const efuse_summary_t *sum, char *buf,
+                              size_t cap);
+
 /* Field value (fields up to 64 bits). */
 uint64_t efuse_get(const efuse_state_t *s, const efuse_field_def_t *f);
 /* The coding of a block in this state: ESP32 BLOCK1-3 follow CODING_SCHEME (1 = 3/4). */

@@ -447,6 +447,85 @@ static void test_steps_and_verify(void **state)
     assert_int_equal(bitv(&p.want, 0, 198), 1);
 }
 
+/* The state after a secure plan, decoded: what the job records and shows. */
+static void test_summary(void **state)
+{
+    const efuse_chip_t *c = chip("esp32c3"), *e = chip("esp32");
+    static efuse_plan_t p;
+    efuse_state_t s;
+    efuse_summary_t sum;
+    uint8_t key[32] = {5}, digest[32] = {6};
+    uint32_t addrs[8];
+    char text[2048];
+    (void)state;
+    memset(&s, 0, sizeof s);
+    efuse_summarize(c, &s, &sum);
+    assert_false(sum.flash_encryption);
+    efuse_summary_describe(c, &sum, text, sizeof text);
+    assert_non_null(strstr(text, "flash encryption off (SPI_BOOT_CRYPT_CNT 0/3 bits)"));
+    assert_non_null(strstr(text, "download mode open"));
+    assert_non_null(strstr(text, "BLOCK_KEY0: free\n"));
+    efuse_plan_init(&p, c, &s);
+    OK(efuse_plan_key(&p, -1, KEY_PURPOSE_XTS_AES_128_KEY, key, 32, NULL, E));
+    OK(efuse_plan_key(&p, -1, KEY_PURPOSE_SECURE_BOOT_DIGEST0, digest, 32, NULL, E));
+    OK(efuse_plan_set(&p, "SPI_BOOT_CRYPT_CNT", 7, E));
+    OK(efuse_plan_set(&p, "SECURE_BOOT_EN", 1, E));
+    OK(efuse_plan_set(&p, "SECURE_BOOT_KEY_REVOKE2", 1, E));
+    OK(efuse_plan_set(&p, "DIS_PAD_JTAG", 1, E));
+    OK(efuse_plan_set(&p, "ENABLE_SECURITY_DOWNLOAD", 1, E));
+    OK(efuse_plan_finish(&p, E));
+    efuse_summarize(c, &p.want, &sum);
+    /* 0b111: three bits, odd: on, and the counter is exhausted (release) */
+    assert_true(sum.flash_encryption && sum.release_mode);
+    assert_int_equal(sum.crypt_cnt_bits, 3);
+    efuse_plan_init(&p, c, &s);
+    OK(efuse_plan_key(&p, -1, KEY_PURPOSE_XTS_AES_128_KEY, key, 32, NULL, E));
+    OK(efuse_plan_key(&p, -1, KEY_PURPOSE_SECURE_BOOT_DIGEST0, digest, 32, NULL, E));
+    OK(efuse_plan_set(&p, "SPI_BOOT_CRYPT_CNT", 1, E));
+    OK(efuse_plan_set(&p, "WR_DIS", 1u << 4, E)); /* counter write-protected: release mode */
+    OK(efuse_plan_set(&p, "SECURE_BOOT_EN", 1, E));
+    OK(efuse_plan_set(&p, "SECURE_BOOT_KEY_REVOKE2", 1, E));
+    OK(efuse_plan_set(&p, "DIS_PAD_JTAG", 1, E));
+    OK(efuse_plan_set(&p, "ENABLE_SECURITY_DOWNLOAD", 1, E));
+    OK(efuse_plan_finish(&p, E));
+    efuse_summarize(c, &p.want, &sum);
+    assert_true(sum.flash_encryption && sum.release_mode && sum.secure_boot);
+    assert_true(sum.key_revoked[2] && !sum.key_revoked[0]);
+    assert_true(sum.jtag_disabled && sum.secure_download && !sum.download_disabled);
+    assert_int_equal(sum.key_purpose[0], 4);
+    assert_int_equal(sum.key_purpose[1], 9);
+    assert_true(sum.key_used[4] && sum.read_protected[4] && sum.write_protected[4]);
+    assert_true(sum.key_used[5] && !sum.read_protected[5] && sum.write_protected[5]);
+    assert_false(sum.key_used[6]);
+    efuse_summary_describe(c, &sum, text, sizeof text);
+    assert_non_null(strstr(text, "flash encryption on, release mode (SPI_BOOT_CRYPT_CNT 1/3 bits)"));
+    assert_non_null(strstr(text, "Secure Boot on, digest 2 revoked"));
+    assert_non_null(strstr(text, "download mode Secure Download Mode"));
+    assert_non_null(strstr(text, "BLOCK_KEY0: used, purpose XTS_AES_128_KEY, read-protected, write-protected"));
+    assert_non_null(strstr(text, "BLOCK_KEY1: used, purpose SECURE_BOOT_DIGEST0, write-protected"));
+    /* read registers */
+    assert_int_equal(efuse_block_read_addrs(c, NULL, 4, addrs), 8);
+    assert_int_equal(addrs[0], 0x6000889Cu);
+    assert_int_equal(addrs[7], 0x6000889Cu + 28);
+    assert_int_equal(efuse_block_read_addrs(c, NULL, 0, addrs), 6);
+    assert_int_equal(efuse_block_read_addrs(c, NULL, 11, addrs), 0);
+    /* ESP32: development mode until FLASH_CRYPT_CNT is write-protected; 3/4 reads 6 words */
+    memset(&s, 0, sizeof s);
+    setbit(&s, 0, 20);
+    efuse_summarize(e, &s, &sum);
+    assert_true(sum.flash_encryption && !sum.release_mode);
+    assert_int_equal(sum.crypt_cnt_len, 7);
+    setbit(&s, 0, 2);
+    setbit(&s, 0, 198);
+    setbit(&s, 0, 27);
+    efuse_summarize(e, &s, &sum);
+    assert_true(sum.release_mode && sum.jtag_disabled && sum.download_disabled);
+    assert_int_equal(efuse_block_read_addrs(e, &s, 1, addrs), 8);
+    s.blk[0][24] = 1;
+    assert_int_equal(efuse_block_read_addrs(e, &s, 1, addrs), 6);
+    assert_int_equal(addrs[0], 0x3FF5A038u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -454,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_c3_secure_plan), cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_noop_plan),      cmocka_unit_test(test_s3_xts256),
         cmocka_unit_test(test_esp32_plans),    cmocka_unit_test(test_steps_and_verify),
+        cmocka_unit_test(test_summary),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
