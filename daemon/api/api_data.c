@@ -77,7 +77,7 @@ static int api_page_cb(const store_job_row_t *row, void *data)
 {
     api_page_t *p = data;
     if (p->got == p->want) return 1; /* the extra row only says has_more */
-    cJSON_AddItemToArray(p->arr, api__job_json(row));
+    cJSON_AddItemToArray(p->arr, api__job_json(row, false));
     p->last_seq = row->seq;
     p->got++;
     return 0;
@@ -103,6 +103,10 @@ void api__get_jobs(api_ctx_t *c)
     }
     cJSON_AddNumberToObject(o, "next_after", (double)p.last_seq);
     cJSON_AddBoolToObject(o, "has_more", n > p.got);
+    if (c->a->o.database_id && *c->a->o.database_id) /* docs/MES.md "A new database" */
+        cJSON_AddStringToObject(o, "database_id", c->a->o.database_id);
+    else
+        cJSON_AddNullToObject(o, "database_id");
     api__json(c->resp, 200, o);
 }
 
@@ -170,7 +174,7 @@ static void csv_field(api_csv_t *b, const cJSON *v, bool first)
 static int api_csv_cb(const store_job_row_t *row, void *data)
 {
     api_csv_t *b = data;
-    cJSON *j = api__job_json(row), *it;
+    cJSON *j = api__job_json(row, false), *it;
     bool first = true;
     cJSON_ArrayForEach(it, j)
     {
@@ -202,7 +206,7 @@ void api__get_jobs_csv(api_ctx_t *c)
     s->left = s->f.limit;
     /* the header row: the Job fields in order (names from a blank Job) */
     memset(&row, 0, sizeof row);
-    j = api__job_json(&row);
+    j = api__job_json(&row, false);
     cJSON_ArrayForEach(it, j)
     {
         if (!first) csv_put(&b, ",", 1);
@@ -308,7 +312,7 @@ void api__get_job(api_ctx_t *c)
             api__problem(c->resp, 404, "not_found", "no job with uuid \"%.64s\"", c->seg[3]);
         return;
     }
-    o = api__job_json(row);
+    o = api__job_json(row, true);
     sm = row->state_ms[0] ? cJSON_Parse(row->state_ms) : NULL;
     if (!cJSON_IsObject(sm)) {
         cJSON_Delete(sm);
@@ -342,7 +346,7 @@ void api__get_job(api_ctx_t *c)
 
 static int api_list_cb(const store_job_row_t *row, void *data)
 {
-    cJSON_AddItemToArray(data, api__job_json(row));
+    cJSON_AddItemToArray(data, api__job_json(row, false));
     return 0;
 }
 

@@ -4,6 +4,7 @@
  * counters) and the job manager observers that publish events.
  * Must not: change slots or jobs; every field documented is always present (null when absent). */
 #include "api_model.h"
+#include "store_cols.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,43 +72,36 @@ void api__count_add(api_t *a, const char *slot, const char *result, uint64_t n)
 
 /* ---- Job ---- */
 
-cJSON *api__job_json(const store_job_row_t *row)
+/* The operator hint of a job that did not pass (docs/API.md: null for a pass or while running). */
+static void add_hint(cJSON *o, const char *k, const store_job_row_t *row)
 {
-    cJSON *o = cJSON_CreateObject();
     bool running = !strcmp(row->result, "running");
-    est_class_t cls;
-    add_int_or_null(o, "seq", row->seq);
-    cJSON_AddStringToObject(o, "uuid", row->uuid);
-    cJSON_AddStringToObject(o, "slot", row->slot);
-    cJSON_AddStringToObject(o, "port", row->port);
-    add_str_or_null(o, "recipe_hash", row->recipe_hash);
-    add_str_or_null(o, "recipe_name", row->recipe_hash[0] ? row->recipe_name : NULL);
-    add_str_or_null(o, "recipe_version", row->recipe_hash[0] ? row->recipe_version : NULL);
-    add_str_or_null(o, "chip", row->chip);
-    add_str_or_null(o, "revision", row->revision);
-    add_str_or_null(o, "mac", row->mac);
-    add_str_or_null(o, "flash_id", row->flash_id);
-    add_int_or_null(o, "flash_size", row->flash_size);
-    cJSON_AddStringToObject(o, "started_at", row->started_at);
-    add_str_or_null(o, "finished_at", row->finished_at);
-    add_int_or_null(o, "duration_ms", row->duration_ms);
-    cJSON_AddStringToObject(o, "result", row->result);
-    add_str_or_null(o, "error_class", row->error_class);
-    add_str_or_null(o, "message", row->message);
-    cls = row->error_class[0] ? est_class_from_name(row->error_class) : EST_CLASS__COUNT;
-    add_str_or_null(o, "hint",
+    est_class_t cls = row->error_class[0] ? est_class_from_name(row->error_class) : EST_CLASS__COUNT;
+    add_str_or_null(o, k,
                     !running && strcmp(row->result, "pass") != 0 && cls != EST_CLASS__COUNT
                         ? est_class_hint(cls)
                         : NULL);
-    add_str_or_null(o, "failed_state", row->failed_state);
-    add_int_or_null(o, "baud", row->baud);
-    cJSON_AddNumberToObject(o, "attempt", (double)(row->attempt > 0 ? row->attempt : 1));
-    cJSON_AddBoolToObject(o, "final", row->final);
-    add_int_or_null(o, "retries", row->retries);
-    add_int_or_null(o, "bytes_written", row->bytes_written);
-    add_int_or_null(o, "bytes_sent", row->bytes_sent);
+}
+
+/* The Job object, generated from the column table (daemon/station/store_cols.h, column JSON). */
+#define JSON_STR(k, name) cJSON_AddStringToObject(o, k, row->name);
+#define JSON_STRN(k, name) add_str_or_null(o, k, row->name);
+#define JSON_INT(k, name) cJSON_AddNumberToObject(o, k, (double)row->name);
+#define JSON_INTN(k, name) add_int_or_null(o, k, row->name);
+#define JSON_BOOL(k, name) cJSON_AddBoolToObject(o, k, row->name);
+#define JSON_HINT(k, name) add_hint(o, k, row);
+#define JSON_DETAIL(k, name)                                                                       \
+    if (detail) add_str_or_null(o, k, row->name);
+#define JSON_NONE(k, name)
+#define JSON_COL(name, sql, TYPE, json, JSON, WRITE, value) JSON_##JSON(json, name)
+
+cJSON *api__job_json(const store_job_row_t *row, bool detail)
+{
+    cJSON *o = cJSON_CreateObject();
+    STORE_JOB_COLUMNS(JSON_COL)
     return o;
 }
+#undef JSON_COL
 
 /* ---- Slot ---- */
 
@@ -268,6 +262,14 @@ cJSON *api__station_json(api_t *a)
         cJSON_AddNumberToObject(cnt, api_results[r], (double)tot[r]);
     cJSON_AddNumberToObject(cnt, "running", (double)running);
     cJSON_AddStringToObject(o, "read_access", a->o.cfg->http.read_token ? "token" : "open");
+    if (a->o.database_id && *a->o.database_id)
+        cJSON_AddStringToObject(o, "database_id", a->o.database_id);
+    else
+        cJSON_AddNullToObject(o, "database_id");
+    if (a->alarm[0])
+        cJSON_AddStringToObject(o, "alarm", a->alarm);
+    else
+        cJSON_AddNullToObject(o, "alarm");
     return o;
 }
 
@@ -338,7 +340,7 @@ void api_on_result(api_t *a, size_t i, const char *uuid, int64_t seq, const job_
         a->slots[i].have_last = true;
     }
     d = cJSON_CreateObject();
-    cJSON_AddItemToObject(d, "job", api__job_json(row));
+    cJSON_AddItemToObject(d, "job", api__job_json(row, false));
     events_publish(a->ev, "job", d);
     free(row);
 }

@@ -8,7 +8,8 @@
 
 cJSON *api__slot_json(api_t *a, size_t i);
 cJSON *api__station_json(api_t *a);
-cJSON *api__job_json(const store_job_row_t *row);
+/* The Job object of docs/API.md; `detail` adds the members only GET /api/v1/jobs/{uuid} has. */
+cJSON *api__job_json(const store_job_row_t *row, bool detail);
 cJSON *api__recipe_ref(const recipe_t *r);
 /* slots that currently use `hash` (a JSON array of names) */
 cJSON *api__recipe_slots(api_t *a, const char *hash);

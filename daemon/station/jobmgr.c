@@ -634,6 +634,8 @@ static int slot_start_attempt(slot_t *s, unsigned attempt)
         return UV_EAGAIN; /* a probe holds the port; it starts the job itself if a board is there */
     if (!s->recipe)
         return UV_ENOENT;
+    if (m->cbs.may_start_cb && !m->cbs.may_start_cb(m, s->idx))
+        return EST_EDB;
     uv_timer_stop(&s->timer);
     /* retry.lower_baud: each retry at half the previous attempt's flashing rate */
     s->plan.flash_baud = s->recipe->plan.flash_baud;

@@ -109,7 +109,21 @@ typedef struct store_job_end_s {
 int store_job_finish(store_t *s, const char *uuid, const job_report_t *r,
                      const store_job_end_t *end, int64_t *seq);
 
-/* A job row as read back (for tests, the CLI and the API). NULL columns read as "" / -1. */
+/* Hooks of other modules (the CFX outbox, docs/CFX.md "Delivery") run INSIDE the transaction
+ * that records a job, with that transaction's connection (`db`, a sqlite3 *), on whatever thread
+ * commits it: a begin hook after the 'running' row is inserted (r == NULL, end == NULL, seq -1),
+ * a finish hook after the final row is written (seq assigned). A non-zero return (an SQLite
+ * error code) rolls the whole transaction back: the job is then not recorded. A hook must use
+ * only `db` and its own immutable data. At most STORE_MAX_HOOKS of each; 0 or EST_EDB. */
+#define STORE_MAX_HOOKS 4
+typedef int (*store_finish_hook_fn)(void *db /* sqlite3 * */, const char *uuid,
+                                    const job_report_t *r, const store_job_end_t *end,
+                                    int64_t seq, void *ud);
+int store_add_finish_hook(store_t *s, store_finish_hook_fn fn, void *ud);
+int store_add_begin_hook(store_t *s, store_finish_hook_fn fn, void *ud);
+
+/* A job row as read back (for tests, the CLI and the API). NULL columns read as "" / -1. The
+ * fields and their columns: store_cols.h. */
 typedef struct store_job_row_s {
     int64_t id, seq; /* seq -1 while running */
     char uuid[STORE_UUID_LEN];
@@ -132,6 +146,7 @@ typedef struct store_job_row_s {
     int64_t bytes_written, bytes_sent, retries, baud, attempt;
     int64_t n_images;
     bool final; /* false: a failed attempt that was retried */
+    char test_output[JOB_TEST_OUTPUT_MAX + 1]; /* the post-flash test's output; "" when none */
 } store_job_row_t;
 
 /* Read one job by uuid: 0 found, 1 not found, EST_EDB. */

@@ -453,6 +453,41 @@ static void test_final_row_survives_reopen(void **state)
     sqlite3_close(db);
 }
 
+/* The post-flash test's output has its own column (schema/004): written from the report when a
+ * test ran (also an empty output), NULL when none ran; a row's other columns are unchanged. */
+static void test_test_output_column(void **state)
+{
+    tmp_t *t = *state;
+    store_t *s = open_ok(t, 0);
+    store_job_row_t *row = malloc(sizeof *row);
+    job_report_t r;
+    sqlite3 *db;
+    char buf[64];
+    assert_non_null(row);
+    begin(s, U1, "T1", NULL);
+    begin(s, U2, "T2", NULL);
+    fill_report(&r, JOB_RESULT_PASS, 0x11);
+    r.test_ran = r.test_passed = true;
+    snprintf(r.test_output, sizeof r.test_output, "I (300) app: station ready\n");
+    r.test_output_len = strlen(r.test_output);
+    assert_int_equal(store_job_finish(s, U1, &r, NULL, NULL), 0);
+    assert_int_equal(finish(s, U2, JOB_RESULT_PASS, 0x12), 2);
+    assert_int_equal(store_job_get(s, U1, row), 0);
+    assert_string_equal(row->test_output, "I (300) app: station ready\n");
+    assert_string_equal(row->mac, "58:cf:79:0a:b1:11");
+    assert_string_equal(row->result, "pass");
+    assert_int_equal(store_job_get(s, U2, row), 0);
+    assert_string_equal(row->test_output, "");
+    store_close(s);
+    db = raw_open(t);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM jobs WHERE test_output IS NULL"), 1);
+    raw_text(db, "SELECT slot FROM jobs WHERE test_output LIKE '%station ready%'", buf,
+             sizeof buf);
+    assert_string_equal(buf, "T1");
+    sqlite3_close(db);
+    free(row);
+}
+
 static void test_events_are_numbered_per_job(void **state)
 {
     tmp_t *t = *state;
@@ -814,6 +849,7 @@ int main(void)
                                         tmp_teardown),
         cmocka_unit_test_setup_teardown(test_foreign_keys_and_recipes, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_final_row_survives_reopen, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_test_output_column, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_events_are_numbered_per_job, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite3_shell_can_query_jobs, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_survives_sigkill, tmp_setup, tmp_teardown),
