@@ -301,7 +301,7 @@ int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *c
     static const char *const keys[] = {"id",         "name",      "database", "listen",
                                        "stub_dir",   "token_file", "image_dir", "recipe",
                                        "probe_interval_ms", "slots", "http", "web_root",
-                                       NULL};
+                                       "cfx", NULL};
     cJSON *root;
     const cJSON *slots, *pi;
     const char *v;
@@ -367,6 +367,12 @@ int config_parse(const char *text, size_t len, const char *dir, station_cfg_t *c
     if (cfg_str(root, "web_root", "$", PATH_MAX, &v, err, errlen) < 0)
         goto out;
     cfg->web_root = v ? cfg_path(cfg->dir, v) : NULL;
+    /* "cfx": kept as text, parsed by daemon/cfx (cfx_config_parse, docs/STATION.md "cfx") */
+    if (cJSON_GetObjectItemCaseSensitive(root, "cfx") &&
+        !(cfg->cfx_json = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(root, "cfx")))) {
+        cfg_err(err, errlen, "$.cfx: out of memory");
+        goto out;
+    }
     if (cfg_http(cJSON_GetObjectItemCaseSensitive(root, "http"), &cfg->http, err, errlen) != 0)
         goto out;
     if (cfg->http.read_token && !cfg->token_file) {
@@ -463,6 +469,7 @@ void config_free(station_cfg_t *cfg)
     free(cfg->image_dir);
     free(cfg->recipe);
     free(cfg->web_root);
+    free(cfg->cfx_json);
     memset(cfg, 0, sizeof *cfg);
 }
 

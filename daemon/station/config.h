@@ -64,6 +64,7 @@ typedef struct station_cfg_s {
     char *image_dir;  /* NULL = <dir>/images */
     char *recipe;     /* default recipe for slots without their own; may be NULL */
     char *web_root;   /* NULL = not configured (http.c looks elsewhere) */
+    char *cfx_json;   /* the "cfx" section as JSON text (daemon/cfx parses it); NULL = none */
     http_cfg_t http;
     uint32_t probe_interval_ms; /* presence probe period for always-present ports */
     size_t n_slots;
