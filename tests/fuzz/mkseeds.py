@@ -577,6 +577,19 @@ def stub_version_seeds():
     put("stub_version", "long", "5" + "1" * 40 + "\n")
 
 
+def devdata_seeds():
+    """Value templates (docs/DEVICE-DATA.md "Value sources"): every placeholder and spec, literal
+    braces, and malformed ones."""
+    for i, t in enumerate([
+            "SN-{year}-{n:06}", "{n}", "{n:x}{n:X}{n:08X}{n:20}", "ACME-{mac:HEX}",
+            "{mac}{mac:COLON}{mac:dash}{mac:DASH}{mac:hex}{mac:last3}{mac:LAST3}",
+            "{yy}{month}{day}-{hour}{minute} d{doy} w{week}", "{flash_id}/{flash_id:HEX}",
+            "{chip}:{chip:upper}:{rev}:{serial:upper}", "{{literal}} {{{n}}}", "plain",
+            "SN-{n", "}", "{}", "{n:{year}}", "{n:0}", "{mac:weird}", "{unknown}",
+            "x" * 3990 + "{n:020}"]):
+        put("devdata", "t%02d.txt" % i, t)
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -589,4 +602,5 @@ if __name__ == "__main__":
     escrow_seeds()
     espsim_efuse_seeds()
     nvs_csv_seeds()
+    devdata_seeds()
     stub_version_seeds()

@@ -473,7 +473,11 @@ void sim_efuse_security(const sim_efuse_t *e, sim_efuse_sec_t *s)
         return;
     }
     s->dis_dl_icache = (int)((b0[1] >> 10) & 1);
-    s->dis_dl_dcache = (int)((b0[1] >> 11) & 1); // S2/S3; other meanings on C3/C6 (not used)
+    if (strcmp(e->chip->name, "esp32s2") == 0 || strcmp(e->chip->name, "esp32s3") == 0) {
+        // S2/S3 only: on the C3/C6/H2 these bits are DIS_USB_SERIAL_JTAG and a reserved bit
+        s->dis_dl_dcache = (int)((b0[1] >> 11) & 1);
+        s->dis_usb = (int)((b0[1] >> 13) & 1); // DIS_USB (S2) / DIS_USB_OTG (S3)
+    }
     s->soft_dis_jtag = __builtin_popcount((b0[1] >> 16) & 7) & 1;
     s->hard_dis_jtag = (int)((b0[1] >> 19) & 1);
     s->dis_dl_manual_enc = (int)((b0[1] >> 20) & 1);
@@ -588,15 +592,22 @@ static int load_text(sim_efuse_t *e, const char *text, char *err, size_t errlen)
     for (int b = 0; b < e->nblocks; b++) {
         const cJSON *o = cJSON_GetArrayItem(blocks, b);
         const cJSON *num = cJSON_GetObjectItemCaseSensitive(o, "block");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "rs");
         if (!cJSON_IsNumber(num) || num->valueint != b ||
             parse_hex_words(cJSON_GetObjectItemCaseSensitive(o, "words"), raw[b],
                             blk_words(e, b)) != 0 ||
-            (!e->esp32 && b >= 1 &&
-             parse_hex_words(cJSON_GetObjectItemCaseSensitive(o, "rs"), rsck[b], 3) != 0)) {
+            (!e->esp32 && b >= 1 && rs && parse_hex_words(rs, rsck[b], 3) != 0)) {
             snprintf(err, errlen,
                      "block %d: needs \"block\": %d, \"words\": %d hex strings%s", b, b,
-                     blk_words(e, b), (!e->esp32 && b >= 1) ? " and \"rs\": 3 hex strings" : "");
+                     blk_words(e, b),
+                     (!e->esp32 && b >= 1) ? " (and optionally \"rs\": 3 hex strings)" : "");
             goto out;
+        }
+        if (!e->esp32 && b >= 1 && !rs) { // no check words given: burnt consistently
+            uint8_t data[32] = {0}, ck[12];
+            words_to_bytes(raw[b], blk_words(e, b), data);
+            sim_efuse_rs_encode(data, ck);
+            bytes_to_words(ck, 3, rsck[b]);
         }
     }
     memcpy(e->raw, raw, sizeof(raw));
