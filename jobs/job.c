@@ -348,7 +348,7 @@ static void job_frame_cb(void *ud, const uint8_t *frame, size_t len)
     if (!j->awaiting) return; /* stale (e.g. the extra SYNC replies) */
     if (r.op != j->expect_op) {
         /* The ROMs answer an unknown command with an "invalid message" status, not always
-         * echoing the opcode (reference §3.7), as esptool's command() assumes for any command. */
+         * echoing the opcode (PROTOCOL.md §3.7), as esptool's command() assumes for any command. */
         if (cmd_resp_unsupported(&r)) {
             j->awaiting = false;
             j->resp = r;
@@ -430,7 +430,7 @@ static void job_md5(const uint8_t *d, size_t n, uint8_t out[16])
 }
 
 /* How many bytes each JOB_ZGRAIN slice of the zlib stream inflates to. A job sums the slices of
- * its block size: esptool scales the per-block timeouts by a block's output (reference §4.4), and
+ * its block size: esptool scales the per-block timeouts by a block's output (PROTOCOL.md §4.4), and
  * progress is reported in flash bytes. Counting per slice keeps one deflate valid for every block
  * size (ROM 1 KiB, stub 16 KiB or 2 KiB). */
 static int job_count_block_output(job_prep_t *p)
@@ -498,7 +498,8 @@ static void job_prep_work_cb(uv_work_t *w)
     }
     p->patched = rc == 1;
     p->patch_note = why;
-    /* the chip and revision check (§11.3) is the job's: the revision is not part of the key */
+    /* the chip and revision check (PROTOCOL.md §11.3) is the job's: the revision is not part of the
+     * key */
     p->have_info = p->data[0] == IMAGE_MAGIC &&
                    image_parse(p->data, p->len, p->chip->id == CHIP_ESP8266, &p->info) == 0;
     job_md5(p->data, p->len, p->md5);

@@ -172,7 +172,6 @@ static void job_fail_no_sync(job_t *j)
     }
 }
 
-
 /* ---- OPEN ---- */
 
 void job_st_open(job_t *j, job_event_t ev)
@@ -497,8 +496,8 @@ static void job_wdt_done(job_t *j, job_rp_result_t res)
 
 /* Which port the ROM talks on. USB-OTG limits blocks to 0x800 bytes (PROTOCOL.md §4.3);
  * USB-Serial/JTAG leaves the RTC and super watchdogs running in ROM mode, so esptool turns them
- * off right after connecting unless a stub already runs (§14.10, _post_connect()). Decided per
- * job from the chip itself, as esptool does: no VID:PID guessing. */
+ * off right after connecting unless a stub already runs (PROTOCOL.md §14.10, _post_connect()).
+ * Decided per job from the chip itself, as esptool does: no VID:PID guessing. */
 static void job_console_done(job_t *j, job_rp_result_t res)
 {
     chip_console_t k;
@@ -542,8 +541,7 @@ static void job_identify_done(job_t *j, job_rp_result_t res)
         job__log(j, JOB_LOG_WARN, "MAC eFuse words have an unknown OUI; MAC not recorded");
     }
     j->rep.chip_rev = chip_rev_decode(j->chip, slots + CHIP_RP_REV);
-    job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100,
-             j->rep.chip_rev % 100);
+    job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100, j->rep.chip_rev % 100);
     j->usb_otg = j->usb_jtag = false;
     j->ram_block = j->chip->ram_block;
     j->stub_block = j->chip->stub_flash_block;

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-
 /* The board was reset into its application: on to the test, or done. */
 static void job_after_reset_done(job_t *j)
 {
@@ -26,8 +25,9 @@ static void job_after_reset_done(job_t *j)
 }
 
 /* AFTER_RESET sub-steps (job_after_phase_t): AFTER_PULSE the reset sequence; AFTER_BAUD_BACK
- * CHANGE_BAUDRATE back to the connect rate sent, AFTER_SETTLE settling. A chip that is not reset stays in its loader at the rate we left it at; putting
- * it back to the connect rate lets the next job (or esptool) sync with it again. */
+ * CHANGE_BAUDRATE back to the connect rate sent, AFTER_SETTLE settling. A chip that is not reset
+ * stays in its loader at the rate we left it at; putting it back to the connect rate lets the next
+ * job (or esptool) sync with it again. */
 void job_st_after_reset(job_t *j, job_event_t ev)
 {
     switch (ev) {
@@ -213,4 +213,3 @@ void job_st_done(job_t *j, job_event_t ev)
     job__free_prep(&j->prep);
     job__finish(j);
 }
-

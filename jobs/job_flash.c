@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define CHIP_ERASE_MS 120000 /* esptool's chip_erase_timeout (§4.4) */
+#define CHIP_ERASE_MS 120000 /* esptool's chip_erase_timeout (PROTOCOL.md §4.4) */
 
 /* ---- ATTACH ---- */
 
@@ -44,7 +44,7 @@ void job_st_attach(job_t *j, job_event_t ev)
     case JOB_EV_ENTER:
         if (j->stub) {
             /* the stub attaches the flash itself at start-up; esptool sends SPI_ATTACH to it
-             * only for custom pins (§4.5.1) */
+             * only for custom pins (PROTOCOL.md §4.5.1) */
             job_enter(j, JOB_ST_FLASH_ID);
             return;
         }
@@ -108,7 +108,7 @@ void job_st_flash_id(job_t *j, job_event_t ev)
         job_bad_event(j, ev);
         return;
     }
-    /* JEDEC ID: opcode 0x9F, 24 bits, by the SPI controller's user command (§7.2) */
+    /* JEDEC ID: opcode 0x9F, 24 bits, by the SPI controller's user command (PROTOCOL.md §7.2) */
     chip_prog_spi_cmd(j->chip, 0x9F, 24, &j->rp.prog);
     job_rp_start(j, "SPI flash register access", job_flash_id_done);
 }
@@ -173,7 +173,8 @@ static void job_params_apply(job_t *j)
     if (j->rep.flash_size && j->rep.flash_size < size) size = j->rep.flash_size;
     if (size > ROM_ADDR_LIMIT && !chip_addr32_ok(j->chip, j->stub, j->rom_eco_known, j->rom_eco)) {
         if (j->stub && j->chip->addr32 == CHIP_ADDR32_STUB_ECO2)
-            job__log(j, JOB_LOG_INFO, "%s %s: the stub addresses only the first 16 MB of the %s flash",
+            job__log(j, JOB_LOG_INFO,
+                     "%s %s: the stub addresses only the first 16 MB of the %s flash",
                      j->chip->pretty, j->rom_eco_known ? "ROM ECO below 2" : "ROM ECO unknown",
                      plan_fmt_size(size, sz, sizeof sz));
         size = ROM_ADDR_LIMIT;
@@ -284,13 +285,14 @@ void job_st_erase(job_t *j, job_event_t ev)
             return;
         }
         /* ROM: FLASH_BEGIN erases the region up front; no data follows and no FLASH_END is sent
-         * (it would leave the loader), as esptool master does without a stub (§4.2) */
+         * (it would leave the loader), as esptool master does without a stub (PROTOCOL.md §4.2) */
         j->req_len = cmd_build_begin(
             j->req, sizeof j->req, CMD_FLASH_BEGIN,
-            j->chip->id == CHIP_ESP8266 ? image_esp8266_erase_size(off, size) : size,
+            j->chip->rom_erase_size_bug ? image_esp8266_erase_size(off, size) : size,
             (size + j->chip->rom_flash_block - 1) / j->chip->rom_flash_block,
             j->chip->rom_flash_block, off, j->chip->rom_begin_enc_word, 0);
-        job_send_or_fail(j, CMD_FLASH_BEGIN, 0, job_timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size));
+        job_send_or_fail(j, CMD_FLASH_BEGIN, 0,
+                         job_timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size));
         return;
     case JOB_EV_RESP:
         if (j->resp.status != 0) {
@@ -311,4 +313,3 @@ void job_st_erase(job_t *j, job_event_t ev)
     default: job_bad_event(j, ev); return;
     }
 }
-

@@ -9,18 +9,15 @@
 #include <stddef.h>
 
 #include "cmd.h"
+#include "est_util.h" /* container_of */
 #include "image.h"
 #include "job.h"
 #include "regprog.h"
 #include "slip.h"
 #include "stub.h"
 
-#ifndef container_of
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-#endif
-
 #define JOB_RX_FRAME_MAX 4096 /* largest frame we accept (READ_FLASH data is 4 KiB) */
-#define JOB_ZGRAIN 0x400      /* block outputs are counted per 1 KiB of zlib stream (§4.3) */
+#define JOB_ZGRAIN 0x400 /* block outputs counted per 1 KiB of zlib stream (PROTOCOL.md §4.3) */
 #define JOB_BOOTLOG_MAX 4096  /* raw text kept for boot-mode detection */
 #define JOB_SECINFO_OUT ((size_t)-1) /* "output length depends on the frame" marker */
 
@@ -32,7 +29,7 @@ typedef struct job_prep_s {
     size_t src_len;
     uint32_t offset;
     const chip_info_t *chip;
-    bool no_patch; /* Secure Boot / SDM: never touch the header (reference §11.4) */
+    bool no_patch; /* Secure Boot / SDM: never touch the header (PROTOCOL.md §11.4) */
     image_params_t params;
     bool compress;
     /* outputs */
@@ -178,9 +175,9 @@ struct job_s {
     const chip_info_t *chip;
     uint8_t status_len;
     bool stub;            /* the flasher stub answers (uploaded, or found running at sync) */
-    bool sync_zero;       /* the SYNC reply's value was 0: a stub is already running (§4.2) */
-    bool usb_otg;         /* the ROM talks over native USB-OTG (UARTDEV_BUF_NO, §4.3) */
-    bool usb_jtag;        /* ... over USB-Serial/JTAG (§14.10) */
+    bool sync_zero; /* the SYNC reply's value was 0: a stub is already running (PROTOCOL.md §4.2) */
+    bool usb_otg;   /* the ROM talks over native USB-OTG (UARTDEV_BUF_NO, PROTOCOL.md §4.3) */
+    bool usb_jtag;  /* ... over USB-Serial/JTAG (PROTOCOL.md §14.10) */
     uint32_t ram_block;   /* MEM_DATA block for this job (0x800 on USB-OTG) */
     uint32_t stub_block;  /* stub FLASH_(DEFL_)DATA block for this job (0x800 on USB-OTG) */
 
@@ -191,7 +188,7 @@ struct job_s {
     uint32_t cur_baud;      /* the rate host and chip use now */
     uint32_t baud_target;   /* the rate being switched to */
     uint32_t baud_cap;      /* after a failed switch: the highest rate still to try (0 none) */
-    uint64_t baud_corr[2];  /* ROM clock correction (§9): send rate × [0] / [1] */
+    uint64_t baud_corr[2];  /* ROM clock correction (PROTOCOL.md §9): send rate × [0] / [1] */
     bool lines_ok, lines_warned;
 
     /* flash */

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define OHAI_WAIT_MS 3200 /* MEM_END's 0.2 s (reply optional) + 3 s for "OHAI" (§8.3) */
+#define OHAI_WAIT_MS                                                                               \
+    3200                  /* MEM_END's 0.2 s (reply optional) + 3 s for "OHAI" (PROTOCOL.md §8.3) \
+                           */
 #define BAUD_PROBE_MS 500 /* the first command at the new rate */
 #define BAUD_MAX_FALLBACKS 4
 
@@ -47,7 +49,7 @@ static void job_stub_next_segment(job_t *j)
     const uint8_t *d = j->u.stub.seg == 0 ? s->text : s->data;
     size_t n = j->u.stub.seg == 0 ? s->text_len : s->data_len;
     uint32_t addr = j->u.stub.seg == 0 ? s->text_start : s->data_start;
-    uint32_t bs = j->ram_block; /* 0x1800, 0x800 over USB-OTG (§4.3) */
+    uint32_t bs = j->ram_block; /* 0x1800, 0x800 over USB-OTG (PROTOCOL.md §4.3) */
     if (j->u.stub.seg > 1 || !d) {
         /* MEM_END(0, entry): the ROM may jump before it answers, so the reply is optional;
          * the stub then greets with a bare "OHAI" frame. Raw mode sees both. */
@@ -60,8 +62,8 @@ static void job_stub_next_segment(job_t *j)
     j->u.stub.phase = STUB_MEM_BEGIN;
     j->u.stub.mem_seq = 0;
     j->u.stub.mem_blocks = (uint32_t)((n + bs - 1) / bs);
-    j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_MEM_BEGIN, (uint32_t)n, j->u.stub.mem_blocks,
-                                 bs, addr, false, 0);
+    j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_MEM_BEGIN, (uint32_t)n,
+                                 j->u.stub.mem_blocks, bs, addr, false, 0);
     job_send_or_fail(j, CMD_MEM_BEGIN, 0, job_state_timeout_ms(JOB_ST_STUB));
 }
 
@@ -115,8 +117,6 @@ static const char *job_stub_path(job_t *j, char *path, size_t cap)
     }
     return path;
 }
-
-
 
 /* ENTER: a stub already running, identify-only jobs, no stub wanted or found, or an excluded
  * chip go on with the ROM loader; else the upload starts. */
@@ -227,7 +227,6 @@ void job_st_stub(job_t *j, job_event_t ev)
 /* The rates tried after a failed switch, highest first. */
 static const uint32_t job_baud_steps[] = {2000000, 1500000, 921600, 460800, 230400, 115200};
 
-
 static void job_baud_keep(job_t *j)
 {
     j->rep.baud = j->cur_baud;
@@ -330,7 +329,7 @@ static void job_baud_send(job_t *j)
         job__log(j, JOB_LOG_DEBUG, "ROM clock correction: asking for %u to get %u baud", wire,
                  j->baud_target);
     /* second word: 0 for a ROM, the current rate for a stub (the legacy stub scales its divider
-     * by it; §9, §14.7) */
+     * by it; PROTOCOL.md §9, §14.7) */
     j->req_len = cmd_build_change_baud(j->req, sizeof j->req, wire, j->stub ? j->cur_baud : 0);
     job_send_or_fail(j, CMD_CHANGE_BAUDRATE, 0, job_state_timeout_ms(JOB_ST_BAUD));
 }
@@ -391,7 +390,7 @@ static void job_baud_reply(job_t *j)
             job_baud_keep(j);
             return;
         }
-        /* the reply came at the old rate; now both sides switch (§9) */
+        /* the reply came at the old rate; now both sides switch (PROTOCOL.md §9) */
         rc = j->io->set_baud(j, j->baud_target);
         if (rc != 0) {
             job_baud_fallback(j, "the port cannot be set to this rate");
@@ -426,7 +425,8 @@ static void job_baud_timeout(job_t *j)
         j->tries++; /* the first probe got nothing: ask once more */
         /* fall through */
     case BAUD_SETTLE:
-        /* drop what came during the switch (the loader may send stray 0xC0 then, §3.1) */
+        /* drop what came during the switch (the loader may send stray 0xC0 then, PROTOCOL.md §3.1)
+         */
         j->awaiting = false;
         job_flush_rx(j);
         j->u.baud = BAUD_PROBE;

@@ -10,7 +10,7 @@
 
 #include <openssl/evp.h>
 
-#define READ_PACKET 0x1000 /* READ_FLASH packet size (§4.6) */
+#define READ_PACKET 0x1000 /* READ_FLASH packet size (PROTOCOL.md §4.6) */
 
 static void job_read_finish(job_t *j)
 {
@@ -51,7 +51,7 @@ static bool job_read_md5_ok(job_t *j, const uint8_t dev[16])
     job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
              "the data read from 0x%x (%u bytes) has MD5 %s, the device computed %s: the read "
              "was corrupted on the way",
-             j->plan->op_offset, j->op_size, job_hex16(j->rep.read_md5, a), job_hex16(dev, b));
+             j->plan->op_offset, j->op_size, est_hex(j->rep.read_md5, 16, a), est_hex(dev, 16, b));
     return false;
 }
 
@@ -72,7 +72,7 @@ void job_st_read(job_t *j, job_event_t ev)
             return;
         }
         if (j->stub) {
-            /* esptool: 4 KiB packets, 64 in flight (both stubs keep one: §4.6) */
+            /* esptool: 4 KiB packets, 64 in flight (both stubs keep one: PROTOCOL.md §4.6) */
             j->u.read = READ_CMD;
             j->req_len = cmd_build_read_flash(j->req, sizeof j->req, pl->op_offset, j->op_size,
                                               READ_PACKET, 64);
@@ -108,7 +108,7 @@ void job_st_read(job_t *j, job_event_t ev)
                 job_fail(j, EST_CLASS_PROTOCOL, EST_EPROTO, "short READ_FLASH_SLOW reply");
                 return;
             }
-            /* the reply always carries 64 bytes; the first `length` are ours (§4.2) */
+            /* the reply always carries 64 bytes; the first `length` are ours (PROTOCOL.md §4.2) */
             if (!job_read_deliver(j, j->resp.out, left < 64 ? left : 64)) return;
             if (j->rd_done < j->op_size) {
                 job_read_slow_next(j);
@@ -143,7 +143,7 @@ void job_st_read(job_t *j, job_event_t ev)
                 return;
             }
             if (!job_read_deliver(j, j->raw, j->raw_len)) return;
-            /* acknowledge every packet with the running total (§4.6) */
+            /* acknowledge every packet with the running total (PROTOCOL.md §4.6) */
             if (job__send_raw(j, ack, cmd_build_read_flash_ack(ack, sizeof ack, j->rd_done))) {
                 job_fail(j, EST_CLASS_PORT_GONE, UV_EIO, "write to %s failed", j->spec);
                 return;
@@ -175,4 +175,3 @@ void job_st_read(job_t *j, job_event_t ev)
     default: job_bad_event(j, ev); return;
     }
 }
-

@@ -30,7 +30,8 @@ static job_state_def_t job_state_def(job_state_t s)
 {
     switch (s) {
     case JOB_ST_IDLE: return (job_state_def_t){NULL, 0};
-    case JOB_ST_OPEN: return (job_state_def_t){job_st_open, EV(ENTER) | EV(IO_OPENED) | EV(TIMEOUT)};
+    case JOB_ST_OPEN:
+        return (job_state_def_t){job_st_open, EV(ENTER) | EV(IO_OPENED) | EV(TIMEOUT)};
     case JOB_ST_RESET: return (job_state_def_t){job_st_reset, EV(ENTER) | EV(TIMEOUT)};
     case JOB_ST_SYNC: return (job_state_def_t){job_st_sync, EV_REQ};
     case JOB_ST_DETECT: return (job_state_def_t){job_st_detect, EV_REQ};
@@ -63,7 +64,7 @@ void job_step(job_t *j, job_event_t ev)
 {
     job_state_def_t d = job_state_def(j->st);
     if (j->rp.active && job_rp_event(j, ev)) return; /* a register program owns RESP/TIMEOUT */
-    if (!(d.handles & JOB_EVS(ev))) return;            /* ignored in this state */
+    if (!(d.handles & JOB_EVS(ev))) return;          /* ignored in this state */
     d.handler(j, ev);
 }
 
@@ -104,7 +105,8 @@ uint32_t job_timeout_per_mb(uint32_t secs_per_mb, uint64_t bytes)
 
 /* Stub writes: a block is ACKed on receipt and written while the next one travels, so the ACK
  * of block n+1 (or END) waits for block n's erase and write. esptool master allows 40 s/MB over
- * the block's output plus an erase allowance of (ceil(out / 32 KiB) + 1) × 64 KiB (§4.4). */
+ * the block's output plus an erase allowance of (ceil(out / 32 KiB) + 1) × 64 KiB (PROTOCOL.md
+ * §4.4). */
 uint32_t job_stub_wait_ms(uint64_t out)
 {
     return job_timeout_per_mb(40, out + ((out + 32767) / 32768 + 1) * 65536);
@@ -193,11 +195,4 @@ void job_pass(job_t *j)
 {
     j->rep.result = JOB_RESULT_PASS;
     job_enter(j, JOB_ST_CLOSING);
-}
-
-const char *job_hex16(const uint8_t d[16], char out[33])
-{
-    for (int k = 0; k < 16; k++)
-        snprintf(out + 2 * k, 3, "%02x", d[k]);
-    return out;
 }

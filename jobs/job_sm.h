@@ -8,21 +8,25 @@
 
 #include "job_int.h"
 
-#define UNSUPP_DRAIN_MS 200 /* wait for a late reply / the ROM's extra error frames (§3.7) */
-#define BAUD_SETTLE_MS 50   /* after switching the host UART (esptool, §9) */
+#define UNSUPP_DRAIN_MS                                                                            \
+    200 /* wait for a late reply / the ROM's extra error frames (PROTOCOL.md §3.7) */
+#define BAUD_SETTLE_MS 50 /* after switching the host UART (esptool, PROTOCOL.md §9) */
 #define DEFAULT_FLASH 0x400000u
-#define ROM_ADDR_LIMIT 0x1000000u /* ROM flash commands use 24-bit addresses (§14.12) */
+#define ROM_ADDR_LIMIT                                                                             \
+    0x1000000u /* ROM flash commands use 24-bit addresses (PROTOCOL.md §14.12)                    \
+                */
 /* esptool master after v5.3.1 (30 before): the ROM's erase at FLASH_BEGIN / FLASH_DEFL_BEGIN,
- * ERASE_REGION, and the scale of a whole-chip erase (§4.4) */
+ * ERASE_REGION, and the scale of a whole-chip erase (PROTOCOL.md §4.4) */
 #define ERASE_REGION_TIMEOUT_PER_MB 40
-/* GET_SECURITY_INFO flag bit 0: Secure Boot enabled; bit 2: Secure Download Mode (§5.4) */
+/* GET_SECURITY_INFO flag bit 0: Secure Boot enabled; bit 2: Secure Download Mode (PROTOCOL.md §5.4)
+ */
 #define SEC_FLAG_SECURE_BOOT 0x1u
 #define SEC_FLAG_SDM 0x4u
 
 /* ---- job_sm.c: helpers ---- */
-/* esptool's size-scaled timeout: secs per 10^6 bytes, 3 s .. 240 s (§4.4) */
+/* esptool's size-scaled timeout: secs per 10^6 bytes, 3 s .. 240 s (PROTOCOL.md §4.4) */
 uint32_t job_timeout_per_mb(uint32_t secs_per_mb, uint64_t bytes);
-/* Stub writes: how long the reply after a block of `out` flash bytes may take (§4.4) */
+/* Stub writes: how long the reply after a block of `out` flash bytes may take (PROTOCOL.md §4.4) */
 uint32_t job_stub_wait_ms(uint64_t out);
 /* A device NAK of the request in flight: keeps the command and status, fails the job. */
 void job_nak(job_t *j, const char *what);
@@ -36,13 +40,12 @@ bool job_secure_boot(const job_t *j);
 /* The plan asks for the post-flash test (flashing jobs with images only). */
 bool job_has_test(const job_t *j);
 void job_pass(job_t *j);
-const char *job_hex16(const uint8_t d[16], char out[33]);
 
 /* ---- shared across phases ---- */
-bool job_run_reset_steps(job_t *j);         /* job_connect.c */
+bool job_run_reset_steps(job_t *j);                         /* job_connect.c */
 void job_test_text(job_t *j, const uint8_t *buf, size_t n); /* job_finish.c */
-void job_prefetch_images(job_t *j);         /* job_write.c */
-const char *job_stub_excluded(const job_t *j); /* job_link.c */
+void job_prefetch_images(job_t *j);                         /* job_write.c */
+const char *job_stub_excluded(const job_t *j);              /* job_link.c */
 
 /* ---- the handlers, one per state (the dispatcher's table in job_sm.c) ---- */
 void job_st_open(job_t *j, job_event_t ev);

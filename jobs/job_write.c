@@ -21,11 +21,12 @@ static int job_image_params(const job_t *j, image_params_t *p, char *msg, size_t
     switch (pl->flash_size_mode) {
     case PLAN_FSIZE_KEEP: break;
     case PLAN_FSIZE_DETECT:
-        p->size_code = chip_flash_size_code(j->chip, j->rep.flash_size ? j->rep.flash_size
-                                                                       : DEFAULT_FLASH);
+        p->size_code =
+            chip_flash_size_code(j->chip, j->rep.flash_size ? j->rep.flash_size : DEFAULT_FLASH);
         break;
     case PLAN_FSIZE_SET: /* by name: also the ESP8266's "2MB-c1" / "4MB-c1" layouts */
-        p->size_code = chip_flash_size_code_name(j->chip, plan_flash_size_name(pl, name, sizeof name));
+        p->size_code =
+            chip_flash_size_code_name(j->chip, plan_flash_size_name(pl, name, sizeof name));
         break;
     }
     if (pl->flash_size_mode != PLAN_FSIZE_KEEP && p->size_code < 0) {
@@ -59,7 +60,7 @@ static int job_prep_inputs(const job_t *j, size_t idx, job_prep_t *p, char *msg,
     p->src_len = im->size;
     p->offset = im->offset;
     p->chip = j->chip;
-    /* Secure Boot: a signed bootloader must never be patched (reference §11.4, §14.24) */
+    /* Secure Boot: a signed bootloader must never be patched (PROTOCOL.md §11.4, §14.24) */
     p->no_patch = job_secure_boot(j);
     return 0;
 }
@@ -89,7 +90,6 @@ void job_prefetch_images(job_t *j)
     memset(&j->prep, 0, sizeof j->prep);
 }
 
-
 /* ---- per image ---- */
 
 void job_st_prepare(job_t *j, job_event_t ev)
@@ -106,7 +106,7 @@ void job_st_prepare(job_t *j, job_event_t ev)
             return;
         }
         j->defl = j->plan->compress && (j->stub || j->chip->rom_defl);
-        /* USB-OTG: 0x800 for stub writes as esptool's stub class does (§4.3) */
+        /* USB-OTG: 0x800 for stub writes as esptool's stub class does (PROTOCOL.md §4.3) */
         j->block_size = j->stub ? j->stub_block : j->chip->rom_flash_block;
         if (p->no_patch &&
             (p->params.mode >= 0 || p->params.size_code >= 0 || p->params.freq_code >= 0))
@@ -128,7 +128,7 @@ void job_st_prepare(job_t *j, job_event_t ev)
             job_fail(j, p->cls, p->status, "%s: %s", im->path, p->msg);
             return;
         }
-        /* esptool refuses an image built for another chip or revision range (§11.3) */
+        /* esptool refuses an image built for another chip or revision range (PROTOCOL.md §11.3) */
         if (p->have_info && image_check_chip(&p->info, j->chip, j->rep.chip_rev, &why) != 0) {
             job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP,
                      "%s: image does not suit this %s (v%u.%u): %s", im->path, j->chip->pretty,
@@ -185,7 +185,7 @@ void job_st_compare(job_t *j, job_event_t ev)
         is->skipped = true;
         is->verified = true; /* the device's MD5 of the region is the image's */
         job__log(j, JOB_LOG_INFO, "0x%x: the device already holds this image (MD5 %s): skipped",
-                 im->offset, job_hex16(dev, (char[33]){0}));
+                 im->offset, est_hex(dev, 16, (char[33]){0}));
         if (j->cbs.progress_cb) j->cbs.progress_cb(j, j->img, p->len, p->len);
         job_next_image(j);
         return;
@@ -210,7 +210,7 @@ void job_st_begin(job_t *j, job_event_t ev)
         j->end_sent = false;
         if (j->defl) {
             /* ROM: uncompressed size rounded up to 1 KiB, which it erases now; stub: the exact
-             * size, erased as it writes (§4.2) */
+             * size, erased as it writes (PROTOCOL.md §4.2) */
             size_field = j->stub ? (uint32_t)p->len : (uint32_t)((p->len + 0x3FF) & ~0x3FFu);
             j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_DEFL_BEGIN, size_field,
                                          j->nblocks, j->block_size, im->offset, enc, 0);
@@ -219,12 +219,13 @@ void job_st_begin(job_t *j, job_event_t ev)
                                      : job_timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, size_field));
         } else {
             size_field = (uint32_t)p->len;
-            if (!j->stub && j->chip->id == CHIP_ESP8266)
+            if (!j->stub && j->chip->rom_erase_size_bug)
                 size_field = image_esp8266_erase_size(im->offset, (uint32_t)p->len);
             j->req_len = cmd_build_begin(j->req, sizeof j->req, CMD_FLASH_BEGIN, size_field,
                                          j->nblocks, j->block_size, im->offset, enc, 0);
             job_send_or_fail(j, CMD_FLASH_BEGIN, 0,
-                             j->stub ? 3000 : job_timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, p->len));
+                             j->stub ? 3000
+                                     : job_timeout_per_mb(ERASE_REGION_TIMEOUT_PER_MB, p->len));
         }
         return;
     case JOB_EV_RESP:
@@ -259,8 +260,8 @@ static uint64_t job_block_out(const job_t *j, uint32_t k)
     return p->len - start < j->block_size ? p->len - start : j->block_size;
 }
 
-/* How long the reply to block k may take (§4.4): the ROM writes block k before answering; the
- * stub answers on receipt, but only after it has written block k-1. */
+/* How long the reply to block k may take (PROTOCOL.md §4.4): the ROM writes block k before
+ * answering; the stub answers on receipt, but only after it has written block k-1. */
 static uint32_t job_block_timeout(const job_t *j, uint32_t k)
 {
     if (!j->stub) return job_timeout_per_mb(40, j->defl ? job_block_out(j, k) : j->block_size);
@@ -277,7 +278,8 @@ static void job_send_block(job_t *j)
             cmd_build_data(j->req, sizeof j->req, CMD_FLASH_DEFL_DATA, j->seq, p->z + start, n);
         job_send_or_fail(j, CMD_FLASH_DEFL_DATA, 0, job_block_timeout(j, j->seq));
     } else {
-        /* every FLASH_DATA block carries block_size bytes; pad the last with 0xFF (§4.2) */
+        /* every FLASH_DATA block carries block_size bytes; pad the last with 0xFF (PROTOCOL.md
+         * §4.2) */
         static uint8_t blk[0x4000];
         size_t n = p->len - start < j->block_size ? p->len - start : j->block_size;
         memcpy(blk, p->data + start, n);
@@ -289,7 +291,7 @@ static void job_send_block(job_t *j)
 }
 
 /* Stub: FLASH_DEFL_END(1) / FLASH_END(1) after the last block: "stay in the loader", and the
- * barrier that reports the last blocks' write errors (§4.5.6, §8.5). */
+ * barrier that reports the last blocks' write errors (PROTOCOL.md §4.5.6, §8.5). */
 static void job_send_end(job_t *j)
 {
     uint8_t op = j->defl ? CMD_FLASH_DEFL_END : CMD_FLASH_END;
@@ -299,7 +301,7 @@ static void job_send_end(job_t *j)
 }
 
 /* Stub status codes that concern the block just sent (sending it again can help); any other
- * failure is a deferred write error of an earlier block (§8.5). */
+ * failure is a deferred write error of an earlier block (PROTOCOL.md §8.5). */
 static bool job_stub_resendable(uint8_t status)
 {
     return status == 0xC0 || status == 0xC1;
@@ -419,10 +421,8 @@ void job_st_verify(job_t *j, job_event_t ev)
         }
         if (memcmp(dev, p->md5, 16) != 0) {
             char a[33], b[33];
-            for (int k = 0; k < 16; k++) {
-                snprintf(a + 2 * k, 3, "%02x", p->md5[k]);
-                snprintf(b + 2 * k, 3, "%02x", dev[k]);
-            }
+            est_hex(p->md5, 16, a);
+            est_hex(dev, 16, b);
             job_fail(j, EST_CLASS_MD5_MISMATCH, EST_EMD5,
                      "MD5 of flash at 0x%x (%zu bytes) is %s, image is %s%s", im->offset, p->len, b,
                      a,
@@ -439,4 +439,3 @@ void job_st_verify(job_t *j, job_event_t ev)
     default: job_bad_event(j, ev); return;
     }
 }
-

@@ -65,7 +65,7 @@ typedef struct plan_s {
     bool verify;          /* SPI_FLASH_MD5 after each image where supported */
     uint32_t baud;        /* initial (sync) baud */
     unsigned connect_attempts; /* reset+sync attempts (esptool: 7) */
-    /* speed (reference §8, §9) */
+    /* speed (PROTOCOL.md §8, §9) */
     uint32_t flash_baud;  /* CHANGE_BAUDRATE to this after sync/stub; 0 = stay at `baud` */
     bool stub;            /* use the flasher stub when a file for the chip is found */
     const char *stub_dir;  /* borrowed, may be NULL: a stub directory (see stub.h) */

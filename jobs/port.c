@@ -626,7 +626,7 @@ int port__fd_lock(int fd, bool excl_ioctl)
 int port__fd_set_lines(int fd, int dtr, int rts)
 {
     int st;
-    /* One TIOCMGET + one TIOCMSET so DTR and RTS change together (reference §2.2,
+    /* One TIOCMGET + one TIOCMSET so DTR and RTS change together (PROTOCOL.md §2.2,
      * UnixTightReset). Ptys have no modem lines: ENOTTY/EINVAL → "cannot drive the lines". */
     if (ioctl(fd, TIOCMGET, &st) < 0)
         return (errno == ENOTTY || errno == EINVAL || errno == ENOTSUP) ? UV_ENOTSUP

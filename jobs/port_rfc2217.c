@@ -274,7 +274,8 @@ static int rfc_set_baud(port_t *p, uint32_t baud)
 static int rfc_set_lines(port_t *p, int dtr, int rts)
 {
     /* RFC 2217 has no "both at once": each line is its own SET-CONTROL, DTR first, in stream
-     * order with the data (esptool uses only the sequential resets over RFC 2217, §2.3). */
+     * order with the data (esptool uses only the sequential resets over RFC 2217, PROTOCOL.md
+     * §2.3). */
     int rc = 0;
     if (dtr >= 0)
         rc = tn_send_cpo1(p, CPO_SET_CONTROL, dtr ? CPO_CONTROL_DTR_ON : CPO_CONTROL_DTR_OFF);

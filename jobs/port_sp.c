@@ -34,7 +34,7 @@ bool port__sp_is_usb_tty(const char *path)
     return strncmp(base, "ttyUSB", 6) == 0 || strncmp(base, "ttyACM", 6) == 0;
 }
 
-/* libserialport result → UV error (design §3: convert once, at the boundary). */
+/* libserialport result → UV error (errors are converted once, at the boundary). */
 static int port_sp_err(enum sp_return r)
 {
     switch (r) {
@@ -145,7 +145,7 @@ static int port_sp_configure(port_t *p, struct sp_port *sp, int fd)
         (r = sp_set_flowcontrol(sp, SP_FLOWCONTROL_NONE)) != SP_OK)
         return port_sp_err(r);
     /* What libserialport's config does not cover: read semantics for our non-blocking fd and
-     * no HUPCL (the last close must not move DTR/RTS and reset the DUT, reference §2.1). */
+     * no HUPCL (the last close must not move DTR/RTS and reset the DUT, PROTOCOL.md §2.1). */
     struct termios t;
     if (tcgetattr(fd, &t) < 0) return port__errno(errno);
     t.c_cflag &= ~(tcflag_t)HUPCL;
@@ -246,7 +246,7 @@ static int port_sp_set_lines(port_t *p, int dtr, int rts)
 {
     if (!p->has_lines) return UV_ENOTSUP;
     /* Not sp_set_dtr + sp_set_rts: two calls would pass through an intermediate line state
-     * (reference §2.2, UnixTightReset needs both at once). */
+     * (PROTOCOL.md §2.2, UnixTightReset needs both at once). */
     return port__fd_set_lines(p->fd, dtr, rts);
 }
 

@@ -55,7 +55,7 @@ static speed_t port_tty_speed_const(uint32_t baud)
     }
 }
 
-/* Rates without a Bxxx constant (e.g. 74880, the ESP8266 boot log rate, reference §1). */
+/* Rates without a Bxxx constant (e.g. 74880, the ESP8266 boot log rate, PROTOCOL.md §1). */
 static int port_tty_set_other_baud(int fd, uint32_t baud)
 {
 #if defined(TCGETS2) && defined(TCSETS2)
@@ -83,7 +83,7 @@ int port__fd_set_baud(int fd, uint32_t baud)
     cfsetispeed(&t, sp);
     cfsetospeed(&t, sp);
     /* TCSANOW: TCSADRAIN would block the loop until the output queue empties. Callers change
-     * the rate after the loader's reply arrived (reference §9), when nothing is queued. */
+     * the rate after the loader's reply arrived (PROTOCOL.md §9), when nothing is queued. */
     if (tcsetattr(fd, TCSANOW, &t) < 0) return port__errno(errno);
     return 0;
 }
@@ -103,11 +103,11 @@ int port__fd_configure(int fd, uint32_t baud)
     if (tcgetattr(fd, &t) < 0) return port__errno(errno);
     cfmakeraw(&t);
     /* No software flow control: XON/XOFF would swallow 0x11/0x13, which are loader opcodes
-     * (reference §14.4). No hardware flow control, no parity, 8 bits, 1 stop bit. */
+     * (PROTOCOL.md §14.4). No hardware flow control, no parity, 8 bits, 1 stop bit. */
     t.c_iflag &= ~(tcflag_t)(IXON | IXOFF | IXANY | INPCK | ISTRIP | IGNBRK | BRKINT | PARMRK);
     t.c_cflag &= ~(tcflag_t)(CRTSCTS | CSTOPB | PARENB | CSIZE);
     t.c_cflag |= CS8 | CLOCAL | CREAD;
-    /* No HUPCL: the last close must not drop DTR/RTS and so reset the DUT (reference §2.1). */
+    /* No HUPCL: the last close must not drop DTR/RTS and so reset the DUT (PROTOCOL.md §2.1). */
     t.c_cflag &= ~(tcflag_t)HUPCL;
     port__termios_nonblock_read(&t);
     speed_t sp = port_tty_speed_const(baud);

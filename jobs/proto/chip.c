@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* chip.c — the chip table and pure decoders for MAC, revision, flash size and the SPI "user
- * command" register program (reference §4.1, §4.3, §5, §6, §7, §12; values checked against
+ * command" register program (PROTOCOL.md §4.1, §4.3, §5, §6, §7, §12; values checked against
  * esptool's the esptool target classes). Must not: do I/O, keep mutable state, or decide policy
  * (which command to send when is the job's business). */
 #include "chip.h"
@@ -14,7 +14,7 @@
 #define KB(x) ((uint32_t)(x) << 10)
 #define MB(x) ((uint32_t)(x) << 20)
 
-/* Flash frequency names and header codes (§12). */
+/* Flash frequency names and header codes (PROTOCOL.md §12). */
 static const char *const chip__freq_names_std[] = {"80m", "40m", "26m", "20m", NULL};
 static const uint8_t chip__freq_codes_std[] = {0xF, 0x0, 0x1, 0x2};
 static const char *const chip__freq_names_c2[] = {"60m", "30m", "20m", "15m", NULL};
@@ -24,19 +24,19 @@ static const uint8_t chip__freq_codes_h2[] = {0xF, 0x0, 0x1, 0x2};
 static const char *const chip__freq_names_c5[] = {"80m", "40m", "20m", NULL};
 static const uint8_t chip__freq_codes_c5[] = {0xF, 0x0, 0x2};
 /* ESP32-C6: esptool maps 80m to code 0x0 like 40m, working around a wrong MSPI divider in the
- * ROM (§12; esptool targets/esp32c6.py FLASH_FREQUENCY). */
+ * ROM (PROTOCOL.md §12; esptool targets/esp32c6.py FLASH_FREQUENCY). */
 static const char *const chip__freq_names_c6[] = {"80m", "40m", "20m", NULL};
 static const uint8_t chip__freq_codes_c6[] = {0x0, 0x0, 0x2};
 
-/* SPI controller layouts (§7.1). Offsets: cmd, addr, ctrl, user, user1, user2, mosi_dlen,
- * miso_dlen, w0. */
+/* SPI controller layouts (PROTOCOL.md §7.1). Offsets: cmd, addr, ctrl, user, user1, user2,
+ * mosi_dlen, miso_dlen, w0. */
 #define CHIP__SPI_S2_LAYOUT(b)                                                                     \
     {                                                                                              \
         (b), 0x00, 0x04, 0x08, 0x18, 0x1C, 0x20, 0x24, 0x28, 0x58, true, false                     \
     }
 
-/* ROM command support (§4.1): ESP32-S2 and later ROMs support everything listed, and need the
- * 5th FLASH_BEGIN word. */
+/* ROM command support (PROTOCOL.md §4.1): ESP32-S2 and later ROMs support everything listed, and
+ * need the 5th FLASH_BEGIN word. */
 #define CHIP__ROM_S2PLUS                                                                           \
     .rom_status_len = 4, .rom_secinfo = true, .rom_defl = true, .rom_md5 = true,                   \
     .rom_spi_attach = true, .rom_set_params = true, .rom_change_baud = true,                       \
@@ -175,9 +175,9 @@ static const chip_hooks_t chip__hooks_s3 = {.stub_exclusion = chip__s3_stub_excl
 static const chip_hooks_t chip__hooks_c5 = {.clock_prog = chip__c5_clock_prog,
                                             .clock_correction = chip__c5_clock};
 
-/* Magic words (§5.2). Only ESP8266, ESP32 and ESP32-S2 are detected by magic in current esptool
- * (detect_by_magic). The other chips keep the values esptool <= v4.8 listed; chip_by_magic uses
- * them only as a fallback (see there). ESP32-P4 has no usable magic value. */
+/* Magic words (PROTOCOL.md §5.2). Only ESP8266, ESP32 and ESP32-S2 are detected by magic in current
+ * esptool (detect_by_magic). The other chips keep the values esptool <= v4.8 listed; chip_by_magic
+ * uses them only as a fallback (see there). ESP32-P4 has no usable magic value. */
 static const chip_info_t chip__table[CHIP__COUNT] = {
     [CHIP_ESP8266] =
         {
@@ -189,8 +189,9 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .magic = {0xFFF0C101},
             .n_magic = 1,
             .rom_status_len = 2,
-            /* §4.1: the ESP8266 ROM has only the basic commands; SPI_ATTACH is replaced by
-             * FLASH_BEGIN(0,0). */
+            .rom_erase_size_bug = true,
+            /* PROTOCOL.md §4.1: the ESP8266 ROM has only the basic commands; SPI_ATTACH is replaced
+             * by FLASH_BEGIN(0,0). */
             .mac_layout = CHIP_MAC_ESP8266,
             .mac_base = 0x3FF00050,
             .spi = {0x60000200, 0x00, 0x04, 0x08, 0x1C, 0x20, 0x24, 0, 0, 0x40, false, true},
@@ -325,8 +326,8 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .spi = CHIP__SPI_S2_LAYOUT(0x60003000),
             .bootloader_offset = 0x0,
             CHIP__BLOCKS,
-            /* Not in §5.6: esptool's C6 class inherits the C3 value (UART0 at 0x60000000) and
-             * reports a fixed 40 MHz crystal without reading it. */
+            /* Not in PROTOCOL.md §5.6: esptool's C6 class inherits the C3 value (UART0 at
+             * 0x60000000) and reports a fixed 40 MHz crystal without reading it. */
             .uart_clkdiv_reg = 0x60000014,
             .freq_names = chip__freq_names_c6,
             .freq_codes = chip__freq_codes_c6,
@@ -391,7 +392,8 @@ static const chip_info_t chip__table[CHIP__COUNT] = {
             .spi = CHIP__SPI_S2_LAYOUT(0x5008D000),
             .bootloader_offset = 0x2000,
             CHIP__BLOCKS,
-            /* Unknown: §5.6 has no P4 value (esptool reports a fixed 40 MHz crystal). */
+            /* Unknown: PROTOCOL.md §5.6 has no P4 value (esptool reports a fixed 40 MHz crystal).
+             */
             .uart_clkdiv_reg = 0,
             .freq_names = chip__freq_names_std,
             .freq_codes = chip__freq_codes_std,
@@ -450,7 +452,8 @@ const char *chip_names_list(void)
            "esp32p4";
 }
 
-/* ---- MAC (§6) ---------------------------------------------------------------------------- */
+/* ---- MAC (PROTOCOL.md §6)
+ * ---------------------------------------------------------------------------- */
 
 size_t chip_mac_regs(const chip_info_t *c, uint32_t addrs[CHIP_MAX_REGS])
 {
@@ -500,7 +503,8 @@ int chip_mac_decode(const chip_info_t *c, const uint32_t words[CHIP_MAX_REGS], u
     return 0;
 }
 
-/* ---- Revision (§5.5) --------------------------------------------------------------------- */
+/* ---- Revision (PROTOCOL.md §5.5)
+ * --------------------------------------------------------------------- */
 
 static uint32_t chip_bits(uint32_t w, unsigned shift, uint32_t mask)
 {
@@ -605,7 +609,8 @@ unsigned chip_rev_decode(const chip_info_t *c, const uint32_t words[CHIP_MAX_REG
     return (unsigned)(major * 100 + minor);
 }
 
-/* ---- Flash ID and size (§7.3) ------------------------------------------------------------ */
+/* ---- Flash ID and size (PROTOCOL.md §7.3)
+ * ------------------------------------------------------------ */
 
 uint32_t chip_flash_size_from_jedec(uint32_t jedec)
 {
@@ -656,7 +661,8 @@ bool chip_jedec_invalid(uint32_t jedec)
     return jedec == 0x000000 || jedec == 0xFFFFFF || jedec == 0xFFFF3F;
 }
 
-/* ---- Header encodings (§12) -------------------------------------------------------------- */
+/* ---- Header encodings (PROTOCOL.md §12)
+ * -------------------------------------------------------------- */
 
 int chip_flash_mode_code(const char *name)
 {
@@ -679,8 +685,8 @@ int chip_flash_size_code(const chip_info_t *c, uint32_t bytes)
 {
     if (!c) return -1;
     if (c->id == CHIP_ESP8266) {
-        /* The ESP8266 table is not monotonic (§12); the -c1 layouts have no byte size and are
-         * reached through chip_flash_size_code_name. */
+        /* The ESP8266 table is not monotonic (PROTOCOL.md §12); the -c1 layouts have no byte size
+         * and are reached through chip_flash_size_code_name. */
         switch (bytes) {
         case KB(512): return 0x0;
         case KB(256): return 0x1;
@@ -693,7 +699,7 @@ int chip_flash_size_code(const chip_info_t *c, uint32_t bytes)
         }
     }
     /* ESP32 family: 1MB << code, codes 0..7. esptool accepts every code for every chip of the
-     * family (§12); max_flash_size says what the bootloader really supports. */
+     * family (PROTOCOL.md §12); max_flash_size says what the bootloader really supports. */
     for (int code = 0; code <= 7; code++)
         if (bytes == MB(1) << code) return code;
     return -1;
@@ -726,7 +732,8 @@ uint32_t chip_parse_size(const char *s)
     return 0;
 }
 
-/* ---- SPI user command (§7.2) ------------------------------------------------------------- */
+/* ---- SPI user command (PROTOCOL.md §7.2)
+ * ------------------------------------------------------------- */
 
 #define CHIP__SPI_USR_COMMAND (1u << 31)
 #define CHIP__SPI_USR_MISO (1u << 28)
@@ -768,7 +775,8 @@ size_t chip_spi_cmd_steps(const chip_info_t *c, uint8_t opcode, unsigned read_bi
     return n;
 }
 
-/* ---- console port and watchdogs (§4.3, §14.10) ------------------------------------------- */
+/* ---- console port and watchdogs (PROTOCOL.md §4.3, §14.10)
+ * ------------------------------------------- */
 
 /* UARTDEV_BUF_NO addresses and values as esptool's target classes list them (uses_usb_otg(),
  * uses_usb_jtag_serial()); ESP32-P4: .bss UartDev at 0x4FF3FEB0 below v3.00, 0x4FFBFEB0 from

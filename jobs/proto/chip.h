@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* chip.h — per-chip facts of the ROM loaders (reference §5, §6, §7, §12).
+/* chip.h — per-chip facts of the ROM loaders (PROTOCOL.md §5, §6, §7, §12).
  * Owns: the chip table (detection values, status length, supported ROM commands, eFuse MAC and
  * revision layout, SPI controller registers, flash size/freq/mode encodings, bootloader offset,
  * block sizes), and pure helpers that turn register words into MAC, revision and flash size, and
@@ -32,7 +32,7 @@ typedef enum {
 #define CHIP_MAX_MAGIC 4
 #define CHIP_MAX_REGS 4
 
-/* SPI flash controller registers used for "user commands" (§7.1). */
+/* SPI flash controller registers used for "user commands" (PROTOCOL.md §7.1). */
 typedef struct chip_spi_regs_s {
     uint32_t base;
     uint8_t cmd, addr, ctrl, user, user1, user2, mosi_dlen, miso_dlen, w0;
@@ -55,15 +55,16 @@ struct chip_info_s;
  * table keeps per-chip functions. Each program hook fills `p` and returns false when the chip
  * needs no such program; each decode hook reads the slots the program captured. */
 typedef struct chip_hooks_s {
-    /* SPI_ATTACH pin word from eFuse (ESP32: the SPI-pad words, §4.2) */
+    /* SPI_ATTACH pin word from eFuse (ESP32: the SPI-pad words, PROTOCOL.md §4.2) */
     bool (*attach_prog)(rp_prog_t *p);
     uint32_t (*attach_config)(const uint32_t slots[RP_MAX_SLOTS]);
-    /* ROM clock correction for CHANGE_BAUDRATE (§9): registers, then send rate ×
+    /* ROM clock correction for CHANGE_BAUDRATE (PROTOCOL.md §9): registers, then send rate ×
      * corr[0] / corr[1] (`cur_baud`: the rate the UART divider was read at) */
     bool (*clock_prog)(const struct chip_info_s *c, rp_prog_t *p);
     void (*clock_correction)(const struct chip_info_s *c, const uint32_t slots[RP_MAX_SLOTS],
                              uint32_t cur_baud, uint64_t corr[2]);
-    /* why esptool does not run the stub on this chip (revision, Secure Boot), or NULL (§8.3, §14.23) */
+    /* why esptool does not run the stub on this chip (revision, Secure Boot), or NULL (PROTOCOL.md
+     * §8.3, §14.23) */
     const char *(*stub_exclusion)(unsigned rev, bool secure_boot);
 } chip_hooks_t;
 
@@ -76,7 +77,7 @@ typedef struct chip_info_s {
     uint32_t magic[CHIP_MAX_MAGIC];
     uint8_t n_magic;
     uint8_t rom_status_len;  /* 2 (ESP8266) or 4 */
-    /* ROM command support (§4.1) */
+    /* ROM command support (PROTOCOL.md §4.1) */
     bool rom_secinfo;        /* GET_SECURITY_INFO */
     bool rom_defl;           /* FLASH_DEFL_* */
     bool rom_md5;            /* SPI_FLASH_MD5 */
@@ -85,6 +86,8 @@ typedef struct chip_info_s {
     bool rom_change_baud;    /* CHANGE_BAUDRATE */
     bool rom_read_flash_slow;
     bool rom_begin_enc_word; /* FLASH_BEGIN/FLASH_DEFL_BEGIN need the 5th word (S2+) */
+    bool rom_erase_size_bug; /* ESP8266: FLASH_BEGIN's size needs esptool's work-around (PROTOCOL.md
+                              * §4.5.3, image_esp8266_erase_size) */
     /* eFuse */
     chip_mac_layout_t mac_layout;
     uint32_t mac_base;       /* address of mac0 (mac1 = +4; ESP8266: see chip_mac_regs) */
@@ -94,12 +97,12 @@ typedef struct chip_info_s {
     uint32_t stub_flash_block;/* 0x4000 */
     uint32_t ram_block;       /* MEM_DATA block: 0x1800 */
     uint32_t uart_clkdiv_reg;
-    /* header encodings (§12): flash frequency names and codes, and whether the size nibble uses
-     * the ESP8266 table */
+    /* header encodings (PROTOCOL.md §12): flash frequency names and codes, and whether the size
+     * nibble uses the ESP8266 table */
     const char *const *freq_names; /* NULL-terminated */
     const uint8_t *freq_codes;
     uint32_t max_flash_size;  /* largest size the bootloader supports */
-    chip_addr32_t addr32;     /* flash beyond 16 MB (§14.12) */
+    chip_addr32_t addr32;     /* flash beyond 16 MB (PROTOCOL.md §14.12) */
     uint32_t rom_eco_reg;     /* CHIP_ADDR32_STUB_ECO2: the ROM's ECO version word */
     const chip_hooks_t *hooks; /* formulas; never NULL */
 } chip_info_t;
@@ -123,7 +126,7 @@ size_t chip_rev_regs(const chip_info_t *c, uint32_t addrs[CHIP_MAX_REGS]);
 unsigned chip_rev_decode(const chip_info_t *c, const uint32_t words[CHIP_MAX_REGS]);
 
 /* Flash size in bytes from a JEDEC ID word (bits 7:0 manufacturer, 15:8 type, 23:16 capacity),
- * 0 if unknown (§7.3, Adesto rule included). */
+ * 0 if unknown (PROTOCOL.md §7.3, Adesto rule included). */
 uint32_t chip_flash_size_from_jedec(uint32_t jedec);
 /* True for IDs that mean "flash not talking" (0x000000, 0xFFFFFF, 0xFFFF3F). */
 bool chip_jedec_invalid(uint32_t jedec);
@@ -138,9 +141,9 @@ uint32_t chip_parse_size(const char *s);
  * -1 if the name is not valid for the chip. */
 int chip_flash_size_code_name(const chip_info_t *c, const char *name);
 
-/* The READ_REG/WRITE_REG program that runs one SPI flash "user command" (§7.2). The job runs
- * the steps in order; CHIP_SPI_POLL re-reads `addr` until (value & mask) == 0, at most 10 times.
- * CHIP_SPI_SAVE reads `addr` into save slot `slot`; CHIP_SPI_RESTORE writes it back.
+/* The READ_REG/WRITE_REG program that runs one SPI flash "user command" (PROTOCOL.md §7.2). The job
+ * runs the steps in order; CHIP_SPI_POLL re-reads `addr` until (value & mask) == 0, at most 10
+ * times. CHIP_SPI_SAVE reads `addr` into save slot `slot`; CHIP_SPI_RESTORE writes it back.
  * CHIP_SPI_RESULT reads the result word. */
 typedef enum {
     CHIP_SPI_SAVE,
@@ -161,8 +164,8 @@ typedef struct chip_spi_step_s {
 size_t chip_spi_cmd_steps(const chip_info_t *c, uint8_t opcode, unsigned read_bits,
                           chip_spi_step_t steps[CHIP_SPI_MAX_STEPS]);
 
-/* ---- the ROM's console port: UART, native USB-OTG or USB-Serial/JTAG (reference §4.3,
- * §14.10) ---- */
+/* ---- the ROM's console port: UART, native USB-OTG or USB-Serial/JTAG (PROTOCOL.md §4.3,
+ * PROTOCOL.md §14.10) ---- */
 
 /* The ROM keeps the number of the port it talks on in a .bss variable (UARTDEV_BUF_NO); the
  * low byte read with READ_REG tells UART from USB. */
@@ -176,12 +179,12 @@ typedef struct chip_console_s {
 bool chip_console(const chip_info_t *c, unsigned rev, chip_console_t *out);
 
 /* Block sizes over native USB-OTG: the ROM's CDC buffer takes at most 0x800 bytes, for RAM
- * downloads and (as esptool does for the stub) flash writes (§4.3). */
+ * downloads and (as esptool does for the stub) flash writes (PROTOCOL.md §4.3). */
 #define CHIP_USB_OTG_BLOCK 0x800u
 
 /* Disabling the RTC watchdog and making the super watchdog feed itself, which the ROM does not
- * do over USB-Serial/JTAG (§14.10; esptool disable_watchdogs()). A step writes `value` to
- * `addr`, or with `set_bits` reads `addr` and writes it back with `value` ORed in. */
+ * do over USB-Serial/JTAG (PROTOCOL.md §14.10; esptool disable_watchdogs()). A step writes `value`
+ * to `addr`, or with `set_bits` reads `addr` and writes it back with `value` ORed in. */
 typedef struct chip_wdt_step_s {
     uint32_t addr, value;
     bool set_bits;
@@ -217,7 +220,8 @@ bool chip_prog_rom_eco(const chip_info_t *c, rp_prog_t *p);
 /* Whether flash addresses beyond 16 MB work: the stub runs, and the chip's rule allows it
  * (`eco`: the ROM's ECO version when `eco_known`). */
 bool chip_addr32_ok(const chip_info_t *c, bool stub, bool eco_known, uint32_t eco);
-/* Why the stub is not used on this chip, or NULL (esptool's exclusions, §8.3, §14.23). */
+/* Why the stub is not used on this chip, or NULL (esptool's exclusions, PROTOCOL.md §8.3, §14.23).
+ */
 const char *chip_stub_exclusion(const chip_info_t *c, unsigned rev, bool secure_boot);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd.c — request builders, data-packet checksum, response and status parsing (§3.2–§3.7, §4.2).
- * Owns: the unescaped byte layout of every loader request and the interpretation of responses.
- * Must not: do I/O, allocate, SLIP-encode, or know about timing, retries or chip selection (the
- * caller picks the variant, e.g. 8- vs 4-byte SPI_ATTACH, with the flags it passes). */
+/* cmd.c — request builders, data-packet checksum, response and status parsing (PROTOCOL.md
+ * §3.2–§3.7, §4.2). Owns: the unescaped byte layout of every loader request and the interpretation
+ * of responses. Must not: do I/O, allocate, SLIP-encode, or know about timing, retries or chip
+ * selection (the caller picks the variant, e.g. 8- vs 4-byte SPI_ATTACH, with the flags it passes).
+ */
 #include "cmd.h"
 
 #include <stdio.h>
@@ -33,7 +34,7 @@ uint8_t cmd_checksum(const uint8_t *data, size_t n)
 static bool cmd_put_hdr(uint8_t *out, size_t cap, uint8_t op, size_t n, uint32_t checksum)
 {
     if (n > 0xFFFF || cap < CMD_HDR_LEN || n > cap - CMD_HDR_LEN) return false;
-    out[0] = 0x00; /* direction: host → chip (§3.2) */
+    out[0] = 0x00; /* direction: host → chip (PROTOCOL.md §3.2) */
     out[1] = op;
     cmd_put_le16(out + 2, (uint16_t)n);
     cmd_put_le32(out + 4, checksum);
@@ -60,7 +61,8 @@ static size_t cmd_build_words(uint8_t *out, size_t cap, uint8_t op, const uint32
 
 size_t cmd_build_sync(uint8_t *out, size_t cap)
 {
-    /* §4.2: 07 07 12 20 followed by 32 × 0x55 (the 0x55 run lets the ROM measure the baud). */
+    /* PROTOCOL.md §4.2: 07 07 12 20 followed by 32 × 0x55 (the 0x55 run lets the ROM measure the
+     * baud). */
     if (!cmd_put_hdr(out, cap, CMD_SYNC, 36, 0)) return 0;
     uint8_t *d = out + CMD_HDR_LEN;
     d[0] = 0x07;
@@ -87,7 +89,7 @@ size_t cmd_build_begin(uint8_t *out, size_t cap, uint8_t op, uint32_t size, uint
                        uint32_t block_size, uint32_t offset, bool with_enc_word, uint32_t encrypted)
 {
     if (op != CMD_FLASH_BEGIN && op != CMD_FLASH_DEFL_BEGIN && op != CMD_MEM_BEGIN) return 0;
-    /* The 5th word exists only for the flash forms (§4.2: S2+ ROMs require it). */
+    /* The 5th word exists only for the flash forms (PROTOCOL.md §4.2: S2+ ROMs require it). */
     if (with_enc_word && op == CMD_MEM_BEGIN) return 0;
     const uint32_t w[5] = {size, num_blocks, block_size, offset, encrypted};
     return cmd_build_words(out, cap, op, w, with_enc_word ? 5 : 4);
@@ -98,7 +100,7 @@ size_t cmd_build_data(uint8_t *out, size_t cap, uint8_t op, uint32_t seq, const 
 {
     if (op != CMD_MEM_DATA && op != CMD_FLASH_DATA && op != CMD_FLASH_DEFL_DATA) return 0;
     if (n > CMD_MAX_REQ - CMD_HDR_LEN - CMD_DATA_HDR_LEN || (n > 0 && !data)) return 0;
-    /* §3.4: the checksum covers only the data bytes, not the 16-byte sub-header. */
+    /* PROTOCOL.md §3.4: the checksum covers only the data bytes, not the 16-byte sub-header. */
     if (!cmd_put_hdr(out, cap, op, CMD_DATA_HDR_LEN + n, cmd_checksum(data, n))) return 0;
     uint8_t *d = out + CMD_HDR_LEN;
     if (n > 0) memmove(d + CMD_DATA_HDR_LEN, data, n); /* data may already sit in place */
@@ -125,7 +127,7 @@ size_t cmd_build_mem_end(uint8_t *out, size_t cap, uint32_t entry)
 size_t cmd_build_spi_attach(uint8_t *out, size_t cap, uint32_t config, bool stub)
 {
     /* ROM: {config, is_legacy=0 + 3 pad bytes} = 8 bytes; the legacy stub rejects 8 bytes with
-     * 0xC0, so a stub gets {config} only (§4.2, pitfall §14.6). */
+     * 0xC0, so a stub gets {config} only (PROTOCOL.md §4.2, pitfall PROTOCOL.md §14.6). */
     const uint32_t w[2] = {config, 0};
     return cmd_build_words(out, cap, CMD_SPI_ATTACH, w, stub ? 1 : 2);
 }
@@ -156,7 +158,7 @@ size_t cmd_build_get_security_info(uint8_t *out, size_t cap)
 
 size_t cmd_build_read_flash_slow(uint8_t *out, size_t cap, uint32_t offset, uint32_t len)
 {
-    /* §4.2: at most 64 bytes per command (the reply always carries 64). */
+    /* PROTOCOL.md §4.2: at most 64 bytes per command (the reply always carries 64). */
     if (len == 0 || len > 64) return 0;
     const uint32_t w[2] = {offset, len};
     return cmd_build_words(out, cap, CMD_READ_FLASH_SLOW, w, 2);
@@ -169,7 +171,8 @@ size_t cmd_build_erase_flash(uint8_t *out, size_t cap)
 
 size_t cmd_build_erase_region(uint8_t *out, size_t cap, uint32_t offset, uint32_t size)
 {
-    /* §4.2: both must be multiples of 4096 (the stub answers 0x32/0x33 or 0xC0 otherwise). */
+    /* PROTOCOL.md §4.2: both must be multiples of 4096 (the stub answers 0x32/0x33 or 0xC0
+     * otherwise). */
     if ((offset & 0xFFFu) || (size & 0xFFFu)) return 0;
     const uint32_t w[2] = {offset, size};
     return cmd_build_words(out, cap, CMD_ERASE_REGION, w, 2);
@@ -178,7 +181,7 @@ size_t cmd_build_erase_region(uint8_t *out, size_t cap, uint32_t offset, uint32_
 size_t cmd_build_read_flash(uint8_t *out, size_t cap, uint32_t offset, uint32_t len,
                             uint32_t packet_size, uint32_t max_in_flight)
 {
-    /* §4.6: packets larger than 4096 bytes are not allowed. */
+    /* PROTOCOL.md §4.6: packets larger than 4096 bytes are not allowed. */
     if (packet_size == 0 || packet_size > 0x1000 || max_in_flight == 0) return 0;
     const uint32_t w[4] = {offset, len, packet_size, max_in_flight};
     return cmd_build_words(out, cap, CMD_READ_FLASH, w, 4);
@@ -186,7 +189,7 @@ size_t cmd_build_read_flash(uint8_t *out, size_t cap, uint32_t offset, uint32_t 
 
 size_t cmd_build_read_flash_ack(uint8_t *out, size_t cap, uint32_t total)
 {
-    /* §4.6: a bare frame, no command header. */
+    /* PROTOCOL.md §4.6: a bare frame, no command header. */
     if (cap < 4) return 0;
     cmd_put_le32(out, total);
     return 4;
@@ -195,7 +198,8 @@ size_t cmd_build_read_flash_ack(uint8_t *out, size_t cap, uint32_t total)
 int cmd_parse_resp(const uint8_t *frame, size_t len, size_t out_len, cmd_resp_t *r)
 {
     if (!frame || len < CMD_HDR_LEN + 2 || frame[0] != 0x01) return EST_EPROTO;
-    /* §3.3: the size field is not reliable (the legacy stub puts 2 in it); use the frame length. */
+    /* PROTOCOL.md §3.3: the size field is not reliable (the legacy stub puts 2 in it); use the
+     * frame length. */
     size_t data_len = len - CMD_HDR_LEN;
     const uint8_t *d = frame + CMD_HDR_LEN;
     r->op = frame[1];
@@ -203,7 +207,8 @@ int cmd_parse_resp(const uint8_t *frame, size_t len, size_t out_len, cmd_resp_t 
     r->value = cmd_get_le32(frame + 4);
     r->data_len = data_len;
     if (data_len >= out_len + 2) {
-        /* §3.5: status = the two bytes right after the output, for 2- and 4-byte status. */
+        /* PROTOCOL.md §3.5: status = the two bytes right after the output, for 2- and 4-byte
+         * status. */
         r->out = out_len ? d : NULL;
         r->out_len = out_len;
         r->status = d[out_len];
@@ -225,14 +230,15 @@ int cmd_parse_resp(const uint8_t *frame, size_t len, size_t out_len, cmd_resp_t 
 
 bool cmd_resp_unsupported(const cmd_resp_t *r)
 {
-    /* §3.7: ROMs answer an unknown/forbidden opcode with status (non-zero, 0x05), sometimes
-     * echoing a different opcode; the opcode is therefore not checked. */
+    /* PROTOCOL.md §3.7: ROMs answer an unknown/forbidden opcode with status (non-zero, 0x05),
+     * sometimes echoing a different opcode; the opcode is therefore not checked. */
     return r->status != 0 && r->error == 0x05;
 }
 
 size_t cmd_secinfo_out_len(size_t data_len)
 {
-    /* 20-byte output + at least 2 status bytes; otherwise the 12-byte ESP32-S2 form (§4.2). */
+    /* 20-byte output + at least 2 status bytes; otherwise the 12-byte ESP32-S2 form (PROTOCOL.md
+     * §4.2). */
     return data_len >= 22 ? 20 : 12;
 }
 
@@ -262,11 +268,11 @@ static int cmd_hex_nibble(uint8_t c)
 int cmd_parse_md5(const cmd_resp_t *r, uint8_t md5[16])
 {
     if (r->status != 0 || !r->out) return EST_EPROTO;
-    if (r->out_len == 16) { /* stub: raw digest (§10) */
+    if (r->out_len == 16) { /* stub: raw digest (PROTOCOL.md §10) */
         memcpy(md5, r->out, 16);
         return 0;
     }
-    if (r->out_len == 32) { /* ROM: 32 lowercase hex characters (§10) */
+    if (r->out_len == 32) { /* ROM: 32 lowercase hex characters (PROTOCOL.md §10) */
         for (size_t i = 0; i < 16; i++) {
             int hi = cmd_hex_nibble(r->out[2 * i]);
             int lo = cmd_hex_nibble(r->out[2 * i + 1]);
@@ -300,7 +306,7 @@ const char *cmd_stub_err_text(uint8_t code)
     }
 }
 
-/* Raw codes of the legacy stub outside the 0xCx table (§3.6). */
+/* Raw codes of the legacy stub outside the 0xCx table (PROTOCOL.md §3.6). */
 static const char *cmd_stub_raw_text(uint8_t code)
 {
     switch (code) {
@@ -322,7 +328,7 @@ const char *cmd_status_text(uint8_t status, uint8_t error, bool stub, char *buf,
     if (status == 0) {
         t = "success";
     } else if (!stub) {
-        /* ROM: first byte 1, meaning in the second (§3.5). */
+        /* ROM: first byte 1, meaning in the second (PROTOCOL.md §3.5). */
         t = status == 1 ? cmd_rom_err_text(error) : NULL;
     } else {
         t = cmd_stub_err_text(status);

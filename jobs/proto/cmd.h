@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd.h — loader request builders and response parsing (reference §3.2–§3.7, §4.2).
+/* cmd.h — loader request builders and response parsing (PROTOCOL.md §3.2–§3.7, §4.2).
  * Owns: the byte layout of every request (unescaped; the caller SLIP-encodes it), the data-packet
  * checksum, response header/status parsing that is right for 2- and 4-byte status, and status
  * texts. Must not: do I/O, allocate, or know about timing and retries. */
@@ -49,7 +49,7 @@ static inline void cmd_put_le16(uint8_t *p, uint16_t v)
     p[1] = (uint8_t)(v >> 8);
 }
 
-/* 0xEF XOR every byte (§3.4). */
+/* 0xEF XOR every byte (PROTOCOL.md §3.4). */
 uint8_t cmd_checksum(const uint8_t *data, size_t n);
 
 /* All builders write an unescaped request into out[cap] and return its length, or 0 if cap is
@@ -76,7 +76,7 @@ size_t cmd_build_mem_end(uint8_t *out, size_t cap, uint32_t entry);
 size_t cmd_build_spi_attach(uint8_t *out, size_t cap, uint32_t config, bool stub);
 /* SPI_SET_PARAMS {0, total_size, 0x10000, 0x1000, 0x100, 0xFFFF}. */
 size_t cmd_build_spi_set_params(uint8_t *out, size_t cap, uint32_t total_size);
-/* CHANGE_BAUDRATE {new, old}; old is 0 for a ROM, the current baud for a stub (§9). */
+/* CHANGE_BAUDRATE {new, old}; old is 0 for a ROM, the current baud for a stub (PROTOCOL.md §9). */
 size_t cmd_build_change_baud(uint8_t *out, size_t cap, uint32_t new_baud, uint32_t old_baud);
 /* SPI_FLASH_MD5 {addr, size, 0, 0}. */
 size_t cmd_build_md5(uint8_t *out, size_t cap, uint32_t addr, uint32_t size);
@@ -94,7 +94,7 @@ size_t cmd_build_read_flash_ack(uint8_t *out, size_t cap, uint32_t total);
 /* A parsed response (pointers into the frame). */
 typedef struct cmd_resp_s {
     uint8_t op;          /* echoed opcode */
-    uint16_t size;       /* header size field (informational; not trusted, §3.3) */
+    uint16_t size;       /* header size field (informational; not trusted, PROTOCOL.md §3.3) */
     uint32_t value;      /* READ_REG result / SYNC value */
     const uint8_t *out;  /* command output (e.g. MD5), `out_len` bytes */
     size_t out_len;
@@ -106,8 +106,8 @@ typedef struct cmd_resp_s {
 /* Parse a decoded frame as a response expecting `out_len` bytes of command output before the
  * status (0 for most commands, 32 ROM MD5, 16 stub MD5, 64 READ_FLASH_SLOW, see
  * cmd_secinfo_out_len). Status = the two bytes right after the output, which is right for 2- and
- * 4-byte status (§3.5). Returns 0, or EST_EPROTO for a frame that is not a response (direction
- * byte != 1, shorter than header + output + 2). */
+ * 4-byte status (PROTOCOL.md §3.5). Returns 0, or EST_EPROTO for a frame that is not a response
+ * (direction byte != 1, shorter than header + output + 2). */
 int cmd_parse_resp(const uint8_t *frame, size_t len, size_t out_len, cmd_resp_t *r);
 
 /* 16-bit failure code as esptool shows it: status<<8 | error (0 = success). */
@@ -116,7 +116,7 @@ static inline uint16_t cmd_resp_code(const cmd_resp_t *r)
     return (uint16_t)(r->status << 8 | r->error);
 }
 /* True when a response is the loaders' "command not supported" answer (status != 0, error 0x05),
- * with the echoed opcode either equal to `sent_op` or not (§3.7). */
+ * with the echoed opcode either equal to `sent_op` or not (PROTOCOL.md §3.7). */
 bool cmd_resp_unsupported(const cmd_resp_t *r);
 
 /* GET_SECURITY_INFO output length from the response's data length: 20 (with chip_id and

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* image.c — firmware image parsing (§11.1–§11.3), bootloader header patching with SHA-256
- * fix-up (§11.4), the image chip/revision check (§11.3) and the ESP8266 ROM erase-size rule
- * (§4.5.3). Must not: do I/O, allocate, or decide whether to patch beyond esptool's rules (the
- * caller owns Secure Boot / SDM decisions, §11.4 item 4). */
+/* image.c — firmware image parsing (PROTOCOL.md §11.1–§11.3), bootloader header patching with
+ * SHA-256 fix-up (PROTOCOL.md §11.4), the image chip/revision check (PROTOCOL.md §11.3) and the
+ * ESP8266 ROM erase-size rule (PROTOCOL.md §4.5.3). Must not: do I/O, allocate, or decide whether
+ * to patch beyond esptool's rules (the caller owns Secure Boot / SDM decisions, PROTOCOL.md §11.4
+ * item 4). */
 #include "image.h"
 
 #include <string.h>
@@ -14,7 +15,7 @@
 #define IMAGE__SEG_HDR_LEN 8
 #define IMAGE__MAX_SEG_LEN (16u << 20) /* esptool rejects segments of 16 MiB or more */
 #define IMAGE__SHA_LEN 32
-#define IMAGE__HASH_APPENDED_OFF 23 /* ext header byte 15 (§11.2) */
+#define IMAGE__HASH_APPENDED_OFF 23 /* ext header byte 15 (PROTOCOL.md §11.2) */
 
 static uint32_t image_le32(const uint8_t *p)
 {
@@ -53,7 +54,8 @@ int image_parse(const uint8_t *img, size_t len, bool esp8266, image_info_t *info
 
     size_t pos = IMAGE_HDR_LEN;
     if (!esp8266) {
-        /* ESP32 family: 16-byte extended header (§11.2). The ESP8266 v1 layout has none. */
+        /* ESP32 family: 16-byte extended header (PROTOCOL.md §11.2). The ESP8266 v1 layout has
+         * none. */
         if (len < IMAGE_HDR_LEN + IMAGE_EXT_HDR_LEN) return EST_EIMAGE;
         const uint8_t *x = img + IMAGE_HDR_LEN;
         info->has_ext = true;
@@ -76,7 +78,7 @@ int image_parse(const uint8_t *img, size_t len, bool esp8266, image_info_t *info
         pos += seg_len;
     }
 
-    /* §11.3: zero padding up to file offset ≡ 15 (mod 16), then the checksum byte. */
+    /* PROTOCOL.md §11.3: zero padding up to file offset ≡ 15 (mod 16), then the checksum byte. */
     size_t cks = pos | 15u;
     if (cks >= len) return EST_EIMAGE;
     info->checksum_ok = img[cks] == sum;
@@ -104,7 +106,7 @@ int image_patch_params(uint8_t *img, size_t len, const chip_info_t *c, uint32_t 
         p->size_code < -1 || p->freq_code < -1)
         return EST_EUSAGE;
 
-    /* §11.4, in esptool's order. */
+    /* PROTOCOL.md §11.4, in esptool's order. */
     if (offset != c->bootloader_offset) {
         image_set_why(why, "not written at the bootloader offset");
         return 0;
@@ -145,15 +147,15 @@ int image_patch_params(uint8_t *img, size_t len, const chip_info_t *c, uint32_t 
 
     /* The bootloader checks the appended digest, so it must follow the new header. Only the
      * 32 digest bytes change; anything after them (merged binaries) is kept. Never for ESP8266
-     * (§11.4: esptool's own guard is unreliable). */
+     * (PROTOCOL.md §11.4: esptool's own guard is unreliable). */
     if (!esp8266 && info.hash_appended) image_sha256(img, info.data_len, img + info.data_len);
     return 1;
 }
 
 uint32_t image_esp8266_erase_size(uint32_t offset, uint32_t size)
 {
-    /* §4.5.3 (esptool ESP8266ROM.get_erase_size): the ROM erases about twice the sectors inside
-     * the first 64 KiB block, so ask for less; the result still covers the data. */
+    /* PROTOCOL.md §4.5.3 (esptool ESP8266ROM.get_erase_size): the ROM erases about twice the
+     * sectors inside the first 64 KiB block, so ask for less; the result still covers the data. */
     const uint64_t sector = 4096, per_block = 16;
     uint64_t num = ((uint64_t)size + sector - 1) / sector;
     uint64_t start = offset / sector;
@@ -173,7 +175,7 @@ int image_check_chip(const image_info_t *info, const chip_info_t *c, unsigned ch
         image_set_why(why, "image is built for a different chip");
         return EST_ECHIP;
     }
-    /* §11.3, esptool write_flash: which revision fields to use. */
+    /* PROTOCOL.md §11.3, esptool write_flash: which revision fields to use. */
     bool full;
     if (info->max_rev_full == 0)
         full = false; /* fields absent */

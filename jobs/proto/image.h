@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* image.h — firmware image header parsing and flash-parameter patching (reference §11, §12),
+/* image.h — firmware image header parsing and flash-parameter patching (PROTOCOL.md §11, §12),
  * plus the write-preparation rules that depend only on bytes and numbers (padding, ESP8266 ROM
- * erase-size work-around, §4.5.2–§4.5.3). Must not: do I/O or allocate. */
+ * erase-size work-around, PROTOCOL.md §4.5.2–§4.5.3). Must not: do I/O or allocate. */
 #ifndef IMAGE_H
 #define IMAGE_H
 
@@ -43,10 +43,10 @@ typedef struct image_params_s {
     int freq_code;  /* header nibble */
 } image_params_t;
 
-/* esptool's rule (§11.4): patch bytes 2–3 of an image written at the chip's bootloader offset,
- * when it parses as a valid image of that chip and at least one parameter is not "keep"; when a
- * SHA-256 digest is appended (ESP32-family only), recompute it over [0, data_len).
- * Returns 1 if patched, 0 if left alone (reason in *why, may be NULL), negative on error. */
+/* esptool's rule (PROTOCOL.md §11.4): patch bytes 2–3 of an image written at the chip's bootloader
+ * offset, when it parses as a valid image of that chip and at least one parameter is not "keep";
+ * when a SHA-256 digest is appended (ESP32-family only), recompute it over [0, data_len). Returns 1
+ * if patched, 0 if left alone (reason in *why, may be NULL), negative on error. */
 int image_patch_params(uint8_t *img, size_t len, const chip_info_t *c, uint32_t offset,
                        const image_params_t *p, const char **why);
 
@@ -56,11 +56,11 @@ void image_sha256(const uint8_t *data, size_t len, uint8_t out[32]);
 /* XOR-0xEF checksum of segment data, as in the image trailer. */
 uint8_t image_checksum(const uint8_t *data, size_t n);
 
-/* ESP8266 ROM FLASH_BEGIN erase-size work-around (§4.5.3, esptool's get_erase_size). */
+/* ESP8266 ROM FLASH_BEGIN erase-size work-around (PROTOCOL.md §4.5.3, esptool's get_erase_size). */
 uint32_t image_esp8266_erase_size(uint32_t offset, uint32_t size);
 
-/* Image check against a chip (§11.3): chip ID and revision range. Returns 0 if acceptable or not
- * an image of the family, EST_ECHIP with a reason otherwise. */
+/* Image check against a chip (PROTOCOL.md §11.3): chip ID and revision range. Returns 0 if
+ * acceptable or not an image of the family, EST_ECHIP with a reason otherwise. */
 int image_check_chip(const image_info_t *info, const chip_info_t *c, unsigned chip_rev,
                      const char **why);
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* names.h — X-macro lists of the loader protocol: opcodes, ROM error codes, stub error codes.
- * Owns: the single source of names and texts (reference §3.6, §4.1); enums are generated.
+ * Owns: the single source of names and texts (PROTOCOL.md §3.6, §4.1); enums are generated.
  * Must not: contain logic. */
 #ifndef NAMES_H
 #define NAMES_H

@@ -37,15 +37,22 @@ bool rp_write_slot(rp_prog_t *p, uint32_t addr, uint8_t slot)
 
 bool rp_modify(rp_prog_t *p, uint32_t addr, uint32_t clear_mask, uint32_t set_bits)
 {
-    return rp_add(p, (rp_insn_t){.op = RP_MODIFY, .slot = RP_NO_SLOT, .addr = addr,
-                                 .value = set_bits, .mask = clear_mask});
+    return rp_add(p, (rp_insn_t){.op = RP_MODIFY,
+                                 .slot = RP_NO_SLOT,
+                                 .addr = addr,
+                                 .value = set_bits,
+                                 .mask = clear_mask});
 }
 
 bool rp_poll(rp_prog_t *p, uint32_t addr, uint32_t mask, uint32_t value, uint16_t polls,
              uint8_t slot)
 {
-    return rp_add(p, (rp_insn_t){.op = RP_POLL, .slot = slot, .polls = polls, .addr = addr,
-                                 .value = value, .mask = mask});
+    return rp_add(p, (rp_insn_t){.op = RP_POLL,
+                                 .slot = slot,
+                                 .polls = polls,
+                                 .addr = addr,
+                                 .value = value,
+                                 .mask = mask});
 }
 
 static bool rp_slot_ok(uint8_t op, uint8_t slot)

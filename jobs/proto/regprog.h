@@ -27,9 +27,9 @@ typedef enum {
 } rp_op_t;
 
 typedef struct rp_insn_s {
-    uint8_t op;    /* rp_op_t */
-    uint8_t slot;  /* RP_READ / RP_WRITE_SLOT / RP_POLL */
-    uint16_t polls;/* RP_POLL: read limit (0: RP_POLL_DEFAULT) */
+    uint8_t op;     /* rp_op_t */
+    uint8_t slot;   /* RP_READ / RP_WRITE_SLOT / RP_POLL */
+    uint16_t polls; /* RP_POLL: read limit (0: RP_POLL_DEFAULT) */
     uint32_t addr;
     uint32_t value;
     uint32_t mask;
@@ -68,9 +68,9 @@ typedef enum {
 typedef struct rp_run_s {
     const rp_prog_t *prog;
     uint8_t pc;
-    bool writing;      /* RP_MODIFY: the read is done, the write is outstanding */
-    uint16_t polls;    /* RP_POLL: reads so far */
-    uint32_t old;      /* RP_MODIFY: the value read */
+    bool writing;   /* RP_MODIFY: the read is done, the write is outstanding */
+    uint16_t polls; /* RP_POLL: reads so far */
+    uint32_t old;   /* RP_MODIFY: the value read */
     uint32_t slots[RP_MAX_SLOTS];
     uint32_t requests; /* requests the program asked for so far (for logs and tests) */
 } rp_run_t;

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* slip.c — SLIP encoder and the streaming, size-capped, self-resynchronising decoder (§3.1).
- * Owns: byte-level framing only. Must not: allocate, do I/O, or look inside frames.
- * The decoder treats every END as a delimiter (see slip.h); a candidate that overflows the
- * buffer or holds a bad escape is discarded up to the next END, so framing recovers by itself. */
+/* slip.c — SLIP encoder and the streaming, size-capped, self-resynchronising decoder (PROTOCOL.md
+ * §3.1). Owns: byte-level framing only. Must not: allocate, do I/O, or look inside frames. The
+ * decoder treats every END as a delimiter (see slip.h); a candidate that overflows the buffer or
+ * holds a bad escape is discarded up to the next END, so framing recovers by itself. */
 #include "slip.h"
 
 enum {
@@ -88,7 +88,7 @@ void slip_dec_feed(slip_dec_t *d, const uint8_t *in, size_t n, slip_frame_cb cb,
             } else if (b == SLIP_ESC_ESC) {
                 slip_dec_put(d, SLIP_ESC);
             } else {
-                /* Any other byte after ESC is a protocol error (§3.1). */
+                /* Any other byte after ESC is a protocol error (PROTOCOL.md §3.1). */
                 d->bad_escape++;
                 d->len = 0;
                 d->state = SLIP__ST_DROP;

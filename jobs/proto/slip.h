@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* slip.h — SLIP (RFC 1055) framing as the ESP loaders use it (reference §3.1).
+/* slip.h — SLIP (RFC 1055) framing as the ESP loaders use it (PROTOCOL.md §3.1).
  * Owns: encoding one packet, and a streaming, size-capped decoder that resynchronises on garbage.
  * Must not: allocate, do I/O, or interpret frame contents (cmd.c does that).
  *

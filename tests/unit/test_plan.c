@@ -349,8 +349,8 @@ static void test_paths_agree(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_typed_settings),  cmocka_unit_test(test_precedence),
-        cmocka_unit_test(test_finalize_rules),  cmocka_unit_test(test_ranges_match_schema),
+        cmocka_unit_test(test_typed_settings), cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_finalize_rules), cmocka_unit_test(test_ranges_match_schema),
         cmocka_unit_test(test_paths_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

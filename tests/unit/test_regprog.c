@@ -35,11 +35,11 @@ static void test_interpreter_steps(void **state)
     rp_run_t r;
     (void)state;
     rp_init(&p);
-    assert_true(rp_read(&p, 0x100, 0));                 /* save */
+    assert_true(rp_read(&p, 0x100, 0)); /* save */
     assert_true(rp_write(&p, 0x104, 0xAB));
-    assert_true(rp_modify(&p, 0x108, 0xF0, 0x05));       /* (old & ~0xF0) | 0x05 */
-    assert_true(rp_poll(&p, 0x10C, 0x4, 0, 3, 2));       /* until bit 2 clears, <= 3 reads */
-    assert_true(rp_write_slot(&p, 0x100, 0));            /* restore */
+    assert_true(rp_modify(&p, 0x108, 0xF0, 0x05)); /* (old & ~0xF0) | 0x05 */
+    assert_true(rp_poll(&p, 0x10C, 0x4, 0, 3, 2)); /* until bit 2 clears, <= 3 reads */
+    assert_true(rp_write_slot(&p, 0x100, 0));      /* restore */
     assert_int_equal(rp_start(&r, &p), RP_CONTINUE);
     expect_req(&r, RP_REQ_READ, 0x100, 0);
     assert_int_equal(rp_reply(&r, 0x1234), RP_CONTINUE);
@@ -201,11 +201,11 @@ static struct {
     uint8_t late_buf[64];
     size_t late_len;
     uint32_t reg_addr[DEV_REGS], reg_val[DEV_REGS];
-    unsigned busy_polls;     /* reads of 0x10C answered "busy" before it clears */
-    bool always_busy;        /* 0x10C never clears */
-    bool silent;             /* never answer */
-    int drop_nth;            /* hold back the reply to this request (1-based) and send it late */
-    bool nak_writes;         /* refuse WRITE_REG */
+    unsigned busy_polls; /* reads of 0x10C answered "busy" before it clears */
+    bool always_busy;    /* 0x10C never clears */
+    bool silent;         /* never answer */
+    int drop_nth;        /* hold back the reply to this request (1-based) and send it late */
+    bool nak_writes;     /* refuse WRITE_REG */
     unsigned requests, reads_10c, flushes;
     uint32_t writes[16][2];
     unsigned n_writes;
@@ -330,8 +330,8 @@ static void dev_close(job_t *j)
     (void)j;
 }
 
-static const job_io_t dev_io = {dev_open, dev_write, dev_lines, dev_baud, dev_flush, dev_close,
-                                NULL};
+static const job_io_t dev_io = {dev_open,  dev_write, dev_lines, dev_baud,
+                                dev_flush, dev_close, NULL};
 
 static void done_cb(job_t *j, const job_report_t *r)
 {
