@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* stub.c — find, read, parse and cache esptool flasher-stub JSON files (reference §8.1–§8.2).
+/* stub.c — find, read, parse and cache esptool flasher-stub JSON files (PROTOCOL.md §8.1–§8.2).
  * Owns: the directory layouts, the JSON/base64 checks and the process-wide cache of parsed
  * files. Must not: talk to a device or log; errors come back as text for the caller to report.
  * The cache is used from the loop thread only; stub files are small, so reading one there is a
@@ -7,6 +7,7 @@
 #include "stub.h"
 
 #include <cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -298,27 +299,25 @@ static int stub_version_file(const char *path, bool python, char *out, size_t ca
 static int stub_version_distinfo(const char *pkg, char *out, size_t cap)
 {
     char parent[4096];
-    uv_fs_t req;
-    uv_dirent_t ent;
+    DIR *d;
+    struct dirent *ent;
     int rc = -1;
     if ((size_t)snprintf(parent, sizeof parent, "%s/..", pkg) >= sizeof parent) return -1;
-    if (uv_fs_scandir(NULL, &req, parent, 0, NULL) < 0) {
-        uv_fs_req_cleanup(&req);
-        return -1;
-    }
-    while (rc != 0 && uv_fs_scandir_next(&req, &ent) != UV_EOF) {
-        size_t n = strlen(ent.name);
-        if (strncmp(ent.name, "esptool-", 8) == 0 && n > 18 &&
-            strcmp(ent.name + n - 10, ".dist-info") == 0) {
+    d = opendir(parent);
+    if (!d) return -1;
+    while (rc != 0 && (ent = readdir(d)) != NULL) {
+        size_t n = strlen(ent->d_name);
+        if (strncmp(ent->d_name, "esptool-", 8) == 0 && n > 18 &&
+            strcmp(ent->d_name + n - 10, ".dist-info") == 0) {
             char v[64];
             size_t vn = n - 18;
             if (vn >= sizeof v) continue;
-            memcpy(v, ent.name + 8, vn);
+            memcpy(v, ent->d_name + 8, vn);
             v[vn] = 0;
             rc = stub_version_from(v, out, cap);
         }
     }
-    uv_fs_req_cleanup(&req);
+    closedir(d);
     return rc;
 }
 
