@@ -204,17 +204,95 @@ static void bytes_to_words(const uint8_t *p, int n, uint32_t *w)
                (uint32_t)p[4 * i + 3] << 24;
 }
 
-// Number of check bytes that differ from what the data calls for (0 = consistent).
-static int rs_mismatch(const sim_efuse_t *e, int b)
+static uint8_t gf_pow2(int n) // alpha^n, alpha = 2
 {
-    uint8_t data[32] = {0}, want[12], have[12];
-    words_to_bytes(e->raw[b], blk_words(e, b), data); // BLOCK1: 24 bytes + 8 zero bytes
-    sim_efuse_rs_encode(data, want);
-    words_to_bytes(e->rsck[b], 3, have);
-    int n = 0;
+    uint8_t r = 1;
+    n %= 255;
+    if (n < 0) n += 255;
+    while (n--)
+        r = gf_mul(r, 2);
+    return r;
+}
+
+static uint8_t gf_inv(uint8_t a)
+{
+    uint8_t r = 1;
+    for (int i = 0; i < 254; i++) // a^254 = a^-1
+        r = gf_mul(r, a);
+    return r;
+}
+
+// Reed-Solomon (44,32) decoding of one block as the controller reads it: c[0..31] data (c[0]
+// the highest power), c[32..43] check bytes. Corrects up to 6 byte errors in place. Returns the
+// number of bytes corrected, or -1 when the block cannot be corrected (left as read).
+static int rs_decode(uint8_t c[44])
+{
+    uint8_t syn[12];
+    int any = 0;
+    for (int j = 0; j < 12; j++) {
+        uint8_t x = gf_pow2(j), v = 0;
+        for (int i = 0; i < 44; i++)
+            v = (uint8_t)(gf_mul(v, x) ^ c[i]); // Horner, c[0] first
+        syn[j] = v;
+        any |= v;
+    }
+    if (!any) return 0;
+    // Berlekamp-Massey: error locator lambda (lambda[0] = 1)
+    uint8_t lam[13] = {1}, prev[13] = {1}, tmp[13];
+    int L = 0, m = 1;
+    uint8_t bq = 1;
+    for (int n = 0; n < 12; n++) {
+        uint8_t d = syn[n];
+        for (int i = 1; i <= L; i++)
+            d ^= gf_mul(lam[i], syn[n - i]);
+        if (d == 0) {
+            m++;
+            continue;
+        }
+        uint8_t coef = gf_mul(d, gf_inv(bq));
+        memcpy(tmp, lam, sizeof(lam));
+        for (int i = 0; i + m < 13; i++)
+            lam[i + m] ^= gf_mul(coef, prev[i]);
+        if (2 * L <= n) {
+            L = n + 1 - L;
+            memcpy(prev, tmp, sizeof(prev));
+            bq = d;
+            m = 1;
+        } else {
+            m++;
+        }
+    }
+    if (L > 6) return -1;
+    // omega = syndrome polynomial x lambda mod x^12
+    uint8_t om[12] = {0};
     for (int i = 0; i < 12; i++)
-        n += want[i] != have[i];
-    return n;
+        for (int k = 0; k <= i && k <= L; k++)
+            om[i] ^= gf_mul(lam[k], syn[i - k]);
+    // Chien search over the 44 positions (position i has degree 43 - i), Forney magnitudes
+    int found = 0;
+    uint8_t fix[44] = {0};
+    for (int i = 0; i < 44; i++) {
+        int deg = 43 - i;
+        uint8_t xinv = gf_pow2(-deg), v = 0, dv = 0, ov = 0, pw = 1;
+        for (int k = 0; k <= L; k++) {
+            v ^= gf_mul(lam[k], pw);
+            if (k & 1) dv ^= gf_mul(lam[k], gf_mul(pw, gf_inv(xinv))); // lambda' at xinv
+            pw = gf_mul(pw, xinv);
+        }
+        if (v != 0) continue;
+        pw = 1;
+        for (int k = 0; k < 12; k++) {
+            ov ^= gf_mul(om[k], pw);
+            pw = gf_mul(pw, xinv);
+        }
+        if (dv == 0) return -1;
+        fix[i] = gf_mul(gf_pow2(deg), gf_mul(ov, gf_inv(dv))); // X * omega(1/X) / lambda'(1/X)
+        found++;
+    }
+    if (found != L) return -1;
+    for (int i = 0; i < 44; i++)
+        c[i] ^= fix[i];
+    return found;
 }
 
 // ESP32 3/4 coding: each 6 data bytes are followed by their XOR and the sum of (i+1) x popcount.
@@ -252,11 +330,13 @@ static int read_protected(const sim_efuse_t *e, int b)
     return b >= 4 && (e->raw[0][1] >> (b - 4) & 1); // RD_DIS bits 0..6: BLOCK4..10
 }
 
+// nerr: bytes corrected (1..6), or -1 = uncorrectable (ERR_NUM 7 and the FAIL bit).
 static void set_rs_err(sim_efuse_t *e, int b, int nerr)
 {
     // RD_RS_ERR0: 4 bits per block from BLOCK1 (err_num[2:0], fail bit 3); BLOCK9/10 in ERR1
     int idx = b - 1, reg = idx / 8, sh = (idx % 8) * 4;
-    e->rs_err[reg] |= (uint32_t)(nerr > 7 ? 7 : nerr) << sh;
+    e->rs_err[reg] |= (uint32_t)(nerr < 0 || nerr > 7 ? 7 : nerr) << sh;
+    if (nerr >= 0) return;
     int fidx = e->fail_quirk ? idx + 1 : idx; // C3: the fail bit of block N is at block N+1's
     if (fidx / 8 < 2) e->rs_err[fidx / 8] |= 1u << ((fidx % 8) * 4 + 3);
 }
@@ -269,21 +349,29 @@ static void reload(sim_efuse_t *e)
     for (int b = 0; b < e->nblocks; b++) {
         uint32_t w[8] = {0};
         int n = blk_words(e, b);
+        uint32_t cells[8];
+        memcpy(cells, e->raw[b], sizeof(cells));
+        if (b == e->bad_block) { // fault efuse-bad-block: 8 cells (bit 0 of 8 bytes) read wrong
+            cells[0] ^= 0x01010101u;
+            cells[1] ^= 0x01010101u;
+        }
         if (coding_34(e) && b >= 1) {
             uint8_t dec[24];
-            int bad = decode_34(e->raw[b], dec);
+            int bad = decode_34(cells, dec);
             bytes_to_words(dec, 6, w);
             e->dec_status |= (uint32_t)bad << (4 * (b - 1));
+        } else if (!e->esp32 && b >= 1) {
+            uint8_t cw[44] = {0};
+            words_to_bytes(cells, n, cw); // BLOCK1: 24 bytes + 8 zero bytes
+            words_to_bytes(e->rsck[b], 3, cw + 32);
+            int nerr = rs_decode(cw);
+            if (nerr != 0) set_rs_err(e, b, nerr);
+            if (nerr < 0) // uncorrectable: the bits as read
+                memcpy(w, cells, (size_t)n * 4);
+            else
+                bytes_to_words(cw, n, w);
         } else {
-            memcpy(w, e->raw[b], (size_t)n * 4);
-            if (!e->esp32 && b >= 1) {
-                int nerr = rs_mismatch(e, b);
-                if (nerr) set_rs_err(e, b, nerr);
-            }
-        }
-        if (b == e->bad_block) {
-            w[0] ^= 1; // fault efuse-bad-block: a cell that reads back wrong
-            if (!e->esp32 && b >= 1) set_rs_err(e, b, 1);
+            memcpy(w, cells, (size_t)n * 4);
         }
         if (read_protected(e, b)) memset(w, 0, sizeof(w));
         memcpy(e->rd[b], w, sizeof(w));

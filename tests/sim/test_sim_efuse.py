@@ -554,8 +554,10 @@ def t_efuse_faults():
     try:
         e = Efuses(c, "esp32c3")
         e.burn(3, [0x10] + [0] * 7)
-        check(e.read_block(3)[0] == 0x11, "bad block reads back wrong")
-        check((c.read_reg(e.base + RS_ERR0) >> 8) & 7 != 0, "and is flagged")
+        got = e.read_block(3)
+        check(got[:2] == [0x10 ^ 0x01010101, 0x01010101], "bad block reads back wrong: %r" % got)
+        err = c.read_reg(e.base + RS_ERR0)
+        check((err >> 8) & 7 == 7 and (err >> 15) & 1, "too many to correct: ERR_NUM 7, FAIL (C3: bit 15)")
     finally:
         sim.stop()
     # hangup during a burn: the bits are burnt, the reply never comes, the link drops

@@ -180,6 +180,29 @@ static void test_controller(void)
     uint32_t err = sim_efuse_read(e, B + 0x1C0);
     CHECK((err >> 8 & 7) != 0, "BLOCK3 err_num set after a second burn (0x%08x)", err);
     CHECK((err >> 15 & 1) == 1, "C3: BLOCK3 fail bit at bit 15 (espefuse BLOCK_FAIL_BIT quirk)");
+    // Reed-Solomon correction: data bits burnt later without check bytes are corrected away
+    // while at most 6 bytes differ (ERR_NUM = bytes corrected, no FAIL); 8 bytes cannot be
+    uint32_t d5[8] = {0x0a0b0c0d, 0, 0, 0, 0, 0, 0, 0};
+    burn_new(e, B, 5, d5, 8);
+    sim_efuse_write(e, B + 0x04, 0x00010101); // 3 more bytes, no check words
+    sim_efuse_write(e, B + 0x1CC, 0x5A5A);
+    sim_efuse_write(e, B + 0x1D4, 0x2u | 5u << 2);
+    sim_efuse_write(e, B + 0x1CC, 0x5AA5);
+    sim_efuse_write(e, B + 0x1D4, 0x1);
+    err = sim_efuse_read(e, B + 0x1C0);
+    CHECK(sim_efuse_read(e, B + 0xBC + 4) == 0 && (err >> 16 & 0xF) == 3,
+          "3 byte errors corrected, ERR_NUM 3, no FAIL (0x%08x)", err);
+    sim_efuse_write(e, B + 0x08, 0x01010101);
+    sim_efuse_write(e, B + 0x0C, 0x01010101);
+    sim_efuse_write(e, B + 0x1CC, 0x5A5A);
+    sim_efuse_write(e, B + 0x1D4, 0x2u | 5u << 2);
+    sim_efuse_write(e, B + 0x1CC, 0x5AA5);
+    sim_efuse_write(e, B + 0x1D4, 0x1);
+    err = sim_efuse_read(e, B + 0x1C0);
+    CHECK(sim_efuse_read(e, B + 0xBC + 8) == 0x01010101 && (err >> 16 & 7) == 7 &&
+              (err >> 23 & 1) == 1,
+          "11 byte errors: uncorrectable, raw bits, FAIL (C3: at BLOCK_KEY1's fail bit +1) (0x%08x)",
+          err);
     // RD_DIS bit 0 hides BLOCK_KEY0; WR_DIS bit 23 stops burning it
     uint32_t key[8] = {0xdeadbeef, 1, 2, 3, 4, 5, 6, 7};
     burn_new(e, B, 4, key, 8);
@@ -194,9 +217,10 @@ static void test_controller(void)
     burn_new(e, B, 4, more, 8);
     sim_efuse_block_data(e, 4, raw);
     CHECK(raw[0] == 0xef && raw[1] == 0xbe, "write-protected block is not burnt");
-    // bad-block fault: BLOCK3 reads back with bit 0 inverted and is flagged
+    // bad-block fault: 8 bytes of BLOCK3 read back wrong, too many to correct: flagged
     sim_efuse_set_faults(e, 3, -1, -1);
-    CHECK(sim_efuse_read(e, B + 0x7C) == 0x11111114, "bad block reads back wrong");
+    CHECK(sim_efuse_read(e, B + 0x7C) == (0x11111115u ^ 0x01010101u), "bad block reads back wrong");
+    CHECK((sim_efuse_read(e, B + 0x1C0) >> 8 & 7) == 7, "bad block: ERR_NUM 7");
     // faults on the program command: brownout before the burn, hangup after it
     sim_efuse_blank(e);
     sim_efuse_set_faults(e, -1, 2, 1);
