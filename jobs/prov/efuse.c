@@ -180,7 +180,7 @@ static int field_checks(efuse_plan_t *p, const efuse_field_def_t *f, char *err, 
 
 /* The value `v` (field-relative bits, LE bytes) against current and already planned bits. */
 static int field_compare(efuse_plan_t *p, const efuse_field_def_t *f, const uint8_t *v,
-                         bool *noop, char *err, size_t cap)
+                         bool *noop, bool *dup, char *err, size_t cap)
 {
     const uint8_t *cur = p->cur.blk[f->block], *want = p->want.blk[f->block];
     bool cur_set = false, same = true, planned = false, planned_same = true, clears = false;
@@ -197,6 +197,7 @@ static int field_compare(efuse_plan_t *p, const efuse_field_def_t *f, const uint
                                      "exist", f->name);
     }
     *noop = same;
+    if (dup) *dup = planned && planned_same; /* the same request again */
     if (same) return 0;
     if (planned && !planned_same)
         return ef_fail(err, cap, "%s requested twice with different values", f->name);
@@ -218,7 +219,7 @@ static int field_compare(efuse_plan_t *p, const efuse_field_def_t *f, const uint
 static int apply_field(efuse_plan_t *p, const efuse_field_def_t *f, const uint8_t *v, bool secret,
                        const char *note, char *err, size_t cap)
 {
-    bool noop = false;
+    bool noop = false, dup = false;
     efuse_change_t *ch;
     if (field_checks(p, f, err, cap) != 0) return -1;
     if (f->protect) { /* WR_DIS / RD_DIS: collected for the final burn */
@@ -230,7 +231,8 @@ static int apply_field(efuse_plan_t *p, const efuse_field_def_t *f, const uint8_
         ch->new_value = ch->old_value | add;
         return 0;
     }
-    if (field_compare(p, f, v, &noop, err, cap) != 0) return -1;
+    if (field_compare(p, f, v, &noop, &dup, err, cap) != 0) return -1;
+    if (dup) return 0; /* already in this plan */
     if (!(ch = add_change(p, f, f->block, err, cap))) return -1;
     ch->old_value = efuse_get(&p->cur, f);
     ch->bytes = f->len >= 48 && f->len % 8 == 0; /* MACs, user data: shown as bytes */
@@ -302,8 +304,8 @@ int efuse_plan_custom_mac(efuse_plan_t *p, const uint8_t mac[6], char *err, size
         const efuse_field_def_t *ver = efuse_field(p->chip, "MAC_VERSION");
         uint8_t c = mac_crc8(mac, 6), one = 1;
         bool noop;
-        if (field_compare(p, crc, &c, &noop, err, cap) != 0 ||
-            field_compare(p, ver, &one, &noop, err, cap) != 0)
+        if (field_compare(p, crc, &c, &noop, NULL, err, cap) != 0 ||
+            field_compare(p, ver, &one, &noop, NULL, err, cap) != 0)
             return -1;
         for (unsigned i = 0; i < 8; i++) {
             bit_put(p->want.blk[3], crc->bit + i, (c >> i) & 1u);
@@ -362,7 +364,10 @@ static int put_key(efuse_plan_t *p, const efuse_block_def_t *bd, int purpose, co
 {
     uint8_t *dst = p->want.blk[bd->index];
     bool reverse = purpose_is_xts(purpose);
-    bool secret = purpose_is_secret(purpose);
+    bool secret = purpose_is_secret(purpose); /* read-protected */
+    /* never shown: everything but a Secure Boot digest (a USER key may be anyone's secret) */
+    bool hidden = purpose < KEY_PURPOSE_SECURE_BOOT_DIGEST0 ||
+                  purpose > KEY_PURPOSE_SECURE_BOOT_DIGEST2;
     efuse_change_t *ch;
     if (!key_block_free(p, bd))
         return ef_fail(err, cap, "%s is not free (holds data, has a purpose, or is protected): "
@@ -375,13 +380,13 @@ static int put_key(efuse_plan_t *p, const efuse_block_def_t *bd, int purpose, co
     for (size_t i = 0; i < len; i++)
         dst[i] = reverse ? key[len - 1 - i] : key[i];
     ch->bytes = true;
-    ch->secret = secret;
+    ch->secret = hidden;
     snprintf(ch->note, sizeof ch->note, "%u-byte key, purpose %s", (unsigned)len,
              p->chip->has_key_purposes ? secinfo_key_purpose_name((uint8_t)purpose)
              : purpose == KEY_PURPOSE_XTS_AES_128_KEY ? "flash encryption"
                                                       : "Secure Boot v2 digest");
     p->touched |= (uint16_t)(1u << bd->index);
-    if (secret) p->secret_blocks |= (uint16_t)(1u << bd->index);
+    if (hidden) p->secret_blocks |= (uint16_t)(1u << bd->index);
     if (bd->wr_dis_bit >= 0) p->wr_dis_add |= 1u << bd->wr_dis_bit;
     if (secret && bd->rd_dis_bit >= 0) p->rd_dis_add |= 1u << bd->rd_dis_bit;
     if (bd->key_slot >= 0) {

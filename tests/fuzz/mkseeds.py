@@ -590,6 +590,31 @@ def devdata_seeds():
         put("devdata", "t%02d.txt" % i, t)
 
 
+def efuse_seeds():
+    """eFuse planner inputs (docs/SECURITY-PROVISIONING.md §6): chip byte (0 esp32, 1 esp32s3,
+    2 esp32c3, 3 esp32c6), 11 blocks of 32 bytes as read from a chip, then 10-byte requests
+    (op: 0 set, 1 set bytes, 2 key, 3 custom MAC, 4 protect; field/block index; value)."""
+    def req(op, idx, value=b""):
+        return bytes([op, idx]) + value.ljust(8, b"\0")[:8]
+
+    def state(blocks=None):
+        out = bytearray(11 * 32)
+        for i, data in (blocks or {}).items():
+            out[i * 32:i * 32 + len(data)] = data
+        return bytes(out)
+    secure = (req(2, 0, bytes([4])) + req(2, 0, bytes([9])) + req(0, 7, bytes([1])) +
+              req(0, 18, bytes([1])) + req(0, 21, bytes([1])) + req(3, 0, bytes.fromhex("240ac4010203")) +
+              req(4, 5, bytes([1])) + req(0, 0, bytes([1])))
+    for chip in range(4):
+        put("efuse", "blank-secure-%d" % chip, bytes([chip]) + state() + secure)
+    used = state({0: bytes(10) + b"\x80\x04", 4: b"\xaa" * 32, 3: b"\x55"})
+    put("efuse", "c3-key0-used", bytes([2]) + used + secure)
+    put("efuse", "esp32-34-coding", bytes([0]) + state({0: bytes(24) + b"\x01"}) +
+        req(2, 0, bytes([4, 0, 0x02])) + req(3, 0, bytes.fromhex("240ac4010203")))
+    put("efuse", "s3-xts256", bytes([1]) + state() + req(2, 0, bytes([2, 1])))
+    put("efuse", "write-protected", bytes([2]) + state({0: b"\xff\xff\xff\xff\x7f"}) + secure)
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -600,6 +625,7 @@ if __name__ == "__main__":
     http_seeds()
     sbv2_seeds()
     escrow_seeds()
+    efuse_seeds()
     espsim_efuse_seeds()
     nvs_csv_seeds()
     devdata_seeds()
