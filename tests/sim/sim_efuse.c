@@ -22,8 +22,8 @@
 
 // Register offsets from the controller base (docs/SIMULATOR.md "eFuses and security").
 // S2 and later:
-#define N_PGM 0x000u        // PGM_DATA0..7, then CHECK_VALUE0..2 at 0x020
-#define N_RD_BLK0 0x02Cu    // RD_WR_DIS, RD_REPEAT_DATA0..4
+#define N_PGM 0x000u     // PGM_DATA0..7, then CHECK_VALUE0..2 at 0x020
+#define N_RD_BLK0 0x02Cu // RD_WR_DIS, RD_REPEAT_DATA0..4
 #define N_RD_REPEAT_ERR 0x17Cu
 #define N_RD_RS_ERR0 0x1C0u
 #define N_RD_RS_ERR1 0x1C4u
@@ -92,7 +92,7 @@ struct sim_efuse_s {
     uint32_t base;  // controller base address
     int nblocks;    // 4 (ESP32) or 11
     int fail_quirk; // ESP32-C3: the fail bits sit one block further (espefuse BLOCK_FAIL_BIT)
-    uint32_t raw[SIM_EFUSE_BLOCKS][8]; // burnt data bits
+    uint32_t raw[SIM_EFUSE_BLOCKS][8];  // burnt data bits
     uint32_t rsck[SIM_EFUSE_BLOCKS][3]; // burnt Reed-Solomon check bits
     uint32_t rd[SIM_EFUSE_BLOCKS][8];   // read registers, latched at the last reload
     uint32_t regs[N_WINDOW / 4];        // the controller's other registers (pgm/wdata, conf...)
@@ -395,7 +395,8 @@ static uint32_t protected_mask(const sim_efuse_t *e, int b, int w)
         return (wd >> bit & 1) ? 0xFFFFFFFFu : 0;
     }
     const wr_prot_t *t = e->esp32 ? e_prot0 : n_prot0;
-    size_t n = e->esp32 ? sizeof(e_prot0) / sizeof(e_prot0[0]) : sizeof(n_prot0) / sizeof(n_prot0[0]);
+    size_t n =
+        e->esp32 ? sizeof(e_prot0) / sizeof(e_prot0[0]) : sizeof(n_prot0) / sizeof(n_prot0[0]);
     uint32_t m = 0;
     for (size_t i = 0; i < n; i++)
         if (t[i].word == w && (wd >> t[i].bit & 1)) m |= t[i].mask;
@@ -472,7 +473,7 @@ uint32_t sim_efuse_read(sim_efuse_t *e, uint32_t addr)
         if (off == N_RD_RS_ERR0) return e->rs_err[0];
         if (off == N_RD_RS_ERR1) return e->rs_err[1];
         if (off >= N_RD_REPEAT_ERR && off < N_RD_REPEAT_ERR + 20) return 0; // BLOCK0 backups agree
-        if (off == N_STATUS) return 1; // state: idle
+        if (off == N_STATUS) return 1;                                      // state: idle
     }
     return e->regs[off / 4]; // program data, CONF, CMD (commands complete at once), timing...
 }
@@ -685,9 +686,8 @@ static int load_text(sim_efuse_t *e, const char *text, char *err, size_t errlen)
             parse_hex_words(cJSON_GetObjectItemCaseSensitive(o, "words"), raw[b],
                             blk_words(e, b)) != 0 ||
             (!e->esp32 && b >= 1 && rs && parse_hex_words(rs, rsck[b], 3) != 0)) {
-            snprintf(err, errlen,
-                     "block %d: needs \"block\": %d, \"words\": %d hex strings%s", b, b,
-                     blk_words(e, b),
+            snprintf(err, errlen, "block %d: needs \"block\": %d, \"words\": %d hex strings%s", b,
+                     b, blk_words(e, b),
                      (!e->esp32 && b >= 1) ? " (and optionally \"rs\": 3 hex strings)" : "");
             goto out;
         }

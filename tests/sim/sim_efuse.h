@@ -33,10 +33,10 @@ typedef struct {
     int aggressive_revoke;
     int revoke[3];
     int soft_dis_jtag, hard_dis_jtag, dis_usb, dis_dl_icache, dis_dl_dcache;
-    int dis_download_mode;    // DIS_DOWNLOAD_MODE / ESP32 UART_DOWNLOAD_DIS
-    int security_download;    // ENABLE_SECURITY_DOWNLOAD
-    int dis_dl_manual_enc;    // DIS_DOWNLOAD_MANUAL_ENCRYPT / ESP32 DISABLE_DL_ENCRYPT
-    int key_purpose[6];       // KEY_PURPOSE_0..5 (S2 and later)
+    int dis_download_mode; // DIS_DOWNLOAD_MODE / ESP32 UART_DOWNLOAD_DIS
+    int security_download; // ENABLE_SECURITY_DOWNLOAD
+    int dis_dl_manual_enc; // DIS_DOWNLOAD_MANUAL_ENCRYPT / ESP32 DISABLE_DL_ENCRYPT
+    int key_purpose[6];    // KEY_PURPOSE_0..5 (S2 and later)
 } sim_efuse_sec_t;
 
 // Key purposes (ESP-IDF esp_efuse_purpose_t, S2 and later).

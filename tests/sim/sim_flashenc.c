@@ -72,9 +72,10 @@ static int xts_unit(const sim_fe_key_t *k, uint32_t unit_addr, uint8_t unit[128]
     uint8_t in[128], out[128 + 32];
     memcpy(in, unit, 128);
     reverse(in, 128);
-    int n = 0, fin = 0, ok = EVP_CipherInit_ex(ctx, c, NULL, k->key, tweak, decrypt ? 0 : 1) == 1 &&
-                             EVP_CipherUpdate(ctx, out, &n, in, 128) == 1 &&
-                             EVP_CipherFinal_ex(ctx, out + n, &fin) == 1 && n + fin == 128;
+    int n = 0, fin = 0,
+        ok = EVP_CipherInit_ex(ctx, c, NULL, k->key, tweak, decrypt ? 0 : 1) == 1 &&
+             EVP_CipherUpdate(ctx, out, &n, in, 128) == 1 &&
+             EVP_CipherFinal_ex(ctx, out + n, &fin) == 1 && n + fin == 128;
     EVP_CIPHER_CTX_free(ctx);
     if (!ok) return -1;
     reverse(out, 128);
@@ -87,15 +88,18 @@ static int xts_unit(const sim_fe_key_t *k, uint32_t unit_addr, uint8_t unit[128]
 // formulation; key as a 256-bit big-endian number).
 static void esp32_block_key(const sim_fe_key_t *k, uint32_t offset, uint8_t out[32])
 {
-    static const uint8_t mul1[32] = {0x00, 0x00, 0x20, 0x00, 0x04, 0x00, 0x00, 0x80, 0x00, 0x00, 0x04,
-                                     0x00, 0x00, 0x80, 0x00, 0x10, 0x00, 0x00, 0x02, 0x00, 0x00, 0x40,
-                                     0x00, 0x08, 0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x00, 0x10};
-    static const uint8_t mul2[32] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00,
-                                     0x00, 0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00,
-                                     0x00, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
-    static const uint8_t mul2_mask[32] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7f, 0xe0, 0x00, 0x00,
-                                          0x00, 0x00, 0x00, 0x00, 0x0f, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x00,
-                                          0x00, 0x07, 0xe0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f};
+    static const uint8_t mul1[32] = {0x00, 0x00, 0x20, 0x00, 0x04, 0x00, 0x00, 0x80,
+                                     0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x00, 0x10,
+                                     0x00, 0x00, 0x02, 0x00, 0x00, 0x40, 0x00, 0x08,
+                                     0x00, 0x00, 0x04, 0x00, 0x00, 0x80, 0x00, 0x10};
+    static const uint8_t mul2[32] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                     0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                     0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+                                     0x20, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01};
+    static const uint8_t mul2_mask[32] = {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x7f,
+                                          0xe0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f,
+                                          0xf0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x07,
+                                          0xe0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x0f};
     // FLASH_CRYPT_CONFIG bit i selects key bits (MSB first) [0,67), [67,132), [132,195), [195,256)
     static const int range_start[5] = {0, 67, 132, 195, 256};
     uint8_t range[32] = {0};
@@ -137,8 +141,8 @@ static int esp32_crypt(const sim_fe_key_t *k, uint32_t addr, uint8_t *buf, size_
         // the ESP32 hardware runs AES backwards: encrypting flash is AES decryption
         int n = 0;
         if (EVP_CipherInit_ex(ctx, EVP_aes_256_ecb(), NULL, bk, NULL, decrypt ? 1 : 0) != 1 ||
-            EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 || EVP_CipherUpdate(ctx, out, &n, in, 16) != 1 ||
-            n != 16)
+            EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 ||
+            EVP_CipherUpdate(ctx, out, &n, in, 16) != 1 || n != 16)
             rc = -1;
         reverse(out, 16);
         memcpy(buf + off, out, 16);

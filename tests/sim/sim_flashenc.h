@@ -38,7 +38,7 @@ int sim_fe_crypt(const sim_fe_key_t *k, uint32_t addr, uint8_t *buf, size_t len,
 typedef struct {
     int on;
     sim_fe_key_t key;
-    uint32_t next;   // flash address the held bytes start at
+    uint32_t next; // flash address the held bytes start at
     uint8_t held[16];
     uint32_t nheld;
 } sim_fe_writer_t;

@@ -149,8 +149,8 @@ static uint32_t image_length(const reader_t *r, uint32_t off)
     for (int i = 0; i < h[1]; i++) {
         uint8_t sh[8];
         read_plain(r, off + pos, sh, 8);
-        uint32_t len = (uint32_t)sh[4] | (uint32_t)sh[5] << 8 | (uint32_t)sh[6] << 16 |
-                       (uint32_t)sh[7] << 24;
+        uint32_t len =
+            (uint32_t)sh[4] | (uint32_t)sh[5] << 8 | (uint32_t)sh[6] << 16 | (uint32_t)sh[7] << 24;
         if (len > r->flash->size || pos + 8 + len > r->flash->size) return 0;
         pos += 8 + len;
     }
@@ -206,7 +206,10 @@ static int verify_rsa(const uint8_t *blk, const uint8_t digest[32])
 static int verify_ecdsa(const uint8_t *blk, int koff, int field, const uint8_t *digest, int dlen)
 {
     int curve = blk[koff];
-    const char *group = curve == 1 ? "prime192v1" : curve == 2 ? "prime256v1" : curve == 3 ? "secp384r1" : NULL;
+    const char *group = curve == 1   ? "prime192v1"
+                        : curve == 2 ? "prime256v1"
+                        : curve == 3 ? "secp384r1"
+                                     : NULL;
     int clen = curve == 1 ? 24 : curve == 2 ? 32 : 48;
     if (!group || 2 * clen > field) return 0;
     uint8_t pub[1 + 96];
@@ -218,7 +221,8 @@ static int verify_ecdsa(const uint8_t *blk, int koff, int field, const uint8_t *
     OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
     EVP_PKEY *pkey = NULL;
     if (bld && OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, group, 0) == 1 &&
-        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub, (size_t)(1 + 2 * clen)) == 1)
+        OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
+                                         (size_t)(1 + 2 * clen)) == 1)
         pkey = key_from_params("EC", bld);
     OSSL_PARAM_BLD_free(bld);
     if (!pkey) return 0;
@@ -324,7 +328,8 @@ static void boot_event(const char *check, int ok, int keys)
 }
 
 // Secure Boot v2 at SPI boot: the ROM checks the bootloader, the bootloader the application.
-static void boot_secure(const sim_efuse_t *e, const sim_chip_t *c, const reader_t *rp, sim_boot_t *out)
+static void boot_secure(const sim_efuse_t *e, const sim_chip_t *c, const reader_t *rp,
+                        sim_boot_t *out)
 {
     const reader_t r = *rp;
     sb_keys_t keys;
@@ -364,8 +369,8 @@ void sim_sec_boot(const sim_efuse_t *e, const sim_chip_t *c, const sim_flash_t *
     if (r.enc) sim_fe_key_from_efuse(e, &r.key);
     uint8_t hdr[4];
     read_plain(&r, c->bootloader_off, hdr, 4);
-    out->first_word = (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 |
-                      (uint32_t)hdr[3] << 24;
+    out->first_word =
+        (uint32_t)hdr[0] | (uint32_t)hdr[1] << 8 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 24;
     if (r.enc) boot_event("flash_encryption", hdr[0] == 0xE9, 0);
     if (hdr[0] != 0xE9) {
         out->result = SIM_BOOT_INVALID;

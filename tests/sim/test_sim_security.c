@@ -21,7 +21,7 @@ static const char *vdir;
 #define CHECK(c, ...)                                                                              \
     do {                                                                                           \
         if (!(c)) {                                                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                 \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
             fprintf(stderr, __VA_ARGS__);                                                          \
             fputc('\n', stderr);                                                                   \
             failures++;                                                                            \
@@ -112,10 +112,12 @@ static void test_rs_vectors(void)
         sim_efuse_rs_encode(data, ck);
         const cJSON *words = cJSON_GetObjectItem(v, "words");
         for (int i = 0; i < 3; i++) {
-            uint32_t want = (uint32_t)strtoul(cJSON_GetArrayItem(words, 8 + i)->valuestring, NULL, 16);
+            uint32_t want =
+                (uint32_t)strtoul(cJSON_GetArrayItem(words, 8 + i)->valuestring, NULL, 16);
             uint32_t got = (uint32_t)ck[4 * i] | (uint32_t)ck[4 * i + 1] << 8 |
                            (uint32_t)ck[4 * i + 2] << 16 | (uint32_t)ck[4 * i + 3] << 24;
-            CHECK(got == want, "rs vector %d check word %d: 0x%08x, want 0x%08x", count, i, got, want);
+            CHECK(got == want, "rs vector %d check word %d: 0x%08x, want 0x%08x", count, i, got,
+                  want);
         }
         count++;
     }
@@ -140,7 +142,8 @@ static void test_rs_vectors(void)
         for (int i = 0; i < 6; i++) {
             uint32_t want = (uint32_t)data[4 * i] | (uint32_t)data[4 * i + 1] << 8 |
                             (uint32_t)data[4 * i + 2] << 16 | (uint32_t)data[4 * i + 3] << 24;
-            CHECK(sim_efuse_read(e, 0x3FF5A078 + 4u * (uint32_t)i) == want, "3/4 vector %d word %d", count, i);
+            CHECK(sim_efuse_read(e, 0x3FF5A078 + 4u * (uint32_t)i) == want, "3/4 vector %d word %d",
+                  count, i);
         }
         CHECK(sim_efuse_read(e, 0x3FF5A11C) == 0, "3/4 vector %d: DEC_STATUS clean", count);
         // a second burn that changes the data without new check bytes fails the check on read
@@ -152,7 +155,8 @@ static void test_rs_vectors(void)
         sim_efuse_write(e, 0x3FF5A104, 2);
         sim_efuse_write(e, 0x3FF5A0FC, 0x5AA5);
         sim_efuse_write(e, 0x3FF5A104, 1);
-        CHECK((sim_efuse_read(e, 0x3FF5A11C) & 0xF00) != 0, "3/4 vector %d: re-burn flagged", count);
+        CHECK((sim_efuse_read(e, 0x3FF5A11C) & 0xF00) != 0, "3/4 vector %d: re-burn flagged",
+              count);
         sim_efuse_free(e);
         count++;
     }
@@ -199,10 +203,11 @@ static void test_controller(void)
     sim_efuse_write(e, B + 0x1CC, 0x5AA5);
     sim_efuse_write(e, B + 0x1D4, 0x1);
     err = sim_efuse_read(e, B + 0x1C0);
-    CHECK(sim_efuse_read(e, B + 0xBC + 8) == 0x01010101 && (err >> 16 & 7) == 7 &&
-              (err >> 23 & 1) == 1,
-          "11 byte errors: uncorrectable, raw bits, FAIL (C3: at BLOCK_KEY1's fail bit +1) (0x%08x)",
-          err);
+    CHECK(
+        sim_efuse_read(e, B + 0xBC + 8) == 0x01010101 && (err >> 16 & 7) == 7 &&
+            (err >> 23 & 1) == 1,
+        "11 byte errors: uncorrectable, raw bits, FAIL (C3: at BLOCK_KEY1's fail bit +1) (0x%08x)",
+        err);
     // RD_DIS bit 0 hides BLOCK_KEY0; WR_DIS bit 23 stops burning it
     uint32_t key[8] = {0xdeadbeef, 1, 2, 3, 4, 5, 6, 7};
     burn_new(e, B, 4, key, 8);
@@ -241,7 +246,8 @@ static void test_controller(void)
 static void test_cipher(const char *chip, const char *keyfile, const char *vector, uint32_t addr)
 {
     size_t kn, pn, cn;
-    uint8_t *key = slurp(keyfile, &kn), *plain = slurp("plain_app.bin", &pn), *want = slurp(vector, &cn);
+    uint8_t *key = slurp(keyfile, &kn), *plain = slurp("plain_app.bin", &pn),
+            *want = slurp(vector, &cn);
     const sim_chip_t *c = sim_chip_find(chip);
     sim_efuse_t *e = sim_efuse_new(c);
     sim_efuse_factory(e, zero_word, NULL);
@@ -277,8 +283,8 @@ static void test_cipher(const char *chip, const char *keyfile, const char *vecto
     for (size_t off = 0; off < pn; off += 16)
         sim_fe_crypt(&k, addr + (uint32_t)off, buf + off, 16, 0);
     CHECK(memcmp(buf, want, cn) == 0, "%s: piecewise encryption differs", vector);
-    CHECK(sim_fe_crypt(&k, addr, buf, pn, 1) == 0 && memcmp(buf, plain, pn) == 0, "%s decrypts back",
-          vector);
+    CHECK(sim_fe_crypt(&k, addr, buf, pn, 1) == 0 && memcmp(buf, plain, pn) == 0,
+          "%s decrypts back", vector);
     free(buf);
     free(key);
     free(plain);
