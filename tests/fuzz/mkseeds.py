@@ -615,6 +615,15 @@ def efuse_seeds():
     put("efuse", "write-protected", bytes([2]) + state({0: b"\xff\xff\xff\xff\x7f"}) + secure)
 
 
+def plan_seeds():
+    """The plan's settings: flash sizes (ESP8266 layouts too), frequencies, reset modes in both
+    spellings, and near misses (docs/RECIPES.md, jobs/plan.c)."""
+    for v in ("keep", "detect", "4MB", "512KB", "2MB-c1", "4MB-c1", "8MB-c1", "128MB", "3MB",
+              "40m", "80m", "0m", "40", "hard_reset", "hard-reset", "no_reset", "default_reset",
+              "usb-reset", "no-reset-no-sync"):
+        put("plan", "seed-" + v, v)
+
+
 if __name__ == "__main__":
     slip_seeds()
     response_seeds()
@@ -630,3 +639,4 @@ if __name__ == "__main__":
     nvs_csv_seeds()
     devdata_seeds()
     stub_version_seeds()
+    plan_seeds()
