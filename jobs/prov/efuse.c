@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "secinfo.h"
 
 const efuse_chip_t *efuse_chip_table(size_t *n); /* efuse_tables.c */
@@ -817,4 +819,76 @@ size_t efuse_summary_describe(const efuse_chip_t *c, const efuse_summary_t *sum,
             sum->write_protected[i] ? ", write-protected" : "");
     }
     return pos;
+}
+
+/* ---- the plan as JSON (job record) ---- */
+
+static cJSON *change_json(const efuse_plan_t *p, const efuse_change_t *ch)
+{
+    cJSON *o = cJSON_CreateObject();
+    char hexv[2 * EFUSE_BLOCK_BYTES + 3];
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "field", ch->field ? ch->field->name : p->chip->blocks[ch->block].name);
+    cJSON_AddNumberToObject(o, "block", ch->block);
+    if (ch->secret) {
+        cJSON_AddBoolToObject(o, "secret", true);
+    } else if (ch->bytes && ch->field) {
+        unsigned nb = (ch->field->len + 7u) / 8u;
+        for (unsigned i = 0; i < nb; i++)
+            snprintf(hexv + 2 * i, 3, "%02x",
+                     (unsigned)bits_get(p->want.blk[ch->block], ch->field->bit + 8 * i, 8));
+        cJSON_AddStringToObject(o, "bytes", hexv);
+    } else if (ch->field) {
+        snprintf(hexv, sizeof hexv, "0x%llx", (unsigned long long)ch->old_value);
+        cJSON_AddStringToObject(o, "old", hexv);
+        snprintf(hexv, sizeof hexv, "0x%llx", (unsigned long long)ch->new_value);
+        cJSON_AddStringToObject(o, "new", hexv);
+    } else {
+        cJSON_AddBoolToObject(o, "secret", false); /* a Secure Boot digest: public */
+    }
+    if (ch->note[0]) cJSON_AddStringToObject(o, "note", ch->note);
+    return o;
+}
+
+static cJSON *burn_json(const efuse_plan_t *p, const efuse_burn_t *bn)
+{
+    cJSON *o = cJSON_CreateObject(), *prog;
+    char w[16];
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "block", bn->block);
+    cJSON_AddStringToObject(o, "name", p->chip->blocks[bn->block].name);
+    cJSON_AddStringToObject(o, "coding", efuse_coding_name(bn->coding));
+    cJSON_AddStringToObject(o, "kind", bn->lockdown       ? "lockdown"
+                                       : bn->protect_pass ? "protection"
+                                       : bn->block == 0   ? "block0"
+                                                          : "data");
+    if (bn->secret) {
+        cJSON_AddBoolToObject(o, "secret", true);
+        return o;
+    }
+    prog = cJSON_AddArrayToObject(o, "program");
+    for (unsigned i = 0; prog && i < bn->n_pgm; i++) {
+        snprintf(w, sizeof w, "0x%08x", bn->pgm[i]);
+        cJSON_AddItemToArray(prog, cJSON_CreateString(w));
+    }
+    return o;
+}
+
+void *efuse_plan_to_json(const efuse_plan_t *p)
+{
+    cJSON *root = cJSON_CreateObject(), *arr;
+    char w[16];
+    if (!root) return NULL;
+    cJSON_AddStringToObject(root, "chip", p->chip->name);
+    arr = cJSON_AddArrayToObject(root, "changes");
+    for (unsigned i = 0; arr && i < p->n_changes; i++)
+        cJSON_AddItemToArray(arr, change_json(p, &p->changes[i]));
+    snprintf(w, sizeof w, "0x%08x", p->wr_dis_add);
+    cJSON_AddStringToObject(root, "write_protect", w);
+    snprintf(w, sizeof w, "0x%02x", p->rd_dis_add);
+    cJSON_AddStringToObject(root, "read_protect", w);
+    arr = cJSON_AddArrayToObject(root, "burns");
+    for (unsigned i = 0; arr && i < p->n_burns; i++)
+        cJSON_AddItemToArray(arr, burn_json(p, &p->burns[i]));
+    return root;
 }

@@ -217,6 +217,13 @@ int efuse_plan_finish(efuse_plan_t *p, char *err, size_t cap);
  * Returns the length written (truncated to cap-1). */
 size_t efuse_plan_describe(const efuse_plan_t *p, char *buf, size_t cap);
 
+/* The plan as JSON for the job record (cJSON *; the caller frees it with cJSON_Delete):
+ * {"chip", "changes": [{"field", "block", "old", "new" | "bytes" | "secret": true, "note"}],
+ *  "write_protect", "read_protect", "burns": [{"block", "name", "coding", "kind": "data" |
+ *  "block0" | "protection" | "lockdown", "program": ["0x...", ...] (omitted for secrets)}]}.
+ * Key material never appears in it. NULL when out of memory. */
+void *efuse_plan_to_json(const efuse_plan_t *p);
+
 /* ---- the register program of one burn, for the job's READ_REG/WRITE_REG steps ---- */
 typedef enum {
     EFUSE_OP_WRITE,  /* write value to addr */

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "efuse.h"
 #include "secinfo.h"
 
@@ -190,6 +192,31 @@ static void test_c3_secure_plan(void **state)
         assert_null(strstr(text, hex));
         snprintf(hex, sizeof hex, "%02x%02x", rev[i], rev[i + 1]);
         assert_null(strstr(text, hex));
+    }
+    /* the JSON record: every change and burn, no key material */
+    {
+        cJSON *j = efuse_plan_to_json(&p), *burns, *b0;
+        char *js = cJSON_PrintUnformatted(j);
+        assert_non_null(js);
+        burns = cJSON_GetObjectItemCaseSensitive(j, "burns");
+        assert_int_equal(cJSON_GetArraySize(burns), 5);
+        b0 = cJSON_GetArrayItem(burns, 0);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(b0, "name")->valuestring, "BLOCK_KEY0");
+        assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b0, "secret")));
+        assert_null(cJSON_GetObjectItemCaseSensitive(b0, "program"));
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(burns, 4), "kind")
+                                ->valuestring,
+                            "lockdown");
+        assert_non_null(strstr(js, "\"field\":\"SPI_BOOT_CRYPT_CNT\",\"block\":0,\"old\":\"0x0\",\"new\":\"0x1\""));
+        assert_non_null(strstr(js, "\"write_protect\":\"0x01800300\""));
+        for (unsigned i = 0; i + 4 <= 32; i++) {
+            snprintf(hex, sizeof hex, "%02x%02x", key[i], key[i + 1]);
+            assert_null(strstr(js, hex));
+            snprintf(hex, sizeof hex, "%02x%02x", rev[i], rev[i + 1]);
+            assert_null(strstr(js, hex));
+        }
+        cJSON_free(js);
+        cJSON_Delete(j);
     }
 }
 
