@@ -119,6 +119,20 @@ function setStation(st) {
     app.station = st;
     $('station-name').textContent = st.name || st.id || 'espstation';
     document.title = `${st.name || st.id || 'espstation'} — espstation`;
+    // the station takes no jobs (its database file was deleted or replaced: docs/MES.md)
+    const alarm = $('station-alarm');
+    alarm.textContent = st.alarm || '';
+    alarm.hidden = !st.alarm;
+}
+
+/** The station's alarm can rise at any time: look every 5 s. */
+async function watchStation() {
+    setTimeout(watchStation, 5000);
+    try {
+        setStation(await get('/api/v1/station'));
+    } catch {
+        // the banner tells about the connection
+    }
 }
 
 /** Header recipes: one line per recipe with the slots that run it. */
@@ -388,6 +402,7 @@ async function main() {
         }
     }
     app.live.start(app.readAccess === 'token');
+    setTimeout(watchStation, 5000);
 
     // a token from an earlier visit in this tab: check it still works
     const tok = getToken();

@@ -77,6 +77,11 @@ void api_free(api_t *a)
     free(a);
 }
 
+void api_set_alarm(api_t *a, const char *text)
+{
+    snprintf(a->alarm, sizeof a->alarm, "%s", text ? text : "");
+}
+
 events_t *api_events(api_t *a)
 {
     return a->ev;

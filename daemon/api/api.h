@@ -31,6 +31,9 @@ typedef struct api_opts_s {
     const auth_t *auth;   /* NULL: no token file (writes impossible) */
     const char *web_root; /* NULL: no dashboard files (404) */
     const char *boot_id;  /* NULL: random (events_new) */
+    /* The database's id (schema/006_database_id.sql), in the station and every jobs page;
+     * NULL = null. Outlives the api. */
+    const char *database_id;
     /* Log lines (slot recipe choices that no longer load, ...); NULL = silent. */
     void (*log_cb)(void *data, const char *line);
     void *log_data;
@@ -77,6 +80,10 @@ typedef struct api_resp_s {
     events_client_t *events;
     api_defer_t *defer;
 } api_resp_t;
+
+/* The station's alarm (GET /api/v1/station "alarm"; NULL or "" clears it): a condition that
+ * stops the station from taking jobs, such as its database file replaced under it. */
+void api_set_alarm(api_t *a, const char *text);
 
 /* What the HTTP layer decides from the request line and the Authorization header alone, before
  * it reads a body (docs/API.md "Limits"): the largest body it may have (max_upload_bytes only

@@ -53,6 +53,7 @@ struct api_s {
     /* responses by status */
     uint64_t status_n[600];
     char image_dir_real[4096]; /* "" when the image directory does not exist yet */
+    char alarm[512];           /* api_set_alarm; "" = none */
 };
 
 /* A request split up: decoded path segments and query parameters. */

@@ -20,6 +20,7 @@
 #include "http.h"
 #include "jobmgr.h"
 #include "serve.h"
+#include "serve_dbwatch.h"
 #include "serve_guard.h"
 #include "store.h"
 
@@ -36,6 +37,7 @@ typedef struct serve_s {
     bool verbose;
     bool stopping;
     const serve_hooks_t *hooks;
+    serve_dbwatch_t dbw; /* the database file under watch (replaced: no new jobs) */
 } serve_t;
 
 static void serve_slot_cb(jobmgr_t *m, size_t i, const slot_view_t *v)
@@ -102,6 +104,7 @@ static void serve_http_done_cb(http_t *h, void *data)
     (void)h;
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    serve_dbwatch_stop(&sv->dbw);
     if (sv->hooks && sv->hooks->stop_cb)
         sv->hooks->stop_cb(sv->hooks->data);
 }
@@ -118,6 +121,21 @@ static void serve_api_log(void *data, const char *line)
 {
     (void)data;
     fprintf(stderr, "espstation: %s\n", line);
+}
+
+/* Before every job: is the database still the file this daemon opened? */
+static bool serve_may_start_cb(jobmgr_t *m, size_t slot)
+{
+    serve_t *sv = jobmgr_data(m);
+    (void)slot;
+    return serve_dbwatch_ok(&sv->dbw);
+}
+
+static void serve_db_alarm_cb(void *data, const char *alarm)
+{
+    serve_t *sv = data;
+    if (sv->api)
+        api_set_alarm(sv->api, alarm);
 }
 
 /* Start failed after the manager existed: close its handles (and the listener) before freeing. */
@@ -195,7 +213,8 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
     static const jobmgr_cbs_t cbs = {.slot_cb = serve_slot_cb,
                                      .progress_cb = serve_progress_cb,
                                      .result_cb = serve_result_cb,
-                                     .log_cb = serve_log_cb};
+                                     .log_cb = serve_log_cb,
+                                     .may_start_cb = serve_may_start_cb};
     serve_t sv = *svp;
     const station_cfg_t *cfg = sv.cfg;
     api_opts_t ao;
@@ -225,6 +244,9 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
         store_close(sv.store);
         return CLI_EXIT_FAIL;
     }
+    if (serve_dbwatch_start(sv.loop, cfg->database, &sv.dbw, serve_db_alarm_cb, &sv, err,
+                            sizeof err) != 0)
+        fprintf(stderr, "espstation: %s (the database file is not watched)\n", err);
     sv.web_root = http_web_root(cfg);
     memset(&ao, 0, sizeof ao);
     ao.loop = sv.loop;
@@ -234,11 +256,13 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
     ao.auth = sv.auth;
     ao.web_root = sv.web_root;
     ao.log_cb = serve_api_log;
+    ao.database_id = sv.dbw.id;
     rc = api_new(&ao, &sv.api, err, sizeof err);
     if (rc == 0)
         rc = http_start(sv.loop, cfg->listen, &cfg->http, sv.api, &sv.http, err, sizeof err);
     if (rc != 0) {
         fprintf(stderr, "espstation: %s\n", err);
+        serve_dbwatch_stop(&sv.dbw);
         jobmgr_shutdown(sv.mgr, serve_abort_cb);
         uv_run(sv.loop, UV_RUN_DEFAULT);
         http_free(sv.http);

@@ -67,6 +67,9 @@ typedef struct jobmgr_cbs_s {
     void (*result_cb)(jobmgr_t *m, size_t slot, const char *uuid, int64_t seq,
                       const job_report_t *r);
     void (*log_cb)(jobmgr_t *m, size_t slot, job_log_level_t lvl, const char *msg);
+    /* Before every job (NULL: always yes): false = start none now; the caller has raised an
+     * alarm (the database file was replaced, serve_dbwatch.h). Starting fails with EST_EDB. */
+    bool (*may_start_cb)(jobmgr_t *m, size_t slot);
 } jobmgr_cbs_t;
 
 /* Create the slots of `cfg` (which must outlive the manager), load their recipes (a recipe that

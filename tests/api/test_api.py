@@ -487,8 +487,12 @@ def case_jobs(ctx):
     s.start()
     c = s.client()
     empty = c.ok("GET", "/api/v1/jobs")
-    check(empty == {"jobs": [], "next_after": 0, "has_more": False},
-          "HOST: /jobs on an empty database: %r" % empty)
+    dbid = empty.get("database_id")
+    check({k: v for k, v in empty.items() if k != "database_id"} ==
+          {"jobs": [], "next_after": 0, "has_more": False} and isinstance(dbid, str) and
+          re.match(r"^[0-9a-f]{32}$", dbid), "HOST: /jobs on an empty database: %r" % empty)
+    check(c.ok("GET", "/api/v1/station")["database_id"] == dbid,
+          "HOST: the jobs page and the station name different databases")
     rows = make_mixed_jobs(s)
     check(len(rows) == 10, "TEST: %d jobs made, expected 10" % len(rows))
     rows.sort(key=lambda r: r["seq"])
@@ -523,7 +527,8 @@ def case_jobs(ctx):
     check(seen == full["jobs"], "HOST: pages of 3 differ from the full list")
     check(pages == 4, "HOST: 10 jobs in pages of 3 took %d pages (has_more wrong)" % pages)
     last = c.ok("GET", q("/api/v1/jobs", after=rows[-1]["seq"]))
-    check(last == {"jobs": [], "next_after": rows[-1]["seq"], "has_more": False},
+    check(last == {"jobs": [], "next_after": rows[-1]["seq"], "has_more": False,
+                   "database_id": dbid},
           "HOST: polling past the end: %r" % last)
     pg = c.ok("GET", q("/api/v1/jobs", after=rows[-2]["seq"], limit=1000))
     check([j["seq"] for j in pg["jobs"]] == [rows[-1]["seq"]], "HOST: limit=1000 %r" % pg)

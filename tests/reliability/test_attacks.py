@@ -576,6 +576,52 @@ def case_garbage_logged(ctx):
           % (n, d.stderr_text()[-2000:]))
 
 
+def case_deleted_database(ctx):
+    """The database id is in the station and every jobs page; a deleted or replaced database
+    file raises the alarm (GET /api/v1/station, one log line) and no job starts; a new database
+    has a new id, so an MES sees that its cursor belongs to the old one."""
+    s = Station(ctx, [SlotSpec("A1")])
+    d = s.start()
+    st, _, station = request(s.port, "GET", "/api/v1/station")
+    dbid = station.get("database_id")
+    check(isinstance(dbid, str) and re.match(r"^[0-9a-f]{32}$", dbid) and
+          station.get("alarm") is None, "HOST: station: database_id %r alarm %r"
+          % (dbid, station.get("alarm")))
+    uuid = start_slot(s, "A1")
+    wait_final(s, [uuid], 30, "the first job")
+    st, _, page = request(s.port, "GET", "/api/v1/jobs?after=0")
+    check(page.get("database_id") == dbid and len(page["jobs"]) == 1,
+          "HOST: jobs page: database_id %r (station %r), %d jobs"
+          % (page.get("database_id"), dbid, len(page.get("jobs", []))))
+    os.remove(s.db)  # an engineer's cleanup script, a restore gone wrong
+    t0 = time.monotonic()
+    alarm = None
+    while time.monotonic() - t0 < 5 and not alarm:
+        time.sleep(0.2)
+        alarm = request(s.port, "GET", "/api/v1/station")[2].get("alarm")
+    check(alarm and "deleted" in alarm, "HOST: no alarm 5 s after the database was deleted: %r"
+          % alarm)
+    ctx.log("figure: deleted database noticed after %.1f s" % (time.monotonic() - t0))
+    st, _, body = request(s.port, "POST", "/api/v1/slots/A1/start",
+                          token=s.tokens["operator"], body=b"{}", src=OTHER_HOST)
+    check(st != 202, "HOST: a job started into a deleted database: %s %r" % (st, body))
+    time.sleep(0.5)
+    st, _, slot = request(s.port, "GET", "/api/v1/slots/A1")
+    check(slot["state"] != "running", "HOST: slot A1 runs a job after the alarm")
+    check(len(re.findall(r"ALARM: the database", d.stderr_text())) == 1,
+          "HOST: the alarm is not logged exactly once:\n%s" % d.stderr_text()[-2000:])
+    s.stop()
+    for ext in ("-wal", "-shm"):
+        if os.path.exists(s.db + ext):
+            os.remove(s.db + ext)
+    s.start(tag="new-db")
+    st, _, station2 = request(s.port, "GET", "/api/v1/station")
+    st, _, page2 = request(s.port, "GET", "/api/v1/jobs?after=1")
+    check(station2["database_id"] != dbid and page2["database_id"] == station2["database_id"],
+          "HOST: a new database kept the id %r (station %r, page %r)"
+          % (dbid, station2["database_id"], page2["database_id"]))
+
+
 def case_input_checks(ctx):
     """Parameters after the 32nd are refused (not dropped); invalid UTF-8 in a recipe is refused
     and nothing is stored; dotfiles in the web root are not served."""
@@ -622,6 +668,7 @@ CASES = {
     "host-header": case_host_header,
     "garbage-logged": case_garbage_logged,
     "input-checks": case_input_checks,
+    "deleted-database": case_deleted_database,
 }
 
 
