@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 #define XTS_UNIT 128u
 
@@ -221,4 +222,16 @@ int flash_crypt_esp32(const uint8_t *key, size_t key_len, uint32_t addr, unsigne
     OPENSSL_cleanse(res, sizeof res);
     EVP_CIPHER_CTX_free(ctx);
     return rc;
+}
+
+int flash_crypt_generate_key(uint8_t *key, size_t len, char *err, size_t err_cap)
+{
+    if (len != 32 && len != 64)
+        return fc_fail(err, err_cap, "a flash-encryption key is 32 or 64 bytes, not %zu", len);
+    for (unsigned tries = 0; tries < 4; tries++) {
+        if (RAND_priv_bytes(key, (int)len) != 1) break;
+        if (CRYPTO_memcmp(key, key + len / 2, len / 2) != 0) return 0;
+    }
+    OPENSSL_cleanse(key, len);
+    return fc_fail(err, err_cap, "the random number generator failed; no key was made");
 }

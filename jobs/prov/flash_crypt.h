@@ -29,6 +29,12 @@ int flash_crypt_esp32(const uint8_t *key, size_t key_len, uint32_t addr, unsigne
                       const uint8_t *in, uint8_t *out, size_t len, bool decrypt, char *err,
                       size_t err_cap);
 
+/* A new per-unit flash-encryption key from the OS's CSPRNG (OpenSSL RAND_priv_bytes): 32 bytes
+ * (XTS-AES-128 or the ESP32's AES-256) or 64 (XTS-AES-256). XTS keys never have two equal
+ * halves (OpenSSL refuses those). Returns 0, or -1 with err (bad length, no entropy). The caller
+ * escrows it before use and cleanses it afterwards (OPENSSL_cleanse). */
+int flash_crypt_generate_key(uint8_t *key, size_t len, char *err, size_t err_cap);
+
 /* The ESP32's tweaked AES-256 key for the 32-byte flash block at `addr` (exposed for tests and
  * the simulator's independent check). */
 void flash_crypt_esp32_block_key(const uint8_t key[32], uint32_t addr, unsigned crypt_conf,

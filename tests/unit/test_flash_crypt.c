@@ -166,12 +166,30 @@ static void test_esp32_tweak_config(void **state)
     assert_memory_not_equal(k0, k1, 32);
 }
 
+/* Keys from the CSPRNG: right lengths only, different every time, usable for encryption. */
+static void test_generate_key(void **state)
+{
+    uint8_t a[64], b[64], buf[128] = {1, 2, 3}, out[128];
+    char err[160];
+    (void)state;
+    assert_int_equal(flash_crypt_generate_key(a, 32, err, sizeof err), 0);
+    assert_int_equal(flash_crypt_generate_key(b, 32, err, sizeof err), 0);
+    assert_memory_not_equal(a, b, 32);
+    assert_memory_not_equal(a, a + 16, 16);
+    assert_int_equal(flash_crypt_generate_key(a, 64, err, sizeof err), 0);
+    assert_memory_not_equal(a, a + 32, 32);
+    assert_int_equal(flash_crypt_xts(a, 64, 0x1000, buf, out, sizeof buf, false, err, sizeof err), 0);
+    assert_int_equal(flash_crypt_generate_key(a, 16, err, sizeof err), -1);
+    assert_non_null(strstr(err, "32 or 64"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_c3_xts128),        cmocka_unit_test(test_s3_xts256),
         cmocka_unit_test(test_esp32_aes256),     cmocka_unit_test(test_unaligned_slices),
         cmocka_unit_test(test_refused_parameters), cmocka_unit_test(test_esp32_tweak_config),
+        cmocka_unit_test(test_generate_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
