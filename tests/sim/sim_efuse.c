@@ -95,7 +95,8 @@ struct sim_efuse_s {
     uint32_t raw[SIM_EFUSE_BLOCKS][8];  // burnt data bits
     uint32_t rsck[SIM_EFUSE_BLOCKS][3]; // burnt Reed-Solomon check bits
     uint32_t rd[SIM_EFUSE_BLOCKS][8];   // read registers, latched at the last reload
-    uint32_t regs[N_WINDOW / 4];        // the controller's other registers (pgm/wdata, conf...)
+    uint32_t hw0[8]; // BLOCK0 as latched, before read protection: what the hardware acts on
+    uint32_t regs[N_WINDOW / 4]; // the controller's other registers (pgm/wdata, conf...)
     uint32_t rs_err[2], dec_status;
     int bad_block;
     long hangup_k, brownout_k, burns;
@@ -373,7 +374,15 @@ static void reload(sim_efuse_t *e)
         } else {
             memcpy(w, cells, (size_t)n * 4);
         }
+        if (b == 0) memcpy(e->hw0, w, sizeof(e->hw0));
         if (read_protected(e, b)) memset(w, 0, sizeof(w));
+        if (b == 0 && e->esp32 && (e->raw[0][0] >> 19 & 1)) {
+            // ESP32 RD_DIS bit 3: BLK3_PART_RESERVE, FLASH_CRYPT_CONFIG, CODING_SCHEME,
+            // KEY_STATUS read as 0
+            w[3] &= ~(1u << 14);
+            w[5] &= ~0xF0000000u;
+            w[6] &= ~0x00000403u;
+        }
         memcpy(e->rd[b], w, sizeof(w));
     }
 }
@@ -550,7 +559,7 @@ void sim_efuse_security(const sim_efuse_t *e, sim_efuse_sec_t *s)
     memset(s, 0, sizeof(*s));
     // BLOCK0 as the read registers latched it at the last reload (what the ROM and the
     // hardware act on: a burn takes effect with the reload or reset that follows it)
-    const uint32_t *b0 = e->rd[0];
+    const uint32_t *b0 = e->hw0;
     if (e->esp32) {
         s->crypt_cnt = (int)((b0[0] >> 20) & 0x7F);
         s->dis_download_mode = (int)((b0[0] >> 27) & 1);

@@ -107,23 +107,30 @@ static void esp32_block_key(const sim_fe_key_t *k, uint32_t offset, uint8_t out[
         if (k->crypt_conf >> r & 1)
             for (int bit = range_start[r]; bit < range_start[r + 1]; bit++)
                 range[bit / 8] |= (uint8_t)(0x80 >> (bit % 8));
+    // mul1 * addr and mul2 * addr are sums of shifted copies that never overlap (the set bits of
+    // mul1/mul2 are >= 19 apart and addr has 19 bits), so they are an OR of one pattern per
+    // address bit, computed once
+    static uint8_t pat[19][32];
+    static int have_pat;
+    if (!have_pat) {
+        for (int j = 0; j < 19; j++) {
+            uint8_t s1[32] = {0}, s2[32] = {0};
+            for (int bit = j; bit < 256; bit++) { // bit index from the LSB of the 256-bit number
+                int sb = bit - j, byte = 31 - sb / 8, m = 1 << (sb % 8);
+                if (mul1[byte] & m) s1[31 - bit / 8] |= (uint8_t)(1 << (bit % 8));
+                if (mul2[byte] & m) s2[31 - bit / 8] |= (uint8_t)(1 << (bit % 8));
+            }
+            for (int i = 0; i < 32; i++)
+                pat[j][i] = (uint8_t)(s1[i] | (s2[i] & mul2_mask[i]));
+        }
+        have_pat = 1;
+    }
     uint32_t addr = offset >> 5;
     uint8_t t[32] = {0};
-    // mul1 * addr and mul2 * addr are sums of shifted copies that never overlap (the set bits of
-    // mul1/mul2 are >= 19 apart and addr has 19 bits), so OR of the shifts is the product
-    for (int j = 0; j < 19; j++) {
-        if (!(addr >> j & 1)) continue;
-        uint8_t s1[32] = {0}, s2[32] = {0};
-        for (int bit = 0; bit < 256; bit++) { // bit index from the LSB of the 256-bit number
-            int sb = bit - j;
-            if (sb < 0) continue;
-            int byte = 31 - sb / 8, m = 1 << (sb % 8);
-            if (mul1[byte] & m) s1[31 - bit / 8] |= (uint8_t)(1 << (bit % 8));
-            if (mul2[byte] & m) s2[31 - bit / 8] |= (uint8_t)(1 << (bit % 8));
-        }
-        for (int i = 0; i < 32; i++)
-            t[i] |= (uint8_t)(s1[i] | (s2[i] & mul2_mask[i]));
-    }
+    for (int j = 0; j < 19; j++)
+        if (addr >> j & 1)
+            for (int i = 0; i < 32; i++)
+                t[i] |= pat[j][i];
     for (int i = 0; i < 32; i++)
         out[i] = (uint8_t)(k->key[i] ^ (t[i] & range[i]));
 }

@@ -283,6 +283,16 @@ static void test_cipher(const char *chip, const char *keyfile, const char *vecto
     for (size_t off = 0; off < pn; off += 16)
         sim_fe_crypt(&k, addr + (uint32_t)off, buf + off, 16, 0);
     CHECK(memcmp(buf, want, cn) == 0, "%s: piecewise encryption differs", vector);
+    if (strcmp(chip, "esp32") == 0) { // RD_DIS bit 3 hides FLASH_CRYPT_CONFIG; AES still uses it
+        sim_efuse_write(e, 0x3FF5A01C, 1u << 19);
+        sim_efuse_write(e, 0x3FF5A0FC, 0x5A5A);
+        sim_efuse_write(e, 0x3FF5A104, 2);
+        sim_efuse_write(e, 0x3FF5A0FC, 0x5AA5);
+        sim_efuse_write(e, 0x3FF5A104, 1);
+        CHECK(sim_efuse_read(e, 0x3FF5A014) >> 28 == 0, "RD_DIS bit 3: FLASH_CRYPT_CONFIG reads 0");
+        sim_fe_key_from_efuse(e, &k);
+        CHECK(k.crypt_conf == 0xF, "the hardware still sees FLASH_CRYPT_CONFIG");
+    }
     CHECK(sim_fe_crypt(&k, addr, buf, pn, 1) == 0 && memcmp(buf, plain, pn) == 0,
           "%s decrypts back", vector);
     free(buf);
