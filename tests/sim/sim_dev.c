@@ -1042,11 +1042,7 @@ static void ram_area_add(sim_dev_t *d, uint32_t addr, uint32_t size)
 static void ram_area_fill(sim_dev_t *d, const uint8_t *p, uint32_t n)
 {
     if (d->nram == 0) return;
-    ram_area_t *a = &d->ram[d->nram - 1];
-    for (uint32_t i = 0; i < n && a->got + i < sizeof(a->head); i++)
-        a->head[a->got + i] = p[i];
-    a->crc = (uint32_t)crc32(a->crc, p, n);
-    a->got += n;
+    sim_upload_fill(&d->ram[d->nram - 1], p, n);
 }
 
 static void stub_start(sim_dev_t *d, uint32_t entry, const sim_prog_id_t *id);
@@ -1063,8 +1059,11 @@ static void ram_jump(sim_dev_t *d, uint32_t entry)
         const ram_area_t *a = &d->ram[i];
         if (entry >= a->addr && (uint64_t)entry < (uint64_t)a->addr + a->got) text = a;
     }
+    int ohai = 0;
+    for (int i = 0; i < d->nram; i++)
+        ohai |= d->ram[i].has_ohai;
     sim_prog_id_t id;
-    sim_prog_identify(d->chip, text, entry, &id);
+    sim_prog_identify(d->chip, text, entry, ohai, &id);
     int stub = text && id.kind != SIM_PROG_APP && !d->cfg.f_no_stub;
     sim_ev_t e;
     sim_ev_begin(&e, "jump"); // every jump, so harnesses that look for it see stub uploads too

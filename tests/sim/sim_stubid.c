@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 // Builds whose text we know exactly (length and zlib crc32 of the decoded "text" segment).
 // esp-flasher-stub as esptool-js 0.7.0 ships it (lib/targets/stub_flasher/<chip>.json).
@@ -45,6 +46,8 @@ static const struct {
     {"esp32h2", 0x40800000, 0x40800000, 0, 4864},
 };
 
+#define STUB_MIN_TEXT 2048u // smaller texts at a stub's load address are not taken for a stub
+
 const char *sim_prog_kind_name(sim_prog_kind_t k)
 {
     switch (k) {
@@ -62,7 +65,46 @@ static void set(sim_prog_id_t *out, sim_prog_kind_t k, const char *how, const ch
     snprintf(out->label, sizeof(out->label), "%s", label);
 }
 
-void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_t entry,
+void sim_upload_fill(sim_upload_t *a, const uint8_t *p, uint32_t n)
+{
+    // "OHAI" across the previous block's last 3 bytes and this one's first 3
+    uint8_t seam[6];
+    uint32_t have = a->got < 3 ? a->got : 3, k = n < 3 ? n : 3;
+    memcpy(seam, a->tail + 3 - have, have);
+    memcpy(seam + have, p, k);
+    for (uint32_t i = 0; i + 4 <= have + k; i++)
+        if (memcmp(seam + i, "OHAI", 4) == 0) a->has_ohai = 1;
+    for (uint32_t i = 0; !a->has_ohai && i + 4 <= n; i++)
+        if (memcmp(p + i, "OHAI", 4) == 0) a->has_ohai = 1;
+    for (uint32_t i = 0; i < n && a->got + i < sizeof(a->head); i++)
+        a->head[a->got + i] = p[i];
+    if (n >= 3) {
+        memcpy(a->tail, p + n - 3, 3);
+    } else {
+        memmove(a->tail, a->tail + n, 3 - n);
+        memcpy(a->tail + 3 - n, p, n);
+    }
+    a->crc = (uint32_t)crc32(a->crc, p, n);
+    a->got += n;
+}
+
+// Which family an unlisted build at an unknown address belongs to: the one whose load address
+// on this chip is nearer (chips where both share one: by the size rule).
+static sim_prog_kind_t nearest_family(const char *chip, uint32_t addr, uint32_t len)
+{
+    for (size_t i = 0; i < sizeof(origins) / sizeof(origins[0]); i++) {
+        if (strcmp(origins[i].chip, chip) != 0) continue;
+        if (origins[i].legacy == origins[i].new1)
+            return len >= origins[i].split ? SIM_PROG_NEW : SIM_PROG_LEGACY;
+        uint32_t dl =
+            addr > origins[i].legacy ? addr - origins[i].legacy : origins[i].legacy - addr;
+        uint32_t dn = addr > origins[i].new1 ? addr - origins[i].new1 : origins[i].new1 - addr;
+        return dn < dl ? SIM_PROG_NEW : SIM_PROG_LEGACY;
+    }
+    return SIM_PROG_LEGACY;
+}
+
+void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_t entry, int ohai,
                        sim_prog_id_t *out)
 {
     (void)entry;
@@ -88,6 +130,9 @@ void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_
             return;
         }
     }
+    // Every stub build is at least 3 KiB of text; a small program at a stub's address is not a
+    // stub (esptool's ESP32-S3 RAM test program loads at 0x40378000 too, with ~100 bytes).
+    if (text->got < STUB_MIN_TEXT) return;
     for (size_t i = 0; i < sizeof(origins) / sizeof(origins[0]); i++) {
         if (strcmp(origins[i].chip, chip->name) != 0) continue;
         int leg = text->addr == origins[i].legacy;
@@ -104,6 +149,14 @@ void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_
         } else if (neu) {
             set(out, SIM_PROG_NEW, "load address", "esp-flasher-stub (unlisted build)");
         }
-        return;
+        if (leg || neu) return;
+    }
+    // A build at an address not in the table (a later release moved it) still carries the
+    // greeting it sends: "OHAI" as bytes in its text or data (the Xtensa builds)
+    if (ohai) {
+        sim_prog_kind_t k = nearest_family(chip->name, text->addr, text->got);
+        set(out, k, "OHAI in the upload",
+            k == SIM_PROG_NEW ? "esp-flasher-stub (unlisted build)"
+                              : "legacy stub (unlisted build)");
     }
 }

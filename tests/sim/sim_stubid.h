@@ -23,7 +23,12 @@ typedef struct {
     uint32_t addr, size, got; // load address, announced size, bytes received
     uint32_t crc;             // zlib crc32 of the bytes received, in order
     uint8_t head[32];         // the first bytes received (synthetic-stub marker)
+    uint8_t tail[3];          // the last bytes received (an "OHAI" split across blocks)
+    int has_ohai;             // the bytes contain "OHAI", the stub greeting
 } sim_upload_t;
+
+// Account for `n` more bytes received into `a` (count, crc32, head, "OHAI").
+void sim_upload_fill(sim_upload_t *a, const uint8_t *p, uint32_t n);
 
 typedef struct {
     sim_prog_kind_t kind;
@@ -35,8 +40,9 @@ typedef struct {
 // "legacy" or "new", then a NUL.
 #define SIM_STUB_MARKER "ESPSIM-SYNTHETIC-STUB:"
 
-// Classifies the program whose entry point is `entry`; `text` is the uploaded area holding it.
-void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_t entry,
+// Classifies the program whose entry point is `entry`; `text` is the uploaded area holding it,
+// `ohai` whether any area uploaded with it contains the stub greeting "OHAI".
+void sim_prog_identify(const sim_chip_t *chip, const sim_upload_t *text, uint32_t entry, int ohai,
                        sim_prog_id_t *out);
 
 const char *sim_prog_kind_name(sim_prog_kind_t k); // "app", "legacy", "esp-flasher-stub"

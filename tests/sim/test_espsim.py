@@ -1377,7 +1377,41 @@ def t_stub_new():
 
 def t_ram_app():
     """An uploaded program that is not a flasher stub runs (esptool's load_ram test images):
-    no OHAI, its text at the loader's rate, no answers; a reset brings the ROM back."""
+    no OHAI, its text at the loader's rate, no answers; a reset brings the ROM back. A small
+    program at a stub's load address (esptool's ESP32-S3 test image loads at 0x40378000, where
+    the S3 stubs load) is no stub either."""
+    import base64
+    small = {"text": base64.b64encode(bytes(range(96))).decode(), "text_start": 0x40378000,
+             "entry": 0x40378004}
+    sim = Sim("--chip", "esp32s3", "--tcp", "0")
+    try:
+        c = connect(sim)
+        upload_stub(c, "esp32s3", stub=small, expect_ohai=False)
+        ev = sim.wait_event("jump")
+        check(ev["stub"] is False and ev.get("program") == "app", "S3 small program: %r" % ev)
+        out = bytes(c.garbage) + read_for(c.link, 0.4)
+        check(b"Hello world!" in out, "S3 RAM program text %r" % out[:100])
+    finally:
+        sim.stop()
+    # a 4 KiB program at an address no stub build uses: a stub only if it carries the greeting
+    # "OHAI" (a later build that moved); the family is the one whose address is nearer
+    import random
+    rnd = random.Random(3)
+    body = bytearray(rnd.getrandbits(8) for _ in range(4096))
+    for greet in (False, True):
+        if greet:
+            body[0x800:0x804] = b"OHAI"
+        prog = {"text": base64.b64encode(bytes(body)).decode(), "text_start": 0x400A0000,
+                "entry": 0x400A0100}
+        sim = Sim("--chip", "esp32", "--tcp", "0")
+        try:
+            c = connect(sim)
+            upload_stub(c, "esp32", stub=prog, expect_ohai=greet)
+            ev = sim.wait_event("jump")
+            want = "esp-flasher-stub" if greet else "app"
+            check(ev.get("program") == want, "program with OHAI=%s: %r" % (greet, ev))
+        finally:
+            sim.stop()
     import random
     rnd = random.Random(7)
     prog = {"text": bytes(rnd.getrandbits(8) for _ in range(800)), "text_start": 0x4037C000,
