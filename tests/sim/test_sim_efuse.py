@@ -342,6 +342,23 @@ def t_sdm():
             check(dump(sim, out)[0x8000:0x9000] == image, "SDM: plain write lands")
         finally:
             sim.stop()
+        text = banner_after_reset(ef, "esp32s3")
+        check("boot:0x23" in text and "wait uart download(secure mode)" in text
+              and "waiting for download" not in text, "SDM banner: %r" % text)
+
+
+def banner_after_reset(ef, chip):
+    """The ROM banner after esptool's classic reset into download mode over RFC 2217."""
+    sim = Sim("--chip", chip, "--rfc2217", "0", "--efuse-file", ef)
+    try:
+        link = te.open_link(sim)
+        te.classic_reset(link)
+        text = te.read_until(link, lambda d: b"boot:" in d and d.endswith(b"\r\n"), 3.0)
+        text += te.read_for(link, 0.3)
+        link.close()
+        return text.decode(errors="replace")
+    finally:
+        sim.stop()
 
 
 def t_download_disabled():
@@ -362,6 +379,9 @@ def t_download_disabled():
             link.close()
         finally:
             sim.stop()
+        text = banner_after_reset(ef, "esp32c3")
+        check("boot:0x5" in text and "download" not in text.split("boot:0x5", 1)[1].split("\n", 1)[1],
+              "download disabled: banner ends at the boot line: %r" % text)
 
 
 XTS_CASES = [("esp32c3", "xts128_key.bin", "c3_xts128_0x10000.bin", 0x10000),
