@@ -52,7 +52,7 @@ static void test_table_sanity(void **state)
     assert_null(chip_get(CHIP__COUNT));
     assert_null(chip_by_name("esp32c61"));
     assert_null(chip_by_name(NULL));
-    /* Spot checks from §5.3, §12. */
+    /* Spot checks from PROTOCOL.md §5.3, §12. */
     assert_int_equal(C(CHIP_ESP8266)->image_chip_id, -1);
     assert_int_equal(C(CHIP_ESP32C3)->image_chip_id, 5);
     assert_int_equal(C(CHIP_ESP32P4)->image_chip_id, 18);
@@ -290,7 +290,7 @@ static void test_header_encodings(void **state)
     assert_int_equal(chip_flash_freq_code(C(CHIP_ESP32C5), "80m"), 0xF);
     assert_int_equal(chip_flash_freq_code(C(CHIP_ESP32P4), "80m"), 0xF);
 
-    /* Size codes: the ESP8266 table differs (§12). */
+    /* Size codes: the ESP8266 table differs (PROTOCOL.md §12). */
     assert_int_equal(chip_flash_size_code(C(CHIP_ESP8266), KB(512)), 0x0);
     assert_int_equal(chip_flash_size_code(C(CHIP_ESP8266), KB(256)), 0x1);
     assert_int_equal(chip_flash_size_code(C(CHIP_ESP8266), MB(1)), 0x2);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_cmd.c — unit tests of request building and response parsing (jobs/proto/cmd.c,
- * reference §3–§4) and of the error texts (est_err.c). Byte vectors are written out by hand from
+ * PROTOCOL.md §3–§4) and of the error texts (est_err.c). Byte vectors are written out by hand from
  * the reference tables. Must not: touch the network or the file system. */
 #include <errno.h>
 #include <setjmp.h>
@@ -104,7 +104,8 @@ static void test_change_baud(void **state)
 {
     (void)state;
     uint8_t out[32];
-    /* ROM: {921600, 0}; stub: {921600, 115200} (§9). 921600 = 0x000E1000, 115200 = 0x0001C200. */
+    /* ROM: {921600, 0}; stub: {921600, 115200} (PROTOCOL.md §9). 921600 = 0x000E1000, 115200 =
+     * 0x0001C200. */
     const uint8_t rom[] = {0x00, 0x0F, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x10, 0x0E, 0x00, 0, 0, 0, 0};
     const uint8_t stub[] = {0x00, 0x0F, 0x08, 0x00, 0,    0,    0,    0,
                             0x00, 0x10, 0x0E, 0x00, 0x00, 0xC2, 0x01, 0x00};
@@ -329,7 +330,7 @@ static void test_resp_unsupported(void **state)
     const uint8_t esp8266[] = {0x01, 0x14, 0x02, 0x00, 0, 0, 0, 0, 0x01, 0x05};
     assert_int_equal(cmd_parse_resp(esp8266, sizeof(esp8266), 12, &r), 0);
     assert_true(cmd_resp_unsupported(&r));
-    /* Echoing a different opcode (§3.7) still counts as "unsupported". */
+    /* Echoing a different opcode (PROTOCOL.md §3.7) still counts as "unsupported". */
     const uint8_t other[] = {0x01, 0x00, 0x04, 0x00, 0, 0, 0, 0, 0x01, 0x05, 0x00, 0x00};
     assert_int_equal(cmd_parse_resp(other, sizeof(other), 0, &r), 0);
     assert_int_not_equal(r.op, CMD_GET_SECURITY_INFO);

@@ -60,7 +60,7 @@ typedef struct fake_s {
     uint32_t rom_eco;             /* ESP32-C5: the ROM's _rom_eco_version word (0x40000014) */
     bool port_fixed_rate;         /* the port cannot change the device's line rate (raw TCP) */
     uint32_t port_max;            /* the host port refuses rates above this (0: any) */
-    uint32_t cali, ck8m; /* ESP32 ROM clock-correction inputs (§9) */
+    uint32_t cali, ck8m;          /* ESP32 ROM clock-correction inputs (PROTOCOL.md §9) */
     /* state */
     bool stub_on;
     uint32_t chip_baud; /* 0 = auto-baud pending (after reset) */
@@ -108,7 +108,7 @@ static void fake_queue(const uint8_t *raw, size_t n)
     F.out_len += e;
 }
 
-/* Response: header, output, status (ROM: 4 bytes, stub: 2 bytes, §3.5) */
+/* Response: header, output, status (ROM: 4 bytes, stub: 2 bytes, PROTOCOL.md §3.5) */
 static void fake_reply(uint8_t op, uint32_t value, const uint8_t *o, size_t on, uint8_t st,
                        uint8_t er)
 {
@@ -237,7 +237,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     /* the link: both ends at one rate, and not above what the wire can do */
     if (F.chip_baud && (F.chip_baud != F.host_baud || (F.max_baud && F.chip_baud > F.max_baud)))
         return;
-    if (F.rd_on && n == 4) { /* READ_FLASH acknowledgement: total received (§4.6) */
+    if (F.rd_on && n == 4) { /* READ_FLASH acknowledgement: total received (PROTOCOL.md §4.6) */
         uint32_t got = cmd_get_le32(f);
         assert_int_equal(got, F.rd_sent);
         if (F.rd_sent < F.rd_len) {
@@ -350,7 +350,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
         F.begin_tmo_ms = F.job->req_timeout_ms; /* set before the request was written */
         /* The legacy stub takes exactly 16 bytes: `error = verify_data_len(command, 16) ||
          * handle_flash_begin(...)` refuses 20 with status 1 (the `||` turns 0xC0 into 1). The
-         * ESP32 ROM has no 5th word either; S2 and later ROMs need it (reference §4.2). */
+         * ESP32 ROM has no 5th word either; S2 and later ROMs need it (PROTOCOL.md §4.2). */
         if (F.begin_len != (F.stub_on || F.chip == CHIP_ESP32 ? 16u : 20u)) {
             fake_reply(op, 0, NULL, 0, 1, F.stub_on ? 0 : 5);
             return;
@@ -1010,7 +1010,7 @@ static void test_image_revision_checked(void **state)
     teardown_fake();
 }
 
-/* ---- the flasher stub (reference §8) ---- */
+/* ---- the flasher stub (PROTOCOL.md §8) ---- */
 
 static void test_stub_path(void **state)
 {
@@ -1199,7 +1199,7 @@ static void test_stub_already_running(void **state)
     teardown_fake();
 }
 
-/* ---- the ROM's console port: native USB-OTG (reference §4.3) ---- */
+/* ---- the ROM's console port: native USB-OTG (PROTOCOL.md §4.3) ---- */
 
 /* ESP32-S3 over USB-OTG (UARTDEV_BUF_NO == 3): the stub upload and the stub's writes in
  * 0x800-byte blocks; the fake refuses anything bigger, as the ROM's USB buffer would. */
@@ -1279,7 +1279,7 @@ static void test_usb_otg_p4_by_revision(void **state)
     }
 }
 
-/* ---- USB-Serial/JTAG: the watchdogs in ROM mode (reference §14.10) ---- */
+/* ---- USB-Serial/JTAG: the watchdogs in ROM mode (PROTOCOL.md §14.10) ---- */
 
 static void assert_writes(const uint32_t (*want)[2], unsigned n)
 {
@@ -1379,7 +1379,7 @@ static void test_sync_stub_detection_uses_all_replies(void **state)
     teardown_fake();
 }
 
-/* ---- CHANGE_BAUDRATE (reference §9) ---- */
+/* ---- CHANGE_BAUDRATE (PROTOCOL.md §9) ---- */
 
 static void test_baud_rom(void **state)
 {
@@ -1749,7 +1749,7 @@ static void test_erase_all_before_flash(void **state)
     teardown_fake();
 }
 
-/* Timeouts (reference §4.4): the ROM erases at FLASH_DEFL_BEGIN, 40 s per 10^6 bytes (esptool
+/* Timeouts (PROTOCOL.md §4.4): the ROM erases at FLASH_DEFL_BEGIN, 40 s per 10^6 bytes (esptool
  * master's ERASE_REGION_TIMEOUT_PER_MB); ERASE_REGION the same; ERASE_FLASH at least 120 s,
  * scaled by the flash size at that rate, at most 240 s. */
 static void test_erase_timeouts(void **state)
