@@ -2509,7 +2509,14 @@ static uint32_t efuse_factory_word(void *ctx, uint32_t addr)
 static int efuse_setup(sim_dev_t *d, char *err, size_t errlen)
 {
     d->efuse = sim_efuse_new(d->chip);
-    if (!d->efuse) return 0;
+    if (!d->efuse) {
+        if (!d->cfg.efuse_file && d->cfg.f_efuse_bad_block < 0 && d->cfg.f_efuse_hangup < 0 &&
+            d->cfg.f_efuse_brownout < 0)
+            return 0;
+        snprintf(err, errlen, "--efuse-file / efuse faults: the %s has no eFuse model "
+                              "(docs/SIMULATOR.md \"eFuses and security\")", d->chip->display);
+        return -1;
+    }
     sim_efuse_factory(d->efuse, efuse_factory_word, d);
     sim_efuse_set_faults(d->efuse, d->cfg.f_efuse_bad_block, d->cfg.f_efuse_hangup,
                          d->cfg.f_efuse_brownout);

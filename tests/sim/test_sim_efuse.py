@@ -229,6 +229,10 @@ def t_efuse_regs():
         p = te.subprocess.run([te.ESPSIM, "--chip", "esp32c3", "--tcp", "0", "--efuse-file", ef],
                               capture_output=True, timeout=10)
         check(p.returncode != 0 and b"esp32c3" in p.stderr, "wrong-chip file refused: %r" % p.stderr)
+    # chips without an eFuse model refuse the option instead of ignoring it
+    p = te.subprocess.run([te.ESPSIM, "--chip", "esp8266", "--tcp", "0", "--efuse-file",
+                           "/nonexistent/efuse.json"], capture_output=True, timeout=10)
+    check(p.returncode != 0 and b"no eFuse model" in p.stderr, "ESP8266: %r" % p.stderr)
 
 
 def t_efuse_esp32():
