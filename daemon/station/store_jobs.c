@@ -48,9 +48,8 @@ int store_job_begin(store_t *s, const store_job_start_t *b)
         sqlite3_bind_null(st, 5);
     sqlite3_bind_int64(st, 6, b->attempt ? b->attempt : 1);
     sqlite3_bind_text(st, 7, started, -1, SQLITE_TRANSIENT);
-    if (s->n_begin_hooks == 0)
-        return store_step_done(s, st, "inserting job");
-    /* the row and what the hooks write (store.h) commit together */
+    /* the row and what the hooks write (store.h) commit together (also when there are none:
+     * the hooks may be another connection's, see store_run_hooks) */
     if (store_exec(s, "BEGIN IMMEDIATE")) {
         sqlite3_finalize(st);
         return EST_EDB;
