@@ -339,7 +339,7 @@ static void set_rs_err(sim_efuse_t *e, int b, int nerr)
     e->rs_err[reg] |= (uint32_t)(nerr < 0 || nerr > 7 ? 7 : nerr) << sh;
     if (nerr >= 0) return;
     int fidx = e->fail_quirk ? idx + 1 : idx; // C3: the fail bit of block N is at block N+1's
-    if (fidx / 8 < 2) e->rs_err[fidx / 8] |= 1u << ((fidx % 8) * 4 + 3);
+    if (fidx < 10) e->rs_err[fidx / 8] |= 1u << ((fidx % 8) * 4 + 3); // (C3 BLOCK10: none)
 }
 
 static void reload(sim_efuse_t *e)
