@@ -41,7 +41,7 @@ const efuse_chip_t *efuse_chip(const char *name)
 
 const char *efuse_chip_names(void)
 {
-    return "esp32, esp32s3, esp32c3, esp32c6";
+    return "esp32, esp32s2, esp32s3, esp32c3, esp32c6";
 }
 
 const efuse_field_def_t *efuse_field(const efuse_chip_t *c, const char *name)

@@ -2,7 +2,7 @@
 /* efuse.h — per-chip eFuse tables and the burn planner (docs/SECURITY-PROVISIONING.md
  * §"eFuse tables" and §"Burn planner"; bit positions and controller registers from the
  * ESP-IDF/esptool eFuse tables cited there).
- * Owns: for ESP32, ESP32-S3, ESP32-C3 and ESP32-C6 the blocks (read/program addresses, coding, protect
+ * Owns: for ESP32, ESP32-S2, ESP32-S3, ESP32-C3 and ESP32-C6 the blocks (read/program addresses, coding, protect
  * bits, key-purpose slot), the fields a recipe may burn, the controller registers and opcodes;
  * a planner that turns the current block contents (as read from the chip) plus requested
  * values into one burn per block (protection bits last), refusing anything that would clear a
@@ -77,7 +77,7 @@ typedef struct efuse_ctrl_s {
     uint32_t pgm_data0, check_value0;
     uint32_t dec_status_reg, dec_status_mask; /* ESP32 3/4 coding errors, 0 if none */
     unsigned xtal_mhz[2];                     /* crystal frequencies the timing below is for */
-    efuse_reg_update_t timing[2][4];          /* per xtal_mhz entry */
+    efuse_reg_update_t timing[2][8];          /* per xtal_mhz entry */
     uint8_t n_timing;
 } efuse_ctrl_t;
 
@@ -95,10 +95,10 @@ typedef struct efuse_chip_s {
     const char *crypt_cnt;    /* "SPI_BOOT_CRYPT_CNT" / "FLASH_CRYPT_CNT" */
 } efuse_chip_t;
 
-/* Table for a chip by esptool name ("esp32", "esp32s3", "esp32c3", "esp32c6"); NULL if not
- * tabled. */
+/* Table for a chip by esptool name ("esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6");
+ * NULL if not tabled. */
 const efuse_chip_t *efuse_chip(const char *name);
-/* "esp32, esp32s3, esp32c3, esp32c6" */
+/* "esp32, esp32s2, esp32s3, esp32c3, esp32c6" */
 const char *efuse_chip_names(void);
 const efuse_field_def_t *efuse_field(const efuse_chip_t *c, const char *name);
 const efuse_block_def_t *efuse_block(const efuse_chip_t *c, unsigned index);
@@ -236,7 +236,7 @@ typedef struct efuse_step_s {
     uint32_t addr, value, mask;
     uint8_t slot; /* READ: 0..7 block words, 8 = error/status register */
 } efuse_step_t;
-#define EFUSE_MAX_STEPS 64
+#define EFUSE_MAX_STEPS 72
 #define EFUSE_SLOT_ERR 8
 /* Steps for burn `i` of a finished plan with crystal `xtal_mhz` (40; ESP32 also 26): timing
  * set-up, program registers, program command, wait, clear, reload (read command), wait, read

@@ -16,7 +16,7 @@
 #include "fuzz.h"
 #include "secinfo.h"
 
-static const char *const CHIPS[] = {"esp32", "esp32s3", "esp32c3", "esp32c6"};
+static const char *const CHIPS[] = {"esp32", "esp32s3", "esp32c3", "esp32c6", "esp32s2"};
 
 static void request(efuse_plan_t *p, const uint8_t *r, size_t n)
 {
@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char text[2048], err[256];
     size_t off = 1 + EFUSE_MAX_BLOCKS * EFUSE_BLOCK_BYTES;
     if (size < 1) return 0;
-    c = efuse_chip(CHIPS[data[0] % 4]);
+    c = efuse_chip(CHIPS[data[0] % 5]);
     FUZZ_CHECK(c != NULL);
     memset(&s, 0, sizeof s);
     memcpy(&s, data + 1, size - 1 < sizeof s ? size - 1 : sizeof s);

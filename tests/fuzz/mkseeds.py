@@ -592,7 +592,7 @@ def devdata_seeds():
 
 def efuse_seeds():
     """eFuse planner inputs (docs/SECURITY-PROVISIONING.md §6): chip byte (0 esp32, 1 esp32s3,
-    2 esp32c3, 3 esp32c6), 11 blocks of 32 bytes as read from a chip, then 10-byte requests
+    2 esp32c3, 3 esp32c6, 4 esp32s2), 11 blocks of 32 bytes as read from a chip, then 10-byte requests
     (op: 0 set, 1 set bytes, 2 key, 3 custom MAC, 4 protect; field/block index; value)."""
     def req(op, idx, value=b""):
         return bytes([op, idx]) + value.ljust(8, b"\0")[:8]
@@ -605,7 +605,7 @@ def efuse_seeds():
     secure = (req(2, 0, bytes([4])) + req(2, 0, bytes([9])) + req(0, 7, bytes([1])) +
               req(0, 18, bytes([1])) + req(0, 21, bytes([1])) + req(3, 0, bytes.fromhex("240ac4010203")) +
               req(4, 5, bytes([1])) + req(0, 0, bytes([1])))
-    for chip in range(4):
+    for chip in range(5):
         put("efuse", "blank-secure-%d" % chip, bytes([chip]) + state() + secure)
     used = state({0: bytes(10) + b"\x80\x04", 4: b"\xaa" * 32, 3: b"\x55"})
     put("efuse", "c3-key0-used", bytes([2]) + used + secure)

@@ -54,10 +54,10 @@ static void expect_refused(int rc, const char *err, const char *needle)
  * of BLOCK0 never overlap (aliases are one field). */
 static void test_tables_sane(void **state)
 {
-    static const char *const names[] = {"esp32", "esp32s3", "esp32c3", "esp32c6"};
+    static const char *const names[] = {"esp32", "esp32s2", "esp32s3", "esp32c3", "esp32c6"};
     (void)state;
     assert_null(efuse_chip("esp8266"));
-    for (unsigned k = 0; k < 4; k++) {
+    for (unsigned k = 0; k < 5; k++) {
         const efuse_chip_t *c = chip(names[k]);
         const efuse_field_def_t *wd = efuse_field(c, "WR_DIS");
         assert_non_null(wd);
@@ -110,6 +110,31 @@ static void test_positions(void **state)
     assert_int_equal(efuse_block(chip("esp32c6"), 4)->rd_addr, 0x600B089Cu);
     assert_int_equal(efuse_block(chip("esp32c6"), 9)->fail_bit, 3);
     assert_int_equal(efuse_field(chip("esp32c6"), "SECURE_BOOT_EN")->bit, 116);
+    {
+        const efuse_chip_t *s2 = chip("esp32s2");
+        efuse_step_t st[EFUSE_MAX_STEPS];
+        static efuse_plan_t p;
+        efuse_state_t blank;
+        char err[200];
+        bool tpgm = false;
+        size_t n;
+        assert_int_equal(efuse_field(s2, "DIS_PAD_JTAG")->bit, 50);
+        assert_int_equal(efuse_field(s2, "DIS_DOWNLOAD_MANUAL_ENCRYPT")->bit, 51);
+        assert_int_equal(efuse_field(s2, "SECURE_VERSION")->bit, 139);
+        assert_int_equal(efuse_block(s2, 4)->rd_addr, 0x3F41A09Cu);
+        assert_int_equal(efuse_block(s2, 4)->err_reg, 0x3F41A194u);
+        /* its programming timing (TPGM in EFUSE_WR_TIM_CONF0_REG) is part of every burn */
+        memset(&blank, 0, sizeof blank);
+        efuse_plan_init(&p, s2, &blank);
+        assert_int_equal(efuse_plan_set(&p, "HARD_DIS_JTAG", 1, err, sizeof err), 0);
+        assert_int_equal(efuse_plan_finish(&p, err, sizeof err), 0);
+        n = efuse_burn_steps(&p, 0, 40, st, err, sizeof err);
+        assert_true(n > 0);
+        for (size_t i = 0; i < n; i++)
+            if (st[i].op == EFUSE_OP_UPDATE && st[i].addr == 0x3F41A1F0u && st[i].value == 0x190u << 16)
+                tpgm = true;
+        assert_true(tpgm);
+    }
     assert_int_equal(efuse_block(e, 1)->wr_addr, 0x3FF5A098u);
     assert_int_equal(efuse_block_by_name(c3, "BLOCK4"), efuse_block(c3, 4));
 }
