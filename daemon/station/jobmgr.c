@@ -4,6 +4,7 @@
  * Must not: print or speak HTTP; block the loop. */
 #include "jobmgr.h"
 #include "est_util.h"
+#include "store_writer.h"
 
 #include <cJSON.h>
 #include <stdarg.h>
@@ -28,6 +29,10 @@ typedef struct slot_s {
     job_t *job;
     bool probing;
     bool stop_asked; /* cancelled: go idle when the job or probe ends, whatever the start mode */
+    bool starting;   /* the job's row is being inserted (store writer): the job starts after */
+    bool recording;  /* the job ended; its final row is being committed (s->job kept until) */
+    bool retry_after; /* the recorded job is retried */
+    bool ev_err_logged; /* a failed event insert of this job was logged */
     char uuid[STORE_UUID_LEN];
     unsigned attempt; /* of the current / last job: 1, 2, ... (retry policy) */
     uint64_t t0_ms;
@@ -64,10 +69,19 @@ struct jobmgr_s {
     size_t n_recipes;
     recipe_t **adopted; /* recipes handed over by jobmgr_slot_set_recipe (owned) */
     size_t n_adopted;
+    store_writer_t *writer; /* every job row and event is written on its thread */
+    bool writer_closing;
     bool shutdown;
     void (*shutdown_cb)(jobmgr_t *m);
     size_t timers_open;
 };
+
+/* A job of the slot is in progress: its row being inserted, the job running, or its result
+ * being committed. */
+static bool slot_busy(const slot_t *s)
+{
+    return s->starting || (s->job && !s->probing);
+}
 
 const char *slot_state_name(slot_state_t s)
 {
@@ -104,11 +118,11 @@ void jobmgr_slot_view(jobmgr_t *m, size_t i, slot_view_t *v)
     v->state = s->st;
     v->recipe = s->recipe;
     v->recipe_error = s->recipe_err;
-    v->job_uuid = s->job && !s->probing ? s->uuid : "";
+    v->job_uuid = slot_busy(s) ? s->uuid : "";
     v->stage = s->stage;
     v->bytes_done = s->bytes_before + s->bytes_cur;
     v->bytes_total = s->bytes_total;
-    v->elapsed_ms = s->job && !s->probing ? uv_now(m->loop) - s->t0_ms : 0;
+    v->elapsed_ms = slot_busy(s) ? uv_now(m->loop) - s->t0_ms : 0;
     v->report = s->job && !s->probing ? job_report(s->job) : NULL;
     v->last_uuid = s->last_uuid;
     v->last_result = s->last_result;
@@ -119,7 +133,7 @@ void jobmgr_slot_view(jobmgr_t *m, size_t i, slot_view_t *v)
     v->jobs_fail = s->n_fail;
     v->attempt = s->attempt;
     v->attempts = s->recipe ? s->recipe->attempts : 1;
-    v->retrying = !s->job && s->st == SLOT_ST_RUNNING && uv_is_active((uv_handle_t *)&s->timer);
+    v->retrying = !slot_busy(s) && s->st == SLOT_ST_RUNNING && uv_is_active((uv_handle_t *)&s->timer);
 }
 
 static void slot_notify(slot_t *s)
@@ -143,6 +157,26 @@ static void slot_arm(slot_t *s, uint32_t ms);
 
 /* ---- job callbacks ---- */
 
+/* An event insert came back: a failure is logged (once per job: the disk is the same for all). */
+static void slot_event_done(void *data, int rc, int64_t seq, const char *errmsg)
+{
+    slot_t *s = data;
+    (void)seq;
+    if (rc != 0 && !s->ev_err_logged) {
+        s->ev_err_logged = true;
+        slot_log(s, JOB_LOG_ERROR, "an event of job %s could not be recorded: %s", s->uuid,
+                 errmsg);
+    }
+}
+
+/* Append an event to the current job's record (on the writer thread, in order). */
+static void slot_event(slot_t *s, const char *kind, const char *state, const char *detail)
+{
+    int rc = store_writer_event(s->mgr->writer, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, kind,
+                                state, detail, slot_event_done, s);
+    if (rc != 0) slot_event_done(s, rc, -1, est_strerror(rc));
+}
+
 static void slot_job_state_cb(job_t *j, job_state_t from, job_state_t to)
 {
     slot_t *s = job_data(j);
@@ -155,8 +189,7 @@ static void slot_job_state_cb(job_t *j, job_state_t from, job_state_t to)
         s->bytes_before += s->bytes_cur;
         s->bytes_cur = 0;
     }
-    store_job_event(s->mgr->store, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, "state",
-                    job_state_name(to), NULL);
+    slot_event(s, "state", job_state_name(to), NULL);
     slot_notify(s);
 }
 
@@ -192,8 +225,7 @@ static void slot_job_log_cb(job_t *j, job_log_level_t lvl, const char *msg)
         snprintf(detail, sizeof detail, "%s", txt ? txt : "{}");
         free(txt);
         cJSON_Delete(o);
-        store_job_event(s->mgr->store, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, "log",
-                        job_state_name(job_state(j)), detail);
+        slot_event(s, "log", job_state_name(job_state(j)), detail);
     }
     if (s->mgr->cbs.log_cb)
         s->mgr->cbs.log_cb(s->mgr, s->idx, lvl, msg);
@@ -242,7 +274,7 @@ static bool slot_retryable(est_class_t c)
 static void slot_retry_cb(uv_timer_t *t)
 {
     slot_t *s = container_of(t, slot_t, timer);
-    if (s->mgr->shutdown || s->job)
+    if (s->mgr->shutdown || s->job || s->starting)
         return;
     if (slot_start_attempt(s, s->attempt + 1) != 0)
         slot_after_job(s);
@@ -259,12 +291,14 @@ static void slot_record_test(slot_t *s, const job_report_t *r)
     cJSON_AddStringToObject(o, "output", r->test_output);
     txt = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (!txt || store_job_event(s->mgr->store, s->uuid, uv_now(s->mgr->loop) - s->t0_ms, "test",
-                                job_state_name(JOB_ST_TEST), txt) != 0)
-        slot_log(s, JOB_LOG_WARN, "job %s: the test's event was not recorded: %s", s->uuid,
-                 txt ? store_errmsg(s->mgr->store) : "out of memory");
+    if (txt)
+        slot_event(s, "test", job_state_name(JOB_ST_TEST), txt);
+    else
+        slot_event_done(s, UV_ENOMEM, -1, "out of memory");
     free(txt);
 }
+
+static void slot_recorded_cb(void *data, int rc, int64_t seq, const char *errmsg);
 
 static void slot_job_done_cb(job_t *j, const job_report_t *r)
 {
@@ -315,17 +349,30 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
     }
 
     /* retry policy: a failure another attempt can cure, attempts left, still running */
-    bool retry = r->result == JOB_RESULT_FAIL && !m->shutdown && !s->stop_asked && s->recipe &&
-                 s->attempt < s->recipe->attempts && slot_retryable(r->error_class);
-    /* the record first: nobody hears of the result before it is committed */
+    s->retry_after = r->result == JOB_RESULT_FAIL && !m->shutdown && !s->stop_asked &&
+                     s->recipe && s->attempt < s->recipe->attempts &&
+                     slot_retryable(r->error_class);
+    /* the record first: nobody hears of the result before it is committed (slot_recorded_cb,
+     * on the loop once the writer thread has committed; the job and its report live until) */
     store_job_end_t end = {0,
                            m->shutdown && r->result == JOB_RESULT_CANCELLED
                                ? STORE_RESULT_INTERRUPTED
                                : STORE_RESULT_RUNNING,
-                           retry};
-    int64_t seq = -1;
+                           s->retry_after};
     if (r->test_ran) slot_record_test(s, r);
-    int rc = store_job_finish(m->store, s->uuid, r, &end, &seq);
+    s->recording = true;
+    int rc = store_writer_finish(m->writer, s->uuid, r, &end, slot_recorded_cb, s);
+    if (rc != 0) slot_recorded_cb(s, rc, -1, est_strerror(rc));
+}
+
+static void slot_recorded_cb(void *data, int rc, int64_t seq, const char *errmsg)
+{
+    slot_t *s = data;
+    jobmgr_t *m = s->mgr;
+    job_t *j = s->job;
+    const job_report_t *r = job_report(j);
+    bool retry = s->retry_after;
+    s->recording = false;
     snprintf(s->last_uuid, sizeof s->last_uuid, "%s", s->uuid);
     s->last_result = r->result;
     s->last_class = r->error_class;
@@ -343,8 +390,7 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
         memcpy(s->finished_mac, s->last_mac, sizeof s->finished_mac);
     }
     if (rc != 0)
-        slot_log(s, JOB_LOG_ERROR, "job %s could not be recorded: %s", s->uuid,
-                 store_errmsg(m->store));
+        slot_log(s, JOB_LOG_ERROR, "job %s could not be recorded: %s", s->uuid, errmsg);
     else if (m->cbs.result_cb)
         m->cbs.result_cb(m, s->idx, s->uuid, seq, r);
     est_class_t cls = r->error_class; /* r lives in the job: not after job_free */
@@ -352,7 +398,7 @@ static void slot_job_done_cb(job_t *j, const job_report_t *r)
     s->job = NULL;
     s->uuid[0] = 0;
     s->stage = JOB_ST_IDLE;
-    if (retry && rc == 0) {
+    if (retry && rc == 0 && !m->shutdown) {
         slot_log(s, JOB_LOG_WARN, "attempt %u of %u failed (%s): trying the board again",
                  s->attempt, s->recipe->attempts, est_class_name(cls));
         uv_timer_start(&s->timer, slot_retry_cb, RETRY_DELAY_MS, 0);
@@ -428,11 +474,23 @@ static void slot_timer_closed_cb(uv_handle_t *h)
         m->shutdown_cb(m);
 }
 
+static void jobmgr_writer_closed_cb(void *data)
+{
+    jobmgr_t *m = data;
+    m->writer = NULL;
+    if (--m->timers_open == 0 && m->shutdown_cb)
+        m->shutdown_cb(m);
+}
+
 static void jobmgr_maybe_finish_shutdown(jobmgr_t *m)
 {
     for (size_t i = 0; i < m->n; i++)
-        if (m->slots[i].job)
+        if (m->slots[i].job || m->slots[i].starting)
             return;
+    if (m->writer && !m->writer_closing) { /* every record is committed: stop the writer */
+        m->writer_closing = true;
+        store_writer_close(m->writer, jobmgr_writer_closed_cb, m);
+    }
     for (size_t i = 0; i < m->n; i++) {
         slot_t *s = &m->slots[i];
         if (!s->timer_closing) {
@@ -583,6 +641,15 @@ int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
         if (use)
             slot_use_recipe(s, use, s->recipe_err, sizeof s->recipe_err);
     }
+    {
+        char err[700];
+        int rc = store_writer_new(loop, store, &m->writer, err, sizeof err);
+        if (rc != 0) { /* the caller reports est_strerror(rc) and exits */
+            jobmgr_free(m);
+            return rc;
+        }
+        m->timers_open++; /* the writer's handle closes with the timers (jobmgr_shutdown) */
+    }
     *out = m;
     return 0;
 }
@@ -622,13 +689,15 @@ int jobmgr_slot_start(jobmgr_t *m, size_t i)
     return slot_start_attempt(&m->slots[i], 1);
 }
 
+static void slot_begun_cb(void *data, int rc, int64_t seq, const char *errmsg);
+
 static int slot_start_attempt(slot_t *s, unsigned attempt)
 {
     jobmgr_t *m = s->mgr;
     store_job_start_t st;
     if (m->shutdown)
         return UV_ECANCELED;
-    if (s->job && !s->probing)
+    if (s->starting || (s->job && !s->probing))
         return UV_EBUSY;
     if (s->job && s->probing)
         return UV_EAGAIN; /* a probe holds the port; it starts the job itself if a board is there */
@@ -653,15 +722,9 @@ static int slot_start_attempt(slot_t *s, unsigned attempt)
     st.recipe_hash = s->recipe->hash;
     st.baud = s->plan.baud;
     st.attempt = attempt;
-    if (store_job_begin(m->store, &st) != 0) {
-        slot_log(s, JOB_LOG_ERROR, "cannot record a new job: %s", store_errmsg(m->store));
-        return EST_EDB;
-    }
-    s->job = job_new(m->loop, s->cfg->port, &s->plan, &slot_job_cbs, NULL, s);
-    if (!s->job)
-        return UV_ENOMEM;
-    s->probing = false;
+    s->starting = true;
     s->stop_asked = false;
+    s->ev_err_logged = false;
     s->attempt = attempt;
     s->t0_ms = uv_now(m->loop);
     s->stage = JOB_ST_OPEN;
@@ -669,15 +732,52 @@ static int slot_start_attempt(slot_t *s, unsigned attempt)
     s->bytes_total = 0;
     for (size_t k = 0; k < s->plan.n_images; k++)
         s->bytes_total += (s->plan.images[k].size + 3) & ~(size_t)3;
+    /* the job's row first (writer thread); the job starts when it is in (slot_begun_cb) */
+    int rc = store_writer_begin(m->writer, &st, slot_begun_cb, s);
+    if (rc != 0) {
+        s->starting = false;
+        slot_log(s, JOB_LOG_ERROR, "cannot record a new job: %s", est_strerror(rc));
+        return rc;
+    }
     slot_set(s, SLOT_ST_RUNNING);
-    job_start(s->job);
     return 0;
+}
+
+/* The job's 'running' row is committed: the job itself starts (or, cancelled or shut down
+ * meanwhile, starts and is cancelled at once, so that its row is completed as usual). */
+static void slot_begun_cb(void *data, int rc, int64_t seq, const char *errmsg)
+{
+    slot_t *s = data;
+    jobmgr_t *m = s->mgr;
+    (void)seq;
+    s->starting = false;
+    if (rc != 0) {
+        slot_log(s, JOB_LOG_ERROR, "cannot record a new job: %s", errmsg);
+        s->uuid[0] = 0;
+        slot_after_job(s);
+        return;
+    }
+    s->job = job_new(m->loop, s->cfg->port, &s->plan, &slot_job_cbs, NULL, s);
+    if (!s->job) {
+        /* the row stays 'running' until the next start marks it interrupted */
+        slot_log(s, JOB_LOG_ERROR, "cannot start job %s: out of memory", s->uuid);
+        s->uuid[0] = 0;
+        slot_after_job(s);
+        return;
+    }
+    s->probing = false;
+    job_start(s->job);
+    if (s->stop_asked || m->shutdown) job_cancel(s->job);
 }
 
 int jobmgr_slot_cancel(jobmgr_t *m, size_t i)
 {
     slot_t *s = &m->slots[i];
     uv_timer_stop(&s->timer);
+    if (s->starting || s->recording) { /* cancelled once it starts / goes idle once recorded */
+        s->stop_asked = true;
+        return 0;
+    }
     if (s->job) {
         s->stop_asked = true;
         job_cancel(s->job);
@@ -696,9 +796,9 @@ void jobmgr_shutdown(jobmgr_t *m, void (*done_cb)(jobmgr_t *m))
     for (size_t i = 0; i < m->n; i++) {
         slot_t *s = &m->slots[i];
         uv_timer_stop(&s->timer);
-        if (s->job)
+        if (s->job && !s->recording)
             job_cancel(s->job);
-        else
+        else if (!s->starting && !s->recording)
             slot_set(s, SLOT_ST_STOPPED);
     }
     jobmgr_maybe_finish_shutdown(m);
@@ -721,7 +821,7 @@ int jobmgr_slot_set_recipe(jobmgr_t *m, size_t i, recipe_t *r, char *err, size_t
     const recipe_t *use;
     if (err && errlen)
         err[0] = 0;
-    if (s->job && !s->probing) {
+    if (slot_busy(s)) {
         if (r) {
             recipe_free(r);
             free(r);

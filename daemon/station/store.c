@@ -8,6 +8,7 @@
 #include "est_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -290,6 +291,106 @@ static int store_recover(store_t *s)
     return rc ? rc : count;
 }
 
+/* ---- the slow-fsync test VFS ----
+ * For the test that the loop never waits for the disk (tests/integration/test_slow_disk.py):
+ * when the environment variable ESTN_TEST_SLOW_FSYNC_MS is set (1..5000), every connection the
+ * store opens for writing goes through a VFS that sleeps that long in each file sync, like an
+ * SD card or a busy eMMC. Unset (production), the default VFS is used. */
+static sqlite3_vfs store_slow_vfs;
+static sqlite3_io_methods store_slow_io;
+static const sqlite3_io_methods *store_real_io;
+static unsigned store_slow_ms;
+
+typedef struct store_slow_file_s {
+    sqlite3_file base; /* methods = &store_slow_io */
+    sqlite3_file real[];
+} store_slow_file_t;
+
+static int store_slow_sync(sqlite3_file *f, int flags)
+{
+    struct timespec ts = {store_slow_ms / 1000, (long)(store_slow_ms % 1000) * 1000000L};
+    store_slow_file_t *sf = (store_slow_file_t *)f;
+    nanosleep(&ts, NULL);
+    return store_real_io->xSync(sf->real, flags);
+}
+
+#define SLOW_FWD(name, args, call)                                                                 \
+    static int store_slow_##name args                                                             \
+    {                                                                                              \
+        store_slow_file_t *sf = (store_slow_file_t *)f;                                            \
+        return store_real_io->x##call;                                                            \
+    }
+SLOW_FWD(close, (sqlite3_file * f), Close(sf->real))
+SLOW_FWD(read, (sqlite3_file * f, void *b, int n, sqlite3_int64 o), Read(sf->real, b, n, o))
+SLOW_FWD(write, (sqlite3_file * f, const void *b, int n, sqlite3_int64 o),
+         Write(sf->real, b, n, o))
+SLOW_FWD(truncate, (sqlite3_file * f, sqlite3_int64 n), Truncate(sf->real, n))
+SLOW_FWD(size, (sqlite3_file * f, sqlite3_int64 *n), FileSize(sf->real, n))
+SLOW_FWD(lock, (sqlite3_file * f, int l), Lock(sf->real, l))
+SLOW_FWD(unlock, (sqlite3_file * f, int l), Unlock(sf->real, l))
+SLOW_FWD(reserved, (sqlite3_file * f, int *r), CheckReservedLock(sf->real, r))
+SLOW_FWD(fctl, (sqlite3_file * f, int op, void *a), FileControl(sf->real, op, a))
+SLOW_FWD(sector, (sqlite3_file * f), SectorSize(sf->real))
+SLOW_FWD(devchar, (sqlite3_file * f), DeviceCharacteristics(sf->real))
+SLOW_FWD(shmmap, (sqlite3_file * f, int pg, int sz, int ext, void volatile **p),
+         ShmMap(sf->real, pg, sz, ext, p))
+SLOW_FWD(shmlock, (sqlite3_file * f, int off, int n, int fl), ShmLock(sf->real, off, n, fl))
+SLOW_FWD(shmunmap, (sqlite3_file * f, int del), ShmUnmap(sf->real, del))
+#undef SLOW_FWD
+
+static void store_slow_barrier(sqlite3_file *f)
+{
+    store_slow_file_t *sf = (store_slow_file_t *)f;
+    store_real_io->xShmBarrier(sf->real);
+}
+
+static int store_slow_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
+                           int *out_flags)
+{
+    sqlite3_vfs *real = vfs->pAppData;
+    store_slow_file_t *sf = (store_slow_file_t *)f;
+    int rc = real->xOpen(real, name, sf->real, flags, out_flags);
+    if (rc != SQLITE_OK) {
+        f->pMethods = NULL;
+        return rc;
+    }
+    if (!store_real_io) store_real_io = sf->real->pMethods; /* the default VFS has one set */
+    f->pMethods = sf->real->pMethods ? &store_slow_io : NULL;
+    return SQLITE_OK;
+}
+
+static void store_slow_init(void)
+{
+    const char *env = getenv("ESTN_TEST_SLOW_FSYNC_MS");
+    sqlite3_vfs *real = sqlite3_vfs_find(NULL);
+    long ms = env ? strtol(env, NULL, 10) : 0;
+    if (ms <= 0 || ms > 5000 || !real) return;
+    store_slow_ms = (unsigned)ms;
+    store_slow_io = (sqlite3_io_methods){
+        .iVersion = 2, .xClose = store_slow_close, .xRead = store_slow_read,
+        .xWrite = store_slow_write, .xTruncate = store_slow_truncate, .xSync = store_slow_sync,
+        .xFileSize = store_slow_size, .xLock = store_slow_lock, .xUnlock = store_slow_unlock,
+        .xCheckReservedLock = store_slow_reserved, .xFileControl = store_slow_fctl,
+        .xSectorSize = store_slow_sector, .xDeviceCharacteristics = store_slow_devchar,
+        .xShmMap = store_slow_shmmap, .xShmLock = store_slow_shmlock,
+        .xShmBarrier = store_slow_barrier, .xShmUnmap = store_slow_shmunmap};
+    store_slow_vfs = *real;
+    store_slow_vfs.zName = "estn-slow-fsync";
+    store_slow_vfs.szOsFile = (int)sizeof(store_slow_file_t) + real->szOsFile;
+    store_slow_vfs.pAppData = real;
+    store_slow_vfs.xOpen = store_slow_open;
+    store_slow_vfs.pNext = NULL;
+    if (sqlite3_vfs_register(&store_slow_vfs, 0) != SQLITE_OK) store_slow_ms = 0;
+}
+
+/* NULL (the default VFS), or the slow-fsync test VFS when ESTN_TEST_SLOW_FSYNC_MS is set. */
+static const char *store_vfs_name(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, store_slow_init);
+    return store_slow_ms ? store_slow_vfs.zName : NULL;
+}
+
 int store_open(const char *path, store_t **out)
 {
     store_t *s = calloc(1, sizeof *s);
@@ -298,7 +399,8 @@ int store_open(const char *path, store_t **out)
 
     *out = s;
     if (!s) return EST_EDB;
-    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                         store_vfs_name());
     if (rc != SQLITE_OK) {
         if (!s->db) return store_refuse(s, "opening %s: out of memory", path);
         return store_fail(s, "opening %s", path);
@@ -326,6 +428,28 @@ int store_open(const char *path, store_t **out)
         return EST_EDB;
     if (store_migrate(s)) return EST_EDB;
     return store_recover(s);
+}
+
+int store_open_writer(const store_t *main, store_t **out)
+{
+    const char *path = sqlite3_db_filename(main->db, "main");
+    store_t *s = calloc(1, sizeof *s);
+    int64_t v;
+    *out = s;
+    if (!s) return EST_EDB;
+    s->hooks_from = main;
+    if (!path || !*path) return store_refuse(s, "the store has no file to open a writer on");
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, store_vfs_name()) != SQLITE_OK) {
+        if (!s->db) return store_refuse(s, "opening %s: out of memory", path);
+        return store_fail(s, "opening %s", path);
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, STORE_BUSY_TIMEOUT_MS);
+    if (store_exec(s, "PRAGMA foreign_keys = ON") || store_exec(s, "PRAGMA synchronous = NORMAL") ||
+        store_query_int(s, "PRAGMA user_version", &v))
+        return EST_EDB;
+    s->version = (unsigned)v;
+    return 0;
 }
 
 int store_open_query(const char *path, store_t **out)
@@ -470,8 +594,9 @@ int store_add_finish_hook(store_t *s, store_finish_hook_fn fn, void *ud)
 int store_run_hooks(store_t *s, bool finish, const char *uuid, const job_report_t *r,
                     const store_job_end_t *end, int64_t seq)
 {
-    const store_hook_t *h = finish ? s->finish_hooks : s->begin_hooks;
-    size_t n = finish ? s->n_finish_hooks : s->n_begin_hooks;
+    const store_t *hs = s->hooks_from ? s->hooks_from : s;
+    const store_hook_t *h = finish ? hs->finish_hooks : hs->begin_hooks;
+    size_t n = finish ? hs->n_finish_hooks : hs->n_begin_hooks;
     for (size_t i = 0; i < n; i++) {
         int rc = h[i].fn(s->db, uuid, r, end, seq, h[i].ud);
         if (rc != 0)

@@ -39,6 +39,10 @@ int store_open(const char *path, store_t **out);
  * thread (statistics) while the daemon's connection goes on writing (WAL lets both proceed).
  * One thread per connection. 0 or EST_EDB (*out set as with store_open). */
 int store_open_query(const char *path, store_t **out);
+/* A second read-write connection to the database `main` has open (migrated), for the store
+ * writer thread (store_writer.h): it runs `main`'s hooks. One thread per connection. 0 or EST_EDB
+ * (*out set as with store_open). */
+int store_open_writer(const store_t *main, store_t **out);
 void store_close(store_t *s);
 /* The last error: never NULL ("" when none). */
 const char *store_errmsg(const store_t *s);

@@ -21,6 +21,7 @@ struct store_s {
     char err[512];
     store_hook_t begin_hooks[STORE_MAX_HOOKS], finish_hooks[STORE_MAX_HOOKS];
     size_t n_begin_hooks, n_finish_hooks;
+    const store_t *hooks_from; /* a writer connection runs the hooks of the store it serves */
 };
 
 /* Run the begin (finish == false) or finish hooks inside the open transaction: 0 or EST_EDB. */
