@@ -99,13 +99,11 @@ static bool opt_is(const char *arg, const char *name, const char **inline_val)
 
 static const char **nvs_opt_slot(nvs_args_t *a, const char *arg, const char **iv)
 {
-    static const char *names[] = {"--outdir",           "--inputkey", "--keyfile",
-                                  "--kp-hmac-inputkey", "--kp-hmac-keyfile",
-                                  "--conf",             "--values",   "--prefix",
-                                  "--fileid",           "--size"};
-    const char **slots[] = {&a->outdir, &a->inputkey, &a->keyfile, &a->kp_inputkey,
-                            &a->kp_keyfile, &a->conf, &a->values, &a->prefix,
-                            &a->fileid, &a->size};
+    static const char *names[] = {
+        "--outdir", "--inputkey", "--keyfile", "--kp-hmac-inputkey", "--kp-hmac-keyfile",
+        "--conf",   "--values",   "--prefix",  "--fileid",           "--size"};
+    const char **slots[] = {&a->outdir, &a->inputkey, &a->keyfile, &a->kp_inputkey, &a->kp_keyfile,
+                            &a->conf,   &a->values,   &a->prefix,  &a->fileid,      &a->size};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (opt_is(arg, names[i], iv)) return slots[i];
     return NULL;
@@ -125,9 +123,12 @@ static int nvs_parse_args(int argc, char **argv, nvs_args_t *a)
             a->pos[a->npos++] = arg;
             continue;
         }
-        if (opt_is(arg, "--keygen", &iv)) a->keygen = true;
-        else if (opt_is(arg, "--key-protect-hmac", &iv)) a->kp = true;
-        else if (opt_is(arg, "--kp-hmac-keygen", &iv)) a->kp_keygen = true;
+        if (opt_is(arg, "--keygen", &iv))
+            a->keygen = true;
+        else if (opt_is(arg, "--key-protect-hmac", &iv))
+            a->kp = true;
+        else if (opt_is(arg, "--kp-hmac-keygen", &iv))
+            a->kp_keygen = true;
         else if (opt_is(arg, "--version", &iv) || (slot = nvs_opt_slot(a, arg, &iv))) {
             const char *v = iv ? iv : (i + 1 < argc ? argv[++i] : NULL);
             if (!v) return usage(a->sub, "a value is missing after", arg);
@@ -156,8 +157,7 @@ static int read_all(const char *path, size_t max, uint8_t **buf, size_t *len)
         return -1;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
-        fprintf(stderr, "espstation nvs: %s: not a regular file of at most %zu bytes\n", path,
-                max);
+        fprintf(stderr, "espstation nvs: %s: not a regular file of at most %zu bytes\n", path, max);
         fclose(f);
         return -1;
     }
@@ -215,8 +215,10 @@ static int write_out(const char *path, const void *d, size_t n)
 /* DIR/NAME, or NAME itself when it is absolute or there is no DIR. */
 static void out_path(char *buf, size_t cap, const char *dir, const char *name)
 {
-    if (!dir || !dir[0] || name[0] == '/') snprintf(buf, cap, "%s", name);
-    else snprintf(buf, cap, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
+    if (!dir || !dir[0] || name[0] == '/')
+        snprintf(buf, cap, "%s", name);
+    else
+        snprintf(buf, cap, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", name);
 }
 
 /* The reference's rule for key file names: ".bin", or no extension (".bin" is added). */
@@ -343,8 +345,8 @@ static int input_keys(const nvs_args_t *a, uint8_t keys[NVS_XTS_KEYS_LEN])
 static int check_key_opts(const nvs_args_t *a, bool encrypt)
 {
     if (!keyfile_ok(a->keyfile) || !keyfile_ok(a->kp_keyfile))
-        return usage(a->sub, "key files end in .bin:", keyfile_ok(a->keyfile) ? a->kp_keyfile
-                                                                               : a->keyfile);
+        return usage(a->sub,
+                     "key files end in .bin:", keyfile_ok(a->keyfile) ? a->kp_keyfile : a->keyfile);
     if (!encrypt && (a->inputkey || a->keygen || a->keyfile || a->kp || a->kp_inputkey ||
                      a->kp_keygen || a->kp_keyfile))
         return usage(a->sub, "key options are for 'nvs encrypt' and 'nvs generate-key'", NULL);
@@ -406,10 +408,11 @@ static int cmd_generate(const nvs_args_t *a, bool encrypt)
     }
     if (rc == 0) {
         const uint8_t *img = nvs_gen_image(g, &len);
-        if (write_out(out, img, len) != 0) rc = CLI_EXIT_FAIL;
+        if (write_out(out, img, len) != 0)
+            rc = CLI_EXIT_FAIL;
         else
-            printf("Created NVS binary: %s (%zu bytes, %u page(s) used, version %d%s)\n", out,
-                   len, nvs_gen_pages_used(g), a->version, encrypt ? ", encrypted" : "");
+            printf("Created NVS binary: %s (%zu bytes, %u page(s) used, version %d%s)\n", out, len,
+                   nvs_gen_pages_used(g), a->version, encrypt ? ", encrypted" : "");
     }
     nvs_gen_free(g);
     return rc;
@@ -461,8 +464,10 @@ static int mfg_device(const nvs_args_t *a, mfg_run_t *m, size_t i, bool write, c
             fprintf(stderr, "espstation nvs mfg: two devices have the file id `%s`\n", id);
             rc = -1;
         } else if (access(p_csv, F_OK) == 0 || access(p_bin, F_OK) == 0) {
-            fprintf(stderr, "espstation nvs mfg: %s already exists: remove it or use another "
-                            "--outdir\n", access(p_bin, F_OK) == 0 ? p_bin : p_csv);
+            fprintf(stderr,
+                    "espstation nvs mfg: %s already exists: remove it or use another "
+                    "--outdir\n",
+                    access(p_bin, F_OK) == 0 ? p_bin : p_csv);
             rc = -1;
         } else if (strlen(ids) + need < id_cap) {
             strcat(ids, key + 1);
@@ -526,8 +531,10 @@ static int cmd_mfg(const nvs_args_t *a)
     rc = ids ? 0 : -1;
     if (ids) ids[0] = '\n';
     /* every device is made once first: a bad row stops the run before anything is written */
-    for (size_t i = 0; rc == 0 && i < rows; i++) rc = mfg_device(a, &m, i, false, ids, id_cap);
-    for (size_t i = 0; rc == 0 && i < rows; i++) rc = mfg_device(a, &m, i, true, NULL, 0);
+    for (size_t i = 0; rc == 0 && i < rows; i++)
+        rc = mfg_device(a, &m, i, false, ids, id_cap);
+    for (size_t i = 0; rc == 0 && i < rows; i++)
+        rc = mfg_device(a, &m, i, true, NULL, 0);
     if (rc == 0) printf("Created %zu NVS binaries in %s\n", rows, m.dir_bin);
     free(ids);
     nvs_mfg_values_free(&m.vals);

@@ -56,7 +56,7 @@ typedef struct ph {
     size_t pos;
 } ph_t;
 
-static const char *const mac_styles[] = {"colon", "COLON", "dash", "DASH",
+static const char *const mac_styles[] = {"colon", "COLON", "dash",  "DASH",
                                          "hex",   "HEX",   "last3", "LAST3"};
 
 int devdata_format_mac(const uint8_t mac[6], const char *style, char *out, size_t cap)
@@ -70,12 +70,13 @@ int devdata_format_mac(const uint8_t mac[6], const char *style, char *out, size_
         if (strcmp(style, mac_styles[i]) == 0) k = i;
     if (k < 0) return DEVDATA_EFORMAT;
     upper = k % 2 == 1;
-    if (k >= 4) sep = "";
-    else if (k >= 2) sep = "-";
+    if (k >= 4)
+        sep = "";
+    else if (k >= 2)
+        sep = "-";
     if (cap < 18) return DEVDATA_ERANGE;
     for (int i = k >= 6 ? 3 : 0; i < 6; i++)
-        o += (size_t)snprintf(out + o, cap - o, upper ? "%s%02X" : "%s%02x",
-                              o ? sep : "", mac[i]);
+        o += (size_t)snprintf(out + o, cap - o, upper ? "%s%02X" : "%s%02x", o ? sep : "", mac[i]);
     return (int)o;
 }
 
@@ -110,8 +111,10 @@ static void counter_render(const cspec_t *c, uint64_t v, char *buf)
         tmp[n++] = dig[v % base];
         v /= base;
     } while (v);
-    for (unsigned k = n; k < c->width; k++) buf[o++] = c->zero ? '0' : ' ';
-    while (n) buf[o++] = tmp[--n];
+    for (unsigned k = n; k < c->width; k++)
+        buf[o++] = c->zero ? '0' : ' ';
+    while (n)
+        buf[o++] = tmp[--n];
     buf[o] = '\0';
 }
 
@@ -144,8 +147,8 @@ static int missing(const ph_t *ph, const char *what, char *err, size_t errlen)
 
 static int bad_spec(const ph_t *ph, const char *allowed, char *err, size_t errlen)
 {
-    fail(err, errlen, "position %zu: {%s:%s}: the spec can be %s", ph->pos + 1, ph->name,
-         ph->spec, allowed);
+    fail(err, errlen, "position %zu: {%s:%s}: the spec can be %s", ph->pos + 1, ph->name, ph->spec,
+         allowed);
     return DEVDATA_EFORMAT;
 }
 
@@ -173,17 +176,18 @@ static int placeholder(const ph_t *ph, const devdata_ctx_t *ctx, emit_t *e, unsi
         uint8_t zero[6] = {0};
         *needs |= DEVDATA_NEEDS_MAC;
         if (devdata_format_mac(zero, s, buf, sizeof buf) < 0)
-            return bad_spec(ph, "colon, COLON, dash, DASH, hex, HEX, last3 or LAST3", err,
-                            errlen);
+            return bad_spec(ph, "colon, COLON, dash, DASH, hex, HEX, last3 or LAST3", err, errlen);
         if (!ctx) return 0;
-        if (!ctx->has_mac) return missing(ph, "the device's MAC (read after connecting)", err, errlen);
+        if (!ctx->has_mac)
+            return missing(ph, "the device's MAC (read after connecting)", err, errlen);
         devdata_format_mac(ctx->mac, s, buf, sizeof buf);
     } else if (strcmp(ph->name, "flash_id") == 0) {
         *needs |= DEVDATA_NEEDS_FLASH_ID;
         if (*s && strcmp(s, "hex") != 0 && strcmp(s, "HEX") != 0)
             return bad_spec(ph, "hex or HEX", err, errlen);
         if (!ctx) return 0;
-        if (!ctx->has_flash_id) return missing(ph, "the flash ID (read after connecting)", err, errlen);
+        if (!ctx->has_flash_id)
+            return missing(ph, "the flash ID (read after connecting)", err, errlen);
         snprintf(buf, sizeof buf, strcmp(s, "HEX") == 0 ? "%06X" : "%06x",
                  (unsigned)(ctx->flash_id & 0xFFFFFF));
     } else if (strcmp(ph->name, "chip") == 0 || strcmp(ph->name, "rev") == 0 ||
@@ -194,8 +198,12 @@ static int placeholder(const ph_t *ph, const devdata_ctx_t *ctx, emit_t *e, unsi
         if (*s && strcmp(s, "upper") != 0) return bad_spec(ph, "upper", err, errlen);
         if (!ctx) return 0;
         v = chip ? ctx->chip : rev ? ctx->rev : ctx->serial;
-        if (!v) return missing(ph, chip ? "the chip" : rev ? "the chip revision" : "the serial",
-                               err, errlen);
+        if (!v)
+            return missing(ph,
+                           chip  ? "the chip"
+                           : rev ? "the chip revision"
+                                 : "the serial",
+                           err, errlen);
         put_str(e, v, *s != '\0');
         return 0;
     } else {

@@ -57,7 +57,8 @@ static void put_le16(uint8_t *p, uint32_t v)
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
 }
 
 uint32_t nvs_crc32(const uint8_t *d, size_t n)
@@ -68,12 +69,14 @@ uint32_t nvs_crc32(const uint8_t *d, size_t n)
     if (!ready) {
         for (uint32_t i = 0; i < 256; i++) {
             uint32_t r = i;
-            for (int k = 0; k < 8; k++) r = (r & 1) ? (r >> 1) ^ 0xEDB88320u : r >> 1;
+            for (int k = 0; k < 8; k++)
+                r = (r & 1) ? (r >> 1) ^ 0xEDB88320u : r >> 1;
             table[i] = r;
         }
         ready = 1;
     }
-    for (size_t i = 0; i < n; i++) c = table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
+    for (size_t i = 0; i < n; i++)
+        c = table[(c ^ d[i]) & 0xFF] ^ (c >> 8);
     return ~c;
 }
 
@@ -131,7 +134,7 @@ static int put_entries(nvs_gen_t *g, const uint8_t *data, size_t len, unsigned c
         } else {
             memcpy(dst, blk, sizeof blk);
         }
-        page[PAGE_BITMAP_OFF + bit / 8] &= (uint8_t)~(1u << (bit & 7)); /* 11 -> 10: written */
+        page[PAGE_BITMAP_OFF + bit / 8] &= (uint8_t) ~(1u << (bit & 7)); /* 11 -> 10: written */
         g->entry++;
     }
     return 0;
@@ -167,8 +170,7 @@ static int check_key(const nvs_gen_t *g, const char *key, bool need_ns, char *er
         return NVS_EINPUT;
     }
     if (n > NVS_KEY_MAX) {
-        fail(err, errlen, "key `%s` is %zu bytes long: keys have at most %u", key, n,
-             NVS_KEY_MAX);
+        fail(err, errlen, "key `%s` is %zu bytes long: keys have at most %u", key, n, NVS_KEY_MAX);
         return NVS_EINPUT;
     }
     if (need_ns && g->cur_ns == 0) {
@@ -185,20 +187,20 @@ static int crypto_fail(char *err, size_t errlen)
 }
 
 /* One single-entry item (integers, namespace entries). */
-static int write_primitive(nvs_gen_t *g, uint8_t ns, const char *key, uint8_t type,
-                           uint64_t v, unsigned width, char *err, size_t errlen)
+static int write_primitive(nvs_gen_t *g, uint8_t ns, const char *key, uint8_t type, uint64_t v,
+                           unsigned width, char *err, size_t errlen)
 {
     uint8_t e[NVS_ENTRY_SIZE];
     int rc;
     if (g->entry >= NVS_ENTRIES && (rc = new_page(g, err, errlen)) != 0) return rc;
     entry_init(e, ns, type, 1, CHUNK_ANY, key);
-    for (unsigned i = 0; i < width; i++) e[24 + i] = (uint8_t)(v >> (8 * i));
+    for (unsigned i = 0; i < width; i++)
+        e[24 + i] = (uint8_t)(v >> (8 * i));
     entry_seal(e);
     return put_entries(g, e, sizeof e, 1) ? crypto_fail(err, errlen) : 0;
 }
 
-nvs_gen_t *nvs_gen_new(size_t size, int version, const uint8_t *xts_keys, char *err,
-                       size_t errlen)
+nvs_gen_t *nvs_gen_new(size_t size, int version, const uint8_t *xts_keys, char *err, size_t errlen)
 {
     nvs_gen_t *g;
     if (version != 1 && version != 2) {
@@ -226,8 +228,7 @@ nvs_gen_t *nvs_gen_new(size_t size, int version, const uint8_t *xts_keys, char *
     g->version = version;
     if (xts_keys) {
         g->xts = EVP_CIPHER_CTX_new();
-        if (!g->xts ||
-            EVP_EncryptInit_ex(g->xts, EVP_aes_256_xts(), NULL, xts_keys, NULL) != 1) {
+        if (!g->xts || EVP_EncryptInit_ex(g->xts, EVP_aes_256_xts(), NULL, xts_keys, NULL) != 1) {
             fail(err, errlen,
                  "the encryption keys are refused by AES-XTS (the data key and the tweak key "
                  "must differ): check the keys file");
@@ -341,8 +342,8 @@ static int write_multi_page_blob(nvs_gen_t *g, const char *key, const uint8_t *d
         size_t chunk = tailroom < remaining ? tailroom : remaining;
         unsigned dec = (unsigned)((chunk + 31) / 32);
         if (chunks >= MAX_CHUNKS) {
-            fail(err, errlen, "key `%s`: a blob of %zu bytes needs more than %u chunks", key,
-                 len, MAX_CHUNKS);
+            fail(err, errlen, "key `%s`: a blob of %zu bytes needs more than %u chunks", key, len,
+                 MAX_CHUNKS);
             return NVS_EINPUT;
         }
         remaining -= chunk;
@@ -376,8 +377,8 @@ int nvs_gen_str(nvs_gen_t *g, const char *key, const uint8_t *s, size_t len, cha
     if (rc) return rc;
     if (len + 1 > max) {
         fail(err, errlen,
-             "key `%s`: the string is %zu bytes with its NUL; version %d allows at most %zu",
-             key, len + 1, g->version, max);
+             "key `%s`: the string is %zu bytes with its NUL; version %d allows at most %zu", key,
+             len + 1, g->version, max);
         return NVS_EINPUT;
     }
     if (!(buf = malloc(len + 1))) {
@@ -398,8 +399,8 @@ int nvs_gen_blob(nvs_gen_t *g, const char *key, const uint8_t *d, size_t len, ch
     if (rc) return rc;
     if (g->version == 2) return write_multi_page_blob(g, key, d, len, err, errlen);
     if (len > NVS_V1_VALUE_MAX) {
-        fail(err, errlen, "key `%s`: the value is %zu bytes; version 1 allows at most %u", key,
-             len, NVS_V1_VALUE_MAX);
+        fail(err, errlen, "key `%s`: the value is %zu bytes; version 1 allows at most %u", key, len,
+             NVS_V1_VALUE_MAX);
         return NVS_EINPUT;
     }
     return write_single_page(g, key, NVS_TYPE_BLOB, d, len, err, errlen);
@@ -430,7 +431,8 @@ int nvs_parse_size(const char *s, size_t *out)
     unsigned long long v = 0;
     int ndig = 0;
     bool last_us = false;
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     if (*s == '+') s++;
     if (s[0] == '0' && s[1] && strchr("xXoObB", s[1])) {
         base = strchr("xX", s[1]) ? 16 : strchr("oO", s[1]) ? 8 : 2;
@@ -457,7 +459,8 @@ int nvs_parse_size(const char *s, size_t *out)
         ndig++;
         last_us = false;
     }
-    while (*s == ' ' || *s == '\t') s++;
+    while (*s == ' ' || *s == '\t')
+        s++;
     if (*s || ndig == 0 || last_us || v > SIZE_MAX) return NVS_EINPUT;
     *out = (size_t)v;
     return 0;
@@ -470,7 +473,8 @@ int nvs_keys_from_hmac(const uint8_t *hmac_key, size_t n, uint8_t keys[NVS_XTS_K
     uint8_t seed[32];
     unsigned int len = 0;
     for (int half = 0; half < 2; half++) {
-        for (int i = 0; i < 8; i++) memcpy(seed + 4 * i, half ? tkey_elem : ekey_elem, 4);
+        for (int i = 0; i < 8; i++)
+            memcpy(seed + 4 * i, half ? tkey_elem : ekey_elem, 4);
         if (!HMAC(EVP_sha256(), hmac_key, (int)n, seed, sizeof seed, keys + 32 * half, &len) ||
             len != 32)
             return NVS_ECRYPTO;

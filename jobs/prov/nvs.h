@@ -44,8 +44,8 @@ enum nvs_type {
 /* Errors (negative returns); the text goes to the caller's err buffer. */
 enum nvs_err {
     NVS_OK = 0,
-    NVS_EINPUT = -1,  /* bad key, value, encoding or CSV: the input must be fixed */
-    NVS_ESIZE = -2,   /* the data does not fit in the partition size */
+    NVS_EINPUT = -1, /* bad key, value, encoding or CSV: the input must be fixed */
+    NVS_ESIZE = -2,  /* the data does not fit in the partition size */
     NVS_ENOMEM = -3,
     NVS_ECRYPTO = -4, /* libcrypto refused (e.g. XTS key halves equal) */
     NVS_EIO = -5,     /* a file named by the input cannot be read (nvs_csv.c) */
@@ -58,8 +58,7 @@ typedef struct nvs_gen nvs_gen_t;
  * Partitions of 12 KiB and more keep their last page free (NVS needs a spare page to
  * garbage-collect); smaller ones are read-only partitions and use every page.
  * Returns NULL with a message in err (NVS_EINPUT-type problems or no memory). */
-nvs_gen_t *nvs_gen_new(size_t size, int version, const uint8_t *xts_keys, char *err,
-                       size_t errlen);
+nvs_gen_t *nvs_gen_new(size_t size, int version, const uint8_t *xts_keys, char *err, size_t errlen);
 void nvs_gen_free(nvs_gen_t *g);
 
 /* Open a namespace: later items go into it. A name opened before is reused (no new entry). */

@@ -31,7 +31,8 @@ int nvs_buf_add(nvs_buf_t *b, const void *d, size_t n)
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
         char *p;
-        while (cap < b->len + n + 1) cap *= 2;
+        while (cap < b->len + n + 1)
+            cap *= 2;
         if (!(p = realloc(b->p, cap))) return NVS_ENOMEM;
         b->p = p;
         b->cap = cap;
@@ -65,7 +66,8 @@ static int normalize(const char *s, size_t len, bool skip_comments, norm_t *nm)
     while (i < len) {
         size_t start = i, end;
         int term = 0;
-        while (i < len && s[i] != '\r' && s[i] != '\n') i++;
+        while (i < len && s[i] != '\r' && s[i] != '\n')
+            i++;
         end = i;
         if (i < len) {
             term = 1;
@@ -157,8 +159,10 @@ static int parse_norm(const norm_t *nm, parser_t *ps)
         }
         switch (st) {
         case ST_FIELD_START:
-            if (c == '"') st = ST_QUOTED;
-            else if (c == ',') rc = save_field(ps);
+            if (c == '"')
+                st = ST_QUOTED;
+            else if (c == ',')
+                rc = save_field(ps);
             else {
                 rc = nvs_buf_add(&ps->field, s + i, 1);
                 st = ST_FIELD;
@@ -173,8 +177,10 @@ static int parse_norm(const norm_t *nm, parser_t *ps)
             }
             break;
         case ST_QUOTED:
-            if (c == '"') st = ST_QUOTE_IN_QUOTED;
-            else rc = nvs_buf_add(&ps->field, s + i, 1);
+            if (c == '"')
+                st = ST_QUOTE_IN_QUOTED;
+            else
+                rc = nvs_buf_add(&ps->field, s + i, 1);
             if (c == '\n') cur++;
             break;
         case ST_QUOTE_IN_QUOTED:
@@ -197,7 +203,8 @@ static int parse_norm(const norm_t *nm, parser_t *ps)
 
 static void rec_free(nvs_csv_rec_t *r)
 {
-    for (size_t k = 0; k < r->n; k++) free(r->f[k]);
+    for (size_t k = 0; k < r->n; k++)
+        free(r->f[k]);
     free(r->f);
 }
 
@@ -234,7 +241,8 @@ int nvs_csv_read(const char *text, size_t len, bool skip_comments, nvs_csv_t *ou
 
 void nvs_csv_free(nvs_csv_t *c)
 {
-    for (size_t i = 0; i < c->n; i++) rec_free(&c->r[i]);
+    for (size_t i = 0; i < c->n; i++)
+        rec_free(&c->r[i]);
     free(c->r);
     memset(c, 0, sizeof *c);
 }
@@ -269,8 +277,10 @@ static bool is_space(int c)
 
 static void trim(const char **s, size_t *n)
 {
-    while (*n && is_space((unsigned char)**s)) (*s)++, (*n)--;
-    while (*n && is_space((unsigned char)(*s)[*n - 1])) (*n)--;
+    while (*n && is_space((unsigned char)**s))
+        (*s)++, (*n)--;
+    while (*n && is_space((unsigned char)(*s)[*n - 1]))
+        (*n)--;
 }
 
 int nvs_parse_int(const char *s, size_t n, enum nvs_type type, uint64_t *out)
@@ -382,11 +392,11 @@ int nvs_encoding(const char *name, char *kind)
         int type;
         char kind;
     } enc[] = {
-        {"u8", NVS_TYPE_U8, 'i'},     {"i8", NVS_TYPE_I8, 'i'},
-        {"u16", NVS_TYPE_U16, 'i'},   {"i16", NVS_TYPE_I16, 'i'},
-        {"u32", NVS_TYPE_U32, 'i'},   {"i32", NVS_TYPE_I32, 'i'},
-        {"u64", NVS_TYPE_U64, 'i'},   {"i64", NVS_TYPE_I64, 'i'},
-        {"string", NVS_TYPE_STR, 's'}, {"hex2bin", NVS_TYPE_BLOB, 'h'},
+        {"u8", NVS_TYPE_U8, 'i'},       {"i8", NVS_TYPE_I8, 'i'},
+        {"u16", NVS_TYPE_U16, 'i'},     {"i16", NVS_TYPE_I16, 'i'},
+        {"u32", NVS_TYPE_U32, 'i'},     {"i32", NVS_TYPE_I32, 'i'},
+        {"u64", NVS_TYPE_U64, 'i'},     {"i64", NVS_TYPE_I64, 'i'},
+        {"string", NVS_TYPE_STR, 's'},  {"hex2bin", NVS_TYPE_BLOB, 'h'},
         {"base64", NVS_TYPE_BLOB, 'b'}, {"binary", NVS_TYPE_BLOB, 'r'},
     };
     for (size_t i = 0; name && i < sizeof enc / sizeof enc[0]; i++)
@@ -521,7 +531,8 @@ static int add_item(nvs_gen_t *g, const nvs_csv_rec_t *r, const char *key, const
         else if (rc)
             fail(e, el, "line %u: key `%s`: `%.*s` is out of range for %s", r->line, key,
                  (int)(n > 40 ? 40 : n), d, encname);
-        if (rc) rc = NVS_EINPUT;
+        if (rc)
+            rc = NVS_EINPUT;
         else
             rc = nvs_gen_int(g, key, (enum nvs_type)t, v, sub, sizeof sub);
         break;
@@ -544,8 +555,8 @@ static int add_item(nvs_gen_t *g, const nvs_csv_rec_t *r, const char *key, const
     return rc;
 }
 
-static int feed_row(nvs_gen_t *g, const nvs_csv_rec_t *r, const cols_t *c,
-                    const nvs_csv_opts_t *o, char *e, size_t el)
+static int feed_row(nvs_gen_t *g, const nvs_csv_rec_t *r, const cols_t *c, const nvs_csv_opts_t *o,
+                    char *e, size_t el)
 {
     const char *key = field(r, c->key), *type = field(r, c->type);
     const char *enc = field(r, c->enc), *value = field(r, c->value);
@@ -577,15 +588,16 @@ static int feed_row(nvs_gen_t *g, const nvs_csv_rec_t *r, const cols_t *c,
     return add_item(g, r, key, type, enc, value, o, e, el);
 }
 
-int nvs_csv_feed(nvs_gen_t *g, const char *text, size_t len, const nvs_csv_opts_t *opts,
-                 char *err, size_t errlen)
+int nvs_csv_feed(nvs_gen_t *g, const char *text, size_t len, const nvs_csv_opts_t *opts, char *err,
+                 size_t errlen)
 {
     nvs_csv_t csv;
     cols_t cols;
     size_t i = 0;
     int rc = nvs_csv_read(text, len, true, &csv, err, errlen);
     if (rc) return rc;
-    while (i < csv.n && csv.r[i].n == 0) i++; /* blank lines are skipped everywhere */
+    while (i < csv.n && csv.r[i].n == 0)
+        i++; /* blank lines are skipped everywhere */
     if (i == csv.n) {
         fail(err, errlen, "the CSV is empty: it needs the header key,type,encoding,value");
         rc = NVS_EINPUT;

@@ -63,8 +63,8 @@ typedef struct nvs_csv_opts {
 /* Add the items of one input CSV (a header row naming the columns key, type, encoding, value,
  * then one row per namespace or item) to a generator. Errors name the CSV line and the key.
  * Returns 0 or an nvs_err. */
-int nvs_csv_feed(nvs_gen_t *g, const char *text, size_t len, const nvs_csv_opts_t *opts,
-                 char *err, size_t errlen);
+int nvs_csv_feed(nvs_gen_t *g, const char *text, size_t len, const nvs_csv_opts_t *opts, char *err,
+                 size_t errlen);
 
 /* The whole path: generator of `size` bytes and version, optional 64-byte XTS keys, one CSV;
  * *img (malloc'd, `size` bytes) on success. */

@@ -53,8 +53,8 @@ static int conf_item(const nvs_csv_rec_t *r, nvs_mfg_item_t *it, char *err, size
             return NVS_EINPUT;
         }
         if (strcmp(r->f[1], "data") != 0 && strcmp(r->f[1], "file") != 0) {
-            fail(err, errlen, "config line %u: type `%s` is not data, file or namespace",
-                 r->line, r->f[1]);
+            fail(err, errlen, "config line %u: type `%s` is not data, file or namespace", r->line,
+                 r->f[1]);
             return NVS_EINPUT;
         }
         if (!nvs_encoding(r->f[2], NULL)) {
@@ -81,8 +81,7 @@ static int conf_item(const nvs_csv_rec_t *r, nvs_mfg_item_t *it, char *err, size
     return 0;
 }
 
-int nvs_mfg_conf_parse(const char *text, size_t len, nvs_mfg_conf_t *conf, char *err,
-                       size_t errlen)
+int nvs_mfg_conf_parse(const char *text, size_t len, nvs_mfg_conf_t *conf, char *err, size_t errlen)
 {
     nvs_csv_t csv;
     int rc = nvs_csv_read(text, len, true, &csv, err, errlen);
@@ -106,7 +105,8 @@ int nvs_mfg_conf_parse(const char *text, size_t len, nvs_mfg_conf_t *conf, char 
         conf->n++; /* also a failed one: its strings are freed with the rest */
     }
     if (rc == 0 && strcmp(conf->items[0].type, "namespace") != 0) {
-        fail(err, errlen, "config line %u: the first line must open a namespace (`name,namespace,`)",
+        fail(err, errlen,
+             "config line %u: the first line must open a namespace (`name,namespace,`)",
              conf->items[0].line);
         rc = NVS_EINPUT;
     }
@@ -126,8 +126,8 @@ void nvs_mfg_conf_free(nvs_mfg_conf_t *conf)
     memset(conf, 0, sizeof *conf);
 }
 
-int nvs_mfg_render(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx,
-                   nvs_buf_t *out, char *err, size_t errlen)
+int nvs_mfg_render(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx, nvs_buf_t *out,
+                   char *err, size_t errlen)
 {
     static const char *const header[4] = {"key", "type", "encoding", "value"};
     if (nvs_csv_write_row(out, header, 4)) goto nomem;
@@ -164,8 +164,7 @@ static int values_check(const nvs_mfg_conf_t *conf, const char *fileid, nvs_mfg_
     for (size_t i = 0; i < v->csv.n; i++) {
         const nvs_csv_rec_t *r = &v->csv.r[i];
         if (r->n == 0 || rec_blank(r)) {
-            fail(err, errlen, "values line %u: empty line (not allowed in a values file)",
-                 r->line);
+            fail(err, errlen, "values line %u: empty line (not allowed in a values file)", r->line);
             return NVS_EINPUT;
         }
         if (r->n != h->n) {
@@ -244,8 +243,8 @@ static const char *row_lookup(void *ctx, const char *key)
     return c == (size_t)-1 ? NULL : rc->row->f[c];
 }
 
-int nvs_mfg_row(const nvs_mfg_conf_t *conf, const nvs_mfg_values_t *vals, size_t i,
-                nvs_buf_t *out, char *id, size_t idlen, char *err, size_t errlen)
+int nvs_mfg_row(const nvs_mfg_conf_t *conf, const nvs_mfg_values_t *vals, size_t i, nvs_buf_t *out,
+                char *id, size_t idlen, char *err, size_t errlen)
 {
     row_ctx_t ctx;
     const char *v;

@@ -38,11 +38,11 @@ typedef const char *(*nvs_mfg_lookup_fn)(void *ctx, const char *key);
 /* Render the four-column CSV for one device: header, namespace rows, one row per config key
  * with its value from `lookup`. Appends to *out. NVS_EINPUT (key named) when a value is
  * missing. */
-int nvs_mfg_render(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx,
-                   nvs_buf_t *out, char *err, size_t errlen);
+int nvs_mfg_render(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx, nvs_buf_t *out,
+                   char *err, size_t errlen);
 
 typedef struct nvs_mfg_values {
-    nvs_csv_t csv; /* csv.r[0] the header */
+    nvs_csv_t csv;     /* csv.r[0] the header */
     size_t fileid_col; /* (size_t)-1: file ids are 1, 2, 3, ... */
 } nvs_mfg_values_t;
 
@@ -58,7 +58,7 @@ size_t nvs_mfg_rows(const nvs_mfg_values_t *vals);
 
 /* Device `i` (0-based): its CSV (appended to *out) and its file id (the --fileid column's
  * value, or i + 1) in `id`. The id must be usable as a file name: NVS_EINPUT otherwise. */
-int nvs_mfg_row(const nvs_mfg_conf_t *conf, const nvs_mfg_values_t *vals, size_t i,
-                nvs_buf_t *out, char *id, size_t idlen, char *err, size_t errlen);
+int nvs_mfg_row(const nvs_mfg_conf_t *conf, const nvs_mfg_values_t *vals, size_t i, nvs_buf_t *out,
+                char *id, size_t idlen, char *err, size_t errlen);
 
 #endif

@@ -62,8 +62,8 @@ static void run(const char *what, unsigned iters, const uint8_t *keys)
         device_csv(&csv, 1000 + i);
         t0 = now_us(CLOCK_MONOTONIC);
         c0 = now_us(CLOCK_THREAD_CPUTIME_ID);
-        if (nvs_csv_generate(csv.p, csv.len, 0x6000, 2, keys, NULL, &img, &len, err,
-                             sizeof err) != 0) {
+        if (nvs_csv_generate(csv.p, csv.len, 0x6000, 2, keys, NULL, &img, &len, err, sizeof err) !=
+            0) {
             fprintf(stderr, "bench_nvs: %s\n", err);
             exit(1);
         }

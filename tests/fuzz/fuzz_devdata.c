@@ -64,15 +64,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             nomac = c;
             nomac.has_mac = false;
             rc2 = devdata_format(fmt, &nomac, out2, sizeof out2, err, sizeof err);
-            if (needs & DEVDATA_NEEDS_MAC) FUZZ_CHECK(rc2 == DEVDATA_EMISSING && !out2[0]);
-            else FUZZ_CHECK(rc2 == rc && strcmp(out, out2) == 0);
+            if (needs & DEVDATA_NEEDS_MAC)
+                FUZZ_CHECK(rc2 == DEVDATA_EMISSING && !out2[0]);
+            else
+                FUZZ_CHECK(rc2 == rc && strcmp(out, out2) == 0);
         } else {
             FUZZ_CHECK(out[0] == 0);
         }
         memset(&none, 0, sizeof none);
         rc2 = devdata_format(fmt, &none, out2, sizeof out2, err, sizeof err);
-        if (needs == DEVDATA_NEEDS_NOTHING) FUZZ_CHECK(rc2 >= 0 || rc2 == DEVDATA_ERANGE);
-        else FUZZ_CHECK(rc2 == DEVDATA_EMISSING);
+        if (needs == DEVDATA_NEEDS_NOTHING)
+            FUZZ_CHECK(rc2 >= 0 || rc2 == DEVDATA_ERANGE);
+        else
+            FUZZ_CHECK(rc2 == DEVDATA_EMISSING);
     }
     free(fmt);
     return 0;

@@ -24,11 +24,10 @@
 #define FUZZ_NVS_MAX_INPUT (64u << 10)
 
 static const uint8_t g_keys[NVS_XTS_KEYS_LEN] = {
-    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc,
-    0xfe, 0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2,
-    0xe1, 0xf0, 0x55, 0xaa, 0x55, 0xaa, 0x11, 0x22, 0x33, 0x44, 0x66, 0x77, 0x88, 0x99, 0xcc,
-    0xdd, 0xee, 0xff, 0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x21, 0x43, 0x65, 0x87,
-    0xa9, 0xcb, 0xed, 0x0f};
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe,
+    0x0f, 0x1e, 0x2d, 0x3c, 0x4b, 0x5a, 0x69, 0x78, 0x87, 0x96, 0xa5, 0xb4, 0xc3, 0xd2, 0xe1, 0xf0,
+    0x55, 0xaa, 0x55, 0xaa, 0x11, 0x22, 0x33, 0x44, 0x66, 0x77, 0x88, 0x99, 0xcc, 0xdd, 0xee, 0xff,
+    0x12, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0, 0x21, 0x43, 0x65, 0x87, 0xa9, 0xcb, 0xed, 0x0f};
 
 /* "file" rows: the content is the path itself (repeated to 700 bytes when it says "big"), a
  * path containing "fail" cannot be read. */
@@ -43,7 +42,8 @@ static int fake_load(void *ctx, const char *path, uint8_t **data, size_t *len, c
     }
     *data = malloc(want + 1);
     FUZZ_CHECK(*data != NULL);
-    for (size_t i = 0; i < want; i++) (*data)[i] = (uint8_t)path[n ? i % n : 0];
+    for (size_t i = 0; i < want; i++)
+        (*data)[i] = (uint8_t)path[n ? i % n : 0];
     *len = want;
     return 0;
 }
@@ -70,7 +70,8 @@ static void check_roundtrip(const uint8_t *data, size_t size)
     FUZZ_CHECK(a.n == b.n);
     for (size_t i = 0; i < a.n; i++) {
         FUZZ_CHECK(a.r[i].n == b.r[i].n);
-        for (size_t k = 0; k < a.r[i].n; k++) FUZZ_CHECK(strcmp(a.r[i].f[k], b.r[i].f[k]) == 0);
+        for (size_t k = 0; k < a.r[i].n; k++)
+            FUZZ_CHECK(strcmp(a.r[i].f[k], b.r[i].f[k]) == 0);
         FUZZ_CHECK(i == 0 || a.r[i].line > a.r[i - 1].line);
     }
     nvs_csv_free(&a);
@@ -91,12 +92,14 @@ static void check_image(const uint8_t *img, size_t len, int version)
 {
     unsigned used = 0, pages = (unsigned)(len / NVS_PAGE_SIZE);
     FUZZ_CHECK(len == SIZE);
-    while (used < pages && le32(img + used * NVS_PAGE_SIZE) != 0xFFFFFFFFu) used++;
+    while (used < pages && le32(img + used * NVS_PAGE_SIZE) != 0xFFFFFFFFu)
+        used++;
     FUZZ_CHECK(used >= 1 && used < pages); /* the spare page stays erased */
     for (unsigned p = 0; p < pages; p++) {
         const uint8_t *pg = img + (size_t)p * NVS_PAGE_SIZE;
         if (p >= used) {
-            for (size_t i = 0; i < NVS_PAGE_SIZE; i++) FUZZ_CHECK(pg[i] == 0xFF);
+            for (size_t i = 0; i < NVS_PAGE_SIZE; i++)
+                FUZZ_CHECK(pg[i] == 0xFF);
             continue;
         }
         FUZZ_CHECK(le32(pg) == (p + 1 == used ? 0xFFFFFFFEu : 0xFFFFFFFCu));
@@ -134,7 +137,8 @@ static void check_encrypted(const uint8_t *plain, const uint8_t *enc, size_t len
                 FUZZ_CHECK(memcmp(plain + off, enc + off, 32) == 0);
                 continue;
             }
-            for (int k = 0; k < 4; k++) tweak[k] = (uint8_t)(off >> (8 * k));
+            for (int k = 0; k < 4; k++)
+                tweak[k] = (uint8_t)(off >> (8 * k));
             FUZZ_CHECK(EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, tweak) == 1);
             FUZZ_CHECK(EVP_DecryptUpdate(ctx, out, &ol, enc + off, 32) == 1 && ol == 32);
             FUZZ_CHECK(memcmp(out, plain + off, 32) == 0);
@@ -150,8 +154,7 @@ static void generate(const char *text, size_t size, int version)
     char err[512], err2[512];
     int rc, rc2;
     memset(err, 0, sizeof err);
-    rc = nvs_csv_generate(text, size, SIZE, version, NULL, &g_opts, &plain, &plen, err,
-                          sizeof err);
+    rc = nvs_csv_generate(text, size, SIZE, version, NULL, &g_opts, &plain, &plen, err, sizeof err);
     rc2 = nvs_csv_generate(text, size, SIZE, version, g_keys, &g_opts, &enc, &elen, err2,
                            sizeof err2);
     FUZZ_CHECK(rc == rc2); /* encryption changes no decision */
@@ -188,8 +191,7 @@ static void as_mfg_config(const uint8_t *data, size_t size)
     FUZZ_CHECK(conf.n >= 1 && strcmp(conf.items[0].type, "namespace") == 0);
     rc = nvs_mfg_render(&conf, value_one, NULL, &csv, err, sizeof err);
     if (rc == 0) {
-        rc = nvs_csv_generate(csv.p, csv.len, SIZE, 2, NULL, &g_opts, &img, &len, err,
-                              sizeof err);
+        rc = nvs_csv_generate(csv.p, csv.len, SIZE, 2, NULL, &g_opts, &img, &len, err, sizeof err);
         FUZZ_CHECK(rc == 0 || rc == NVS_EINPUT || rc == NVS_ESIZE || rc == NVS_EIO);
         if (rc == 0) check_image(img, len, 2);
     } else {

@@ -17,9 +17,20 @@
 #define MAX_PAGES 4096u
 #define MAX_SPEC_KEYS 16
 
-enum { T_U8 = 0x01, T_I8 = 0x11, T_U16 = 0x02, T_I16 = 0x12, T_U32 = 0x04, T_I32 = 0x14,
-       T_U64 = 0x08, T_I64 = 0x18, T_SZ = 0x21, T_BLOB = 0x41, T_BLOB_DATA = 0x42,
-       T_BLOB_IDX = 0x48 };
+enum {
+    T_U8 = 0x01,
+    T_I8 = 0x11,
+    T_U16 = 0x02,
+    T_I16 = 0x12,
+    T_U32 = 0x04,
+    T_I32 = 0x14,
+    T_U64 = 0x08,
+    T_I64 = 0x18,
+    T_SZ = 0x21,
+    T_BLOB = 0x41,
+    T_BLOB_DATA = 0x42,
+    T_BLOB_IDX = 0x48
+};
 
 static uint32_t le32(const uint8_t *p)
 {
@@ -60,7 +71,8 @@ static void collect(const uint8_t *part, uint32_t size, pages_t *pg)
         const uint8_t *p = part + off;
         unsigned k;
         if (!page_valid(p)) continue;
-        for (k = pg->n; k > 0 && le32(pg->p[k - 1] + 4) > le32(p + 4); k--) pg->p[k] = pg->p[k - 1];
+        for (k = pg->n; k > 0 && le32(pg->p[k - 1] + 4) > le32(p + 4); k--)
+            pg->p[k] = pg->p[k - 1];
         pg->p[k] = p;
         pg->n++;
     }
@@ -165,7 +177,8 @@ static void hex_out(const uint8_t *d, uint32_t n, char *out, size_t cap)
     size_t o = 0;
     uint32_t shown = n > 64 ? 64 : n;
     out[0] = 0;
-    for (uint32_t i = 0; i < shown && o + 3 < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%02x", d[i]);
+    for (uint32_t i = 0; i < shown && o + 3 < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%02x", d[i]);
     if (shown < n && o < cap) snprintf(out + o, cap - o, "... (%u bytes)", (unsigned)n);
 }
 
@@ -174,8 +187,10 @@ static void str_out(const uint8_t *d, uint32_t n, char *out, size_t cap)
     size_t o = 0;
     if (n && d[n - 1] == 0) n--; // the terminating NUL
     for (uint32_t i = 0; i < n && o + 5 < cap; i++) {
-        if (d[i] >= 0x20 && d[i] < 0x7F && d[i] != '\\') out[o++] = (char)d[i];
-        else o += (size_t)snprintf(out + o, cap - o, "\\x%02x", d[i]);
+        if (d[i] >= 0x20 && d[i] < 0x7F && d[i] != '\\')
+            out[o++] = (char)d[i];
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", d[i]);
     }
     out[o] = 0;
 }
@@ -184,10 +199,13 @@ static void int_out(const uint8_t *e, char *out, size_t cap)
 {
     unsigned w = e[1] & 0x0F;
     uint64_t v = 0;
-    for (unsigned i = 0; i < w; i++) v |= (uint64_t)e[24 + i] << (8 * i);
+    for (unsigned i = 0; i < w; i++)
+        v |= (uint64_t)e[24 + i] << (8 * i);
     if ((e[1] & 0xF0) == 0x10 && w < 8 && (v >> (w * 8 - 1)) & 1) v |= ~0ull << (w * 8);
-    if ((e[1] & 0xF0) == 0x10) snprintf(out, cap, "%lld", (long long)(int64_t)v);
-    else snprintf(out, cap, "%llu", (unsigned long long)v);
+    if ((e[1] & 0xF0) == 0x10)
+        snprintf(out, cap, "%lld", (long long)(int64_t)v);
+    else
+        snprintf(out, cap, "%llu", (unsigned long long)v);
 }
 
 static int blob_v2(const pages_t *pg, const find_t *f, char *out, size_t cap)
@@ -221,15 +239,21 @@ int sim_nvs_get(const uint8_t *part, uint32_t size, const char *ns, const char *
     each_entry(&pg, find_item, &f);
     if (!f.hit) return 0;
     switch (f.hit[1]) {
-    case T_U8: case T_I8: case T_U16: case T_I16:
-    case T_U32: case T_I32: case T_U64: case T_I64:
-        int_out(f.hit, out, cap);
-        return 1;
+    case T_U8:
+    case T_I8:
+    case T_U16:
+    case T_I16:
+    case T_U32:
+    case T_I32:
+    case T_U64:
+    case T_I64: int_out(f.hit, out, cap); return 1;
     case T_SZ:
     case T_BLOB:
         if (!(d = entry_data(f.hit, f.hit_idx, &n))) return 0;
-        if (f.hit[1] == T_SZ) str_out(d, n, out, cap);
-        else hex_out(d, n, out, cap);
+        if (f.hit[1] == T_SZ)
+            str_out(d, n, out, cap);
+        else
+            hex_out(d, n, out, cap);
         return 1;
     case T_BLOB_IDX: return blob_v2(&pg, &f, out, cap);
     default: return 0;
@@ -264,8 +288,9 @@ int sim_nvs_option(const char *name, const char *arg, const char **spec, uint32_
     unsigned long long v;
     if (strcmp(name, "app-nvs-print") == 0) {
         if (sim_nvs_spec_ok(arg) != 0) {
-            fprintf(stderr, "espsim: bad --app-nvs-print '%s' (want ns:key[,ns:key...], names "
-                            "of 1-15 characters, at most %d keys)\n",
+            fprintf(stderr,
+                    "espsim: bad --app-nvs-print '%s' (want ns:key[,ns:key...], names "
+                    "of 1-15 characters, at most %d keys)\n",
                     arg, MAX_SPEC_KEYS);
             return -1;
         }
@@ -277,8 +302,10 @@ int sim_nvs_option(const char *name, const char *arg, const char **spec, uint32_
         fprintf(stderr, "espsim: bad --%s '%s' (a multiple of 0x1000)\n", name, arg);
         return -1;
     }
-    if (strcmp(name, "nvs-offset") == 0) *offset = (uint32_t)v;
-    else *size = (uint32_t)v;
+    if (strcmp(name, "nvs-offset") == 0)
+        *offset = (uint32_t)v;
+    else
+        *size = (uint32_t)v;
     return 0;
 }
 

@@ -59,7 +59,8 @@ static void test_render(void **s)
     expect("{n:x}/{n:X}/{n:08X}/{n:d}", "412/412/00000412/1042");
     expect("{yy}{month}{day}-{hour}{minute} d{doy} w{week}", "260101-0705 d001 w01");
     expect("{mac}", "24:0a:c4:00:10:af");
-    expect("{mac:COLON}|{mac:dash}|{mac:DASH}", "24:0A:C4:00:10:AF|24-0a-c4-00-10-af|24-0A-C4-00-10-AF");
+    expect("{mac:COLON}|{mac:dash}|{mac:DASH}",
+           "24:0A:C4:00:10:AF|24-0a-c4-00-10-af|24-0A-C4-00-10-AF");
     expect("ACME-{mac:HEX}-{mac:hex}", "ACME-240AC40010AF-240ac40010af");
     expect("{mac:last3}.{mac:LAST3}", "0010af.0010AF");
     expect("{flash_id}/{flash_id:HEX}", "ef4016/EF4016");
@@ -179,8 +180,8 @@ static void test_random(void **s)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_render),  cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_needs),   cmocka_unit_test(test_counter),
+        cmocka_unit_test(test_render),     cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_needs),      cmocka_unit_test(test_counter),
         cmocka_unit_test(test_mac_styles), cmocka_unit_test(test_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,8 +52,7 @@ static void check_vector(const char *csv, const char *bin, size_t size, int vers
     char *text = (char *)slurp(csv, &n);
     uint8_t *want = slurp(bin, &want_len), *img = NULL;
     char err[512] = "";
-    int rc = nvs_csv_generate(text, n, size, version, keys, &vec_opts, &img, &len, err,
-                              sizeof err);
+    int rc = nvs_csv_generate(text, n, size, version, keys, &vec_opts, &img, &len, err, sizeof err);
     if (rc) fail_msg("%s: %s", csv, err);
     assert_int_equal(len, want_len);
     for (size_t i = 0; i < len; i++)
@@ -141,7 +140,8 @@ static void test_decrypt_round_trip(void **s)
                 assert_memory_equal(enc + off, plain + off, 32);
                 continue;
             }
-            for (int k = 0; k < 4; k++) tweak[k] = (uint8_t)(off >> (8 * k));
+            for (int k = 0; k < 4; k++)
+                tweak[k] = (uint8_t)(off >> (8 * k));
             assert_int_equal(EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, tweak), 1);
             assert_int_equal(EVP_DecryptUpdate(ctx, out, &ol, enc + off, 32), 1);
             assert_memory_equal(out, plain + off, 32);
@@ -188,29 +188,28 @@ static void test_v1_too_big(void **s)
 static void test_refusals(void **s)
 {
     (void)s;
-    expect_error("key,type,encoding,value\nns,namespace,,\nthis_key_is_16ch,data,u8,1\n", 2,
-                 0x3000, NVS_EINPUT, NEEDLES("line 3", "this_key_is_16ch", "15"));
+    expect_error("key,type,encoding,value\nns,namespace,,\nthis_key_is_16ch,data,u8,1\n", 2, 0x3000,
+                 NVS_EINPUT, NEEDLES("line 3", "this_key_is_16ch", "15"));
     expect_error("key,type,encoding,value\na,data,u8,1\n", 2, 0x3000, NVS_EINPUT,
                  NEEDLES("line 2", "`a`", "namespace"));
     expect_error("key,type,encoding,value\nns,namespace,,\n# c\na,data,u9,1\n", 2, 0x3000,
                  NVS_EINPUT, NEEDLES("line 4", "`a`", "u9"));
-    expect_error("key,type,encoding,value\nns,namespace,,\na,data,u8,256\n", 2, 0x3000,
-                 NVS_EINPUT, NEEDLES("line 3", "`a`", "out of range"));
-    expect_error("key,type,encoding,value\nns,namespace,,\na,data,i8,-129\n", 2, 0x3000,
-                 NVS_EINPUT, NEEDLES("out of range"));
-    expect_error("key,type,encoding,value\nns,namespace,,\na,data,u32,12x\n", 2, 0x3000,
-                 NVS_EINPUT, NEEDLES("not a whole number"));
+    expect_error("key,type,encoding,value\nns,namespace,,\na,data,u8,256\n", 2, 0x3000, NVS_EINPUT,
+                 NEEDLES("line 3", "`a`", "out of range"));
+    expect_error("key,type,encoding,value\nns,namespace,,\na,data,i8,-129\n", 2, 0x3000, NVS_EINPUT,
+                 NEEDLES("out of range"));
+    expect_error("key,type,encoding,value\nns,namespace,,\na,data,u32,12x\n", 2, 0x3000, NVS_EINPUT,
+                 NEEDLES("not a whole number"));
     expect_error("key,type,encoding,value\nns,namespace,,\na,data,hex2bin,abc\n", 2, 0x3000,
                  NVS_EINPUT, NEEDLES("line 3", "even number"));
     expect_error("key,type,encoding,value\nns,namespace,,\na,data,base64,QUJDR\n", 2, 0x3000,
                  NVS_EINPUT, NEEDLES("base64"));
-    expect_error("key,type,encoding,value\nns,namespace,,\na,blob,u8,1\n", 2, 0x3000,
-                 NVS_EINPUT, NEEDLES("type `blob`"));
-    expect_error("k,t,e,v\nns,namespace,,\n", 2, 0x3000, NVS_EINPUT,
-                 NEEDLES("line 1", "header"));
+    expect_error("key,type,encoding,value\nns,namespace,,\na,blob,u8,1\n", 2, 0x3000, NVS_EINPUT,
+                 NEEDLES("type `blob`"));
+    expect_error("k,t,e,v\nns,namespace,,\n", 2, 0x3000, NVS_EINPUT, NEEDLES("line 1", "header"));
     expect_error("", 2, 0x3000, NVS_EINPUT, NEEDLES("empty"));
-    expect_error("key,type,encoding,value\nns,namespace,,\na,data,u8\n", 2, 0x3000,
-                 NVS_EINPUT, NEEDLES("no value"));
+    expect_error("key,type,encoding,value\nns,namespace,,\na,data,u8\n", 2, 0x3000, NVS_EINPUT,
+                 NEEDLES("no value"));
     expect_error("key,type,encoding,value\nns,namespace,,\na,file,binary,no_such_file.bin\n", 2,
                  0x3000, NVS_EIO, NEEDLES("line 3", "no_such_file.bin"));
     expect_error("key,type,encoding,value\nns,namespace,,\nonly_a_key\n", 2, 0x3000, NVS_EINPUT,
@@ -281,8 +280,8 @@ static void test_sizes(void **s)
     /* a read-only partition (under 12 KiB) uses every page: one page here */
     {
         uint8_t *img = NULL;
-        assert_int_equal(gen_text("key,type,encoding,value\nro,namespace,,\nx,data,u8,1\n",
-                                  0x1000, 2, err, sizeof err, &img),
+        assert_int_equal(gen_text("key,type,encoding,value\nro,namespace,,\nx,data,u8,1\n", 0x1000,
+                                  2, err, sizeof err, &img),
                          0);
         assert_int_equal(img[0], 0xFE); /* ACTIVE */
         free(img);
@@ -392,7 +391,8 @@ static void test_csv_writer(void **s)
     assert_string_equal(b.p, "plain,\"a,b\",\"say \"\"hi\"\"\",\"two\nlines\"\r\n");
     assert_int_equal(nvs_csv_read(b.p, b.len, false, &c, err, sizeof err), 0);
     assert_int_equal(c.n, 1);
-    for (int i = 0; i < 4; i++) assert_string_equal(c.r[0].f[i], row[i]);
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(c.r[0].f[i], row[i]);
     nvs_csv_free(&c);
     nvs_buf_free(&b);
 }
@@ -447,8 +447,8 @@ static void test_mfg_vectors(void **s)
         assert_memory_equal(csv.p, wcsv, wn);
         snprintf(name, sizeof name, "mfg_expected_%s.bin", id);
         want = slurp(name, &wn);
-        assert_int_equal(nvs_csv_generate(csv.p, csv.len, 0x4000, 2, NULL, &vec_opts, &img,
-                                          &len, err, sizeof err),
+        assert_int_equal(nvs_csv_generate(csv.p, csv.len, 0x4000, 2, NULL, &vec_opts, &img, &len,
+                                          err, sizeof err),
                          0);
         assert_int_equal(len, wn);
         assert_memory_equal(img, want, wn);
@@ -459,15 +459,14 @@ static void test_mfg_vectors(void **s)
     }
     nvs_mfg_values_free(&vals);
     /* without --fileid: 1, 2, 3, ... */
-    assert_int_equal(nvs_mfg_values_parse(vt, strlen(vt), &conf, NULL, &vals, err, sizeof err),
-                     0);
+    assert_int_equal(nvs_mfg_values_parse(vt, strlen(vt), &conf, NULL, &vals, err, sizeof err), 0);
     {
         nvs_buf_t csv = {0};
         char id[16];
         assert_int_equal(nvs_mfg_row(&conf, &vals, 2, &csv, id, sizeof id, err, sizeof err), 0);
         assert_string_equal(id, "3");
         assert_non_null(strstr(csv.p, "hw_rev,data,u8,3\r\n")); /* REPEAT */
-        assert_null(strstr(csv.p, "lot")); /* metadata column not written */
+        assert_null(strstr(csv.p, "lot"));                      /* metadata column not written */
         nvs_buf_free(&csv);
     }
     nvs_mfg_values_free(&vals);
