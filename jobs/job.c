@@ -4,6 +4,7 @@
  * worker-thread preparation of images (pad, patch, MD5, deflate).
  * Must not: decide what to do next (job_sm.c does) or block the loop. */
 #include "job_int.h"
+#include "job_sm.h" /* job_has_test */
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -388,8 +389,7 @@ void job_io_opened(job_t *j, int status)
 void job_io_error(job_t *j, int status)
 {
     if (j->st == JOB_ST_CLOSING || j->st == JOB_ST_DONE || j->failing) return;
-    if (j->st == JOB_ST_AFTER_RESET && j->plan->test && j->plan->op == PLAN_OP_FLASH &&
-        j->plan->n_images > 0) {
+    if (j->st == JOB_ST_AFTER_RESET && job_has_test(j)) {
         /* the application's output cannot be read from a port that went away (a reopen after
          * USB re-enumeration is not done) */
         job_fail(j, EST_CLASS_TEST_FAILED, EST_ETEST,
