@@ -495,8 +495,9 @@ sim_efuse_ev_t sim_efuse_write(sim_efuse_t *e, uint32_t addr, uint32_t val)
     uint32_t conf = e->regs[(e->esp32 ? E_CONF : N_CONF) / 4] & 0xFFFF;
     if (off == (e->esp32 ? E_CMD : N_CMD)) {
         sim_efuse_ev_t ev = SIM_EFUSE_EV_NONE;
-        if ((val & CMD_PGM) && conf == OP_WRITE)
-            ev = program(e, (int)((val >> 2) & 0xF) < e->nblocks ? (int)((val >> 2) & 0xF) : 0);
+        int blk = e->esp32 ? 0 : (int)((val >> 2) & 0xF); // ESP32: one command, every block
+        if ((val & CMD_PGM) && conf == OP_WRITE && blk < e->nblocks) // no block 11-15: nothing
+            ev = program(e, blk);
         else if ((val & CMD_READ) && conf == OP_READ)
             reload(e);
         e->regs[off / 4] = 0; // the command bits clear when the controller is done
