@@ -33,6 +33,7 @@ static const char nvs_help[] =
     "       espstation nvs generate-key [--keyfile FILE] [--outdir DIR] [--key-protect-hmac ...]\n"
     "       espstation nvs mfg --conf CONFIG.csv --values VALUES.csv --prefix P [--fileid KEY]\n"
     "                  --size SIZE [--outdir DIR] [--version 1|2]\n"
+    "                  [--inputkey KEYS.bin | --keygen [--key-protect-hmac ...]]\n"
     "\n"
     "NVS partition images (ESP-IDF non-volatile storage) from CSV files, byte for byte what\n"
     "Espressif's nvs_partition_gen.py and mfg_gen.py make from the same input.\n"
@@ -43,7 +44,9 @@ static const char nvs_help[] =
     "              relative to the current directory\n"
     "encrypt       the same, NVS-encrypted (AES-XTS) with the keys of an nvs_keys partition\n"
     "generate-key  only write an nvs_keys partition image (random, or derived from an HMAC key)\n"
-    "mfg           one image per row of VALUES.csv: DIR/csv/P-ID.csv and DIR/bin/P-ID.bin\n"
+    "mfg           one image per row of VALUES.csv: DIR/csv/P-ID.csv and DIR/bin/P-ID.bin;\n"
+    "              encrypted with --inputkey, or with keys of its own per device (--keygen:\n"
+    "              DIR/keys/keys-P-ID.bin)\n"
     "\n"
     "options:\n"
     "  --version 1|2            1: no multi-page blobs (values up to 1984 bytes); default 2\n"
@@ -433,50 +436,81 @@ typedef struct mfg_run {
     nvs_mfg_conf_t conf;
     nvs_mfg_values_t vals;
     size_t size;
+    bool have_keys; /* --inputkey: the same keys for every device */
+    uint8_t keys[NVS_XTS_KEYS_LEN];
     char dir_csv[NVS_PATH], dir_bin[NVS_PATH];
 } mfg_run_t;
 
-/* One device: its CSV and image; with `write`, both files, else only checks (the ids are
- * unique, no target exists). */
+/* --keygen in mfg: each device's keys file is keys-P-ID.bin. */
+static void mfg_keyfile(const nvs_args_t *a, const char *id, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "keys-%s-%s.bin", a->prefix, id);
+}
+
+/* The checks before anything is written: unique ids, no existing output. */
+static int mfg_check(const nvs_args_t *a, const char *id, const char *p_csv, const char *p_bin,
+                     char *ids, size_t id_cap)
+{
+    char key[260], kname[600], kpath[NVS_PATH];
+    const char *exists = access(p_bin, F_OK) == 0 ? p_bin : access(p_csv, F_OK) == 0 ? p_csv : NULL;
+    snprintf(key, sizeof key, "\n%s\n", id);
+    if (strstr(ids, key)) {
+        fprintf(stderr, "espstation nvs mfg: two devices have the file id `%s`\n", id);
+        return -1;
+    }
+    if (a->keygen && !exists) {
+        mfg_keyfile(a, id, kname, sizeof kname);
+        if (key_path(a, kname, kpath, sizeof kpath) == 0 && access(kpath, F_OK) == 0)
+            exists = kpath;
+    }
+    if (exists) {
+        fprintf(stderr,
+                "espstation nvs mfg: %s already exists: remove it or use another --outdir\n",
+                exists);
+        return -1;
+    }
+    if (strlen(ids) + strlen(id) + 2 < id_cap) strcat(ids, key + 1);
+    return 0;
+}
+
+/* One device: its CSV and image; with `write` (and the keys, when encrypting) both files, else
+ * only the checks (the image is made plain: encryption changes no decision). */
 static int mfg_device(const nvs_args_t *a, mfg_run_t *m, size_t i, bool write, char *ids,
                       size_t id_cap)
 {
     nvs_buf_t csv = {0};
     char err[1024] = "", id[256], p_csv[NVS_PATH + 300], p_bin[NVS_PATH + 300];
-    uint8_t *img = NULL;
+    uint8_t *img = NULL, keys[NVS_XTS_KEYS_LEN];
+    const uint8_t *use_keys = write && m->have_keys ? m->keys : NULL;
     size_t len;
     int rc = nvs_mfg_row(&m->conf, &m->vals, i, &csv, id, sizeof id, err, sizeof err);
+    snprintf(p_csv, sizeof p_csv, "%s/%s-%s.csv", m->dir_csv, a->prefix, id);
+    snprintf(p_bin, sizeof p_bin, "%s/%s-%s.bin", m->dir_bin, a->prefix, id);
+    if (rc == 0 && write && a->keygen) {
+        nvs_args_t b = *a;
+        char kname[600];
+        mfg_keyfile(a, id, kname, sizeof kname);
+        b.keyfile = kname;
+        if (make_keys(&b, keys) != 0) {
+            rc = -1;
+            goto out;
+        }
+        use_keys = keys;
+    }
     if (rc == 0)
-        rc = nvs_csv_generate(csv.p, csv.len, m->size, a->version, NULL, NULL, &img, &len, err,
+        rc = nvs_csv_generate(csv.p, csv.len, m->size, a->version, use_keys, NULL, &img, &len, err,
                               sizeof err);
     if (rc) {
         fprintf(stderr, "espstation nvs mfg: device %zu (values line %u): %s\n", i + 1,
                 m->vals.csv.r[i + 1].line, err);
         goto out;
     }
-    snprintf(p_csv, sizeof p_csv, "%s/%s-%s.csv", m->dir_csv, a->prefix, id);
-    snprintf(p_bin, sizeof p_bin, "%s/%s-%s.bin", m->dir_bin, a->prefix, id);
-    if (!write) {
-        size_t need = strlen(id) + 2;
-        char key[260];
-        snprintf(key, sizeof key, "\n%s\n", id);
-        if (strstr(ids, key)) {
-            fprintf(stderr, "espstation nvs mfg: two devices have the file id `%s`\n", id);
-            rc = -1;
-        } else if (access(p_csv, F_OK) == 0 || access(p_bin, F_OK) == 0) {
-            fprintf(stderr,
-                    "espstation nvs mfg: %s already exists: remove it or use another "
-                    "--outdir\n",
-                    access(p_bin, F_OK) == 0 ? p_bin : p_csv);
-            rc = -1;
-        } else if (strlen(ids) + need < id_cap) {
-            strcat(ids, key + 1);
-        }
-    } else if (write_out(p_csv, csv.p, csv.len) != 0 || write_out(p_bin, img, len) != 0) {
+    if (!write)
+        rc = mfg_check(a, id, p_csv, p_bin, ids, id_cap);
+    else if (write_out(p_csv, csv.p, csv.len) != 0 || write_out(p_bin, img, len) != 0)
         rc = -1;
-    } else {
+    else
         printf("%s\n", p_bin);
-    }
 out:
     free(img);
     nvs_buf_free(&csv);
@@ -513,8 +547,13 @@ static int cmd_mfg(const nvs_args_t *a)
     mfg_run_t m;
     size_t rows, id_cap;
     char *ids;
-    int rc = check_key_opts(a, false);
+    bool enc = a->inputkey || a->keygen || a->keyfile || a->kp || a->kp_inputkey || a->kp_keygen ||
+               a->kp_keyfile;
+    int rc = check_key_opts(a, enc);
     if (rc) return rc;
+    if (a->keyfile || a->kp_keyfile)
+        return usage(a->sub, "mfg names each device's key files keys-P-ID.bin (no --keyfile)",
+                     NULL);
     if (a->npos) return usage(a->sub, "takes options only; unexpected", a->pos[0]);
     if (!a->conf || !a->values || !a->prefix || !a->size)
         return usage(a->sub, "needs --conf, --values, --prefix and --size", NULL);
@@ -524,6 +563,10 @@ static int cmd_mfg(const nvs_args_t *a)
     if ((rc = parse_size_arg(a, a->size, &m.size)) != 0) return rc;
     out_path(m.dir_csv, sizeof m.dir_csv, a->outdir, "csv");
     out_path(m.dir_bin, sizeof m.dir_bin, a->outdir, "bin");
+    if (a->inputkey) {
+        if (input_keys(a, m.keys) != 0) return CLI_EXIT_FAIL;
+        m.have_keys = true;
+    }
     if (mfg_load(a, &m) != 0) return CLI_EXIT_FAIL;
     rows = nvs_mfg_rows(&m.vals);
     id_cap = rows * 258 + 2;

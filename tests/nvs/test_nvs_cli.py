@@ -128,6 +128,38 @@ def case_mfg(tmp):
     same(os.path.join(tmp, "n", "bin", "dev-3.bin"), "mfg_expected_SN-2026-001002.bin")
 
 
+def case_mfg_encrypt(tmp):
+    """mfg encrypted: with --inputkey every image equals `nvs encrypt` of the device's CSV with
+    those keys; with --keygen each device gets keys of its own (HMAC-derived here: the vector's
+    keys file) and --kp-hmac-keygen gives every device a different HMAC key."""
+    base = ["mfg", "--conf", "mfg_config.csv", "--values", "mfg_values.csv", "--prefix", "e",
+            "--fileid", "serial_no", "--size", "0x4000"]
+    sns = ["SN-2026-00100%d" % i for i in range(4)]
+    run(base + ["--outdir", os.path.join(tmp, "a"), "--inputkey", "nvs_keys.bin"])
+    run(base + ["--outdir", os.path.join(tmp, "b"), "--keygen", "--key-protect-hmac",
+                "--kp-hmac-inputkey", "hmac_key.bin"])
+    for sn in sns:
+        for d, keys in (("a", "nvs_keys.bin"), ("b", "hmac_derived_keys.bin")):
+            ref = os.path.join(tmp, "ref-%s-%s.bin" % (d, sn))
+            run(["encrypt", "mfg_expected_%s.csv" % sn, ref, "0x4000", "--inputkey", keys])
+            if open(ref, "rb").read() != open(os.path.join(tmp, d, "bin", "e-%s.bin" % sn),
+                                              "rb").read():
+                fail("mfg %s: the image of %s is not `nvs encrypt` of its CSV" % (d, sn))
+        same(os.path.join(tmp, "b", "keys", "keys-e-%s.bin" % sn), "hmac_derived_keys.bin")
+    run(base + ["--outdir", os.path.join(tmp, "c"), "--keygen", "--key-protect-hmac",
+                "--kp-hmac-keygen"])
+    hk = [open(os.path.join(tmp, "c", "keys", "hmac-keys-e-%s.bin" % sn), "rb").read()
+          for sn in sns]
+    if len(set(hk)) != 4 or any(len(k) != 32 for k in hk):
+        fail("--kp-hmac-keygen: not one 32-byte HMAC key per device")
+    p = run(base + ["--outdir", os.path.join(tmp, "b"), "--keygen"], want=1)
+    if "already exists" not in p.stderr:
+        fail("existing outputs: " + p.stderr)
+    p = run(base + ["--outdir", tmp, "--keygen", "--keyfile", "k.bin"], want=2)
+    if "keys-P-ID" not in p.stderr:
+        fail("--keyfile with mfg: " + p.stderr)
+
+
 def case_keygen(tmp):
     outs = []
     for i in range(2):
