@@ -114,6 +114,8 @@ static void http_free_closed(uv_handle_t *hd)
     free(hd);
 }
 
+#define HTTP_ACCEPTS_PER_TURN 32
+
 static void http_on_accept(uv_stream_t *listener, int status)
 {
     http_t *h = listener->data;
@@ -121,6 +123,11 @@ static void http_on_accept(uv_stream_t *listener, int status)
     const char *why;
     bool reserve;
     if (status != 0) return;
+    if (++h->accepts_this_turn > HTTP_ACCEPTS_PER_TURN && h->turn_open) {
+        /* not accepted: libuv stops watching the listener until uv_accept (http_turn_cb) */
+        h->accept_pending = true;
+        return;
+    }
     c = calloc(1, sizeof *c);
     if (!c) return;
     uv_tcp_init(h->loop, &c->tcp);
@@ -141,6 +148,7 @@ static void http_on_accept(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     c->h = h;
     c->reserve = reserve;
+    c->accepted_at = uv_now(h->loop);
     h->n_reserve += reserve;
     c->body_limit = h->cfg.max_body_bytes;
     c->next = h->conns;
@@ -152,6 +160,17 @@ static void http_on_accept(uv_stream_t *listener, int status)
     /* every read of this connection passes http_io_hook first (see there) */
     if (!h->orig_io) h->orig_io = c->tcp.io_watcher.cb;
     c->tcp.io_watcher.cb = http_io_hook;
+}
+
+/* After each loop turn's I/O: a new accept budget, and the connection left waiting. */
+static void http_turn_cb(uv_check_t *t)
+{
+    http_t *h = t->data;
+    h->accepts_this_turn = 0;
+    if (h->accept_pending) {
+        h->accept_pending = false;
+        if (h->listening) http_on_accept((uv_stream_t *)&h->listener, 0);
+    }
 }
 
 /* ---- responses ---- */
@@ -733,6 +752,11 @@ int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t
     uv_timer_init(loop, &h->keepalive);
     h->keepalive.data = h;
     h->keepalive_open = true;
+    uv_check_init(loop, &h->turn);
+    h->turn.data = h;
+    h->turn_open = true;
+    uv_check_start(&h->turn, http_turn_cb);
+    uv_unref((uv_handle_t *)&h->turn);
     uv_timer_start(&h->keepalive, http_keepalive_cb, HTTP_TICK_MS, HTTP_TICK_MS);
     *out = h;
     return 0;
@@ -774,6 +798,10 @@ void http_stop(http_t *h, void (*done_cb)(http_t *h, void *data), void *data)
     h->done_cb = done_cb;
     h->done_data = data;
     http_close_listener(h);
+    if (h->turn_open) {
+        h->turn_open = false;
+        uv_close((uv_handle_t *)&h->turn, NULL);
+    }
     if (h->keepalive_open) {
         h->keepalive_open = false;
         uv_close((uv_handle_t *)&h->keepalive, NULL);

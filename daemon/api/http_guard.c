@@ -75,14 +75,24 @@ void http_peer_addr(uv_tcp_t *tcp, char *out, size_t outlen)
 
 /* Make room for a new connection: the oldest connection that never sent a byte (a flood's;
  * every real client sends its request at once) is answered 503 and closed. */
+static bool http_silent(const http_t *h, const http_conn_t *c, uint64_t now)
+{
+    uv_os_fd_t fd;
+    char b;
+    if (c->shut || c->evicted || !c->sock || c->sock->bytes_read || c->head_since) return false;
+    if (now - c->accepted_at < HTTP_SILENT_MS) return false; /* its request may be on the way */
+    if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0) return false;
+    (void)h;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0; /* nothing waiting (and no EOF) */
+}
+
 static bool http_evict_silent(http_t *h, bool reserve)
 {
     http_conn_t *victim = NULL;
+    uint64_t now = uv_now(h->loop);
     if (h->n_evicted >= 16) return false;           /* closing ones still hold their descriptors */
     for (http_conn_t *c = h->conns; c; c = c->next) /* newest first: the last match is oldest */
-        if (!c->shut && !c->evicted && c->reserve == reserve && c->sock &&
-            c->sock->bytes_read == 0 && !c->head_since)
-            victim = c;
+        if (c->reserve == reserve && http_silent(h, c, now)) victim = c;
     if (!victim) return false;
     http_answer_close(h, &victim->tcp, 503, "too_many_connections",
                       "closed to make room: this connection had sent nothing");

@@ -22,6 +22,7 @@
 #define HTTP_HEAD_PEEK (24u * 1024u) /* header bytes looked at before h2o reads them */
 #define HTTP_MAX_HEADER_LINES 100    /* h2o's H2O_MAX_HEADERS: more are answered here */
 #define HTTP_LOG_EVERY_MS 60000      /* "not HTTP" logged at most once a minute */
+#define HTTP_SILENT_MS 500           /* closed for room only after this long silent */
 
 /* picohttpparser, as built into libh2o (h2o parses requests with it; the header is not
  * installed). The same call h2o makes, so both see one request the same way. */
@@ -45,11 +46,12 @@ struct http_conn_s {
     h2o_socket_t *sock;
     http_conn_t *prev, *next;
     bool shut;
-    bool reserve;        /* one of the reserved connections: operator/engineer requests only */
-    bool evicted;        /* closed to make room (it had sent nothing) */
-    bool head_done;      /* the current request's headers are complete (checked here) */
-    uint64_t head_since; /* uv_now when its first bytes were seen; 0 = none pending */
-    uint64_t body_limit; /* its body limit (api_early), h2o's for this connection's reads */
+    bool reserve;         /* one of the reserved connections: operator/engineer requests only */
+    bool evicted;         /* closed to make room (it had sent nothing) */
+    uint64_t accepted_at; /* uv_now at accept */
+    bool head_done;       /* the current request's headers are complete (checked here) */
+    uint64_t head_since;  /* uv_now when its first bytes were seen; 0 = none pending */
+    uint64_t body_limit;  /* its body limit (api_early), h2o's for this connection's reads */
     char addr[INET6_ADDRSTRLEN]; /* the client's address */
 };
 
@@ -65,6 +67,11 @@ struct http_s {
     bool listening, listener_closing;
     uv_timer_t keepalive;
     bool keepalive_open;
+    /* accepts per loop turn are bounded (a flood would keep libuv accepting and starve every
+     * other socket): over the budget one connection waits in libuv until the check handle */
+    uv_check_t turn;
+    bool turn_open, accept_pending;
+    unsigned accepts_this_turn;
     unsigned ticks;
     char url[96];
     http_conn_t *conns;
