@@ -614,7 +614,8 @@ static void usage(FILE *f)
         "  --fault SPEC           repeatable: silent, app, nak:OP:CODE, noise:K,\n"
         "                         drop-reply:K, drop-replies, bitflip, hangup:K,\n"
         "                         brownout:K, flash-size:SIZE, sync-drop:N, no-stub,\n"
-        "                         efuse-bad-block:N, efuse-hangup:K, efuse-brownout:K\n"
+        "                         efuse-bad-block:N, efuse-hangup:K, efuse-brownout:K,\n"
+        "                         rom-garble:K\n"
         "  --efuse-file FILE      the chip's eFuses as JSON: loaded if it exists, else created;\n"
         "                         rewritten after every burn and for a new board (SIGUSR2)\n"
         "  --boot-log TEXT        application boot log (replaces the generated one)\n"
@@ -722,6 +723,8 @@ static int parse_fault(sim_dev_cfg_t *c, const char *spec, uint32_t *flash_overr
         c->f_efuse_hangup = k;
     else if (!strcmp(buf, "efuse-brownout") && arg && !parse_long(arg, &k) && k > 0)
         c->f_efuse_brownout = k;
+    else if (!strcmp(buf, "rom-garble") && arg && !parse_long(arg, &k) && k > 0)
+        c->f_rom_garble = k;
     else if (!strcmp(buf, "sync-drop") && arg && !parse_long(arg, &k))
         c->f_sync_drop = (int)k;
     else if (!strcmp(buf, "flash-size") && arg && !parse_size(arg, flash_override))

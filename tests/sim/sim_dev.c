@@ -191,7 +191,7 @@ struct sim_dev_s {
     int synced;
     int sync_dropped;
     int cur_drop; // the request being handled has its reply dropped
-    int noise_done, drop_done, hangup_done, brownout_done;
+    int noise_done, drop_done, hangup_done, brownout_done, rom_garble_done;
     // RTC watchdog (esptool's watchdog_reset, docs/SIMULATOR.md "Watchdog reset")
     uint64_t wdt_at_us; // 0 = not armed
     // application model
@@ -1226,9 +1226,30 @@ static void ev_write_done(sim_dev_t *d)
     sim_ev_end(&e);
 }
 
+// Fault rom-garble:K (docs/SIMULATOR.md "Faults"): data block K reaches the ROM corrupted. It
+// answers 0x07 and, as Espressif's ESP32 ROM did in an emulator run, has counted the block: the
+// same sequence number sent again is refused with 0x05; only a new BEGIN recovers.
+static int rom_garble(sim_dev_t *d, uint8_t op)
+{
+    if (d->cfg.f_rom_garble <= 0 || d->rom_garble_done ||
+        d->data_blocks + 1 != (uint64_t)d->cfg.f_rom_garble)
+        return 0;
+    d->rom_garble_done = 1;
+    sim_ev_t e;
+    sim_ev_begin(&e, "fault");
+    sim_ev_str(&e, "fault", "rom-garble");
+    sim_ev_num(&e, "block", (int64_t)d->data_blocks + 1);
+    sim_ev_num(&e, "seq", d->fl_seq);
+    sim_ev_end(&e);
+    if (d->fl_mode) d->fl_seq++;
+    reply(d, op, 0, NULL, 0, ROM_ECHECKSUM);
+    return 1;
+}
+
 static void h_flash_data(sim_dev_t *d, uint8_t op, const uint8_t *data, size_t len, uint32_t chk)
 {
     uint32_t seq = 0, plen = 0;
+    if (rom_garble(d, op)) return;
     const uint8_t *pl = NULL;
     int err = check_data_packet(data, len, chk, &seq, &pl, &plen);
     if (err) {
@@ -2810,6 +2831,7 @@ void sim_dev_new_board(sim_dev_t *d, uint64_t now_us)
     d->data_blocks = 0;
     d->synced = 0;
     d->noise_done = d->drop_done = d->hangup_done = d->brownout_done = 0;
+    d->rom_garble_done = 0;
     char macs[18];
     snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
              m[5]);

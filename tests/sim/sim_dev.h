@@ -51,6 +51,7 @@ typedef struct {
     long f_brownout_after; // -1 = off
     int f_sync_drop;       // SYNC requests ignored after each reset
     int f_no_stub;         // MEM_END with an entry point never answers "OHAI" (chip hangs)
+    long f_rom_garble;     // ROM data block K arrives corrupted and is counted (0 = off)
     // an uploaded RAM program that is not a flasher stub (docs/SIMULATOR.md "Uploaded programs"):
     // printed once when it starts / every app_period_ms (NULL or "" = nothing)
     const char *ram_log;

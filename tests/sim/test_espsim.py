@@ -1529,6 +1529,31 @@ def t_rfc2217_notify():
         sim.stop()
 
 
+def t_rom_garble():
+    """--fault rom-garble:K: ROM data block K arrives corrupted (0x07) and the ROM has counted
+    it, so the same block sent again is refused (0x05); a new FLASH_DEFL_BEGIN and all blocks
+    from 0 write the image (the recovery a host needs; docs/SIMULATOR.md "ROM loader")."""
+    sim = Sim("--chip", "esp32", "--tcp", "0", "--fault", "rom-garble:3")
+    try:
+        c = connect(sim)
+        c.check_ok(0x0D, struct.pack("<II", 0, 0))
+        img = test_image(0x3000, 8)
+        z = zlib.compress(img, 9)
+        nblk = (len(z) + 0x3FF) // 0x400
+        check(nblk >= 4, "test image needs 4 blocks")
+        c.check_ok(0x10, struct.pack("<IIII", 0x3000, nblk, 0x400, 0x10000), timeout=5)
+        for i in range(2):
+            c.check_ok(0x11, *data_pkt(z[i * 0x400:(i + 1) * 0x400], i))
+        blk2 = data_pkt(z[0x800:0xC00], 2)
+        check(c.status(0x11, *blk2) == (1, 0x07), "garbled block: checksum error")
+        sim.wait_event("fault", pred=lambda e: e["fault"] == "rom-garble")
+        check(c.status(0x11, *blk2) == (1, 0x05), "resend of the counted block: 0x05")
+        flash_write(c, "esp32", 0x10000, img, compress=True)  # BEGIN again, blocks from 0
+        check(rom_md5(c, 0x10000, len(img)) == hashlib.md5(img).hexdigest(), "re-begun write")
+    finally:
+        sim.stop()
+
+
 def t_stub_16mb():
     """Both stubs address flash with 24 bits on ESP32/C3 (legacy stub_flasher.h): on a 32 MB
     part, a write at 16 MB + x lands at x. The ESP32-S3 stub addresses all 32 MB."""
@@ -2014,6 +2039,7 @@ TESTS = {
     "watchdog": t_watchdog,
     "rfc2217_notify": t_rfc2217_notify,
     "stub_16mb": t_stub_16mb,
+    "rom_garble": t_rom_garble,
     "usb_console": t_usb_console,
     "stub_erase_read": t_stub_erase_read,
     "stub_deferred": t_stub_deferred,
