@@ -25,8 +25,9 @@
 #define N_PGM 0x000u     // PGM_DATA0..7, then CHECK_VALUE0..2 at 0x020
 #define N_RD_BLK0 0x02Cu // RD_WR_DIS, RD_REPEAT_DATA0..4
 #define N_RD_REPEAT_ERR 0x17Cu
-#define N_RD_RS_ERR0 0x1C0u
-#define N_RD_RS_ERR1 0x1C4u
+#define N_RD_RS_ERR0 0x1C0u // ESP32-S2: 0x194
+#define N_RD_RS_ERR1 0x1C4u // ESP32-S2: 0x198
+#define S2_RD_RS_ERR0 0x194u
 #define N_CONF 0x1CCu
 #define N_STATUS 0x1D0u
 #define N_CMD 0x1D4u
@@ -92,6 +93,8 @@ struct sim_efuse_s {
     uint32_t base;  // controller base address
     int nblocks;    // 4 (ESP32) or 11
     int fail_quirk; // ESP32-C3: the fail bits sit one block further (espefuse BLOCK_FAIL_BIT)
+    int s2;         // ESP32-S2: own JTAG / manual-encrypt positions, RS error registers at 0x194
+    uint32_t rs_err_off;                // offset of RD_RS_ERR0 (ERR1 follows)
     uint32_t raw[SIM_EFUSE_BLOCKS][8];  // burnt data bits
     uint32_t rsck[SIM_EFUSE_BLOCKS][3]; // burnt Reed-Solomon check bits
     uint32_t rd[SIM_EFUSE_BLOCKS][8];   // read registers, latched at the last reload
@@ -139,6 +142,8 @@ sim_efuse_t *sim_efuse_new(const sim_chip_t *chip)
     e->base = base;
     e->nblocks = esp32 ? 4 : SIM_EFUSE_BLOCKS;
     e->fail_quirk = strcmp(chip->name, "esp32c3") == 0;
+    e->s2 = strcmp(chip->name, "esp32s2") == 0;
+    e->rs_err_off = e->s2 ? S2_RD_RS_ERR0 : N_RD_RS_ERR0;
     e->bad_block = -1;
     e->hangup_k = e->brownout_k = -1;
     return e;
@@ -407,8 +412,12 @@ static uint32_t protected_mask(const sim_efuse_t *e, int b, int w)
     size_t n =
         e->esp32 ? sizeof(e_prot0) / sizeof(e_prot0[0]) : sizeof(n_prot0) / sizeof(n_prot0[0]);
     uint32_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (t[i].word == w && (wd >> t[i].bit & 1)) m |= t[i].mask;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t mask = t[i].mask;
+        if (e->s2 && t[i].bit == 2 && t[i].word == 1) mask = 0x000EFF00u; // incl. S2's JTAG bits
+        if (e->s2 && t[i].bit == 31) mask = 0; // the S2's SOFT_DIS_JTAG is under bit 2
+        if (t[i].word == w && (wd >> t[i].bit & 1)) m |= mask;
+    }
     return m;
 }
 
@@ -479,8 +488,8 @@ uint32_t sim_efuse_read(sim_efuse_t *e, uint32_t addr)
         if (off == E_DEC_STATUS) return e->dec_status;
         if (off == E_STATUS) return 0;
     } else {
-        if (off == N_RD_RS_ERR0) return e->rs_err[0];
-        if (off == N_RD_RS_ERR1) return e->rs_err[1];
+        if (off == e->rs_err_off) return e->rs_err[0];
+        if (off == e->rs_err_off + 4) return e->rs_err[1];
         if (off >= N_RD_REPEAT_ERR && off < N_RD_REPEAT_ERR + 20) return 0; // BLOCK0 backups agree
         if (off == N_STATUS) return 1;                                      // state: idle
     }
@@ -504,7 +513,7 @@ sim_efuse_ev_t sim_efuse_write(sim_efuse_t *e, uint32_t addr, uint32_t val)
         return ev;
     }
     if (e->esp32 && off == E_DEC_STATUS) return SIM_EFUSE_EV_NONE;
-    if (!e->esp32 && (off == N_RD_RS_ERR0 || off == N_RD_RS_ERR1 || off == N_STATUS))
+    if (!e->esp32 && (off == e->rs_err_off || off == e->rs_err_off + 4 || off == N_STATUS))
         return SIM_EFUSE_EV_NONE;
     e->regs[off / 4] = val;
     return SIM_EFUSE_EV_NONE;
@@ -577,9 +586,15 @@ void sim_efuse_security(const sim_efuse_t *e, sim_efuse_sec_t *s)
         s->dis_dl_dcache = (int)((b0[1] >> 11) & 1);
         s->dis_usb = (int)((b0[1] >> 13) & 1); // DIS_USB (S2) / DIS_USB_OTG (S3)
     }
-    s->soft_dis_jtag = __builtin_popcount((b0[1] >> 16) & 7) & 1;
-    s->hard_dis_jtag = (int)((b0[1] >> 19) & 1);
-    s->dis_dl_manual_enc = (int)((b0[1] >> 20) & 1);
+    if (e->s2) { // ESP32-S2: one SOFT_DIS_JTAG bit and the two fields after it one lower
+        s->soft_dis_jtag = (int)((b0[1] >> 17) & 1);
+        s->hard_dis_jtag = (int)((b0[1] >> 18) & 1);
+        s->dis_dl_manual_enc = (int)((b0[1] >> 19) & 1);
+    } else {
+        s->soft_dis_jtag = __builtin_popcount((b0[1] >> 16) & 7) & 1;
+        s->hard_dis_jtag = (int)((b0[1] >> 19) & 1);
+        s->dis_dl_manual_enc = (int)((b0[1] >> 20) & 1);
+    }
     s->crypt_cnt = (int)((b0[2] >> 18) & 7);
     for (int i = 0; i < 3; i++)
         s->revoke[i] = (int)((b0[2] >> (21 + i)) & 1);

@@ -289,10 +289,17 @@ def t_secinfo():
     sim, c = start("esp32s2")
     try:
         e = Efuses(c, "esp32s2")
-        e.burn(0, [0, 1 << 10 | 1 << 11 | 1 << 13, 0, 0, 0, 0])  # DIS_DL_ICACHE/DCACHE, DIS_USB
+        # DIS_DL_ICACHE/DCACHE, DIS_USB; the S2's own SOFT_DIS_JTAG w1[17], HARD_DIS_JTAG w1[18]
+        e.burn(0, [0, 1 << 10 | 1 << 11 | 1 << 13 | 1 << 17 | 1 << 18, 0, 0, 0, 0])
         _, out = c.check_ok(0x14, out_len=12)
         flags = struct.unpack("<I", out[:4])[0]
-        check(len(out) == 12 and flags == 1 << 8 | 1 << 9 | 1 << 10, "S2: 12 bytes, flags 0x%x" % flags)
+        want = 1 << 6 | 1 << 7 | 1 << 8 | 1 << 9 | 1 << 10
+        check(len(out) == 12 and flags == want, "S2: 12 bytes, flags 0x%x, want 0x%x" % (flags, want))
+        # the S2's RS error registers are at +0x194/+0x198 (espefuse mem_definition)
+        e.burn(3, [1])
+        e.burn(3, [0, 0, 0, 0, 0, 0, 0, 0x80000000])
+        check(c.read_reg(e.base + 0x194) >> 8 & 7 != 0, "S2 RD_RS_ERR0 at +0x194")
+        check(c.read_reg(e.base + 0x1C0) == 0, "nothing at the S3's +0x1C0 on the S2")
     finally:
         sim.stop()
     # a hand-written --efuse-file may leave "rs" out: the blocks are consistent
