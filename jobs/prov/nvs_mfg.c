@@ -150,6 +150,21 @@ nomem:
     return NVS_ENOMEM;
 }
 
+int nvs_mfg_image(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx, size_t size,
+                  int version, const uint8_t *xts_keys, const nvs_csv_opts_t *opts, nvs_buf_t *csv,
+                  uint8_t **img, size_t *img_len, char *err, size_t errlen)
+{
+    nvs_buf_t local = {0}, *b = csv ? csv : &local;
+    size_t start = b->len;
+    int rc = nvs_mfg_render(conf, lookup, ctx, b, err, errlen);
+    *img = NULL;
+    if (rc == 0)
+        rc = nvs_csv_generate(b->p + start, b->len - start, size, version, xts_keys, opts, img,
+                              img_len, err, errlen);
+    nvs_buf_free(&local);
+    return rc;
+}
+
 static size_t column(const nvs_csv_rec_t *header, const char *key)
 {
     for (size_t i = 0; i < header->n; i++)

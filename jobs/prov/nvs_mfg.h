@@ -41,6 +41,15 @@ typedef const char *(*nvs_mfg_lookup_fn)(void *ctx, const char *key);
 int nvs_mfg_render(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx, nvs_buf_t *out,
                    char *err, size_t errlen);
 
+/* One device's image in one call (what a station job does once the device's values are known):
+ * render the CSV from `conf` and `lookup`, generate a partition of `size` bytes, version 1 or 2,
+ * encrypted when `xts_keys` (64 bytes) is given; files named by "file" rows through `opts`
+ * (NULL: relative to the current directory). *img is malloc'd (size bytes); the rendered CSV is
+ * appended to *csv when csv is not NULL. Returns 0 or an nvs_err with a message. */
+int nvs_mfg_image(const nvs_mfg_conf_t *conf, nvs_mfg_lookup_fn lookup, void *ctx, size_t size,
+                  int version, const uint8_t *xts_keys, const nvs_csv_opts_t *opts, nvs_buf_t *csv,
+                  uint8_t **img, size_t *img_len, char *err, size_t errlen);
+
 typedef struct nvs_mfg_values {
     nvs_csv_t csv;     /* csv.r[0] the header */
     size_t fileid_col; /* (size_t)-1: file ids are 1, 2, 3, ... */

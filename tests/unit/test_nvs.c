@@ -475,6 +475,54 @@ static void test_mfg_vectors(void **s)
     free(vt);
 }
 
+/* nvs_mfg_image: one call from config + key lookup to the device's image (vector 001001). */
+typedef struct kv {
+    const char *k, *v;
+} kv_t;
+
+static const char *kv_lookup(void *ctx, const char *key)
+{
+    for (const kv_t *p = ctx; p->k; p++)
+        if (strcmp(p->k, key) == 0) return p->v;
+    return NULL;
+}
+
+static void test_mfg_image(void **s)
+{
+    static const kv_t vals[] = {{"serial_no", "SN-2026-001001"},
+                                {"hw_rev", "3"},
+                                {"mac_label", "24:0a:c4:00:10:01"},
+                                {"batch", "77"},
+                                {"secret", "f0d35357875c54b4ce36861070a42ec9"},
+                                {"cert", "cert.pem"},
+                                {NULL, NULL}};
+    nvs_mfg_conf_t conf;
+    nvs_buf_t csv = {0};
+    char err[512] = "", *ct = mfg_text("mfg_config.csv");
+    uint8_t *img = NULL, *want;
+    size_t len, wn;
+    (void)s;
+    assert_int_equal(nvs_mfg_conf_parse(ct, strlen(ct), &conf, err, sizeof err), 0);
+    assert_int_equal(nvs_mfg_image(&conf, kv_lookup, (void *)vals, 0x4000, 2, NULL, &vec_opts, &csv,
+                                   &img, &len, err, sizeof err),
+                     0);
+    want = slurp("mfg_expected_SN-2026-001001.bin", &wn);
+    assert_int_equal(len, wn);
+    assert_memory_equal(img, want, wn);
+    assert_non_null(strstr(csv.p, "serial_no,data,string,SN-2026-001001\r\n"));
+    free(img);
+    free(want);
+    /* a value the lookup does not have: refused, named */
+    assert_int_equal(nvs_mfg_image(&conf, kv_lookup, (void *)(vals + 1), 0x4000, 2, NULL, &vec_opts,
+                                   NULL, &img, &len, err, sizeof err),
+                     NVS_EINPUT);
+    assert_null(img);
+    assert_non_null(strstr(err, "`serial_no`"));
+    nvs_buf_free(&csv);
+    nvs_mfg_conf_free(&conf);
+    free(ct);
+}
+
 static void mfg_expect(const char *conf_text, const char *values_text, const char *fileid,
                        const char *needle)
 {
@@ -535,6 +583,7 @@ int main(void)
         cmocka_unit_test(test_namespace_reuse),
         cmocka_unit_test(test_mfg_vectors),
         cmocka_unit_test(test_mfg_refusals),
+        cmocka_unit_test(test_mfg_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
