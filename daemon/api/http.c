@@ -726,6 +726,9 @@ int http_start(uv_loop_t *loop, const char *listen, const http_cfg_t *cfg, api_t
                  ntohs(((struct sockaddr_in *)&bound)->sin_port));
     }
 
+    /* A body h2o buffers beyond 4 MiB (only an engineer's upload may be that large) goes to an
+     * unlinked temp file instead of memory (h2o's mmap'ed buffers) */
+    h2o_socket_buffer_mmap_settings.threshold = HTTP_BODY_TO_DISK;
     h2o_config_init(&h->gconf);
     h->gconf.server_name = h2o_iovec_init(H2O_STRLIT("espstation"));
     /* h2o buffers a whole request body and refuses larger ones itself (413, plain text) */

@@ -22,7 +22,8 @@
 #define HTTP_HEAD_PEEK (24u * 1024u) /* header bytes looked at before h2o reads them */
 #define HTTP_MAX_HEADER_LINES 100    /* h2o's H2O_MAX_HEADERS: more are answered here */
 #define HTTP_LOG_EVERY_MS 60000      /* "not HTTP" logged at most once a minute */
-#define HTTP_SILENT_MS 500           /* closed for room only after this long silent */
+#define HTTP_BODY_TO_DISK (4u * 1024u * 1024u) /* larger buffered bodies: a temp file */
+#define HTTP_SILENT_MS 500                     /* closed for room only after this long silent */
 
 /* picohttpparser, as built into libh2o (h2o parses requests with it; the header is not
  * installed). The same call h2o makes, so both see one request the same way. */

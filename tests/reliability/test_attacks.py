@@ -490,12 +490,24 @@ def case_big_body(ctx):
     ctx.log("figure: 25 refused 128 MiB bodies: answered from the headers in at most %.3f s; "
             "RSS %d KiB -> %d KiB" % (max(answer_s), rss0, rss1))
     check(rss1 - rss0 < 8 * 1024, "HOST: RSS grew by %d KiB over refused bodies" % (rss1 - rss0))
-    data = os.urandom(3 * 1024 * 1024)
-    st, _, body = request(s.port, "PUT", "/api/v1/images/ok.bin?sha256=%s"
-                          % hashlib.sha256(data).hexdigest(), token=s.tokens["engineer"],
-                          body=data, headers={"Content-Type": "application/octet-stream"},
-                          timeout=20)
-    check(st == 201, "HOST: the engineer's 3 MiB upload: %s %r" % (st, body))
+    # the engineer's upload: beyond 4 MiB its buffered body is in a temp file, not in memory
+    data = os.urandom(12 * 1024 * 1024)
+    sk = connect(s.port, timeout=20)
+    sk.sendall(("PUT /api/v1/images/ok.bin?sha256=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Authorization: Bearer %s\r\nContent-Type: application/octet-stream\r\n"
+                "Content-Length: %d\r\nConnection: close\r\n\r\n"
+                % (hashlib.sha256(data).hexdigest(), s.tokens["engineer"], len(data))).encode())
+    sk.sendall(data[:8 * 1024 * 1024])
+    time.sleep(0.5)
+    mid = [os.readlink("/proc/%d/fd/%s" % (d.proc.pid, f))
+           for f in os.listdir("/proc/%d/fd" % d.proc.pid)]
+    sk.sendall(data[8 * 1024 * 1024:])
+    r = read_response(sk, 20)
+    sk.close()
+    st = r[0] if r else None
+    check(st == 201, "HOST: the engineer's 12 MiB upload: %r" % (r,))
+    check([t for t in mid if "h2o.b" in t], "HOST: 8 MiB into an upload the daemon holds no "
+          "temp file (the body is in memory): %r" % mid)
     with open(os.path.join(s.image_dir, "ok.bin"), "rb") as f:
         check(f.read() == data, "HOST: the uploaded image differs")
 
