@@ -634,6 +634,30 @@ def case_deleted_database(ctx):
           % (dbid, station2["database_id"], page2["database_id"]))
 
 
+def case_outside_write_lock(ctx):
+    """An outside process holds the database's write lock for 5 s while 8 jobs run: every job
+    passes, with no wrong class (the loop never waits for SQLite)."""
+    import sqlite3
+    slots = [SlotSpec("S%d" % i, chip=("esp32", "esp32c3", "esp32s3")[i % 3],
+                      transport=("pty", "tcp", "rfc2217")[i % 3], realtime=True,
+                      recipe="slow.json") for i in range(8)]
+    s = Station(ctx, slots)
+    s.start()
+    uuids = [start_slot(s, sl.name) for sl in slots]
+    time.sleep(0.5)
+    con = sqlite3.connect(s.db, timeout=10, isolation_level=None)
+    t0 = time.monotonic()
+    con.execute("BEGIN IMMEDIATE")
+    time.sleep(5)
+    con.execute("COMMIT")
+    con.close()
+    ctx.log("figure: outside write lock held %.1f s" % (time.monotonic() - t0))
+    rows = wait_final(s, uuids, 60, "the 8 jobs")
+    bad = [rows[u] for u in uuids if rows[u]["result"] != "pass"]
+    check(not bad, "HOST: %d of 8 jobs failed while an outside process held the write lock:\n%s"
+          % (len(bad), ts.summarize(bad)))
+
+
 def case_input_checks(ctx):
     """Parameters after the 32nd are refused (not dropped); invalid UTF-8 in a recipe is refused
     and nothing is stored; dotfiles in the web root are not served."""
@@ -681,6 +705,7 @@ CASES = {
     "garbage-logged": case_garbage_logged,
     "input-checks": case_input_checks,
     "deleted-database": case_deleted_database,
+    "outside-write-lock": case_outside_write_lock,
 }
 
 
