@@ -11,6 +11,7 @@
 #include "cfx_outbox.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,9 @@ struct cfx_s {
     size_t n_done, cap_done;
     uint64_t transient_seq, sent, accepted;
     cfx_outbox_depth_t depth;
+    void (*log_cb)(void *data, const char *line);
+    void *log_data;
+    char logged_error[512]; /* the last error logged: a retry failing the same way is quiet */
 };
 
 /* ---- store hooks: any thread, only the handle they are given ---- */
@@ -175,10 +179,30 @@ static void cx_credit_cb(void *ud)
     cx_pump(ud);
 }
 
+static void cx_log(cfx_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cx_log(cfx_t *x, const char *fmt, ...)
+{
+    char line[700];
+    va_list ap;
+    if (!x->log_cb)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    x->log_cb(x->log_data, line);
+}
+
 static void cx_state_cb(void *ud, cfx_amqp_state_t st, const char *error)
 {
     cfx_t *x = ud;
-    (void)error;
+    if (st == CFX_AMQP_CONNECTED) {
+        cx_log(x, "CFX: connected to %s (%s), %" PRId64 " message(s) waiting in the outbox",
+               x->c->broker, x->c->address, x->depth.waiting);
+        x->logged_error[0] = 0;
+    } else if (st == CFX_AMQP_DISCONNECTED && error && strcmp(error, x->logged_error) != 0) {
+        cx_log(x, "CFX: %s: %s; retrying (messages stay in the outbox)", x->c->broker, error);
+        snprintf(x->logged_error, sizeof x->logged_error, "%s", error);
+    }
     if (st == CFX_AMQP_CONNECTED) {
         cx_send_transient(x, CFX_ENDPOINT_CONNECTED,
                           cfx_body_endpoint(x->c->handle, x->c->broker, x->c->request_address));
@@ -259,6 +283,8 @@ static int cx_amqp_new(cfx_t *x, char *err, size_t errlen)
     o.key_file = x->c->key_file;
     o.container_id = x->c->handle;
     o.idle_timeout_ms = 60000;
+    o.backoff_min_ms = 1000;
+    o.backoff_max_ms = x->c->reconnect_max_s * 1000;
     o.state_cb = cx_state_cb;
     o.credit_cb = cx_credit_cb;
     o.outcome_cb = cx_outcome_cb;
@@ -389,4 +415,64 @@ void cfx_status(const cfx_t *x, cfx_status_t *st)
                 x->depth.dropped > 0;
     st->sent = x->sent;
     st->accepted = x->accepted;
+}
+
+void cfx_set_log(cfx_t *x, void (*log_cb)(void *data, const char *line), void *data)
+{
+    if (!x)
+        return;
+    x->log_cb = log_cb;
+    x->log_data = data;
+}
+
+cJSON *cfx_status_json(const cfx_t *x)
+{
+    cfx_status_t st;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    cfx_status(x, &st);
+    cJSON_AddBoolToObject(o, "enabled", st.enabled);
+    cJSON_AddStringToObject(o, "state", st.state);
+    if (!st.enabled)
+        return o;
+    cJSON_AddStringToObject(o, "broker", st.broker);
+    if (st.error[0])
+        cJSON_AddStringToObject(o, "error", st.error);
+    else
+        cJSON_AddNullToObject(o, "error");
+    cJSON_AddNumberToObject(o, "outbox", (double)st.outbox_waiting);
+    cJSON_AddNumberToObject(o, "outbox_max", (double)st.outbox_max);
+    cJSON_AddNumberToObject(o, "parked", (double)st.outbox_parked);
+    cJSON_AddNumberToObject(o, "dropped", (double)st.outbox_dropped);
+    cJSON_AddBoolToObject(o, "alarm", st.alarm);
+    return o;
+}
+
+size_t cfx_metrics_text(const cfx_t *x, char *buf, size_t cap)
+{
+    cfx_status_t st;
+    int n;
+    if (!x || !cap)
+        return 0;
+    cfx_status(x, &st);
+    n = snprintf(buf, cap,
+                 "# HELP espstation_cfx_connected 1 while the CFX broker connection is up.\n"
+                 "# TYPE espstation_cfx_connected gauge\nespstation_cfx_connected %d\n"
+                 "# HELP espstation_cfx_outbox_messages CFX messages not yet accepted by the "
+                 "broker.\n# TYPE espstation_cfx_outbox_messages gauge\n"
+                 "espstation_cfx_outbox_messages %" PRId64 "\n"
+                 "# HELP espstation_cfx_outbox_max The outbox bound (cfx.outbox_max).\n"
+                 "# TYPE espstation_cfx_outbox_max gauge\nespstation_cfx_outbox_max %" PRId64 "\n"
+                 "# HELP espstation_cfx_parked_messages CFX messages the broker refused.\n"
+                 "# TYPE espstation_cfx_parked_messages gauge\n"
+                 "espstation_cfx_parked_messages %" PRId64 "\n"
+                 "# HELP espstation_cfx_dropped_messages_total CFX messages lost to a full "
+                 "outbox.\n# TYPE espstation_cfx_dropped_messages_total counter\n"
+                 "espstation_cfx_dropped_messages_total %" PRId64 "\n"
+                 "# HELP espstation_cfx_alarm 1 when the outbox is 80 %% full or messages were "
+                 "refused or lost.\n# TYPE espstation_cfx_alarm gauge\nespstation_cfx_alarm %d\n",
+                 strcmp(st.state, "connected") == 0, st.outbox_waiting, st.outbox_max,
+                 st.outbox_parked, st.outbox_dropped, st.alarm);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

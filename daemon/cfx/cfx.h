@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
 #include "store.h"
 
@@ -28,6 +30,7 @@ typedef struct cfx_cfg_s {
     char *ca_file, *cert_file, *key_file; /* "tls": {...} */
     uint32_t heartbeat_s;    /* [60], 1 to 300 */
     int64_t outbox_max;      /* messages kept while the broker is away [100000] */
+    uint32_t reconnect_max_s; /* longest wait between reconnects (backoff from 1 s) [60] */
     bool interlock;          /* "interlock": {"enabled"} [false] */
     uint32_t interlock_timeout_ms; /* [10000] */
 } cfx_cfg_t;
@@ -47,6 +50,9 @@ typedef struct cfx_s cfx_t;
  * 0, or -1 with err. */
 int cfx_new(uv_loop_t *loop, const station_cfg_t *scfg, const cfx_cfg_t *c, store_t *store,
             cfx_t **out, char *err, size_t errlen);
+/* Where connection changes are told (one line each, no newline); NULL: nowhere. A failure that
+ * repeats the same error at every retry is told once. */
+void cfx_set_log(cfx_t *x, void (*log_cb)(void *data, const char *line), void *data);
 /* Connect (and keep reconnecting), heartbeat, drain the outbox. */
 void cfx_start(cfx_t *x);
 /* Send EndpointShuttingDown when connected, close the connection and every handle; done_cb
@@ -68,5 +74,11 @@ typedef struct cfx_status_s {
     uint64_t sent, accepted; /* since start */
 } cfx_status_t;
 void cfx_status(const cfx_t *x, cfx_status_t *st);
+/* The same as a JSON object for GET /api/v1/station's "cfx" member: {"enabled", "state", and
+ * when enabled "broker", "error" (null when none), "outbox", "outbox_max", "parked", "dropped",
+ * "alarm"} (NULL: no memory). x may be NULL ({"enabled": false, "state": "disabled"}). */
+cJSON *cfx_status_json(const cfx_t *x);
+/* Prometheus text (espstation_cfx_*; nothing when x is NULL) into buf; returns its length. */
+size_t cfx_metrics_text(const cfx_t *x, char *buf, size_t cap);
 
 #endif

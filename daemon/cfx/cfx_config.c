@@ -174,7 +174,7 @@ static int cc_parse(const cJSON *o, const char *dir, const char *station_id, cfx
 {
     static const char *const keys[] = {"handle",    "broker",     "address",    "request_address",
                                        "credentials_file", "mechanisms", "tls", "heartbeat_s",
-                                       "outbox_max", "interlock", NULL};
+                                       "outbox_max", "interlock", "reconnect_max_s", NULL};
     char def[160];
     double d;
     int rc;
@@ -210,6 +210,10 @@ static int cc_parse(const cJSON *o, const char *dir, const char *station_id, cfx
     if ((rc = cc_uint(o, "outbox_max", "$.cfx", 100, 10000000, &d, err, errlen)) != 0)
         return rc;
     c->outbox_max = (int64_t)d;
+    d = 60;
+    if ((rc = cc_uint(o, "reconnect_max_s", "$.cfx", 1, 3600, &d, err, errlen)) != 0)
+        return rc;
+    c->reconnect_max_s = (uint32_t)d;
     if ((rc = cc_tls(cJSON_GetObjectItemCaseSensitive(o, "tls"), dir, c, err, errlen)) != 0 ||
         (rc = cc_interlock(cJSON_GetObjectItemCaseSensitive(o, "interlock"), c, err, errlen)) != 0)
         return rc;

@@ -10,6 +10,7 @@
 
 import argparse
 import json
+import os
 import sys
 
 from proton import Terminus
@@ -25,13 +26,19 @@ class DurableQueue(LinkOption):
         link.source.durability = Terminus.DELIVERIES
 
 
-def receive(url, address, on_message, idle_timeout=2.0, stop=None, connect_timeout=20.0):
+def receive(url, address, on_message, idle_timeout=2.0, stop=None, connect_timeout=20.0,
+            user=None, password=None):
     """Take messages from `address` until `stop()` is true or nothing came for idle_timeout
     seconds. on_message(envelope_dict, raw_bytes, amqp_message) per message; each message is
-    accepted after on_message returns (so a crash of the consumer loses nothing)."""
-    conn = BlockingConnection(url, timeout=connect_timeout)
+    accepted after on_message returns (so a crash of the consumer loses nothing). With user and
+    password: SASL PLAIN (use amqps:// off a trusted network)."""
+    kw = {}
+    if user is not None:
+        kw = {"user": user, "password": password, "allowed_mechs": "PLAIN",
+              "allow_insecure_mechs": url.startswith("amqp://")}
+    conn = BlockingConnection(url, timeout=connect_timeout, **kw)
     try:
-        rcv = conn.create_receiver(address, options=DurableQueue())
+        rcv = conn.create_receiver(address, credit=100, options=DurableQueue())
         while not (stop and stop()):
             try:
                 m = rcv.receive(timeout=idle_timeout)
@@ -51,6 +58,7 @@ def main():
     ap = argparse.ArgumentParser(description="print CFX messages from an AMQP 1.0 broker")
     ap.add_argument("--url", default="amqp://127.0.0.1:5672")
     ap.add_argument("--address", default="/queue/cfx")
+    ap.add_argument("--user", help="SASL PLAIN user (the password from $CFX_PASSWORD)")
     ap.add_argument("--idle", type=float, default=60.0, help="stop after this many idle seconds")
     a = ap.parse_args()
     seen = set()
@@ -61,7 +69,8 @@ def main():
         seen.add(env["UniqueID"])
         print(json.dumps(env, sort_keys=True), flush=True)
 
-    receive(a.url, a.address, show, idle_timeout=a.idle)
+    receive(a.url, a.address, show, idle_timeout=a.idle, user=a.user,
+            password=os.environ.get("CFX_PASSWORD") if a.user else None)
     return 0
 
 

@@ -40,7 +40,7 @@ import jsonschema  # noqa: E402
 import apistation  # noqa: E402  (puts tests/integration on sys.path)
 from apistation import SlotSpec, Station  # noqa: E402
 import cfx_consumer  # noqa: E402
-from harness import TestFailure, check, main  # noqa: E402
+from harness import TestFailure, check, main, run_espstation  # noqa: E402
 
 SCHEMA = json.load(open(os.path.join(ROOT, "schema", "cfx", "cfx-messages.schema.json")))
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -59,6 +59,7 @@ class Inbox:
         self.order = []      # envelopes, first arrival of each UniqueID
         self.by_uid = {}
         self.copies = 0
+        self.completed = set()  # TransactionIDs of the WorkCompleted received
 
     def add(self, env, raw, msg):
         errs = sorted(VALIDATOR.iter_errors(env), key=lambda e: list(e.path))
@@ -74,12 +75,15 @@ class Inbox:
             return
         self.by_uid[uid] = (env, raw)
         self.order.append(env)
+        if env["MessageName"] == "CFX.Production.WorkCompleted":
+            self.completed.add(env["MessageBody"]["TransactionID"])
 
-    def drain(self, url, until=None, timeout=60.0, idle=2.0):
+    def drain(self, url, until=None, timeout=60.0, idle=2.0, **kw):
         deadline = time.monotonic() + timeout
         while True:
             cfx_consumer.receive(url, ADDRESS, self.add, idle_timeout=idle,
-                                 stop=lambda: (until and until(self)) or time.monotonic() > deadline)
+                                 stop=lambda: (until and until(self)) or time.monotonic() > deadline,
+                                 **kw)
             if (until is None or until(self)) or time.monotonic() > deadline:
                 return
             time.sleep(0.2)
@@ -112,11 +116,9 @@ def outbox_depth(db):
 
 
 def all_completed(db):
-    def pred(inbox):
-        done = {e["MessageBody"]["TransactionID"] for e in inbox.order
-                if e["MessageName"] == "CFX.Production.WorkCompleted"}
-        return all(r["uuid"] in done for r in rows(db) if r["result"] != "running")
-    return pred
+    """Until the WorkCompleted of every job finished now has arrived."""
+    want = {r["uuid"] for r in rows(db) if r["result"] != "running"}
+    return lambda inbox: want <= inbox.completed
 
 
 def check_jobs(inbox, jobs, slot_names, station_handle):
@@ -140,8 +142,10 @@ def check_jobs(inbox, jobs, slot_names, station_handle):
         ws = [e for e in mine if e["MessageName"] == "CFX.Production.WorkStarted"]
         wc = [e for e in mine if e["MessageName"] == "CFX.Production.WorkCompleted"]
         check(len(ws) == 1 and len(wc) == 1,
-              "CFX: job %s (%s, %s): %d WorkStarted and %d WorkCompleted (want 1 and 1): %s"
-              % (j["uuid"], j["slot"], j["result"], len(ws), len(wc), names))
+              "CFX: job %s (%s, %s): %d WorkStarted and %d WorkCompleted (want 1 and 1): %s\n"
+              "first messages received: %s"
+              % (j["uuid"], j["slot"], j["result"], len(ws), len(wc), names,
+                 [(e["MessageName"], e["MessageBody"].get("TransactionID")) for e in inbox.order[:8]]))
         check(pos[ws[0]["UniqueID"]] < pos[wc[0]["UniqueID"]],
               "CFX: job %s: WorkCompleted before WorkStarted" % j["uuid"])
         check(ws[0]["MessageBody"]["Lane"] == lane[j["slot"]],
@@ -257,5 +261,100 @@ def case_delivery(ctx):
         broker.stop()
 
 
+def finished_between(jobs, t0, t1):
+    """Passed jobs that started and finished inside [t0, t1] (ISO text, unix seconds given)."""
+    def iso(t):
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % int((t % 1) * 1000)
+    a, b = iso(t0), iso(t1)
+    return [j for j in jobs if j["result"] == "pass" and j["started_at"] >= a
+            and (j["finished_at"] or "~") <= b]
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if v else None
+
+
+@apistation.with_daemon_log
+def case_outage(ctx):
+    broker = rabbit.Broker(ctx)
+    broker.start()
+    try:
+        st, slots = make_station(ctx, broker, n=4, fault_slots=(3,), realtime=True,
+                                 cfx_extra={"reconnect_max_s": 3})
+        names = [s.name for s in slots]
+        st.start()
+        t_up0 = time.time()
+        run_jobs(st, slots, 10 ** 6, 10)
+        wait_idle(st, 30)
+        t_up1 = time.time()
+        broker.stop()  # SIGTERM: the broker goes away for 60 s while the slots keep flashing
+        t_down0 = time.time()
+        st.daemon.wait_stderr(r"CFX: amqp://127\.0\.0\.1:%d: " % broker.port, 20,
+                              "the station saying the broker is gone")
+        run_jobs(st, slots, 10 ** 6, 60)
+        wait_idle(st, 30)
+        t_down1 = time.time()
+        down_rows = rows(st.db)
+        check(outbox_depth(st.db) > 0, "HOST: nothing waits in the outbox while the broker is down")
+        broker.start()
+        inbox = Inbox()
+        inbox.drain(broker.url, until=all_completed(st.db), timeout=90)
+        jobs = rows(st.db)
+        check_jobs(inbox, jobs, names, "estn.test.cfx1")
+        st.wait(lambda: outbox_depth(st.db) == 0, 20, "an empty outbox after the broker came back")
+        up = [j["duration_ms"] for j in finished_between(down_rows, t_up0, t_up1)]
+        down = [j["duration_ms"] for j in finished_between(down_rows, t_down0, t_down1)]
+        check(len(up) >= 4 and len(down) >= 8, "TEST: too few jobs to compare (%d up, %d down)"
+              % (len(up), len(down)))
+        mu, md = median(up), median(down)
+        print("outage: %d jobs; per-device median %d ms with the broker up (%d jobs), %d ms while it "
+              "was down (%d jobs); %d messages, %d re-sent copies"
+              % (len(jobs), mu, len(up), md, len(down), len(inbox.order), inbox.copies))
+        check(md <= mu * 1.3 + 250, "HOST: flashing slowed down while the broker was down: median %d "
+              "ms per device, %d ms with the broker up" % (md, mu))
+    finally:
+        broker.stop()
+
+
+@apistation.with_daemon_log
+def case_refused(ctx):
+    broker = rabbit.Broker(ctx, users=[("mes", "right-pw")])
+    broker.start()
+    try:
+        cred = ctx.path("cfx-credentials")
+        with open(cred, "w") as f:
+            f.write("mes:wrong-pw\n")
+        os.chmod(cred, 0o644)
+        st, slots = make_station(ctx, broker, n=2, cfx_extra={"credentials_file": "cfx-credentials",
+                                                               "reconnect_max_s": 2})
+        # readable by others: refused at start, with what to do
+        r = run_espstation(ctx, ["serve", "--config", st.config_path],
+                                                 timeout=30)
+        check(r.status == 2 and "chmod 600" in r.err and "credentials_file" in r.err,
+              "HOST: a world-readable credentials file: status %s, stderr %r" % (r.status, r.err[-500:]))
+        os.chmod(cred, 0o600)
+        st.start()
+        st.daemon.wait_stderr(r"CFX: amqp://127\.0\.0\.1:%d: .*(auth|Auth|SASL|sasl)" % broker.port, 30,
+                              "the station saying the broker refused its credentials")
+        n = run_jobs(st, slots, 6, 30)
+        wait_idle(st, 30)
+        check(n == 6 and all(j["result"] == "pass" for j in rows(st.db)),
+              "HOST: jobs do not pass while the broker refuses the station")
+        check(outbox_depth(st.db) > 0, "HOST: the refused station's messages are not in the outbox")
+        st.stop()
+        with open(cred, "w") as f:
+            f.write("mes:right-pw\n")
+        st.start()
+        st.daemon.wait_stderr(r"CFX: connected to", 30, "the station connecting with the right password")
+        inbox = Inbox()
+        inbox.drain(broker.url, until=all_completed(st.db), timeout=60, user="mes",
+                    password="right-pw")
+        check_jobs(inbox, rows(st.db), [s.name for s in slots], "estn.test.cfx1")
+    finally:
+        broker.stop()
+
+
 if __name__ == "__main__":
-    sys.exit(main({"delivery": case_delivery}, "IPC-CFX over AMQP 1.0 against a private RabbitMQ"))
+    sys.exit(main({"delivery": case_delivery, "outage": case_outage, "refused": case_refused},
+                  "IPC-CFX over AMQP 1.0 against a private RabbitMQ"))
