@@ -449,6 +449,37 @@ static void prom_printf(api_csv_t *b, const char *fmt, ...)
     if (n > 0) csv_put(b, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
+/* The event loop's delay (jobmgr_loop_stats) and the store writer: what a slow disk or a heavy
+ * request would cost the jobs' timers. */
+static void api_loop_metrics(api_t *a, api_csv_t *b)
+{
+    jobmgr_loop_stats_t ls;
+    jobmgr_loop_stats(a->o.mgr, &ls);
+    prom_printf(b,
+                "# HELP espstation_loop_lag_max_seconds Longest delay of the event loop over the "
+                "last minute.\n# TYPE espstation_loop_lag_max_seconds gauge\n"
+                "espstation_loop_lag_max_seconds %.6f\n",
+                (double)ls.lag_max_1m_us / 1e6);
+    prom_printf(b, "# HELP espstation_loop_lag_seconds Delay of the event loop, sampled every "
+                   "%d ms.\n# TYPE espstation_loop_lag_seconds histogram\n",
+                JOBMGR_LAG_PERIOD_MS);
+    for (size_t k = 0; k < JOBMGR_LAG_BUCKETS; k++)
+        prom_printf(b, "espstation_loop_lag_seconds_bucket{le=\"%g\"} %llu\n",
+                    jobmgr_lag_le_s[k], (unsigned long long)ls.lag_bucket[k]);
+    prom_printf(b, "espstation_loop_lag_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)ls.lag_count);
+    prom_printf(b, "espstation_loop_lag_seconds_sum %.6f\n", ls.lag_sum_s);
+    prom_printf(b, "espstation_loop_lag_seconds_count %llu\n", (unsigned long long)ls.lag_count);
+    prom_printf(b,
+                "# HELP espstation_store_write_max_seconds Longest single write (a job's row, "
+                "event or final commit) of the store writer thread since start.\n"
+                "# TYPE espstation_store_write_max_seconds gauge\n"
+                "espstation_store_write_max_seconds %.3f\n"
+                "# HELP espstation_store_writes_pending Writes queued for the store writer.\n"
+                "# TYPE espstation_store_writes_pending gauge\nespstation_store_writes_pending %zu\n",
+                (double)ls.store_write_max_ms / 1e3, ls.store_pending);
+}
+
 void api__get_metrics(api_ctx_t *c)
 {
     static const char *const res[4] = {"pass", "fail", "cancelled", "interrupted"};
@@ -496,6 +527,7 @@ void api__get_metrics(api_ctx_t *c)
     prom_printf(&b, "espstation_job_duration_seconds_sum %.3f\n", a->dur_sum_s);
     prom_printf(&b, "espstation_job_duration_seconds_count %llu\n",
                 (unsigned long long)a->dur_count);
+    api_loop_metrics(a, &b);
     prom_printf(&b,
                 "# HELP espstation_uptime_seconds Seconds since the daemon started.\n"
                 "# TYPE espstation_uptime_seconds gauge\nespstation_uptime_seconds %.3f\n",

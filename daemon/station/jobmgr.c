@@ -70,6 +70,13 @@ struct jobmgr_s {
     recipe_t **adopted; /* recipes handed over by jobmgr_slot_set_recipe (owned) */
     size_t n_adopted;
     store_writer_t *writer; /* every job row and event is written on its thread */
+    /* loop lag (jobmgr_loop_stats) */
+    uv_timer_t lag_timer;
+    uint64_t lag_due_hr;             /* uv_hrtime() the timer should fire at */
+    uint64_t lag_sec_max_us[60];     /* per-second maxima, the last minute */
+    uint64_t lag_sec_of[60];         /* the second (hrtime) each entry is for */
+    uint64_t lag_bucket[JOBMGR_LAG_BUCKETS], lag_count;
+    double lag_sum_s;
     bool writer_closing;
     bool shutdown;
     void (*shutdown_cb)(jobmgr_t *m);
@@ -474,10 +481,56 @@ static void slot_timer_closed_cb(uv_handle_t *h)
         m->shutdown_cb(m);
 }
 
+const double jobmgr_lag_le_s[JOBMGR_LAG_BUCKETS] = {0.001, 0.002, 0.005, 0.01, 0.02,
+                                                    0.05,  0.1,   0.25,  0.5,  1.0};
+
+static void jobmgr_lag_cb(uv_timer_t *t)
+{
+    jobmgr_t *m = container_of(t, jobmgr_t, lag_timer);
+    uint64_t now = uv_hrtime(), sec = now / 1000000000u;
+    uint64_t lag_us = now > m->lag_due_hr ? (now - m->lag_due_hr) / 1000u : 0;
+    size_t k = (size_t)(sec % 60);
+    bool first = m->lag_due_hr == 0; /* armed before the loop ran: nothing to measure yet */
+    m->lag_due_hr = now + JOBMGR_LAG_PERIOD_MS * 1000000u;
+    if (first) return;
+    if (m->lag_sec_of[k] != sec) { /* a new second in this entry */
+        m->lag_sec_of[k] = sec;
+        m->lag_sec_max_us[k] = 0;
+    }
+    if (lag_us > m->lag_sec_max_us[k]) m->lag_sec_max_us[k] = lag_us;
+    for (size_t i = 0; i < JOBMGR_LAG_BUCKETS; i++)
+        if ((double)lag_us / 1e6 <= jobmgr_lag_le_s[i]) m->lag_bucket[i]++;
+    m->lag_count++;
+    m->lag_sum_s += (double)lag_us / 1e6;
+}
+
+void jobmgr_loop_stats(const jobmgr_t *m, jobmgr_loop_stats_t *out)
+{
+    uint64_t sec = uv_hrtime() / 1000000000u;
+    memset(out, 0, sizeof *out);
+    for (size_t k = 0; k < 60; k++)
+        if (m->lag_sec_of[k] + 60 > sec && m->lag_sec_max_us[k] > out->lag_max_1m_us)
+            out->lag_max_1m_us = m->lag_sec_max_us[k];
+    memcpy(out->lag_bucket, m->lag_bucket, sizeof out->lag_bucket);
+    out->lag_count = m->lag_count;
+    out->lag_sum_s = m->lag_sum_s;
+    if (m->writer) {
+        out->store_write_max_ms = store_writer_max_ms(m->writer);
+        out->store_pending = store_writer_pending(m->writer);
+    }
+}
+
 static void jobmgr_writer_closed_cb(void *data)
 {
     jobmgr_t *m = data;
     m->writer = NULL;
+    if (--m->timers_open == 0 && m->shutdown_cb)
+        m->shutdown_cb(m);
+}
+
+static void jobmgr_lag_closed_cb(uv_handle_t *h)
+{
+    jobmgr_t *m = container_of((uv_timer_t *)h, jobmgr_t, lag_timer);
     if (--m->timers_open == 0 && m->shutdown_cb)
         m->shutdown_cb(m);
 }
@@ -487,6 +540,8 @@ static void jobmgr_maybe_finish_shutdown(jobmgr_t *m)
     for (size_t i = 0; i < m->n; i++)
         if (m->slots[i].job || m->slots[i].starting)
             return;
+    if (!uv_is_closing((uv_handle_t *)&m->lag_timer))
+        uv_close((uv_handle_t *)&m->lag_timer, jobmgr_lag_closed_cb);
     if (m->writer && !m->writer_closing) { /* every record is committed: stop the writer */
         m->writer_closing = true;
         store_writer_close(m->writer, jobmgr_writer_closed_cb, m);
@@ -650,6 +705,10 @@ int jobmgr_new(uv_loop_t *loop, const station_cfg_t *cfg, store_t *store,
         }
         m->timers_open++; /* the writer's handle closes with the timers (jobmgr_shutdown) */
     }
+    uv_timer_init(loop, &m->lag_timer);
+    m->timers_open++;
+    uv_timer_start(&m->lag_timer, jobmgr_lag_cb, JOBMGR_LAG_PERIOD_MS, JOBMGR_LAG_PERIOD_MS);
+    uv_unref((uv_handle_t *)&m->lag_timer); /* keeps no loop alive */
     *out = m;
     return 0;
 }

@@ -101,4 +101,19 @@ const recipe_t *jobmgr_find_recipe(const jobmgr_t *m, const char *hash);
 void jobmgr_shutdown(jobmgr_t *m, void (*done_cb)(jobmgr_t *m));
 void jobmgr_free(jobmgr_t *m);
 
+/* How late the event loop runs (a timer every JOBMGR_LAG_PERIOD_MS measures its own delay; a
+ * delay is time every slot's reply timers lose), and the store writer's state, for /metrics. */
+#define JOBMGR_LAG_PERIOD_MS 50
+#define JOBMGR_LAG_BUCKETS 10
+extern const double jobmgr_lag_le_s[JOBMGR_LAG_BUCKETS]; /* bucket bounds, seconds */
+typedef struct jobmgr_loop_stats_s {
+    uint64_t lag_max_1m_us;                     /* longest delay over the last minute */
+    uint64_t lag_bucket[JOBMGR_LAG_BUCKETS];    /* samples with delay <= jobmgr_lag_le_s[k] */
+    uint64_t lag_count;                         /* samples since start */
+    double lag_sum_s;
+    uint64_t store_write_max_ms; /* longest single write of the writer thread since start */
+    size_t store_pending;        /* writes queued, not yet completed */
+} jobmgr_loop_stats_t;
+void jobmgr_loop_stats(const jobmgr_t *m, jobmgr_loop_stats_t *out);
+
 #endif

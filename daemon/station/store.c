@@ -297,65 +297,48 @@ static int store_recover(store_t *s)
  * store opens for writing goes through a VFS that sleeps that long in each file sync, like an
  * SD card or a busy eMMC. Unset (production), the default VFS is used. */
 static sqlite3_vfs store_slow_vfs;
-static sqlite3_io_methods store_slow_io;
-static const sqlite3_io_methods *store_real_io;
 static unsigned store_slow_ms;
+static pthread_mutex_t store_slow_mu = PTHREAD_MUTEX_INITIALIZER;
 
-typedef struct store_slow_file_s {
-    sqlite3_file base; /* methods = &store_slow_io */
-    sqlite3_file real[];
-} store_slow_file_t;
+/* The file is the default VFS's own (same size, same methods) except for xSync: each method
+ * table the default VFS uses (one per locking style) gets a copy with our xSync. */
+#define STORE_SLOW_TABLES 8
+static struct {
+    const sqlite3_io_methods *real;
+    sqlite3_io_methods wrapped;
+} store_slow_tab[STORE_SLOW_TABLES];
+static size_t store_slow_n;
 
 static int store_slow_sync(sqlite3_file *f, int flags)
 {
     struct timespec ts = {store_slow_ms / 1000, (long)(store_slow_ms % 1000) * 1000000L};
-    store_slow_file_t *sf = (store_slow_file_t *)f;
+    const sqlite3_io_methods *real = NULL;
+    pthread_mutex_lock(&store_slow_mu);
+    for (size_t i = 0; i < store_slow_n; i++)
+        if (f->pMethods == &store_slow_tab[i].wrapped) real = store_slow_tab[i].real;
+    pthread_mutex_unlock(&store_slow_mu);
     nanosleep(&ts, NULL);
-    return store_real_io->xSync(sf->real, flags);
-}
-
-#define SLOW_FWD(name, args, call)                                                                 \
-    static int store_slow_##name args                                                             \
-    {                                                                                              \
-        store_slow_file_t *sf = (store_slow_file_t *)f;                                            \
-        return store_real_io->x##call;                                                            \
-    }
-SLOW_FWD(close, (sqlite3_file * f), Close(sf->real))
-SLOW_FWD(read, (sqlite3_file * f, void *b, int n, sqlite3_int64 o), Read(sf->real, b, n, o))
-SLOW_FWD(write, (sqlite3_file * f, const void *b, int n, sqlite3_int64 o),
-         Write(sf->real, b, n, o))
-SLOW_FWD(truncate, (sqlite3_file * f, sqlite3_int64 n), Truncate(sf->real, n))
-SLOW_FWD(size, (sqlite3_file * f, sqlite3_int64 *n), FileSize(sf->real, n))
-SLOW_FWD(lock, (sqlite3_file * f, int l), Lock(sf->real, l))
-SLOW_FWD(unlock, (sqlite3_file * f, int l), Unlock(sf->real, l))
-SLOW_FWD(reserved, (sqlite3_file * f, int *r), CheckReservedLock(sf->real, r))
-SLOW_FWD(fctl, (sqlite3_file * f, int op, void *a), FileControl(sf->real, op, a))
-SLOW_FWD(sector, (sqlite3_file * f), SectorSize(sf->real))
-SLOW_FWD(devchar, (sqlite3_file * f), DeviceCharacteristics(sf->real))
-SLOW_FWD(shmmap, (sqlite3_file * f, int pg, int sz, int ext, void volatile **p),
-         ShmMap(sf->real, pg, sz, ext, p))
-SLOW_FWD(shmlock, (sqlite3_file * f, int off, int n, int fl), ShmLock(sf->real, off, n, fl))
-SLOW_FWD(shmunmap, (sqlite3_file * f, int del), ShmUnmap(sf->real, del))
-#undef SLOW_FWD
-
-static void store_slow_barrier(sqlite3_file *f)
-{
-    store_slow_file_t *sf = (store_slow_file_t *)f;
-    store_real_io->xShmBarrier(sf->real);
+    return real ? real->xSync(f, flags) : SQLITE_IOERR_FSYNC;
 }
 
 static int store_slow_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags,
                            int *out_flags)
 {
     sqlite3_vfs *real = vfs->pAppData;
-    store_slow_file_t *sf = (store_slow_file_t *)f;
-    int rc = real->xOpen(real, name, sf->real, flags, out_flags);
-    if (rc != SQLITE_OK) {
-        f->pMethods = NULL;
-        return rc;
+    int rc = real->xOpen(real, name, f, flags, out_flags);
+    size_t i;
+    if (rc != SQLITE_OK || !f->pMethods) return rc;
+    pthread_mutex_lock(&store_slow_mu);
+    for (i = 0; i < store_slow_n && store_slow_tab[i].real != f->pMethods; i++)
+        ;
+    if (i == store_slow_n && i < STORE_SLOW_TABLES) {
+        store_slow_tab[i].real = f->pMethods;
+        store_slow_tab[i].wrapped = *f->pMethods;
+        store_slow_tab[i].wrapped.xSync = store_slow_sync;
+        store_slow_n++;
     }
-    if (!store_real_io) store_real_io = sf->real->pMethods; /* the default VFS has one set */
-    f->pMethods = sf->real->pMethods ? &store_slow_io : NULL;
+    if (i < store_slow_n) f->pMethods = &store_slow_tab[i].wrapped;
+    pthread_mutex_unlock(&store_slow_mu);
     return SQLITE_OK;
 }
 
@@ -366,17 +349,8 @@ static void store_slow_init(void)
     long ms = env ? strtol(env, NULL, 10) : 0;
     if (ms <= 0 || ms > 5000 || !real) return;
     store_slow_ms = (unsigned)ms;
-    store_slow_io = (sqlite3_io_methods){
-        .iVersion = 2, .xClose = store_slow_close, .xRead = store_slow_read,
-        .xWrite = store_slow_write, .xTruncate = store_slow_truncate, .xSync = store_slow_sync,
-        .xFileSize = store_slow_size, .xLock = store_slow_lock, .xUnlock = store_slow_unlock,
-        .xCheckReservedLock = store_slow_reserved, .xFileControl = store_slow_fctl,
-        .xSectorSize = store_slow_sector, .xDeviceCharacteristics = store_slow_devchar,
-        .xShmMap = store_slow_shmmap, .xShmLock = store_slow_shmlock,
-        .xShmBarrier = store_slow_barrier, .xShmUnmap = store_slow_shmunmap};
     store_slow_vfs = *real;
     store_slow_vfs.zName = "estn-slow-fsync";
-    store_slow_vfs.szOsFile = (int)sizeof(store_slow_file_t) + real->szOsFile;
     store_slow_vfs.pAppData = real;
     store_slow_vfs.xOpen = store_slow_open;
     store_slow_vfs.pNext = NULL;
