@@ -369,10 +369,144 @@ static const struct option cli_opts[] = {
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0}};
 
+/* --test-expect, --test-timeout, --test-baud (flash only). Returns 0 or -1 with `msg`. */
+static int cli_test_option(int c, const char *arg, plan_t *plan, bool *test_opts, char *msg,
+                           size_t cap)
+{
+    uint32_t v = 0;
+    if (c == OPT_TEST_EXPECT) {
+        if (!*arg || strlen(arg) > PLAN_TEST_EXPECT_MAX) {
+            snprintf(msg, cap, "--test-expect needs 1 to %d characters", PLAN_TEST_EXPECT_MAX);
+            return -1;
+        }
+        plan->test = true;
+        plan->test_expect = arg;
+    } else if (c == OPT_TEST_TIMEOUT) {
+        if (plan_parse_u32(arg, &v) != 0 || v < PLAN_TEST_TIMEOUT_MIN ||
+            v > PLAN_TEST_TIMEOUT_MAX) {
+            snprintf(msg, cap, "--test-timeout needs %u to %u ms, not '%s'", PLAN_TEST_TIMEOUT_MIN,
+                     PLAN_TEST_TIMEOUT_MAX, arg);
+            return -1;
+        }
+        plan->test_timeout_ms = v;
+        *test_opts = true;
+    } else {
+        if (plan_parse_u32(arg, &v) != 0 || v < PLAN_BAUD_MIN || v > PLAN_BAUD_MAX) {
+            snprintf(msg, cap, "--test-baud needs a rate from %u to %u, not '%s'", PLAN_BAUD_MIN,
+                     PLAN_BAUD_MAX, arg);
+            return -1;
+        }
+        plan->test_baud = v;
+        *test_opts = true;
+    }
+    return 0;
+}
+
+/* One option that sets the plan (everything but --port, --json, -v, -h). Returns 0, 1 when `c`
+ * is not such an option, or -1 with the usage error in `msg`. Ranges are plan.h's. */
+static int cli_plan_option(int c, const char *arg, const char *optname, const cli_op_t *op,
+                           plan_t *plan, bool *test_opts, char *msg, size_t cap)
+{
+    bool flash = strcmp(op->name, "flash") == 0, erase = strcmp(op->name, "erase") == 0;
+    switch (c) {
+    case OPT_CHIP:
+        if (!strcmp(arg, "auto")) {
+            plan->chip = CHIP_UNKNOWN;
+        } else if (chip_by_name(arg)) {
+            plan->chip = chip_by_name(arg)->id;
+        } else {
+            snprintf(msg, cap, "unknown chip '%s' (auto, %s)", arg, chip_names_list());
+            return -1;
+        }
+        break;
+    case OPT_BEFORE:
+        plan->before_set = true;
+        if (plan_parse_before(arg, &plan->before) != 0) {
+            snprintf(msg, cap, "unknown --before '%s' (default_reset, usb_reset, no_reset)", arg);
+            return -1;
+        }
+        break;
+    case OPT_AFTER:
+        plan->after_set = true;
+        if (plan_parse_after(arg, &plan->after) != 0) {
+            snprintf(msg, cap, "unknown --after '%s' (hard_reset, no_reset)", arg);
+            return -1;
+        }
+        break;
+    case OPT_MODE:
+        if (!strcmp(arg, "keep")) {
+            plan->flash_mode = -1;
+        } else if ((plan->flash_mode = chip_flash_mode_code(arg)) < 0) {
+            snprintf(msg, cap, "unknown --flash-mode '%s' (keep, qio, qout, dio, dout)", arg);
+            return -1;
+        }
+        break;
+    case OPT_SIZE:
+        if (plan_set_flash_size(plan, arg, NULL) != 0) {
+            snprintf(msg, cap, "unknown --flash-size '%s' (keep, detect, 256KB ... 128MB)", arg);
+            return -1;
+        }
+        break;
+    case OPT_FREQ:
+        if (plan_set_flash_freq(plan, arg, NULL) != 0) {
+            snprintf(msg, cap, "unknown --flash-freq '%s' (keep, or e.g. 40m)", arg);
+            return -1;
+        }
+        break;
+    case OPT_NO_COMPRESS: plan->compress = false; break;
+    case OPT_NO_VERIFY: plan->verify = false; break;
+    case OPT_ATTEMPTS: {
+        uint32_t n;
+        if (plan_parse_u32(arg, &n) != 0 || n < PLAN_CONNECT_ATTEMPTS_MIN ||
+            n > PLAN_CONNECT_ATTEMPTS_MAX) {
+            snprintf(msg, cap, "--connect-attempts needs a number from %u to %u",
+                     PLAN_CONNECT_ATTEMPTS_MIN, PLAN_CONNECT_ATTEMPTS_MAX);
+            return -1;
+        }
+        plan->connect_attempts = n;
+        break;
+    }
+    case OPT_BAUD: {
+        uint32_t b;
+        if (plan_parse_u32(arg, &b) != 0 || b < PLAN_BAUD_MIN || b > PLAN_BAUD_MAX) {
+            snprintf(msg, cap, "--baud needs a rate from %u to %u, not '%s'", PLAN_BAUD_MIN,
+                     PLAN_BAUD_MAX, arg);
+            return -1;
+        }
+        plan->flash_baud = b;
+        break;
+    }
+    case OPT_STUB_DIR: plan->stub_dir = arg; break;
+    case OPT_NO_STUB: plan->stub = false; break;
+    case OPT_SKIP:
+    case OPT_ERASE_ALL:
+    case OPT_ALL:
+        /* --skip-unchanged / --erase-all belong to flash, --all to erase */
+        if ((c == OPT_ALL) != erase || (c != OPT_ALL && !flash)) {
+            snprintf(msg, cap, "%s is not an option of %s (see --help)", optname, op->name);
+            return -1;
+        }
+        if (c == OPT_SKIP)
+            plan->skip_unchanged = true;
+        else
+            plan->erase_all = true;
+        break;
+    case OPT_TEST_EXPECT:
+    case OPT_TEST_TIMEOUT:
+    case OPT_TEST_BAUD:
+        if (!flash) {
+            snprintf(msg, cap, "%s is not an option of %s (see --help)", optname, op->name);
+            return -1;
+        }
+        return cli_test_option(c, arg, plan, test_opts, msg, cap);
+    default: return 1;
+    }
+    return 0;
+}
+
 /* Parse shared options into plan/run, the positional arguments through the op, run, report. */
 int cli_job_main(int argc, char **argv, cli_op_t *op)
 {
-    bool flash = strcmp(op->name, "flash") == 0, erase = strcmp(op->name, "erase") == 0;
     est_class_t cls = EST_CLASS_USAGE;
     plan_t plan;
     cli_run_t run;
@@ -392,136 +526,16 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
     while ((c = getopt_long(argc, argv, "vh", cli_opts, NULL)) != -1) {
         switch (c) {
         case OPT_PORT: port = optarg; break;
-        case OPT_CHIP:
-            if (!strcmp(optarg, "auto")) {
-                plan.chip = CHIP_UNKNOWN;
-            } else if (chip_by_name(optarg)) {
-                plan.chip = chip_by_name(optarg)->id;
-            } else {
-                snprintf(msg, sizeof msg, "unknown chip '%s' (auto, %s)", optarg,
-                         chip_names_list());
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            break;
-        case OPT_BEFORE:
-            plan.before_set = true;
-            if (plan_parse_before(optarg, &plan.before) != 0) {
-                snprintf(msg, sizeof msg,
-                         "unknown --before '%s' (default_reset, usb_reset, no_reset)", optarg);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            break;
-        case OPT_AFTER:
-            plan.after_set = true;
-            if (plan_parse_after(optarg, &plan.after) != 0) {
-                snprintf(msg, sizeof msg, "unknown --after '%s' (hard_reset, no_reset)", optarg);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            break;
-        case OPT_MODE:
-            if (!strcmp(optarg, "keep")) {
-                plan.flash_mode = -1;
-            } else if ((plan.flash_mode = chip_flash_mode_code(optarg)) < 0) {
-                snprintf(msg, sizeof msg, "unknown --flash-mode '%s' (keep, qio, qout, dio, dout)",
-                         optarg);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            break;
-        case OPT_SIZE:
-            if (plan_set_flash_size(&plan, optarg, NULL) != 0) {
-                snprintf(msg, sizeof msg,
-                         "unknown --flash-size '%s' (keep, detect, 256KB ... 128MB)", optarg);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            break;
-        case OPT_FREQ:
-            if (plan_set_flash_freq(&plan, optarg, NULL) != 0) {
-                snprintf(msg, sizeof msg, "unknown --flash-freq '%s' (keep, or e.g. 40m)", optarg);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            break;
-        case OPT_NO_COMPRESS: plan.compress = false; break;
-        case OPT_NO_VERIFY: plan.verify = false; break;
-        case OPT_ATTEMPTS: {
-            uint32_t n;
-            if (plan_parse_u32(optarg, &n) != 0 || n < PLAN_CONNECT_ATTEMPTS_MIN ||
-                n > PLAN_CONNECT_ATTEMPTS_MAX) {
-                snprintf(msg, sizeof msg, "--connect-attempts needs a number from %u to %u",
-                         PLAN_CONNECT_ATTEMPTS_MIN, PLAN_CONNECT_ATTEMPTS_MAX);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            plan.connect_attempts = n;
-            break;
-        }
-        case OPT_BAUD: {
-            uint32_t b;
-            if (plan_parse_u32(optarg, &b) != 0 || b < PLAN_BAUD_MIN || b > PLAN_BAUD_MAX) {
-                snprintf(msg, sizeof msg, "--baud needs a rate from %u to %u, not '%s'",
-                         PLAN_BAUD_MIN, PLAN_BAUD_MAX, optarg);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            plan.flash_baud = b;
-            break;
-        }
-        case OPT_STUB_DIR: plan.stub_dir = optarg; break;
-        case OPT_NO_STUB: plan.stub = false; break;
-        case OPT_SKIP:
-        case OPT_ERASE_ALL:
-        case OPT_ALL:
-            /* --skip-unchanged / --erase-all belong to flash, --all to erase */
-            if ((c == OPT_ALL) != erase || (c != OPT_ALL && !flash)) {
-                snprintf(msg, sizeof msg, "%s is not an option of %s (see --help)",
-                         argv[optind - 1], op->name);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            if (c == OPT_SKIP)
-                plan.skip_unchanged = true;
-            else
-                plan.erase_all = true;
-            break;
-        case OPT_TEST_EXPECT:
-        case OPT_TEST_TIMEOUT:
-        case OPT_TEST_BAUD: {
-            uint32_t v = 0;
-            if (!flash) {
-                snprintf(msg, sizeof msg, "%s is not an option of %s (see --help)",
-                         argv[optind - 1], op->name);
-                return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-            }
-            if (c == OPT_TEST_EXPECT) {
-                if (!*optarg || strlen(optarg) > PLAN_TEST_EXPECT_MAX) {
-                    snprintf(msg, sizeof msg, "--test-expect needs 1 to %d characters",
-                             PLAN_TEST_EXPECT_MAX);
-                    return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-                }
-                plan.test = true;
-                plan.test_expect = optarg;
-            } else if (c == OPT_TEST_TIMEOUT) {
-                if (plan_parse_u32(optarg, &v) != 0 || v < PLAN_TEST_TIMEOUT_MIN ||
-                    v > PLAN_TEST_TIMEOUT_MAX) {
-                    snprintf(msg, sizeof msg, "--test-timeout needs %u to %u ms, not '%s'",
-                             PLAN_TEST_TIMEOUT_MIN, PLAN_TEST_TIMEOUT_MAX, optarg);
-                    return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-                }
-                plan.test_timeout_ms = v;
-                test_opts = true;
-            } else {
-                if (plan_parse_u32(optarg, &v) != 0 || v < PLAN_BAUD_MIN || v > PLAN_BAUD_MAX) {
-                    snprintf(msg, sizeof msg, "--test-baud needs a rate from %u to %u, not '%s'",
-                             PLAN_BAUD_MIN, PLAN_BAUD_MAX, optarg);
-                    return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
-                }
-                plan.test_baud = v;
-                test_opts = true;
-            }
-            break;
-        }
         case OPT_JSON: run.json = true; break;
         case 'v': run.verbose = true; break;
         case 'h': fputs(op->help, stdout); return CLI_EXIT_OK;
         default:
-            snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (see --help)",
-                     argv[optind - 1]);
+            rc = cli_plan_option(c, optarg, argv[optind - 1], op, &plan, &test_opts, msg,
+                                 sizeof msg);
+            if (rc == 0) break;
+            if (rc > 0)
+                snprintf(msg, sizeof msg, "unknown or incomplete option '%s' (see --help)",
+                         argv[optind - 1]);
             return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
         }
     }
