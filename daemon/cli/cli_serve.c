@@ -15,6 +15,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "cfx.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
@@ -31,6 +32,7 @@ typedef struct serve_s {
     jobmgr_t *mgr;
     auth_t *auth;
     api_t *api;
+    cfx_t *cfx; /* NULL: no "cfx" section (docs/CFX.md) */
     http_t *http;
     char *web_root;
     uv_signal_t sigint, sigterm;
@@ -105,6 +107,7 @@ static void serve_http_done_cb(http_t *h, void *data)
     uv_close((uv_handle_t *)&sv->sigint, NULL);
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     serve_dbwatch_stop(&sv->dbw);
+    cfx_stop(sv->cfx, NULL, NULL); /* after the interrupted jobs' messages are in the outbox */
     if (sv->hooks && sv->hooks->stop_cb)
         sv->hooks->stop_cb(sv->hooks->data);
 }
@@ -218,6 +221,7 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
     serve_t sv = *svp;
     const station_cfg_t *cfg = sv.cfg;
     api_opts_t ao;
+    cfx_cfg_t cfxc;
     char err[700];
     int rc;
 
@@ -292,18 +296,34 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
     uv_signal_start(&sv.sigterm, serve_signal_cb, SIGTERM);
     if (hooks && hooks->start_cb)
         hooks->start_cb(hooks->data, sv.loop, sv.mgr);
-    jobmgr_run(sv.mgr);
+    rc = cfx_config_parse(cfg->cfx_json, cfg->dir, cfg->id, &cfxc, err, sizeof err);
+    if (rc == 0 && cfx_new(sv.loop, cfg, &cfxc, sv.store, &sv.cfx, err, sizeof err) != 0)
+        rc = EST_EDB;
+    if (rc != 0) { /* stop as after a signal: everything closes, then the failure status */
+        fprintf(stderr, "espstation: %s\n", err);
+        sv.stopping = true;
+        http_close_listener(sv.http);
+        jobmgr_shutdown(sv.mgr, serve_stopped_cb);
+    } else {
+        if (sv.cfx)
+            fprintf(stderr, "espstation: CFX endpoint %s to %s, address %s\n", cfxc.handle,
+                    cfxc.broker, cfxc.address);
+        cfx_set_log(sv.cfx, serve_api_log, NULL);
+        cfx_start(sv.cfx);
+        jobmgr_run(sv.mgr);
+    }
     uv_run(sv.loop, UV_RUN_DEFAULT);
+    cfx_free(sv.cfx);
+    cfx_config_free(&cfxc);
     http_free(sv.http);
     api_free(sv.api);
     jobmgr_free(sv.mgr);
     auth_free(sv.auth);
     free(sv.web_root);
     store_close(sv.store);
-    rc = 0;
     uv_loop_close(sv.loop);
     fprintf(stderr, "espstation: stopped\n");
-    return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    return rc == 0 ? CLI_EXIT_OK : rc == EST_EUSAGE ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 }
 
 static const char serve_help[] =
