@@ -31,6 +31,7 @@ static const char nvs_help[] =
     "                   [--key-protect-hmac (--kp-hmac-inputkey HMAC.bin | --kp-hmac-keygen\n"
     "                    [--kp-hmac-keyfile FILE])])\n"
     "       espstation nvs generate-key [--keyfile FILE] [--outdir DIR] [--key-protect-hmac ...]\n"
+    "       espstation nvs decrypt [--outdir DIR] INPUT.bin KEYS.bin OUTPUT.bin\n"
     "       espstation nvs mfg --conf CONFIG.csv --values VALUES.csv --prefix P [--fileid KEY]\n"
     "                  --size SIZE [--outdir DIR] [--version 1|2]\n"
     "                  [--inputkey KEYS.bin | --keygen [--key-protect-hmac ...]]\n"
@@ -44,6 +45,7 @@ static const char nvs_help[] =
     "              relative to the current directory\n"
     "encrypt       the same, NVS-encrypted (AES-XTS) with the keys of an nvs_keys partition\n"
     "generate-key  only write an nvs_keys partition image (random, or derived from an HMAC key)\n"
+    "decrypt       an encrypted NVS partition image back to plain (to inspect what was written)\n"
     "mfg           one image per row of VALUES.csv: DIR/csv/P-ID.csv and DIR/bin/P-ID.bin;\n"
     "              encrypted with --inputkey, or with keys of its own per device (--keygen:\n"
     "              DIR/keys/keys-P-ID.bin)\n"
@@ -421,6 +423,32 @@ static int cmd_generate(const nvs_args_t *a, bool encrypt)
     return rc;
 }
 
+static int cmd_decrypt(const nvs_args_t *a)
+{
+    nvs_args_t b = *a;
+    uint8_t keys[NVS_XTS_KEYS_LEN], *img = NULL;
+    char err[512] = "", out[NVS_PATH];
+    size_t len = 0;
+    int rc = CLI_EXIT_FAIL;
+    if (a->npos != 3) return usage(a->sub, "needs INPUT.bin KEYS.bin OUTPUT.bin", NULL);
+    if (a->inputkey || a->keygen || a->keyfile || a->kp || a->kp_inputkey || a->kp_keygen ||
+        a->kp_keyfile || a->conf || a->values || a->prefix || a->fileid || a->size)
+        return usage(a->sub, "takes only --outdir besides INPUT.bin KEYS.bin OUTPUT.bin", NULL);
+    b.inputkey = a->pos[1];
+    if (input_keys(&b, keys) != 0 || read_all(a->pos[0], 256u << 20, &img, &len) != 0) goto out;
+    if (nvs_decrypt(img, len, keys, err, sizeof err) != 0) {
+        fprintf(stderr, "espstation nvs decrypt: %s: %s\n", a->pos[0], err);
+        goto out;
+    }
+    out_path(out, sizeof out, a->outdir, a->pos[2]);
+    if (write_out(out, img, len) != 0) goto out;
+    printf("Created NVS decrypted binary: %s\n", out);
+    rc = CLI_EXIT_OK;
+out:
+    free(img);
+    return rc;
+}
+
 static int cmd_generate_key(const nvs_args_t *a)
 {
     uint8_t keys[NVS_XTS_KEYS_LEN];
@@ -602,6 +630,8 @@ int cli_nvs(int argc, char **argv)
     if (strcmp(a.sub, "generate") == 0) return cmd_generate(&a, false);
     if (strcmp(a.sub, "encrypt") == 0) return cmd_generate(&a, true);
     if (strcmp(a.sub, "generate-key") == 0) return cmd_generate_key(&a);
+    if (strcmp(a.sub, "decrypt") == 0) return cmd_decrypt(&a);
     if (strcmp(a.sub, "mfg") == 0) return cmd_mfg(&a);
-    return usage(NULL, "unknown subcommand (generate, encrypt, generate-key, mfg):", a.sub);
+    return usage(NULL,
+                 "unknown subcommand (generate, encrypt, generate-key, decrypt, mfg):", a.sub);
 }

@@ -417,6 +417,44 @@ unsigned nvs_gen_pages_used(const nvs_gen_t *g)
     return (unsigned)(g->page + 1);
 }
 
+int nvs_decrypt(uint8_t *img, size_t len, const uint8_t keys[NVS_XTS_KEYS_LEN], char *err,
+                size_t errlen)
+{
+    EVP_CIPHER_CTX *ctx;
+    int rc = 0;
+    if (len % NVS_PAGE_SIZE != 0) {
+        fail(err, errlen, "%zu bytes: an NVS partition image is a multiple of 4096 bytes", len);
+        return NVS_EINPUT;
+    }
+    ctx = EVP_CIPHER_CTX_new();
+    if (!ctx || EVP_DecryptInit_ex(ctx, EVP_aes_256_xts(), NULL, keys, NULL) != 1) {
+        fail(err, errlen, "the keys are refused by AES-XTS (data key and tweak key must differ)");
+        EVP_CIPHER_CTX_free(ctx);
+        return NVS_ECRYPTO;
+    }
+    for (size_t p = 0; p < len / NVS_PAGE_SIZE && rc == 0; p++) {
+        uint8_t *page = img + p * NVS_PAGE_SIZE;
+        if (page[0] == 0xFF && page[1] == 0xFF && page[2] == 0xFF && page[3] == 0xFF) continue;
+        for (unsigned i = 0; i < NVS_ENTRIES && rc == 0; i++) {
+            size_t off = p * NVS_PAGE_SIZE + PAGE_FIRST_ENTRY + (size_t)i * NVS_ENTRY_SIZE;
+            uint8_t tweak[16] = {0}, out[NVS_ENTRY_SIZE];
+            int ol = 0;
+            if (((page[PAGE_BITMAP_OFF + i / 4] >> ((i % 4) * 2)) & 3) == 3) continue;
+            put_le32(tweak, (uint32_t)off);
+            if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, tweak) != 1 ||
+                EVP_DecryptUpdate(ctx, out, &ol, img + off, NVS_ENTRY_SIZE) != 1 ||
+                ol != NVS_ENTRY_SIZE) {
+                fail(err, errlen, "AES-XTS decryption failed");
+                rc = NVS_ECRYPTO;
+            } else {
+                memcpy(img + off, out, NVS_ENTRY_SIZE);
+            }
+        }
+    }
+    EVP_CIPHER_CTX_free(ctx);
+    return rc;
+}
+
 static int digit_val(int c)
 {
     if (c >= '0' && c <= '9') return c - '0';

@@ -84,6 +84,13 @@ const uint8_t *nvs_gen_image(nvs_gen_t *g, size_t *len);
 /* Pages that hold items so far (for reports). */
 unsigned nvs_gen_pages_used(const nvs_gen_t *g);
 
+/* Decrypt an encrypted NVS partition image in place (the reverse of the generator's encryption):
+ * every entry of a used page that the bitmap does not mark empty is decrypted with AES-256-XTS,
+ * tweak = its offset; headers, bitmaps and empty entries stay. `len` a multiple of 4096.
+ * Returns 0, NVS_EINPUT (length) or NVS_ECRYPTO (keys refused). */
+int nvs_decrypt(uint8_t *img, size_t len, const uint8_t keys[NVS_XTS_KEYS_LEN], char *err,
+                size_t errlen);
+
 /* CRC-32 as NVS computes it (zlib's CRC-32 continued from 0xFFFFFFFF: no initial inversion). */
 uint32_t nvs_crc32(const uint8_t *d, size_t n);
 

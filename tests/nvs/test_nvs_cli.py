@@ -160,6 +160,18 @@ def case_mfg_encrypt(tmp):
         fail("--keyfile with mfg: " + p.stderr)
 
 
+def case_decrypt(tmp):
+    """decrypt: both encrypted vectors give basic.bin back; refusals"""
+    run(["decrypt", "basic_enc.bin", "nvs_keys.bin", os.path.join(tmp, "p1.bin")])
+    same(os.path.join(tmp, "p1.bin"), "basic.bin")
+    run(["decrypt", "--outdir", tmp, "basic_enc_hmac.bin", "hmac_derived_keys.bin", "p2.bin"])
+    same(os.path.join(tmp, "p2.bin"), "basic.bin")
+    p = run(["decrypt", "cert.pem", "nvs_keys.bin", os.path.join(tmp, "x.bin")], want=1)
+    if "multiple of 4096" not in p.stderr:
+        fail("decrypt of a non-image: " + p.stderr)
+    run(["decrypt", "basic_enc.bin", os.path.join(tmp, "x.bin")], want=2)
+
+
 def case_keygen(tmp):
     outs = []
     for i in range(2):

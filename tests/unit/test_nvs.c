@@ -153,6 +153,29 @@ static void test_decrypt_round_trip(void **s)
     free(kf);
 }
 
+/* nvs_decrypt turns both encrypted vectors back into basic.bin. */
+static void test_nvs_decrypt(void **s)
+{
+    size_t n, pn, kn, hn;
+    uint8_t *enc = slurp("basic_enc.bin", &n), *plain = slurp("basic.bin", &pn);
+    uint8_t *kf = slurp("nvs_keys.bin", &kn), *hk = slurp("hmac_key.bin", &hn);
+    uint8_t keys[64];
+    char err[256];
+    (void)s;
+    assert_int_equal(nvs_decrypt(enc, n, kf, err, sizeof err), 0);
+    assert_memory_equal(enc, plain, pn);
+    free(enc);
+    enc = slurp("basic_enc_hmac.bin", &n);
+    assert_int_equal(nvs_keys_from_hmac(hk, hn, keys), 0);
+    assert_int_equal(nvs_decrypt(enc, n, keys, err, sizeof err), 0);
+    assert_memory_equal(enc, plain, pn);
+    assert_int_equal(nvs_decrypt(enc, n - 1, keys, err, sizeof err), NVS_EINPUT);
+    free(enc);
+    free(plain);
+    free(kf);
+    free(hk);
+}
+
 static int gen_text(const char *text, size_t size, int version, char *err, size_t errlen,
                     uint8_t **img)
 {
@@ -573,6 +596,7 @@ int main(void)
         cmocka_unit_test(test_basic_enc),
         cmocka_unit_test(test_basic_enc_hmac),
         cmocka_unit_test(test_decrypt_round_trip),
+        cmocka_unit_test(test_nvs_decrypt),
         cmocka_unit_test(test_v1_too_big),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_sizes),
