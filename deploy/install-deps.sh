@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(build-essential cmake pkg-config git
       libuv1-dev libserialport-dev libsqlite3-dev sqlite3 libcjson-dev zlib1g-dev
       libh2o-dev libssl-dev libcmocka-dev
-      libqpid-proton11-dev rabbitmq-server python3-qpid-proton   # IPC-CFX over AMQP (daemon/cfx, tests/cfx)
+      libqpid-proton11-dev rabbitmq-server python3-qpid-proton openssl   # IPC-CFX (daemon/cfx, tests/cfx)
       python3 python3-serial python3-jsonschema socat curl
       clang libclang-rt-dev   # libFuzzer fuzzers (tests/fuzz)
       chromium)               # dashboard browser tests (tests/web, playwright-core)

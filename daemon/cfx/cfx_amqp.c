@@ -46,6 +46,8 @@ struct cfx_amqp_s {
     uv_getaddrinfo_t gai;
     bool gai_busy;
     uv_connect_t creq;
+    struct addrinfo *ai, *ai_next; /* the resolved addresses, tried in turn */
+    bool try_next;                 /* when the failed socket is closed, try ai_next */
     int open_handles;
     /* the connection */
     bool started, have_drv, in_process, dead, closing, closed_cb_done, link_up;
@@ -239,11 +241,18 @@ const char *cfx_amqp_error(const cfx_amqp_t *a)
 
 /* ---- handles ---- */
 
+static void am_try_next(cfx_amqp_t *a);
+
 static void am_handle_closed(uv_handle_t *h)
 {
     cfx_amqp_t *a = h->data;
-    if (h == (uv_handle_t *)&a->tcp)
+    if (h == (uv_handle_t *)&a->tcp) {
         a->tcp_state = AM_TCP_NONE;
+        if (a->try_next && !a->closing) {
+            a->try_next = false;
+            am_try_next(a); /* the handle it needs is free again */
+        }
+    }
     if (--a->open_handles == 0 && a->closing && !a->closed_cb_done) {
         a->closed_cb_done = true;
         am_set_state(a, CFX_AMQP_CLOSED);
@@ -560,9 +569,19 @@ static void am_connect_cb(uv_connect_t *req, int status)
     }
     if (status < 0) {
         am_seterr(a, "cannot connect to %s:%s: %s", a->host, a->port, uv_strerror(status));
+        if (a->ai_next) { /* another address of the host (e.g. 127.0.0.1 after ::1) */
+            a->try_next = true;
+            am_close_tcp(a);
+            return;
+        }
+        uv_freeaddrinfo(a->ai);
+        a->ai = NULL;
         am_fail(a);
         return;
     }
+    uv_freeaddrinfo(a->ai);
+    a->ai = a->ai_next = NULL;
+    a->err[0] = 0;
     uv_tcp_nodelay(&a->tcp, 1);
     if (am_driver_setup(a) != 0) {
         am_seterr(a, "cannot set up the AMQP connection (TLS or memory)");
@@ -573,10 +592,39 @@ static void am_connect_cb(uv_connect_t *req, int status)
     am_process(a);
 }
 
+static void am_try_next(cfx_amqp_t *a)
+{
+    struct addrinfo *ai = a->ai_next;
+    int rc;
+    if (!ai) {
+        uv_freeaddrinfo(a->ai);
+        a->ai = NULL;
+        am_fail(a);
+        return;
+    }
+    a->ai_next = ai->ai_next;
+    uv_tcp_init(a->o.loop, &a->tcp);
+    a->tcp.data = a;
+    a->tcp_state = AM_TCP_OPEN;
+    a->open_handles++;
+    a->creq.data = a;
+    rc = uv_tcp_connect(&a->creq, &a->tcp, ai->ai_addr, am_connect_cb);
+    if (rc != 0) {
+        am_seterr(a, "cannot connect to %s:%s: %s", a->host, a->port, uv_strerror(rc));
+        a->try_next = a->ai_next != NULL;
+        if (!a->try_next) {
+            uv_freeaddrinfo(a->ai);
+            a->ai = NULL;
+            am_fail(a);
+            return;
+        }
+        am_close_tcp(a);
+    }
+}
+
 static void am_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     cfx_amqp_t *a = req->data;
-    int rc;
     a->gai_busy = false;
     if (a->closing) {
         uv_freeaddrinfo(res);
@@ -589,17 +637,8 @@ static void am_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         am_fail(a);
         return;
     }
-    uv_tcp_init(a->o.loop, &a->tcp);
-    a->tcp.data = a;
-    a->tcp_state = AM_TCP_OPEN;
-    a->open_handles++;
-    a->creq.data = a;
-    rc = uv_tcp_connect(&a->creq, &a->tcp, res->ai_addr, am_connect_cb);
-    uv_freeaddrinfo(res);
-    if (rc != 0) {
-        am_seterr(a, "cannot connect to %s:%s: %s", a->host, a->port, uv_strerror(rc));
-        am_fail(a);
-    }
+    a->ai = a->ai_next = res;
+    am_try_next(a);
 }
 
 static void am_connect(cfx_amqp_t *a)
@@ -700,6 +739,8 @@ void cfx_amqp_free(cfx_amqp_t *a)
     if (!a)
         return;
     am_drop_driver(a);
+    if (a->ai)
+        uv_freeaddrinfo(a->ai);
     if (a->ssl)
         pn_ssl_domain_free(a->ssl);
     free(a->url);

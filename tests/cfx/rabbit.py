@@ -29,7 +29,9 @@ def free_port():
 
 
 class Broker:
-    def __init__(self, ctx, tag="rmq", users=()):
+    def __init__(self, ctx, tag="rmq", users=(), tls=None):
+        """users: [(name, password)] (the first becomes rabbit's default user); tls: dict with
+        cacertfile, certfile, keyfile (PEM paths) for a TLS listener on self.tls_port."""
         self.ctx = ctx
         self.dir = ctx.path(tag)
         os.makedirs(os.path.join(self.dir, "mnesia"), exist_ok=True)
@@ -44,6 +46,15 @@ class Broker:
         conf = ["listeners.tcp.1 = 127.0.0.1:%d" % self.port,
                 "loopback_users = none",
                 "log.console = true", "log.console.level = warning", "log.file.level = info"]
+        self.tls_port = None
+        if tls:
+            self.tls_port = free_port()
+            conf += ["listeners.ssl.default = 127.0.0.1:%d" % self.tls_port,
+                     "ssl_options.cacertfile = %s" % tls["cacertfile"],
+                     "ssl_options.certfile = %s" % tls["certfile"],
+                     "ssl_options.keyfile = %s" % tls["keyfile"],
+                     "ssl_options.verify = verify_none",
+                     "ssl_options.fail_if_no_peer_cert = false"]
         for i, (user, pw) in enumerate(users):
             if i == 0:  # the default user rabbit creates at first boot
                 conf += ["default_user = %s" % user, "default_pass = %s" % pw]
@@ -150,3 +161,22 @@ class Broker:
                 os.kill(int(pid), signal.SIGKILL)
             except (OSError, ValueError):
                 pass
+
+
+def make_ca(ctx, name, host="localhost"):
+    """A test CA and a server certificate for `host` signed by it (openssl command line, EC
+    P-256, valid 2 days). Returns dict(cacertfile, certfile, keyfile)."""
+    d = ctx.path(name)
+    os.makedirs(d, exist_ok=True)
+    p = lambda f: os.path.join(d, f)  # noqa: E731
+    with open(p("ext.cnf"), "w") as f:
+        f.write("subjectAltName=DNS:%s\n" % host)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda args: subprocess.run(["openssl"] + args, cwd=d, check=True,  # noqa: E731
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    run(["req", "-x509"] + ec + ["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                                 "-subj", "/CN=%s test CA" % name])
+    run(["req"] + ec + ["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=%s" % host])
+    run(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"])
+    return {"cacertfile": p("ca.pem"), "certfile": p("server.pem"), "keyfile": p("server.key")}

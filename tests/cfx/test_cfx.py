@@ -10,7 +10,9 @@
 #             station mid-run 10 times: every recorded job's messages, none for another job.
 #   outage:   the broker stopped for 60 s while the slots flash: nothing lost, re-sends only with
 #             the same UniqueID, per-device time with the broker down not worse than with it up.
-#   refused:  wrong credentials: the daemon keeps flashing, says why, and delivers once fixed.
+#   security: a world-readable credentials file is refused at start; over TLS with a test CA, an
+#             untrusted broker certificate and a wrong password are said and retried while the
+#             slots keep flashing; the right ones deliver everything.
 # Skips (exit 77) when rabbitmq-server is not installed.
 # Must not: use the system's broker, leave a process running, or take expected values from
 # the messages themselves.
@@ -317,44 +319,66 @@ def case_outage(ctx):
         broker.stop()
 
 
+def restart_with(st, **cfx):
+    """Stop the daemon, change its config's cfx section, start it again."""
+    if st.daemon is not None and st.daemon.alive():
+        st.stop()
+    st.cfg["cfx"].update(cfx)
+    with open(st.config_path, "w") as f:
+        json.dump(st.cfg, f, indent=2)
+    return st.start()
+
+
 @apistation.with_daemon_log
-def case_refused(ctx):
-    broker = rabbit.Broker(ctx, users=[("mes", "right-pw")])
+def case_security(ctx):
+    tls = rabbit.make_ca(ctx, "ca-good")
+    other = rabbit.make_ca(ctx, "ca-other")
+    broker = rabbit.Broker(ctx, users=[("mes", "right-pw")], tls=tls)
     broker.start()
     try:
         cred = ctx.path("cfx-credentials")
         with open(cred, "w") as f:
             f.write("mes:wrong-pw\n")
         os.chmod(cred, 0o644)
-        st, slots = make_station(ctx, broker, n=2, cfx_extra={"credentials_file": "cfx-credentials",
-                                                               "reconnect_max_s": 2})
-        # readable by others: refused at start, with what to do
-        r = run_espstation(ctx, ["serve", "--config", st.config_path],
-                                                 timeout=30)
+        st, slots = make_station(ctx, broker, n=2, cfx_extra={
+            "credentials_file": "cfx-credentials", "reconnect_max_s": 2,
+            "broker": "amqps://localhost:%d" % broker.tls_port,
+            "tls": {"ca_file": other["cacertfile"]}})
+        # a credentials file others may read: refused at start, with what to do
+        r = run_espstation(ctx, ["serve", "--config", st.config_path], timeout=30)
         check(r.status == 2 and "chmod 600" in r.err and "credentials_file" in r.err,
               "HOST: a world-readable credentials file: status %s, stderr %r" % (r.status, r.err[-500:]))
         os.chmod(cred, 0o600)
+        # a CA that did not sign the broker's certificate: refused, said, flashing goes on
         st.start()
-        st.daemon.wait_stderr(r"CFX: amqp://127\.0\.0\.1:%d: .*(auth|Auth|SASL|sasl)" % broker.port, 30,
-                              "the station saying the broker refused its credentials")
-        n = run_jobs(st, slots, 6, 30)
+        st.daemon.wait_stderr(r"CFX: amqps://localhost:%d: .*certificate verify failed" % broker.tls_port,
+                              30, "the station saying the broker's certificate is not trusted")
+        n = run_jobs(st, slots, 4, 30)
         wait_idle(st, 30)
-        check(n == 6 and all(j["result"] == "pass" for j in rows(st.db)),
-              "HOST: jobs do not pass while the broker refuses the station")
+        check(n == 4 and all(j["result"] == "pass" for j in rows(st.db)),
+              "HOST: jobs do not pass while the broker cannot be reached")
+        # the right CA, the wrong password
+        restart_with(st, tls={"ca_file": tls["cacertfile"]})
+        st.daemon.wait_stderr(r"CFX: amqps://localhost:%d: .*Authentication failed" % broker.tls_port,
+                              30, "the station saying the broker refused its credentials")
+        run_jobs(st, slots, 2, 30)
+        wait_idle(st, 30)
         check(outbox_depth(st.db) > 0, "HOST: the refused station's messages are not in the outbox")
-        st.stop()
+        # the right password: connected over TLS, everything delivered
         with open(cred, "w") as f:
             f.write("mes:right-pw\n")
-        st.start()
-        st.daemon.wait_stderr(r"CFX: connected to", 30, "the station connecting with the right password")
+        restart_with(st)
+        st.daemon.wait_stderr(r"CFX: connected to amqps://localhost:%d" % broker.tls_port, 30,
+                              "the station connecting over TLS with the right password")
         inbox = Inbox()
         inbox.drain(broker.url, until=all_completed(st.db), timeout=60, user="mes",
                     password="right-pw")
         check_jobs(inbox, rows(st.db), [s.name for s in slots], "estn.test.cfx1")
+        st.wait(lambda: outbox_depth(st.db) == 0, 20, "an empty outbox")
     finally:
         broker.stop()
 
 
 if __name__ == "__main__":
-    sys.exit(main({"delivery": case_delivery, "outage": case_outage, "refused": case_refused},
+    sys.exit(main({"delivery": case_delivery, "outage": case_outage, "security": case_security},
                   "IPC-CFX over AMQP 1.0 against a private RabbitMQ"))
