@@ -285,10 +285,24 @@ int serve_guard_take(const station_cfg_t *cfg, serve_guard_t *g, char *err, size
     if (g->db_fd < 0) {
         snprintf(err, errlen,
                  "cannot create the lock file %s beside the database: %s (the database's "
-                 "directory must be writable by the daemon)",
+                 "directory must be writable by the daemon: SQLite writes its -wal file there "
+                 "too; a read-only or full file system, or another owner?)",
                  g->db_lock, strerror(errno));
         serve_guard_release(g);
         return -1;
+    }
+    {
+        /* an existing database the daemon cannot write would take no result: say so now */
+        int fd = open(cfg->database, O_RDWR | O_CLOEXEC);
+        if (fd < 0 && errno != ENOENT) {
+            snprintf(err, errlen,
+                     "the database %s cannot be opened for writing: %s (every result is "
+                     "written to it: fix its owner or mode, or the mount)",
+                     cfg->database, strerror(errno));
+            serve_guard_release(g);
+            return -1;
+        }
+        if (fd >= 0) close(fd);
     }
     if (guard_ports(cfg, g, err, errlen) != 0) {
         serve_guard_release(g);

@@ -658,6 +658,37 @@ def case_outside_write_lock(ctx):
           % (len(bad), ts.summarize(bad)))
 
 
+def case_read_only_database(ctx):
+    """A database on a read-only file system (its directory bind-mounted read-only in a private
+    mount namespace) is refused at start with a message saying so; the file is unchanged."""
+    s = Station(ctx, [SlotSpec("A1")])
+    s.start()
+    s.stop()
+    before = open(s.db, "rb").read()
+    d = ts.Daemon.__new__(ts.Daemon)
+    d.ctx, d.tag = ctx, "serve-ro"
+    script = ('mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && '
+              'exec "$2" serve --config "$3"')
+    d.args = ["unshare", "-m", "sh", "-c", script, "sh", ctx.tmp, ctx.espstation, s.config_path]
+    d.err_path, d.out_path = ctx.path("ro-stderr.txt"), ctx.path("ro-stdout.txt")
+    d._err, d._out = open(d.err_path, "wb"), open(d.out_path, "wb")
+    d.t0 = time.monotonic()
+    d.proc = subprocess.Popen(d.args, stdin=subprocess.DEVNULL, stdout=d._out, stderr=d._err,
+                              preexec_fn=harness._pdeathsig, cwd="/")
+    harness._children.append(d.proc)
+    try:
+        d.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        raise TestFailure("HOST: espstation runs on a read-only database\n%s" % d.describe())
+    err = d.stderr_text()
+    if "mount" in err and "espstation" not in err:
+        raise TestFailure("TEST: cannot make a read-only mount here (unshare -m, mount): %s"
+                          % err[-500:])
+    check(d.proc.returncode != 0 and re.search(r"[Rr]ead-only file system", err),
+          "HOST: a read-only database: exit %s, stderr:\n%s" % (d.proc.returncode, err[-1500:]))
+    check(open(s.db, "rb").read() == before, "HOST: the read-only database changed")
+
+
 def case_input_checks(ctx):
     """Parameters after the 32nd are refused (not dropped); invalid UTF-8 in a recipe is refused
     and nothing is stored; dotfiles in the web root are not served."""
@@ -706,6 +737,7 @@ CASES = {
     "input-checks": case_input_checks,
     "deleted-database": case_deleted_database,
     "outside-write-lock": case_outside_write_lock,
+    "read-only-database": case_read_only_database,
 }
 
 
