@@ -694,6 +694,34 @@ def case_read_only_database(ctx):
     check(open(s.db, "rb").read() == before, "HOST: the read-only database changed")
 
 
+def case_nofile_too_small(ctx):
+    """A config whose slots and http.max_connections do not fit in the descriptor limit is
+    refused at start (usage error), naming the limit to raise and the largest max_connections
+    that fits; with the limit raised it starts."""
+    s = Station(ctx, [SlotSpec("A1"), SlotSpec("A2")], http={"max_connections": 1000})
+    p = subprocess.run(["prlimit", "--nofile=512:512", ctx.espstation, "serve", "--config",
+                        s.config_path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=20, preexec_fn=harness._pdeathsig)
+    err = p.stderr.decode("utf-8", "replace")
+    # 48 + 2 slots x 4 + 1000 + 16 = 1072 needed; 512 - (48 + 8 + 16) = 440 fit
+    check(p.returncode == 2 and "LimitNOFILE" in err and "at most 440" in err,
+          "HOST: max_connections 1000 under a 512-descriptor limit: exit %s\n%s"
+          % (p.returncode, err[-1500:]))
+    d = ts.Daemon.__new__(ts.Daemon)
+    d.ctx, d.tag = ctx, "serve-2048"
+    d.args = ["prlimit", "--nofile=2048:2048", ctx.espstation, "serve", "--config",
+              s.config_path]
+    d.err_path, d.out_path = ctx.path("n-stderr.txt"), ctx.path("n-stdout.txt")
+    d._err, d._out = open(d.err_path, "wb"), open(d.out_path, "wb")
+    d.t0 = time.monotonic()
+    d.proc = subprocess.Popen(d.args, stdin=subprocess.DEVNULL, stdout=d._out, stderr=d._err,
+                              preexec_fn=harness._pdeathsig, cwd=ctx.tmp)
+    harness._children.append(d.proc)
+    ctx.daemons.append(d)
+    s.daemon = d
+    s.wait_listening(20)
+
+
 def case_input_checks(ctx):
     """Parameters after the 32nd are refused (not dropped); invalid UTF-8 in a recipe is refused
     and nothing is stored; dotfiles in the web root are not served."""
@@ -743,6 +771,7 @@ CASES = {
     "deleted-database": case_deleted_database,
     "outside-write-lock": case_outside_write_lock,
     "read-only-database": case_read_only_database,
+    "nofile-too-small": case_nofile_too_small,
 }
 
 
