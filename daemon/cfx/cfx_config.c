@@ -97,7 +97,7 @@ static int cc_credentials(cfx_cfg_t *c, char *err, size_t errlen)
     char buf[CFX_CRED_MAX + 1], *colon, *nl;
     struct stat st;
     ssize_t n;
-    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK); /* a FIFO must not hang us */
     if (fd < 0)
         return cc_err(err, errlen, "$.cfx.credentials_file: cannot open %s: %s", p,
                       strerror(errno));
