@@ -256,13 +256,77 @@ static void recipe_reset_modes(recipe_t *r, const cJSON *root, cJSON **d)
     r->plan.after_set = cJSON_GetObjectItemCaseSensitive(root, "after") != NULL;
 }
 
+/* "test": the post-flash test (the job runs it: state test); the plan borrows the text. */
+static void recipe_extract_test(recipe_t *r, const cJSON *root, cJSON **d, recipe_err_t *err)
+{
+    const cJSON *test;
+    test = cJSON_GetObjectItemCaseSensitive(root, "test");
+    if (test) {
+        r->test = true;
+        r->test_baud = (uint32_t)recipe_get_int(test, "$.test.baud", d);
+        r->test_expect = strdup(recipe_get_str(test, "$.test.expect", d));
+        r->test_timeout_ms = (uint32_t)recipe_get_int(test, "$.test.timeout_ms", d);
+        if (!r->test_expect)
+            recipe_fail(err, "internal", -ENOMEM, "$.test.expect", "out of memory");
+        /* the test reads what the application prints after the reset: without the reset the
+         * chip stays in its loader and the test could only fail. A test is the recipe's choice
+         * of after hard_reset: it wins over a slot's default (docs/RECIPES.md "before/after") */
+        if (r->plan.after_set && r->plan.after == PLAN_AFTER_NO_RESET)
+            recipe_fail(err, INVALID, EST_ERECIPE, "$.test",
+                        "a post-flash test needs \"after\": \"hard-reset\" (the board is reset "
+                        "into its application and its output read), but the recipe says "
+                        "\"no-reset\"");
+        r->plan.after = PLAN_AFTER_HARD_RESET;
+        r->plan.after_set = true;
+        /* the job runs it (jobs/job_sm.c, state test); the plan borrows the text */
+        r->plan.test = true;
+        r->plan.test_baud = r->test_baud;
+        r->plan.test_expect = r->test_expect;
+        r->plan.test_timeout_ms = r->test_timeout_ms;
+    }
+}
+
+/* "images": each file loaded (unless RECIPE_NO_IMAGES) and checked against its sha256. */
+static void recipe_extract_images(recipe_t *r, const cJSON *root, unsigned flags, cJSON **d,
+                                  recipe_err_t *err)
+{
+    const cJSON *images, *it;
+    const char *s;
+    size_t i = 0;
+    images = cJSON_GetObjectItemCaseSensitive(root, "images");
+    cJSON_ArrayForEach(it, images)
+    {
+        recipe_image_t *im = &r->images[r->n_images++];
+        const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "offset");
+        char jpath[48];
+        int64_t o = 0;
+        uint64_t u = 0;
+        if (cJSON_IsString(off)) {
+            recipe_parse_number(off->valuestring, &u);
+            o = (int64_t)u;
+        } else {
+            recipe_json_int(off, &o);
+        }
+        im->offset = (uint32_t)o;
+        im->file = strdup(recipe_get_str(it, "$.images[*].file", d));
+        snprintf(im->sha256, sizeof im->sha256, "%s", recipe_get_str(it, "$.images[*].sha256", d));
+        s = recipe_get_str(it, "$.images[*].label", d);
+        snprintf(im->label, sizeof im->label, "%s", s ? s : "");
+        snprintf(jpath, sizeof jpath, "$.images[%zu]", i++);
+        if (!im->file) {
+            recipe_fail(err, "internal", -ENOMEM, jpath, "out of memory");
+            continue;
+        }
+        recipe_load_image(r, im, flags, jpath, err);
+    }
+}
+
 /* Fill r from a validated document. */
 static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recipe_err_t *err)
 {
     cJSON *d = NULL;
-    const cJSON *v, *checks, *rev, *test, *retry, *images, *it;
+    const cJSON *v, *checks, *rev, *retry, *it;
     const char *s;
-    size_t i = 0;
 
     snprintf(r->name, sizeof r->name, "%s", recipe_get_str(root, "$.name", &d));
     snprintf(r->version, sizeof r->version, "%s", recipe_get_str(root, "$.version", &d));
@@ -331,60 +395,12 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
                     "min (v%u.%u) is above max (v%u.%u)", r->rev_min / 100, r->rev_min % 100,
                     r->rev_max / 100, r->rev_max % 100);
 
-    test = cJSON_GetObjectItemCaseSensitive(root, "test");
-    if (test) {
-        r->test = true;
-        r->test_baud = (uint32_t)recipe_get_int(test, "$.test.baud", &d);
-        r->test_expect = strdup(recipe_get_str(test, "$.test.expect", &d));
-        r->test_timeout_ms = (uint32_t)recipe_get_int(test, "$.test.timeout_ms", &d);
-        if (!r->test_expect)
-            recipe_fail(err, "internal", -ENOMEM, "$.test.expect", "out of memory");
-        /* the test reads what the application prints after the reset: without the reset the
-         * chip stays in its loader and the test could only fail. A test is the recipe's choice
-         * of after hard_reset: it wins over a slot's default (docs/RECIPES.md "before/after") */
-        if (r->plan.after_set && r->plan.after == PLAN_AFTER_NO_RESET)
-            recipe_fail(err, INVALID, EST_ERECIPE, "$.test",
-                        "a post-flash test needs \"after\": \"hard-reset\" (the board is reset "
-                        "into its application and its output read), but the recipe says "
-                        "\"no-reset\"");
-        r->plan.after = PLAN_AFTER_HARD_RESET;
-        r->plan.after_set = true;
-        /* the job runs it (jobs/job_sm.c, state test); the plan borrows the text */
-        r->plan.test = true;
-        r->plan.test_baud = r->test_baud;
-        r->plan.test_expect = r->test_expect;
-        r->plan.test_timeout_ms = r->test_timeout_ms;
-    }
+    recipe_extract_test(r, root, &d, err);
     retry = cJSON_GetObjectItemCaseSensitive(root, "retry");
     r->attempts = (unsigned)recipe_get_int(retry, "$.retry.attempts", &d);
     r->retry_lower_baud = recipe_get_bool(retry, "$.retry.lower_baud", &d);
 
-    images = cJSON_GetObjectItemCaseSensitive(root, "images");
-    cJSON_ArrayForEach(it, images)
-    {
-        recipe_image_t *im = &r->images[r->n_images++];
-        const cJSON *off = cJSON_GetObjectItemCaseSensitive(it, "offset");
-        char jpath[48];
-        int64_t o = 0;
-        uint64_t u = 0;
-        if (cJSON_IsString(off)) {
-            recipe_parse_number(off->valuestring, &u);
-            o = (int64_t)u;
-        } else {
-            recipe_json_int(off, &o);
-        }
-        im->offset = (uint32_t)o;
-        im->file = strdup(recipe_get_str(it, "$.images[*].file", &d));
-        snprintf(im->sha256, sizeof im->sha256, "%s", recipe_get_str(it, "$.images[*].sha256", &d));
-        s = recipe_get_str(it, "$.images[*].label", &d);
-        snprintf(im->label, sizeof im->label, "%s", s ? s : "");
-        snprintf(jpath, sizeof jpath, "$.images[%zu]", i++);
-        if (!im->file) {
-            recipe_fail(err, "internal", -ENOMEM, jpath, "out of memory");
-            continue;
-        }
-        recipe_load_image(r, im, flags, jpath, err);
-    }
+    recipe_extract_images(r, root, flags, &d, err);
     cJSON_Delete(d);
     if (err->n || (flags & RECIPE_NO_IMAGES)) return;
     {
