@@ -15,6 +15,7 @@
 #include "regprog.h"
 #include "slip.h"
 #include "stub.h"
+#include "job_sec.h"
 
 #define JOB_RX_FRAME_MAX 4096 /* largest frame we accept (READ_FLASH data is 4 KiB) */
 #define JOB_ZGRAIN 0x400 /* block outputs counted per 1 KiB of zlib stream (PROTOCOL.md §4.3) */
@@ -202,6 +203,7 @@ struct job_s {
     bool defl;
     uint32_t block_size, nblocks, seq;
     bool end_sent;          /* stub: FLASH_(DEFL_)END(1) sent after the last block */
+    bool img_restarted;     /* ROM: this image was begun again after a refused block */
     uint64_t img_done, img_t0_ms;
 
     /* TEST: the application's raw output, the newest JOB_TEST_OUTPUT_MAX bytes */
@@ -212,6 +214,8 @@ struct job_s {
     uint32_t op_size;       /* plan op_size, or (READ of 0 bytes) up to the end of the flash */
     uint32_t rd_done;       /* bytes received */
     EVP_MD_CTX *rd_md5;     /* over the bytes received */
+
+    job_sec_t sec; /* security read-out (job_security.c) */
 
     job_report_t rep;
 };

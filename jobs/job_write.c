@@ -115,6 +115,7 @@ void job_st_prepare(job_t *j, job_event_t ev)
         /* one deflate serves ROM and stub jobs alike (block sizes are multiples of 1 KiB) */
         p->compress = j->defl;
         j->img_t0_ms = job__now_ms(j);
+        j->img_restarted = false;
         rc = job__queue_prep(j);
         if (rc != 0)
             job_fail(j, EST_CLASS_INTERNAL, rc, "cannot queue image preparation: %s",
@@ -307,6 +308,37 @@ static bool job_stub_resendable(uint8_t status)
     return status == 0xC0 || status == 0xC1;
 }
 
+/* ROM: the block just sent was refused in a way that a resend cannot fix (PROTOCOL.md §4.5.7):
+ * 0x07 (checksum) — the ROM has already counted the block — or 0x05 for a block sent again. */
+static bool job_rom_block_counted(const job_t *j)
+{
+    return !j->stub && j->resp.status != 0 &&
+           (j->resp.error == 0x07 || (j->resp.error == 0x05 && j->tries > 0));
+}
+
+/* Begin the image again from its FLASH_(DEFL_)BEGIN (the ROM erases the region again and
+ * starts a new zlib stream; the blocks go from 0), once per image; a second time it fails. */
+static void job_rom_restart_image(job_t *j)
+{
+    char what[96];
+    if (j->img_restarted) {
+        snprintf(what, sizeof what, "block %u of %u (refused again after beginning the image anew)",
+                 j->seq + 1, j->nblocks);
+        job_nak(j, what);
+        return;
+    }
+    j->img_restarted = true;
+    j->rep.retries++;
+    job__log(j, JOB_LOG_WARN,
+             "block %u rejected (status 0x%04x): the ROM has counted it, so it cannot be sent "
+             "again; beginning the image at 0x%x again",
+             j->seq + 1, cmd_resp_code(&j->resp), j->plan->images[j->img].offset);
+    j->rep.bytes_written -= j->img_done;
+    j->img_done = 0;
+    if (j->cbs.progress_cb) j->cbs.progress_cb(j, j->img, 0, j->prep.len);
+    job_enter(j, JOB_ST_BEGIN);
+}
+
 void job_st_data(job_t *j, job_event_t ev)
 {
     job_prep_t *p = &j->prep;
@@ -320,6 +352,10 @@ void job_st_data(job_t *j, job_event_t ev)
                 return;
             }
             job_enter(j, JOB_ST_VERIFY);
+            return;
+        }
+        if (job_rom_block_counted(j)) {
+            job_rom_restart_image(j);
             return;
         }
         if (j->resp.status != 0) {

@@ -323,6 +323,38 @@ def reflash_case(chip, transport):
     return run
 
 
+def case_rom_garble(ctx):
+    """espsim --fault rom-garble:3: the ROM refuses compressed data block 3 with 0x07 and has
+    counted it (a resend would get 0x05). espstation begins the image again once
+    (docs/PROTOCOL.md §4.5.7): two FLASH_DEFL_BEGINs at the app's offset, the flash holds the
+    image byte for byte and the device's MD5 over it is the image's."""
+    ctx.require_executables("espsim", "espstation")
+    chip = "esp32"
+    sim = Sim(ctx, chip, "tcp", mac="24:0a:c4:9a:4b:03", jedec=0xEF4016,
+              faults=("rom-garble:3",))
+    flash_size = sim.ready["flash_size"]
+    app = img.app_image("app-rom-garble")
+    r = run_espstation(ctx, ["flash", "--port", sim.port, "--json",
+                             "0x%x" % APP_OFFSET, ctx.write_file("app.bin", app)], timeout=100)
+    obj = expect_success(r)
+    check(obj.get("retries") == 1, "HOST: retries %r, expected 1 (the image begun again)"
+          % (obj.get("retries"),))
+    check("beginning the image at 0x10000 again" in r.err,
+          "HOST: no log line about beginning the image again:\n%s" % r.err[-2000:])
+    files = [(APP_OFFSET, app, app, True)]
+    check_images(obj, files, "yes")
+    dump = sim.stop_and_dump()
+    faults = [e for e in sim.events() if e.get("event") == "fault"]
+    check(any(e.get("fault") == "rom-garble" for e in faults),
+          "SIM: the rom-garble fault never fired (events %r)" % faults)
+    begins = [e for e in events_of(sim, "defl_begin") if as_int(e.get("offset")) == APP_OFFSET]
+    check(len(begins) == 2, "HOST: %d FLASH_DEFL_BEGIN at 0x%x, expected 2 (begun again once)"
+          % (len(begins), APP_OFFSET))
+    check_sim_writes(sim, files, [APP_OFFSET])
+    compare_flash(dump, img.expected_flash(flash_size, [(APP_OFFSET, app)]),
+                  [("app", APP_OFFSET, len(app))])
+
+
 # ---- the flasher stub, baud changes, read-flash, erase (issue 6) ----
 # The stub files are synthetic (tests/data/mkstub.py: esptool's JSON format, random bytes):
 # espsim checks the upload and then behaves as the stub does (docs/SIMULATOR.md).
@@ -813,6 +845,7 @@ for _tr in ("pty", "rfc2217", "tcp"):
 CASES["baud-921600-rfc2217-rom"] = baud_case("rfc2217", False)
 CASES["baud-921600-pty-rom"] = baud_case("pty", False)
 CASES["no-stub"] = case_no_stub
+CASES["rom-garble"] = case_rom_garble
 CASES["stub-v42-layout-skip-unchanged"] = case_stub_v42_layout_and_skip
 CASES["stub-broken-file"] = case_stub_broken_file
 CASES["usb-otg-and-serial-jtag"] = case_usb_otg

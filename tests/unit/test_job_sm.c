@@ -40,6 +40,7 @@ typedef struct fake_s {
     int vanish_at_seq;   /* report a port error at this data seq (-1 none) */
     int cancel_at_seq;   /* cancel the job at this data seq (-1 none) */
     int nak_data_seq;    /* NAK this data seq once with a checksum error (-1 none) */
+    bool nak_data_again; /* ... and once more (the next time that seq comes) */
     int stub_err_seq;    /* stub: answer this data seq with a deferred write error (-1 none) */
     bool drop_mac1_once; /* drop the first reply to READ_REG of the second MAC word */
     bool big_burst;      /* one 6000-byte burst of text while connecting */
@@ -93,6 +94,7 @@ typedef struct fake_s {
     uint32_t baud_first_new, baud_first_old; /* first CHANGE_BAUDRATE words */
     unsigned baud_changes;
     unsigned ends; /* FLASH_(DEFL_)END requests */
+    unsigned begins; /* FLASH_(DEFL_)BEGIN requests */
     uint32_t end_flag;
     char log[4096];
 } fake_t;
@@ -347,6 +349,7 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
     case CMD_FLASH_DEFL_BEGIN:
     case CMD_FLASH_BEGIN:
         F.begin_len = (uint32_t)(n - 8);
+        F.begins++;
         F.begin_tmo_ms = F.job->req_timeout_ms; /* set before the request was written */
         /* The legacy stub takes exactly 16 bytes: `error = verify_data_len(command, 16) ||
          * handle_flash_begin(...)` refuses 20 with status 1 (the `||` turns 0xC0 into 1). The
@@ -395,7 +398,8 @@ static void fake_request(void *ud, const uint8_t *f, size_t n)
             return;
         }
         if (seq == F.nak_data_seq) {
-            F.nak_data_seq = -1;
+            F.nak_data_seq = F.nak_data_again ? seq : -1;
+            F.nak_data_again = false;
             fake_reply(op, 0, NULL, 0, F.stub_on ? 0xC1 : 1, F.stub_on ? 0 : 7); /* checksum */
             return;
         }
@@ -893,7 +897,9 @@ static void test_image_beyond_flash(void **state)
     teardown_fake();
 }
 
-static void test_data_nak_is_sent_again(void **state)
+/* ROM: a block refused for its checksum (0x07) has been counted by the ROM and cannot be sent
+ * again; the image begins again from FLASH_DEFL_BEGIN, once (PROTOCOL.md §4.5.7). */
+static void test_rom_checksum_nak_begins_image_again(void **state)
 {
     (void)state;
     setup_fake();
@@ -901,6 +907,25 @@ static void test_data_nak_is_sent_again(void **state)
     run_job();
     assert_int_equal(F.rep->result, JOB_RESULT_PASS);
     assert_int_equal(F.rep->retries, 1);
+    assert_int_equal(F.begins, 2);
+    assert_int_equal(F.rep->bytes_written, IMG_LEN + 1); /* not counted twice */
+    assert_non_null(strstr(F.log, "beginning the image at 0x10000 again"));
+    assert_flash_has_image();
+    teardown_fake();
+}
+
+static void test_rom_checksum_nak_twice_fails(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.nak_data_seq = 2;
+    F.nak_data_again = true;
+    run_job();
+    assert_int_equal(F.rep->error_class, EST_CLASS_NAK);
+    assert_int_equal(F.rep->failed_state, JOB_ST_DATA);
+    assert_int_equal(F.rep->nak_code, 0x0107);
+    assert_int_equal(F.begins, 2);
+    assert_non_null(strstr(F.rep->message, "refused again after beginning the image anew"));
     teardown_fake();
 }
 
@@ -1840,7 +1865,8 @@ int main(void)
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_wrong_chip),
         cmocka_unit_test(test_image_beyond_flash),
-        cmocka_unit_test(test_data_nak_is_sent_again),
+        cmocka_unit_test(test_rom_checksum_nak_begins_image_again),
+        cmocka_unit_test(test_rom_checksum_nak_twice_fails),
         cmocka_unit_test(test_dropped_register_reply_restarts_sequence),
         cmocka_unit_test(test_big_text_burst_while_connecting),
         cmocka_unit_test(test_rom_cannot_reach_beyond_16mb),
