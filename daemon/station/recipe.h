@@ -98,7 +98,7 @@ void recipe_free(recipe_t *r);
 int recipe_check_device(const recipe_t *r, const chip_info_t *chip, unsigned chip_rev,
                         uint32_t flash_size, recipe_err_t *err);
 
-/* Import an ESP-IDF build/flasher_args.json (IDF v4.x–v6.x, reference §13): flash_files are the
+/* Import an ESP-IDF build/flasher_args.json (IDF v4.x–v6.x, PROTOCOL.md §13): flash_files are the
  * images, named entries give labels, flash_settings (else write_flash_args) the flash
  * parameters, extra_esptool_args chip/before/after/stub. Image paths in the result are relative
  * to the directory of `out_path` (which need not exist yet; its directory must), each with its

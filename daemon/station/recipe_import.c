@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* recipe_import.c — recipe JSON output (two-space indentation) and the import of ESP-IDF's
- * build/flasher_args.json (reference §13) into a recipe file.
+ * build/flasher_args.json (PROTOCOL.md §13) into a recipe file.
  * Must not: log, talk to a device or the database; every problem goes into recipe_err_t. */
 #include "recipe_int.h"
 #include "est_util.h"
@@ -102,7 +102,7 @@ static void recipe_print(recipe_buf_t *b, const cJSON *v, int depth)
     }
 }
 
-/* ---- import of ESP-IDF build/flasher_args.json (reference §13) ---- */
+/* ---- import of ESP-IDF build/flasher_args.json (PROTOCOL.md §13) ---- */
 
 typedef struct recipe_imp_s {
     uint32_t offset;
