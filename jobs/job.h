@@ -60,6 +60,7 @@ typedef struct job_s job_t;
 typedef enum { JOB_RESULT_NONE, JOB_RESULT_PASS, JOB_RESULT_FAIL, JOB_RESULT_CANCELLED } job_result_t;
 const char *job_result_name(job_result_t r);
 
+#define JOB_SECURITY_MAX 4096    /* the security read-out JSON kept in the report */
 #define JOB_TEST_OUTPUT_MAX 2048 /* application output kept in the report (the last bytes) */
 
 typedef struct job_image_stat_s {
@@ -89,6 +90,8 @@ typedef struct job_report_s {
     uint32_t flash_size;         /* detected (0 unknown) */
     uint32_t sec_flags;          /* GET_SECURITY_INFO flags when available */
     bool have_sec_info;
+    /* security read-out (docs/SECURITY-PROVISIONING.md §9): JSON, secstate.h; "" = not read */
+    char security[JOB_SECURITY_MAX];
     uint8_t nak_op;              /* for error_class nak: the command and its status */
     uint16_t nak_code;
     uint64_t started_ms, finished_ms;

@@ -404,6 +404,7 @@ static void job_detect_secinfo(job_t *j)
         const chip_info_t *c;
         j->rep.have_sec_info = true;
         j->rep.sec_flags = si.flags;
+        job_sec_keep_secinfo(j, j->resp.out, j->resp.out_len);
         c = si.has_chip_id ? chip_by_image_id(si.chip_id) : chip_get(CHIP_ESP32S2);
         if (c) {
             job_detected(j, c, "GET_SECURITY_INFO chip ID");
@@ -473,10 +474,16 @@ void job_st_detect(job_t *j, job_event_t ev)
 /* ---- READ_EFUSE: three register programs (PROTOCOL.md §16): MAC and revision words; the ROM's
  * console variable UARTDEV_BUF_NO; on USB-Serial/JTAG the watchdog program ---- */
 
-static void job_efuse_done(job_t *j)
+static void job_efuse_next(job_t *j)
 {
     job_prefetch_images(j);
     job_enter(j, JOB_ST_STUB);
+}
+
+/* then the security read-out (job_security.c) */
+static void job_efuse_done(job_t *j)
+{
+    job_sec_read(j, job_efuse_next);
 }
 
 static void job_wdt_done(job_t *j, job_rp_result_t res)

@@ -15,6 +15,7 @@
 #include "regprog.h"
 #include "slip.h"
 #include "stub.h"
+#include "job_sec.h"
 
 #define JOB_RX_FRAME_MAX 4096 /* largest frame we accept (READ_FLASH data is 4 KiB) */
 #define JOB_ZGRAIN 0x400 /* block outputs counted per 1 KiB of zlib stream (PROTOCOL.md §4.3) */
@@ -213,6 +214,8 @@ struct job_s {
     uint32_t op_size;       /* plan op_size, or (READ of 0 bytes) up to the end of the flash */
     uint32_t rd_done;       /* bytes received */
     EVP_MD_CTX *rd_md5;     /* over the bytes received */
+
+    job_sec_t sec; /* security read-out (job_security.c) */
 
     job_report_t rep;
 };

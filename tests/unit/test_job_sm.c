@@ -1851,6 +1851,72 @@ static void test_state_table(void **state)
     assert_int_equal(job_state_retries(JOB_ST_DATA), 2); /* 3 sends in total, as esptool */
 }
 
+/* ---- security read-out (issue 17 part 1, docs/SECURITY-PROVISIONING.md §9) ---- */
+
+/* A blank ESP32-C3: GET_SECURITY_INFO (20-byte form) and every eFuse block read, BLOCK0 first at
+ * the controller's read registers (0x60008800 + 0x2C); the record says "not secured". */
+static void test_security_blank_c3(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32C3;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_non_null(strstr(F.rep->security, "\"source\":\"secinfo+efuse\""));
+    assert_non_null(strstr(F.rep->security, "\"flash_encryption\":false"));
+    assert_non_null(strstr(F.rep->security, "\"secure_boot\":false"));
+    assert_non_null(strstr(F.rep->security, "\"download_mode\":\"open\""));
+    assert_non_null(strstr(F.rep->security, "\"block\":\"BLOCK_KEY5\",\"used\":false"));
+    assert_non_null(strstr(F.log, "security: flash encryption off"));
+    teardown_fake();
+}
+
+/* SPI_BOOT_CRYPT_CNT (BLOCK0 word 2 bits 18..20) with one bit set: encryption on, development
+ * mode, read from the blocks although GET_SECURITY_INFO's counter byte says 0. */
+static void test_security_encrypted_c3(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32C3;
+    F.peek_addr = 0x60008834;
+    F.peek_val = 1u << 18;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_non_null(strstr(F.rep->security, "\"flash_encryption\":true"));
+    assert_non_null(strstr(F.rep->security, "\"flash_encryption_mode\":\"development\""));
+    teardown_fake();
+}
+
+/* The ESP32 ROM refuses GET_SECURITY_INFO: the state comes from the blocks alone; ABS_DONE_1
+ * (BLOCK0 word 6 bit 5, read at 0x3FF5A018) is Secure Boot v2 on. */
+static void test_security_esp32_blocks_only(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.peek_addr = 0x3FF5A018;
+    F.peek_val = 1u << 5;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_non_null(strstr(F.rep->security, "\"source\":\"efuse\""));
+    assert_non_null(strstr(F.rep->security, "\"secinfo\":null"));
+    assert_non_null(strstr(F.rep->security, "\"secure_boot\":true"));
+    assert_non_null(strstr(F.rep->security, "\"flash_encryption\":false"));
+    teardown_fake();
+}
+
+/* A chip without an eFuse table (ESP32-H2): GET_SECURITY_INFO only, and the record says why. */
+static void test_security_secinfo_only_h2(void **state)
+{
+    (void)state;
+    setup_fake();
+    F.chip = CHIP_ESP32H2;
+    run_job();
+    assert_int_equal(F.rep->result, JOB_RESULT_PASS);
+    assert_non_null(strstr(F.rep->security, "\"source\":\"secinfo\""));
+    assert_non_null(strstr(F.rep->security, "\"efuse_error\":\"this chip has no eFuse table"));
+    teardown_fake();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1891,6 +1957,10 @@ int main(void)
         cmocka_unit_test(test_usb_otg_p4_by_revision),
         cmocka_unit_test(test_usb_jtag_watchdogs_c3),
         cmocka_unit_test(test_usb_jtag_watchdogs_h2_p4),
+        cmocka_unit_test(test_security_blank_c3),
+        cmocka_unit_test(test_security_encrypted_c3),
+        cmocka_unit_test(test_security_esp32_blocks_only),
+        cmocka_unit_test(test_security_secinfo_only_h2),
         cmocka_unit_test(test_no_watchdog_writes_on_uart_or_running_stub),
         cmocka_unit_test(test_baud_rom),
         cmocka_unit_test(test_baud_stub),
