@@ -250,11 +250,25 @@ def case_delivery(ctx):
             st.kill9()
             st.start(tag="after-kill%d" % (k + 1))
         wait_idle(st, 30)
-        st.stop()
+        st.daemon.wait_stderr(r"CFX: connected to", 30, "the station connected to the broker")
+        st.stop()  # SIGTERM while connected: EndpointShuttingDown
         st.start(tag="final")
         jobs = rows(st.db)
         inbox.drain(broker.url, until=all_completed(st.db), timeout=60)
         check_jobs(inbox, jobs, names, "estn.test.cfx1")
+        # the endpoint messages: one EndpointConnected per connection, Heartbeats at heartbeat_s,
+        # EndpointShuttingDown from the SIGTERM stop above (kill -9 sends none); it follows the
+        # last WorkCompleted in the queue
+        inbox.drain(broker.url, until=lambda ib: any(e["MessageName"] == "CFX.EndpointShuttingDown"
+                                                     for e in ib.order), timeout=20)
+        kinds = [e["MessageName"] for e in inbox.order]
+        hb = [e for e in inbox.order if e["MessageName"] == "CFX.Heartbeat"]
+        check(kinds.count("CFX.EndpointConnected") >= 2 and hb and
+              all(e["MessageBody"]["HeartbeatFrequency"] == "00:00:02" for e in hb),
+              "CFX: %d EndpointConnected, %d Heartbeat (%s)" % (kinds.count("CFX.EndpointConnected"),
+                                                              len(hb), hb[:1]))
+        check(kinds.count("CFX.EndpointShuttingDown") == 1,
+              "CFX: %d EndpointShuttingDown after one SIGTERM stop" % kinds.count("CFX.EndpointShuttingDown"))
         interrupted = sum(1 for j in jobs if j["result"] == "interrupted")
         ctx.log("kill9: %d jobs, %d interrupted, %d messages" % (len(jobs), interrupted, len(inbox.order)))
         print("delivery: %d jobs (%d interrupted by kill -9), %d messages, %d re-sent copies"
