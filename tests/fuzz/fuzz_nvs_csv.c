@@ -6,7 +6,8 @@
  * page headers (state, sequence = page index, version, CRC-32) on the used pages only, the
  * last used page ACTIVE and the others FULL, a good CRC in every written entry, nothing written
  * in the spare page; the encrypted image differs from the plain one only in written entries,
- * and each of them decrypts (AES-256-XTS, tweak = offset) to the plain entry. Files named by
+ * and each of them decrypts (AES-256-XTS, tweak = offset) to the plain entry, as nvs_decrypt
+ * of the whole image does. Files named by
  * "file" rows come from a loader that never touches the file system.
  * Must not: read or write files; keep state between inputs. */
 #include <stdio.h>
@@ -168,6 +169,9 @@ static void generate(const char *text, size_t size, int version)
     check_image(plain, plen, version);
     FUZZ_CHECK(elen == plen);
     check_encrypted(plain, enc, plen);
+    /* nvs_decrypt undoes the encryption exactly */
+    FUZZ_CHECK(nvs_decrypt(enc, elen, g_keys, err2, sizeof err2) == 0);
+    FUZZ_CHECK(memcmp(enc, plain, plen) == 0);
     free(plain);
     free(enc);
 }
