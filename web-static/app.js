@@ -9,7 +9,9 @@ import { EngineerView } from './engineer.js';
 import { iconSvg } from './icons.js';
 import { JobList, renderJobDetail } from './jobs.js';
 import { LiveStream } from './live.js';
-import { formatRatePerHour, formatYield, roleCan, shortHash } from './model.js';
+import {
+    formatRatePerHour, formatYield, hasVocabulary, roleCan, setVocabulary, shortHash,
+} from './model.js';
 import { TileGrid } from './tiles.js';
 
 const $ = (id) => document.getElementById(id);
@@ -183,6 +185,7 @@ async function reload() {
     app.buffer = [];
     app.loading = (async () => {
         try {
+            await loadVocabulary();
             const [slots, station] = await Promise.all([get('/api/v1/slots'),
                 get('/api/v1/station')]);
             setStation(station);
@@ -352,6 +355,17 @@ async function openJob(uuid) {
 
 // ---------------------------------------------------------------- start
 
+// The station's words for stages and error classes (GET /api/v1/vocabulary): loaded once; a
+// station whose reads need a token gives them after sign-in (reload).
+async function loadVocabulary() {
+    if (hasVocabulary()) return;
+    try {
+        setVocabulary(await get('/api/v1/vocabulary'));
+    } catch {
+        // names are shown as they are until it loads
+    }
+}
+
 async function main() {
     app.tiles = new TileGrid($('grid'), {
         onStart: startSlot, onCancel: cancelSlot, onDetails: openJob, announce,
@@ -391,6 +405,7 @@ async function main() {
     app.live = new LiveStream({ onEvent: handleEvent, onStatus: setConnected, token: getToken });
     // Reads may need a token (config "read_access": "token"); EventSource cannot send one,
     // so the stream is then read with fetch().
+    await loadVocabulary();
     try {
         const st = await get('/api/v1/station');
         setStation(st);

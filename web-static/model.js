@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 // model.js — what the dashboard shows, as pure functions of the API's data: the operator's
-// state word for a slot (IDLE … FAIL), stage and error class names in plain words, number and
-// time formatting. Must not: touch the DOM or the network (the Node unit test imports it).
+// state word for a slot (IDLE … FAIL), stage and error class names in plain words (from the
+// station's vocabulary), number and time formatting. Must not: touch the DOM or the network (the Node unit test imports it).
 
 /** The operator-facing states, in the order of a job. `cls` is the CSS/icon key. */
 export const STATES = {
@@ -14,31 +14,23 @@ export const STATES = {
     FAIL: { word: 'FAIL', cls: 'fail', icon: 'fail' },
 };
 
-// Job stages (the job state machine's names, docs/PROTOCOL.md) in operator words. Unknown
-// stages (a newer daemon) fall back to the raw name, so nothing is hidden.
-const STAGE_WORDS = {
-    idle: 'Not started',
-    open: 'Opening the port',
-    reset: 'Resetting the board',
-    sync: 'Connecting to the bootloader',
-    detect: 'Detecting the chip',
-    read_efuse: 'Reading the MAC address',
-    stub: 'Loading the flasher',
-    baud: 'Changing the speed',
-    attach: 'Attaching the flash',
-    flash_id: 'Reading the flash ID',
-    params: 'Checking the flash size',
-    prepare: 'Preparing the image',
-    begin: 'Erasing the flash',
-    data: 'Writing the flash',
-    verify: 'Checking the flash (MD5)',
-    test: 'Testing the board',
-    after_reset: 'Restarting the board',
-    canceling: 'Cancelling',
-    closing: 'Finishing',
-    done: 'Done',
-    failed: 'Failed',
-};
+// The station's words (GET /api/v1/vocabulary, daemon/station/vocab.c): job states ("stages")
+// and error classes in operator words. The dashboard loads them at start (app.js); until then,
+// and for a name the vocabulary lacks (a newer daemon), the raw name is shown, so nothing is
+// hidden. No copy of the words is kept here.
+const vocab = { stages: new Map(), classes: new Map() };
+
+/** Take the words of a vocabulary (the API's JSON); false when it is not one. */
+export function setVocabulary(v) {
+    if (!v || !Array.isArray(v.job_states) || !Array.isArray(v.error_classes)) return false;
+    vocab.stages = new Map(v.job_states.map((s) => [s.name, s.words]));
+    vocab.classes = new Map(v.error_classes.map((c) => [c.name, c.words]));
+    return true;
+}
+
+export function hasVocabulary() {
+    return vocab.stages.size > 0;
+}
 
 // Stages in which the board is being tested (a recipe's post-flash test); named loosely so a
 // daemon that calls the stage "test" or "test_*" is shown as TESTING.
@@ -48,41 +40,12 @@ function isTestStage(stage) {
 
 export function stageWords(stage) {
     if (stage == null) return '';
-    return STAGE_WORDS[stage] || stage.replace(/_/g, ' ');
+    return vocab.stages.get(stage) || stage.replace(/_/g, ' ');
 }
-
-// Error classes (est_err.h EST_CLASS_MAP) in a few plain words; the daemon's `hint` says what
-// to do. Unknown classes show their name.
-const CLASS_WORDS = {
-    usage: 'Wrong settings',
-    image_missing: 'Firmware file missing',
-    image_invalid: 'Firmware file not valid',
-    recipe_invalid: 'Recipe not valid',
-    bad_offset: 'Recipe: bad flash address',
-    flash_too_small: 'Flash too small for the firmware',
-    port_not_found: 'Serial port not found',
-    port_busy: 'Serial port in use',
-    port_gone: 'Connection to the board lost',
-    port_error: 'Serial port problem',
-    no_sync: 'No answer from the board',
-    wrong_boot_mode: 'Board not in download mode',
-    timeout: 'Board stopped answering',
-    nak: 'Board refused a command',
-    unsupported: 'Not supported by this board',
-    protocol: 'Garbled data from the board',
-    md5_mismatch: 'Flash check failed (MD5)',
-    wrong_chip: 'Wrong chip on the board',
-    flash_not_detected: 'Flash chip not found',
-    brownout: 'Board reset itself (power)',
-    stub_failed: 'Flasher program did not start',
-    test_failed: 'Board did not start its program',
-    cancelled: 'Cancelled',
-    internal: 'Station software error',
-};
 
 export function classWords(cls) {
     if (!cls) return '';
-    return CLASS_WORDS[cls] || cls.replace(/_/g, ' ');
+    return vocab.classes.get(cls) || cls.replace(/_/g, ' ');
 }
 
 /**

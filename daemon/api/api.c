@@ -198,6 +198,7 @@ typedef struct api_route_s {
     }
 static const api_route_t api_routes[] = {
     {R("api", "v1", "station"), M_GET, AUTH_PERM_READ, 0, api__get_station},
+    {R("api", "v1", "vocabulary"), M_GET, AUTH_PERM_READ, 0, api__get_vocabulary},
     {R("api", "v1", "auth"), M_GET, AUTH_PERM_NONE, 0, api__get_auth},
     {R("api", "v1", "slots"), M_GET, AUTH_PERM_READ, 0, api__get_slots},
     {R("api", "v1", "slots", "*"), M_GET, AUTH_PERM_READ, 0, api__get_slot},

@@ -5,6 +5,7 @@
  * Must not: change slots or jobs; every field documented is always present (null when absent). */
 #include "api_model.h"
 #include "store_cols.h"
+#include "vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* api_live.c — the GET endpoints of the live model: the station, the caller's role, the slots,
- * one slot, and the event stream (docs/API.md). Built on api_model.h. */
+/* api_live.c — the GET endpoints of the live model: the station, the vocabulary, the caller's
+ * role, the slots, one slot, and the event stream (docs/API.md). Built on api_model.h. */
 #include "api_model.h"
 #include "api_routes.h"
+#include "vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,4 +84,16 @@ void api__get_events(api_ctx_t *c)
     c->resp->content_type = "text/event-stream; charset=utf-8";
     c->resp->cache_control = "no-cache";
     c->resp->events = ec;
+}
+
+/* The station's words (daemon/station/vocab.c): what the dashboard shows for states, classes
+ * and chips, so it keeps no copy of its own. */
+void api__get_vocabulary(api_ctx_t *c)
+{
+    cJSON *v = vocab_json();
+    if (!v) {
+        api__problem(c->resp, 500, "internal", "out of memory");
+        return;
+    }
+    api__json(c->resp, 200, v);
 }

@@ -9,6 +9,7 @@
 #include "api_int.h"
 
 void api__get_station(api_ctx_t *c);
+void api__get_vocabulary(api_ctx_t *c);
 void api__get_auth(api_ctx_t *c);
 void api__get_slots(api_ctx_t *c);
 void api__get_slot(api_ctx_t *c);

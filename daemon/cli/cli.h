@@ -12,6 +12,7 @@
 #include "est_err.h"
 #include "job.h"
 #include "plan.h"
+#include "vocab.h" /* est_class_hint: the operator hint of an error class */
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
@@ -35,6 +36,9 @@ int cli_escrow(int argc, char **argv);
     "  --stub-dir DIR       flasher stubs: an installed esptool's targets/stub_flasher/2 or /1\n"  \
     "                       (or that stub_flasher directory), esptool 4.2-4.7's stub_flasher,\n"   \
     "                       or an esp-flasher-stub release; default: ROM loader only\n"            \
+    "  --stub-version V     which stub of a stub_flasher directory holding 1/ and 2/: default\n"   \
+    "                       (what its esptool uses: 4.x 1/, 5.x 2/), 1 (legacy) or 2\n"            \
+    "                       (esp-flasher-stub)\n"                                                  \
     "  --no-stub            use the ROM loader even when --stub-dir is given\n"
 
 /* One one-device command for cli_job_main: its name and help, what it does with the positional

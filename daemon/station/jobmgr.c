@@ -274,8 +274,27 @@ static bool slot_retryable(est_class_t c)
     case EST_CLASS_FLASH_NOT_DETECTED:
     case EST_CLASS_BROWNOUT:
     case EST_CLASS_PORT_ERROR: return true;
-    default: return false;
+    /* the same again would fail the same way, or it is not a failure of the board at all; a
+     * new class must be placed in one of the two lists (-Wswitch: no default here) */
+    case EST_CLASS_NONE:
+    case EST_CLASS_USAGE:
+    case EST_CLASS_IMAGE_MISSING:
+    case EST_CLASS_IMAGE_INVALID:
+    case EST_CLASS_RECIPE_INVALID:
+    case EST_CLASS_BAD_OFFSET:
+    case EST_CLASS_FLASH_TOO_SMALL:
+    case EST_CLASS_PORT_NOT_FOUND:
+    case EST_CLASS_PORT_BUSY:
+    case EST_CLASS_PORT_GONE:
+    case EST_CLASS_UNSUPPORTED:
+    case EST_CLASS_WRONG_CHIP:
+    case EST_CLASS_STUB_FAILED:
+    case EST_CLASS_TEST_FAILED:
+    case EST_CLASS_CANCELLED:
+    case EST_CLASS_INTERNAL:
+    case EST_CLASS__COUNT: return false;
     }
+    return false; /* not an est_class_t value */
 }
 
 static void slot_retry_cb(uv_timer_t *t)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* est_err.c — texts for EST_* / UV_E* error codes and the error-class table.
- * Owns: est_strerror and the class name/hint lookups generated from est_err.h's X-macros.
+ * Owns: est_strerror and the class name lookups generated from est_err.h's X-macros.
  * Must not: depend on libuv (negative errno texts come from the C library's static table) or keep
  * mutable state (every function here is thread-safe). */
 #include "est_err.h"
@@ -37,13 +37,7 @@ const char *est_strerror(int err)
 }
 
 static const char *const est__class_names[] = {
-#define XX(e, name, hint) name,
-    EST_CLASS_MAP(XX)
-#undef XX
-};
-
-static const char *const est__class_hints[] = {
-#define XX(e, name, hint) hint,
+#define XX(e, name) name,
     EST_CLASS_MAP(XX)
 #undef XX
 };
@@ -52,12 +46,6 @@ const char *est_class_name(est_class_t c)
 {
     if ((unsigned)c >= EST_CLASS__COUNT) return "internal";
     return est__class_names[c];
-}
-
-const char *est_class_hint(est_class_t c)
-{
-    if ((unsigned)c >= EST_CLASS__COUNT) return "";
-    return est__class_hints[c];
 }
 
 est_class_t est_class_from_name(const char *name)

@@ -8,11 +8,17 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { test } from 'node:test';
 
+import fs from 'node:fs';
+
 import {
     chipName, displayState, formatDuration, formatPercent, formatRate, gridColumns, jobMatches,
-    normalizeMac, percentOf, roleCan, stageLine,
+    normalizeMac, percentOf, roleCan, setVocabulary, stageLine,
 } from '../../web-static/model.js';
 import { Sha256 } from '../../web-static/sha256.js';
+
+// The words come from the station (GET /api/v1/vocabulary); vocabulary.json is that answer
+// (tests/unit/test_vocab.c keeps it equal to what the daemon serves).
+assert.ok(setVocabulary(JSON.parse(fs.readFileSync(new URL('./vocabulary.json', import.meta.url)))));
 
 const slot = (o) => ({ name: 'A1', state: 'idle', stage: null, last: null, start: 'auto',
     recipe: { name: 'r', version: '1', hash: 'a'.repeat(64) }, recipe_error: null, ...o });
