@@ -216,6 +216,11 @@ static const api_route_t api_routes[] = {
     {R("api", "v1", "images", "*"), M_PUT, AUTH_PERM_ENGINEER, 2, api__put_image},
     {R("api", "v1", "stats"), M_GET, AUTH_PERM_READ, 0, api__get_stats},
     {R("api", "v1", "events"), M_GET, AUTH_PERM_READ, 0, api__get_events},
+    {R("api", "v1", "pools"), M_GET, AUTH_PERM_READ, 0, api__get_pools},
+    {R("api", "v1", "pools"), M_POST, AUTH_PERM_ENGINEER, 1, api__post_pool},
+    {R("api", "v1", "pools", "*", "items"), M_GET, AUTH_PERM_READ, 0, api__get_pool_items},
+    {R("api", "v1", "pools", "*", "import"), M_POST, AUTH_PERM_ENGINEER, 2, api__post_pool_import},
+    {R("api", "v1", "pools", "*", "void"), M_POST, AUTH_PERM_ENGINEER, 1, api__post_pool_void},
     {R("metrics"), M_GET, AUTH_PERM_READ, 0, api__get_metrics},
 };
 #undef R

@@ -29,6 +29,12 @@ void api__post_cancel(api_ctx_t *c);
 void api__put_slot_recipe(api_ctx_t *c);
 void api__post_recipe(api_ctx_t *c);
 void api__get_static(api_ctx_t *c);
+/* pools (api_pools.c) */
+void api__get_pools(api_ctx_t *c);
+void api__post_pool(api_ctx_t *c);
+void api__get_pool_items(api_ctx_t *c);
+void api__post_pool_import(api_ctx_t *c);
+void api__post_pool_void(api_ctx_t *c);
 
 /* the CSV export's chunks (api_data.c) */
 void api__stream_free(api_stream_t *s);
