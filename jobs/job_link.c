@@ -85,6 +85,8 @@ static const char *job_stub_path(job_t *j, char *path, size_t cap)
 {
     const plan_t *pl = j->plan;
     char why[512];
+    const char *base;
+    stub_choice_t choice;
     int rc;
     if (pl->stub_file) {
         const chip_info_t *fc = stub_file_chip(pl->stub_file);
@@ -103,9 +105,12 @@ static const char *job_stub_path(job_t *j, char *path, size_t cap)
             return NULL;
         }
         snprintf(path, cap, "%s", pl->stub_file);
+        base = strrchr(pl->stub_file, '/');
+        snprintf(j->rep.stub_name, sizeof j->rep.stub_name, "%s", base ? base + 1 : pl->stub_file);
         return path;
     }
-    rc = stub_find(pl->stub_dir, j->chip, j->rep.chip_rev, path, cap, why, sizeof why);
+    rc = stub_find_pick(pl->stub_dir, j->chip, j->rep.chip_rev, pl->stub_pick, path, cap, &choice,
+                        why, sizeof why);
     if (rc == UV_ENOENT) {
         job__log(j, JOB_LOG_INFO, "%s: using the ROM loader", why);
         job_stub_done(j);
@@ -115,6 +120,7 @@ static const char *job_stub_path(job_t *j, char *path, size_t cap)
         job_stub_fail(j, "%s", why);
         return NULL;
     }
+    snprintf(j->rep.stub_name, sizeof j->rep.stub_name, "%s", choice.name);
     return path;
 }
 
@@ -268,6 +274,7 @@ static void job_baud_fallback(job_t *j, const char *why)
     j->cur_baud = j->plan->baud;
     j->stub = false;
     j->rep.stub = false;
+    j->rep.stub_name[0] = '\0';
     j->sync_zero = false;
     j->watch_banner = false; /* the reset we cause prints a banner */
     j->attempt = 0;

@@ -40,6 +40,7 @@ void plan_init(plan_t *p)
     p->baud = PLAN_DEFAULT_BAUD;
     p->connect_attempts = 7;
     p->stub = true; /* used when stub_dir / stub_file names a file for the chip */
+    p->stub_pick = STUB_PICK_DEFAULT;
     p->op = PLAN_OP_FLASH;
     p->test_baud = PLAN_DEFAULT_BAUD;
     p->test_timeout_ms = 10000;
@@ -185,6 +186,10 @@ int plan_finalize(const plan_t *p, plan_err_t *err)
     if (p->flash_mode < -1 || p->flash_mode > 3)
         return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "flash mode code %d is not valid",
                          p->flash_mode);
+    if (p->stub_pick != STUB_PICK_DEFAULT && p->stub_pick != STUB_PICK_LEGACY &&
+        p->stub_pick != STUB_PICK_NEW)
+        return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "stub choice %d is not valid",
+                         (int)p->stub_pick);
     if (p->op == PLAN_OP_ERASE && !p->erase_all && p->op_size == 0)
         return plan_fail(err, EST_CLASS_USAGE, EST_EUSAGE, "erase: the region is empty");
     if (p->op != PLAN_OP_FLASH && (uint64_t)p->op_offset + p->op_size > UINT32_MAX)

@@ -70,6 +70,8 @@ typedef struct plan_s {
     bool stub;            /* use the flasher stub when a file for the chip is found */
     const char *stub_dir;  /* borrowed, may be NULL: a stub directory (see stub.h) */
     const char *stub_file; /* borrowed, may be NULL: one stub JSON file; wins over stub_dir */
+    stub_pick_t stub_pick; /* 1/ or 2/ of a stub_flasher directory (stub.h; --stub-version,
+                            * recipe "stub_version"); STUB_PICK_DEFAULT = its esptool's default */
     bool skip_unchanged;  /* no write when the device's MD5 of the region already matches */
     bool erase_all;       /* PLAN_OP_FLASH: ERASE_FLASH first; PLAN_OP_ERASE: the whole chip */
     plan_op_t op;

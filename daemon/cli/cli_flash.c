@@ -193,6 +193,10 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port, const p
     }
     if (plan->op != PLAN_OP_FLASH) cJSON_Delete(imgs);
     cJSON_AddBoolToObject(o, "stub", rep->stub);
+    if (rep->stub_name[0])
+        cJSON_AddStringToObject(o, "stub_name", rep->stub_name);
+    else
+        cJSON_AddNullToObject(o, "stub_name");
     if (rep->baud)
         cJSON_AddNumberToObject(o, "baud", rep->baud);
     else
@@ -332,6 +336,7 @@ enum {
     OPT_JSON,
     OPT_BAUD,
     OPT_STUB_DIR,
+    OPT_STUB_VERSION,
     OPT_NO_STUB,
     OPT_SKIP,
     OPT_ERASE_ALL,
@@ -357,6 +362,7 @@ static const struct option cli_opts[] = {
     {"connect-attempts", required_argument, NULL, OPT_ATTEMPTS},
     {"baud", required_argument, NULL, OPT_BAUD},
     {"stub-dir", required_argument, NULL, OPT_STUB_DIR},
+    {"stub-version", required_argument, NULL, OPT_STUB_VERSION},
     {"no-stub", no_argument, NULL, OPT_NO_STUB},
     {"skip-unchanged", no_argument, NULL, OPT_SKIP},
     {"erase-all", no_argument, NULL, OPT_ERASE_ALL},
@@ -477,6 +483,14 @@ static int cli_plan_option(int c, const char *arg, const char *optname, const cl
         break;
     }
     case OPT_STUB_DIR: plan->stub_dir = arg; break;
+    case OPT_STUB_VERSION:
+        if (stub_pick_parse(arg, &plan->stub_pick) != 0) {
+            snprintf(msg, cap,
+                     "unknown --stub-version '%s' (default; 1 or legacy; 2 or esp-flasher-stub)",
+                     arg);
+            return -1;
+        }
+        break;
     case OPT_NO_STUB: plan->stub = false; break;
     case OPT_SKIP:
     case OPT_ERASE_ALL:
