@@ -78,6 +78,23 @@ static void cli_hex(const uint8_t *d, size_t n, char *out)
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+/* The security read-out's summary (docs/SECURITY-PROVISIONING.md §9), one indented line each. */
+static void cli_print_security(const job_report_t *rep)
+{
+    cJSON *o = rep->security[0] ? cJSON_Parse(rep->security) : NULL;
+    const cJSON *sum = cJSON_GetObjectItemCaseSensitive(o, "summary");
+    if (cJSON_IsString(sum)) {
+        const char *p = sum->valuestring;
+        printf("Security:\n");
+        while (*p) {
+            size_t n = strcspn(p, "\n");
+            printf("  %.*s\n", (int)n, p);
+            p += n + (p[n] == '\n');
+        }
+    }
+    cJSON_Delete(o);
+}
+
 static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
 {
     cli_run_t *r = job_data(j);
@@ -106,6 +123,7 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
                rep->chip_rev / 100, rep->chip_rev % 100);
         if (rep->have_mac) printf(", MAC %s", job_fmt_mac(rep->mac, mac));
         printf("\n");
+        cli_print_security(rep);
     }
     if (to == JOB_ST_PARAMS && !r->json) {
         const job_report_t *rep = job_report(j);
@@ -170,6 +188,11 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port, const p
         cJSON_AddNumberToObject(o, "flash_size", rep->flash_size);
     else
         cJSON_AddNullToObject(o, "flash_size");
+    st = rep->security[0] ? cJSON_Parse(rep->security) : NULL;
+    if (st)
+        cJSON_AddItemToObject(o, "security", st);
+    else
+        cJSON_AddNullToObject(o, "security");
     cJSON_AddNumberToObject(o, "duration_ms", (double)(rep->finished_ms - rep->started_ms));
     if (plan->op == PLAN_OP_FLASH)
         imgs = cJSON_AddArrayToObject(o, "images");
