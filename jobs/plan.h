@@ -16,6 +16,7 @@
 
 #include "chip.h"
 #include "est_err.h"
+#include "stub.h"
 
 #define PLAN_MAX_IMAGES 16
 #define PLAN_MAX_IMAGE_SIZE (128u * 1024 * 1024) /* largest flash any supported chip has */
