@@ -146,7 +146,7 @@ def case_limits(ctx):
     out = raw_http(sv.port, b"BLAH\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 400"), "HTTP: garbage request answered %r" % out[:300])
     # a parsable request with a bad target: the API's problem+json
-    out = raw_http(sv.port, b"GET /api/v1/slots/%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+    out = raw_http(sv.port, b"GET /api/v1/slots/%zz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 400") and b'"code":"bad_request"' in out,
           "HTTP: bad percent-encoding answered %r" % out[:300])
     # connection limit: 3 idle connections, the 4th is refused with a 503 problem. The
@@ -154,8 +154,10 @@ def case_limits(ctx):
     # to see them go (a closed connection counts until the server has read its end).
     time.sleep(1.0)
     held = [socket.create_connection(("127.0.0.1", sv.port), timeout=5) for _ in range(3)]
-    time.sleep(0.5)
-    out = raw_http(sv.port, b"GET /api/v1/station HTTP/1.1\r\nHost: x\r\n\r\n")
+    # well within the 500 ms after which a connection that sent nothing may be closed to make
+    # room for a new one (docs/API.md "Limits"): here the limit itself is what is tested
+    time.sleep(0.2)
+    out = raw_http(sv.port, b"GET /api/v1/station HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     check(out.startswith(b"HTTP/1.1 503"), "HTTP: 4th connection answered %r" % out[:200])
     body = json.loads(out.partition(b"\r\n\r\n")[2])
     check(body["code"] == "too_many_connections", "HTTP: 503 body %r" % body)
@@ -197,7 +199,7 @@ class Events:
 
     def __init__(self, port, path="/api/v1/events", last_id=None, timeout=10):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        req = "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n" % path
+        req = "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" % path
         if last_id:
             req += "Last-Event-ID: %s\r\n" % last_id
         self.s.sendall((req + "\r\n").encode())
@@ -329,7 +331,7 @@ def case_static(ctx):
     check(st == 200 and h.get("content-type", "").startswith("text/javascript"),
           "HTTP: app.js %d %r" % (st, h))
     for path in ("/%2e%2e/outside.txt", "/link.txt", "/../outside.txt", "/missing"):
-        out = raw_http(sv.port, ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        out = raw_http(sv.port, ("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
         check(b"secret" not in out and out.split(b"\r\n")[0] in
               (b"HTTP/1.1 404 Not Found", b"HTTP/1.1 400 Bad Request"),
               "HTTP: %s answered %r" % (path, out[:200]))
