@@ -359,6 +359,10 @@ static void recipe_extract(recipe_t *r, const cJSON *root, unsigned flags, recip
         r->stub = cJSON_IsTrue(v) ? RECIPE_STUB_AUTO : RECIPE_STUB_OFF;
     }
     r->plan.stub = r->stub != RECIPE_STUB_OFF;
+    /* 1/ or 2/ of a stub_flasher directory (the station's or the recipe's; stub.h) */
+    if (stub_pick_parse(recipe_get_str(root, "$.stub_version", &d), &r->plan.stub_pick) != 0)
+        recipe_fail(err, INVALID, EST_ERECIPE, "$.stub_version",
+                    "must be default, 1, legacy, 2 or esp-flasher-stub");
     /* CHANGE_BAUDRATE to this after sync; the sync rate (115200) means no change */
     r->plan.flash_baud = r->baud;
 

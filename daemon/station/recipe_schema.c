@@ -39,6 +39,9 @@ static const char *const recipe_min_sizes[] = {"256KB", "512KB", "1MB",  "2MB", 
 const char *const recipe_freqs[] = {"keep", "80m", "60m", "48m", "40m", "30m", "26m",
                                            "24m",  "20m", "16m", "15m", "12m", NULL};
 static const char *const recipe_erases[] = {"regions", "all", NULL};
+/* stub.h stub_pick_parse() spellings */
+static const char *const recipe_stub_versions[] = {"default", "1", "legacy", "2",
+                                                   "esp-flasher-stub", NULL};
 const char *const recipe_befores[] = {"default-reset", "no-reset", "usb-reset", NULL};
 const char *const recipe_afters[] = {"hard-reset", "no-reset", NULL};
 
@@ -93,6 +96,8 @@ static const recipe_field_t recipe_field_table[] = {
      .min_len = 1,
      .max_len = 4096,
      .dflt = "true"},
+    {.path = "$.stub_version", .types = T_STR, .enums = recipe_stub_versions,
+     .dflt = "\"default\""},
     {.path = "$.flash_mode", .types = T_STR, .enums = recipe_modes, .dflt = "\"keep\""},
     {.path = "$.flash_size", .types = T_STR, .enums = recipe_sizes, .dflt = "\"keep\""},
     {.path = "$.flash_freq", .types = T_STR, .enums = recipe_freqs, .dflt = "\"keep\""},
