@@ -476,3 +476,20 @@ size_t cfx_metrics_text(const cfx_t *x, char *buf, size_t cap)
                  st.outbox_parked, st.outbox_dropped, st.alarm);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
+
+void cfx_recipes_activated(cfx_t *x, jobmgr_t *m)
+{
+    if (!x || !m)
+        return;
+    for (size_t i = 0; i < jobmgr_slot_count(m); i++) {
+        slot_view_t v;
+        jobmgr_slot_view(m, i, &v);
+        if (!v.recipe)
+            continue;
+        /* its own transaction; a failure (busy database) only loses this announcement */
+        cfx_outbox_put_station(x->db, &x->ob, v.name, CFX_RECIPE_ACTIVATED,
+                               cfx_body_recipe_activated(v.recipe->name, v.recipe->version,
+                                                         v.recipe->hash, (unsigned)i + 1));
+    }
+    cx_pump(x);
+}

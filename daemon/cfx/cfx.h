@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "jobmgr.h"
 #include "store.h"
 
 typedef struct cfx_cfg_s {
@@ -58,6 +59,9 @@ void cfx_start(cfx_t *x);
 /* Send EndpointShuttingDown when connected, close the connection and every handle; done_cb
  * runs when all is closed (then cfx_free). */
 void cfx_stop(cfx_t *x, void (*done_cb)(void *data), void *data);
+/* RecipeActivated (through the outbox) for every slot that has a recipe: at start, after the
+ * job manager loaded them. x may be NULL. */
+void cfx_recipes_activated(cfx_t *x, jobmgr_t *m);
 void cfx_free(cfx_t *x);
 
 /* For GET /api/v1/station, /metrics and the dashboard header. */

@@ -267,6 +267,12 @@ def case_delivery(ctx):
               all(e["MessageBody"]["HeartbeatFrequency"] == "00:00:02" for e in hb),
               "CFX: %d EndpointConnected, %d Heartbeat (%s)" % (kinds.count("CFX.EndpointConnected"),
                                                               len(hb), hb[:1]))
+        ra = [e["MessageBody"] for e in inbox.order if e["MessageName"] == "CFX.Production.RecipeActivated"]
+        # 8 per daemon start (those of the last start may still be on their way)
+        check(8 * (st.starts - 1) <= len(ra) <= 8 * st.starts and
+              all(b["RecipeName"] == "api-quick" for b in ra) and
+              sorted({b["Lane"] for b in ra}) == list(range(1, 9)),
+              "CFX: RecipeActivated: %d for %d starts of 8 slots: %s" % (len(ra), st.starts, ra[:2]))
         check(kinds.count("CFX.EndpointShuttingDown") == 1,
               "CFX: %d EndpointShuttingDown after one SIGTERM stop" % kinds.count("CFX.EndpointShuttingDown"))
         interrupted = sum(1 for j in jobs if j["result"] == "interrupted")
