@@ -20,6 +20,7 @@
 #include "config.h"
 #include "http.h"
 #include "jobmgr.h"
+#include "pool.h"
 #include "serve.h"
 #include "serve_dbwatch.h"
 #include "serve_guard.h"
@@ -236,6 +237,15 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
         fprintf(stderr, "espstation: %d job(s) left running by an earlier crash marked "
                         "interrupted\n",
                 rc);
+    /* the exactly-once pools (docs/DEVICE-DATA.md): a job's pass consumes its pool items in the
+     * transaction that records it; reservations a crash left behind are released now */
+    rc = pool_attach(sv.store, cfg->database, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "espstation: the value pools: %s\n", err);
+        store_close(sv.store);
+        return CLI_EXIT_FAIL;
+    }
+    if (rc > 0) fprintf(stderr, "espstation: %d pool item(s) of crashed jobs recovered\n", rc);
     if (cfg->token_file && auth_load(cfg->token_file, &sv.auth, err, sizeof err) != 0) {
         fprintf(stderr, "espstation: %s\n", err);
         store_close(sv.store);

@@ -710,6 +710,17 @@ int pool_recover(sqlite3 *db, char *err, size_t errlen)
     return rc ? rc : changed;
 }
 
+int pool_attach(store_t *s, const char *path, char *err, size_t errlen)
+{
+    if (store_add_finish_hook(s, pool_finish_hook, NULL) != 0)
+        return say(err, errlen, POOL_EDB, "registering the pool hook: %s", store_errmsg(s));
+    sqlite3 *db = NULL;
+    int rc = pool_db_open(path, &db, err, errlen);
+    if (rc == 0) rc = pool_recover(db, err, errlen);
+    sqlite3_close(db);
+    return rc;
+}
+
 int pool_void(sqlite3 *db, const char *pool, const char *label, const char *reason, char *err,
               size_t errlen)
 {

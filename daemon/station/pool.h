@@ -96,6 +96,10 @@ int pool_finish_hook(void *db, const char *uuid, const job_report_t *r, const st
 /* After a restart (store_open has marked crashed jobs interrupted): items reserved by jobs not
  * running any more are released, items of passed jobs consumed, bound ones kept. Count changed. */
 int pool_recover(sqlite3 *db, char *err, size_t errlen);
+/* For the daemon at start (before any job): register pool_finish_hook on `s` (the store whose
+ * connections record jobs) and run pool_recover on a connection of its own to `path`. The number
+ * of items recovered (>= 0), or POOL_EDB with the message. */
+int pool_attach(store_t *s, const char *path, char *err, size_t errlen);
 /* Void an item by label (any state but consumed; not while reserved by a running job). */
 int pool_void(sqlite3 *db, const char *pool, const char *label, const char *reason, char *err,
               size_t errlen);

@@ -92,10 +92,34 @@ def case_pools(ctx):
     p = pool_by_name(viewer, "sn")
     check(p["kind"] == "counter" and p["format"] == "SN-{year}-{n:06}" and p["low"] is False,
           "HOST: counter listed as %r" % p)
-    # the pool survives a kill -9
+    # the pool survives a kill -9; a reservation of a job the crash left running is released at
+    # the next start (the job becomes interrupted, nothing was written)
+    uuid = "0badc0de-0000-4000-8000-000000000001"
+    db = sqlite3.connect(s.db)
+    with db:
+        db.execute("INSERT INTO jobs (uuid, slot, port, started_at) VALUES (?, 'A1', 'x', "
+                   "'2026-01-01T00:00:00.000Z')", (uuid,))
+        db.execute("UPDATE pool_items SET state = 'reserved', slot = 'A1', job_uuid = ?, "
+                   "mac = '24:0a:c4:00:00:01' WHERE pool = 'serials' AND label = 'SN-0003'",
+                   (uuid,))
+        db.execute("INSERT INTO pool_uses (item_id, job_uuid, slot, mac, at) SELECT id, ?, 'A1', "
+                   "'24:0a:c4:00:00:01', '2026-01-01T00:00:00.000Z' FROM pool_items "
+                   "WHERE pool = 'serials' AND label = 'SN-0003'", (uuid,))
+    db.close()
     before = db_states(s, "serials")
+    check(before["SN-0003"] == "reserved", "HOST: fixture not written")
     s.restart("kill")
-    check(db_states(s, "serials") == before, "HOST: the pool changed across kill -9")
+    after = db_states(s, "serials")
+    check(after.pop("SN-0003") == "free", "HOST: the crashed job's reservation was not released")
+    before.pop("SN-0003")
+    check(after == before, "HOST: the pool changed across kill -9")
+    db = sqlite3.connect(s.db)
+    try:
+        res = db.execute("SELECT result FROM jobs WHERE uuid = ?", (uuid,)).fetchone()[0]
+        out = db.execute("SELECT outcome FROM pool_uses WHERE job_uuid = ?", (uuid,)).fetchone()[0]
+    finally:
+        db.close()
+    check((res, out) == ("interrupted", "released"), "HOST: job %s, use %s" % (res, out))
     p = pool_by_name(s.client("viewer"), "serials")
     check((p["free"], p["void"]) == (8, 1), "HOST: after restart %r" % p)
 
