@@ -67,6 +67,7 @@
       (!f->pass && f->r->error_class == EST_CLASS_NAK ? V_INT(f->r->nak_code) : V_NULL))           \
     X(state_ms, "state_ms", TEXT, "", NONE, SET, V_TEXT(f->state_ms))                              \
     X(baud, "baud", INT, "baud", INTN, KEEP, (f->r->baud ? V_INT(f->r->baud) : V_NULL))            \
+    X(stub_name, "stub_name", TEXT, "stub_name", STRN, SET, V_TEXT(f->r->stub_name))               \
     X(attempt, "attempt", INT, "attempt", INT, RO, _)                                              \
     X(final, "final", BOOL, "final", BOOL, SET, V_INT(f->retried ? 0 : 1))                         \
     X(retries, "retries", INT, "retries", INTN, SET, V_INT(f->r->retries))                         \

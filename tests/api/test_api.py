@@ -43,12 +43,12 @@ SLOT_STATES = ("idle", "waiting", "probing", "running", "stopped")
 JOB_FIELDS = ["seq", "uuid", "slot", "port", "recipe_hash", "recipe_name", "recipe_version",
               "chip", "revision", "mac", "flash_id", "flash_size", "started_at", "finished_at",
               "duration_ms", "result", "error_class", "message", "hint", "failed_state", "baud",
-              "attempt", "final", "retries", "bytes_written", "bytes_sent"]
+              "stub_name", "attempt", "final", "retries", "bytes_written", "bytes_sent"]
 # Job fields that are columns of the jobs table with the same meaning.
 DB_FIELDS = ["seq", "uuid", "slot", "port", "recipe_hash", "chip", "revision", "mac", "flash_id",
              "flash_size", "started_at", "finished_at", "duration_ms", "result", "error_class",
-             "message", "failed_state", "baud", "attempt", "retries", "bytes_written",
-             "bytes_sent"]
+             "message", "failed_state", "baud", "stub_name", "attempt", "retries",
+             "bytes_written", "bytes_sent"]
 NAK_FAULT = "nak:FLASH_DEFL_BEGIN:6"  # every job on that board fails with class nak
 
 
