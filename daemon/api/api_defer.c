@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -114,11 +116,71 @@ out:
     return rc;
 }
 
+/* Hashes of files already read, by identity (device, inode, size, modification time in ns):
+ * GET /api/v1/images and a slot's recipe check would otherwise read every image again for
+ * each request. A file that changes gets a new mtime (or size, or inode when replaced), so a
+ * stale entry is never matched. Shared by the worker threads; bounded, oldest entry replaced. */
+#define API_HASH_CACHE 1024
+typedef struct api_hash_entry_s {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char sha[65];
+    bool used;
+} api_hash_entry_t;
+static api_hash_entry_t api_hash_cache[API_HASH_CACHE];
+static size_t api_hash_next;
+static pthread_mutex_t api_hash_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static bool api_hash_same(const api_hash_entry_t *e, const struct stat *st)
+{
+    return e->used && e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+           e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static bool api_hash_lookup(const struct stat *st, char out[65])
+{
+    bool hit = false;
+    pthread_mutex_lock(&api_hash_mu);
+    for (size_t i = 0; i < API_HASH_CACHE && !hit; i++)
+        if (api_hash_same(&api_hash_cache[i], st)) {
+            memcpy(out, api_hash_cache[i].sha, 65);
+            hit = true;
+        }
+    pthread_mutex_unlock(&api_hash_mu);
+    return hit;
+}
+
+static void api_hash_store(const struct stat *st, const char sha[65])
+{
+    api_hash_entry_t *e;
+    pthread_mutex_lock(&api_hash_mu);
+    e = &api_hash_cache[api_hash_next++ % API_HASH_CACHE];
+    *e = (api_hash_entry_t){st->st_dev, st->st_ino, st->st_size, st->st_mtim, "", true};
+    memcpy(e->sha, sha, 65);
+    pthread_mutex_unlock(&api_hash_mu);
+}
+
 int api__hash_path(const char *path, bool follow, char out[65], uint64_t *size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW)), rc;
+    struct stat before, after;
+    bool cacheable;
     if (fd < 0) return -errno;
+    cacheable = fstat(fd, &before) == 0 && S_ISREG(before.st_mode);
+    if (cacheable && api_hash_lookup(&before, out)) {
+        *size = (uint64_t)before.st_size;
+        close(fd);
+        return 0;
+    }
     rc = api_hash_fd(fd, out, size);
+    /* cached only when the file did not change while it was read */
+    if (rc == 0 && cacheable && fstat(fd, &after) == 0 &&
+        api_hash_same(&(api_hash_entry_t){before.st_dev, before.st_ino, before.st_size,
+                                          before.st_mtim, "", true},
+                      &after))
+        api_hash_store(&after, out);
     close(fd);
     return rc;
 }

@@ -54,7 +54,8 @@ void api__defer_work(api_defer_t *d);
 void api__defer_finish(api_t *a, api_defer_t *d, api_resp_t *resp);
 /* A finish for work that leaves d->status and d->list: the list as JSON, or the problem. */
 void api__defer_finish_list(api_t *a, api_defer_t *d, api_resp_t *resp);
-/* SHA-256 (lower-case hex) and size of the file at `path`; 0 or -errno (worker thread). */
+/* SHA-256 (lower-case hex) and size of the file at `path`; 0 or -errno (worker thread). A file
+ * hashed before and unchanged since (same device, inode, size and mtime) is not read again. */
 int api__hash_path(const char *path, bool follow, char out[65], uint64_t *size);
 
 #endif
