@@ -609,6 +609,45 @@ def case_no_stub(ctx):
                   [("app", APP_OFFSET, len(app))])
 
 
+def case_stub_version_choice(ctx):
+    """A stub_flasher directory holding 1/ and 2/ (issue 12): laid out as esptool 4 (no version)
+    the legacy stub 1/ runs, as esptool 5 (VERSION 5.3.1) esp-flasher-stub 2/; --stub-version
+    chooses either explicitly. espsim tells the stubs apart by what was uploaded (its `stub`
+    event's kind); the JSON names the file that ran (stub_name); the image is written each time."""
+    ctx.require_executables("espsim", "espstation")
+    v4 = make_stub_dir(ctx, "stubs4", layout="esptool4")
+    v5 = make_stub_dir(ctx, "stubs5", layout="esptool5")
+    sim = Sim(ctx, "esp32", "rfc2217", mac="24:0a:c4:5b:12:01", jedec=0xEF4016)
+    app = img.app_image("stub-choice-app")
+    p_app = ctx.write_file("app.bin", app)
+    runs = [(v4, None, "legacy", "1/esp32.json"),
+            (v5, None, "esp-flasher-stub", "2/esp32.json"),
+            (v5, "1", "legacy", "1/esp32.json"),
+            (v4, "esp-flasher-stub", "esp-flasher-stub", "2/esp32.json")]
+    for d, pick, _kind, name in runs:
+        args = ["flash", "--port", sim.port, "--json", "--stub-dir", d]
+        if pick is not None:
+            args += ["--stub-version", pick]
+        obj = expect_success(run_espstation(ctx, args + ["0x%x" % APP_OFFSET, p_app],
+                                            timeout=100))
+        sn = obj.get("stub_name")
+        check(obj.get("stub") is True and isinstance(sn, str) and sn.startswith(name),
+              "HOST: %s --stub-version %s: stub %r, stub_name %r, expected %s..."
+              % (os.path.basename(d), pick, obj.get("stub"), sn, name))
+        if d == v5:
+            check("esptool 5.3.1" in sn, "HOST: stub_name %r does not name esptool 5.3.1" % sn)
+    bad = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--stub-dir", v4,
+                               "--stub-version", "3", "0x%x" % APP_OFFSET, p_app], timeout=30)
+    check(bad.status == 2 and "--stub-version" in bad.err,
+          "HOST: --stub-version 3 must be a usage error naming the option:\n%s" % bad.describe())
+    dump = sim.stop_and_dump()
+    kinds = [e.get("kind") for e in events_of(sim, "stub")]
+    check(kinds == [k for _d, _p, k, _n in runs],
+          "SIM: stubs that ran %r, expected %r" % (kinds, [k for _d, _p, k, _n in runs]))
+    compare_flash(dump, img.expected_flash(sim.ready["flash_size"], [(APP_OFFSET, app)]),
+                  [("app", APP_OFFSET, len(app))])
+
+
 def case_stub_v42_layout_and_skip(ctx):
     """A stub directory in the esptool 4.2-4.7 layout (stub_flasher_32.json); then
     --skip-unchanged: the same images again are compared, not written."""
@@ -847,6 +886,7 @@ CASES["baud-921600-pty-rom"] = baud_case("pty", False)
 CASES["no-stub"] = case_no_stub
 CASES["rom-garble"] = case_rom_garble
 CASES["stub-v42-layout-skip-unchanged"] = case_stub_v42_layout_and_skip
+CASES["stub-version-choice"] = case_stub_version_choice
 CASES["stub-broken-file"] = case_stub_broken_file
 CASES["usb-otg-and-serial-jtag"] = case_usb_otg
 CASES["post-test-esp32-rfc2217"] = post_test_case("esp32", 460800)
