@@ -92,6 +92,9 @@ typedef struct job_report_s {
     bool have_sec_info;
     /* security read-out (docs/SECURITY-PROVISIONING.md §9): JSON, secstate.h; "" = not read */
     char security[JOB_SECURITY_MAX];
+    /* why the written images could not be verified ("" = nothing in the way), e.g. Secure
+     * Download Mode (issue 17 part 3): the job passes with images[].verified false */
+    char unverified[160];
     uint8_t nak_op;              /* for error_class nak: the command and its status */
     uint16_t nak_code;
     uint64_t started_ms, finished_ms;

@@ -381,14 +381,10 @@ static void job_detected(job_t *j, const chip_info_t *c, const char *how)
     j->rep.chip = c;
     j->status_len = c->rom_status_len;
     job__log(j, JOB_LOG_INFO, "chip is %s (%s)", c->pretty, how);
-    if (j->rep.have_sec_info && (j->rep.sec_flags & SEC_FLAG_SDM)) {
-        /* SDM: no READ_REG, so no MAC, no flash ID, no MD5 (PROTOCOL.md §4.7) */
-        job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
-                 "%s is in Secure Download Mode: the station cannot read its MAC or flash ID, or "
-                 "verify what it writes; this is not supported",
-                 c->pretty);
+    /* SDM: no READ_REG, so no MAC, no flash ID, no MD5 (PROTOCOL.md §4.7): the ROM's own path,
+     * recorded as not verified (job_security.c) */
+    if (j->rep.have_sec_info && (j->rep.sec_flags & SEC_FLAG_SDM) && !job_sec_sdm_begin(j, c))
         return;
-    }
     if (j->plan->chip != CHIP_UNKNOWN && j->plan->chip != c->id) {
         job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP, "this chip is %s, not %s", c->pretty,
                  chip_get(j->plan->chip)->pretty);
@@ -565,6 +561,13 @@ void job_st_read_efuse(job_t *j, job_event_t ev)
 {
     if (ev != JOB_EV_ENTER) {
         job_bad_event(j, ev);
+        return;
+    }
+    if (j->sec.sdm) { /* no register reads: no MAC, revision or console variable */
+        j->chip = &j->sec.sdm_chip;
+        j->ram_block = j->chip->ram_block;
+        j->stub_block = j->chip->stub_flash_block;
+        job_efuse_done(j);
         return;
     }
     j->u.efuse = EFUSE_IDENTIFY;

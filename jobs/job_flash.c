@@ -108,6 +108,11 @@ void job_st_flash_id(job_t *j, job_event_t ev)
         job_bad_event(j, ev);
         return;
     }
+    if (j->sec.sdm) { /* no register access: the plan's flash size (job_sec_sdm_begin) */
+        job__log(j, JOB_LOG_INFO, "Secure Download Mode: flash ID not read, size from the plan");
+        job_enter(j, JOB_ST_PARAMS);
+        return;
+    }
     /* JEDEC ID: opcode 0x9F, 24 bits, by the SPI controller's user command (PROTOCOL.md §7.2) */
     chip_prog_spi_cmd(j->chip, 0x9F, 24, &j->rp.prog);
     job_rp_start(j, "SPI flash register access", job_flash_id_done);

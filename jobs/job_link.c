@@ -145,6 +145,11 @@ static void job_stub_enter(job_t *j)
         job_stub_done(j);
         return;
     }
+    if (j->sec.sdm) { /* the ROM refuses MEM_* there (job_security.c) */
+        job__log(j, JOB_LOG_INFO, "Secure Download Mode: no stub upload, using the ROM loader");
+        job_stub_done(j);
+        return;
+    }
     if (!pl->stub || (!pl->stub_dir && !pl->stub_file)) {
         job__log(j, JOB_LOG_INFO, "%s: using the ROM loader",
                  !pl->stub ? "flasher stub switched off (--no-stub / recipe \"stub\": false)"
@@ -357,6 +362,11 @@ static void job_baud_enter(job_t *j)
         target = j->cur_baud; /* identify only: a few short commands */
     if (j->baud_cap && target > j->baud_cap) target = j->baud_cap;
     if (target == j->cur_baud) {
+        job_baud_keep(j);
+        return;
+    }
+    if (j->sec.sdm) { /* the link check after a change reads a register: refused there */
+        job__log(j, JOB_LOG_INFO, "Secure Download Mode: staying at %u baud", j->cur_baud);
         job_baud_keep(j);
         return;
     }

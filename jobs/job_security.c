@@ -88,6 +88,10 @@ void job_sec_read(job_t *j, void (*next)(job_t *j))
     j->sec.blk = 0;
     memset(&j->sec.ef, 0, sizeof j->sec.ef);
     j->rep.security[0] = 0;
+    if (j->sec.sdm) {
+        job_sec_finish(j, "the unit is in Secure Download Mode: the ROM refuses register reads");
+        return;
+    }
     if (!j->sec.ec) {
         job_sec_finish(j, j->chip && j->chip->id == CHIP_ESP8266
                               ? NULL
@@ -95,4 +99,35 @@ void job_sec_read(job_t *j, void (*next)(job_t *j))
         return;
     }
     if (!job_sec_next_block(j)) job_sec_finish(j, "the chip's eFuse table has no read registers");
+}
+
+bool job_sec_sdm_begin(job_t *j, const chip_info_t *c)
+{
+    if (j->plan->op != PLAN_OP_FLASH) {
+        job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
+                 "%s is in Secure Download Mode: its ROM allows writing flash only (no reading, "
+                 "no erase of the whole chip); nothing was done",
+                 c->pretty);
+        return false;
+    }
+    if (j->plan->n_images && j->plan->flash_size_mode != PLAN_FSIZE_SET) {
+        job_fail(j, EST_CLASS_UNSUPPORTED, EST_EUNSUPP,
+                 "%s is in Secure Download Mode: the station cannot read its flash ID, so the "
+                 "flash size must be given (recipe flash_size / --flash-size); nothing was "
+                 "written",
+                 c->pretty);
+        return false;
+    }
+    j->sec.sdm = true;
+    j->sec.sdm_chip = *c;
+    j->sec.sdm_chip.rom_defl = false;
+    j->sec.sdm_chip.rom_md5 = false;
+    j->sec.sdm_chip.rom_read_flash_slow = false;
+    snprintf(j->rep.unverified, sizeof j->rep.unverified,
+             "Secure Download Mode: the ROM computes no MD5 and reads no flash back");
+    job__log(j, JOB_LOG_WARN,
+             "%s is in Secure Download Mode: ROM loader only, uncompressed writes, flash size "
+             "from the plan, no MAC or flash ID, and the images cannot be verified",
+             c->pretty);
+    return true;
 }

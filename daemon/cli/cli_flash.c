@@ -215,6 +215,10 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port, const p
         cJSON_AddItemToArray(imgs, im);
     }
     if (plan->op != PLAN_OP_FLASH) cJSON_Delete(imgs);
+    if (rep->unverified[0])
+        cJSON_AddStringToObject(o, "not_verified_reason", rep->unverified);
+    else
+        cJSON_AddNullToObject(o, "not_verified_reason");
     cJSON_AddBoolToObject(o, "stub", rep->stub);
     if (rep->stub_name[0])
         cJSON_AddStringToObject(o, "stub_name", rep->stub_name);

@@ -75,6 +75,41 @@ def security_case(chip, set_bits, expect, source):
     return run
 
 
+def sdm_case(flash_size):
+    """Secure Download Mode (ENABLE_SECURITY_DOWNLOAD, ESP32-C3 BLOCK0 word 4 bit 5): written
+    through the ROM's plain path and recorded "not verified"; without a flash size refused
+    before anything is written."""
+    def run(ctx):
+        ctx.require_executables("espsim", "espstation")
+        path = efuse_file(ctx, "esp32c3", "unit", ((0, 4, 1 << 5),))
+        app = bytes((i * 7 + 3) & 0xFF for i in range(5000))
+        ctx.write_file("app.bin", app)
+        sim = Sim(ctx, "esp32c3", "tcp", jedec=JEDEC, extra=["--efuse-file", path])
+        args = ["flash", "--port", sim.port, "--json"]
+        if flash_size:
+            args += ["--flash-size", flash_size]
+        r = run_espstation(ctx, args + ["0x10000", ctx.path("app.bin")], timeout=60)
+        check_no_crash(r)
+        obj = parse_json_result(r)
+        dump = sim.stop_and_dump()
+        if not flash_size:
+            check(r.status != 0 and obj.get("error_class") == "unsupported",
+                  "HOST: expected unsupported without a flash size: %s" % r.describe())
+            check("flash size must be given" in obj.get("message", ""), "HOST: %r" % obj)
+            check(dump == b"\xff" * len(dump), "HOST/SIM: flash written although refused")
+            return
+        check(r.status == 0 and obj.get("result") == "pass", "HOST: %s" % r.describe())
+        check(obj["security"]["secure_download"] is True, "HOST: %r" % obj["security"])
+        check(obj["images"][0]["verified"] is False, "HOST: %r" % obj["images"])
+        check("Secure Download Mode" in (obj.get("not_verified_reason") or ""),
+              "HOST: not_verified_reason %r" % obj.get("not_verified_reason"))
+        check(obj["images"][0]["compressed_size"] == obj["images"][0]["size"],
+              "HOST: a compressed write in Secure Download Mode: %r" % obj["images"])
+        check(dump[0x10000:0x10000 + len(app)] == app, "HOST/SIM: the image is not in flash")
+
+    return run
+
+
 CASES = {
     # a blank unit: not secured
     "blank-c3": security_case("esp32c3", (), {"flash_encryption": False, "secure_boot": False,
@@ -90,6 +125,8 @@ CASES = {
     "release-esp32": security_case("esp32", ((0, 0, 0x7F << 20), (0, 6, 1 << 5)),
                                    {"flash_encryption": True, "flash_encryption_mode": "release",
                                     "secure_boot": True}, "efuse"),
+    "sdm-c3": sdm_case("4MB"),
+    "sdm-c3-no-size": sdm_case(None),
 }
 
 if __name__ == "__main__":
