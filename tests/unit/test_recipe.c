@@ -260,6 +260,7 @@ static void test_defaults(void **state)
     assert_false(r.plan.skip_unchanged);
     assert_false(r.plan.erase_all);
     assert_int_equal(r.plan.flash_mode, -1);
+    assert_int_equal(r.plan.stub_pick, STUB_PICK_DEFAULT);
     assert_string_equal(plan_flash_size_name(&r.plan, (char[24]){0}, 24), "keep");
     assert_string_equal(plan_flash_freq_name(&r.plan, (char[24]){0}, 24), "keep");
     assert_int_equal(r.erase, RECIPE_ERASE_REGIONS);
@@ -338,6 +339,26 @@ static void test_speed_fields_to_plan(void **state)
     text = mutate("", "skip_unchanged", "\"yes\"");
     expect_err(text, t->dir, RECIPE_NO_IMAGES, "recipe_invalid", "$.skip_unchanged",
                "must be a boolean");
+    free(text);
+
+    /* stub_version: 1/ or 2/ of a stub_flasher directory (stub.h stub_pick_parse spellings) */
+    static const struct {
+        const char *v;
+        stub_pick_t want;
+    } picks[] = {{"\"default\"", STUB_PICK_DEFAULT},
+                 {"\"1\"", STUB_PICK_LEGACY},
+                 {"\"legacy\"", STUB_PICK_LEGACY},
+                 {"\"2\"", STUB_PICK_NEW},
+                 {"\"esp-flasher-stub\"", STUB_PICK_NEW}};
+    for (size_t i = 0; i < sizeof picks / sizeof picks[0]; i++) {
+        text = mutate("", "stub_version", picks[i].v);
+        assert_int_equal(recipe_load_mem(text, strlen(text), t->dir, RECIPE_NO_IMAGES, &r, &e), 0);
+        assert_int_equal(r.plan.stub_pick, picks[i].want);
+        recipe_free(&r);
+        free(text);
+    }
+    text = mutate("", "stub_version", "\"3\"");
+    expect_err(text, t->dir, RECIPE_NO_IMAGES, "recipe_invalid", "$.stub_version", "one of");
     free(text);
 }
 
