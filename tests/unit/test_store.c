@@ -488,6 +488,37 @@ static void test_test_output_column(void **state)
     free(row);
 }
 
+/* The flasher stub that ran has its own column (schema/008): the report's stub_name, NULL when
+ * none ran (issue 12). */
+static void test_stub_name_column(void **state)
+{
+    tmp_t *t = *state;
+    store_t *s = open_ok(t, 0);
+    store_job_row_t *row = malloc(sizeof *row);
+    job_report_t r;
+    sqlite3 *db;
+    char buf[128];
+    assert_non_null(row);
+    begin(s, U1, "S1", NULL);
+    begin(s, U2, "S2", NULL);
+    fill_report(&r, JOB_RESULT_PASS, 0x21);
+    r.stub = true;
+    snprintf(r.stub_name, sizeof r.stub_name, "1/esp32.json (legacy stub, esptool 4.12.0)");
+    assert_int_equal(store_job_finish(s, U1, &r, NULL, NULL), 0);
+    assert_int_equal(finish(s, U2, JOB_RESULT_PASS, 0x22), 2);
+    assert_int_equal(store_job_get(s, U1, row), 0);
+    assert_string_equal(row->stub_name, "1/esp32.json (legacy stub, esptool 4.12.0)");
+    assert_int_equal(store_job_get(s, U2, row), 0);
+    assert_string_equal(row->stub_name, "");
+    store_close(s);
+    db = raw_open(t);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM jobs WHERE stub_name IS NULL"), 1);
+    raw_text(db, "SELECT stub_name FROM jobs WHERE slot = 'S1'", buf, sizeof buf);
+    assert_string_equal(buf, "1/esp32.json (legacy stub, esptool 4.12.0)");
+    sqlite3_close(db);
+    free(row);
+}
+
 static void test_events_are_numbered_per_job(void **state)
 {
     tmp_t *t = *state;
@@ -850,6 +881,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_foreign_keys_and_recipes, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_final_row_survives_reopen, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_test_output_column, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_stub_name_column, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_events_are_numbered_per_job, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite3_shell_can_query_jobs, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_survives_sigkill, tmp_setup, tmp_teardown),
