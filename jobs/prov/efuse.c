@@ -14,7 +14,8 @@
 
 const efuse_chip_t *efuse_chip_table(size_t *n); /* efuse_tables.c */
 
-static int ef_fail(char *err, size_t cap, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int ef_fail(char *err, size_t cap, const char *fmt,
+                                                          ...)
 {
     if (err && cap) {
         va_list ap;
@@ -563,7 +564,8 @@ int efuse_plan_finish(efuse_plan_t *p, char *err, size_t cap)
 
 /* ---- dry run ---- */
 
-static void app(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static void app(char *buf, size_t cap, size_t *pos,
+                                                      const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -587,7 +589,8 @@ static void describe_change(const efuse_plan_t *p, const efuse_change_t *ch, cha
             ch->field->bit + ch->field->len - 1u);
         if (ch->secret) app(buf, cap, pos, "<secret, %u bytes>", nb);
         for (unsigned i = 0; !ch->secret && i < nb; i++)
-            app(buf, cap, pos, "%02x", bits_get(p->want.blk[ch->block], ch->field->bit + 8 * i, 8));
+            app(buf, cap, pos, "%02x",
+                (unsigned)bits_get(p->want.blk[ch->block], ch->field->bit + 8 * i, 8));
     } else {
         app(buf, cap, pos, "  %s (%s bit%s %u%s%.0u): 0x%llx -> 0x%llx", ch->field->name,
             bd->name, ch->field->len > 1 ? "s" : "", ch->field->bit,

@@ -18,6 +18,7 @@
 
 static const uint8_t MAGIC[4] = {'E', 'S', 'K', 'W'};
 
+__attribute__((format(printf, 3, 4)))
 static int es_fail(char *err, size_t cap, const char *fmt, ...)
 {
     if (err && cap) {

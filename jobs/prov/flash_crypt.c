@@ -15,6 +15,7 @@
 
 #define XTS_UNIT 128u
 
+__attribute__((format(printf, 3, 4)))
 static int fc_fail(char *err, size_t cap, const char *fmt, ...)
 {
     if (err && cap) {

@@ -18,6 +18,7 @@
 
 #define RSA_LEN 384u
 
+__attribute__((format(printf, 3, 4)))
 static int sb_fail(char *err, size_t cap, const char *fmt, ...)
 {
     if (err && cap) {

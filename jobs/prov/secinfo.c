@@ -95,6 +95,7 @@ void secinfo_summarize(const secinfo_t *si, secinfo_summary_t *s)
 }
 
 /* Append to buf at *pos without overflowing. */
+__attribute__((format(printf, 4, 5)))
 static void app(char *buf, size_t cap, size_t *pos, const char *fmt, ...)
 {
     va_list ap;
