@@ -227,6 +227,45 @@ static const api_route_t api_routes[] = {
 
 static const char *const api_method_names[] = {"GET", "POST", "PUT"};
 
+/* The query parameters each endpoint reads (docs/API.md); every other endpoint takes none. A
+ * parameter not listed is refused, never ignored (issue 15 item 10: a filter the station does not
+ * know must not return every row). */
+static const struct {
+    void (*fn)(api_ctx_t *c);
+    const char *names; /* space-separated */
+} api_route_params[] = {
+    {api__get_jobs, "after limit result mac slot since until final"},
+    {api__get_jobs_csv, "after limit result mac slot since until final"},
+    {api__get_stats, "since until"},
+    {api__get_events, "last_event_id"},
+    {api__put_image, "sha256"},
+};
+
+/* Refuses (400, naming it) the first query parameter `fn` does not read. */
+static bool api_params_known(api_ctx_t *c, void (*fn)(api_ctx_t *c))
+{
+    const char *names = "";
+    for (size_t i = 0; i < sizeof api_route_params / sizeof api_route_params[0]; i++)
+        if (api_route_params[i].fn == fn) names = api_route_params[i].names;
+    for (size_t i = 0; i < c->n_params; i++) {
+        const char *k = c->params[i].key, *p = names;
+        size_t n = strlen(k);
+        bool ok = false;
+        while (n && !ok && (p = strstr(p, k)) != NULL) {
+            ok = (p == names || p[-1] == ' ') && (p[n] == ' ' || !p[n]);
+            p += n;
+        }
+        if (!ok) {
+            api__problem(c->resp, 400, "bad_request",
+                         "unknown query parameter '%s'%s%s (see docs/API.md)", k,
+                         *names ? "; this endpoint takes: " : "; this endpoint takes none",
+                         names);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool api_route_matches(const api_route_t *rt, const api_ctx_t *c)
 {
     size_t k = 0;
@@ -402,6 +441,7 @@ static void api_route(api_ctx_t *c)
                          "the body is not valid UTF-8 (JSON text must be UTF-8, RFC 8259)");
             return;
         }
+        if (!api_params_known(c, rt->fn)) return;
         rt->fn(c);
         return;
     }

@@ -17,7 +17,7 @@
 
 typedef struct api_filter_s {
     int64_t after, limit;
-    char result[16], mac[18], slot[65], since[STORE_TIME_LEN];
+    char result[16], mac[18], slot[65], since[STORE_TIME_LEN], until[STORE_TIME_LEN];
     store_job_filter_t f;
 } api_filter_t;
 
@@ -61,6 +61,18 @@ static int api_filter(api_ctx_t *c, api_filter_t *f, int64_t dflt, int64_t max)
     if (have) {
         store_fmt_time(ms, f->since); /* fixed width: compares as text like the instants */
         f->f.since = f->since;
+    }
+    if (api__param_time(c, "until", &ms, &have) < 0) return -1;
+    if (have) {
+        store_fmt_time(ms, f->until);
+        f->f.until = f->until;
+    }
+    if ((v = api__param(c, "final")) != NULL) {
+        if (strcmp(v, "true") && strcmp(v, "false")) {
+            api__problem(c->resp, 400, "bad_request", "query parameter final: true or false");
+            return -1;
+        }
+        f->f.final = strcmp(v, "true") ? -1 : 1;
     }
     return 0;
 }

@@ -146,7 +146,6 @@ typedef struct store_job_row_s {
     char error_class[32];
     char message[512];
     char failed_state[32];
-    char stub_name[96];  /* the flasher stub that ran (job_report_t.stub_name); "" when none */
     char state_ms[1024]; /* JSON object */
     int64_t bytes_written, bytes_sent, retries, baud, attempt;
     int64_t n_images;
@@ -168,12 +167,14 @@ int store_count_jobs(store_t *s, const char *result, int64_t *count);
 #define STORE_QUERY_MAX 5000 /* rows per store_jobs_query call */
 
 /* Filters of GET /api/v1/jobs; NULL members do not filter. `mac` in the stored form
- * (aa:bb:cc:dd:ee:ff), `since` in store_fmt_time's fixed-width form (compared as text). */
+ * (aa:bb:cc:dd:ee:ff), `since`/`until` in store_fmt_time's fixed-width form (compared as text). */
 typedef struct store_job_filter_s {
     const char *result;
     const char *mac;
     const char *slot;
     const char *since; /* finished_at >= since */
+    const char *until; /* finished_at < until (same form) */
+    int final;         /* 0 no filter, 1 final rows only, -1 retried attempts only */
 } store_job_filter_t;
 
 /* Finished jobs with seq > after matching `f` (may be NULL), in seq order, at most `limit`

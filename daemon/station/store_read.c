@@ -161,9 +161,12 @@ int store_jobs_query(store_t *s, int64_t after, size_t limit, const store_job_fi
      * (a board's few jobs by jobs_mac instead of a walk along seq). */
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "SELECT " STORE_ROW_COLUMNS " FROM jobs WHERE seq > ?1%s%s%s%s ORDER BY seq LIMIT ?2",
+             "SELECT " STORE_ROW_COLUMNS
+             " FROM jobs WHERE seq > ?1%s%s%s%s%s%s ORDER BY seq LIMIT ?2",
              f->result ? " AND result = ?3" : "", f->mac ? " AND mac = ?4" : "",
-             f->slot ? " AND slot = ?5" : "", f->since ? " AND finished_at >= ?6" : "");
+             f->slot ? " AND slot = ?5" : "", f->since ? " AND finished_at >= ?6" : "",
+             f->until ? " AND finished_at < ?7" : "",
+             f->final > 0 ? " AND final = 1" : f->final < 0 ? " AND final = 0" : "");
     if (store_prepare(s, sql, &st)) return EST_EDB;
     sqlite3_bind_int64(st, 1, after);
     sqlite3_bind_int64(st, 2, (int64_t)limit);
@@ -172,6 +175,7 @@ int store_jobs_query(store_t *s, int64_t after, size_t limit, const store_job_fi
     if (f->mac) store_bind_text(st, 4, f->mac);
     if (f->slot) store_bind_text(st, 5, f->slot);
     if (f->since) store_bind_text(st, 6, f->since);
+    if (f->until) store_bind_text(st, 7, f->until);
     return store_each_job(s, st, cb, data, "listing jobs");
 }
 

@@ -562,12 +562,70 @@ def case_jobs(ctx):
     # combined
     got = c.ok("GET", q("/api/v1/jobs", slot="A1", result="fail"))
     check(got["jobs"] == [], "HOST: slot=A1&result=fail should be empty: %r" % got)
-    got = c.ok("GET", q("/api/v1/jobs", unknown_param="x", limit=2))
-    check(len(got["jobs"]) == 2, "HOST: an unknown parameter changed the answer")
+    # an unknown parameter is refused naming it, never ignored (issue 15 item 10)
+    r = c.expect(400, "GET", q("/api/v1/jobs", unknown_param="x", limit=2), code="bad_request")
+    check("unknown_param" in r.json.get("detail", ""), "HOST: the 400 does not name the "
+          "parameter: %r" % r.json)
     for bad in ({"limit": "abc"}, {"limit": 0}, {"limit": 1001}, {"after": "x"},
                 {"result": "running"}, {"result": "passed"}, {"since": "yesterday"},
                 {"since": "2026-13-45T99:00:00.000Z"}):
         c.expect(400, "GET", q("/api/v1/jobs", **bad), code="bad_request")
+
+
+def case_jobs_until_final(ctx):
+    """?until= (finished before) and ?final=true|false filter /jobs and /jobs.csv (issue 15
+    item 10); an unknown query parameter on any endpoint is a 400 naming it."""
+    s = Station(ctx, [SlotSpec("A1", chip="esp32c3"),
+                      SlotSpec("B1", chip="esp32", faults=["brownout:2"], recipe="retry.json")])
+    s.write_recipe("retry.json", "api-retry", "1.0.0", [s.app], retry={"attempts": 3})
+    s.start()
+    c = s.client()
+    run_jobs(s, "A1", 2)
+    run_jobs(s, "B1", 1)  # attempt 1 browns out (final false), attempt 2 passes
+    s.wait(lambda: len([r for r in s.db_finished() if r["slot"] == "B1"]) == 2, 20,
+           "both attempts on B1")
+    s.wait(lambda: c.get("/api/v1/slots/B1").json["state"] != "running", 10, "B1 idle")
+    run_jobs(s, "A1", 2)
+    rows = sorted(s.db_finished(), key=lambda r: r["seq"])
+    check(len(rows) == 6 and sorted(r["final"] for r in rows) == [0, 1, 1, 1, 1, 1],
+          "TEST: expected 6 rows, one retried: %r" % [(r["slot"], r["final"]) for r in rows])
+    for val, want in (("true", 1), ("false", 0)):
+        got = c.ok("GET", q("/api/v1/jobs", final=val))
+        exp = [r["seq"] for r in rows if r["final"] == want]
+        check([j["seq"] for j in got["jobs"]] == exp,
+              "HOST: final=%s gave %r, database %r" % (val, [j["seq"] for j in got["jobs"]], exp))
+    until = rows[3]["finished_at"]
+    exp = [r["seq"] for r in rows if r["finished_at"] < until]
+    got = c.ok("GET", q("/api/v1/jobs", until=until))
+    check([j["seq"] for j in got["jobs"]] == exp and len(exp) < len(rows),
+          "HOST: until=%s gave %r, database %r" % (until, [j["seq"] for j in got["jobs"]], exp))
+    since = rows[1]["finished_at"]
+    exp = [r["seq"] for r in rows if since <= r["finished_at"] < until and r["final"] == 1]
+    got = c.ok("GET", q("/api/v1/jobs", since=since, until=until, final="true"))
+    check([j["seq"] for j in got["jobs"]] == exp, "HOST: since&until&final=true gave %r, "
+          "database %r" % ([j["seq"] for j in got["jobs"]], exp))
+    mes = s.client("mes")
+    r = mes.expect(200, "GET", q("/api/v1/jobs.csv", final="false"))
+    lines = list(csv.reader(io.StringIO(r.text, newline="")))
+    check(len(lines) == 2 and lines[1][1] == [x for x in rows if not x["final"]][0]["uuid"],
+          "HOST: jobs.csv?final=false: %r" % lines)
+    for bad in ({"final": "yes"}, {"final": "1"}, {"until": "tomorrow"}):
+        c.expect(400, "GET", q("/api/v1/jobs", **bad), code="bad_request")
+    # unknown parameters: refused on every endpoint, the parameter named
+    for path, params in (("/api/v1/jobs", {"finale": "true"}),
+                         ("/api/v1/jobs", {"Until": until}),
+                         ("/api/v1/jobs.csv", {"status": "pass"}),
+                         ("/api/v1/stats", {"from": until}),
+                         ("/api/v1/station", {"verbose": "1"}),
+                         ("/api/v1/slots", {"x": ""}),
+                         ("/metrics", {"name": "a"})):
+        cl = mes if path.endswith(".csv") else c
+        r = cl.expect(400, "GET", q(path, **params), code="bad_request")
+        name = list(params)[0]
+        check("'%s'" % name in r.json.get("detail", ""),
+              "HOST: %s?%s: the 400 does not name the parameter: %r" % (path, name, r.json))
+    # the parameters an endpoint does read still work
+    c.ok("GET", q("/api/v1/stats", since=since, until=until))
 
 
 def case_job_detail(ctx):
@@ -2224,6 +2282,7 @@ CASES = {
     "slot-recipe": case_slot_recipe,
     "slot-recipe-image-gone": case_slot_recipe_image_gone,
     "jobs": case_jobs,
+    "jobs-until-final": case_jobs_until_final,
     "job-detail": case_job_detail,
     "devices": case_devices,
     "recipes": case_recipes,
