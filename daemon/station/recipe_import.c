@@ -438,6 +438,50 @@ static int recipe_imp_esptool(const cJSON *root, const cJSON *desc, const recipe
     return 0;
 }
 
+/* The imported recipe's name and version: the options, else the project's, else the app's file
+ * name ("imported", "unversioned" when nothing says). */
+static void recipe_imp_identity(const recipe_import_opts_t *o, const cJSON *desc,
+                                const recipe_imp_t *ims, size_t n,
+                                char name[RECIPE_NAME_MAX + 1], char version[RECIPE_NAME_MAX + 1])
+{
+    const size_t cap = RECIPE_NAME_MAX + 1;
+    if (o && o->name)
+        recipe_sanitize(o->name, true, name, cap);
+    else if (recipe_json_str(desc, "project_name"))
+        recipe_sanitize(recipe_json_str(desc, "project_name"), true, name, cap);
+    for (size_t i = 0; !name[0] && i < n; i++)
+        if (strcmp(ims[i].label, "app") == 0) {
+            char *base = strdup(ims[i].abs), *dot;
+            if (base) {
+                char *bn = basename(base);
+                if ((dot = strrchr(bn, '.'))) *dot = '\0';
+                recipe_sanitize(bn, true, name, cap);
+                free(base);
+            }
+        }
+    if (!name[0]) snprintf(name, cap, "imported");
+    if (o && o->version)
+        recipe_sanitize(o->version, false, version, cap);
+    else if (recipe_json_str(desc, "project_version"))
+        recipe_sanitize(recipe_json_str(desc, "project_version"), false, version, cap);
+    if (!version[0]) snprintf(version, cap, "unversioned");
+}
+
+static void recipe_imp_image_list(cJSON *arr, const recipe_imp_t *ims, size_t n)
+{
+    for (size_t i = 0; arr && i < n; i++) {
+        cJSON *it = cJSON_CreateObject();
+        char off[16];
+        if (!it) break;
+        cJSON_AddItemToArray(arr, it);
+        if (ims[i].label[0]) cJSON_AddStringToObject(it, "label", ims[i].label);
+        snprintf(off, sizeof off, "0x%" PRIx32, ims[i].offset);
+        cJSON_AddStringToObject(it, "offset", off);
+        cJSON_AddStringToObject(it, "file", ims[i].rel);
+        cJSON_AddStringToObject(it, "sha256", ims[i].sha);
+    }
+}
+
 int recipe_import(const char *args_path, const char *out_path, const recipe_import_opts_t *o,
                   char **json, recipe_err_t *err_out)
 {
@@ -511,27 +555,7 @@ int recipe_import(const char *args_path, const char *out_path, const recipe_impo
         recipe_fail(err, "internal", -ENOMEM, "$", "out of memory");
         goto fail;
     }
-    /* name and version: options, else the project, else the app's file name */
-    if (o && o->name)
-        recipe_sanitize(o->name, true, name, sizeof name);
-    else if (recipe_json_str(desc, "project_name"))
-        recipe_sanitize(recipe_json_str(desc, "project_name"), true, name, sizeof name);
-    for (size_t i = 0; !name[0] && i < n; i++)
-        if (strcmp(ims[i].label, "app") == 0) {
-            char *base = strdup(ims[i].abs), *dot;
-            if (base) {
-                char *bn = basename(base);
-                if ((dot = strrchr(bn, '.'))) *dot = '\0';
-                recipe_sanitize(bn, true, name, sizeof name);
-                free(base);
-            }
-        }
-    if (!name[0]) snprintf(name, sizeof name, "imported");
-    if (o && o->version)
-        recipe_sanitize(o->version, false, version, sizeof version);
-    else if (recipe_json_str(desc, "project_version"))
-        recipe_sanitize(recipe_json_str(desc, "project_version"), false, version, sizeof version);
-    if (!version[0]) snprintf(version, sizeof version, "unversioned");
+    recipe_imp_identity(o, desc, ims, n, name, version);
     cJSON_AddStringToObject(out, "name", name);
     cJSON_AddStringToObject(out, "version", version);
     rel_args = recipe_relpath(out_dir, args_abs);
@@ -543,17 +567,7 @@ int recipe_import(const char *args_path, const char *out_path, const recipe_impo
     if (recipe_imp_esptool(root, desc, ims, n, o, out, err) || recipe_imp_settings(root, out, err))
         goto fail;
     arr = cJSON_AddArrayToObject(out, "images");
-    for (size_t i = 0; arr && i < n; i++) {
-        cJSON *it = cJSON_CreateObject();
-        char off[16];
-        if (!it) break;
-        cJSON_AddItemToArray(arr, it);
-        if (ims[i].label[0]) cJSON_AddStringToObject(it, "label", ims[i].label);
-        snprintf(off, sizeof off, "0x%" PRIx32, ims[i].offset);
-        cJSON_AddStringToObject(it, "offset", off);
-        cJSON_AddStringToObject(it, "file", ims[i].rel);
-        cJSON_AddStringToObject(it, "sha256", ims[i].sha);
-    }
+    recipe_imp_image_list(arr, ims, n);
     recipe_print(&b, out, 0);
     recipe_put(&b, "\n");
     if (b.oom || !arr) {
