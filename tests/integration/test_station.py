@@ -1024,6 +1024,41 @@ def case_station_stub_dir(ctx):
     check(b.count_events("stub") == 0, "HOST: slot S2's recipe says no stub, yet one ran")
 
 
+def case_station_stub_choice(ctx):
+    """A stub_dir holding 1/ and 2/ of esptool 5 (VERSION 5.3.1, issue 12): a recipe that does
+    not choose runs esp-flasher-stub (2/), one with "stub_version": "legacy" the legacy stub
+    (1/); espsim tells them apart by the upload (its stub event's kind) and the job row records
+    which file ran (stub_name); a ROM-only recipe records none."""
+    stubs = ctx.path("stubs")
+    subprocess.run([sys.executable, os.path.join(REPO, "tests", "data", "mkstub.py"), stubs,
+                    "--layout", "esptool5"], check=True, timeout=30)
+    app = Image(0x10000, "app.bin", img.app_image("stubchoice", 40 * 1024), "app")
+    dflt, _ = write_recipe(ctx, "default.json", ["esp32"], [app])
+    legacy, _ = write_recipe(ctx, "legacy.json", ["esp32"], [app], stub_version="legacy")
+    rom_only, _ = write_recipe(ctx, "rom-only.json", ["esp32"], [app], stub=False)
+    sims = [StationSim(ctx, "esp32", "pty", tag=t) for t in ("a", "b", "c")]
+    cfg, db = write_config(ctx, "station.json",
+                           [slot_entry("S1", sims[0], recipe=dflt),
+                            slot_entry("S2", sims[1], recipe=legacy),
+                            slot_entry("S3", sims[2], recipe=rom_only)], stub_dir="stubs")
+    d = serve(ctx, cfg)
+    rows = wait_jobs(db, lambda rs: len(finished(rs)) >= 3, 40, "three jobs", d)
+    d.stop()
+    check(all(r["result"] == "pass" for r in finished(rows)), "HOST: %s" % summarize(rows))
+    by_slot = {r["slot"]: r for r in finished(rows)}
+    for slot, sim, kind, name in (("S1", sims[0], "esp-flasher-stub", "2/esp32.json"),
+                                  ("S2", sims[1], "legacy", "1/esp32.json")):
+        check(sim.count_events("stub", kind=kind) == 1 and sim.count_events("stub") == 1,
+              "SIM: slot %s should have run %s (stub events: %r)"
+              % (slot, kind, [e for e in sim.events() if e.get("event") == "stub"]))
+        sn = by_slot[slot].get("stub_name")
+        check(isinstance(sn, str) and sn.startswith(name) and "esptool 5.3.1" in sn,
+              "HOST: slot %s job row stub_name %r, expected %s (..., esptool 5.3.1)"
+              % (slot, sn, name))
+    check(sims[2].count_events("stub") == 0 and by_slot["S3"].get("stub_name") is None,
+          "HOST: slot S3 (ROM only): stub_name %r" % by_slot["S3"].get("stub_name"))
+
+
 # ---------------------------------------------------------------- case 8: demo
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -1190,6 +1225,7 @@ CASES = {
     "retry-lower-baud": case_retry_lower_baud,
     "retry-not-for-wrong-chip": case_retry_not_for_wrong_chip,
     "stub-dir": case_station_stub_dir,
+    "stub-choice": case_station_stub_choice,
 }
 
 
