@@ -127,8 +127,7 @@ static void work_change(api_defer_t *d, sqlite3 *db, pool_op_t op)
             snprintf(err, sizeof err, "give \"label\" (and optionally \"reason\") as strings");
             rc = POOL_EINPUT;
         } else {
-            rc = pool_void(db, d->name, l->valuestring, r ? r->valuestring : NULL, err,
-                           sizeof err);
+            rc = pool_void(db, d->name, l->valuestring, r ? r->valuestring : NULL, err, sizeof err);
             if (!rc) {
                 d->list = cJSON_CreateObject();
                 cJSON_AddStringToObject(d->list, "label", l->valuestring);
@@ -245,7 +244,8 @@ void api__get_pool_items(api_ctx_t *c)
     const char *state = api__param(c, "state");
     static const char *const states[] = {"free", "reserved", "bound", "consumed", "void"};
     bool ok = !state;
-    for (size_t i = 0; state && i < 5; i++) ok |= strcmp(state, states[i]) == 0;
+    for (size_t i = 0; state && i < 5; i++)
+        ok |= strcmp(state, states[i]) == 0;
     if (!ok) {
         api__problem(c->resp, 400, "bad_request",
                      "state is one of free, reserved, bound, consumed, void");

@@ -136,8 +136,8 @@ static int pool_kind(sqlite3 *db, const char *name, char *kind, size_t kcap, cha
                      size_t ccap, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
-    int rc = prep(db, "SELECT kind, coalesce(columns, '') FROM pools WHERE name = ?", &st, err,
-                  errlen);
+    int rc =
+        prep(db, "SELECT kind, coalesce(columns, '') FROM pools WHERE name = ?", &st, err, errlen);
     if (rc) return rc;
     bind_text(st, 1, name);
     int s = sqlite3_step(st);
@@ -184,11 +184,11 @@ static int insert_rows(sqlite3 *db, const char *name, const nvs_csv_t *c, size_t
 {
     const nvs_csv_rec_t *h = &c->r[first];
     sqlite3_stmt *st;
-    int rc = prep(db,
-                  "INSERT INTO pool_items (pool, idx, label, value, changed_at) VALUES (?1, "
-                  "(SELECT coalesce(max(idx) + 1, 0) FROM pool_items WHERE pool = ?1), ?2, ?3, " NOW_SQL
-                  ")",
-                  &st, err, errlen);
+    int rc = prep(
+        db,
+        "INSERT INTO pool_items (pool, idx, label, value, changed_at) VALUES (?1, "
+        "(SELECT coalesce(max(idx) + 1, 0) FROM pool_items WHERE pool = ?1), ?2, ?3, " NOW_SQL ")",
+        &st, err, errlen);
     for (size_t i = first + 1; !rc && i < c->n; i++) {
         const nvs_csv_rec_t *r = &c->r[i];
         if (r->n == 0) continue;
@@ -204,7 +204,8 @@ static int insert_rows(sqlite3 *db, const char *name, const nvs_csv_t *c, size_t
             break;
         }
         cJSON *o = cJSON_CreateObject();
-        for (size_t k = 0; o && k < r->n; k++) cJSON_AddStringToObject(o, h->f[k], r->f[k]);
+        for (size_t k = 0; o && k < r->n; k++)
+            cJSON_AddStringToObject(o, h->f[k], r->f[k]);
         char *js = o ? cJSON_PrintUnformatted(o) : NULL;
         cJSON_Delete(o);
         if (!js) {
@@ -283,7 +284,8 @@ int pool_import_csv(sqlite3 *db, const char *name, const char *csv, size_t len, 
     nvs_csv_t c = {0};
     if (nvs_csv_read(csv, len, true, &c, err, errlen)) return POOL_EINPUT;
     size_t first = 0;
-    while (first < c.n && c.r[first].n == 0) first++;
+    while (first < c.n && c.r[first].n == 0)
+        first++;
     if (first == c.n) {
         nvs_csv_free(&c);
         return say(err, errlen, POOL_EINPUT,
@@ -406,7 +408,8 @@ static int run4(sqlite3 *db, const char *sql, const char *a, const char *b, cons
     bind_text(st, 3, c);
     bind_text(st, 4, d);
     int s = sqlite3_step(st);
-    while (s == SQLITE_ROW) s = sqlite3_step(st);
+    while (s == SQLITE_ROW)
+        s = sqlite3_step(st);
     rc = s == SQLITE_DONE ? 0 : dbfail(db, err, errlen, "changing pool items");
     sqlite3_finalize(st);
     return rc;
@@ -481,7 +484,8 @@ static int take_free(sqlite3 *db, const char *pool, const char *kind, const char
     bind_text(st, 3, job);
     bind_text(st, 4, mac);
     int s = sqlite3_step(st), got = s == SQLITE_ROW;
-    while (s == SQLITE_ROW) s = sqlite3_step(st);
+    while (s == SQLITE_ROW)
+        s = sqlite3_step(st);
     sqlite3_finalize(st);
     if (s != SQLITE_DONE) return dbfail(db, err, errlen, "reserving a pool item");
     if (got) return 0;
@@ -511,8 +515,8 @@ static int item_assign(sqlite3 *db, int64_t id, const char *slot, const char *jo
 }
 
 /* The board already holds a live item: take it over unless another running job has it. */
-static int take_live(sqlite3 *db, pool_item_t *live, const char *slot, const char *job,
-                     char *err, size_t errlen)
+static int take_live(sqlite3 *db, pool_item_t *live, const char *slot, const char *job, char *err,
+                     size_t errlen)
 {
     if (strcmp(live->job_uuid, job) != 0) {
         char res[16];
@@ -553,8 +557,8 @@ static int reserve_tx(sqlite3 *db, const char *pool, const char *slot, const cha
     char kind[16];
     int rc = pool_kind(db, pool, kind, sizeof kind, NULL, 0, err, errlen);
     if (rc) return rc;
-    rc = item_where(db, "pool = ?1 AND mac = ?2 AND state IN ('reserved', 'bound')", pool, mac,
-                    out, err, errlen);
+    rc = item_where(db, "pool = ?1 AND mac = ?2 AND state IN ('reserved', 'bound')", pool, mac, out,
+                    err, errlen);
     if (rc < 0) return rc;
     if (rc == 0) {
         rc = take_live(db, out, slot, job, err, errlen);
@@ -575,8 +579,8 @@ static int reserve_tx(sqlite3 *db, const char *pool, const char *slot, const cha
         } else {
             rc = take_free(db, pool, kind, slot, job, mac, err, errlen);
             if (!rc)
-                rc = item_where(db, "pool = ?1 AND job_uuid = ?2 AND state = 'reserved'", pool,
-                                job, out, err, errlen);
+                rc = item_where(db, "pool = ?1 AND job_uuid = ?2 AND state = 'reserved'", pool, job,
+                                out, err, errlen);
             if (rc == 1) rc = say(err, errlen, POOL_EDB, "the reserved item vanished");
         }
     }
@@ -585,8 +589,7 @@ static int reserve_tx(sqlite3 *db, const char *pool, const char *slot, const cha
 }
 
 int pool_reserve(sqlite3 *db, const char *pool, const char *slot, const char *job_uuid,
-                 const char *mac, pool_policy_t policy, pool_item_t *out, char *err,
-                 size_t errlen)
+                 const char *mac, pool_policy_t policy, pool_item_t *out, char *err, size_t errlen)
 {
     if (!slot || !*slot || !job_uuid || strlen(job_uuid) != 36 || !mac || strlen(mac) != 17)
         return say(err, errlen, POOL_EINPUT, "a reservation needs a slot, a job uuid and a MAC");
@@ -702,8 +705,10 @@ int pool_recover(sqlite3 *db, char *err, size_t errlen)
     int changed = 0;
     for (size_t i = 0; !rc && i < n; i++) {
         int c = job_end_tx(db, v[i].job, v[i].passed, err, errlen);
-        if (c < 0) rc = c;
-        else changed += c;
+        if (c < 0)
+            rc = c;
+        else
+            changed += c;
     }
     free(v);
     rc = tx_end(db, rc, err, errlen);
@@ -805,7 +810,8 @@ static int each_item(sqlite3 *db, sqlite3_stmt *st, int (*cb)(const pool_item_t 
         n++;
         if (cb(it, data)) break;
     }
-    if (it && s != SQLITE_ROW && s != SQLITE_DONE) n = dbfail(db, err, errlen, "reading pool items");
+    if (it && s != SQLITE_ROW && s != SQLITE_DONE)
+        n = dbfail(db, err, errlen, "reading pool items");
     free(it);
     sqlite3_finalize(st);
     return n;

@@ -79,8 +79,7 @@ typedef struct pool_item_s {
  * a released one, else a new one). 0 with *out, or POOL_EEMPTY / POOL_EREFUSED /
  * POOL_EDUPLICATE / POOL_ENOENT / POOL_EDB with the message. */
 int pool_reserve(sqlite3 *db, const char *pool, const char *slot, const char *job_uuid,
-                 const char *mac, pool_policy_t policy, pool_item_t *out, char *err,
-                 size_t errlen);
+                 const char *mac, pool_policy_t policy, pool_item_t *out, char *err, size_t errlen);
 /* The job is about to write its device data: its reserved items become bound (to the MAC), durably
  * before the first byte goes out. Returns the number of items bound or POOL_EDB. */
 int pool_mark_written(sqlite3 *db, const char *job_uuid, char *err, size_t errlen);
@@ -110,7 +109,8 @@ typedef struct pool_info_s {
     int64_t n_free, n_reserved, n_bound, n_consumed, n_void;
     bool low; /* a values pool with n_free < low_water */
 } pool_info_t;
-/* Every pool with its counts, by name; cb per pool (text valid during the call). Count or POOL_EDB. */
+/* Every pool with its counts, by name; cb per pool (text valid during the call). Count or POOL_EDB.
+ */
 int pool_list(sqlite3 *db, int (*cb)(const pool_info_t *, void *), void *data, char *err,
               size_t errlen);
 /* Items of a pool with idx > after (state NULL: any), at most limit, in idx order. */

@@ -28,6 +28,15 @@
 #include "pool.h"
 #include "store.h"
 
+/* In the crash test's child a failure must end the process (cmocka's teardown would delete the
+ * parent's files): the parent sees a child that ended by itself and fails. */
+static bool in_child;
+#define die(...)                                                                                   \
+    do {                                                                                           \
+        if (in_child) _exit(9);                                                                    \
+        fail_msg(__VA_ARGS__);                                                                     \
+    } while (0)
+
 typedef struct {
     char dir[64];
     char path[128];
@@ -39,9 +48,9 @@ typedef struct {
 static void env_open(env_t *e)
 {
     int rc = store_open(e->path, &e->s);
-    if (rc < 0) fail_msg("store_open: %s", store_errmsg(e->s));
-    if (store_add_finish_hook(e->s, pool_finish_hook, NULL)) fail_msg("hook");
-    if (pool_db_open(e->path, &e->db, e->err, sizeof e->err)) fail_msg("pool_db_open: %s", e->err);
+    if (rc < 0) die("store_open: %s", store_errmsg(e->s));
+    if (store_add_finish_hook(e->s, pool_finish_hook, NULL)) die("hook");
+    if (pool_db_open(e->path, &e->db, e->err, sizeof e->err)) die("pool_db_open: %s", e->err);
 }
 
 static void env_close(env_t *e)
@@ -88,7 +97,7 @@ static void job_begin(env_t *e, char uuid[STORE_UUID_LEN], const char *slot)
 {
     assert_int_equal(store_new_uuid(uuid), 0);
     store_job_start_t st = {.uuid = uuid, .slot = slot, .port = "rfc2217://127.0.0.1:1"};
-    if (store_job_begin(e->s, &st)) fail_msg("begin: %s", store_errmsg(e->s));
+    if (store_job_begin(e->s, &st)) die("begin: %s", store_errmsg(e->s));
 }
 
 static void job_finish(env_t *e, const char *uuid, bool pass)
@@ -100,7 +109,7 @@ static void job_finish(env_t *e, const char *uuid, bool pass)
         r.error_class = EST_CLASS_MD5_MISMATCH;
         snprintf(r.message, sizeof r.message, "test failure");
     }
-    if (store_job_finish(e->s, uuid, &r, NULL, NULL)) fail_msg("finish: %s", store_errmsg(e->s));
+    if (store_job_finish(e->s, uuid, &r, NULL, NULL)) die("finish: %s", store_errmsg(e->s));
 }
 
 static const char CSV[] = "serial,batch\nSN-A1,7\nSN-A2,7\n# comment\nSN-A3,8\n";
@@ -124,36 +133,35 @@ static void test_import(void **state)
 {
     env_t *e = *state;
     int64_t added = 0;
-    assert_int_equal(pool_import_csv(e->db, "serials", CSV, strlen(CSV), 2, &added, e->err,
-                                     sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", CSV, strlen(CSV), 2, &added, e->err, sizeof e->err), 0);
     assert_int_equal(added, 3);
     assert_int_equal(n_items(e, "serials", "free"), 3);
     /* a duplicate label (here and in the pool) refuses the whole file */
     const char dup[] = "serial,batch\nSN-A9,1\nSN-A2,9\n";
-    assert_int_equal(pool_import_csv(e->db, "serials", dup, strlen(dup), -1, &added, e->err,
-                                     sizeof e->err),
-                     POOL_EINPUT);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", dup, strlen(dup), -1, &added, e->err, sizeof e->err),
+        POOL_EINPUT);
     assert_non_null(strstr(e->err, "line 3"));
     assert_non_null(strstr(e->err, "SN-A2"));
     assert_int_equal(n_items(e, "serials", NULL), 3);
     const char other[] = "serial,lot\nSN-B1,1\n";
-    assert_int_equal(pool_import_csv(e->db, "serials", other, strlen(other), -1, NULL, e->err,
-                                     sizeof e->err),
-                     POOL_EINPUT);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", other, strlen(other), -1, NULL, e->err, sizeof e->err),
+        POOL_EINPUT);
     assert_non_null(strstr(e->err, "columns"));
     const char more[] = "serial,batch\r\nSN-A4,9\r\n";
-    assert_int_equal(pool_import_csv(e->db, "serials", more, strlen(more), -1, &added, e->err,
-                                     sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", more, strlen(more), -1, &added, e->err, sizeof e->err),
+        0);
     assert_int_equal(added, 1);
     const char ragged[] = "serial,batch\nSN-C1\n";
-    assert_int_equal(pool_import_csv(e->db, "p2", ragged, strlen(ragged), -1, NULL, e->err,
-                                     sizeof e->err),
-                     POOL_EINPUT);
-    assert_int_equal(pool_import_csv(e->db, "bad name", CSV, strlen(CSV), -1, NULL, e->err,
-                                     sizeof e->err),
-                     POOL_EINPUT);
+    assert_int_equal(
+        pool_import_csv(e->db, "p2", ragged, strlen(ragged), -1, NULL, e->err, sizeof e->err),
+        POOL_EINPUT);
+    assert_int_equal(
+        pool_import_csv(e->db, "bad name", CSV, strlen(CSV), -1, NULL, e->err, sizeof e->err),
+        POOL_EINPUT);
     assert_int_equal(pool_import_csv(e->db, "p3", "", 0, -1, NULL, e->err, sizeof e->err),
                      POOL_EINPUT);
     assert_int_equal(pool_check(e->db, e->err, sizeof e->err), 0);
@@ -162,9 +170,8 @@ static void test_import(void **state)
 static void test_lifecycle(void **state)
 {
     env_t *e = *state;
-    assert_int_equal(pool_import_csv(e->db, "serials", CSV, strlen(CSV), 2, NULL, e->err,
-                                     sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", CSV, strlen(CSV), 2, NULL, e->err, sizeof e->err), 0);
     char j1[37], j2[37], j3[37], m1[18], m2[18];
     mac_of(1, m1);
     mac_of(2, m2);
@@ -208,16 +215,16 @@ static void test_lifecycle(void **state)
     assert_true(it.reused);
     job_finish(e, j4, true);
     job_begin(e, j5, "A5");
-    assert_int_equal(pool_reserve(e->db, "serials", "A5", j5, m2, POOL_REFUSE, &it, e->err,
-                                  sizeof e->err),
-                     POOL_EREFUSED);
+    assert_int_equal(
+        pool_reserve(e->db, "serials", "A5", j5, m2, POOL_REFUSE, &it, e->err, sizeof e->err),
+        POOL_EREFUSED);
     assert_non_null(strstr(e->err, "already_provisioned"));
     assert_non_null(strstr(e->err, j3));
     job_finish(e, j5, false);
     job_begin(e, j6, "A6");
-    assert_int_equal(pool_reserve(e->db, "serials", "A6", j6, m2, POOL_NEW_IDENTITY, &it, e->err,
-                                  sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_reserve(e->db, "serials", "A6", j6, m2, POOL_NEW_IDENTITY, &it, e->err, sizeof e->err),
+        0);
     assert_string_equal(it.label, "SN-A2");
     job_finish(e, j6, true);
     assert_int_equal(n_items(e, "serials", "consumed"), 2);
@@ -230,30 +237,27 @@ static void test_lifecycle(void **state)
 static void test_duplicate_mac_and_void(void **state)
 {
     env_t *e = *state;
-    assert_int_equal(pool_import_csv(e->db, "serials", CSV, strlen(CSV), 5, NULL, e->err,
-                                     sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", CSV, strlen(CSV), 5, NULL, e->err, sizeof e->err), 0);
     char j1[37], j2[37], m[18];
     mac_of(7, m);
     pool_item_t it;
     job_begin(e, j1, "B1");
     job_begin(e, j2, "B2");
-    assert_int_equal(pool_reserve(e->db, "serials", "B1", j1, m, POOL_SAME_IDENTITY, &it, e->err,
-                                  sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_reserve(e->db, "serials", "B1", j1, m, POOL_SAME_IDENTITY, &it, e->err, sizeof e->err),
+        0);
     /* the same MAC in another slot while the first job runs: flagged */
-    assert_int_equal(pool_reserve(e->db, "serials", "B2", j2, m, POOL_SAME_IDENTITY, &it, e->err,
-                                  sizeof e->err),
-                     POOL_EDUPLICATE);
+    assert_int_equal(
+        pool_reserve(e->db, "serials", "B2", j2, m, POOL_SAME_IDENTITY, &it, e->err, sizeof e->err),
+        POOL_EDUPLICATE);
     assert_non_null(strstr(e->err, "duplicate_mac"));
     assert_non_null(strstr(e->err, "B1"));
     /* void: not while reserved by a running job; never a consumed one; else the item is gone */
     assert_int_equal(pool_void(e->db, "serials", "SN-A1", "torn label", e->err, sizeof e->err),
                      POOL_ESTATE);
-    assert_int_equal(pool_void(e->db, "serials", "SN-A2", "torn label", e->err, sizeof e->err),
-                     0);
-    assert_int_equal(pool_void(e->db, "serials", "SN-X", NULL, e->err, sizeof e->err),
-                     POOL_ENOENT);
+    assert_int_equal(pool_void(e->db, "serials", "SN-A2", "torn label", e->err, sizeof e->err), 0);
+    assert_int_equal(pool_void(e->db, "serials", "SN-X", NULL, e->err, sizeof e->err), POOL_ENOENT);
     job_finish(e, j1, true);
     job_finish(e, j2, false);
     assert_int_equal(pool_void(e->db, "serials", "SN-A1", NULL, e->err, sizeof e->err),
@@ -278,17 +282,19 @@ static void test_duplicate_mac_and_void(void **state)
 
 static int low_cb(const pool_info_t *in, void *d)
 {
-    if (strcmp(in->name, "serials") == 0) *(pool_info_t *)d = (pool_info_t){
-        .low = in->low, .n_free = in->n_free, .n_consumed = in->n_consumed, .n_void = in->n_void};
+    if (strcmp(in->name, "serials") == 0)
+        *(pool_info_t *)d = (pool_info_t){.low = in->low,
+                                          .n_free = in->n_free,
+                                          .n_consumed = in->n_consumed,
+                                          .n_void = in->n_void};
     return 0;
 }
 
 static void test_counter_and_list(void **state)
 {
     env_t *e = *state;
-    assert_int_equal(pool_create_counter(e->db, "sn", "SN-{year}-{n:06}", 1000, 10, e->err,
-                                         sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_create_counter(e->db, "sn", "SN-{year}-{n:06}", 1000, 10, e->err, sizeof e->err), 0);
     assert_int_equal(pool_create_counter(e->db, "sn", "SN-{n}", 1, 1, e->err, sizeof e->err),
                      POOL_EINPUT);
     assert_int_equal(pool_create_counter(e->db, "m", "X-{mac}-{n}", 1, 1, e->err, sizeof e->err),
@@ -322,9 +328,8 @@ static void test_counter_and_list(void **state)
     job_finish(e, j3, true);
     assert_int_equal(pool_check(e->db, e->err, sizeof e->err), 0);
     /* the low-level warning of a values pool */
-    assert_int_equal(pool_import_csv(e->db, "serials", CSV, strlen(CSV), 4, NULL, e->err,
-                                     sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", CSV, strlen(CSV), 4, NULL, e->err, sizeof e->err), 0);
     pool_info_t in = {0};
     assert_int_equal(pool_list(e->db, low_cb, &in, e->err, sizeof e->err), 2);
     assert_true(in.low);
@@ -338,6 +343,7 @@ static void test_counter_and_list(void **state)
 static void child_run(const char *path, unsigned seed)
 {
     env_t e = {0};
+    in_child = true;
     snprintf(e.path, sizeof e.path, "%s", path);
     env_open(&e);
     srand(seed);
@@ -359,14 +365,12 @@ static void child_run(const char *path, unsigned seed)
 static void test_crash(void **state)
 {
     env_t *e = *state;
-    assert_int_equal(pool_create_counter(e->db, "sn", "SN-{n:06}", 1, 1, e->err, sizeof e->err),
-                     0);
+    assert_int_equal(pool_create_counter(e->db, "sn", "SN-{n:06}", 1, 1, e->err, sizeof e->err), 0);
     char csv[16384] = "serial,secret\n";
     for (int i = 0; i < 400; i++)
         snprintf(csv + strlen(csv), sizeof csv - strlen(csv), "P-%04d,%08x\n", i, i * 2654435761u);
-    assert_int_equal(pool_import_csv(e->db, "serials", csv, strlen(csv), 10, NULL, e->err,
-                                     sizeof e->err),
-                     0);
+    assert_int_equal(
+        pool_import_csv(e->db, "serials", csv, strlen(csv), 10, NULL, e->err, sizeof e->err), 0);
     env_close(e);
     srand(42);
     for (int round = 0; round < 12; round++) {
