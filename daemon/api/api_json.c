@@ -73,6 +73,16 @@ void api__count_add(api_t *a, const char *slot, const char *result, uint64_t n)
 
 /* ---- Job ---- */
 
+/* A stored JSON text as a member (null when empty or unreadable). */
+static void add_json_or_null(cJSON *o, const char *k, const char *text)
+{
+    cJSON *v = text && *text ? cJSON_Parse(text) : NULL;
+    if (v)
+        cJSON_AddItemToObject(o, k, v);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
 /* The operator hint of a job that did not pass (docs/API.md: null for a pass or while running). */
 static void add_hint(cJSON *o, const char *k, const store_job_row_t *row)
 {
@@ -93,6 +103,8 @@ static void add_hint(cJSON *o, const char *k, const store_job_row_t *row)
 #define JSON_HINT(k, name) add_hint(o, k, row);
 #define JSON_DETAIL(k, name)                                                                       \
     if (detail) add_str_or_null(o, k, row->name);
+#define JSON_DETAILJSON(k, name)                                                                   \
+    if (detail) add_json_or_null(o, k, row->name);
 #define JSON_NONE(k, name)
 #define JSON_COL(name, sql, TYPE, json, JSON, WRITE, value) JSON_##JSON(json, name)
 

@@ -151,6 +151,8 @@ typedef struct store_job_row_s {
     int64_t n_images;
     bool final; /* false: a failed attempt that was retried */
     char test_output[JOB_TEST_OUTPUT_MAX + 1]; /* the post-flash test's output; "" when none */
+    char security[JOB_SECURITY_MAX]; /* security read-out JSON (secstate.h); "" when none */
+    char not_verified_reason[160];   /* why the images were not verified; "" when nothing */
 } store_job_row_t;
 
 /* Read one job by uuid: 0 found, 1 not found, EST_EDB. */

@@ -15,7 +15,8 @@
  *   json   the member name in the Job object
  *   JSON   STR (always a string), STRN (string, null when empty), INT, INTN (null when -1),
  *          BOOL, HINT (the operator hint of error_class, computed), DETAIL (string or null, only
- *          in GET /api/v1/jobs/{uuid}), NONE (not in the JSON)
+ *          in GET /api/v1/jobs/{uuid}), DETAILJSON (a JSON text as an object or null, only in
+ *          the detail), NONE (not in the JSON)
  *   WRITE  RO (written when the job begins, or computed), SET (`name = ?` at finish), KEEP
  *          (`name = COALESCE(?, name)`: kept when the report has no value)
  *   value  for SET/KEEP: a store_val_t from the finish context `f` (store_jobs.c: f->r the
@@ -78,6 +79,9 @@
     X(n_images, "(SELECT count(*) FROM job_images WHERE job_uuid = jobs.uuid)", INT, "", NONE,    \
       RO, _)                                                                                       \
     X(test_output, "test_output", TEXT, "test_output", DETAIL, SET,                                \
-      (f->r->test_ran ? V_STR(f->r->test_output) : V_NULL))
+      (f->r->test_ran ? V_STR(f->r->test_output) : V_NULL))                                        \
+    X(security, "security", TEXT, "security", DETAILJSON, SET, V_TEXT(f->r->security))            \
+    X(not_verified_reason, "not_verified_reason", TEXT, "not_verified_reason", DETAIL, SET,        \
+      V_TEXT(f->r->unverified))
 
 #endif

@@ -519,6 +519,40 @@ static void test_stub_name_column(void **state)
     free(row);
 }
 
+/* Migration 009: the security read-out (JSON) and the reason the images were not verified are
+ * written by the final UPDATE and read back; NULL when the report has none. */
+static void test_security_columns(void **state)
+{
+    tmp_t *t = *state;
+    store_t *s = open_ok(t, 0);
+    store_job_row_t *row = malloc(sizeof *row);
+    job_report_t *r = malloc(sizeof *r);
+    sqlite3 *db;
+    assert_non_null(row);
+    assert_non_null(r);
+    begin(s, U1, "S1", NULL);
+    begin(s, U2, "S2", NULL);
+    fill_report(r, JOB_RESULT_PASS, 0x21);
+    snprintf(r->security, sizeof r->security, "{\"source\":\"secinfo\",\"secure_download\":true}");
+    snprintf(r->unverified, sizeof r->unverified, "Secure Download Mode: no MD5");
+    assert_int_equal(store_job_finish(s, U1, r, NULL, NULL), 0);
+    assert_int_equal(finish(s, U2, JOB_RESULT_PASS, 0x22), 2);
+    assert_int_equal(store_job_get(s, U1, row), 0);
+    assert_string_equal(row->security, "{\"source\":\"secinfo\",\"secure_download\":true}");
+    assert_string_equal(row->not_verified_reason, "Secure Download Mode: no MD5");
+    assert_int_equal(store_job_get(s, U2, row), 0);
+    assert_string_equal(row->security, "");
+    assert_string_equal(row->not_verified_reason, "");
+    store_close(s);
+    db = raw_open(t);
+    assert_int_equal(raw_int(db, "SELECT count(*) FROM jobs WHERE security IS NULL AND "
+                                 "not_verified_reason IS NULL"),
+                     1);
+    sqlite3_close(db);
+    free(r);
+    free(row);
+}
+
 static void test_events_are_numbered_per_job(void **state)
 {
     tmp_t *t = *state;
@@ -882,6 +916,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_final_row_survives_reopen, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_test_output_column, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_stub_name_column, tmp_setup, tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_security_columns, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_events_are_numbered_per_job, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_sqlite3_shell_can_query_jobs, tmp_setup, tmp_teardown),
         cmocka_unit_test_setup_teardown(test_survives_sigkill, tmp_setup, tmp_teardown),
