@@ -146,6 +146,7 @@ typedef struct store_job_row_s {
     char error_class[32];
     char message[512];
     char failed_state[32];
+    char stub_name[96];  /* the flasher stub that ran (job_report_t.stub_name); "" when none */
     char state_ms[1024]; /* JSON object */
     int64_t bytes_written, bytes_sent, retries, baud, attempt;
     int64_t n_images;
