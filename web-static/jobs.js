@@ -269,6 +269,17 @@ export async function renderJobDetail(container, uuid) {
         parts.push(el('p', 'note', 'No image was written.'));
     }
 
+    if (j.not_verified_reason) parts.push(el('p', 'note', `Not verified: ${j.not_verified_reason}`));
+
+    const sec = j.security;
+    if (sec && typeof sec.summary === 'string') {
+        /* the unit's security read-out (docs/SECURITY-PROVISIONING.md §9), plain words */
+        parts.push(el('h3', null, 'Security'));
+        const pre = el('pre', 'security-summary', sec.summary);
+        parts.push(pre);
+        if (sec.efuse_error) parts.push(el('p', 'note', `eFuse blocks not read: ${sec.efuse_error}`));
+    }
+
     const evs = Array.isArray(j.events) ? j.events : [];
     parts.push(el('h3', null, 'Events'));
     if (evs.length) {
