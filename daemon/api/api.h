@@ -37,6 +37,12 @@ typedef struct api_opts_s {
     /* Log lines (slot recipe choices that no longer load, ...); NULL = silent. */
     void (*log_cb)(void *data, const char *line);
     void *log_data;
+    /* What modules outside the API (the CFX endpoint, docs/CFX.md) add: members of the
+     * GET /api/v1/station object, and Prometheus text for /metrics (written into buf, its
+     * length returned). NULL = nothing. Called on the loop. */
+    void (*station_extra)(void *data, struct cJSON *station);
+    size_t (*metrics_extra)(void *data, char *buf, size_t cap);
+    void *extra_data;
 } api_opts_t;
 
 /* Create the API: counters and each slot's last job from the store, and the slot recipes chosen

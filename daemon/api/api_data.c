@@ -540,6 +540,11 @@ void api__get_metrics(api_ctx_t *c)
     prom_printf(&b, "espstation_job_duration_seconds_count %llu\n",
                 (unsigned long long)a->dur_count);
     api_loop_metrics(a, &b);
+    if (a->o.metrics_extra) {
+        char extra[4096];
+        size_t n = a->o.metrics_extra(a->o.extra_data, extra, sizeof extra);
+        csv_put(&b, extra, n < sizeof extra ? n : sizeof extra - 1);
+    }
     prom_printf(&b,
                 "# HELP espstation_uptime_seconds Seconds since the daemon started.\n"
                 "# TYPE espstation_uptime_seconds gauge\nespstation_uptime_seconds %.3f\n",

@@ -283,6 +283,8 @@ cJSON *api__station_json(api_t *a)
         cJSON_AddStringToObject(o, "alarm", a->alarm);
     else
         cJSON_AddNullToObject(o, "alarm");
+    if (a->o.station_extra)
+        a->o.station_extra(a->o.extra_data, o);
     return o;
 }
 

@@ -127,6 +127,21 @@ static void serve_api_log(void *data, const char *line)
     fprintf(stderr, "espstation: %s\n", line);
 }
 
+/* The CFX endpoint's state in GET /api/v1/station ("cfx") and /metrics (docs/CFX.md). */
+static void serve_station_extra(void *data, struct cJSON *station)
+{
+    const serve_t *sv = data;
+    cJSON *x = cfx_status_json(sv->cfx);
+    if (x)
+        cJSON_AddItemToObject(station, "cfx", x);
+}
+
+static size_t serve_metrics_extra(void *data, char *buf, size_t cap)
+{
+    const serve_t *sv = data;
+    return cfx_metrics_text(sv->cfx, buf, cap);
+}
+
 /* Before every job: is the database still the file this daemon opened? */
 static bool serve_may_start_cb(jobmgr_t *m, size_t slot)
 {
@@ -271,6 +286,9 @@ static int serve_run_locked(serve_t *svp, const serve_hooks_t *hooks)
     ao.web_root = sv.web_root;
     ao.log_cb = serve_api_log;
     ao.database_id = sv.dbw.id;
+    ao.station_extra = serve_station_extra;
+    ao.metrics_extra = serve_metrics_extra;
+    ao.extra_data = &sv;
     rc = api_new(&ao, &sv.api, err, sizeof err);
     if (rc == 0)
         rc = http_start(sv.loop, cfg->listen, &cfg->http, sv.api, &sv.http, err, sizeof err);

@@ -243,6 +243,19 @@ def case_delivery(ctx):
         check_jobs(inbox, jobs, names, "estn.test.cfx1")
         st.wait(lambda: outbox_depth(st.db) == 0, 10, "an empty outbox")
         ctx.log("delivery: %d messages, %d re-sent copies" % (len(inbox.order), inbox.copies))
+        # the endpoint's state as the station reports it: GET /api/v1/station's "cfx" member
+        # (the client validates it against openapi.json) and the espstation_cfx_* metrics
+        viewer = st.client("viewer")
+
+        def cfx_state():
+            return viewer.get("/api/v1/station").json.get("cfx") or {}
+        st.wait(lambda: cfx_state().get("outbox") == 0, 10, "the station reporting an empty outbox")
+        sc = cfx_state()
+        check(sc.get("enabled") is True and sc.get("state") == "connected" and sc.get("error") is None
+              and sc.get("alarm") is False, "API: the station's cfx member %r" % sc)
+        mt = viewer.get("/metrics").text
+        check("espstation_cfx_connected 1\n" in mt and "espstation_cfx_outbox_messages 0\n" in mt,
+              "API: /metrics lacks the CFX lines: %r" % [l for l in mt.splitlines() if "cfx" in l])
         # kill -9 mid-run, 10 times: a job is either recorded with all its messages, or unknown
         rng = random.Random(7)
         for k in range(10):
