@@ -82,7 +82,8 @@ typedef struct job_report_s {
     job_state_t failed_state;
     char message[512];
     const chip_info_t *chip;     /* NULL until detected */
-    unsigned chip_rev;           /* major*100 + minor */
+    unsigned chip_rev;           /* major*100 + minor; valid when have_rev */
+    bool have_rev;               /* false: never read (recorded null, not v0.0) */
     bool have_mac;
     uint8_t mac[6];
     bool have_flash_id;

@@ -375,6 +375,15 @@ void job_st_sync(job_t *j, job_event_t ev)
 
 /* ---- DETECT ---- */
 
+/* The detected chip is not the plan's: fails the job (wrong_chip) and returns true. */
+static bool job_wrong_chip(job_t *j)
+{
+    if (j->plan->chip == CHIP_UNKNOWN || j->plan->chip == j->chip->id) return false;
+    job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP, "this chip is %s, not %s", j->chip->pretty,
+             chip_get(j->plan->chip)->pretty);
+    return true;
+}
+
 static void job_detected(job_t *j, const chip_info_t *c, const char *how)
 {
     j->chip = c;
@@ -385,11 +394,9 @@ static void job_detected(job_t *j, const chip_info_t *c, const char *how)
      * recorded as not verified (job_security.c) */
     if (j->rep.have_sec_info && (j->rep.sec_flags & SEC_FLAG_SDM) && !job_sec_sdm_begin(j, c))
         return;
-    if (j->plan->chip != CHIP_UNKNOWN && j->plan->chip != c->id) {
-        job_fail(j, EST_CLASS_WRONG_CHIP, EST_ECHIP, "this chip is %s, not %s", c->pretty,
-                 chip_get(j->plan->chip)->pretty);
-        return;
-    }
+    /* a wrong chip is refused after its MAC and revision are read (job_identify_done), so
+     * that a rejected board can be traced; in SDM nothing can be read: refused now */
+    if (j->rep.have_sec_info && (j->rep.sec_flags & SEC_FLAG_SDM) && job_wrong_chip(j)) return;
     job_enter(j, JOB_ST_READ_EFUSE);
 }
 
@@ -534,7 +541,7 @@ static void job_identify_done(job_t *j, job_rp_result_t res)
     const uint32_t *slots = j->rp.run.slots;
     char m[18];
     if (res != JOB_RP_DONE) {
-        job_nak(j, "of an eFuse word");
+        if (!job_wrong_chip(j)) job_nak(j, "of an eFuse word");
         return;
     }
     if (chip_mac_decode(j->chip, slots + CHIP_RP_MAC, j->rep.mac) == 0) {
@@ -544,7 +551,9 @@ static void job_identify_done(job_t *j, job_rp_result_t res)
         job__log(j, JOB_LOG_WARN, "MAC eFuse words have an unknown OUI; MAC not recorded");
     }
     j->rep.chip_rev = chip_rev_decode(j->chip, slots + CHIP_RP_REV);
+    j->rep.have_rev = true;
     job__log(j, JOB_LOG_INFO, "chip revision v%u.%u", j->rep.chip_rev / 100, j->rep.chip_rev % 100);
+    if (job_wrong_chip(j)) return; /* after the MAC: a refused board can be traced */
     j->usb_otg = j->usb_jtag = false;
     j->ram_block = j->chip->ram_block;
     j->stub_block = j->chip->stub_flash_block;

@@ -119,8 +119,8 @@ static void cli_state_cb(job_t *j, job_state_t from, job_state_t to)
     if (to == JOB_ST_FLASH_ID && !r->json) {
         const job_report_t *rep = job_report(j);
         char mac[18];
-        printf("Chip: %s (revision v%u.%u)", rep->chip ? rep->chip->pretty : "?",
-               rep->chip_rev / 100, rep->chip_rev % 100);
+        printf("Chip: %s", rep->chip ? rep->chip->pretty : "?");
+        if (rep->have_rev) printf(" (revision v%u.%u)", rep->chip_rev / 100, rep->chip_rev % 100);
         if (rep->have_mac) printf(", MAC %s", job_fmt_mac(rep->mac, mac));
         printf("\n");
         cli_print_security(rep);
@@ -169,10 +169,16 @@ static cJSON *cli_report_json(const job_report_t *rep, const char *port, const p
     if (rep->chip) {
         cJSON_AddStringToObject(o, "chip", rep->chip->name);
         cJSON_AddStringToObject(o, "chip_name", rep->chip->pretty);
-        snprintf(buf, sizeof buf, "v%u.%u", rep->chip_rev / 100, rep->chip_rev % 100);
-        cJSON_AddStringToObject(o, "revision", buf);
+        if (rep->have_rev) { /* a value not read is null (docs/CLI.md) */
+            snprintf(buf, sizeof buf, "v%u.%u", rep->chip_rev / 100, rep->chip_rev % 100);
+            cJSON_AddStringToObject(o, "revision", buf);
+        } else {
+            cJSON_AddNullToObject(o, "revision");
+        }
     } else {
         cJSON_AddNullToObject(o, "chip");
+        cJSON_AddNullToObject(o, "chip_name");
+        cJSON_AddNullToObject(o, "revision");
     }
     if (rep->have_mac)
         cJSON_AddStringToObject(o, "mac", job_fmt_mac(rep->mac, buf));

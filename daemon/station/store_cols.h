@@ -39,9 +39,9 @@
     X(recipe_version, "(SELECT version FROM recipes WHERE hash = jobs.recipe_hash)", TEXT,        \
       "recipe_version", STRN, RO, _)                                                               \
     X(chip, "chip", TEXT, "chip", STRN, SET, (f->r->chip ? V_TEXT(f->r->chip->name) : V_NULL))    \
-    X(revision, "revision", TEXT, "revision", STRN, SET, (f->r->chip ? V_TEXT(f->rev) : V_NULL))  \
+    X(revision, "revision", TEXT, "revision", STRN, SET, V_TEXT(f->rev))                           \
     X(revision_full, "revision_full", NONE, "", NONE, SET,                                        \
-      (f->r->chip ? V_INT(f->r->chip_rev) : V_NULL))                                               \
+      (f->r->have_rev ? V_INT(f->r->chip_rev) : V_NULL))                                               \
     X(mac, "mac", TEXT, "mac", STRN, SET, V_TEXT(f->mac))                                          \
     X(flash_id, "flash_id", TEXT, "flash_id", STRN, SET, V_TEXT(f->fid))                           \
     X(flash_size, "flash_size", INT, "flash_size", INTN, SET,                                      \

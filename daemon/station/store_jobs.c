@@ -193,7 +193,7 @@ static int store_update_final(store_t *s, int64_t id, store_fin_t *f, uint64_t f
     f->duration = r->finished_ms >= r->started_ms && r->finished_ms
                       ? V_INT(r->finished_ms - r->started_ms)
                       : V_NULL;
-    if (r->chip) snprintf(f->rev, sizeof f->rev, "v%u.%u", r->chip_rev / 100, r->chip_rev % 100);
+    if (r->have_rev) snprintf(f->rev, sizeof f->rev, "v%u.%u", r->chip_rev / 100, r->chip_rev % 100);
     if (r->have_mac) job_fmt_mac(r->mac, f->mac);
     if (r->have_flash_id) snprintf(f->fid, sizeof f->fid, "%06" PRIx32, r->flash_id & 0xffffffu);
     store_state_ms_json(r, f->state_ms, sizeof f->state_ms);

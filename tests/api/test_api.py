@@ -628,6 +628,26 @@ def case_jobs_until_final(ctx):
     c.ok("GET", q("/api/v1/stats", since=since, until=until))
 
 
+def case_wrong_chip_traced(ctx):
+    """A wrong-chip board is refused after its MAC and revision are read: the database, the API
+    and jobs.csv carry the board's own values, never "v0.0" or a null MAC (issue 15 item 9)."""
+    s = Station(ctx, [SlotSpec("W1", chip="esp32", recipe="c3only.json")])
+    s.write_recipe("c3only.json", "api-c3", "1.0.0", [s.app], chips=["esp32c3"])
+    s.start()
+    sim = s.slots[0].sim
+    row = run_jobs(s, "W1", 1)[0]
+    want = {"chip": "esp32", "mac": sim.ready["mac"], "revision": sim.ready["revision"],
+            "result": "fail", "error_class": "wrong_chip"}
+    check({k: row[k] for k in want} == want, "HOST: database row %r, expected %r"
+          % ({k: row[k] for k in want}, want))
+    job = s.client().ok("GET", "/api/v1/jobs/%s" % row["uuid"])
+    check({k: job[k] for k in want} == want, "HOST: API job %r, expected %r"
+          % ({k: job[k] for k in want}, want))
+    r = s.client("mes").expect(200, "GET", "/api/v1/jobs.csv")
+    rows = list(csv.DictReader(io.StringIO(r.text, newline="")))
+    check(len(rows) == 1 and {k: rows[0][k] for k in want} == want, "HOST: jobs.csv %r" % rows)
+
+
 def case_job_detail(ctx):
     s = mixed_station(ctx)
     s.start()
@@ -2283,6 +2303,7 @@ CASES = {
     "slot-recipe-image-gone": case_slot_recipe_image_gone,
     "jobs": case_jobs,
     "jobs-until-final": case_jobs_until_final,
+    "wrong-chip-traced": case_wrong_chip_traced,
     "job-detail": case_job_detail,
     "devices": case_devices,
     "recipes": case_recipes,

@@ -60,7 +60,14 @@ def case_wrong_chip_arg(ctx):
     p = ctx.write_file("app.bin", img.app_image("wrong-chip", 8192))
     r = run_espstation(ctx, ["flash", "--port", sim.port, "--json", "--chip", "esp32s3",
                              "0x10000", p], timeout=TIMEOUT)
-    expect_failure(r, "wrong_chip", [re.compile(r"(?i)c3")])
+    obj = expect_failure(r, "wrong_chip", [re.compile(r"(?i)c3")])
+    # the board is refused after its MAC and revision are read, so it can be traced; values
+    # are the board's own, never placeholders (issue 15 item 9)
+    check(obj.get("mac") == sim.ready["mac"] and obj.get("revision") == sim.ready["revision"]
+          and obj.get("chip") == "esp32c3",
+          "HOST: a wrong-chip board: chip %r mac %r revision %r, the board is esp32c3 %s %s"
+          % (obj.get("chip"), obj.get("mac"), obj.get("revision"), sim.ready["mac"],
+             sim.ready["revision"]))
     _untouched(sim)
 
 
