@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* stub.h — esptool's flasher-stub JSON files (reference §8.1–§8.2): which file of a stub
+/* stub.h — esptool's flasher-stub JSON files (PROTOCOL.md §8.1–§8.2): which file of a stub
  * directory serves a chip (esptool 4.2–4.7, 4.8+ and esp-flasher-stub layouts, the ESP32-P4
  * revision rule), parsing and checking a file (base64 segments, load addresses, entry point),
  * and a small cache so that many jobs share one parsed file.
@@ -70,8 +70,8 @@ int stub_esptool_version(const char *dir, char *out, size_t cap);
  *                                   5.x: 2/; version unknown: 1/), then the other
  * stub_find() is stub_find_pick(..., STUB_PICK_DEFAULT, ..., NULL).
  * ESP32-P4 below revision 3.00 uses esp32p4-rev1.json, else esp32p4rc1.json (esptool 5.x's
- * name), instead of esp32p4.json (§8.1); the 4.2–4.7 stub_flasher_32p4.json was built before
- * v3.00 silicon and is used only below v3.00.
+ * name), instead of esp32p4.json (PROTOCOL.md §8.1); the 4.2–4.7 stub_flasher_32p4.json was
+ * built before v3.00 silicon and is used only below v3.00.
  * Returns 0 with the path in `path`; UV_ENOENT when the directory is fine but holds nothing for
  * this chip (`why` says what was looked for); EST_ESTUB when `dir` is not a readable directory. */
 int stub_find(const char *dir, const chip_info_t *chip, unsigned chip_rev, char *path, size_t cap,
