@@ -635,7 +635,7 @@ int recipe_write_file(const char *path, const char *text, bool overwrite, recipe
     }
     if (rc || !overwrite) unlink(tmp);
     if (rc == -EEXIST)
-        recipe_fail(err, "usage", rc, "$", "%s exists (overwrite it explicitly)", path);
+        recipe_fail(err, "usage", rc, "$", "%s exists; add --force to overwrite it", path);
     else if (rc)
         recipe_fail(err, "usage", rc, "$", "cannot write %s: %s", path, strerror(-rc));
     free(tmp);

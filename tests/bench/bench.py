@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """bench.py — how fast espstation flashes, measured against realtime simulators and compared
-with the floor the timing model allows (design.md §5 and §7, docs/SIMULATOR.md "Timing").
+with the floor the timing model allows (docs/SIMULATOR.md "Timing").
 
 What it runs (every simulator an ESP32 with `espsim --realtime`: bytes at the current baud,
 10 bits per byte, datasheet erase/program times, the stub's overlap of receive and write):
@@ -67,7 +67,7 @@ def app_like(n=MIB, seed=6):
     return bytes(out[:n])
 
 
-# ---- the floor: the timing model, restated (design.md §5, docs/SIMULATOR.md "Timing") ----
+# ---- the floor: the timing model, restated (docs/SIMULATOR.md "Timing") ----
 
 def slip_len(payload):
     return 2 + len(payload) + sum(1 for b in payload if b in (0xC0, 0xDB))

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_flasher_args.c — fuzz target for the ESP-IDF flasher_args.json import (recipe_import in
- * daemon/station/recipe_import.c, reference §13). Input: a flasher_args.json, imported from each fixture build
+ * daemon/station/recipe_import.c, PROTOCOL.md §13). Input: a flasher_args.json, imported from each fixture build
  * directory of a scratch copy of tests/data/flasher_args. Must not: write outside the scratch
  * directory (the output recipe is never written). */
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* fuzz_image.c — fuzz target for image parsing and header patching (jobs/proto/image.c,
- * reference §11, §4.5.3). Input: an image file; parsed in both layouts, checked and patched for
+ * PROTOCOL.md §11, §4.5.3). Input: an image file; parsed in both layouts, checked and patched for
  * every chip; a patch may change only bytes 2–3 and the appended digest, and must leave a valid
  * image. Must not: keep state between inputs. */
 #include <stdlib.h>

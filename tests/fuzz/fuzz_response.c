@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_response.c — fuzz target for response parsing (jobs/proto/cmd.c, reference §3.3–§3.7).
+/* fuzz_response.c — fuzz target for response parsing (jobs/proto/cmd.c, PROTOCOL.md §3.3–§3.7).
  * Input: one decoded frame. Parsed as a job does and with every output length; each result is
  * held against the frame bytes (2- and 4-byte status), then the MD5, security-info and
  * status-text decoders run on it. Must not: keep state between inputs. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* fuzz_slip.c — fuzz target for the streaming SLIP decoder (jobs/proto/slip.c, reference §3.1).
+/* fuzz_slip.c — fuzz target for the streaming SLIP decoder (jobs/proto/slip.c, PROTOCOL.md §3.1).
  * Input: a received byte stream. Checks that framing does not depend on how reads split the
  * stream, the size cap, the encode/decode round trip and resynchronisation (details below).
  * Must not: keep state between inputs. */
@@ -141,7 +141,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         /* Resynchronisation: whatever came before, a complete frame that follows arrives whole
-         * and last (reference §3.1: its leading END closes any partial candidate, which may come
+         * and last (PROTOCOL.md §3.1: its leading END closes any partial candidate, which may come
          * out first as one more frame). */
         {
             static const uint8_t sync_reply[] = {0x01, 0x08, 0x04, 0x00, 0x07, 0x07,

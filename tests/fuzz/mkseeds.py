@@ -33,7 +33,7 @@ def put(target, name, content):
         f.write(content)
 
 
-# ---- packets (reference §3.2–§3.5) ----
+# ---- packets (PROTOCOL.md §3.2–§3.5) ----
 
 def slip(payload):
     """§3.1: END, payload with C0 -> DB DC and DB -> DB DD, END."""
@@ -168,7 +168,7 @@ def response_seeds():
         put("response", name, frame)
 
 
-# ---- images (reference §11) ----
+# ---- images (PROTOCOL.md §11) ----
 
 def image(chip_id, payload, entry=0x40080000, mode=2, size_freq=0x20, hash_appended=False,
           esp8266=False, segments=1, trailer=b""):

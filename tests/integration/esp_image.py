@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # esp_image.py — deterministic test data for the integration tests: synthetic bootloader images
-# (reference §11.1–11.3), payload images, and the test's OWN model of what must end up in flash
+# (PROTOCOL.md §11.1–11.3), payload images, and the test's OWN model of what must end up in flash
 # (4-byte padding §4.5.2, header patching §11.4, size/mode/freq codes §12).
 # Must not: ask espstation or espsim anything, or share code with them; it is the independent
 # oracle the flash dumps are compared against.
@@ -11,7 +11,7 @@ import struct
 SECTOR = 0x1000
 MIB = 1024 * 1024
 
-# Per-chip facts used by the oracle (reference §5.3 chip IDs, §12 bootloader offsets).
+# Per-chip facts used by the oracle (PROTOCOL.md §5.3 chip IDs, §12 bootloader offsets).
 CHIPS = {
     "esp8266": {"family": "esp8266", "boot_offset": 0x0, "chip_id": None},
     "esp32": {"family": "esp32", "boot_offset": 0x1000, "chip_id": 0},
@@ -28,11 +28,11 @@ _BOOT_LAYOUT = {
 }
 
 MODE_CODES = {"qio": 0, "qout": 1, "dio": 2, "dout": 3}
-# Frequency codes for ESP8266, ESP32, ESP32-S3, ESP32-C3 (reference §12).
+# Frequency codes for ESP8266, ESP32, ESP32-S3, ESP32-C3 (PROTOCOL.md §12).
 FREQ_CODES = {"40m": 0x0, "26m": 0x1, "20m": 0x2, "80m": 0xF}
 SIZE_CODES_ESP32 = {1 * MIB: 0, 2 * MIB: 1, 4 * MIB: 2, 8 * MIB: 3, 16 * MIB: 4}
 SIZE_CODES_ESP8266 = {512 * 1024: 0, 256 * 1024: 1, 1 * MIB: 2, 2 * MIB: 3, 4 * MIB: 4}
-# JEDEC capacity byte -> bytes (reference §7.3, the subset the tests use).
+# JEDEC capacity byte -> bytes (PROTOCOL.md §7.3, the subset the tests use).
 JEDEC_CAPACITY = {0x14: 1 * MIB, 0x15: 2 * MIB, 0x16: 4 * MIB, 0x17: 8 * MIB, 0x18: 16 * MIB}
 
 
@@ -61,7 +61,7 @@ def compressible_bytes(seed, n):
 def app_image(seed, size=1 * MIB):
     """The payload image: first half random, second half compressible. It starts with 0xE9 and
     a header-like byte pattern on purpose: written anywhere but the bootloader offset it must
-    never be patched (reference §11.4 rule 1)."""
+    never be patched (PROTOCOL.md §11.4 rule 1)."""
     half = size // 2
     data = bytearray(prng_bytes(seed, half) + compressible_bytes(seed, size - half))
     data[0:4] = b"\xe9\x03\x01\x10"
@@ -92,7 +92,7 @@ def _checksum(data):
 
 def bootloader_image(chip, seed, mode="qout", size_nbytes=None, freq="26m", hash_appended=True,
                      trailer=b""):
-    """A small but complete bootloader image for `chip` (reference §11.1–11.3): magic 0xE9,
+    """A small but complete bootloader image for `chip` (PROTOCOL.md §11.1–11.3): magic 0xE9,
     three segments, ESP32-family extended header with the chip's ID, zero padding up to
     len % 16 == 15, the XOR checksum, and for ESP32-family the SHA-256 of everything before it
     when `hash_appended`. `trailer` is appended after the digest (merged-binary style)."""
@@ -172,14 +172,14 @@ def parse_image(chip, data):
 
 
 def pad4(data):
-    """esptool pads every file with 0xFF to a multiple of 4 bytes (reference §4.5.2)."""
+    """esptool pads every file with 0xFF to a multiple of 4 bytes (PROTOCOL.md §4.5.2)."""
     return data + b"\xff" * (-len(data) % 4)
 
 
 def expected_written(chip, offset, data, mode="keep", size="keep", freq="keep",
                      detected_size=None):
     """The bytes espstation must write for one (offset, file): padded, and patched when the
-    header-patching rule of reference §11.4 applies. `size` is "keep", "detect" (use
+    header-patching rule of PROTOCOL.md §11.4 applies. `size` is "keep", "detect" (use
     `detected_size` bytes) or a byte count."""
     out = bytearray(pad4(data))
     info = CHIPS[chip]

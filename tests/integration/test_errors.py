@@ -54,7 +54,7 @@ def case_missing_file(ctx):
 
 
 def case_wrong_chip_arg(ctx):
-    """--chip names another chip than the one connected (design.md error class wrong_chip)."""
+    """--chip names another chip than the one connected (error class wrong_chip, docs/TROUBLESHOOTING.md)."""
     ctx.require_executables("espsim", "espstation")
     sim = Sim(ctx, "esp32c3", "tcp", jedec=0xEF4016)
     p = ctx.write_file("app.bin", img.app_image("wrong-chip", 8192))
@@ -73,7 +73,7 @@ def case_wrong_chip_arg(ctx):
 
 def case_image_for_other_chip(ctx):
     """An ESP32-S3 bootloader (image chip ID 9) offered to an ESP32-C3 (ID 5): esptool refuses
-    it unless forced (reference §4.5.2, §11.3)."""
+    it unless forced (PROTOCOL.md §4.5.2, §11.3)."""
     ctx.require_executables("espsim", "espstation")
     sim = Sim(ctx, "esp32c3", "pty", jedec=0xEF4016)
     p = ctx.write_file("s3-boot.bin", img.bootloader_image("esp32s3", "other-chip"))

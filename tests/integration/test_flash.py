@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 # test_flash.py — `espstation flash` against `espsim`, end to end: every chip over every
-# transport writes a bootloader (header-patched, reference §11.4), a small odd-sized blob and a
+# transport writes a bootloader (header-patched, PROTOCOL.md §11.4), a small odd-sized blob and a
 # 1 MiB image; the sim's flash dump must equal the test's own expected flash byte for byte.
 # Must not: derive any expected value from espstation's output (esp_image.py is the oracle).
 # Run one case: test_flash.py --build BUILD --case esp32-pty (--list prints the cases).
@@ -143,7 +143,7 @@ def check_sim_writes(sim, files, compressed):
     """What the sim saw (its documented events, docs/SIMULATOR.md), read after it exited.
     compressed: offsets that must have been written with FLASH_DEFL_*, or None for "none may".
     ESP32-family: every image verified with SPI_FLASH_MD5 over exactly the written bytes
-    (reference §10: esptool always verifies; the ESP8266 ROM has no MD5)."""
+    (PROTOCOL.md §10: esptool always verifies; the ESP8266 ROM has no MD5)."""
     evs = sim.events()
     stub = any(e.get("event") == "jump" for e in evs)
     if sim.chip == "esp8266" and stub:
@@ -181,7 +181,7 @@ def flash_case(chip, transport):
                   "SIM: ready flash_id %r for JEDEC 0x%06x" % (sim.ready["flash_id"], v["jedec"]))
         boot_off = img.CHIPS[chip]["boot_offset"]
         # ESP32-S3 bootloader carries bytes after the digest (merged-binary style, odd length):
-        # they must be kept as they are, and padded (reference §11.4).
+        # they must be kept as they are, and padded (PROTOCOL.md §11.4).
         trailer = img.prng_bytes("trailer", 37) if chip == "esp32s3" else b""
         boot = img.bootloader_image(chip, "%s-%s" % (chip, transport), trailer=trailer)
         blob = img.prng_bytes("blob-%s-%s" % (chip, transport), BLOB_SIZE)
@@ -253,7 +253,7 @@ def case_no_compress(ctx):
 
 def case_invalid_boot_unpatched(ctx):
     """An image at the bootloader offset that starts with 0xE9 but is not a valid image (wrong
-    checksum byte) is written unchanged even with --flash-mode (reference §11.4 rule 3)."""
+    checksum byte) is written unchanged even with --flash-mode (PROTOCOL.md §11.4 rule 3)."""
     ctx.require_executables("espsim", "espstation")
     chip = "esp32"
     sim = Sim(ctx, chip, "tcp", mac="24:0a:c4:0b:ad:01", jedec=0xEF4016)
@@ -282,7 +282,7 @@ def reflash_case(chip, transport):
     the app (and, all options 'keep', an unpatched bootloader) over it. Every byte of the old
     data under the new images must be gone (erase not too short: NOR programming only clears
     bits) and the marker must survive (erase not too long). On the ESP8266 ROM this is the
-    erase-size work-around of reference §4.5.3; on the ESP32 ROM the exact size must be sent."""
+    erase-size work-around of PROTOCOL.md §4.5.3; on the ESP32 ROM the exact size must be sent."""
 
     def run(ctx):
         ctx.require_executables("espsim", "espstation")
@@ -577,7 +577,7 @@ def baud_case(transport, stub):
               "HOST: no CHANGE_BAUDRATE to 921600: %r" % changes)
         want_old = 115200 if stub else 0
         check(as_int(changes[0].get("old_field")) == want_old,
-              "HOST: CHANGE_BAUDRATE second word %r, expected %d (%s form, reference §9)"
+              "HOST: CHANGE_BAUDRATE second word %r, expected %d (%s form, PROTOCOL.md §9)"
               % (changes[0].get("old_field"), want_old, "stub" if stub else "ROM"))
         hb = [as_int(e.get("baud")) for e in events_of(sim, "host_baud")]
         check(921600 in hb, "HOST: the host never switched to 921600 (host_baud %r)" % hb)
@@ -696,7 +696,7 @@ def case_stub_broken_file(ctx):
 
 def case_usb_otg(ctx):
     """ESP32-S3 on its native USB-OTG port (espsim --usb-otg refuses blocks above 0x800 bytes,
-    reference §4.3): the stub is uploaded and writes in 0x800-byte blocks and the flash is right;
+    PROTOCOL.md §4.3): the stub is uploaded and writes in 0x800-byte blocks and the flash is right;
     an ESP32-C3 on USB-Serial/JTAG (--usb-serial-jtag) flashes as usual in ROM mode."""
     ctx.require_executables("espsim", "espstation")
     stubs = make_stub_dir(ctx)

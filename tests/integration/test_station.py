@@ -30,7 +30,7 @@ FIXTURES = os.path.join(REPO, "tests", "data", "flasher_args")
 MIB = img.MIB
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# Bootloader offsets of chips esp_image.py does not model (reference §12): the images the tests
+# Bootloader offsets of chips esp_image.py does not model (PROTOCOL.md §12): the images the tests
 # write to these chips never sit at their bootloader offset, so only padding applies.
 OTHER_BOOT_OFFSET = {"esp32s2": 0x1000, "esp32c6": 0x0, "esp32h2": 0x0, "esp32c2": 0x0}
 
@@ -236,7 +236,7 @@ class Image:
         self.name = name
         self.data = data
         self.label = label
-        self.boot = boot  # a bootloader: patched per reference §11.4 when the recipe says so
+        self.boot = boot  # a bootloader: patched per PROTOCOL.md §11.4 when the recipe says so
 
 
 def write_recipe(ctx, fname, chips, images, **fields):
@@ -389,7 +389,7 @@ def eight(ctx, fault_slot=None, fault=None, fault_class=None):
     app = Image(0x10000, "app.bin", img.app_image("eight-app", 192 * 1024), "app")
     station_recipe, station_rec = write_recipe(ctx, "station-recipe.json", chips, [blob, app])
     # Slot 7 (esp32c3, pty) has its own recipe with a bootloader whose header is patched
-    # (reference §11.4), slot 4 (esp8266, pty) one with fixed flash parameters.
+    # (PROTOCOL.md §11.4), slot 4 (esp8266, pty) one with fixed flash parameters.
     c3_boot = Image(0x0, "boot-c3.bin", img.bootloader_image("esp32c3", "eight"), "bootloader",
                     boot=True)
     c3_recipe, c3_rec = write_recipe(ctx, "c3-recipe.json", "esp32c3", [c3_boot, app],
@@ -578,6 +578,18 @@ def recipe_import(ctx, fixture):
     r2 = run_espstation(ctx, ["recipe", "import", src, "-o", out2], timeout=20)
     check(r2.status == 0 and open(out, "rb").read() == open(out2, "rb").read(),
           "HOST: importing %s twice gave different recipes\n%s" % (fixture, r2.describe()))
+    # an existing recipe is kept, and the refusal names the option that overwrites it
+    before = open(out, "rb").read()
+    with open(out, "ab") as f:
+        f.write(b" ")
+    r3 = run_espstation(ctx, ["recipe", "import", src, "-o", out], timeout=20)
+    harness.check_no_crash(r3)
+    check(r3.status != 0 and "--force" in r3.err and open(out, "rb").read() == before + b" ",
+          "HOST: importing over an existing recipe: not refused naming --force\n%s"
+          % r3.describe())
+    r3 = run_espstation(ctx, ["recipe", "import", src, "-o", out, "--force"], timeout=20)
+    check(r3.status == 0 and open(out, "rb").read() == before,
+          "HOST: recipe import --force did not overwrite\n%s" % r3.describe())
     with open(out) as f:
         rec = json.load(f)
     chips = rec["chip"] if isinstance(rec["chip"], list) else [rec["chip"]]

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* test_image.c — unit tests of image parsing, bootloader header patching (with SHA-256 fix-up),
- * the chip/revision check and the ESP8266 erase-size rule (jobs/proto/image.c, reference §4.5.3,
+ * the chip/revision check and the ESP8266 erase-size rule (jobs/proto/image.c, PROTOCOL.md §4.5.3,
  * §11). Images are built synthetically here. Must not: read image files from disk. */
 #include <setjmp.h>
 #include <stdarg.h>

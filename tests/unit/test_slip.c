@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* test_slip.c — unit tests of the SLIP codec (jobs/proto/slip.c, reference §3.1).
+/* test_slip.c — unit tests of the SLIP codec (jobs/proto/slip.c, PROTOCOL.md §3.1).
  * Owns: encoder vectors, decoder behaviour on split reads, garbage, bad escapes, oversize frames.
  * Must not: touch the network or the file system. */
 #include <setjmp.h>

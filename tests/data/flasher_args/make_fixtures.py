@@ -8,7 +8,7 @@ import struct
 
 
 def image(chip_id, payload, entry=0x40080000):
-    """A minimal ESP32-family image (reference §11): header, extended header with the chip ID,
+    """A minimal ESP32-family image (PROTOCOL.md §11): header, extended header with the chip ID,
     one segment, zero padding to offset 15 mod 16, XOR checksum byte."""
     hdr = struct.pack("<BBBBI", 0xE9, 1, 0x02, 0x20, entry)
     ext = struct.pack("<B3sHBHH4sB", 0xEE, b"\0\0\0", chip_id, 0, 0, 0xFFFF, b"\0" * 4, 0)
