@@ -47,6 +47,23 @@ port_kind_t port_kind_of_spec(const char *spec)
     return port__sp_is_usb_tty(path) ? PORT_KIND_SERIAL : PORT_KIND_TTY;
 }
 
+int port_spec_check(const char *spec)
+{
+    port_t p;
+    int rc;
+    if (!spec || !*spec) return UV_EINVAL;
+    port_kind_t kind = port_kind_of_spec(spec);
+    if (kind == PORT_KIND_SERIAL || kind == PORT_KIND_TTY) {
+        if (port_has_prefix(spec, "usb-serial:")) return spec[strlen("usb-serial:")] ? 0 : UV_EINVAL;
+        return spec[0] == '/' ? 0 : UV_EINVAL;
+    }
+    memset(&p, 0, sizeof p);
+    p.spec = (char *)spec; /* read only */
+    rc = port__tcp_prepare(&p, kind == PORT_KIND_TCP ? "socket://" : "rfc2217://");
+    free(p.host);
+    return rc;
+}
+
 static const port_ops_t *port_ops_for(port_kind_t kind)
 {
     switch (kind) {

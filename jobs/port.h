@@ -38,6 +38,10 @@ typedef struct port_cbs_s {
  * /dev/serial/by-*, or "usb-serial:<serial number>" matched against enumerated ports). */
 port_kind_t port_kind_of_spec(const char *spec);
 
+/* Is `spec` well formed (what port_open would accept: an absolute path, usb-serial:<serial>, or
+ * socket:// / rfc2217:// with a host and a port 1..65535)? 0 yes, UV_EINVAL no. Opens nothing. */
+int port_spec_check(const char *spec);
+
 /* Start opening `spec` at `baud` (8N1, no flow control, raw). Returns 0 and calls open_cb later
  * (never from inside port_open), or a negative UV error for a malformed spec (no callbacks). */
 int port_open(uv_loop_t *loop, const char *spec, uint32_t baud, const port_cbs_t *cbs, void *data,

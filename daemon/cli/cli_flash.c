@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "cmd.h"
 #include "job.h"
+#include "port.h"
 #include "plan.h"
 
 typedef struct cli_run_s {
@@ -587,6 +588,13 @@ int cli_job_main(int argc, char **argv, cli_op_t *op)
         }
     }
     if (!port) return cli_early_fail(run.json, EST_CLASS_USAGE, "--port is required (see --help)");
+    if (port_spec_check(port) != 0) { /* a usage error: exit status 2 (docs/CLI.md) */
+        snprintf(msg, sizeof msg,
+                 "--port %s: not a port spec (a device path such as /dev/ttyUSB0, "
+                 "usb-serial:<serial>, socket://host:port or rfc2217://host:port)",
+                 port);
+        return cli_early_fail(run.json, EST_CLASS_USAGE, msg);
+    }
     if (test_opts && !plan.test)
         return cli_early_fail(run.json, EST_CLASS_USAGE,
                               "--test-timeout / --test-baud need --test-expect TEXT");

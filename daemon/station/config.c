@@ -3,6 +3,7 @@
  * Must not: open anything but the config file itself (realpath() of device paths, to refuse two
  * slots on one device, only looks at the file system). */
 #include "config.h"
+#include "port.h"
 
 #include <cJSON.h>
 #include <errno.h>
@@ -122,6 +123,11 @@ static int cfg_slot(const cJSON *o, size_t i, station_cfg_t *cfg, char *err, siz
         return cfg_err(err, errlen, "%s.port: required (a device path, usb-serial:<serial>, "
                                     "socket://host:port or rfc2217://host:port)",
                        path);
+    if (port_spec_check(v) != 0) /* a typo is an error at load, not an empty fixture */
+        return cfg_err(err, errlen, "%s.port: \"%s\" is not a port spec (a device path such as "
+                                    "/dev/ttyUSB0, usb-serial:<serial>, socket://host:port or "
+                                    "rfc2217://host:port, port 1..65535)",
+                       path, v);
     s->port = strdup(v);
     if ((rc = cfg_str(o, "before", path, 32, &v, err, errlen)) < 0)
         return rc;

@@ -118,8 +118,22 @@ def _fault_case(chip, transport, faults, error_class, msg_parts=(), hint_parts=(
     return run
 
 
+def case_bad_port_spec(ctx):
+    """A malformed --port is a usage error: exit status 2 (docs/CLI.md), the spec named, nothing
+    opened (issue 15 item 13)."""
+    ctx.require_executables("espstation")
+    for spec in ("COM3", "rfc2217://127.0.0.1:19199x", "socket://127.0.0.1", "socket://h:0",
+                 "usb-serial:"):
+        r = run_espstation(ctx, ["info", "--port", spec, "--json"], timeout=TIMEOUT)
+        obj = expect_failure(r, "usage", [spec])
+        check(r.status == 2, "HOST: --port %s: exit %s, expected 2 (usage)\n%s"
+              % (spec, r.status, r.describe()))
+        check(obj.get("chip") is None, "HOST: --port %s: %r" % (spec, obj))
+
+
 CASES = {
     "missing-file": case_missing_file,
+    "bad-port-spec": case_bad_port_spec,
     "offset-unaligned": _input_error_case("esp32c3", "tcp", 0xEF4016, 0x10800, 4096,
                                           "bad_offset", [re.compile(r"(?i)10800|67584")]),
     "offset-beyond-flash": _input_error_case("esp32", "pty", 0xEF4016, 0x800000, 4096,

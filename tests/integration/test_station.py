@@ -831,6 +831,15 @@ def case_config_errors(ctx):
         ("bad-start", mutate(lambda c: c["slots"][0].update(start="sometimes")),
          r"\$\.slots\[0\]\.start: "),
         ("no-port", mutate(lambda c: c["slots"][0].pop("port")), r"\$\.slots\[0\]\.port: "),
+        # a typo in a port spec is refused at load, not shown as an empty fixture (issue 15)
+        ("bad-port-number", mutate(lambda c: c["slots"][1].update(
+            port="rfc2217://127.0.0.1:19199x")), r"\$\.slots\[1\]\.port: .*19199x"),
+        ("bad-port-range", mutate(lambda c: c["slots"][0].update(port="socket://host:70000")),
+         r"\$\.slots\[0\]\.port: "),
+        ("bad-port-host", mutate(lambda c: c["slots"][0].update(port="socket://:4000")),
+         r"\$\.slots\[0\]\.port: "),
+        ("bad-port-relative", mutate(lambda c: c["slots"][0].update(port="COM3")),
+         r"\$\.slots\[0\]\.port: .*COM3"),
         ("probe-interval", mutate(lambda c: c.update(probe_interval_ms=50)),
          r"\$\.probe_interval_ms: "),
         ("no-slots", mutate(lambda c: c.pop("slots")), r"\$\.slots: "),
