@@ -239,6 +239,8 @@ static const struct {
     {api__get_stats, "since until"},
     {api__get_events, "last_event_id"},
     {api__put_image, "sha256"},
+    {api__get_pool_items, "after limit state"},
+    {api__post_pool_import, "low_water"},
 };
 
 /* Refuses (400, naming it) the first query parameter `fn` does not read. */

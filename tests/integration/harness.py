@@ -19,6 +19,18 @@ import threading
 import time
 import traceback
 
+import atexit as _atexit
+import tempfile as _tempfile
+
+# The daemon locks every network port it serves across processes (docs/STATION.md, in
+# $ESPSTATION_LOCK_DIR or /run/lock). Tests that run at the same time use the same placeholder
+# ports (socket://127.0.0.1:9), so each test process gets a lock directory of its own; the
+# daemons one test starts share it, so a test of the lock itself still sees both.
+if "ESPSTATION_LOCK_DIR" not in os.environ:
+    _lock_dir = _tempfile.mkdtemp(prefix="estn-locks-")
+    os.environ["ESPSTATION_LOCK_DIR"] = _lock_dir
+    _atexit.register(shutil.rmtree, _lock_dir, True)
+
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
                      "ThreadSanitizer", "runtime error:")
 

@@ -456,7 +456,11 @@ static void test_jobs_paging_filters_csv(void **state)
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "jobs")), 0);
     assert_int_equal((int)jnum(j, "next_after"), 4); /* nothing new: the cursor stays */
     cJSON_Delete(j);
-    j = get_json(f, "/api/v1/jobs?result=pass&slot=A1&mac=240AC4000003&unknown=1", NULL, 200);
+    /* a parameter the endpoint does not take is refused, not ignored (docs/API.md) */
+    j = get_json(f, "/api/v1/jobs?result=pass&slot=A1&mac=240AC4000003&unknown=1", NULL, 400);
+    assert_non_null(strstr(jstr(j, "detail"), "'unknown'"));
+    cJSON_Delete(j);
+    j = get_json(f, "/api/v1/jobs?result=pass&slot=A1&mac=240AC4000003", NULL, 200);
     jobs = cJSON_GetObjectItem(j, "jobs");
     assert_int_equal(cJSON_GetArraySize(jobs), 1);
     assert_string_equal(jstr(cJSON_GetArrayItem(jobs, 0), "uuid"), U[2]);

@@ -81,6 +81,7 @@ static void fill_report(job_report_t *r, job_result_t res, uint8_t mac_last)
     r->result = res;
     r->chip = chip_get(CHIP_ESP32C3);
     r->chip_rev = 4;
+    r->have_rev = true;
     r->have_mac = true;
     memcpy(r->mac, (const uint8_t[6]){0x58, 0xCF, 0x79, 0x0A, 0xB1, mac_last}, 6);
     r->have_flash_id = true;

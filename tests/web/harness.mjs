@@ -341,7 +341,8 @@ export class Station {
         this.daemon = track(spawn(this.tools.espstation,
             ['serve', '--config', this.file('station.json'), '--verbose'],
             { stdio: ['ignore', out, err], cwd: this.dir,
-                env: { ...process.env, ESPSTATION_WEB_ROOT: path.join(REPO, 'web-static') } }));
+                env: { ...process.env, ESPSTATION_WEB_ROOT: path.join(REPO, 'web-static'),
+                    ESPSTATION_LOCK_DIR: this.dir } }));
         fs.closeSync(out);
         fs.closeSync(err);
         const d = this.daemon;
