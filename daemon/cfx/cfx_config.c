@@ -81,11 +81,18 @@ static int cc_keys(const cJSON *o, const char *path, const char *const *keys, ch
         return cc_err(err, errlen, "%s: must be an object", path);
     for (const cJSON *it = o->child; it; it = it->next) {
         bool ok = false;
+        char shown[64];
+        size_t n = 0;
         for (size_t i = 0; keys[i] && !ok; i++)
             ok = !strcmp(it->string, keys[i]);
-        if (!ok)
-            return cc_err(err, errlen, "%s.%s: unknown setting (see docs/STATION.md \"cfx\")",
-                          path, it->string);
+        if (ok)
+            continue;
+        /* the key as given, control characters shown as '?' (the message is one log line) */
+        for (const char *k = it->string; *k && n + 1 < sizeof shown; k++)
+            shown[n++] = (unsigned char)*k < 0x20 || *k == 0x7F ? '?' : *k;
+        shown[n] = 0;
+        return cc_err(err, errlen, "%s.%s: unknown setting (see docs/STATION.md \"cfx\")", path,
+                      shown);
     }
     return 0;
 }
