@@ -29,6 +29,10 @@ static int cc_err(char *err, size_t errlen, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
+    /* the message is one log line: control characters of echoed keys and values shown as '?' */
+    for (char *c = err; errlen && *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7F)
+            *c = '?';
     return EST_EUSAGE;
 }
 
@@ -81,18 +85,11 @@ static int cc_keys(const cJSON *o, const char *path, const char *const *keys, ch
         return cc_err(err, errlen, "%s: must be an object", path);
     for (const cJSON *it = o->child; it; it = it->next) {
         bool ok = false;
-        char shown[64];
-        size_t n = 0;
         for (size_t i = 0; keys[i] && !ok; i++)
             ok = !strcmp(it->string, keys[i]);
-        if (ok)
-            continue;
-        /* the key as given, control characters shown as '?' (the message is one log line) */
-        for (const char *k = it->string; *k && n + 1 < sizeof shown; k++)
-            shown[n++] = (unsigned char)*k < 0x20 || *k == 0x7F ? '?' : *k;
-        shown[n] = 0;
-        return cc_err(err, errlen, "%s.%s: unknown setting (see docs/STATION.md \"cfx\")", path,
-                      shown);
+        if (!ok)
+            return cc_err(err, errlen, "%s.%s: unknown setting (see docs/STATION.md \"cfx\")",
+                          path, it->string);
     }
     return 0;
 }
