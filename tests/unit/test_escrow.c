@@ -21,7 +21,7 @@
 #include "escrow.h"
 #include "flash_crypt.h"
 
-#define VEC ESTN_SOURCE_DIR "/tests/data/vectors/security/"
+#include "vectors.h"
 
 typedef struct {
     char *pub, *priv;
@@ -71,25 +71,6 @@ static int teardown(void **state)
         free(all[i]->priv);
     }
     return 0;
-}
-
-static uint8_t *load(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    uint8_t *buf;
-    long n;
-    snprintf(path, sizeof path, VEC "%s", name);
-    f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
 }
 
 static void test_roundtrip(void **state)

@@ -16,27 +16,7 @@
 
 #include "flash_crypt.h"
 
-#define VEC ESTN_SOURCE_DIR "/tests/data/vectors/security/"
-
-static uint8_t *load(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    uint8_t *buf;
-    long n;
-    snprintf(path, sizeof path, VEC "%s", name);
-    f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
+#include "vectors.h"
 
 typedef enum { XTS, ESP32 } scheme_t;
 

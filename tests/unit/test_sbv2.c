@@ -24,28 +24,7 @@
 
 #include "sbv2.h"
 
-#define VEC ESTN_SOURCE_DIR "/tests/data/vectors/security/"
-
-static uint8_t *load(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    uint8_t *buf;
-    long n;
-    snprintf(path, sizeof path, VEC "%s", name);
-    f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
+#include "vectors.h"
 
 static void load_key(const char *name, sbv2_pubkey_t *k)
 {
